@@ -1,0 +1,28 @@
+//! The webhook contract that Wholesail's edge worker and origin service share.
+//!
+//! One definition serves both sides so they cannot drift apart:
+//! - [`shopify`]: verifying a Shopify webhook delivery (HMAC-SHA256 over the raw body, current
+//!   and previous secret, case-insensitive headers with or without the `X-` prefix) into a
+//!   [`VerifiedWebhook`];
+//! - [`envelope`]: the internal message the edge sends to origin and its signature, which binds
+//!   a key id, a timestamp and the body so a captured request cannot be replayed later;
+//! - [`allowlist`]: the fields each topic keeps, and the streaming stripper that drops the rest
+//!   without ever materialising the dropped fields.
+//!
+//! The crate is pure Rust with no I/O, so it compiles for `wasm32-unknown-unknown` (the edge)
+//! and is tested on the host.
+
+pub mod allowlist;
+pub mod envelope;
+mod hmac_sha256;
+pub mod shopify;
+
+pub use allowlist::{strip, StripError, Stripped, Stripping};
+pub use envelope::{
+    BatchResponse, Envelope, EnvelopeBatch, ItemResult, ItemStatus, Keyring, Payload,
+    SignatureError, SigningKey, SIGNATURE_HEADER,
+};
+pub use shopify::{
+    Secret, SecretSlot, ShopDomain, ShopifySecrets, Topic, VerifiedWebhook, VerifyError, WebhookId,
+    WebhookMeta,
+};

@@ -1,0 +1,1 @@
+//! Wholesail's edge worker (placeholder until the edge issue lands).

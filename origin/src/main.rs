@@ -1,0 +1,2 @@
+//! Wholesail's origin service (placeholder until the origin issue lands).
+fn main() {}

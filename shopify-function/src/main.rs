@@ -1,0 +1,2 @@
+//! Wholesail's cart validation Function (placeholder until the rules issue lands).
+fn main() {}

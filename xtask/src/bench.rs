@@ -1,0 +1,59 @@
+//! `cargo xtask bench <name>`: runs one benchmark and prints its figures beside the reference
+//! measured in the same run.
+
+use anyhow::{bail, Result};
+
+use crate::shell::{self, cmd};
+use crate::{edge, postgres};
+
+/// The benchmarks, with what each measures.
+const BENCHES: &[(&str, &str)] = &[
+    (
+        "strip",
+        "allowlist stripping: size reduction and MB/s on a 500-line order",
+    ),
+    (
+        "edge",
+        "edge worker in workerd: ack latency and throughput vs a JavaScript worker",
+    ),
+    (
+        "origin",
+        "origin intake, processing and a storm vs raw PostgreSQL",
+    ),
+];
+
+/// Runs the benchmark named by `args[0]`, or lists them.
+pub fn run(args: &[&str]) -> Result<()> {
+    let Some((name, rest)) = args.split_first() else {
+        eprintln!("benchmarks:");
+        for (n, what) in BENCHES {
+            eprintln!("  {n:<8} {what}");
+        }
+        return Ok(());
+    };
+    match *name {
+        "strip" => bench_bin("strip", rest),
+        "edge" => edge::bench(),
+        "origin" => {
+            let url = postgres::ensure()?;
+            std::env::set_var("DATABASE_URL", url);
+            bench_bin("origin", rest)
+        }
+        other => bail!("unknown benchmark {other:?}; `cargo xtask bench` lists them"),
+    }
+}
+
+/// Runs `bench/src/bin/<name>.rs` in release mode.
+fn bench_bin(name: &str, args: &[&str]) -> Result<()> {
+    let mut all = vec![
+        "run",
+        "--release",
+        "-p",
+        "wholesail-bench",
+        "--bin",
+        name,
+        "--",
+    ];
+    all.extend_from_slice(args);
+    shell::run(&mut cmd("cargo", &all))
+}

@@ -1,0 +1,37 @@
+//! Wholesail's developer tasks, run as `cargo xtask <task>`:
+//!
+//! - `setup`: installs what building and testing need (wasm target, worker-build,
+//!   wasm-bindgen-cli matching Cargo.lock, the npm tools); skips what is present.
+//! - `test`: setup, a local PostgreSQL, formatting, clippy, the workspace tests, the edge
+//!   worker's tests in workerd and the Function's wasm build. The README's test command.
+//! - `demo`: the whole system locally. The README's demo command.
+//! - `bench <name>`: one benchmark; `bench` alone lists them.
+//! - `pg`: starts (or finds) the local PostgreSQL and prints `export DATABASE_URL=…`.
+
+mod bench;
+mod demo;
+mod edge;
+mod function;
+mod postgres;
+mod setup;
+mod shell;
+mod test;
+
+use anyhow::{bail, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    match args.first().map(String::as_str) {
+        Some("setup") => setup::run(),
+        Some("test") => test::run(),
+        Some("demo") => demo::run(),
+        Some("bench") => bench::run(&rest),
+        Some("pg") => {
+            let url = postgres::ensure()?;
+            println!("export DATABASE_URL={url}");
+            Ok(())
+        }
+        _ => bail!("usage: cargo xtask <setup|test|demo|bench [name]|pg>"),
+    }
+}

@@ -1,0 +1,173 @@
+//! Finding or provisioning the PostgreSQL server used by tests, benchmarks and the demo.
+//!
+//! In order: `DATABASE_URL` if set; else a server already answering on 127.0.0.1:5432 as
+//! `postgres` without a password; else a private cluster of the project's own, created with
+//! the PostgreSQL binaries on the machine (as root, `initdb` runs as the `postgres` user) and
+//! listening on 127.0.0.1:55432. The private cluster is left running between tasks.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::shell::{cmd, output, run};
+
+/// The port of the project's private cluster.
+const PORT: u16 = 55432;
+/// The database the tasks use (tests create their own databases beside it).
+const DATABASE: &str = "wholesail";
+
+/// Returns a `DATABASE_URL` for a running server, starting one if needed.
+pub fn ensure() -> Result<String> {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return Ok(url);
+    }
+    let bin = binaries()?;
+    let existing = "postgres://postgres@127.0.0.1:5432";
+    if answers(&bin, &format!("{existing}/postgres")) {
+        return database(&bin, existing);
+    }
+    let base = format!("postgres://postgres@127.0.0.1:{PORT}");
+    if !answers(&bin, &format!("{base}/postgres")) {
+        start_private_cluster(&bin)?;
+    }
+    database(&bin, &base)
+}
+
+/// The directory holding `initdb`, `pg_ctl` and `psql`.
+fn binaries() -> Result<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.sort();
+    if let Some(dir) = output(&mut cmd("pg_config", &["--bindir"])) {
+        candidates.push(PathBuf::from(dir));
+    }
+    candidates
+        .into_iter()
+        .rev()
+        .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+        .context(
+            "no PostgreSQL server binaries found (looked for initdb and pg_ctl in \
+             /usr/lib/postgresql/*/bin and `pg_config --bindir`). Install them, e.g. \
+             `apt-get install postgresql`, or set DATABASE_URL to a server of yours",
+        )
+}
+
+fn answers(bin: &Path, url: &str) -> bool {
+    output(&mut cmd(
+        bin.join("psql").to_str().expect("utf-8 path"),
+        &["-X", "-q", "-tA", "-d", url, "-c", "select 1"],
+    ))
+    .is_some_and(|o| o == "1")
+}
+
+/// Creates the `wholesail` database on the server at `base` if it is missing.
+fn database(bin: &Path, base: &str) -> Result<String> {
+    let psql = bin.join("psql");
+    let admin = format!("{base}/postgres");
+    let exists = output(&mut cmd(
+        psql.to_str().expect("utf-8 path"),
+        &[
+            "-X",
+            "-tA",
+            "-d",
+            &admin,
+            "-c",
+            &format!("select 1 from pg_database where datname = '{DATABASE}'"),
+        ],
+    ));
+    if exists.as_deref() != Some("1") {
+        run(&mut cmd(
+            psql.to_str().expect("utf-8 path"),
+            &[
+                "-X",
+                "-q",
+                "-d",
+                &admin,
+                "-c",
+                &format!("create database {DATABASE}"),
+            ],
+        ))?;
+    }
+    Ok(format!("{base}/{DATABASE}"))
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("WHOLESAIL_PG_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/wholesail-pg"))
+}
+
+fn is_root() -> bool {
+    output(&mut cmd("id", &["-u"])).as_deref() == Some("0")
+}
+
+/// Runs a PostgreSQL binary, as the `postgres` user when we are root.
+fn pg(bin: &Path, tool: &str, args: &[&str]) -> Result<()> {
+    let tool = bin.join(tool);
+    let tool = tool.to_str().expect("utf-8 path");
+    if is_root() {
+        let mut all = vec!["-u", "postgres", "--", tool];
+        all.extend_from_slice(args);
+        run(&mut cmd("runuser", &all))
+    } else {
+        run(&mut cmd(tool, args))
+    }
+}
+
+fn start_private_cluster(bin: &Path) -> Result<()> {
+    let dir = data_dir();
+    let dir_s = dir
+        .to_str()
+        .context("data dir path is not UTF-8")?
+        .to_owned();
+    if !dir.join("PG_VERSION").is_file() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir_s}"))?;
+        if is_root() {
+            run(&mut cmd("chown", &["postgres:postgres", &dir_s]))
+                .context("as root, the cluster must belong to the `postgres` user")?;
+        }
+        eprintln!("initialising a private PostgreSQL cluster in {dir_s}");
+        pg(
+            bin,
+            "initdb",
+            &[
+                "-D",
+                &dir_s,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
+    }
+    let opts = format!(
+        "-p {PORT} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp \
+         -c max_connections=300 -c shared_buffers=256MB"
+    );
+    let log = format!("{dir_s}/server.log");
+    pg(
+        bin,
+        "pg_ctl",
+        &["-D", &dir_s, "-l", &log, "-o", &opts, "-w", "start"],
+    )
+    .with_context(|| format!("starting PostgreSQL; see {log}"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !answers(
+        bin,
+        &format!("postgres://postgres@127.0.0.1:{PORT}/postgres"),
+    ) {
+        if Instant::now() > deadline {
+            bail!("PostgreSQL did not answer within 30 s; see {log}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! `cargo xtask test`: every check the project has, in the order that fails fastest.
+
+use anyhow::Result;
+
+use crate::shell::{self, cmd};
+use crate::{edge, function, postgres, setup};
+
+/// Runs setup, formatting, clippy, the workspace tests against a local PostgreSQL, the edge
+/// worker's tests in workerd and the Function's wasm build.
+pub fn run() -> Result<()> {
+    setup::run()?;
+    shell::run(&mut cmd("cargo", &["fmt", "--all", "--check"]))?;
+    let url = postgres::ensure()?;
+    std::env::set_var("DATABASE_URL", &url);
+    shell::run(&mut cmd(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ))?;
+    shell::run(&mut cmd("cargo", &["test", "--workspace"]))?;
+    function::build_and_check()?;
+    edge::build_and_test(&url)?;
+    Ok(())
+}
