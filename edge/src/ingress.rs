@@ -1,0 +1,146 @@
+//! The HTTP side of the worker: `POST /webhooks` and `GET /health`.
+//!
+//! A delivery is answered 200 only after its envelope is on the queue (and, when oversized,
+//! in R2 first): an event is never acknowledged to Shopify while the edge holds its only copy.
+//! A failure to store or enqueue answers 503 so that Shopify retries.
+
+use serde_json::json;
+use wasm_bindgen::JsValue;
+use worker::{
+    console_error, console_log, Date, Env, Method, QueueContentType, RawMessageBuilder, Request,
+    Response, Result,
+};
+
+use crate::bindings;
+use crate::intake::{accept, check_declared_length, Accepted, Refusal};
+use crate::log::{Level, LogLine};
+use crate::message::Placement;
+
+/// Routes one request.
+pub async fn handle(req: Request, env: &Env) -> Result<Response> {
+    match (req.method(), req.path().as_str()) {
+        (Method::Get, "/health") => Response::from_json(&json!({"status": "ok"})),
+        (Method::Post, "/webhooks") => webhook(req, env).await,
+        (_, "/webhooks" | "/health") => answer(405, "method not allowed"),
+        _ => answer(404, "not found"),
+    }
+}
+
+async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
+    let cfg = match bindings::config(env) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let reason = e.to_string();
+            log_line(&LogLine {
+                level: Level::Error,
+                event: "webhook",
+                outcome: "misconfigured",
+                status: Some(500),
+                reason: Some(&reason),
+                ..LogLine::default()
+            });
+            return answer(500, "edge is misconfigured");
+        }
+    };
+    let received_at_ms = Date::now().as_millis() as i64;
+    let declared = req.headers().get("content-length")?;
+    if let Err(r) = check_declared_length(declared.as_deref(), &cfg.intake) {
+        return refuse(&r, None);
+    }
+    let body = req.bytes().await?;
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
+    let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let accepted = match accept(&body, pairs, &cfg.intake, received_at_ms) {
+        Ok(a) => a,
+        Err(r) => return refuse(&r, Some(body.len())),
+    };
+    match store_and_enqueue(env, &accepted).await {
+        Ok(outcome) => {
+            log_accepted(&accepted, Level::Info, outcome, 200, None);
+            Response::from_json(&json!({
+                "status": "queued",
+                "webhook_id": accepted.meta.webhook_id.as_str(),
+            }))
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            log_accepted(
+                &accepted,
+                Level::Error,
+                "enqueue_failed",
+                503,
+                Some(&reason),
+            );
+            answer(503, "could not store the webhook; retry later")
+        }
+    }
+}
+
+/// Puts an oversized envelope in R2, then the message on the queue. Returns the outcome name.
+async fn store_and_enqueue(env: &Env, accepted: &Accepted) -> Result<&'static str> {
+    let outcome = match &accepted.placement {
+        Placement::Inline(_) => "queued",
+        Placement::Stored {
+            pointer, envelope, ..
+        } => {
+            env.bucket(bindings::BUCKET)?
+                .put(&pointer.key, envelope.clone())
+                .execute()
+                .await?;
+            "stored_r2"
+        }
+    };
+    let message = RawMessageBuilder::new(JsValue::from_str(accepted.placement.message()))
+        .build_with_content_type(QueueContentType::Text);
+    env.queue(bindings::QUEUE)?.send_raw(message).await?;
+    Ok(outcome)
+}
+
+fn refuse(r: &Refusal, bytes_in: Option<usize>) -> Result<Response> {
+    let reason = r.reason();
+    let outcome = match r {
+        Refusal::BodyTooLarge { .. } => "too_large",
+        Refusal::Unauthorized(_) => "unauthorized",
+        Refusal::BadHeaders(_) => "bad_headers",
+        Refusal::ShopNotAllowed(_) => "shop_not_allowed",
+    };
+    log_line(&LogLine {
+        level: Level::Warn,
+        event: "webhook",
+        outcome,
+        status: Some(r.status()),
+        bytes_in,
+        reason: Some(&reason),
+        ..LogLine::default()
+    });
+    answer(r.status(), &reason)
+}
+
+fn log_accepted(a: &Accepted, level: Level, outcome: &str, status: u16, reason: Option<&str>) {
+    log_line(&LogLine {
+        level,
+        event: "webhook",
+        outcome,
+        status: Some(status),
+        topic: Some(a.meta.topic.as_str()),
+        shop: Some(a.meta.shop.as_str()),
+        webhook_id: Some(a.meta.webhook_id.as_str()),
+        bytes_in: Some(a.bytes_in),
+        bytes_out: Some(a.bytes_out),
+        reason,
+        ..LogLine::default()
+    });
+}
+
+/// Writes a log line to the console (errors to `console.error`).
+pub fn log_line(line: &LogLine) {
+    if line.level == Level::Error {
+        console_error!("{}", line.to_json());
+    } else {
+        console_log!("{}", line.to_json());
+    }
+}
+
+fn answer(status: u16, error: &str) -> Result<Response> {
+    Ok(Response::from_json(&json!({ "error": error }))?.with_status(status))
+}
