@@ -1,0 +1,605 @@
+//! The HTTP side: the Admin GraphQL endpoint (auth, API version, failure injection, cost
+//! accounting, dispatch to the recognised operations) and the bulk result downloads.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::bucket::{Bucket, MAX_QUERY_COST};
+use crate::bulk::{BulkFault, BulkOperation, BulkStatus};
+use crate::catalog::{CatalogSpec, ChildOrder, Selection};
+use crate::draft_orders::{self, DraftOrderRecord};
+use crate::graphql::{self, Kind, Operation};
+use crate::metafields::MetafieldStore;
+use crate::webhooks::{now_rfc3339, WebhookSender};
+use crate::{CostEvent, FaultConfig, SimulatorConfig, StartError, ThrottleEvent};
+
+/// A deterministic fault for the next request.
+#[derive(Clone, Debug)]
+pub(crate) enum Fault {
+    Status(u16),
+    Delay(Duration),
+}
+
+/// Random and queued faults.
+pub(crate) struct Faults {
+    pub(crate) queue: VecDeque<Fault>,
+    random: FaultConfig,
+    rng: StdRng,
+}
+
+impl Faults {
+    pub(crate) fn set(&mut self, f: FaultConfig) {
+        self.rng = StdRng::seed_from_u64(f.seed);
+        self.random = f;
+    }
+
+    fn draw(&mut self) -> Option<Fault> {
+        if let Some(f) = self.queue.pop_front() {
+            return Some(f);
+        }
+        let r = &self.random;
+        if r.error_rate > 0.0 && self.rng.gen_bool(r.error_rate.min(1.0)) {
+            return Some(Fault::Status(503));
+        }
+        if r.delay_rate > 0.0 && self.rng.gen_bool(r.delay_rate.min(1.0)) {
+            return Some(Fault::Delay(r.delay));
+        }
+        None
+    }
+}
+
+/// The state of one shop.
+pub(crate) struct Shop {
+    pub(crate) domain: String,
+    pub(crate) bucket: Bucket,
+    pub(crate) catalog: CatalogSpec,
+    pub(crate) child_order: ChildOrder,
+    pub(crate) bulk: Vec<BulkOperation>,
+    pub(crate) bulk_faults: VecDeque<BulkFault>,
+    pub(crate) metafields: MetafieldStore,
+    pub(crate) drafts: Vec<DraftOrderRecord>,
+    pub(crate) costs: Vec<CostEvent>,
+    pub(crate) throttled: Vec<ThrottleEvent>,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    pub(crate) config: SimulatorConfig,
+    pub(crate) base_url: String,
+    shops: HashMap<String, Mutex<Shop>>,
+    tokens: HashMap<String, String>,
+    pub(crate) faults: Mutex<Faults>,
+    pub(crate) webhooks: WebhookSender,
+    pub(crate) requests: AtomicU64,
+    next_id: AtomicU64,
+    started: Instant,
+}
+
+impl Shared {
+    pub(crate) fn new(config: SimulatorConfig, base_url: String) -> Result<Arc<Self>, StartError> {
+        let now = Instant::now();
+        let mut shops = HashMap::new();
+        let mut tokens = HashMap::new();
+        for s in &config.shops {
+            if tokens
+                .insert(s.access_token.clone(), s.domain.clone())
+                .is_some()
+            {
+                return Err(StartError::DuplicateToken(s.domain.clone()));
+            }
+            shops.insert(
+                s.domain.clone(),
+                Mutex::new(Shop {
+                    domain: s.domain.clone(),
+                    bucket: Bucket::new(config.bucket, now),
+                    catalog: s.catalog.clone(),
+                    child_order: config.bulk.child_order,
+                    bulk: Vec::new(),
+                    bulk_faults: VecDeque::new(),
+                    metafields: MetafieldStore::default(),
+                    drafts: Vec::new(),
+                    costs: Vec::new(),
+                    throttled: Vec::new(),
+                }),
+            );
+        }
+        let mut faults = Faults {
+            queue: VecDeque::new(),
+            random: FaultConfig::default(),
+            rng: StdRng::seed_from_u64(0),
+        };
+        faults.set(config.faults.clone());
+        let webhooks = WebhookSender::new(config.app_secret.as_bytes(), config.delivery.clone());
+        Ok(Arc::new(Shared {
+            base_url,
+            shops,
+            tokens,
+            faults: Mutex::new(faults),
+            webhooks,
+            requests: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+            started: now,
+            config,
+        }))
+    }
+
+    /// Runs `f` on `shop`; panics on an unknown shop (a test's mistake).
+    pub(crate) fn with_shop<T>(&self, shop: &str, f: impl FnOnce(&mut Shop) -> T) -> T {
+        let s = self
+            .shops
+            .get(shop)
+            .unwrap_or_else(|| panic!("the simulator has no shop {shop}"));
+        f(&mut s.lock().unwrap())
+    }
+
+    fn id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/admin/api/{version}/graphql.json", post(graphql_endpoint))
+        .route("/bulk/{shop}/{file}", get(download))
+        .with_state(shared)
+}
+
+fn error_response(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn is_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    v == "unstable"
+        || (b.len() == 7
+            && b[4] == b'-'
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && b[5..].iter().all(u8::is_ascii_digit))
+}
+
+async fn graphql_endpoint(
+    State(st): State<Arc<Shared>>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let fault = st.faults.lock().unwrap().draw();
+    let delay = match fault {
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return error_response(status, json!({"errors": "Service temporarily unavailable"}));
+        }
+        Some(Fault::Delay(d)) => Some(d),
+        None => None,
+    };
+    let mut resp = handle(&st, &version, &headers, &body);
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    if let Ok(v) = HeaderValue::from_str(&version) {
+        resp.headers_mut().insert("X-Shopify-API-Version", v);
+    }
+    resp
+}
+
+fn handle(st: &Arc<Shared>, version: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    if !is_version(version) {
+        return error_response(StatusCode::NOT_FOUND, json!({"errors": "Not Found"}));
+    }
+    if !st.config.api_versions.iter().any(|v| v == version) {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            json!({"errors": format!("API version {version} is not served by this simulator")}),
+        );
+    }
+    let token = headers
+        .get("X-Shopify-Access-Token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(domain) = st.tokens.get(token) else {
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}),
+        );
+    };
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            json!({"errors": {"query": "Required parameter missing or invalid"}}),
+        );
+    };
+    let Some(query) = req.get("query").and_then(Value::as_str) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            json!({"errors": {"query": "Required parameter missing or invalid"}}),
+        );
+    };
+    let vars = req.get("variables").cloned().unwrap_or(Value::Null);
+    let op = match graphql::parse(query, &vars) {
+        Ok(op) => op,
+        Err(e) => {
+            return Json(json!({"errors": [graphql::error(e.0, "parseError")]})).into_response()
+        }
+    };
+    let requested = match requested_cost(&op, &vars) {
+        Ok(c) => c,
+        Err(e) => return Json(json!({"errors": [e]})).into_response(),
+    };
+    if requested > MAX_QUERY_COST {
+        return Json(graphql::max_cost_exceeded(requested)).into_response();
+    }
+    let shop_lock = &st.shops[domain];
+    let mut shop = shop_lock.lock().unwrap();
+    let now = Instant::now();
+    let available_before = shop.bucket.available(now);
+    if shop.bucket.take(requested, now).is_err() {
+        let status = shop.bucket.status(now);
+        shop.throttled.push(ThrottleEvent {
+            at: now - st.started,
+            operation: op.root.to_owned(),
+            requested,
+            available: available_before,
+        });
+        tracing::info!(shop = %domain, requested, available = available_before, "throttled");
+        return Json(graphql::throttled(requested, status)).into_response();
+    }
+    let (data, actual) = execute(st, &mut shop, &op, &vars, version);
+    let actual = actual.min(requested);
+    shop.bucket.refund(requested - actual);
+    shop.costs.push(CostEvent {
+        at: now - st.started,
+        operation: op.root.to_owned(),
+        requested,
+        actual,
+        available_before,
+    });
+    let status = shop.bucket.status(Instant::now());
+    Json(json!({"data": data, "extensions": graphql::cost(requested, Some(actual), status)}))
+        .into_response()
+}
+
+const MUTATIONS: &[&str] = &["bulkOperationRunQuery", "metafieldsSet", "draftOrderCreate"];
+const QUERIES: &[&str] = &[
+    "shop",
+    "bulkOperation",
+    "currentBulkOperation",
+    "draftOrders",
+];
+
+/// The static (worst-case) cost of a recognised operation: mutations 10; a single object 1;
+/// a connection 2 plus its `first` objects, each with its nested connections.
+fn requested_cost(op: &Operation, vars: &Value) -> Result<u32, Value> {
+    let (known, root_type) = match op.kind {
+        Kind::Mutation => (MUTATIONS, "Mutation"),
+        Kind::Query => (QUERIES, "QueryRoot"),
+    };
+    if !known.contains(&op.root) {
+        return Err(json!({
+            "message": format!("Field '{}' doesn't exist on type '{root_type}'", op.root),
+            "extensions": {"code": "undefinedField", "typeName": root_type, "fieldName": op.root},
+        }));
+    }
+    Ok(match op.root {
+        "draftOrders" => {
+            let first = op
+                .args
+                .get("first")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| {
+                    graphql::error(
+                        "you must provide one of first or last",
+                        "argumentLiteralsIncompatible",
+                    )
+                })?;
+            let lines = op
+                .nested_args("lineItems", vars)
+                .map(|a| 2 + a.get("first").and_then(Value::as_u64).unwrap_or(0));
+            let per = 1 + lines.unwrap_or(0);
+            (2 + first.saturating_mul(per)).min(u64::from(u32::MAX)) as u32
+        }
+        r if MUTATIONS.contains(&r) => 10,
+        _ => 1,
+    })
+}
+
+/// Runs a recognised operation; returns `data` and the actual cost.
+fn execute(
+    st: &Arc<Shared>,
+    shop: &mut Shop,
+    op: &Operation,
+    vars: &Value,
+    version: &str,
+) -> (Value, u32) {
+    let now = now_rfc3339();
+    match op.root {
+        "shop" => (
+            json!({"shop": {"id": "gid://shopify/Shop/1", "name": shop.domain.trim_end_matches(".myshopify.com"), "myshopifyDomain": shop.domain}}),
+            1,
+        ),
+        "metafieldsSet" => {
+            let input = op.args.get("metafields").cloned().unwrap_or(Value::Null);
+            (
+                json!({"metafieldsSet": shop.metafields.set(&input, st.config.app_id, &now)}),
+                10,
+            )
+        }
+        "draftOrderCreate" => {
+            let input = op.args.get("input").cloned().unwrap_or(Value::Null);
+            let payload = match draft_orders::build(&input, &shop.catalog) {
+                Ok(mut d) => {
+                    d.id = st.id();
+                    d.name = format!("#D{}", shop.drafts.len() + 1);
+                    d.invoice_url = format!(
+                        "https://{}/{}/invoices/{:032x}",
+                        shop.domain,
+                        d.id,
+                        rand::random::<u128>()
+                    );
+                    d.created_at = now.clone();
+                    let mut errors = Vec::new();
+                    if let Some(mfs) = input.get("metafields").and_then(Value::as_array) {
+                        let owned: Vec<Value> = mfs
+                            .iter()
+                            .map(|m| {
+                                let mut m = m.clone();
+                                m["ownerId"] = json!(format!("gid://shopify/DraftOrder/{}", d.id));
+                                m
+                            })
+                            .collect();
+                        let r = shop.metafields.set(&json!(owned), st.config.app_id, &now);
+                        errors = r["userErrors"].as_array().cloned().unwrap_or_default();
+                    }
+                    if errors.is_empty() {
+                        let j = d.to_json(lines_selected(op, vars));
+                        shop.drafts.push(d);
+                        json!({"draftOrder": j, "userErrors": []})
+                    } else {
+                        json!({"draftOrder": null, "userErrors": errors})
+                    }
+                }
+                Err(errors) => json!({"draftOrder": null, "userErrors": errors}),
+            };
+            (json!({"draftOrderCreate": payload}), 10)
+        }
+        "draftOrders" => {
+            let first = op.args.get("first").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let after = op
+                .args
+                .get("after")
+                .and_then(Value::as_str)
+                .and_then(|c| c.parse::<u64>().ok())
+                .unwrap_or(0);
+            let tags = draft_orders::tag_filters(
+                op.args.get("query").and_then(Value::as_str).unwrap_or(""),
+            );
+            let matching: Vec<&DraftOrderRecord> = shop
+                .drafts
+                .iter()
+                .filter(|d| d.id > after && tags.iter().all(|t| d.has_tag(t)))
+                .collect();
+            let lines = lines_selected(op, vars);
+            let page: Vec<&&DraftOrderRecord> = matching.iter().take(first).collect();
+            let nodes: Vec<Value> = page.iter().map(|d| d.to_json(lines)).collect();
+            let edges: Vec<Value> = page
+                .iter()
+                .zip(&nodes)
+                .map(|(d, n)| json!({"cursor": d.id.to_string(), "node": n}))
+                .collect();
+            let returned_lines: usize = page.iter().map(|d| d.lines.len().min(lines)).sum();
+            let per_draft_lines = if op.nested_args("lineItems", vars).is_some() {
+                2
+            } else {
+                0
+            };
+            let actual = 2 + page.len() * (1 + per_draft_lines) + returned_lines;
+            (
+                json!({"draftOrders": {
+                    "nodes": nodes, "edges": edges,
+                    "pageInfo": {"hasNextPage": matching.len() > first,
+                                 "endCursor": page.last().map(|d| d.id.to_string())},
+                }}),
+                actual as u32,
+            )
+        }
+        "bulkOperationRunQuery" => (
+            json!({"bulkOperationRunQuery": run_bulk(st, shop, op, version)}),
+            10,
+        ),
+        "bulkOperation" => {
+            let id = op.args.get("id").and_then(Value::as_str).unwrap_or("");
+            let base = result_base(st, &shop.domain);
+            let found = shop
+                .bulk
+                .iter()
+                .find(|o| o.gid() == id)
+                .map(|o| o.to_json(&base));
+            (json!({"bulkOperation": found}), 1)
+        }
+        "currentBulkOperation" => {
+            let base = result_base(st, &shop.domain);
+            (
+                json!({"currentBulkOperation": shop.bulk.last().map(|o| o.to_json(&base))}),
+                1,
+            )
+        }
+        _ => unreachable!("requested_cost admits only known operations"),
+    }
+}
+
+fn lines_selected(op: &Operation, vars: &Value) -> usize {
+    op.nested_args("lineItems", vars)
+        .and_then(|a| a.get("first").and_then(Value::as_u64))
+        .unwrap_or(0) as usize
+}
+
+fn result_base(st: &Shared, domain: &str) -> String {
+    format!("{}/bulk/{domain}", st.base_url)
+}
+
+fn run_bulk(st: &Arc<Shared>, shop: &mut Shop, op: &Operation, version: &str) -> Value {
+    let user_error = |code: &str, message: &str| json!({"bulkOperation": null, "userErrors": [{"field": ["query"], "message": message, "code": code}]});
+    let Some(query) = op.args.get("query").and_then(Value::as_str) else {
+        return user_error("INVALID", "query is required");
+    };
+    if !query.contains("products") {
+        return user_error(
+            "INVALID",
+            "The simulator's bulk queries export the products connection only.",
+        );
+    }
+    // From 2026-01 several bulk queries may run at once; before, one.
+    let (limit, code) = if version >= "2026-01" {
+        (st.config.bulk.max_concurrent, "LIMIT_REACHED")
+    } else {
+        (1, "OPERATION_IN_PROGRESS")
+    };
+    let active = shop.bulk.iter().filter(|o| o.status.is_active()).count();
+    if active >= limit {
+        return user_error(
+            code,
+            &format!("A shop can run at most {limit} bulk query operations at a time. Please try again later."),
+        );
+    }
+    let grouped = op
+        .args
+        .get("groupObjects")
+        .and_then(Value::as_bool)
+        .unwrap_or(version < "2026-01");
+    let b = BulkOperation {
+        id: st.id(),
+        query: query.to_owned(),
+        created: Instant::now(),
+        created_at: now_rfc3339(),
+        completed_at: None,
+        status: BulkStatus::Created,
+        error_code: None,
+        spec: shop.catalog.clone(),
+        selection: Selection::from_query(query),
+        order: if grouped {
+            ChildOrder::Grouped
+        } else {
+            shop.child_order
+        },
+        fault: shop.bulk_faults.pop_front(),
+        truth: None,
+        duration: st.config.bulk.duration,
+    };
+    let answer = b.to_json(&result_base(st, &shop.domain));
+    tokio::spawn(run_lifecycle(st.clone(), shop.domain.clone(), b.clone()));
+    shop.bulk.push(b);
+    json!({"bulkOperation": answer, "userErrors": []})
+}
+
+/// Moves an operation through its states, then sends `bulk_operations/finish`.
+async fn run_lifecycle(st: Arc<Shared>, domain: String, op: BulkOperation) {
+    let id = op.id;
+    let update = |f: &mut dyn FnMut(&mut BulkOperation)| {
+        st.with_shop(&domain, |s| {
+            if let Some(o) = s.bulk.iter_mut().find(|o| o.id == id) {
+                f(o);
+            }
+        })
+    };
+    let truth = tokio::task::spawn_blocking({
+        let op = op.clone();
+        move || op.spec.ground_truth(op.selection, op.order)
+    });
+    tokio::time::sleep(st.config.bulk.created_for).await;
+    update(&mut |o| o.status = BulkStatus::Running);
+    let Ok(truth) = truth.await else { return };
+    update(&mut |o| o.truth = Some(truth.clone()));
+    let remaining = op.duration.saturating_sub(op.created.elapsed());
+    tokio::time::sleep(remaining).await;
+    let mut finished = None;
+    update(&mut |o| {
+        o.completed_at = Some(now_rfc3339());
+        match o.fault {
+            Some(BulkFault::Fail { code, .. }) => {
+                o.status = BulkStatus::Failed;
+                o.error_code = Some(code);
+            }
+            _ => o.status = BulkStatus::Completed,
+        }
+        finished = Some(o.finish_webhook());
+    });
+    let Some(body) = finished else { return };
+    for (topic, url) in &st.config.webhook_subscriptions {
+        if topic == "bulk_operations/finish" {
+            let w = st.webhooks.webhook(topic, body.to_string().into_bytes());
+            let sender = st.webhooks.clone();
+            let url = url.clone();
+            tokio::spawn(async move { sender.deliver(&url, &w).await });
+        }
+    }
+}
+
+async fn download(
+    State(st): State<Arc<Shared>>,
+    Path((domain, file)): Path<(String, String)>,
+) -> Response {
+    let (id, partial) = match file.strip_suffix(".partial.jsonl") {
+        Some(id) => (id, true),
+        None => match file.strip_suffix(".jsonl") {
+            Some(id) => (id, false),
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
+    };
+    let Ok(id) = id.parse::<u64>() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Some(shop) = st.shops.get(&domain) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let op = shop
+        .lock()
+        .unwrap()
+        .bulk
+        .iter()
+        .find(|o| o.id == id)
+        .cloned();
+    let servable = match &op {
+        Some(o) if partial => {
+            o.status == BulkStatus::Failed
+                && matches!(
+                    o.fault,
+                    Some(BulkFault::Fail {
+                        partial_lines: Some(_),
+                        ..
+                    })
+                )
+        }
+        Some(o) => o.status == BulkStatus::Completed,
+        None => false,
+    };
+    let (true, Some(op)) = (servable, op) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    tokio::task::spawn_blocking(move || {
+        crate::bulk::write_result(&op, partial, |chunk| tx.blocking_send(chunk).is_ok());
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(Bytes::from(chunk)), rx))
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    resp.headers_mut().insert(
+        "Content-Type",
+        HeaderValue::from_static("application/jsonl"),
+    );
+    resp
+}
