@@ -1,8 +1,31 @@
 //! Topic handlers: apply one inbox event to the operational tables.
 //!
 //! The worker calls [`apply`] inside the same transaction that marks the inbox row done, so an
-//! event's effect and its completion commit together (exactly-once effect).
+//! event's effect and its completion commit together (exactly-once effect). Handlers receive
+//! payloads already stripped by the topic's allowlist (`wholesail_webhook::allowlist`) and
+//! parse them into typed structs; a payload without a required field is
+//! [`HandlerError::InvalidPayload`] with serde's reason, which the worker does not retry.
+//!
+//! Out-of-order delivery is the norm, so every write is guarded by the payload's version
+//! ([`version::Version`]: `updated_at` plus a digest of the payload): an older version, or a
+//! redelivery of the same one, changes nothing and reports [`Outcome::Stale`]. Deletes are
+//! final tombstones. The rules per table are in `README.md` next to this file.
+//!
+//! Once a shop is redacted (`shop/redact`), events for it are not applied ([`Outcome::Stale`])
+//! until the install flow clears `shops.redacted_at`.
 
+mod companies;
+mod compliance;
+mod customers;
+mod inventory;
+mod money;
+mod orders;
+mod products;
+mod shop;
+mod timestamp;
+mod version;
+
+use serde::Deserialize;
 use sqlx::PgConnection;
 use thiserror::Error;
 
@@ -44,13 +67,120 @@ pub enum HandlerError {
 pub enum Outcome {
     /// The event changed the operational tables.
     Applied,
-    /// The tables already held newer data (`updated_at` guard): nothing changed.
+    /// The tables already held this version or a newer one (`updated_at` guard), the resource
+    /// is deleted, the compliance request was already carried out, or the shop is redacted:
+    /// nothing changed.
     Stale,
     /// The topic has no handler; the event is kept in the inbox only.
     Ignored,
 }
 
+impl Outcome {
+    /// `Applied` when a guarded write reported that it won, `Stale` otherwise.
+    fn from_won(won: bool) -> Outcome {
+        if won {
+            Outcome::Applied
+        } else {
+            Outcome::Stale
+        }
+    }
+}
+
 /// Applies `event` to the operational tables on `conn` (inside the caller's transaction).
-pub async fn apply(_conn: &mut PgConnection, _event: &InboxEvent) -> Result<Outcome, HandlerError> {
-    Ok(Outcome::Ignored)
+pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcome, HandlerError> {
+    let topic = event.topic.as_str();
+    // Compliance and shop topics act on redacted and uninstalled shops too.
+    match topic {
+        "customers/data_request" => return compliance::data_request(conn, event).await,
+        "customers/redact" => return compliance::redact_customer(conn, event).await,
+        "shop/redact" => return compliance::redact_shop(conn, event).await,
+        "app/uninstalled" => return shop::uninstalled(conn, event).await,
+        "shop/update" => return shop::update(conn, event).await,
+        _ => {}
+    }
+    if !handles(topic) {
+        return Ok(Outcome::Ignored);
+    }
+    if shop::is_redacted(conn, &event.shop).await? {
+        return Ok(Outcome::Stale);
+    }
+    match topic {
+        "orders/delete" => orders::delete(conn, event).await,
+        "products/create" | "products/update" => products::upsert(conn, event).await,
+        "products/delete" => products::delete(conn, event).await,
+        "inventory_levels/update" | "inventory_levels/connect" => {
+            inventory::upsert(conn, event).await
+        }
+        "customers/create" | "customers/update" | "customers/enable" | "customers/disable" => {
+            customers::upsert(conn, event).await
+        }
+        "customers/delete" => customers::delete(conn, event).await,
+        "companies/create" | "companies/update" => companies::upsert_company(conn, event).await,
+        "companies/delete" => companies::delete_company(conn, event).await,
+        "company_locations/create" | "company_locations/update" => {
+            companies::upsert_location(conn, event).await
+        }
+        "company_locations/delete" => companies::delete_location(conn, event).await,
+        // Every other orders/* topic in `handles` carries the full order.
+        _ => orders::upsert(conn, event).await,
+    }
+}
+
+/// The resource topics with a handler (compliance and shop topics are matched before).
+fn handles(topic: &str) -> bool {
+    orders::TOPICS.contains(&topic)
+        || matches!(
+            topic,
+            "orders/delete"
+                | "products/create"
+                | "products/update"
+                | "products/delete"
+                | "inventory_levels/update"
+                | "inventory_levels/connect"
+                | "customers/create"
+                | "customers/update"
+                | "customers/enable"
+                | "customers/disable"
+                | "customers/delete"
+                | "companies/create"
+                | "companies/update"
+                | "companies/delete"
+                | "company_locations/create"
+                | "company_locations/update"
+                | "company_locations/delete"
+        )
+}
+
+/// Parses the event's payload into the topic's typed shape.
+fn parse<'a, T: Deserialize<'a>>(event: &'a InboxEvent) -> Result<T, HandlerError> {
+    serde_json::from_str(&event.payload).map_err(|e| invalid(event, e.to_string()))
+}
+
+/// An [`HandlerError::InvalidPayload`] for `event`.
+fn invalid(event: &InboxEvent, reason: impl Into<String>) -> HandlerError {
+    HandlerError::InvalidPayload {
+        topic: event.topic.clone(),
+        reason: reason.into(),
+    }
+}
+
+/// A delete payload: Shopify sends only the id (`{"id": 123}`).
+#[derive(Deserialize)]
+struct DeletedById {
+    id: i64,
+}
+
+/// A delete payload for resources known by GID only (companies, company locations).
+#[derive(Deserialize)]
+struct DeletedByGid {
+    admin_graphql_api_id: String,
+}
+
+/// A postal address reduced to what routing and reporting need (the allowlist's `ADDRESS`).
+#[derive(Deserialize, Default)]
+struct Address {
+    country_code: Option<String>,
+    province_code: Option<String>,
+    zip: Option<String>,
+    city: Option<String>,
 }

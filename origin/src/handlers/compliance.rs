@@ -1,0 +1,229 @@
+//! The mandatory compliance topics. Each records what it did in `compliance_audit` (ids and
+//! counts only, never the personal data), one row per request: every delivery of the same
+//! payload (several subscriptions, replays) after the first reports [`Outcome::Stale`].
+//! The payload's `shop_domain`, when present, must be the delivering shop, so a confused
+//! payload can never touch another shop's rows.
+//!
+//! - `customers/data_request`: records what we hold about the customer — whether a customer
+//!   row exists, which personal fields in it are set, and the ids of the orders we hold for
+//!   the customer or that the request names (`orders_requested`). The merchant answers the
+//!   request; we hold nothing Shopify does not.
+//! - `customers/redact`: erases the customer's email, first and last name and phone in
+//!   `customers` (a redaction that arrives before the customer writes a tombstone row, so a late
+//!   `customers/create` cannot bring the data back), and the email, shipping zip and city of
+//!   the customer's orders and of `orders_to_redact`. Redacted rows stay erased whatever
+//!   version arrives later (`redacted_at`).
+//! - `shop/redact`: deletes all the shop's operational rows (orders, order lines, customers,
+//!   companies, company locations, products, variants, inventory levels), keeps the `shops`
+//!   row with `redacted_at` set (events for the shop are then no longer applied) and records
+//!   the counts. The inbox and the audit table are kept.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::types::Json;
+use sqlx::PgConnection;
+
+use super::version::digest;
+use super::{invalid, parse, HandlerError, InboxEvent, Outcome};
+
+#[derive(Deserialize)]
+struct CustomerIds {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct DataRequestId {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct DataRequest {
+    shop_domain: Option<String>,
+    customer: CustomerIds,
+    #[serde(default)]
+    orders_requested: Vec<i64>,
+    data_request: Option<DataRequestId>,
+}
+
+#[derive(Deserialize)]
+struct CustomerRedact {
+    shop_domain: Option<String>,
+    customer: CustomerIds,
+    #[serde(default)]
+    orders_to_redact: Vec<i64>,
+}
+
+#[derive(Deserialize)]
+struct ShopRedact {
+    shop_id: Option<i64>,
+    shop_domain: Option<String>,
+}
+
+/// Rejects a payload that names another shop than the one that delivered it.
+fn check_shop(event: &InboxEvent, shop_domain: Option<&str>) -> Result<(), HandlerError> {
+    match shop_domain {
+        Some(domain) if domain != event.shop => Err(invalid(
+            event,
+            format!(
+                "shop_domain {domain:?} is not the delivering shop {:?}",
+                event.shop
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Inserts the audit row of `event`'s request; false when the request was already recorded.
+pub(super) async fn record(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+    subject: &str,
+    details: Value,
+) -> Result<bool, HandlerError> {
+    let inserted = sqlx::query(
+        "INSERT INTO compliance_audit (shop, topic, subject, request_key, inbox_id, webhook_id,
+                                       event_id, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT ON CONSTRAINT compliance_audit_request DO NOTHING",
+    )
+    .bind(&event.shop)
+    .bind(&event.topic)
+    .bind(subject)
+    .bind(format!("{:016x}", digest(&event.payload)))
+    .bind(event.id)
+    .bind(&event.webhook_id)
+    .bind(&event.event_id)
+    .bind(Json(details))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted > 0)
+}
+
+/// `customers/data_request`: records what we hold about the customer.
+pub(super) async fn data_request(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+) -> Result<Outcome, HandlerError> {
+    let req: DataRequest = parse(event)?;
+    check_shop(event, req.shop_domain.as_deref())?;
+    let held: Value = sqlx::query_scalar(
+        "SELECT jsonb_build_object(
+             'customer_row', (SELECT jsonb_build_object(
+                     'deleted', deleted_at IS NOT NULL,
+                     'redacted', redacted_at IS NOT NULL,
+                     'personal_fields', to_jsonb(array_remove(ARRAY[
+                         CASE WHEN email IS NOT NULL THEN 'email' END,
+                         CASE WHEN first_name IS NOT NULL THEN 'first_name' END,
+                         CASE WHEN last_name IS NOT NULL THEN 'last_name' END,
+                         CASE WHEN phone IS NOT NULL THEN 'phone' END], NULL)))
+                 FROM customers WHERE shop = $1 AND id = $2),
+             'orders_held', (SELECT coalesce(jsonb_agg(id ORDER BY id), '[]'::jsonb)
+                 FROM orders
+                 WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3))
+                   AND deleted_at IS NULL))",
+    )
+    .bind(&event.shop)
+    .bind(req.customer.id)
+    .bind(&req.orders_requested)
+    .fetch_one(&mut *conn)
+    .await?;
+    let details = json!({
+        "action": "data_request_recorded",
+        "data_request_id": req.data_request.map(|d| d.id),
+        "orders_requested": req.orders_requested,
+        "held": held,
+    });
+    let subject = format!("customer:{}", req.customer.id);
+    Ok(Outcome::from_won(
+        record(conn, event, &subject, details).await?,
+    ))
+}
+
+/// `customers/redact`: erases the customer's personal data in customers and orders.
+pub(super) async fn redact_customer(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+) -> Result<Outcome, HandlerError> {
+    let req: CustomerRedact = parse(event)?;
+    check_shop(event, req.shop_domain.as_deref())?;
+    let (customers, orders): (i64, Vec<i64>) = sqlx::query_as(
+        "WITH c AS (
+             INSERT INTO customers AS t (shop, id, redacted_at) VALUES ($1, $2, now())
+             ON CONFLICT (shop, id) DO UPDATE SET
+                 email = NULL, first_name = NULL, last_name = NULL, phone = NULL,
+                 redacted_at = now(), applied_at = now()
+             WHERE t.redacted_at IS NULL
+             RETURNING 1
+         ),
+         o AS (
+             UPDATE orders SET email = NULL, shipping_zip = NULL, shipping_city = NULL,
+                               redacted_at = now(), applied_at = now()
+             WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3)) AND redacted_at IS NULL
+             RETURNING id
+         )
+         SELECT (SELECT count(*) FROM c),
+                (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM o)",
+    )
+    .bind(&event.shop)
+    .bind(req.customer.id)
+    .bind(&req.orders_to_redact)
+    .fetch_one(&mut *conn)
+    .await?;
+    let details = json!({
+        "action": "customer_redacted",
+        "customer_rows_erased": customers,
+        "orders_erased": orders,
+        "orders_to_redact": req.orders_to_redact,
+    });
+    let subject = format!("customer:{}", req.customer.id);
+    Ok(Outcome::from_won(
+        record(conn, event, &subject, details).await?,
+    ))
+}
+
+/// `shop/redact`: deletes the shop's operational data and marks the shop redacted.
+pub(super) async fn redact_shop(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+) -> Result<Outcome, HandlerError> {
+    let req: ShopRedact = parse(event)?;
+    check_shop(event, req.shop_domain.as_deref())?;
+    let deleted: Value = sqlx::query_scalar(
+        "WITH o AS (DELETE FROM orders WHERE shop = $1 RETURNING 1),
+              l AS (DELETE FROM order_lines WHERE shop = $1 RETURNING 1),
+              c AS (DELETE FROM customers WHERE shop = $1 RETURNING 1),
+              co AS (DELETE FROM companies WHERE shop = $1 RETURNING 1),
+              cl AS (DELETE FROM company_locations WHERE shop = $1 RETURNING 1),
+              p AS (DELETE FROM products WHERE shop = $1 RETURNING 1),
+              v AS (DELETE FROM variants WHERE shop = $1 RETURNING 1),
+              i AS (DELETE FROM inventory_levels WHERE shop = $1 RETURNING 1),
+              s AS (INSERT INTO shops AS t (shop, shopify_id, uninstalled_at, redacted_at)
+                    VALUES ($1, $2, now(), now())
+                    ON CONFLICT (shop) DO UPDATE SET
+                        uninstalled_at = coalesce(t.uninstalled_at, now()),
+                        redacted_at = coalesce(t.redacted_at, now()),
+                        applied_at = now())
+         SELECT jsonb_build_object(
+             'orders', (SELECT count(*) FROM o),
+             'order_lines', (SELECT count(*) FROM l),
+             'customers', (SELECT count(*) FROM c),
+             'companies', (SELECT count(*) FROM co),
+             'company_locations', (SELECT count(*) FROM cl),
+             'products', (SELECT count(*) FROM p),
+             'variants', (SELECT count(*) FROM v),
+             'inventory_levels', (SELECT count(*) FROM i))",
+    )
+    .bind(&event.shop)
+    .bind(req.shop_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let details = json!({"action": "shop_data_deleted", "rows_deleted": deleted});
+    let subject = match req.shop_id {
+        Some(id) => format!("shop:{id}"),
+        None => format!("shop:{}", event.shop),
+    };
+    Ok(Outcome::from_won(
+        record(conn, event, &subject, details).await?,
+    ))
+}

@@ -1,0 +1,55 @@
+//! `inventory_levels/update` and `inventory_levels/connect`: one row per inventory item and
+//! location, guarded by the level's `updated_at`.
+
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+
+use super::version::{Version, NEWER};
+use super::{parse, HandlerError, InboxEvent, Outcome};
+
+#[derive(Deserialize)]
+struct InventoryLevel {
+    inventory_item_id: i64,
+    location_id: i64,
+    // NULL when the item is not tracked at the location.
+    available: Option<i32>,
+    #[serde(with = "super::timestamp")]
+    updated_at: OffsetDateTime,
+}
+
+static UPSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO inventory_levels AS t (shop, inventory_item_id, location_id, available,
+                                            source_updated_at, source_digest)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (shop, inventory_item_id, location_id) DO UPDATE SET
+             available = EXCLUDED.available,
+             source_updated_at = EXCLUDED.source_updated_at,
+             source_digest = EXCLUDED.source_digest,
+             applied_at = now()
+         WHERE {NEWER}"
+    )
+});
+
+/// Upserts the level when its version is newer.
+pub(super) async fn upsert(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+) -> Result<Outcome, HandlerError> {
+    let level: InventoryLevel = parse(event)?;
+    let version = Version::of(level.updated_at, &event.payload);
+    let written = sqlx::query(UPSERT.as_str())
+        .bind(&event.shop)
+        .bind(level.inventory_item_id)
+        .bind(level.location_id)
+        .bind(level.available)
+        .bind(version.updated_at)
+        .bind(version.digest)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(Outcome::from_won(written > 0))
+}

@@ -1,0 +1,323 @@
+//! `orders/*`: the order row and its lines.
+//!
+//! One statement per event: the guarded order upsert, and — only when it wins — the lines
+//! replaced as a set (lines missing from the payload deleted, the rest upserted from
+//! `UNNEST`ed arrays, unchanged lines left untouched), so a 500-line order is one round trip.
+//! An order or customer already redacted keeps its personal fields (email, shipping zip and
+//! city) NULL whatever version arrives later. `orders/delete` writes a final tombstone and
+//! removes the lines.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+
+use super::money::Money;
+use super::version::{Version, NEWER};
+use super::{invalid, parse, Address, DeletedById, HandlerError, InboxEvent, Outcome};
+
+/// The topics whose payload is the whole order.
+pub(super) const TOPICS: &[&str] = &[
+    "orders/create",
+    "orders/updated",
+    "orders/paid",
+    "orders/cancelled",
+    "orders/fulfilled",
+    "orders/partially_fulfilled",
+];
+
+#[derive(Deserialize)]
+struct Order {
+    id: i64,
+    admin_graphql_api_id: Option<String>,
+    #[serde(with = "super::timestamp")]
+    updated_at: OffsetDateTime,
+    name: Option<String>,
+    order_number: Option<i64>,
+    email: Option<String>,
+    #[serde(default, with = "super::timestamp::option")]
+    created_at: Option<OffsetDateTime>,
+    #[serde(default, with = "super::timestamp::option")]
+    processed_at: Option<OffsetDateTime>,
+    #[serde(default, with = "super::timestamp::option")]
+    cancelled_at: Option<OffsetDateTime>,
+    cancel_reason: Option<String>,
+    #[serde(default, with = "super::timestamp::option")]
+    closed_at: Option<OffsetDateTime>,
+    financial_status: Option<String>,
+    fulfillment_status: Option<String>,
+    currency: Option<String>,
+    total_price: Option<Money>,
+    subtotal_price: Option<Money>,
+    total_tax: Option<Money>,
+    total_discounts: Option<Money>,
+    taxes_included: Option<bool>,
+    tags: Option<String>,
+    po_number: Option<String>,
+    source_name: Option<String>,
+    test: Option<bool>,
+    customer: Option<CustomerRef>,
+    company: Option<CompanyRef>,
+    shipping_address: Option<Address>,
+    #[serde(default)]
+    shipping_lines: Vec<ShippingLine>,
+    line_items: Vec<LineItem>,
+}
+
+#[derive(Deserialize)]
+struct CustomerRef {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct CompanyRef {
+    id: Option<i64>,
+    location_id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ShippingLine {
+    price: Money,
+}
+
+#[derive(Deserialize)]
+struct LineItem {
+    id: i64,
+    variant_id: Option<i64>,
+    product_id: Option<i64>,
+    sku: Option<String>,
+    quantity: i32,
+    current_quantity: Option<i32>,
+    price: Money,
+    total_discount: Option<Money>,
+}
+
+/// The lines as column arrays, for `UNNEST`.
+#[derive(Default)]
+struct Lines {
+    id: Vec<i64>,
+    variant_id: Vec<Option<i64>>,
+    product_id: Vec<Option<i64>>,
+    sku: Vec<Option<String>>,
+    quantity: Vec<i32>,
+    current_quantity: Vec<Option<i32>>,
+    price: Vec<String>,
+    total_discount: Vec<Option<String>>,
+}
+
+impl Lines {
+    fn from_items(event: &InboxEvent, items: Vec<LineItem>) -> Result<Lines, HandlerError> {
+        let mut lines = Lines::default();
+        let mut seen = HashSet::with_capacity(items.len());
+        for item in items {
+            // A repeated id would make the upsert touch one row twice (a database error that
+            // retrying cannot fix).
+            if !seen.insert(item.id) {
+                return Err(invalid(
+                    event,
+                    format!("line item id {} appears twice", item.id),
+                ));
+            }
+            lines.id.push(item.id);
+            lines.variant_id.push(item.variant_id);
+            lines.product_id.push(item.product_id);
+            lines.sku.push(item.sku);
+            lines.quantity.push(item.quantity);
+            lines.current_quantity.push(item.current_quantity);
+            lines.price.push(item.price.into_text());
+            lines
+                .total_discount
+                .push(item.total_discount.map(Money::into_text));
+        }
+        Ok(lines)
+    }
+}
+
+/// The order upsert and line replacement, one statement.
+static UPSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH redacted AS (
+         SELECT EXISTS (SELECT 1 FROM customers c
+                        WHERE c.shop = $1 AND c.id = $7 AND c.redacted_at IS NOT NULL) AS yes
+     ),
+     o AS (
+         INSERT INTO orders AS t (
+             shop, id, admin_graphql_api_id, name, order_number, email, customer_id,
+             company_id, company_location_id, created_at, processed_at, cancelled_at,
+             cancel_reason, closed_at, financial_status, fulfillment_status, currency,
+             total_price, subtotal_price, total_tax, total_discounts, shipping_price,
+             taxes_included, tags, po_number, source_name, test, shipping_country_code,
+             shipping_province_code, shipping_zip, shipping_city, line_count,
+             source_updated_at, source_digest)
+         SELECT $1, $2, $3, $4, $5, CASE WHEN r.yes THEN NULL ELSE $6 END, $7,
+             $8, $9, $10, $11, $12,
+             $13, $14, $15, $16, $17,
+             $18::numeric, $19::numeric, $20::numeric, $21::numeric,
+             (SELECT sum(p::numeric) FROM unnest($22::text[]) p),
+             $23, $24, $25, $26, $27, $28,
+             $29, CASE WHEN r.yes THEN NULL ELSE $30 END, CASE WHEN r.yes THEN NULL ELSE $31 END,
+             cardinality($34::int8[]),
+             $32, $33
+         FROM redacted r
+         ON CONFLICT (shop, id) DO UPDATE SET
+             admin_graphql_api_id = EXCLUDED.admin_graphql_api_id,
+             name = EXCLUDED.name,
+             order_number = EXCLUDED.order_number,
+             email = CASE WHEN t.redacted_at IS NULL THEN EXCLUDED.email END,
+             customer_id = EXCLUDED.customer_id,
+             company_id = EXCLUDED.company_id,
+             company_location_id = EXCLUDED.company_location_id,
+             created_at = EXCLUDED.created_at,
+             processed_at = EXCLUDED.processed_at,
+             cancelled_at = EXCLUDED.cancelled_at,
+             cancel_reason = EXCLUDED.cancel_reason,
+             closed_at = EXCLUDED.closed_at,
+             financial_status = EXCLUDED.financial_status,
+             fulfillment_status = EXCLUDED.fulfillment_status,
+             currency = EXCLUDED.currency,
+             total_price = EXCLUDED.total_price,
+             subtotal_price = EXCLUDED.subtotal_price,
+             total_tax = EXCLUDED.total_tax,
+             total_discounts = EXCLUDED.total_discounts,
+             shipping_price = EXCLUDED.shipping_price,
+             taxes_included = EXCLUDED.taxes_included,
+             tags = EXCLUDED.tags,
+             po_number = EXCLUDED.po_number,
+             source_name = EXCLUDED.source_name,
+             test = EXCLUDED.test,
+             shipping_country_code = EXCLUDED.shipping_country_code,
+             shipping_province_code = EXCLUDED.shipping_province_code,
+             shipping_zip = CASE WHEN t.redacted_at IS NULL THEN EXCLUDED.shipping_zip END,
+             shipping_city = CASE WHEN t.redacted_at IS NULL THEN EXCLUDED.shipping_city END,
+             line_count = EXCLUDED.line_count,
+             source_updated_at = EXCLUDED.source_updated_at,
+             source_digest = EXCLUDED.source_digest,
+             applied_at = now()
+         WHERE t.deleted_at IS NULL AND {NEWER}
+         RETURNING 1
+     ),
+     input AS (
+         SELECT * FROM unnest($34::int8[], $35::int8[], $36::int8[], $37::text[], $38::int4[],
+                              $39::int4[], $40::text[]::numeric[], $41::text[]::numeric[])
+                  WITH ORDINALITY
+                  AS l(id, variant_id, product_id, sku, quantity, current_quantity, price,
+                       total_discount, position)
+     ),
+     gone AS (
+         DELETE FROM order_lines d
+         WHERE d.shop = $1 AND d.order_id = $2 AND d.id <> ALL($34::int8[])
+           AND EXISTS (SELECT 1 FROM o)
+     ),
+     put AS (
+         INSERT INTO order_lines AS t (shop, order_id, id, position, variant_id, product_id, sku,
+                                       quantity, current_quantity, price, total_discount)
+         SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
+                l.current_quantity, l.price, l.total_discount
+         FROM input l
+         WHERE EXISTS (SELECT 1 FROM o)
+         ON CONFLICT (shop, order_id, id) DO UPDATE SET
+             position = EXCLUDED.position,
+             variant_id = EXCLUDED.variant_id,
+             product_id = EXCLUDED.product_id,
+             sku = EXCLUDED.sku,
+             quantity = EXCLUDED.quantity,
+             current_quantity = EXCLUDED.current_quantity,
+             price = EXCLUDED.price,
+             total_discount = EXCLUDED.total_discount
+         WHERE (t.position, t.variant_id, t.product_id, t.sku, t.quantity, t.current_quantity,
+                t.price, t.total_discount)
+               IS DISTINCT FROM
+               (EXCLUDED.position, EXCLUDED.variant_id, EXCLUDED.product_id, EXCLUDED.sku,
+                EXCLUDED.quantity, EXCLUDED.current_quantity, EXCLUDED.price,
+                EXCLUDED.total_discount)
+     )
+     SELECT EXISTS (SELECT 1 FROM o)"
+    )
+});
+
+/// Upserts the order and, when its version wins, replaces its lines.
+pub(super) async fn upsert(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+) -> Result<Outcome, HandlerError> {
+    let order: Order = parse(event)?;
+    let version = Version::of(order.updated_at, &event.payload);
+    let lines = Lines::from_items(event, order.line_items)?;
+    let shipping: Vec<String> = order
+        .shipping_lines
+        .into_iter()
+        .map(|s| s.price.into_text())
+        .collect();
+    let address = order.shipping_address.unwrap_or_default();
+    let company = order.company;
+    let won: bool = sqlx::query_scalar(UPSERT.as_str())
+        .bind(&event.shop)
+        .bind(order.id)
+        .bind(order.admin_graphql_api_id)
+        .bind(order.name)
+        .bind(order.order_number)
+        .bind(order.email)
+        .bind(order.customer.map(|c| c.id))
+        .bind(company.as_ref().and_then(|c| c.id))
+        .bind(company.as_ref().and_then(|c| c.location_id))
+        .bind(order.created_at)
+        .bind(order.processed_at)
+        .bind(order.cancelled_at)
+        .bind(order.cancel_reason)
+        .bind(order.closed_at)
+        .bind(order.financial_status)
+        .bind(order.fulfillment_status)
+        .bind(order.currency)
+        .bind(order.total_price.map(Money::into_text))
+        .bind(order.subtotal_price.map(Money::into_text))
+        .bind(order.total_tax.map(Money::into_text))
+        .bind(order.total_discounts.map(Money::into_text))
+        .bind(shipping)
+        .bind(order.taxes_included)
+        .bind(order.tags)
+        .bind(order.po_number)
+        .bind(order.source_name)
+        .bind(order.test)
+        .bind(address.country_code)
+        .bind(address.province_code)
+        .bind(address.zip)
+        .bind(address.city)
+        .bind(version.updated_at)
+        .bind(version.digest)
+        .bind(lines.id)
+        .bind(lines.variant_id)
+        .bind(lines.product_id)
+        .bind(lines.sku)
+        .bind(lines.quantity)
+        .bind(lines.current_quantity)
+        .bind(lines.price)
+        .bind(lines.total_discount)
+        .fetch_one(conn)
+        .await?;
+    Ok(Outcome::from_won(won))
+}
+
+/// `orders/delete`: a final tombstone; the lines are removed.
+pub(super) async fn delete(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+) -> Result<Outcome, HandlerError> {
+    let deleted: DeletedById = parse(event)?;
+    let won: bool = sqlx::query_scalar(
+        "WITH o AS (
+             INSERT INTO orders AS t (shop, id, deleted_at) VALUES ($1, $2, now())
+             ON CONFLICT (shop, id) DO UPDATE SET deleted_at = now(), applied_at = now()
+             WHERE t.deleted_at IS NULL
+             RETURNING 1
+         ),
+         gone AS (DELETE FROM order_lines WHERE shop = $1 AND order_id = $2)
+         SELECT EXISTS (SELECT 1 FROM o)",
+    )
+    .bind(&event.shop)
+    .bind(deleted.id)
+    .fetch_one(conn)
+    .await?;
+    Ok(Outcome::from_won(won))
+}
