@@ -1,4 +1,20 @@
 //! Wholesail's origin service: the PostgreSQL-backed webhook inbox, its workers and the
 //! operational tables they maintain.
+//!
+//! Events enter through [`intake`] (signed envelopes from the edge, or Shopify directly), are
+//! stored once in the [`inbox`] (deduplicated on Shopify's webhook id), and are applied by the
+//! [`worker`]s through the topic [`handlers`], exactly once, with durable [`backoff`] and
+//! [`dead_letters`] an operator can replay from the CLI or the [`admin`] API. [`ops`] serves
+//! health and Prometheus metrics; [`app`] assembles it all; [`config`] is the typed
+//! configuration. The `origin` binary is the CLI on top.
 
+pub mod admin;
+pub mod app;
+pub mod backoff;
+pub mod config;
+pub mod dead_letters;
 pub mod handlers;
+pub mod inbox;
+pub mod intake;
+pub mod ops;
+pub mod worker;

@@ -1,2 +1,173 @@
-//! Wholesail's origin service (placeholder until the origin issue lands).
-fn main() {}
+//! The `origin` binary: serve the origin service, apply migrations, inspect and replay dead
+//! letters.
+//!
+//! ```text
+//! origin [--config origin.toml] serve [--no-migrate]
+//! origin [--config origin.toml] migrate
+//! origin [--config origin.toml] dead-letters list [--id N]… [--topic T] [--shop S] [--since RFC3339] [--until RFC3339] [--limit N]
+//! origin [--config origin.toml] dead-letters show ID
+//! origin [--config origin.toml] dead-letters replay [--id N]… [--topic T] [--shop S] [--since …] [--until …] [--all]
+//! ```
+//!
+//! Logs are JSON lines on stderr; command output (listings) is JSON on stdout.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use wholesail_origin::app::{self, MIGRATOR};
+use wholesail_origin::config::Config;
+use wholesail_origin::dead_letters::{self, Filter};
+
+/// Wholesail origin: webhook inbox, workers, dead letters.
+#[derive(Parser)]
+#[command(name = "origin", version)]
+struct Cli {
+    /// TOML configuration file (environment variables `WHOLESAIL_*` override it).
+    #[arg(long, env = "WHOLESAIL_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (intake, admin, health, metrics) and run the inbox workers.
+    Serve {
+        /// Do not apply pending migrations at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect and replay dead letters.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// List dead letters (JSON lines, oldest first).
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Show one inbox row in full (any status), with its payload.
+    Show {
+        /// The inbox row id.
+        id: i64,
+    },
+    /// Put matching dead letters back to pending, attempts reset.
+    Replay {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Replay every dead letter (required when no filter is given).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Args)]
+struct FilterArgs {
+    /// Inbox row id (repeatable).
+    #[arg(long = "id")]
+    ids: Vec<i64>,
+    /// Topic, e.g. orders/create.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Shop domain.
+    #[arg(long)]
+    shop: Option<String>,
+    /// Received at or after (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<OffsetDateTime>,
+    /// Received before (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    until: Option<OffsetDateTime>,
+}
+
+impl From<FilterArgs> for Filter {
+    fn from(a: FilterArgs) -> Filter {
+        Filter {
+            ids: a.ids,
+            topic: a.topic,
+            shop: a.shop,
+            since: a.since,
+            until: a.until,
+        }
+    }
+}
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("expected RFC 3339: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { no_migrate } => {
+            let listener = TcpListener::bind(config.bind)
+                .await
+                .with_context(|| format!("binding {}", config.bind))?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(on_signal(shutdown.clone()));
+            app::serve(config, listener, !no_migrate, shutdown).await?;
+        }
+        Command::Migrate => {
+            let pool = app::connect(&config).await?;
+            MIGRATOR.run(&pool).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::DeadLetters(cmd) => {
+            let pool = app::connect(&config).await?;
+            match cmd {
+                DeadLetterCommand::List { filter, limit } => {
+                    for row in dead_letters::list(&pool, &filter.into(), limit).await? {
+                        println!("{}", serde_json::to_string(&row)?);
+                    }
+                }
+                DeadLetterCommand::Show { id } => match dead_letters::show(&pool, id).await? {
+                    Some(row) => println!("{}", serde_json::to_string_pretty(&row)?),
+                    None => bail!("no inbox row with id {id}"),
+                },
+                DeadLetterCommand::Replay { filter, all } => {
+                    let filter: Filter = filter.into();
+                    if !filter.is_narrowed() && !all {
+                        bail!("refusing to replay every dead letter without --all");
+                    }
+                    let ids = dead_letters::replay(&pool, &filter).await?;
+                    println!("{}", serde_json::json!({ "replayed": ids }));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+async fn on_signal(shutdown: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}

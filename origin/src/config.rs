@@ -1,0 +1,305 @@
+//! Typed configuration, loaded once at start-up.
+//!
+//! Layers, later ones winning: built-in defaults → a TOML file (`--config`, or
+//! `WHOLESAIL_CONFIG`) → environment variables prefixed `WHOLESAIL_`, with `__` between
+//! nesting levels (`WHOLESAIL_WORKER__CONCURRENCY=4`, `WHOLESAIL_SHOPIFY__SECRET=…`).
+//! Every secret is a [`SecretString`]: its `Debug` output is redacted, so printing the config
+//! cannot leak it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use wholesail_webhook::{Keyring, ShopifySecrets, SigningKey};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A layer could not be read or a value has the wrong type.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// The values parsed but do not make sense together.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole origin configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on (`127.0.0.1:0` picks a free port).
+    pub bind: SocketAddr,
+    /// PostgreSQL connection URL (may hold a password, hence secret).
+    pub database_url: SecretString,
+    /// Maximum connections in the pool.
+    pub pool_size: u32,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Shopify app secrets for direct mode (`POST /webhooks/shopify`).
+    #[serde(default)]
+    pub shopify: ShopifyConfig,
+    /// Keys the edge signs envelopes with.
+    #[serde(default)]
+    pub internal: InternalConfig,
+    /// The admin API (dead letters); disabled when no token is set.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Inbox workers.
+    pub worker: WorkerConfig,
+    /// Readiness thresholds.
+    pub readiness: ReadinessConfig,
+}
+
+/// Shopify app client secrets: current and, during a rotation, previous.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopifyConfig {
+    /// The current client secret; direct mode answers 503 when unset.
+    pub secret: Option<SecretString>,
+    /// The previous client secret, accepted for the hour after a rotation.
+    pub previous_secret: Option<SecretString>,
+}
+
+/// The internal keyring for envelopes signed by the edge.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalConfig {
+    /// Accepted keys, by id.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    /// How far a signature's timestamp may be from now, in seconds.
+    #[serde(default = "default_tolerance")]
+    pub tolerance_secs: i64,
+}
+
+impl Default for InternalConfig {
+    fn default() -> Self {
+        InternalConfig {
+            keys: Vec::new(),
+            tolerance_secs: default_tolerance(),
+        }
+    }
+}
+
+fn default_tolerance() -> i64 {
+    300
+}
+
+/// One envelope signing key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// The key id the edge puts in `kid=`.
+    pub id: String,
+    /// The shared secret.
+    pub secret: SecretString,
+}
+
+/// The admin API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The bearer token; the admin API answers 404 when unset.
+    pub token: Option<SecretString>,
+}
+
+/// Inbox worker settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Concurrent claim loops in this process (0 = intake only).
+    pub concurrency: usize,
+    /// Rows claimed per batch.
+    pub batch_size: i64,
+    /// Most rows of one shop in one claim (fairness); the share grows when fewer shops wait.
+    pub per_shop: i64,
+    /// Claims (attempts) before a transiently failing event becomes a dead letter.
+    pub max_attempts: i32,
+    /// First retry delay in milliseconds; doubled per attempt, with jitter.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in milliseconds.
+    pub backoff_max_ms: u64,
+    /// How long a claim is held before another worker may reclaim it, in milliseconds.
+    pub lease_ms: u64,
+    /// Poll interval when no NOTIFY arrives, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// On SIGTERM, how long in-flight batches may run before they are released, in ms.
+    pub shutdown_grace_ms: u64,
+}
+
+impl WorkerConfig {
+    /// The lease as a duration.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+}
+
+/// Readiness thresholds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadinessConfig {
+    /// `/readyz` fails when the oldest due event waits longer than this, in seconds.
+    pub max_lag_secs: f64,
+}
+
+/// The non-secret defaults, the first layer.
+#[derive(Serialize)]
+struct Defaults {
+    bind: &'static str,
+    database_url: &'static str,
+    pool_size: u32,
+    max_body_bytes: usize,
+    worker: WorkerConfig,
+    readiness: ReadinessConfig,
+}
+
+impl Defaults {
+    fn new() -> Self {
+        Defaults {
+            bind: "127.0.0.1:8080",
+            database_url: "postgres://postgres@127.0.0.1:5432/wholesail",
+            pool_size: 10,
+            // A batch of 100 queue messages of up to 128 KB each, plus JSON framing.
+            max_body_bytes: 16 * 1024 * 1024,
+            worker: WorkerConfig {
+                concurrency: 2,
+                batch_size: 50,
+                per_shop: 10,
+                max_attempts: 8,
+                backoff_base_ms: 1_000,
+                backoff_max_ms: 3_600_000,
+                lease_ms: 60_000,
+                poll_interval_ms: 1_000,
+                shutdown_grace_ms: 20_000,
+            },
+            readiness: ReadinessConfig {
+                max_lag_secs: 300.0,
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `WHOLESAIL_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Defaults::new()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("WHOLESAIL_").split("__").ignore(&["config"]))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let w = &self.worker;
+        if w.batch_size < 1 || w.per_shop < 1 || w.max_attempts < 1 {
+            return Err(ConfigError::Invalid(
+                "worker.batch_size, worker.per_shop and worker.max_attempts must be ≥ 1".into(),
+            ));
+        }
+        if w.backoff_base_ms == 0 || w.backoff_max_ms < w.backoff_base_ms {
+            return Err(ConfigError::Invalid(
+                "worker.backoff_base_ms must be > 0 and ≤ worker.backoff_max_ms".into(),
+            ));
+        }
+        self.keyring()?;
+        Ok(())
+    }
+
+    /// The keyring for envelope signatures.
+    pub fn keyring(&self) -> Result<Keyring, ConfigError> {
+        let keys = self
+            .internal
+            .keys
+            .iter()
+            .map(|k| {
+                SigningKey::new(k.id.clone(), k.secret.expose_secret().as_bytes())
+                    .map_err(|e| ConfigError::Invalid(format!("internal.keys {:?}: {e}", k.id)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Keyring::new(keys, self.internal.tolerance_secs))
+    }
+
+    /// The Shopify secrets for direct mode, if configured.
+    pub fn shopify_secrets(&self) -> Option<ShopifySecrets> {
+        let current = self.shopify.secret.as_ref()?;
+        Some(ShopifySecrets::new(
+            current.expose_secret().as_bytes(),
+            self.shopify
+                .previous_secret
+                .as_ref()
+                .map(|p| p.expose_secret().as_bytes()),
+        ))
+    }
+}
+
+#[cfg(test)]
+// figment's Jail returns its own (large) error type from the test closures.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_environment_layer_over_defaults_and_secrets_do_not_print() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "origin.toml",
+                r#"
+                bind = "0.0.0.0:9000"
+                [worker]
+                concurrency = 3
+                [[internal.keys]]
+                id = "k1"
+                secret = "file-key-secret"
+                "#,
+            )?;
+            jail.set_env("WHOLESAIL_WORKER__BATCH_SIZE", "77");
+            jail.set_env("WHOLESAIL_SHOPIFY__SECRET", "shpss_topsecret");
+            jail.set_env("WHOLESAIL_ADMIN__TOKEN", "admin-token-value");
+            let c = Config::load(Some(Path::new("origin.toml"))).expect("loads");
+            assert_eq!(c.bind.port(), 9000);
+            assert_eq!(c.worker.concurrency, 3);
+            assert_eq!(c.worker.batch_size, 77);
+            assert_eq!(c.worker.max_attempts, 8);
+            assert!(c.shopify_secrets().is_some());
+            assert!(c.keyring().is_ok());
+            let shown = format!("{c:?}");
+            for secret in ["file-key-secret", "shpss_topsecret", "admin-token-value"] {
+                assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn keys_can_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "WHOLESAIL_INTERNAL__KEYS",
+                r#"[{id="edge-2026",secret="s3cr3t"}]"#,
+            );
+            let c = Config::load(None).expect("loads");
+            assert_eq!(c.internal.keys.len(), 1);
+            assert_eq!(c.internal.keys[0].id, "edge-2026");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn inconsistent_worker_settings_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WHOLESAIL_WORKER__BACKOFF_MAX_MS", "10");
+            assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,155 @@
+//! Dead letters: inspection and replay, shared by the CLI and the admin API.
+//!
+//! A dead letter is an inbox row with status `dead`: a handler refused it (invalid payload),
+//! it failed `max_attempts` times, or the edge gave up delivering it. Replay puts the selected
+//! rows back to `pending` with their attempts reset; the handlers are guarded by the source's
+//! `updated_at` and the row's done mark commits with the effect, so a replay applies an event
+//! at most once more and never duplicates an effect.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::inbox;
+
+/// Which dead letters to list or replay. Empty fields do not filter.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Only these inbox row ids.
+    #[serde(default)]
+    pub ids: Vec<i64>,
+    /// Only this topic.
+    pub topic: Option<String>,
+    /// Only this shop domain.
+    pub shop: Option<String>,
+    /// Received at or after (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    /// Received before (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+}
+
+impl Filter {
+    /// Whether the filter selects something narrower than "every dead letter".
+    pub fn is_narrowed(&self) -> bool {
+        !self.ids.is_empty()
+            || self.topic.is_some()
+            || self.shop.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
+    }
+}
+
+/// One dead letter in a listing.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct DeadLetter {
+    /// Inbox row id (what `show` and `replay --id` take).
+    pub id: i64,
+    /// Shopify's per-delivery id.
+    pub webhook_id: String,
+    /// Shopify's per-action id.
+    pub event_id: Option<String>,
+    /// Shop domain.
+    pub shop: String,
+    /// Topic.
+    pub topic: String,
+    /// How it arrived: `edge`, `direct` or `edge_dlq`.
+    pub source: String,
+    /// Claims before it died.
+    pub attempts: i32,
+    /// Times it was replayed before.
+    pub replays: i32,
+    /// Why it died.
+    pub last_error: Option<String>,
+    /// When origin stored it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub inserted_at: OffsetDateTime,
+}
+
+/// One inbox row in full, for `show` (any status, so a replayed row can be followed).
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Detail {
+    /// The row's listing fields.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub summary: DeadLetter,
+    /// Current status.
+    pub status: String,
+    /// The Admin API version.
+    pub api_version: String,
+    /// Times the row was marked done (never above 1).
+    pub processed_count: i32,
+    /// The stored payload.
+    pub payload: Option<serde_json::Value>,
+}
+
+const COLUMNS: &str = "id, webhook_id, event_id, shop, topic, source, attempts, replays, \
+                       last_error, inserted_at";
+
+const MATCHES: &str = "status = 'dead'
+    AND (cardinality($1::int8[]) = 0 OR id = ANY($1))
+    AND ($2::text IS NULL OR topic = $2)
+    AND ($3::text IS NULL OR shop = $3)
+    AND ($4::timestamptz IS NULL OR inserted_at >= $4)
+    AND ($5::timestamptz IS NULL OR inserted_at < $5)";
+
+/// Dead letters matching `filter`, oldest first, at most `limit`.
+pub async fn list(
+    pool: &PgPool,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM inbox WHERE {MATCHES} ORDER BY inserted_at, id LIMIT $6"
+    ))
+    .bind(&filter.ids)
+    .bind(&filter.topic)
+    .bind(&filter.shop)
+    .bind(filter.since)
+    .bind(filter.until)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The inbox row `id`, whatever its status.
+pub async fn show(pool: &PgPool, id: i64) -> Result<Option<Detail>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, status, api_version, processed_count, payload
+         FROM inbox WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Puts the matching dead letters back to `pending` (attempts reset, due now) and wakes the
+/// workers. Returns the replayed row ids.
+pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Vec<i64>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let ids: Vec<i64> = sqlx::query_scalar(&format!(
+        "UPDATE inbox SET status = 'pending', attempts = 0, run_at = now(),
+                          replays = replays + 1
+         WHERE {MATCHES} AND payload IS NOT NULL
+         RETURNING id"
+    ))
+    .bind(&filter.ids)
+    .bind(&filter.topic)
+    .bind(&filter.shop)
+    .bind(filter.since)
+    .bind(filter.until)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !ids.is_empty() {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(inbox::CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    metrics::counter!("wholesail_dead_letters_replayed_total").increment(ids.len() as u64);
+    tracing::info!(replayed = ids.len(), "dead letters replayed");
+    Ok(ids)
+}

@@ -1,0 +1,478 @@
+//! The inbox table: deduplicated intake, claims with leases, completion and retry scheduling.
+//!
+//! Every statement that moves a row between states lives here, so the state machine is in one
+//! place:
+//!
+//! ```text
+//! intake ─▶ pending ─claim─▶ processing ─apply ok─▶ done
+//!   │          ▲                 │ transient error: attempts < max → pending (run_at = backoff)
+//!   │          │                 │ attempts ≥ max, or permanent error → dead
+//!   │          └── lease expiry, shutdown release, operator replay (from dead)
+//!   └─▶ quarantined (payload not JSON)        └─▶ dead (from the edge's dead-letter queue)
+//! ```
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use time::OffsetDateTime;
+
+use crate::handlers::InboxEvent;
+
+/// The NOTIFY channel intake signals after inserting due rows.
+pub const CHANNEL: &str = "wholesail_inbox";
+
+/// Where an event entered origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `POST /internal/webhooks` from the edge.
+    Edge,
+    /// `POST /webhooks/shopify`, direct mode.
+    Direct,
+    /// `POST /internal/dead-letters`: the edge gave up delivering it.
+    EdgeDeadLetter,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Edge => "edge",
+            Source::Direct => "direct",
+            Source::EdgeDeadLetter => "edge_dlq",
+        }
+    }
+}
+
+/// The body of a new inbox row.
+#[derive(Debug)]
+pub enum Body {
+    /// A (stripped) JSON document, as text.
+    Json(String),
+    /// A body that is not JSON, kept whole and quarantined with the reason.
+    Malformed {
+        /// The body's bytes.
+        bytes: Vec<u8>,
+        /// Why it is not usable.
+        reason: String,
+    },
+}
+
+/// One event to insert.
+#[derive(Debug)]
+pub struct NewEvent {
+    /// Shopify's per-delivery id (the dedup key).
+    pub webhook_id: String,
+    /// Shopify's per-action id.
+    pub event_id: Option<String>,
+    /// Shop domain.
+    pub shop: String,
+    /// Topic.
+    pub topic: String,
+    /// Admin API version of the payload.
+    pub api_version: String,
+    /// When Shopify triggered it, when the header parsed.
+    pub triggered_at: Option<OffsetDateTime>,
+    /// When the edge (or origin, in direct mode) received it.
+    pub received_at: OffsetDateTime,
+    /// How the payload was reduced (`allowlist`, `unknown_topic`).
+    pub stripping: String,
+    /// Size of the body Shopify sent.
+    pub original_bytes: i64,
+    /// The payload.
+    pub body: Body,
+}
+
+/// Where an inserted event ended up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// New row, due for processing.
+    Pending,
+    /// New row, quarantined (payload not JSON).
+    Quarantined,
+    /// New row, stored as a dead letter (from the edge's DLQ).
+    Dead,
+    /// A row with this webhook id already exists; nothing written.
+    Duplicate,
+}
+
+/// The reason stored on rows that arrive through the edge's dead-letter queue.
+pub const EDGE_DLQ_REASON: &str =
+    "received from the edge dead-letter queue: origin did not accept it within the edge's retries";
+
+/// Inserts `events` in one transaction with one multi-row statement, deduplicated on the
+/// webhook id, and notifies the workers when a due row was added. Returns one [`Stored`] per
+/// event, in order (the second of two events with the same id in one call is a duplicate).
+pub async fn insert(
+    pool: &PgPool,
+    source: Source,
+    events: &[NewEvent],
+) -> Result<Vec<Stored>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = events.len();
+    let mut webhook_ids = Vec::with_capacity(n);
+    let mut event_ids = Vec::with_capacity(n);
+    let mut shops = Vec::with_capacity(n);
+    let mut topics = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut triggered = Vec::with_capacity(n);
+    let mut received = Vec::with_capacity(n);
+    let mut strippings = Vec::with_capacity(n);
+    let mut sizes = Vec::with_capacity(n);
+    let mut payloads: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut raws: Vec<Option<&[u8]>> = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut errors: Vec<Option<&str>> = Vec::with_capacity(n);
+    for e in events {
+        webhook_ids.push(e.webhook_id.as_str());
+        event_ids.push(e.event_id.as_deref());
+        shops.push(e.shop.as_str());
+        topics.push(e.topic.as_str());
+        versions.push(e.api_version.as_str());
+        triggered.push(e.triggered_at);
+        received.push(e.received_at);
+        strippings.push(e.stripping.as_str());
+        sizes.push(e.original_bytes);
+        match (&e.body, source) {
+            (Body::Json(json), Source::EdgeDeadLetter) => {
+                payloads.push(Some(json));
+                raws.push(None);
+                statuses.push("dead");
+                errors.push(Some(EDGE_DLQ_REASON));
+            }
+            (Body::Json(json), _) => {
+                payloads.push(Some(json));
+                raws.push(None);
+                statuses.push("pending");
+                errors.push(None);
+            }
+            (Body::Malformed { bytes, reason }, _) => {
+                payloads.push(None);
+                raws.push(Some(bytes));
+                statuses.push("quarantined");
+                errors.push(Some(reason));
+            }
+        }
+    }
+
+    let mut tx = pool.begin().await?;
+    let inserted: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO inbox (webhook_id, event_id, shop, topic, api_version, triggered_at,
+                            received_at, stripping, original_bytes, payload, raw_body, status,
+                            last_error, source)
+         SELECT w, e, s, t, v, tr, r, st, b, p::jsonb, raw, status, err, $14
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::timestamptz[], $7::timestamptz[], $8::text[], $9::int8[], $10::text[],
+                     $11::bytea[], $12::text[], $13::text[])
+              AS u(w, e, s, t, v, tr, r, st, b, p, raw, status, err)
+         ON CONFLICT (webhook_id) DO NOTHING
+         RETURNING webhook_id",
+    )
+    .bind(&webhook_ids)
+    .bind(&event_ids)
+    .bind(&shops)
+    .bind(&topics)
+    .bind(&versions)
+    .bind(&triggered)
+    .bind(&received)
+    .bind(&strippings)
+    .bind(&sizes)
+    .bind(&payloads)
+    .bind(&raws)
+    .bind(&statuses)
+    .bind(&errors)
+    .bind(source.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let mut fresh: HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let stored: Vec<Stored> = events
+        .iter()
+        .zip(&statuses)
+        .map(|(e, status)| {
+            if !fresh.remove(e.webhook_id.as_str()) {
+                return Stored::Duplicate;
+            }
+            match *status {
+                "pending" => Stored::Pending,
+                "dead" => Stored::Dead,
+                _ => Stored::Quarantined,
+            }
+        })
+        .collect();
+    if stored.contains(&Stored::Pending) {
+        notify(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Signals waiting workers; delivered when the transaction commits.
+async fn notify(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A claimed row, with what the worker needs besides the event.
+#[derive(Debug)]
+pub struct Claimed {
+    /// The event for the handler.
+    pub event: InboxEvent,
+    /// Claims so far, this one included.
+    pub attempts: i32,
+}
+
+/// A claimed row as the claim statement returns it.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: i64,
+    webhook_id: String,
+    event_id: Option<String>,
+    shop: String,
+    topic: String,
+    payload: String,
+    attempts: i32,
+}
+
+/// Claims up to `batch` due rows for `worker`, round-robin by shop starting after
+/// `after_shop` (fairness): shops are enumerated with a loose index scan, each contributes at
+/// most `max(per_shop, ceil(batch / shops found))` rows, oldest `run_at` first.
+/// Rows locked by another claimer are skipped (`FOR UPDATE SKIP LOCKED`).
+pub async fn claim(
+    pool: &PgPool,
+    worker: &str,
+    batch: i64,
+    per_shop: i64,
+    after_shop: &str,
+    lease: Duration,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let rows: Vec<ClaimRow> = sqlx::query_as(
+        "WITH RECURSIVE shops(shop, n) AS (
+             (SELECT shop, 1 FROM inbox
+              WHERE status = 'pending' AND run_at <= now() AND shop > $2
+              ORDER BY shop LIMIT 1)
+             UNION ALL
+             SELECT (SELECT i.shop FROM inbox i
+                     WHERE i.status = 'pending' AND i.run_at <= now() AND i.shop > s.shop
+                     ORDER BY i.shop LIMIT 1),
+                    s.n + 1
+             FROM shops s
+             WHERE s.shop IS NOT NULL AND s.n < $1
+         ),
+         found AS (SELECT shop FROM shops WHERE shop IS NOT NULL),
+         share AS (
+             SELECT greatest($3, ceil($1::float8 / greatest(count(*), 1)))::int8 AS per
+             FROM found
+         ),
+         picked AS (
+             SELECT c.id FROM found f CROSS JOIN LATERAL (
+                 SELECT i.id FROM inbox i
+                 WHERE i.status = 'pending' AND i.shop = f.shop AND i.run_at <= now()
+                 ORDER BY i.run_at, i.id
+                 LIMIT (SELECT per FROM share)
+                 FOR UPDATE SKIP LOCKED
+             ) c
+             LIMIT $1
+         )
+         UPDATE inbox SET status = 'processing', locked_by = $4,
+                          locked_until = now() + $5 * interval '1 millisecond',
+                          attempts = inbox.attempts + 1
+         FROM picked WHERE inbox.id = picked.id
+         RETURNING inbox.id, inbox.webhook_id, inbox.event_id, inbox.shop, inbox.topic,
+                   inbox.payload::text AS payload, inbox.attempts",
+    )
+    .bind(batch)
+    .bind(after_shop)
+    .bind(per_shop)
+    .bind(worker)
+    .bind(lease.as_millis() as f64)
+    .fetch_all(pool)
+    .await?;
+    let mut claimed: Vec<Claimed> = rows
+        .into_iter()
+        .map(|r| Claimed {
+            event: InboxEvent {
+                id: r.id,
+                webhook_id: r.webhook_id,
+                event_id: r.event_id,
+                shop: r.shop,
+                topic: r.topic,
+                payload: r.payload,
+            },
+            attempts: r.attempts,
+        })
+        .collect();
+    // UPDATE … RETURNING does not keep the picked order; process shop by shop, oldest first.
+    claimed.sort_by(|a, b| {
+        (a.event.shop.as_str(), a.event.id).cmp(&(b.event.shop.as_str(), b.event.id))
+    });
+    Ok(claimed)
+}
+
+/// Locks the rows of `ids` that `worker` still holds, at the start of a completion
+/// transaction, so no one can reclaim them while their effect is being applied.
+pub async fn lock_held(
+    tx: &mut Transaction<'_, Postgres>,
+    worker: &str,
+    ids: &[i64],
+) -> Result<HashSet<i64>, sqlx::Error> {
+    let held: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM inbox
+         WHERE id = ANY($1) AND locked_by = $2 AND status = 'processing'
+         FOR UPDATE",
+    )
+    .bind(ids)
+    .bind(worker)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(held.into_iter().collect())
+}
+
+/// Marks `ids` done in the completion transaction; returns each row's intake→applied lag in
+/// seconds.
+pub async fn mark_done(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[i64],
+) -> Result<Vec<f64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE inbox SET status = 'done', processed_at = now(),
+                          processed_count = processed_count + 1,
+                          locked_by = NULL, locked_until = NULL, last_error = NULL
+         WHERE id = ANY($1)
+         RETURNING extract(epoch FROM now() - inserted_at)::float8",
+    )
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// A failed attempt to record.
+#[derive(Debug)]
+pub struct Failure {
+    /// The row.
+    pub id: i64,
+    /// The error, stored as `last_error`.
+    pub error: String,
+    /// `None`: permanent, dead now. `Some(delay)`: retry after the delay unless attempts are
+    /// used up, in which case it is dead.
+    pub retry_after: Option<Duration>,
+}
+
+/// Records failed attempts of rows `worker` holds: back to `pending` with `run_at` pushed back
+/// (durable backoff), or `dead` when permanent or out of attempts. Rows no longer held (for
+/// instance already done) are left alone. Returns how many became dead letters.
+pub async fn record_failures(
+    conn: &mut PgConnection,
+    worker: &str,
+    failures: &[Failure],
+    max_attempts: i32,
+) -> Result<u64, sqlx::Error> {
+    if failures.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = failures.iter().map(|f| f.id).collect();
+    let errors: Vec<&str> = failures.iter().map(|f| f.error.as_str()).collect();
+    let delays: Vec<Option<f64>> = failures
+        .iter()
+        .map(|f| f.retry_after.map(|d| d.as_millis() as f64))
+        .collect();
+    let dead: i64 = sqlx::query_scalar(
+        "WITH f AS (
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::float8[]) AS f(id, err, delay_ms)
+         ), u AS (
+             UPDATE inbox SET
+                 status = CASE WHEN f.delay_ms IS NULL OR inbox.attempts >= $4
+                               THEN 'dead' ELSE 'pending' END,
+                 run_at = CASE WHEN f.delay_ms IS NULL OR inbox.attempts >= $4 THEN inbox.run_at
+                               ELSE now() + f.delay_ms * interval '1 millisecond' END,
+                 last_error = f.err, locked_by = NULL, locked_until = NULL
+             FROM f WHERE inbox.id = f.id AND inbox.status = 'processing' AND inbox.locked_by = $5
+             RETURNING inbox.status
+         )
+         SELECT count(*) FILTER (WHERE status = 'dead') FROM u",
+    )
+    .bind(&ids)
+    .bind(&errors)
+    .bind(&delays)
+    .bind(max_attempts)
+    .bind(worker)
+    .fetch_one(conn)
+    .await?;
+    Ok(dead as u64)
+}
+
+/// Returns expired leases (crashed or hung workers) to `pending`, or to `dead` when their
+/// claims used up `max_attempts`. Rows a live worker is committing are skipped.
+/// Returns (reclaimed, dead).
+pub async fn reclaim_expired(pool: &PgPool, max_attempts: i32) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "WITH u AS (
+             UPDATE inbox SET
+                 status = CASE WHEN attempts >= $1 THEN 'dead' ELSE 'pending' END,
+                 last_error = 'lease of ' || locked_by || ' expired (worker crashed or hung)',
+                 locked_by = NULL, locked_until = NULL, run_at = now()
+             WHERE id IN (SELECT id FROM inbox
+                          WHERE status = 'processing' AND locked_until < now()
+                          FOR UPDATE SKIP LOCKED)
+             RETURNING status
+         )
+         SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'dead')
+         FROM u",
+    )
+    .bind(max_attempts)
+    .fetch_one(pool)
+    .await
+}
+
+/// Gives back the rows `worker` still holds (graceful shutdown): pending again, due now, and
+/// the unfinished claim not counted as an attempt. Rows still locked by an aborted completion
+/// are left to lease expiry.
+pub async fn release(pool: &PgPool, worker: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE inbox SET status = 'pending', locked_by = NULL, locked_until = NULL,
+                          attempts = greatest(attempts - 1, 0), run_at = now()
+         WHERE id IN (SELECT id FROM inbox WHERE locked_by = $1 AND status = 'processing'
+                      FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Inbox depth by status and the age of the oldest due pending row, for metrics and readiness.
+#[derive(Debug, Default)]
+pub struct Depth {
+    /// (status, rows) for the statuses that are not `done`.
+    pub by_status: Vec<(String, i64)>,
+    /// Seconds the oldest due pending row has waited (0 when none).
+    pub lag_secs: f64,
+}
+
+/// Reads [`Depth`]. `done` rows are not counted (they only grow; see the done counter).
+pub async fn depth(pool: &PgPool) -> Result<Depth, sqlx::Error> {
+    let by_status: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s, (SELECT count(*) FROM inbox WHERE status = s)
+         FROM unnest(ARRAY['pending', 'processing', 'dead', 'quarantined']) AS s",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(Depth {
+        by_status,
+        lag_secs: lag_secs(pool).await?,
+    })
+}
+
+/// Seconds the oldest due pending row has waited (0 when none).
+pub async fn lag_secs(pool: &PgPool) -> Result<f64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8
+         FROM inbox WHERE status = 'pending' AND run_at <= now()",
+    )
+    .fetch_one(pool)
+    .await
+}

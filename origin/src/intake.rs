@@ -1,0 +1,303 @@
+//! Intake: the HTTP routes that put events into the inbox.
+//!
+//! - `POST /internal/webhooks`: an [`EnvelopeBatch`] (or one [`Envelope`]) from the edge,
+//!   signed with `X-Wholesail-Signature`. Each envelope is parsed on its own, so one bad item
+//!   is rejected with its reason while the others are stored; all rows go in one transaction.
+//! - `POST /internal/dead-letters`: the same body from the edge's dead-letter queue; rows are
+//!   stored as dead letters for an operator to inspect and replay.
+//! - `POST /webhooks/shopify`: direct mode without the edge: Shopify's HMAC, stripping here.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::value::RawValue;
+use thiserror::Error;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use wholesail_webhook::{
+    BatchResponse, Envelope, EnvelopeBatch, ItemResult, ItemStatus, Payload, VerifiedWebhook,
+    SIGNATURE_HEADER,
+};
+
+use crate::app::AppState;
+use crate::inbox::{self, Body, NewEvent, Source, Stored};
+
+/// Why an intake request was refused as a whole.
+#[derive(Debug, Error)]
+pub enum IntakeError {
+    /// Signature missing or wrong: 401 with the reason.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The request cannot be read (not JSON, bad Shopify headers): 400.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Direct mode without a configured Shopify secret: 503.
+    #[error("direct mode is not configured (shopify.secret)")]
+    NotConfigured,
+    /// The inbox could not be written; the sender retries: 503.
+    #[error("inbox unavailable")]
+    Database(#[from] sqlx::Error),
+}
+
+impl IntoResponse for IntakeError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            IntakeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            IntakeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            IntakeError::NotConfigured | IntakeError::Database(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        match &self {
+            IntakeError::Database(e) => tracing::error!(error = %e, "inbox write failed"),
+            other => tracing::warn!(error = %other, "intake request refused"),
+        }
+        // Database details stay in the log; the client learns only the class of failure.
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+/// `POST /internal/webhooks`.
+pub async fn internal_webhooks(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<BatchResponse>, IntakeError> {
+    envelopes(&app, &headers, &body, Source::Edge).await
+}
+
+/// `POST /internal/dead-letters`.
+pub async fn internal_dead_letters(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<BatchResponse>, IntakeError> {
+    envelopes(&app, &headers, &body, Source::EdgeDeadLetter).await
+}
+
+async fn envelopes(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    source: Source,
+) -> Result<Json<BatchResponse>, IntakeError> {
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .ok_or_else(|| IntakeError::Unauthorized(format!("missing {SIGNATURE_HEADER}")))?
+        .to_str()
+        .map_err(|_| IntakeError::Unauthorized(format!("{SIGNATURE_HEADER} is not ASCII")))?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    app.keyring
+        .verify(signature, body, now)
+        .map_err(|e| IntakeError::Unauthorized(e.to_string()))?;
+
+    let items = split_items(body)?;
+    let mut results: Vec<ItemResult> = Vec::with_capacity(items.len());
+    let mut events = Vec::with_capacity(items.len());
+    let mut slots = Vec::with_capacity(items.len());
+    for raw in &items {
+        match parse_item(raw.get()) {
+            Ok(event) => {
+                results.push(ItemResult {
+                    webhook_id: Some(event.webhook_id.clone()),
+                    status: ItemStatus::Accepted,
+                    reason: None,
+                });
+                slots.push(results.len() - 1);
+                events.push(event);
+            }
+            Err((webhook_id, reason)) => {
+                tracing::warn!(webhook_id = webhook_id.as_deref(), %reason, "envelope rejected");
+                results.push(ItemResult {
+                    webhook_id,
+                    status: ItemStatus::Rejected,
+                    reason: Some(reason),
+                });
+            }
+        }
+    }
+    let stored = inbox::insert(&app.pool, source, &events).await?;
+    for ((slot, event), stored) in slots.iter().zip(&events).zip(&stored) {
+        if *stored == Stored::Duplicate {
+            results[*slot].status = ItemStatus::Duplicate;
+        }
+        log_stored(source, event, *stored);
+    }
+    let rejected = results
+        .iter()
+        .filter(|r| r.status == ItemStatus::Rejected)
+        .count();
+    metrics::counter!("wholesail_intake_events_total", "source" => source_label(source), "result" => "rejected")
+        .increment(rejected as u64);
+    Ok(Json(BatchResponse { results }))
+}
+
+fn source_label(source: Source) -> &'static str {
+    match source {
+        Source::Edge => "edge",
+        Source::Direct => "direct",
+        Source::EdgeDeadLetter => "edge_dlq",
+    }
+}
+
+fn log_stored(source: Source, event: &NewEvent, stored: Stored) {
+    let result = match stored {
+        Stored::Pending => "accepted",
+        Stored::Quarantined => "quarantined",
+        Stored::Dead => "dead_letter",
+        Stored::Duplicate => "duplicate",
+    };
+    metrics::counter!("wholesail_intake_events_total", "source" => source_label(source), "result" => result)
+        .increment(1);
+    tracing::info!(
+        webhook_id = %event.webhook_id,
+        shop = %event.shop,
+        topic = %event.topic,
+        result,
+        "event received"
+    );
+}
+
+/// The envelopes of a body: `{"envelopes": [...]}` or one envelope object.
+fn split_items(body: &[u8]) -> Result<Vec<Box<RawValue>>, IntakeError> {
+    let whole: Box<RawValue> = serde_json::from_slice(body)
+        .map_err(|e| IntakeError::BadRequest(format!("body is not JSON: {e}")))?;
+    if let Ok(batch) = serde_json::from_str::<EnvelopeBatch>(whole.get()) {
+        return Ok(batch.envelopes);
+    }
+    Ok(vec![whole])
+}
+
+/// Parses one envelope into a row, or says why not (with the webhook id if it could be read).
+fn parse_item(raw: &str) -> Result<NewEvent, (Option<String>, String)> {
+    let envelope: Envelope = serde_json::from_str(raw).map_err(|e| {
+        let id = serde_json::from_str::<serde_json::Value>(raw)
+            .ok()
+            .and_then(|v| v.pointer("/meta/webhook_id")?.as_str().map(str::to_owned));
+        (id, format!("invalid envelope: {e}"))
+    })?;
+    let webhook_id = envelope.meta.webhook_id.to_string();
+    let reject = |reason: String| (Some(webhook_id.clone()), reason);
+    let received_at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(envelope.received_at_ms) * 1_000_000)
+            .map_err(|_| reject("received_at_ms is out of range".into()))?;
+    let original_bytes = i64::try_from(envelope.original_bytes)
+        .map_err(|_| reject("original_bytes is out of range".into()))?;
+    let (stripping, body) = match envelope.payload {
+        Payload::Json { stripping, body } => (
+            serde_json::to_value(stripping)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unknown".into()),
+            json_body(body.get()),
+        ),
+        Payload::Malformed {
+            reason,
+            body_base64,
+        } => {
+            let bytes = STANDARD
+                .decode(body_base64)
+                .map_err(|_| reject("malformed payload's body_base64 is not base64".into()))?;
+            ("malformed".into(), Body::Malformed { bytes, reason })
+        }
+    };
+    let event = NewEvent {
+        webhook_id: webhook_id.clone(),
+        event_id: envelope.meta.event_id,
+        shop: envelope.meta.shop.to_string(),
+        topic: envelope.meta.topic.to_string(),
+        api_version: envelope.meta.api_version,
+        triggered_at: envelope
+            .meta
+            .triggered_at
+            .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
+        received_at,
+        stripping,
+        original_bytes,
+        body,
+    };
+    // PostgreSQL text cannot hold NUL; one such field would fail the whole batch's statement.
+    let texts = [
+        event.api_version.as_str(),
+        event.event_id.as_deref().unwrap_or(""),
+    ];
+    if texts.iter().any(|t| t.contains('\0')) {
+        return Err(reject("a header field contains a NUL character".into()));
+    }
+    Ok(event)
+}
+
+/// A JSON payload as a row body: quarantined when PostgreSQL's `jsonb` cannot store it.
+fn json_body(json: &str) -> Body {
+    if json.contains("\\u0000") {
+        return Body::Malformed {
+            bytes: json.as_bytes().to_vec(),
+            reason: "payload contains \\u0000, which PostgreSQL jsonb cannot store".into(),
+        };
+    }
+    Body::Json(json.to_owned())
+}
+
+/// `POST /webhooks/shopify`: direct mode. 401 on a bad HMAC (Shopify's compliance topics
+/// require it), 400 on other header errors, 200 once the event is durable (or a duplicate).
+pub async fn shopify_direct(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, IntakeError> {
+    let secrets = app.shopify.as_ref().ok_or(IntakeError::NotConfigured)?;
+    let pairs = headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+    let verified = VerifiedWebhook::verify(&body, pairs, secrets).map_err(|e| {
+        if e.is_unauthorized() {
+            IntakeError::Unauthorized(e.to_string())
+        } else {
+            IntakeError::BadRequest(e.to_string())
+        }
+    })?;
+    let meta = verified.into_meta();
+    let original_bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
+    let (stripping, body) =
+        match Payload::from_strip(wholesail_webhook::strip(meta.topic.as_str(), &body), &body) {
+            Payload::Json { stripping, body } => (
+                serde_json::to_value(stripping)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "unknown".into()),
+                json_body(body.get()),
+            ),
+            Payload::Malformed { reason, .. } => (
+                "malformed".to_owned(),
+                Body::Malformed {
+                    bytes: body.to_vec(),
+                    reason,
+                },
+            ),
+        };
+    let event = NewEvent {
+        webhook_id: meta.webhook_id.to_string(),
+        event_id: meta.event_id,
+        shop: meta.shop.to_string(),
+        topic: meta.topic.to_string(),
+        api_version: meta.api_version,
+        triggered_at: meta
+            .triggered_at
+            .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
+        received_at: OffsetDateTime::now_utc(),
+        stripping,
+        original_bytes,
+        body,
+    };
+    let stored = inbox::insert(&app.pool, Source::Direct, std::slice::from_ref(&event)).await?;
+    log_stored(Source::Direct, &event, stored[0]);
+    Ok(StatusCode::OK)
+}

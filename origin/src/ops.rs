@@ -1,0 +1,96 @@
+//! Operations endpoints: `/livez`, `/readyz` and `/metrics` (Prometheus).
+//!
+//! Metrics (all prefixed `wholesail_`):
+//! - `inbox_depth{status}` gauge: rows pending / processing / dead / quarantined (read at
+//!   scrape time);
+//! - `inbox_lag_seconds` gauge: how long the oldest due pending row has waited;
+//! - `intake_events_total{source,result}` counter: accepted / duplicate / quarantined /
+//!   dead_letter / rejected, per route (the intake rate is its `rate()`);
+//! - `events_processed_total{outcome}` counter: applied / stale / ignored;
+//! - `event_failures_total{kind}` counter: transient / permanent handler failures;
+//! - `dead_letters_total{reason}` counter: handler / lease_expired;
+//! - `dead_letters_replayed_total` counter;
+//! - `handler_duration_seconds{topic}` histogram;
+//! - `processing_lag_seconds` histogram: intake → applied;
+//! - `event_attempts` histogram: claims an event needed until done.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::app::AppState;
+use crate::inbox;
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0, 60.0, 300.0,
+                ])
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (embedding); ours then only renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// `GET /livez`: the process is up.
+pub async fn livez() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: 200 when the database answers and the oldest due event has waited less than
+/// `readiness.max_lag_secs`; 503 with the reason otherwise.
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    match inbox::lag_secs(&app.pool).await {
+        Ok(lag) if lag <= app.max_lag_secs => Json(serde_json::json!({
+            "status": "ready", "lag_secs": lag
+        }))
+        .into_response(),
+        Ok(lag) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "lagging", "lag_secs": lag, "max_lag_secs": app.max_lag_secs
+            })),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "database unreachable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /metrics`: Prometheus text format, inbox gauges refreshed at scrape time.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    match inbox::depth(&app.pool).await {
+        Ok(depth) => {
+            for (status, rows) in depth.by_status {
+                metrics::gauge!("wholesail_inbox_depth", "status" => status).set(rows as f64);
+            }
+            metrics::gauge!("wholesail_inbox_lag_seconds").set(depth.lag_secs);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: inbox depth unavailable"),
+    }
+    app.metrics.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,312 @@
+//! The inbox workers: claim due rows, apply them with the topic handlers, record the outcome.
+//!
+//! - **Claims** take a batch with `FOR UPDATE SKIP LOCKED` and a lease (`locked_by`,
+//!   `locked_until`), round-robin by shop ([`inbox::claim`]): several loops and several
+//!   processes share one database without coordination.
+//! - **Completion** is one transaction per batch: the rows are locked (still ours?), each event
+//!   is applied in a savepoint by [`handlers::apply`], and the done marks commit with the
+//!   effects. An event is therefore applied exactly once even if the worker dies at any point:
+//!   before the commit nothing happened, after it the row is done.
+//! - **Failures**: `HandlerError::Database` is transient: retried with [`Backoff`] stored in
+//!   `run_at`, dead after `max_attempts` claims. `HandlerError::InvalidPayload` is permanent:
+//!   dead at once (retrying the same payload cannot help; an operator can replay it after a
+//!   fix).
+//! - **Crashes**: a reaper returns expired leases to `pending` (or `dead` when the claims
+//!   used up `max_attempts`, so an event that kills its worker cannot loop forever).
+//! - **Wake-up**: LISTEN on [`inbox::CHANNEL`], with polling as the fallback.
+//! - **Shutdown**: stop claiming, let in-flight batches finish within the grace period, then
+//!   release whatever is still held.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgPool};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::backoff::Backoff;
+use crate::config::WorkerConfig;
+use crate::handlers::{self, HandlerError, Outcome};
+use crate::inbox::{self, Claimed, Failure};
+
+/// The worker pool of one process.
+#[derive(Clone)]
+pub struct Workers {
+    pool: PgPool,
+    config: Arc<WorkerConfig>,
+    id: Arc<str>,
+    backoff: Backoff,
+}
+
+impl Workers {
+    /// Workers on `pool`; `id` names this process in `locked_by` (unique per process).
+    pub fn new(pool: PgPool, config: WorkerConfig, id: String) -> Self {
+        let backoff = Backoff::new(
+            Duration::from_millis(config.backoff_base_ms),
+            Duration::from_millis(config.backoff_max_ms),
+        );
+        Workers {
+            pool,
+            config: Arc::new(config),
+            id: id.into(),
+            backoff,
+        }
+    }
+
+    /// Runs the claim loops, the listener and the reaper until `shutdown` is cancelled, then
+    /// drains within the grace period and releases what is still held.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let (wake_tx, wake_rx) = watch::channel(0u64);
+        let stop_claiming = shutdown.child_token();
+        let mut helpers = JoinSet::new();
+        helpers.spawn(listen(self.pool.clone(), wake_tx, shutdown.clone()));
+        helpers.spawn(reap(self.clone(), shutdown.clone()));
+        let mut loops = JoinSet::new();
+        for n in 0..self.config.concurrency {
+            let w = self.clone();
+            let rx = wake_rx.clone();
+            let stop = stop_claiming.clone();
+            loops.spawn(
+                async move { w.claim_loop(rx, stop).await }
+                    .instrument(tracing::info_span!("worker", worker = %self.id, loop_n = n)),
+            );
+        }
+        tracing::info!(worker = %self.id, concurrency = self.config.concurrency, "workers started");
+        shutdown.cancelled().await;
+
+        let grace = Duration::from_millis(self.config.shutdown_grace_ms);
+        let drained =
+            tokio::time::timeout(grace, async { while loops.join_next().await.is_some() {} })
+                .await
+                .is_ok();
+        if !drained {
+            tracing::warn!(worker = %self.id, ?grace, "in-flight batches exceeded the grace period; aborting them");
+            loops.abort_all();
+            while loops.join_next().await.is_some() {}
+        }
+        helpers.abort_all();
+        match inbox::release(&self.pool, &self.id).await {
+            Ok(n) => tracing::info!(worker = %self.id, released = n, drained, "workers stopped"),
+            Err(e) => {
+                tracing::error!(worker = %self.id, error = %e, "release failed; leases will expire")
+            }
+        }
+    }
+
+    async fn claim_loop(&self, mut wake: watch::Receiver<u64>, stop: CancellationToken) {
+        let poll = Duration::from_millis(self.config.poll_interval_ms);
+        let mut after_shop = String::new();
+        while !stop.is_cancelled() {
+            wake.borrow_and_update();
+            let claimed = inbox::claim(
+                &self.pool,
+                &self.id,
+                self.config.batch_size,
+                self.config.per_shop,
+                &after_shop,
+                self.config.lease(),
+            )
+            .await;
+            let batch = match claimed {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!(error = %e, "claim failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(poll) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                if !after_shop.is_empty() {
+                    // Nothing after the cursor: wrap around to the first shop at once.
+                    after_shop.clear();
+                    continue;
+                }
+                tokio::select! {
+                    _ = wake.changed() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stop.cancelled() => {}
+                }
+                continue;
+            }
+            let full = batch.len() as i64 >= self.config.batch_size;
+            after_shop = if full {
+                batch
+                    .last()
+                    .map(|c| c.event.shop.clone())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            self.complete(batch).await;
+        }
+    }
+
+    /// Applies a claimed batch and records every outcome.
+    async fn complete(&self, batch: Vec<Claimed>) {
+        let ids: Vec<i64> = batch.iter().map(|c| c.event.id).collect();
+        if let Err(e) = self.apply_batch(&batch).await {
+            // The transaction rolled back: nothing was applied. Schedule retries now rather
+            // than waiting for the leases to expire (rows already done are left alone).
+            tracing::error!(error = %e, rows = ids.len(), "batch transaction failed");
+            let failures: Vec<Failure> = batch
+                .iter()
+                .map(|c| Failure {
+                    id: c.event.id,
+                    error: format!("batch transaction failed: {e}"),
+                    retry_after: Some(self.backoff.delay(c.attempts, &mut rand::thread_rng())),
+                })
+                .collect();
+            let recorded = async {
+                let mut conn = self.pool.acquire().await?;
+                inbox::record_failures(&mut conn, &self.id, &failures, self.config.max_attempts)
+                    .await
+            };
+            if let Err(e) = recorded.await {
+                tracing::error!(error = %e, "could not record failures; leases will expire");
+            }
+        }
+    }
+
+    async fn apply_batch(&self, batch: &[Claimed]) -> Result<(), sqlx::Error> {
+        let ids: Vec<i64> = batch.iter().map(|c| c.event.id).collect();
+        let mut tx = self.pool.begin().await?;
+        let held = inbox::lock_held(&mut tx, &self.id, &ids).await?;
+        let mut done = Vec::with_capacity(batch.len());
+        let mut done_attempts = Vec::with_capacity(batch.len());
+        let mut failures = Vec::new();
+        for claimed in batch {
+            let event = &claimed.event;
+            let span = tracing::info_span!(
+                "event",
+                webhook_id = %event.webhook_id,
+                shop = %event.shop,
+                topic = %event.topic,
+                attempt = claimed.attempts,
+            );
+            if !held.contains(&event.id) {
+                span.in_scope(|| tracing::warn!("lease lost before completion; skipped"));
+                continue;
+            }
+            async {
+                let mut savepoint = Connection::begin(&mut *tx).await?;
+                let started = Instant::now();
+                let result = handlers::apply(&mut savepoint, event).await;
+                metrics::histogram!("wholesail_handler_duration_seconds", "topic" => event.topic.clone())
+                    .record(started.elapsed().as_secs_f64());
+                match result {
+                    Ok(outcome) => {
+                        savepoint.commit().await?;
+                        let outcome = match outcome {
+                            Outcome::Applied => "applied",
+                            Outcome::Stale => "stale",
+                            Outcome::Ignored => "ignored",
+                        };
+                        metrics::counter!("wholesail_events_processed_total", "outcome" => outcome)
+                            .increment(1);
+                        tracing::info!(outcome, "event processed");
+                        done.push(event.id);
+                        done_attempts.push(claimed.attempts);
+                    }
+                    Err(e) => {
+                        savepoint.rollback().await?;
+                        let retry_after = match &e {
+                            HandlerError::InvalidPayload { .. } => None,
+                            HandlerError::Database(_) => {
+                                Some(self.backoff.delay(claimed.attempts, &mut rand::thread_rng()))
+                            }
+                        };
+                        let kind = if retry_after.is_some() { "transient" } else { "permanent" };
+                        metrics::counter!("wholesail_event_failures_total", "kind" => kind)
+                            .increment(1);
+                        tracing::warn!(error = %e, kind, ?retry_after, "event failed");
+                        failures.push(Failure {
+                            id: event.id,
+                            error: e.to_string(),
+                            retry_after,
+                        });
+                    }
+                }
+                Ok::<_, sqlx::Error>(())
+            }
+            .instrument(span)
+            .await?;
+        }
+        let lags = inbox::mark_done(&mut tx, &done).await?;
+        let dead =
+            inbox::record_failures(&mut tx, &self.id, &failures, self.config.max_attempts).await?;
+        tx.commit().await?;
+        for lag in lags {
+            metrics::histogram!("wholesail_processing_lag_seconds").record(lag);
+        }
+        for attempts in done_attempts {
+            metrics::histogram!("wholesail_event_attempts").record(f64::from(attempts));
+        }
+        if dead > 0 {
+            metrics::counter!("wholesail_dead_letters_total", "reason" => "handler")
+                .increment(dead);
+            tracing::warn!(dead, "events moved to the dead letters");
+        }
+        Ok(())
+    }
+}
+
+/// Forwards NOTIFYs on the inbox channel to the claim loops. On connection loss the listener
+/// reconnects; notifications sent meanwhile are covered by polling.
+async fn listen(pool: PgPool, wake: watch::Sender<u64>, shutdown: CancellationToken) {
+    loop {
+        let connected = listen_once(&pool, &wake);
+        tokio::select! {
+            result = connected => {
+                let Err(e) = result;
+                tracing::warn!(error = %e, "LISTEN connection lost; polling until it is back");
+            }
+            _ = shutdown.cancelled() => return,
+        }
+        wake.send_modify(|n| *n = n.wrapping_add(1));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn listen_once(
+    pool: &PgPool,
+    wake: &watch::Sender<u64>,
+) -> Result<std::convert::Infallible, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(inbox::CHANNEL).await?;
+    loop {
+        listener.recv().await?;
+        wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Periodically returns expired leases of crashed or hung workers (any process's).
+async fn reap(workers: Workers, shutdown: CancellationToken) {
+    let every =
+        (workers.config.lease() / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match inbox::reclaim_expired(&workers.pool, workers.config.max_attempts).await {
+            Ok((0, 0)) => {}
+            Ok((reclaimed, dead)) => {
+                if dead > 0 {
+                    metrics::counter!("wholesail_dead_letters_total", "reason" => "lease_expired")
+                        .increment(dead as u64);
+                }
+                tracing::warn!(reclaimed, dead, "expired leases reclaimed");
+            }
+            Err(e) => tracing::error!(error = %e, "lease reclaim failed"),
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Shared test support: signed envelopes, an in-process server on a test database, and the
+//! real `origin` binary as a child process.
+
+#![allow(dead_code)] // Each test file uses a different part of this module.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use wholesail_webhook::SigningKey;
+
+/// The envelope key id and secret every test server accepts.
+pub const KEY_ID: &str = "edge-test";
+/// The envelope secret.
+pub const KEY_SECRET: &str = "edge-test-secret";
+/// The admin bearer token.
+pub const ADMIN_TOKEN: &str = "admin-test-token";
+/// Shopify client secret for direct mode.
+pub const SHOPIFY_SECRET: &str = "shopify-test-secret";
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// An envelope for an `orders/create` event of `shop` with a small valid order.
+pub fn envelope(webhook_id: &str, shop: &str, order_id: u64) -> Value {
+    json!({
+        "meta": {
+            "webhook_id": webhook_id,
+            "event_id": format!("evt-{webhook_id}"),
+            "topic": "orders/create",
+            "shop": shop,
+            "api_version": "2025-07",
+            "triggered_at": "2026-11-23T10:00:00Z",
+            "name": null
+        },
+        "received_at_ms": now() * 1000,
+        "original_bytes": 1234,
+        "payload": {"json": {"stripping": "allowlist", "body": order(order_id)}}
+    })
+}
+
+/// A small stripped order body.
+pub fn order(id: u64) -> Value {
+    let spec = shopify_simulator::payloads::OrderSpec::new(id, 2);
+    let full = serde_json::to_vec(&shopify_simulator::payloads::order(&spec)).unwrap();
+    let stripped = wholesail_webhook::strip("orders/create", &full).unwrap();
+    serde_json::from_str(&stripped.json).unwrap()
+}
+
+/// A body and its signature header, signed now.
+pub fn signed(body: &Value) -> (Vec<u8>, String) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let sig = SigningKey::new(KEY_ID, KEY_SECRET)
+        .unwrap()
+        .sign(&bytes, now());
+    (bytes, sig)
+}
+
+/// The URL of the database `pool` is connected to.
+pub fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (eval \"$(cargo xtask pg)\")");
+    let db = pool
+        .connect_options()
+        .get_database()
+        .expect("test pool names its database")
+        .to_owned();
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("DATABASE_URL ends with /dbname");
+    format!("{server}/{db}")
+}
+
+/// A running `origin serve` child process.
+pub struct Origin {
+    /// The child.
+    pub child: Child,
+    /// Its HTTP address.
+    pub addr: SocketAddr,
+    /// Its log lines so far (JSON).
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Origin {
+    /// Starts `origin serve` on a free port against `database_url`, with short worker timings
+    /// and the test keys; `env` overrides (`WHOLESAIL_WORKER__…`).
+    pub fn spawn(database_url: &str, env: &[(&str, &str)]) -> Origin {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_origin"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("WHOLESAIL_BIND", "127.0.0.1:0")
+            .env("WHOLESAIL_DATABASE_URL", database_url)
+            .env(
+                "WHOLESAIL_INTERNAL__KEYS",
+                format!(r#"[{{id="{KEY_ID}",secret="{KEY_SECRET}"}}]"#),
+            )
+            .env("WHOLESAIL_ADMIN__TOKEN", ADMIN_TOKEN)
+            .env("WHOLESAIL_SHOPIFY__SECRET", SHOPIFY_SECRET)
+            .env("WHOLESAIL_WORKER__POLL_INTERVAL_MS", "200")
+            .env("WHOLESAIL_WORKER__LEASE_MS", "2000")
+            .env("WHOLESAIL_WORKER__BACKOFF_BASE_MS", "200")
+            .env("WHOLESAIL_WORKER__BACKOFF_MAX_MS", "2000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("origin binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v.pointer("/fields/message").and_then(Value::as_str)
+                        == Some("origin listening")
+                    {
+                        let addr = v.pointer("/fields/addr").and_then(Value::as_str).unwrap();
+                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("origin did not start: {:#?}", logs.lock().unwrap());
+            }
+        };
+        Origin { child, addr, logs }
+    }
+
+    /// A URL on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most `limit`); returns whether it exited 0.
+    pub fn terminate(mut self, limit: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("origin ignored SIGTERM for {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Posts a signed envelope body to `url`.
+pub async fn post_signed(url: &str, body: &Value) -> reqwest::Response {
+    let (bytes, sig) = signed(body);
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header(wholesail_webhook::SIGNATURE_HEADER, sig)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls `check` until it returns true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Rows by status.
+pub async fn count(pool: &PgPool, status: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM inbox WHERE status = $1")
+        .bind(status)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Serves the origin routes in-process on a free port over `pool` (no workers), with the test
+/// keys, `max_body_bytes` as the body cap.
+pub async fn serve_routes(pool: PgPool, max_body_bytes: usize) -> SocketAddr {
+    use std::sync::Arc;
+    use wholesail_origin::app::{router, AppState};
+    let state = AppState {
+        pool,
+        keyring: Arc::new(wholesail_webhook::Keyring::new(
+            vec![SigningKey::new(KEY_ID, KEY_SECRET).unwrap()],
+            300,
+        )),
+        shopify: Some(Arc::new(wholesail_webhook::ShopifySecrets::new(
+            SHOPIFY_SECRET,
+            None::<&str>,
+        ))),
+        admin_token: Some(Arc::new(ADMIN_TOKEN.into())),
+        max_lag_secs: 60.0,
+        metrics: wholesail_origin::ops::recorder(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router(state, max_body_bytes))
+            .await
+            .unwrap()
+    });
+    addr
+}
