@@ -1,2 +1,30 @@
-//! Wholesail's cart validation Function (placeholder until the rules issue lands).
-fn main() {}
+//! Wholesail's cart validation Shopify Function (`cart.validations.generate.run`).
+//!
+//! Shopify runs it at checkout, with no network: it reads the buyer's rule pages from the
+//! company location's metafields (written by origin in the `wholesail-rules` payload format),
+//! the cart lines' quantities and variant ids and the cart subtotal, and returns the same
+//! violations origin's `POST /v1/carts/validate` would, each targeting the offending line.
+//! Build: `cargo build -p wholesail-function --target wasm32-unknown-unknown --profile function`.
+
+use shopify_function::prelude::*;
+
+mod cart_validations_generate_run;
+
+#[typegen("schema.graphql")]
+pub mod schema {
+    #[query(
+        "src/cart_validations_generate_run.graphql",
+        custom_scalar_overrides = {
+            "Input.cart.cost.subtotalAmount.amount" => ::std::string::String,
+        }
+    )]
+    pub mod cart_validations_generate_run {}
+}
+
+fn main() {
+    log!("Invoke the named export cart_validations_generate_run.");
+    std::process::abort();
+}
+
+#[cfg(test)]
+mod differential_tests;

@@ -39,15 +39,18 @@ pub struct Money {
 }
 
 impl Money {
-    /// Converts a decimal amount as Shopify's `Decimal` scalar delivers it (an `f64` parsed
-    /// from the decimal string) to hundredths, rounding half up; negative or non-finite
-    /// amounts give `None`.
-    pub fn from_decimal(amount: f64, currency: CurrencyCode) -> Option<Self> {
-        // 2^53 / 100: beyond this an f64 no longer holds every hundredth exactly.
-        if !amount.is_finite() || !(0.0..=90_071_992_547_409.0).contains(&amount) {
+    /// Parses a non-negative decimal amount as Shopify's `Decimal` scalar writes it
+    /// (`"1234.5"`, `"0.75"`, `"12"`) into hundredths, rounding half up beyond two decimals;
+    /// anything else (sign, exponent, empty, overflow) gives `None`. No floating point.
+    pub fn parse_decimal(amount: &str, currency: CurrencyCode) -> Option<Self> {
+        let (int, frac) = amount.split_once('.').unwrap_or((amount, ""));
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if int.is_empty() || !all_digits(int) || !all_digits(frac) || int.len() > 17 {
             return None;
         }
-        let hundredths = (amount * 100.0 + 0.5) as u64;
+        let digit = |i: usize| u64::from(frac.as_bytes().get(i).map_or(0, |b| b - b'0'));
+        let units = int.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+        let hundredths = units * 100 + digit(0) * 10 + digit(1) + u64::from(digit(2) >= 5);
         Some(Self {
             hundredths,
             currency,
@@ -72,13 +75,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decimal_amounts_round_to_the_nearest_hundredth() {
+    fn decimal_amounts_parse_to_hundredths_rounding_half_up() {
         let eur = CurrencyCode::parse("EUR").unwrap();
-        for (amount, want) in [(0.0, 0), (19.99, 1999), (0.1 + 0.2, 30), (1234.565, 123457)] {
-            assert_eq!(Money::from_decimal(amount, eur).unwrap().hundredths, want);
+        for (amount, want) in [
+            ("0", 0),
+            ("0.0", 0),
+            ("19.99", 1999),
+            ("19.9", 1990),
+            ("1234.565", 123457),
+            ("1234.5649", 123456),
+            ("7.", 700),
+        ] {
+            assert_eq!(
+                Money::parse_decimal(amount, eur).unwrap().hundredths,
+                want,
+                "{amount}"
+            );
         }
-        assert_eq!(Money::from_decimal(-1.0, eur), None);
-        assert_eq!(Money::from_decimal(f64::NAN, eur), None);
+        for bad in [
+            "",
+            "-1.00",
+            "1e3",
+            ".5",
+            "1.2.3",
+            "12a",
+            "999999999999999999",
+        ] {
+            assert_eq!(Money::parse_decimal(bad, eur), None, "{bad}");
+        }
     }
 
     #[test]
