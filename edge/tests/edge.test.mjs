@@ -1,0 +1,243 @@
+// The edge worker in workerd (Miniflare), against a local stand-in for origin that checks
+// the envelope signatures and deduplicates like origin does. Run by `cargo xtask test` after
+// the worker is built (edge/build) and the fixtures are written (target/edge-fixtures).
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+
+import { deliver, fixture, PREVIOUS_SECRET, SHOP, SHOPIFY_SECRET, SIGNING_KEY, SIGNING_KEY_ID, startEdge } from "./support/edge.mjs";
+import { startOrigin, waitFor } from "./support/origin.mjs";
+
+const MAIN = "wholesail-webhooks";
+const DLQ = "wholesail-webhooks-dlq";
+const MAX_BODY = 3_000_000;
+const MAIN_MAX_RETRIES = 3;
+
+let origin;
+let edge;
+
+before(async () => {
+  origin = await startOrigin({ keys: { [SIGNING_KEY_ID]: SIGNING_KEY } });
+  edge = await startEdge({
+    originUrl: origin.url,
+    vars: {
+      SHOP_ALLOWLIST: `${SHOP}, other-allowed.myshopify.com`,
+      MAX_BODY_BYTES: String(MAX_BODY),
+      RETRY_BASE_DELAY_SECS: "1",
+      RETRY_MAX_DELAY_SECS: "1",
+      ORIGIN_TIMEOUT_MS: "3000",
+      DLQ_PARK_AFTER_ATTEMPTS: "2",
+    },
+    consumers: {
+      [MAIN]: { maxBatchTimeout: 0.2, maxRetries: MAIN_MAX_RETRIES },
+      [DLQ]: { maxBatchTimeout: 0.2, maxRetries: 5 },
+    },
+  });
+});
+
+after(async () => {
+  await edge?.mf.dispose();
+  await origin?.close();
+});
+
+const small = () => fixture("order-1.json");
+const requestsFor = (id, intake = "webhooks") => origin.requests.filter((r) => r.intake === intake && r.ids.includes(id));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const bucket = () => edge.mf.getR2Bucket("PAYLOADS");
+const keys = async (prefix) => (await (await bucket()).list({ prefix })).objects.map((o) => o.key);
+
+describe("http", () => {
+  test("health answers 200", async () => {
+    const res = await fetch(`${edge.url}/health`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: "ok" });
+  });
+
+  test("unknown paths and methods are refused", async () => {
+    assert.equal((await fetch(`${edge.url}/nope`)).status, 404);
+    assert.equal((await fetch(`${edge.url}/webhooks`)).status, 405);
+  });
+});
+
+describe("intake", () => {
+  test("valid delivery is forwarded once with a valid envelope signature", async () => {
+    const body = small();
+    const res = await deliver(edge.url, body, { id: "valid-1" });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: "queued", webhook_id: "valid-1" });
+    const env = await waitFor("valid-1 at origin", () => origin.records.webhooks.get("valid-1"));
+    assert.equal(origin.badSignatures, 0);
+    assert.equal(env.meta.topic, "orders/create");
+    assert.equal(env.meta.shop, SHOP);
+    assert.equal(env.meta.event_id, "event-valid-1");
+    assert.equal(env.original_bytes, body.length);
+    const order = env.payload.json.body;
+    assert.equal(env.payload.json.stripping, "allowlist");
+    assert.equal(order.id, JSON.parse(body).id);
+    assert.equal(order.line_items.length, 1);
+    assert.equal(order.browser_ip, undefined, "stripped fields must not reach origin");
+    await sleep(1500);
+    assert.equal(requestsFor("valid-1").length, 1, "forwarded exactly once");
+  });
+
+  test("delivery signed with the previous secret is accepted during a rotation", async () => {
+    const res = await deliver(edge.url, small(), { id: "rotated-1", secret: PREVIOUS_SECRET });
+    assert.equal(res.status, 200);
+    await waitFor("rotated-1 at origin", () => origin.records.webhooks.get("rotated-1"));
+  });
+
+  test("wrong HMAC is 401 and nothing is enqueued", async () => {
+    const wrong = await deliver(edge.url, small(), { id: "forged-1", secret: "not-the-secret" });
+    assert.equal(wrong.status, 401);
+    const compliance = await deliver(edge.url, Buffer.from('{"shop_id":1}'), {
+      id: "forged-2",
+      topic: "shop/redact",
+      secret: "not-the-secret",
+    });
+    assert.equal(compliance.status, 401, "compliance topics answer 401 on an invalid HMAC");
+    // A genuine delivery sent after them arrives; the forged ones never do.
+    assert.equal((await deliver(edge.url, small(), { id: "after-forged" })).status, 200);
+    await waitFor("after-forged at origin", () => origin.records.webhooks.get("after-forged"));
+    await sleep(500);
+    for (const id of ["forged-1", "forged-2"]) {
+      assert.equal(requestsFor(id).length, 0, `${id} must not be forwarded`);
+    }
+  });
+
+  test("body over the cap is 413", async () => {
+    const body = Buffer.alloc(MAX_BODY + 1, "a");
+    const res = await deliver(edge.url, body, { id: "too-big-1" });
+    assert.equal(res.status, 413);
+  });
+
+  test("shop outside the allowlist is 403", async () => {
+    const res = await deliver(edge.url, small(), { id: "stranger-1", shop: "stranger.myshopify.com" });
+    assert.equal(res.status, 403);
+  });
+
+  test("authentic delivery with a malformed topic header is 400", async () => {
+    const res = await deliver(edge.url, small(), { id: "bad-topic-1", topic: "Orders Create" });
+    assert.equal(res.status, 400);
+  });
+
+  test("malformed JSON is forwarded for quarantine, not dropped", async () => {
+    const res = await deliver(edge.url, Buffer.from('{"id": 1, "line_items": ['), { id: "malformed-1" });
+    assert.equal(res.status, 200);
+    const env = await waitFor("malformed-1 at origin", () => origin.records.webhooks.get("malformed-1"));
+    assert.match(env.payload.malformed.reason, /not valid JSON/);
+    assert.equal(Buffer.from(env.payload.malformed.body_base64, "base64").toString(), '{"id": 1, "line_items": [');
+  });
+
+  test("logs are JSON lines without secrets or payload contents", async () => {
+    const lines = edge.logs.filter((l) => l.startsWith("{"));
+    assert.ok(lines.some((l) => JSON.parse(l).outcome === "queued"), "accepted deliveries are logged");
+    const text = edge.logs.join("\n");
+    for (const secret of [SHOPIFY_SECRET, PREVIOUS_SECRET, SIGNING_KEY]) assert.ok(!text.includes(secret));
+    const email = JSON.parse(small()).email;
+    assert.ok(!text.includes(email), "payload contents are not logged");
+  });
+});
+
+describe("delivery to origin", () => {
+  test("oversized order goes through R2 and its object is removed once origin has it", async () => {
+    const body = fixture("order-1000.json");
+    origin.mode.webhooks = "down";
+    try {
+      const res = await deliver(edge.url, body, { id: "big-1" });
+      assert.equal(res.status, 200);
+      const stored = await waitFor("the oversized envelope in R2", async () => (await keys("oversized/")).length > 0 && keys("oversized/"));
+      assert.equal(stored.length, 1);
+      assert.match(stored[0], /^oversized\/acme-wholesale\.myshopify\.com\/big-1\//);
+    } finally {
+      origin.mode.webhooks = "ok";
+    }
+    const env = await waitFor("big-1 at origin", () => origin.records.webhooks.get("big-1"), 30_000);
+    assert.equal(env.payload.json.body.line_items.length, 1000);
+    assert.equal(env.original_bytes, body.length);
+    await waitFor("the R2 copy deleted", async () => (await keys("oversized/")).length === 0);
+  });
+
+  test("duplicate delivery leaves one record at origin and both are acknowledged", async () => {
+    const body = fixture("order-3.json");
+    assert.equal((await deliver(edge.url, body, { id: "dup-1" })).status, 200);
+    await waitFor("dup-1 at origin", () => origin.records.webhooks.get("dup-1"));
+    assert.equal((await deliver(edge.url, body, { id: "dup-1" })).status, 200);
+    await waitFor("the second delivery answered", () => requestsFor("dup-1").length === 2);
+    await sleep(1500);
+    assert.equal(requestsFor("dup-1").length, 2, "a duplicate verdict is acknowledged, not retried");
+    assert.equal([...origin.records.webhooks.keys()].filter((k) => k === "dup-1").length, 1);
+  });
+
+  test("rejected envelope is parked in R2 with the reason and not retried", async () => {
+    origin.reject.add("reject-1");
+    assert.equal((await deliver(edge.url, small(), { id: "reject-1" })).status, 200);
+    const parked = await waitFor("the parked envelope", async () => {
+      const k = await keys("rejected/reject-1/");
+      return k.length > 0 && k;
+    });
+    const record = await (await (await bucket()).get(parked[0])).json();
+    assert.equal(record.reason, "test asked to reject");
+    assert.equal(record.envelope.meta.webhook_id, "reject-1");
+    await sleep(1500);
+    assert.equal(requestsFor("reject-1").length, 1);
+    assert.ok(edge.logs.some((l) => l.includes('"outcome":"rejected"') && l.includes("reject-1")));
+  });
+
+  test("origin down for a while, then up: everything arrives once", async () => {
+    origin.mode.webhooks = "down";
+    const ids = Array.from({ length: 20 }, (_, i) => `outage-${i}`);
+    try {
+      const answers = await Promise.all(ids.map((id) => deliver(edge.url, small(), { id })));
+      assert.deepEqual(answers.map((r) => r.status), ids.map(() => 200), "Shopify sees 200 while origin is down");
+      await waitFor("a failed attempt", () => origin.requests.some((r) => r.mode === "down" && r.ids.includes(ids[0])));
+      await sleep(1500);
+    } finally {
+      origin.mode.webhooks = "ok";
+    }
+    await waitFor("all 20 at origin", () => ids.every((id) => origin.records.webhooks.has(id)), 30_000);
+    await sleep(1500);
+    for (const id of ids) {
+      const answered = origin.requests.filter((r) => r.mode === "ok" && r.intake === "webhooks" && r.ids.includes(id));
+      assert.equal(answered.length, 1, `${id} answered once after origin came back`);
+      assert.equal(origin.records["dead-letters"].has(id), false);
+    }
+  });
+
+  test("origin answering 500 is retried, then the message goes to the dead-letter intake", async () => {
+    origin.mode.webhooks = "fail";
+    try {
+      assert.equal((await deliver(edge.url, small(), { id: "doomed-1" })).status, 200);
+      const env = await waitFor("doomed-1 at the dead-letter intake", () => origin.records["dead-letters"].get("doomed-1"), 30_000);
+      assert.equal(env.meta.webhook_id, "doomed-1");
+      assert.equal(requestsFor("doomed-1").length, MAIN_MAX_RETRIES + 1, "every allowed delivery was tried");
+      assert.equal(origin.records.webhooks.has("doomed-1"), false);
+    } finally {
+      origin.mode.webhooks = "ok";
+    }
+  });
+
+  test("dead letters are parked in R2 when origin stays unreachable", async () => {
+    origin.mode.webhooks = "fail";
+    origin.mode["dead-letters"] = "fail";
+    try {
+      assert.equal((await deliver(edge.url, small(), { id: "lost-1" })).status, 200);
+      const parked = await waitFor(
+        "lost-1 parked under undelivered/",
+        async () => {
+          const k = await keys("undelivered/lost-1/");
+          return k.length > 0 && k;
+        },
+        40_000,
+      );
+      const record = await (await (await bucket()).get(parked[0])).json();
+      assert.equal(record.queue, DLQ);
+      assert.equal(record.attempts, 2);
+      assert.match(record.reason, /HTTP 500/);
+      assert.equal(record.envelope.meta.webhook_id, "lost-1");
+      assert.equal(requestsFor("lost-1", "dead-letters").length, 2);
+    } finally {
+      origin.mode.webhooks = "ok";
+      origin.mode["dead-letters"] = "ok";
+    }
+  });
+});

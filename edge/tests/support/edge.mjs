@@ -1,0 +1,82 @@
+// Runs the built edge worker (edge/build, made by worker-build) in workerd through Miniflare,
+// configured from the repository's wrangler.toml with test overrides, and signs Shopify
+// deliveries for it.
+
+import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { Log, LogLevel, Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+export const SHOPIFY_SECRET = "shpss_edge_test_secret";
+export const PREVIOUS_SECRET = "shpss_edge_previous_secret";
+export const SIGNING_KEY_ID = "edge-test";
+export const SIGNING_KEY = "edge-test-signing-key";
+export const SHOP = "acme-wholesale.myshopify.com";
+
+/** A fixture body written by `cargo run -p wholesail-bench --bin fixtures -- <dir>`. */
+export function fixture(name) {
+  const dir = process.env.EDGE_FIXTURES ?? join(ROOT, "target/edge-fixtures");
+  return readFileSync(join(dir, name));
+}
+
+/**
+ * Starts the worker. `vars` override wrangler.toml's vars; `consumers` override the queue
+ * consumer settings (per queue name); `scriptDir` picks another build (the JS reference).
+ */
+export async function startEdge({ originUrl, vars = {}, consumers = {}, script } = {}) {
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"));
+  const logs = [];
+  const queueConsumers = { ...workerOptions.queueConsumers };
+  for (const [name, o] of Object.entries(consumers)) queueConsumers[name] = { ...queueConsumers[name], ...o };
+  const mf = new Miniflare({
+    ...workerOptions,
+    name: "wholesail-edge",
+    modules: true,
+    scriptPath: script ?? join(ROOT, "edge/build/index.js"),
+    modulesRoot: dirname(script ?? join(ROOT, "edge/build/index.js")),
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    bindings: {
+      ...workerOptions.bindings,
+      ORIGIN_URL: originUrl ?? "http://127.0.0.1:9",
+      EDGE_SIGNING_KEY_ID: SIGNING_KEY_ID,
+      SHOPIFY_SECRET,
+      SHOPIFY_PREVIOUS_SECRET: PREVIOUS_SECRET,
+      EDGE_SIGNING_KEY: SIGNING_KEY,
+      ...vars,
+    },
+    queueConsumers,
+    r2Persist: false,
+    log: new Log(LogLevel.WARN),
+    handleRuntimeStdio(stdout, stderr) {
+      for (const s of [stdout, stderr]) s.on("data", (d) => logs.push(...String(d).split("\n").filter(Boolean)));
+    },
+  });
+  const url = await mf.ready;
+  return { mf, url: url.href.replace(/\/$/, ""), logs };
+}
+
+/** Shopify's webhook headers for `body`, signed with `secret`. */
+export function shopifyHeaders(body, { id, topic = "orders/create", shop = SHOP, secret = SHOPIFY_SECRET } = {}) {
+  return {
+    "content-type": "application/json",
+    "x-shopify-hmac-sha256": createHmac("sha256", secret).update(body).digest("base64"),
+    "x-shopify-topic": topic,
+    "x-shopify-shop-domain": shop,
+    "x-shopify-api-version": "2025-07",
+    "x-shopify-webhook-id": id,
+    "x-shopify-event-id": `event-${id}`,
+    "x-shopify-triggered-at": new Date().toISOString(),
+  };
+}
+
+/** Posts a delivery to the worker's `/webhooks`; returns the response. */
+export function deliver(url, body, options) {
+  return fetch(`${url}/webhooks`, { method: "POST", body, headers: shopifyHeaders(body, options) });
+}
