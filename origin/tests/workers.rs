@@ -58,6 +58,13 @@ async fn slow_completions(pool: &PgPool, secs_per_row: f64) {
     .unwrap();
 }
 
+async fn table_rows(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 fn processed_lines(origin: &Origin) -> usize {
     origin
         .logs
@@ -89,6 +96,9 @@ async fn two_processes_on_one_database_process_each_event_exactly_once(pool: PgP
     })
     .await;
     assert_eq!(processed_counts(&pool).await, (1200, 1200, 1));
+    // `two-a-i` and `two-b-i` carry the same order (as two subscriptions would): one effect.
+    assert_eq!(table_rows(&pool, "orders").await, 600);
+    assert_eq!(table_rows(&pool, "order_lines").await, 1200);
     let (by_a, by_b) = (processed_lines(&a), processed_lines(&b));
     assert_eq!(by_a + by_b, 1200, "each event logged as processed once");
     assert!(
@@ -125,6 +135,8 @@ async fn worker_killed_mid_batch_loses_nothing_and_doubles_nothing(pool: PgPool)
     })
     .await;
     assert_eq!(processed_counts(&pool).await, (400, 400, 1));
+    assert_eq!(table_rows(&pool, "orders").await, 400);
+    assert_eq!(table_rows(&pool, "order_lines").await, 800);
     let reclaimed = second
         .logs
         .lock()
@@ -299,6 +311,35 @@ async fn failing_event_is_retried_with_growing_delay_then_dead_then_replayed_onc
         serde_json::from_str(&cli(&["dead-letters", "replay", "--id", &id.to_string()])).unwrap();
     assert_eq!(again["replayed"], json!([]));
     drop(origin);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn invalid_payload_is_a_dead_letter_at_once_and_others_in_the_batch_still_apply(
+    pool: PgPool,
+) {
+    let url = database_url(&pool);
+    let origin = Origin::spawn(&url, &[("WHOLESAIL_WORKER__MAX_ATTEMPTS", "5")]);
+    let mut bad = envelope("w-invalid", "v.myshopify.com", 1);
+    bad["payload"]["json"]["body"] = json!({"id": 42});
+    let batch = json!({"envelopes": [bad, envelope("w-valid", "v.myshopify.com", 2)]});
+    assert_eq!(
+        post_signed(&origin.url("/internal/webhooks"), &batch)
+            .await
+            .status(),
+        200
+    );
+    eventually(Duration::from_secs(10), "one dead, one done", || async {
+        count(&pool, "dead").await == 1 && count(&pool, "done").await == 1
+    })
+    .await;
+    let (attempts, err): (i32, String) =
+        sqlx::query_as("SELECT attempts, last_error FROM inbox WHERE webhook_id = 'w-invalid'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1, "a permanent error is not retried");
+    assert!(err.contains("invalid payload for orders/create"), "{err}");
+    assert_eq!(table_rows(&pool, "orders").await, 1);
 }
 
 #[sqlx::test(migrations = "../migrations")]
