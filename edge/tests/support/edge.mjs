@@ -25,13 +25,15 @@ export function fixture(name) {
 
 /**
  * Starts the worker. `vars` override wrangler.toml's vars; `consumers` override the queue
- * consumer settings (per queue name); `scriptDir` picks another build (the JS reference).
+ * consumer settings (per queue name), or `false` runs no consumer (the benchmark measures
+ * the acknowledging side only); `script` runs another worker with the same bindings (the
+ * JavaScript reference); `keepLogs: false` discards the worker's console.
  */
-export async function startEdge({ originUrl, vars = {}, consumers = {}, script } = {}) {
+export async function startEdge({ originUrl, vars = {}, consumers = {}, script, keepLogs = true } = {}) {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"));
   const logs = [];
-  const queueConsumers = { ...workerOptions.queueConsumers };
-  for (const [name, o] of Object.entries(consumers)) queueConsumers[name] = { ...queueConsumers[name], ...o };
+  const queueConsumers = consumers === false ? {} : { ...workerOptions.queueConsumers };
+  for (const [name, o] of Object.entries(consumers || {})) queueConsumers[name] = { ...queueConsumers[name], ...o };
   const mf = new Miniflare({
     ...workerOptions,
     name: "wholesail-edge",
@@ -55,7 +57,9 @@ export async function startEdge({ originUrl, vars = {}, consumers = {}, script }
     r2Persist: false,
     log: new Log(LogLevel.WARN),
     handleRuntimeStdio(stdout, stderr) {
-      for (const s of [stdout, stderr]) s.on("data", (d) => logs.push(...String(d).split("\n").filter(Boolean)));
+      for (const s of [stdout, stderr]) {
+        s.on("data", (d) => keepLogs && logs.push(...String(d).split("\n").filter(Boolean)));
+      }
     },
   });
   const url = await mf.ready;
