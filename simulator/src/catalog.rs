@@ -222,7 +222,7 @@ impl CatalogSpec {
             handle,
             vendor: VENDORS[(h(s, &[i, 14]) % VENDORS.len() as u64) as usize],
             product_type: noun,
-            status: if h(s, &[i, 15]) % 20 == 0 {
+            status: if h(s, &[i, 15]).is_multiple_of(20) {
                 "DRAFT"
             } else {
                 "ACTIVE"
@@ -249,7 +249,9 @@ impl CatalogSpec {
             title: format!("{size} / Case of {}", 6 * (1 + h(s, &[i, j, 4]) % 4)),
             position: j as u32 + 1,
             price_cents,
-            compare_at_price_cents: (h(s, &[i, j, 5]) % 4 == 0).then_some(price_cents * 5 / 4),
+            compare_at_price_cents: h(s, &[i, j, 5])
+                .is_multiple_of(4)
+                .then_some(price_cents * 5 / 4),
             barcode: format!("{:013}", h(s, &[i, j, 6]) % 10_000_000_000_000),
             inventory_item_id: 45_000_000_000_000 + i * 64 + j,
             updated_at: timestamp(changed, i * 64 + j),
@@ -693,7 +695,9 @@ impl Rows {
                 let exhausted = self.next >= self.slots;
                 self.rng = splitmix(self.rng);
                 let release = self.held_rows > 0
-                    && (exhausted || self.held_rows >= window.max(1) || self.rng % 3 != 0);
+                    && (exhausted
+                        || self.held_rows >= window.max(1)
+                        || !self.rng.is_multiple_of(3));
                 if release {
                     return self.release();
                 }

@@ -1,0 +1,186 @@
+//! Bulk operations end to end: run → poll → stream the JSONL → compare with the generator's
+//! ground truth; the concurrency limit; failures, truncation and corruption.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{client, simulator};
+use serde_json::Value;
+use shopify_simulator::{BulkFault, CatalogSpec, ChildOrder, DEFAULT_SHOP};
+use wholesail_shopify_admin::bulk::{BulkOperation, BulkStatus};
+use wholesail_shopify_admin::{AdminClient, AdminError};
+
+const CATALOG_QUERY: &str = r#"
+{
+  products {
+    edges { node {
+      id title handle vendor productType status tags updatedAt
+      metafields(namespace: "wholesail") { edges { node { id namespace key type value } } }
+      variants { edges { node {
+        id sku title position price compareAtPrice barcode updatedAt
+        inventoryItem { id inventoryLevels { edges { node { id location { id } quantities(names: ["available"]) { name quantity } } } } }
+        metafields(namespace: "wholesail") { edges { node { id namespace key type value } } }
+      } } }
+    } }
+  }
+}"#;
+
+async fn run_to_end(client: &AdminClient) -> BulkOperation {
+    let op = client.bulk_run_query(CATALOG_QUERY, false).await.unwrap();
+    assert_eq!(op.status, BulkStatus::Created);
+    client
+        .wait_for_bulk_operation(&op.id, Duration::from_millis(20), Duration::from_secs(30))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_bulk_export_streams_exactly_the_generated_catalog() {
+    let sim = simulator(|c| {
+        c.shops[0].catalog = CatalogSpec::new(42, 400);
+        c.bulk.child_order = ChildOrder::Scattered { window: 200 };
+        c.bulk.duration = Duration::from_millis(800);
+    })
+    .await;
+    let client = client(&sim);
+    let op = client.bulk_run_query(CATALOG_QUERY, false).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let running = client.bulk_operation(&op.id).await.unwrap().unwrap();
+    assert_eq!(running.status, BulkStatus::Running);
+    assert_eq!(
+        client.current_bulk_operation().await.unwrap().unwrap().id,
+        op.id
+    );
+    let done = client
+        .wait_for_bulk_operation(&op.id, Duration::from_millis(20), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.status, BulkStatus::Completed);
+    let truth = sim.bulk_ground_truth(DEFAULT_SHOP, &op.id).unwrap();
+    assert_eq!(done.object_count, truth.lines);
+    assert_eq!(done.root_object_count, truth.counts.products);
+    assert_eq!(done.file_size, Some(truth.bytes));
+
+    let mut reader = client
+        .download_jsonl(done.url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let mut seen = HashSet::new();
+    let (mut products, mut variants, mut levels, mut metafields, mut lines) = (0, 0, 0, 0, 0);
+    while let Some(line) = reader.next_line().await.unwrap() {
+        assert!(line.terminated);
+        lines += 1;
+        let v: Value = serde_json::from_slice(line.bytes).unwrap();
+        let id = v["id"].as_str().unwrap().to_owned();
+        if let Some(parent) = v["__parentId"].as_str() {
+            assert!(
+                seen.contains(parent),
+                "line {}: child before its parent",
+                line.number
+            );
+        }
+        match id.split('/').nth(3).unwrap() {
+            "Product" => products += 1,
+            "ProductVariant" => variants += 1,
+            k if k.starts_with("InventoryLevel") => levels += 1,
+            "Metafield" => metafields += 1,
+            other => panic!("unexpected {other}"),
+        }
+        seen.insert(id);
+    }
+    assert_eq!(lines, truth.lines);
+    assert_eq!(reader.bytes_read(), truth.bytes);
+    let c = truth.counts;
+    assert_eq!(
+        (products, variants, levels, metafields),
+        (c.products, c.variants, c.inventory_levels, c.metafields)
+    );
+}
+
+#[tokio::test]
+async fn a_sixth_concurrent_bulk_query_is_refused() {
+    let sim = simulator(|c| c.bulk.duration = Duration::from_secs(3)).await;
+    let client = client(&sim);
+    for _ in 0..5 {
+        client.bulk_run_query(CATALOG_QUERY, false).await.unwrap();
+    }
+    match client
+        .bulk_run_query(CATALOG_QUERY, false)
+        .await
+        .unwrap_err()
+    {
+        AdminError::UserErrors(e) => assert_eq!(e[0].code.as_deref(), Some("LIMIT_REACHED")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_operation_reports_its_error_code_and_partial_data() {
+    let sim = simulator(|_| {}).await;
+    sim.inject_bulk_fault(
+        DEFAULT_SHOP,
+        BulkFault::Fail {
+            code: "INTERNAL_SERVER_ERROR",
+            partial_lines: Some(10),
+        },
+    );
+    let client = client(&sim);
+    let op = run_to_end(&client).await;
+    assert_eq!(op.status, BulkStatus::Failed);
+    assert_eq!(op.error_code.as_deref(), Some("INTERNAL_SERVER_ERROR"));
+    assert!(op.url.is_none());
+    let mut reader = client
+        .download_jsonl(op.partial_data_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let mut n = 0;
+    while reader.next_line().await.unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 10);
+}
+
+#[tokio::test]
+async fn a_truncated_file_ends_in_an_unterminated_line() {
+    let sim = simulator(|_| {}).await;
+    sim.inject_bulk_fault(DEFAULT_SHOP, BulkFault::Truncate { at_byte: 5000 });
+    let client = client(&sim);
+    let op = run_to_end(&client).await;
+    assert_eq!(op.status, BulkStatus::Completed);
+    let mut reader = client
+        .download_jsonl(op.url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let mut last = None;
+    while let Some(line) = reader.next_line().await.unwrap() {
+        last = Some((
+            line.number,
+            line.terminated,
+            serde_json::from_slice::<Value>(line.bytes).is_ok(),
+        ));
+    }
+    let (_, terminated, parses) = last.unwrap();
+    assert!(!terminated && !parses);
+    assert_eq!(reader.bytes_read(), 5000);
+}
+
+#[tokio::test]
+async fn a_corrupt_line_is_found_at_its_line_number() {
+    let sim = simulator(|_| {}).await;
+    sim.inject_bulk_fault(DEFAULT_SHOP, BulkFault::CorruptLine { line: 7 });
+    let client = client(&sim);
+    let op = run_to_end(&client).await;
+    let mut reader = client
+        .download_jsonl(op.url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let mut bad = Vec::new();
+    while let Some(line) = reader.next_line().await.unwrap() {
+        if serde_json::from_slice::<Value>(line.bytes).is_err() {
+            bad.push(line.number);
+        }
+    }
+    assert_eq!(bad, vec![7]);
+}
