@@ -1,0 +1,211 @@
+//! `cargo run --release -p wholesail-bench --bin handlers`: the time to apply one stripped
+//! 500-line order through `handlers::apply` (parse into typed structs, version-guarded
+//! upsert, line set replacement, commit), beside a reference measured in the same run: the
+//! same order row and 500 line rows written by two plain multi-row `INSERT … VALUES`
+//! statements with no guards, in one committed transaction, into the same tables.
+//!
+//! Needs `DATABASE_URL` (`eval "$(cargo xtask pg)"`); works in a scratch database
+//! `wholesail_bench_handlers`, recreated on each run. Cases are interleaved round by round so
+//! machine noise hits them alike; figures are medians.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use shopify_simulator::payloads::{order, OrderSpec};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, QueryBuilder};
+use wholesail_origin::handlers::{self, InboxEvent, Outcome};
+
+const LINES: usize = 500;
+const ROUNDS: usize = 31;
+const DB: &str = "wholesail_bench_handlers";
+const SHOP: &str = "bench.myshopify.com";
+
+/// A stripped `orders/*` event for `spec`.
+fn event(id: i64, topic: &str, spec: &OrderSpec) -> Result<InboxEvent> {
+    let body = order(spec).to_string();
+    let stripped = wholesail_webhook::strip(topic, body.as_bytes())?;
+    Ok(InboxEvent {
+        id,
+        webhook_id: format!("bench-{id}"),
+        event_id: None,
+        shop: SHOP.to_owned(),
+        topic: topic.to_owned(),
+        payload: stripped.json,
+    })
+}
+
+fn spec(seed: u64, id: u64, updated_at: &str) -> OrderSpec {
+    OrderSpec {
+        seed,
+        id,
+        lines: LINES,
+        updated_at: updated_at.to_owned(),
+    }
+}
+
+/// Applies `event` in a committed transaction, as the worker does; seconds taken.
+async fn timed_apply(conn: &mut PgConnection, event: &InboxEvent, expect: Outcome) -> Result<f64> {
+    let t = Instant::now();
+    let mut tx = conn.begin().await?;
+    let outcome = handlers::apply(&mut tx, event).await?;
+    tx.commit().await?;
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        outcome == expect,
+        "{}: {outcome:?}, expected {expect:?}",
+        event.topic
+    );
+    Ok(secs)
+}
+
+/// The reference: the same rows by plain multi-row INSERTs (values already parsed); seconds.
+async fn timed_reference(conn: &mut PgConnection, shop: &str, order: &Value) -> Result<f64> {
+    let lines = order["line_items"].as_array().context("line_items")?;
+    let t = Instant::now();
+    let mut tx = conn.begin().await?;
+    sqlx::query(
+        "INSERT INTO orders (shop, id, name, email, currency, total_price, subtotal_price,
+                             total_tax, line_count, source_updated_at, source_digest)
+         VALUES ($1, $2, $3, $4, $5, $6::numeric, $7::numeric, $8::numeric, $9, now(), 0)",
+    )
+    .bind(shop)
+    .bind(order["id"].as_i64())
+    .bind(order["name"].as_str())
+    .bind(order["email"].as_str())
+    .bind(order["currency"].as_str())
+    .bind(order["total_price"].as_str())
+    .bind(order["subtotal_price"].as_str())
+    .bind(order["total_tax"].as_str())
+    .bind(lines.len() as i32)
+    .execute(&mut *tx)
+    .await?;
+    let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
+        "INSERT INTO order_lines (shop, order_id, id, position, variant_id, product_id, sku,
+                                  quantity, current_quantity, price, total_discount) ",
+    );
+    insert.push_values(lines.iter().enumerate(), |mut row, (i, l)| {
+        row.push_bind(shop)
+            .push_bind(order["id"].as_i64())
+            .push_bind(l["id"].as_i64())
+            .push_bind(i as i32 + 1)
+            .push_bind(l["variant_id"].as_i64())
+            .push_bind(l["product_id"].as_i64())
+            .push_bind(l["sku"].as_str())
+            .push_bind(l["quantity"].as_i64().map(|q| q as i32))
+            .push_bind(l["current_quantity"].as_i64().map(|q| q as i32))
+            .push_bind(l["price"].as_str())
+            .push_unseparated("::numeric")
+            .push_bind(l["total_discount"].as_str())
+            .push_unseparated("::numeric");
+    });
+    insert.build().execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// A fresh scratch database with the migrations applied.
+async fn scratch_database() -> Result<PgConnection> {
+    let url = std::env::var("DATABASE_URL")
+        .context("DATABASE_URL is not set: run `eval \"$(cargo xtask pg)\"` first")?;
+    let admin_opts: PgConnectOptions = url.parse()?;
+    let mut admin = admin_opts.connect().await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {DB}"))
+        .execute(&mut admin)
+        .await?;
+    let opts = admin_opts.database(DB);
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts.clone())
+        .await?;
+    sqlx::migrate!("../migrations").run(&pool).await?;
+    pool.close().await;
+    Ok(opts.connect().await?)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let mut conn = scratch_database().await?;
+    const T1: &str = "2026-11-23T10:00:00-05:00";
+    const T2: &str = "2026-11-23T10:05:00-05:00";
+    const T3: &str = "2026-11-23T10:10:00-05:00";
+
+    let mut samples: [Vec<f64>; 5] = Default::default();
+    let mut payload_bytes = 0;
+    let mut next_event = 0i64;
+    let mut next = || {
+        next_event += 1;
+        next_event
+    };
+    for round in 0..ROUNDS as u64 {
+        let id = 6_000_000_000_000 + round;
+        let create = event(next(), "orders/create", &spec(round, id, T1))?;
+        payload_bytes = create.payload.len();
+        // Same lines, newer version (e.g. orders/paid): only the order row changes.
+        let mut paid_order = order(&spec(round, id, T2));
+        paid_order["financial_status"] = "paid".into();
+        let paid = InboxEvent {
+            payload: wholesail_webhook::strip("orders/paid", paid_order.to_string().as_bytes())?
+                .json,
+            topic: "orders/paid".into(),
+            ..event(next(), "orders/paid", &spec(round, id, T2))?
+        };
+        // Newer version where every line changed (another seed, same line ids).
+        let edited = event(next(), "orders/updated", &spec(round + 1_000, id, T3))?;
+        // The create again, late: stale.
+        let late = InboxEvent {
+            id: next(),
+            webhook_id: format!("late-{round}"),
+            ..create.clone()
+        };
+        let reference: Value = serde_json::from_str(&create.payload)?;
+
+        samples[0].push(timed_apply(&mut conn, &create, Outcome::Applied).await?);
+        samples[1].push(timed_reference(&mut conn, "reference.myshopify.com", &reference).await?);
+        samples[2].push(timed_apply(&mut conn, &paid, Outcome::Applied).await?);
+        samples[3].push(timed_apply(&mut conn, &edited, Outcome::Applied).await?);
+        samples[4].push(timed_apply(&mut conn, &late, Outcome::Stale).await?);
+    }
+    let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM order_lines WHERE shop = $1")
+        .bind(SHOP)
+        .fetch_one(&mut conn)
+        .await?;
+    anyhow::ensure!(lines == (ROUNDS * LINES) as i64, "{lines} lines stored");
+
+    let [create, reference, paid, edited, stale] = samples.map(median);
+    println!(
+        "500-line stripped order ({payload_bytes} B payload), median of {ROUNDS} committed \
+         transactions, one connection:\n"
+    );
+    println!("| case | median ms | lines/s | vs reference |");
+    println!("|---|---:|---:|---:|");
+    let row = |name: &str, secs: f64| {
+        println!(
+            "| {name} | {:.2} | {:.0} | {:.2}× |",
+            secs * 1e3,
+            LINES as f64 / secs,
+            secs / reference
+        );
+    };
+    row(
+        "reference: plain multi-row INSERT, no guards (pre-parsed)",
+        reference,
+    );
+    row("apply orders/create (new order)", create);
+    row("apply orders/paid (newer, lines unchanged)", paid);
+    row(
+        "apply orders/updated (newer, all 500 lines changed)",
+        edited,
+    );
+    row("apply stale orders/create (guard rejects)", stale);
+    Ok(())
+}
