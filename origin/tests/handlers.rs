@@ -835,3 +835,48 @@ async fn topics_without_a_handler_are_ignored(pool: PgPool) {
         );
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_versions_of_one_order_end_with_the_newest_lines(pool: PgPool) {
+    // Two workers (or two origin processes) apply two newer versions of one order at once.
+    apply(&pool, &event("orders/create", &order_at(16, 10, T1)))
+        .await
+        .unwrap();
+    let mut first = pool.begin().await.unwrap();
+    let grown = event("orders/updated", &order_at(16, 20, T2));
+    assert_eq!(
+        handlers::apply(&mut first, &grown).await.unwrap(),
+        Outcome::Applied
+    );
+
+    // The second waits for the first's row lock, then must see the first's 10 new lines.
+    let shrunk = event("orders/updated", &order_at(16, 3, T3));
+    let second = tokio::spawn({
+        let pool = pool.clone();
+        async move { apply(&pool, &shrunk).await.unwrap() }
+    });
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    first.commit().await.unwrap();
+    assert_eq!(second.await.unwrap(), Outcome::Applied);
+
+    let ids: Vec<i64> = lines(&pool, order_id(16))
+        .await
+        .iter()
+        .map(|l| l.0)
+        .collect();
+    let base = order_id(16) * 1000;
+    assert_eq!(ids, vec![base, base + 1, base + 2]);
+    assert_eq!(order_row(&pool, order_id(16)).await.3, 3);
+}

@@ -1,8 +1,8 @@
 //! `orders/*`: the order row and its lines.
 //!
-//! One statement per event: the guarded order upsert, and — only when it wins — the lines
-//! replaced as a set (lines missing from the payload deleted, the rest upserted from
-//! `UNNEST`ed arrays, unchanged lines left untouched), so a 500-line order is one round trip.
+//! Two statements per event, whatever the number of lines: the guarded order upsert, and —
+//! only when it wins — the lines replaced as a set in one statement (lines missing from the
+//! payload deleted, the rest upserted from `UNNEST`ed arrays, unchanged lines left untouched).
 //! An order or customer already redacted keeps its personal fields (email, shipping zip and
 //! city) NULL whatever version arrives later. `orders/delete` writes a final tombstone and
 //! removes the lines.
@@ -135,7 +135,7 @@ impl Lines {
     }
 }
 
-/// The order upsert and line replacement, one statement.
+/// The guarded order upsert; returns whether this version won (and took the row lock).
 static UPSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH redacted AS (
@@ -158,7 +158,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
              (SELECT sum(p::numeric) FROM unnest($22::text[]) p),
              $23, $24, $25, $26, $27, $28,
              $29, CASE WHEN r.yes THEN NULL ELSE $30 END, CASE WHEN r.yes THEN NULL ELSE $31 END,
-             cardinality($34::int8[]),
+             $34,
              $32, $33
          FROM redacted r
          ON CONFLICT (shop, id) DO UPDATE SET
@@ -197,45 +197,46 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
              applied_at = now()
          WHERE t.deleted_at IS NULL AND {NEWER}
          RETURNING 1
-     ),
-     input AS (
-         SELECT * FROM unnest($34::int8[], $35::int8[], $36::int8[], $37::text[], $38::int4[],
-                              $39::int4[], $40::text[]::numeric[], $41::text[]::numeric[])
-                  WITH ORDINALITY
-                  AS l(id, variant_id, product_id, sku, quantity, current_quantity, price,
-                       total_discount, position)
-     ),
-     gone AS (
-         DELETE FROM order_lines d
-         WHERE d.shop = $1 AND d.order_id = $2 AND d.id <> ALL($34::int8[])
-           AND EXISTS (SELECT 1 FROM o)
-     ),
-     put AS (
-         INSERT INTO order_lines AS t (shop, order_id, id, position, variant_id, product_id, sku,
-                                       quantity, current_quantity, price, total_discount)
-         SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
-                l.current_quantity, l.price, l.total_discount
-         FROM input l
-         WHERE EXISTS (SELECT 1 FROM o)
-         ON CONFLICT (shop, order_id, id) DO UPDATE SET
-             position = EXCLUDED.position,
-             variant_id = EXCLUDED.variant_id,
-             product_id = EXCLUDED.product_id,
-             sku = EXCLUDED.sku,
-             quantity = EXCLUDED.quantity,
-             current_quantity = EXCLUDED.current_quantity,
-             price = EXCLUDED.price,
-             total_discount = EXCLUDED.total_discount
-         WHERE (t.position, t.variant_id, t.product_id, t.sku, t.quantity, t.current_quantity,
-                t.price, t.total_discount)
-               IS DISTINCT FROM
-               (EXCLUDED.position, EXCLUDED.variant_id, EXCLUDED.product_id, EXCLUDED.sku,
-                EXCLUDED.quantity, EXCLUDED.current_quantity, EXCLUDED.price,
-                EXCLUDED.total_discount)
      )
      SELECT EXISTS (SELECT 1 FROM o)"
     )
 });
+
+/// The line set replacement, run after [`UPSERT`] won: a statement of its own, so its snapshot
+/// is taken after the order row lock was granted and sees the lines of a concurrent writer
+/// that committed meanwhile (one statement would miss them and leave their extra lines).
+const REPLACE_LINES: &str = "
+    WITH input AS (
+        SELECT * FROM unnest($3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[],
+                             $8::int4[], $9::text[]::numeric[], $10::text[]::numeric[])
+                 WITH ORDINALITY
+                 AS l(id, variant_id, product_id, sku, quantity, current_quantity, price,
+                      total_discount, position)
+    ),
+    gone AS (
+        DELETE FROM order_lines d
+        WHERE d.shop = $1 AND d.order_id = $2 AND d.id <> ALL($3::int8[])
+    )
+    INSERT INTO order_lines AS t (shop, order_id, id, position, variant_id, product_id, sku,
+                                  quantity, current_quantity, price, total_discount)
+    SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
+           l.current_quantity, l.price, l.total_discount
+    FROM input l
+    ON CONFLICT (shop, order_id, id) DO UPDATE SET
+        position = EXCLUDED.position,
+        variant_id = EXCLUDED.variant_id,
+        product_id = EXCLUDED.product_id,
+        sku = EXCLUDED.sku,
+        quantity = EXCLUDED.quantity,
+        current_quantity = EXCLUDED.current_quantity,
+        price = EXCLUDED.price,
+        total_discount = EXCLUDED.total_discount
+    WHERE (t.position, t.variant_id, t.product_id, t.sku, t.quantity, t.current_quantity,
+           t.price, t.total_discount)
+          IS DISTINCT FROM
+          (EXCLUDED.position, EXCLUDED.variant_id, EXCLUDED.product_id, EXCLUDED.sku,
+           EXCLUDED.quantity, EXCLUDED.current_quantity, EXCLUDED.price,
+           EXCLUDED.total_discount)";
 
 /// Upserts the order and, when its version wins, replaces its lines.
 pub(super) async fn upsert(
@@ -252,6 +253,9 @@ pub(super) async fn upsert(
         .collect();
     let address = order.shipping_address.unwrap_or_default();
     let company = order.company;
+    let order_id = order.id;
+    let line_count = i32::try_from(lines.id.len())
+        .map_err(|_| invalid(event, "more line items than fit in an i32"))?;
     let won: bool = sqlx::query_scalar(UPSERT.as_str())
         .bind(&event.shop)
         .bind(order.id)
@@ -286,6 +290,15 @@ pub(super) async fn upsert(
         .bind(address.city)
         .bind(version.updated_at)
         .bind(version.digest)
+        .bind(line_count)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !won {
+        return Ok(Outcome::Stale);
+    }
+    sqlx::query(REPLACE_LINES)
+        .bind(&event.shop)
+        .bind(order_id)
         .bind(lines.id)
         .bind(lines.variant_id)
         .bind(lines.product_id)
@@ -294,9 +307,9 @@ pub(super) async fn upsert(
         .bind(lines.current_quantity)
         .bind(lines.price)
         .bind(lines.total_discount)
-        .fetch_one(conn)
+        .execute(conn)
         .await?;
-    Ok(Outcome::from_won(won))
+    Ok(Outcome::Applied)
 }
 
 /// `orders/delete`: a final tombstone; the lines are removed.
@@ -305,19 +318,23 @@ pub(super) async fn delete(
     event: &InboxEvent,
 ) -> Result<Outcome, HandlerError> {
     let deleted: DeletedById = parse(event)?;
-    let won: bool = sqlx::query_scalar(
-        "WITH o AS (
-             INSERT INTO orders AS t (shop, id, deleted_at) VALUES ($1, $2, now())
-             ON CONFLICT (shop, id) DO UPDATE SET deleted_at = now(), applied_at = now()
-             WHERE t.deleted_at IS NULL
-             RETURNING 1
-         ),
-         gone AS (DELETE FROM order_lines WHERE shop = $1 AND order_id = $2)
-         SELECT EXISTS (SELECT 1 FROM o)",
+    let won = sqlx::query(
+        "INSERT INTO orders AS t (shop, id, deleted_at) VALUES ($1, $2, now())
+         ON CONFLICT (shop, id) DO UPDATE SET deleted_at = now(), applied_at = now()
+         WHERE t.deleted_at IS NULL",
     )
     .bind(&event.shop)
     .bind(deleted.id)
-    .fetch_one(conn)
-    .await?;
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        > 0;
+    // After the row lock, in a fresh snapshot: also removes lines a concurrent writer of the
+    // order committed while this event waited for the lock.
+    sqlx::query("DELETE FROM order_lines WHERE shop = $1 AND order_id = $2")
+        .bind(&event.shop)
+        .bind(deleted.id)
+        .execute(conn)
+        .await?;
     Ok(Outcome::from_won(won))
 }

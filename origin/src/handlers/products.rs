@@ -1,7 +1,8 @@
 //! `products/*`: the product row and its variants.
 //!
-//! As for orders, one statement per event: the guarded product upsert and, when it wins, the
-//! variants replaced as a set (variants missing from the payload deleted). `products/delete`
+//! As for orders: the guarded product upsert and, when it wins, the variants replaced as a set
+//! in one more statement (variants missing from the payload deleted, the rest upserted from
+//! `UNNEST`ed arrays). `products/delete`
 //! writes a final tombstone and removes the variants.
 
 use std::collections::HashSet;
@@ -50,65 +51,62 @@ struct Variant {
     updated_at: Option<OffsetDateTime>,
 }
 
-/// The product upsert and variant replacement, one statement.
+/// The guarded product upsert; returns whether this version won (and took the row lock).
 static UPSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH p AS (
-             INSERT INTO products AS t (shop, id, admin_graphql_api_id, title, handle, status,
-                                        vendor, product_type, tags, created_at, published_at,
-                                        source_updated_at, source_digest)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (shop, id) DO UPDATE SET
-                 admin_graphql_api_id = EXCLUDED.admin_graphql_api_id,
-                 title = EXCLUDED.title,
-                 handle = EXCLUDED.handle,
-                 status = EXCLUDED.status,
-                 vendor = EXCLUDED.vendor,
-                 product_type = EXCLUDED.product_type,
-                 tags = EXCLUDED.tags,
-                 created_at = EXCLUDED.created_at,
-                 published_at = EXCLUDED.published_at,
-                 source_updated_at = EXCLUDED.source_updated_at,
-                 source_digest = EXCLUDED.source_digest,
-                 applied_at = now()
-             WHERE t.deleted_at IS NULL AND {NEWER}
-             RETURNING 1
-         ),
-         input AS (
-             SELECT * FROM unnest($14::int8[], $15::text[], $16::text[], $17::text[],
-                                  $18::text[]::numeric[], $19::text[]::numeric[], $20::int4[],
-                                  $21::int4[], $22::int8[], $23::timestamptz[])
-                      AS v(id, sku, barcode, title, price, compare_at_price, position,
-                           inventory_quantity, inventory_item_id, source_updated_at)
-         ),
-         gone AS (
-             DELETE FROM variants d
-             WHERE d.shop = $1 AND d.product_id = $2 AND d.id <> ALL($14::int8[])
-               AND EXISTS (SELECT 1 FROM p)
-         ),
-         put AS (
-             INSERT INTO variants AS t (shop, id, product_id, sku, barcode, title, price,
-                                        compare_at_price, position, inventory_quantity,
-                                        inventory_item_id, source_updated_at)
-             SELECT $1, v.id, $2, v.sku, v.barcode, v.title, v.price, v.compare_at_price,
-                    v.position, v.inventory_quantity, v.inventory_item_id, v.source_updated_at
-             FROM input v
-             WHERE EXISTS (SELECT 1 FROM p)
-             ON CONFLICT (shop, id) DO UPDATE SET
-                 product_id = EXCLUDED.product_id,
-                 sku = EXCLUDED.sku,
-                 barcode = EXCLUDED.barcode,
-                 title = EXCLUDED.title,
-                 price = EXCLUDED.price,
-                 compare_at_price = EXCLUDED.compare_at_price,
-                 position = EXCLUDED.position,
-                 inventory_quantity = EXCLUDED.inventory_quantity,
-                 inventory_item_id = EXCLUDED.inventory_item_id,
-                 source_updated_at = EXCLUDED.source_updated_at
-         )
-         SELECT EXISTS (SELECT 1 FROM p)"
+        "INSERT INTO products AS t (shop, id, admin_graphql_api_id, title, handle, status,
+                                    vendor, product_type, tags, created_at, published_at,
+                                    source_updated_at, source_digest)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (shop, id) DO UPDATE SET
+             admin_graphql_api_id = EXCLUDED.admin_graphql_api_id,
+             title = EXCLUDED.title,
+             handle = EXCLUDED.handle,
+             status = EXCLUDED.status,
+             vendor = EXCLUDED.vendor,
+             product_type = EXCLUDED.product_type,
+             tags = EXCLUDED.tags,
+             created_at = EXCLUDED.created_at,
+             published_at = EXCLUDED.published_at,
+             source_updated_at = EXCLUDED.source_updated_at,
+             source_digest = EXCLUDED.source_digest,
+             applied_at = now()
+         WHERE t.deleted_at IS NULL AND {NEWER}"
     )
 });
+
+/// The variant set replacement, run after [`UPSERT`] won, in a statement of its own so its
+/// snapshot sees the variants of a concurrent writer that committed while this one waited for
+/// the product row lock.
+const REPLACE_VARIANTS: &str = "
+    WITH input AS (
+        SELECT * FROM unnest($3::int8[], $4::text[], $5::text[], $6::text[],
+                             $7::text[]::numeric[], $8::text[]::numeric[], $9::int4[],
+                             $10::int4[], $11::int8[], $12::timestamptz[])
+                 AS v(id, sku, barcode, title, price, compare_at_price, position,
+                      inventory_quantity, inventory_item_id, source_updated_at)
+    ),
+    gone AS (
+        DELETE FROM variants d
+        WHERE d.shop = $1 AND d.product_id = $2 AND d.id <> ALL($3::int8[])
+    )
+    INSERT INTO variants AS t (shop, id, product_id, sku, barcode, title, price,
+                               compare_at_price, position, inventory_quantity,
+                               inventory_item_id, source_updated_at)
+    SELECT $1, v.id, $2, v.sku, v.barcode, v.title, v.price, v.compare_at_price,
+           v.position, v.inventory_quantity, v.inventory_item_id, v.source_updated_at
+    FROM input v
+    ON CONFLICT (shop, id) DO UPDATE SET
+        product_id = EXCLUDED.product_id,
+        sku = EXCLUDED.sku,
+        barcode = EXCLUDED.barcode,
+        title = EXCLUDED.title,
+        price = EXCLUDED.price,
+        compare_at_price = EXCLUDED.compare_at_price,
+        position = EXCLUDED.position,
+        inventory_quantity = EXCLUDED.inventory_quantity,
+        inventory_item_id = EXCLUDED.inventory_item_id,
+        source_updated_at = EXCLUDED.source_updated_at";
 
 /// Upserts the product and, when its version wins, replaces its variants.
 pub(super) async fn upsert(
@@ -148,7 +146,7 @@ pub(super) async fn upsert(
         item.push(v.inventory_item_id);
         updated.push(v.updated_at);
     }
-    let won: bool = sqlx::query_scalar(UPSERT.as_str())
+    let won = sqlx::query(UPSERT.as_str())
         .bind(&event.shop)
         .bind(product.id)
         .bind(product.admin_graphql_api_id)
@@ -162,6 +160,16 @@ pub(super) async fn upsert(
         .bind(product.published_at)
         .bind(version.updated_at)
         .bind(version.digest)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0;
+    if !won {
+        return Ok(Outcome::Stale);
+    }
+    sqlx::query(REPLACE_VARIANTS)
+        .bind(&event.shop)
+        .bind(product.id)
         .bind(id)
         .bind(sku)
         .bind(barcode)
@@ -172,9 +180,9 @@ pub(super) async fn upsert(
         .bind(quantity)
         .bind(item)
         .bind(updated)
-        .fetch_one(conn)
+        .execute(conn)
         .await?;
-    Ok(Outcome::from_won(won))
+    Ok(Outcome::Applied)
 }
 
 /// `products/delete`: a final tombstone; the variants are removed.
@@ -183,19 +191,22 @@ pub(super) async fn delete(
     event: &InboxEvent,
 ) -> Result<Outcome, HandlerError> {
     let deleted: DeletedById = parse(event)?;
-    let won: bool = sqlx::query_scalar(
-        "WITH p AS (
-             INSERT INTO products AS t (shop, id, deleted_at) VALUES ($1, $2, now())
-             ON CONFLICT (shop, id) DO UPDATE SET deleted_at = now(), applied_at = now()
-             WHERE t.deleted_at IS NULL
-             RETURNING 1
-         ),
-         gone AS (DELETE FROM variants WHERE shop = $1 AND product_id = $2)
-         SELECT EXISTS (SELECT 1 FROM p)",
+    let won = sqlx::query(
+        "INSERT INTO products AS t (shop, id, deleted_at) VALUES ($1, $2, now())
+         ON CONFLICT (shop, id) DO UPDATE SET deleted_at = now(), applied_at = now()
+         WHERE t.deleted_at IS NULL",
     )
     .bind(&event.shop)
     .bind(deleted.id)
-    .fetch_one(conn)
-    .await?;
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        > 0;
+    // After the row lock, in a fresh snapshot (see REPLACE_VARIANTS).
+    sqlx::query("DELETE FROM variants WHERE shop = $1 AND product_id = $2")
+        .bind(&event.shop)
+        .bind(deleted.id)
+        .execute(conn)
+        .await?;
     Ok(Outcome::from_won(won))
 }
