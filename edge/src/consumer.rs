@@ -8,6 +8,7 @@
 //! retried with an increasing delay; after the main queue's `max_retries` Cloudflare moves the
 //! message to the dead-letter queue.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
@@ -21,7 +22,7 @@ use worker::{
 
 use crate::batch::{QueueBatch, QueueMessage as Message};
 use crate::bindings;
-use crate::config::ForwardConfig;
+use crate::config::EdgeConfig;
 use crate::forward::{
     batch_body, groups, verdicts, webhook_id_of, BatchFailure, Intake, ParkedRecord, Parking,
     Verdict,
@@ -51,7 +52,7 @@ struct Pending {
 }
 
 struct Consumer {
-    cfg: ForwardConfig,
+    cfg: Rc<EdgeConfig>,
     bucket: Bucket,
     queue: String,
     intake: Intake,
@@ -64,7 +65,7 @@ async fn consume(batch: QueueBatch, env: Env) {
         .map_err(|e| e.to_string())
         .and_then(|cfg| {
             let bucket = env.bucket(bindings::BUCKET).map_err(|e| e.to_string())?;
-            Ok((cfg.forward, bucket))
+            Ok((cfg, bucket))
         });
     let (cfg, bucket) = match setup {
         Ok(s) => s,
@@ -84,7 +85,7 @@ async fn consume(batch: QueueBatch, env: Env) {
             return;
         }
     };
-    let intake = if queue == cfg.dead_letter_queue {
+    let intake = if queue == cfg.forward.dead_letter_queue {
         Intake::DeadLetters
     } else {
         Intake::Webhooks
@@ -243,7 +244,7 @@ impl Consumer {
     /// has had every delivery allowed.
     async fn undelivered(&self, p: Pending, reason: &str) {
         let last = self.intake == Intake::DeadLetters
-            && p.message.attempts() >= self.cfg.park_after_attempts;
+            && p.message.attempts() >= self.cfg.forward.park_after_attempts;
         if last {
             self.park(p, Parking::Undelivered, reason).await;
         } else {
@@ -317,7 +318,7 @@ impl Consumer {
 
     fn retry(&self, m: &Message, webhook_id: &str, reason: &str) {
         let attempts = m.attempts();
-        let delay = self.cfg.retry.delay_secs(attempts);
+        let delay = self.cfg.forward.retry.delay_secs(attempts);
         log_line(&LogLine {
             level: Level::Warn,
             event: "forward",
@@ -353,7 +354,7 @@ impl Consumer {
     /// Posts a signed batch to origin within the timeout; returns the status and body text.
     async fn post(&self, body: &str) -> Result<(u16, String), BatchFailure> {
         let unreachable = |e: worker::Error| BatchFailure::Unreachable(e.to_string());
-        let url = format!("{}{}", self.cfg.origin_url, self.intake.path());
+        let url = format!("{}{}", self.cfg.forward.origin_url, self.intake.path());
         let now_secs = (Date::now().as_millis() / 1000) as i64;
         let headers = Headers::new();
         headers
@@ -362,7 +363,7 @@ impl Consumer {
         headers
             .set(
                 SIGNATURE_HEADER,
-                &self.cfg.signing_key.sign(body.as_bytes(), now_secs),
+                &self.cfg.forward.signing_key.sign(body.as_bytes(), now_secs),
             )
             .map_err(unreachable)?;
         let mut init = RequestInit::new();
@@ -377,14 +378,14 @@ impl Consumer {
             let text = resp.text().await?;
             Ok::<_, worker::Error>((resp.status_code(), text))
         });
-        let timeout = Delay::from(Duration::from_millis(self.cfg.origin_timeout_ms));
+        let timeout = Delay::from(Duration::from_millis(self.cfg.forward.origin_timeout_ms));
         match select(exchange, timeout).await {
             Either::Left((result, _)) => result.map_err(unreachable),
             Either::Right(_) => {
                 controller.abort();
                 Err(BatchFailure::Unreachable(format!(
                     "no answer within {} ms",
-                    self.cfg.origin_timeout_ms
+                    self.cfg.forward.origin_timeout_ms
                 )))
             }
         }

@@ -6,6 +6,8 @@
 
 use serde_json::json;
 use wasm_bindgen::JsValue;
+use worker::js_sys::Uint8Array;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
     console_error, console_log, Date, Env, Method, QueueContentType, RawMessageBuilder, Request,
     Response, Result,
@@ -15,6 +17,7 @@ use crate::bindings;
 use crate::intake::{accept, check_declared_length, Accepted, Refusal};
 use crate::log::{Level, LogLine};
 use crate::message::Placement;
+use crate::webcrypto;
 
 /// Routes one request.
 pub async fn handle(req: Request, env: &Env) -> Result<Response> {
@@ -26,7 +29,7 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
     }
 }
 
-async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
+async fn webhook(req: Request, env: &Env) -> Result<Response> {
     let cfg = match bindings::config(env) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -47,10 +50,13 @@ async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
     if let Err(r) = check_declared_length(declared.as_deref(), &cfg.intake) {
         return refuse(&r, None);
     }
-    let body = req.bytes().await?;
+    // The body's ArrayBuffer goes to WebCrypto for the HMAC; its bytes into wasm for stripping.
+    let buffer = JsFuture::from(req.inner().array_buffer()?).await?;
+    let body = Uint8Array::new(&buffer).to_vec();
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    let accepted = match accept(&body, pairs, &cfg.intake, received_at_ms) {
+    let mac = |secret: &[u8]| webcrypto::hmac(secret.to_vec(), buffer.clone(), &body);
+    let accepted = match accept(&body, pairs, &cfg.intake, received_at_ms, mac).await {
         Ok(a) => a,
         Err(r) => return refuse(&r, Some(body.len())),
     };

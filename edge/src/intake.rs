@@ -2,6 +2,8 @@
 //! envelope that goes on the queue. Pure: the worker glue reads the request, calls
 //! [`accept`], stores and enqueues what it returns, and only then answers 200.
 
+use std::future::Future;
+
 use wholesail_webhook::{
     strip, Envelope, Payload, ShopDomain, Stripping, VerifiedWebhook, VerifyError, WebhookMeta,
 };
@@ -75,25 +77,33 @@ pub fn check_declared_length(
 }
 
 /// Checks a delivery and builds its envelope. `received_at_ms` is the receive time in Unix
-/// milliseconds.
-pub fn accept<'h>(
+/// milliseconds; `mac(secret)` computes the HMAC-SHA256 of `body` under `secret` (the worker
+/// uses WebCrypto, see [`VerifiedWebhook::verify_with`]).
+pub async fn accept<'h, F, Fut>(
     body: &[u8],
     headers: impl IntoIterator<Item = (&'h str, &'h str)>,
     cfg: &IntakeConfig,
     received_at_ms: i64,
-) -> Result<Accepted, Refusal> {
+    mac: F,
+) -> Result<Accepted, Refusal>
+where
+    F: FnMut(&[u8]) -> Fut,
+    Fut: Future<Output = [u8; 32]>,
+{
     if body.len() > cfg.max_body_bytes {
         return Err(Refusal::BodyTooLarge {
             limit: cfg.max_body_bytes,
         });
     }
-    let verified = VerifiedWebhook::verify(body, headers, &cfg.secrets).map_err(|e| {
-        if e.is_unauthorized() {
-            Refusal::Unauthorized(e)
-        } else {
-            Refusal::BadHeaders(e)
-        }
-    })?;
+    let verified = VerifiedWebhook::verify_with(headers, &cfg.secrets, mac)
+        .await
+        .map_err(|e| {
+            if e.is_unauthorized() {
+                Refusal::Unauthorized(e)
+            } else {
+                Refusal::BadHeaders(e)
+            }
+        })?;
     let meta = verified.into_meta();
     if !cfg.shops.allows(&meta.shop) {
         return Err(Refusal::ShopNotAllowed(meta.shop));
@@ -156,6 +166,22 @@ mod tests {
         ShopifySecrets::new(SECRET, None::<&str>).sign(body)
     }
 
+    /// `accept` with the HMAC computed in Rust, as a ready future.
+    fn accept_now<'h>(
+        body: &[u8],
+        headers: Vec<(&'h str, &'h str)>,
+        cfg: &IntakeConfig,
+        received_at_ms: i64,
+    ) -> Result<Accepted, Refusal> {
+        let mac = |secret: &[u8]| std::future::ready(crate::webcrypto::hmac_in_rust(secret, body));
+        let mut f = std::pin::pin!(accept(body, headers, cfg, received_at_ms, mac));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => panic!("accept does not wait on a ready MAC"),
+        }
+    }
+
     fn envelope_of(a: &Accepted) -> Envelope {
         match parse(a.placement.message()).unwrap() {
             QueueMessage::Inline(raw) => serde_json::from_str(raw.get()).unwrap(),
@@ -166,7 +192,7 @@ mod tests {
     #[test]
     fn valid_order_is_stripped_into_an_inline_envelope() {
         let body = order(&OrderSpec::new(7, 3)).to_string().into_bytes();
-        let a = accept(&body, headers(&sign(&body), "orders/create"), &cfg(), 42).unwrap();
+        let a = accept_now(&body, headers(&sign(&body), "orders/create"), &cfg(), 42).unwrap();
         assert_eq!(a.meta.webhook_id.as_str(), "wh-1");
         assert_eq!(a.stripping, Some(Stripping::Allowlist));
         assert!(a.bytes_out < a.bytes_in);
@@ -186,16 +212,16 @@ mod tests {
     fn wrong_hmac_is_unauthorized_even_for_compliance_topics() {
         let body = br#"{"shop_domain":"acme.myshopify.com"}"#;
         let other = ShopifySecrets::new("other", None::<&str>).sign(body);
-        let r = accept(body, headers(&other, "shop/redact"), &cfg(), 0).unwrap_err();
+        let r = accept_now(body, headers(&other, "shop/redact"), &cfg(), 0).unwrap_err();
         assert_eq!(r.status(), 401);
-        let r = accept(body, headers("garbage", "shop/redact"), &cfg(), 0).unwrap_err();
+        let r = accept_now(body, headers("garbage", "shop/redact"), &cfg(), 0).unwrap_err();
         assert_eq!(r.status(), 401);
     }
 
     #[test]
     fn authentic_delivery_with_a_broken_header_is_a_bad_request() {
         let body = b"{}";
-        let r = accept(body, headers(&sign(body), "Orders"), &cfg(), 0).unwrap_err();
+        let r = accept_now(body, headers(&sign(body), "Orders"), &cfg(), 0).unwrap_err();
         assert_eq!(r.status(), 400);
         assert!(r.reason().contains("Shopify-Topic"), "{}", r.reason());
     }
@@ -205,7 +231,7 @@ mod tests {
         let mut c = cfg();
         c.shops = ShopAllowlist::parse("other.myshopify.com").unwrap();
         let body = b"{}";
-        let r = accept(body, headers(&sign(body), "orders/create"), &c, 0).unwrap_err();
+        let r = accept_now(body, headers(&sign(body), "orders/create"), &c, 0).unwrap_err();
         assert_eq!(r.status(), 403);
     }
 
@@ -220,14 +246,14 @@ mod tests {
         assert!(check_declared_length(Some("10"), &c).is_ok());
         assert!(check_declared_length(None, &c).is_ok());
         let body = b"{\"a\":\"0123456789\"}";
-        let r = accept(body, headers(&sign(body), "orders/create"), &c, 0).unwrap_err();
+        let r = accept_now(body, headers(&sign(body), "orders/create"), &c, 0).unwrap_err();
         assert_eq!(r, Refusal::BodyTooLarge { limit: 10 });
     }
 
     #[test]
     fn malformed_json_is_forwarded_for_quarantine_not_dropped() {
         let body = b"{\"id\": 1, oops";
-        let a = accept(body, headers(&sign(body), "orders/create"), &cfg(), 0).unwrap();
+        let a = accept_now(body, headers(&sign(body), "orders/create"), &cfg(), 0).unwrap();
         assert_eq!(a.stripping, None);
         assert!(matches!(envelope_of(&a).payload, Payload::Malformed { .. }));
     }
@@ -235,7 +261,7 @@ mod tests {
     #[test]
     fn order_of_a_thousand_lines_is_placed_in_r2() {
         let body = order(&OrderSpec::new(7, 1000)).to_string().into_bytes();
-        let a = accept(&body, headers(&sign(&body), "orders/create"), &cfg(), 5).unwrap();
+        let a = accept_now(&body, headers(&sign(&body), "orders/create"), &cfg(), 5).unwrap();
         match &a.placement {
             Placement::Stored {
                 pointer, envelope, ..
@@ -252,7 +278,7 @@ mod tests {
     #[test]
     fn order_of_five_hundred_lines_fits_a_queue_message() {
         let body = order(&OrderSpec::new(7, 500)).to_string().into_bytes();
-        let a = accept(&body, headers(&sign(&body), "orders/create"), &cfg(), 5).unwrap();
+        let a = accept_now(&body, headers(&sign(&body), "orders/create"), &cfg(), 5).unwrap();
         assert!(
             matches!(a.placement, Placement::Inline(_)),
             "{}",

@@ -9,7 +9,7 @@
 //!
 //! The decisions live in plain modules tested on the host ([`config`], [`intake`], [`message`],
 //! [`forward`], [`backoff`], [`log`]); the runtime glue ([`ingress`], [`consumer`], [`batch`],
-//! [`bindings`]) only moves bytes between them and the Workers APIs. The `worker` crate links
+//! [`bindings`], [`webcrypto`]) only moves bytes between them and the Workers APIs. The `worker` crate links
 //! on the host but its calls only work in workerd, where the glue is tested.
 
 pub mod backoff;
@@ -22,6 +22,7 @@ pub mod ingress;
 pub mod intake;
 pub mod log;
 pub mod message;
+pub mod webcrypto;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

@@ -24,8 +24,14 @@ pub fn build_and_test(_database_url: &str) -> Result<()> {
     let fixtures = write_fixtures()?;
     build_worker()?;
     shell::run(
-        node(&["timeout", TEST_TIMEOUT_SECS, "node", "--test", "edge/tests/"])
-            .env("EDGE_FIXTURES", &fixtures),
+        node(&[
+            "timeout",
+            TEST_TIMEOUT_SECS,
+            "node",
+            "--test",
+            "edge/tests/",
+        ])
+        .env("EDGE_FIXTURES", &fixtures),
     )
 }
 
@@ -35,8 +41,13 @@ pub fn bench() -> Result<()> {
     let fixtures = write_fixtures()?;
     build_worker()?;
     shell::run(
-        node(&["timeout", BENCH_TIMEOUT_SECS, "node", "bench/edge/bench.mjs"])
-            .env("EDGE_FIXTURES", &fixtures),
+        node(&[
+            "timeout",
+            BENCH_TIMEOUT_SECS,
+            "node",
+            "bench/edge/bench.mjs",
+        ])
+        .env("EDGE_FIXTURES", &fixtures),
     )
 }
 
@@ -61,12 +72,16 @@ fn write_fixtures() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// `worker-build --release` in `edge/`, producing `edge/build/index.js` and its wasm.
+/// `worker-build --release` in `edge/`, producing `edge/build/index.js` and its wasm. The
+/// wasm build uses fat LTO and one codegen unit (as `wrangler.toml`'s build command does);
+/// host builds keep the workspace's release profile.
 fn build_worker() -> Result<()> {
     let root = root();
     let bin = root.join("node_modules/.bin");
     let mut c = cmd("worker-build", &["--release"]);
     c.current_dir(root.join("edge"))
+        .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .env("WASM_BINDGEN_BIN", wasm_bindgen_bin())
         .env("WASM_OPT_BIN", bin.join("wasm-opt"))
         .env("ESBUILD_BIN", bin.join("esbuild"));

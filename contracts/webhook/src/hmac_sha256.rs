@@ -22,3 +22,9 @@ pub(crate) fn verify(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
     }
     m.verify_slice(expected).is_ok()
 }
+
+/// Whether two digests are equal, compared in constant time.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+}
