@@ -462,20 +462,15 @@ async fn customer_redact_erases_personal_data_and_audits_once(pool: PgPool) {
         Outcome::Stale
     );
 
-    let pii: (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    ) = sqlx::query_as(
-        "SELECT email, first_name, last_name, phone, state FROM customers WHERE id = $1",
+    let pii: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT unnest(ARRAY[email, first_name, last_name, phone, state]) FROM customers
+         WHERE id = $1",
     )
     .bind(customer_id)
-    .fetch_one(&pool)
+    .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(pii, (None, None, None, None, Some("enabled".into())));
+    assert_eq!(pii, [None, None, None, None, Some("enabled".into())]);
     let order_pii: (Option<String>, Option<String>, Option<String>, String) =
         sqlx::query_as("SELECT email, shipping_zip, shipping_city, name FROM orders WHERE id = $1")
             .bind(order_id(9))
