@@ -4,8 +4,11 @@
 //! The model is conservative so that requests sent concurrently through one client never
 //! overdraw: a request *reserves* its estimate before it is sent; a response sets the model
 //! to the reported `currentlyAvailable` minus the reservations still in flight (some of which
-//! the server may already have charged — counted twice, never too few); a request that got no
-//! cost report (timeout, 5xx) keeps its points spent. The model restores at `restoreRate`.
+//! the server may already have charged — counted twice, never too few) unless the model is
+//! already lower (responses can arrive out of the server's order, so a report can be stale);
+//! a request that got no cost report (timeout, 5xx) keeps its points spent. The model
+//! restores at `restoreRate` up to the bucket size, which also lets it recover from its own
+//! conservatism while idle.
 //! Until the first response the bucket is unknown and requests go one at a time.
 
 use std::collections::HashMap;
@@ -141,9 +144,21 @@ impl Pacer {
         m.in_flight = m.in_flight.saturating_sub(1);
         if let Some(c) = cost {
             let s = c.throttle_status;
+            let now = Instant::now();
+            let reported = s.currently_available - m.reserved;
+            // Responses can arrive out of the order the server handled them, so a report may
+            // predate charges the model already holds: keep the lower of the two.
+            m.available = match m.known {
+                None => reported,
+                Some(_) => {
+                    let dt = now.saturating_duration_since(m.at).as_secs_f64();
+                    let restored =
+                        (m.available + dt * s.restore_rate).min(s.maximum_available - m.reserved);
+                    restored.min(reported)
+                }
+            };
             m.known = Some(s);
-            m.available = s.currently_available - m.reserved;
-            m.at = Instant::now();
+            m.at = now;
             let l = m.learned.entry(operation.to_owned()).or_insert(0);
             *l = (*l).max(c.requested_query_cost);
         }
@@ -191,5 +206,18 @@ mod tests {
         assert!(p.model.lock().unwrap().available <= 20.5);
         p.settle(b, "op", None);
         assert_eq!(p.estimate("op", 1), 10);
+    }
+
+    #[tokio::test]
+    async fn a_stale_report_arriving_late_does_not_raise_the_model() {
+        let p = Pacer::default();
+        let first = p.acquire(10).await;
+        p.settle(first, "op", Some(&cost(100.0)));
+        let a = p.acquire(40).await;
+        let b = p.acquire(40).await;
+        // The server ran `b` then `a`, but `b`'s answer (60 left, before `a`) arrives last.
+        p.settle(a, "op", Some(&cost(20.0)));
+        p.settle(b, "op", Some(&cost(60.0)));
+        assert!(p.model.lock().unwrap().available <= 21.0);
     }
 }
