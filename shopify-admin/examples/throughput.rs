@@ -115,10 +115,12 @@ async fn main() {
         ("Standard", 100.0, 2000.0, 4000u32),
         ("Plus", 1000.0, 1000.0, 12_000),
     ] {
-        let mut config = SimulatorConfig::default();
-        config.bucket = BucketConfig {
-            maximum_available: size,
-            restore_rate: rate,
+        let config = SimulatorConfig {
+            bucket: BucketConfig {
+                maximum_available: size,
+                restore_rate: rate,
+            },
+            ..SimulatorConfig::default()
         };
         let sim = Simulator::start(config).await.unwrap();
         let c = Arc::new(client(&sim));
