@@ -27,9 +27,10 @@ export function fixture(name) {
  * Starts the worker. `vars` override wrangler.toml's vars; `consumers` override the queue
  * consumer settings (per queue name), or `false` runs no consumer (the benchmark measures
  * the acknowledging side only); `script` runs another worker with the same bindings (the
- * JavaScript reference); `keepLogs: false` discards the worker's console.
+ * JavaScript reference); `keepLogs: false` discards the worker's console, `echoLogs: true`
+ * prints it; `port` fixes the listening port (default: a free one).
  */
-export async function startEdge({ originUrl, vars = {}, consumers = {}, script, keepLogs = true } = {}) {
+export async function startEdge({ originUrl, vars = {}, consumers = {}, script, keepLogs = true, echoLogs = false, port = 0 } = {}) {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"));
   const logs = [];
   const queueConsumers = consumers === false ? {} : { ...workerOptions.queueConsumers };
@@ -55,10 +56,16 @@ export async function startEdge({ originUrl, vars = {}, consumers = {}, script, 
     },
     queueConsumers,
     r2Persist: false,
+    cf: false,
+    host: "127.0.0.1",
+    port,
     log: new Log(LogLevel.WARN),
     handleRuntimeStdio(stdout, stderr) {
       for (const s of [stdout, stderr]) {
-        s.on("data", (d) => keepLogs && logs.push(...String(d).split("\n").filter(Boolean)));
+        s.on("data", (d) => {
+          if (echoLogs) process.stdout.write(d);
+          if (keepLogs) logs.push(...String(d).split("\n").filter(Boolean));
+        });
       }
     },
   });

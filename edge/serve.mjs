@@ -1,0 +1,36 @@
+// Runs the built edge worker (edge/build) locally in workerd through Miniflare, with the
+// queues, dead-letter queue and R2 bucket of wrangler.toml, until interrupted. For the demo and
+// for trying the worker by hand; `cargo xtask test` builds edge/build first.
+//
+//   ORIGIN_URL=http://127.0.0.1:8080 SHOPIFY_SECRET=… EDGE_SIGNING_KEY=… \
+//     node edge/serve.mjs [--port 8787]
+//
+// Other wrangler.toml vars can be overridden the same way (EDGE_SIGNING_KEY_ID,
+// SHOP_ALLOWLIST, RETRY_BASE_DELAY_SECS, …). Prints `edge listening on <url>` when ready and
+// the worker's JSON log lines on stdout.
+
+import { startEdge } from "./tests/support/edge.mjs";
+
+const OVERRIDABLE = [
+  "ORIGIN_URL", "EDGE_SIGNING_KEY_ID", "SHOPIFY_SECRET", "SHOPIFY_PREVIOUS_SECRET", "EDGE_SIGNING_KEY",
+  "SHOP_ALLOWLIST", "MAX_BODY_BYTES", "RETRY_BASE_DELAY_SECS", "RETRY_MAX_DELAY_SECS", "ORIGIN_TIMEOUT_MS",
+  "DLQ_PARK_AFTER_ATTEMPTS",
+];
+for (const required of ["ORIGIN_URL", "SHOPIFY_SECRET", "EDGE_SIGNING_KEY"]) {
+  if (!process.env[required]) {
+    console.error(`${required} must be set`);
+    process.exit(2);
+  }
+}
+const vars = Object.fromEntries(OVERRIDABLE.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+const portArg = process.argv.indexOf("--port");
+const port = portArg > 0 ? Number(process.argv[portArg + 1]) : 8787;
+
+const edge = await startEdge({ originUrl: process.env.ORIGIN_URL, vars, port, echoLogs: true });
+console.log(`edge listening on ${edge.url}`);
+const stop = async () => {
+  await edge.mf.dispose();
+  process.exit(0);
+};
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
