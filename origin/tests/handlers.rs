@@ -875,3 +875,25 @@ async fn concurrent_versions_of_one_order_end_with_the_newest_lines(pool: PgPool
     assert_eq!(ids, vec![base, base + 1, base + 2]);
     assert_eq!(order_row(&pool, order_id(16)).await.3, 3);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn payloads_read_back_from_the_jsonb_inbox_apply_and_deduplicate(pool: PgPool) {
+    // The worker hands over `inbox.payload::text`: jsonb reorders keys and reformats numbers.
+    let mut body = order_at(17, 3, T1);
+    body["total_price"] = json!("1000.10");
+    let mut first = event("orders/create", &body);
+    first.payload = sqlx::query_scalar("SELECT $1::jsonb::text")
+        .bind(&first.payload)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let second = InboxEvent {
+        id: first.id + 1_000_000,
+        webhook_id: "another-subscription".into(),
+        ..first.clone()
+    };
+    assert_eq!(apply(&pool, &first).await.unwrap(), Outcome::Applied);
+    assert_eq!(apply(&pool, &second).await.unwrap(), Outcome::Stale);
+    assert_eq!(order_row(&pool, order_id(17)).await.2, "1000.10");
+    assert_eq!(lines(&pool, order_id(17)).await.len(), 3);
+}
