@@ -166,6 +166,9 @@ pub async fn insert(
                      $6::timestamptz[], $7::timestamptz[], $8::text[], $9::int8[], $10::text[],
                      $11::bytea[], $12::text[], $13::text[])
               AS u(w, e, s, t, v, tr, r, st, b, p, raw, status, err)
+         -- Rows go in webhook id order: two batches sharing ids then wait on each other's
+         -- uncommitted keys in the same order instead of deadlocking.
+         ORDER BY w
          ON CONFLICT (webhook_id) DO NOTHING
          RETURNING webhook_id",
     )
@@ -339,11 +342,11 @@ pub async fn mark_done(
     ids: &[i64],
 ) -> Result<Vec<f64>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE inbox SET status = 'done', processed_at = now(),
+        "UPDATE inbox SET status = 'done', processed_at = clock_timestamp(),
                           processed_count = processed_count + 1,
                           locked_by = NULL, locked_until = NULL, last_error = NULL
          WHERE id = ANY($1)
-         RETURNING extract(epoch FROM now() - inserted_at)::float8",
+         RETURNING extract(epoch FROM clock_timestamp() - inserted_at)::float8",
     )
     .bind(ids)
     .fetch_all(&mut **tx)

@@ -306,3 +306,42 @@ async fn direct_mode_verifies_shopify_hmac_and_strips_into_the_same_inbox(pool: 
         "the payload is stripped ({stored} of {original} bytes)"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_batches_sharing_webhook_ids_do_not_deadlock(pool: PgPool) {
+    use rand::seq::SliceRandom;
+    let addr = serve_routes(pool.clone(), 1 << 20).await;
+    let url = format!("http://{addr}/internal/webhooks");
+    let items: Vec<Value> = (0..100)
+        .map(|i| envelope(&format!("c-{i}"), SHOP, i))
+        .collect();
+    let mut rng = rand::thread_rng();
+    for _ in 0..10 {
+        sqlx::query("TRUNCATE inbox").execute(&pool).await.unwrap();
+        // Four edge consumers redeliver the same events, each batch in its own order.
+        let bodies: Vec<Value> = (0..4)
+            .map(|_| {
+                let mut b = items.clone();
+                b.shuffle(&mut rng);
+                json!({ "envelopes": b })
+            })
+            .collect();
+        let mut sends = tokio::task::JoinSet::new();
+        for body in bodies {
+            let url = url.clone();
+            sends.spawn(async move { results(post_signed(&url, &body).await).await });
+        }
+        let mut accepted = 0;
+        while let Some(r) = sends.join_next().await {
+            accepted += r
+                .unwrap()
+                .iter()
+                .filter(|r| r.1 == ItemStatus::Accepted)
+                .count();
+        }
+        assert_eq!(
+            accepted, 100,
+            "each id accepted exactly once across the batches"
+        );
+    }
+}
