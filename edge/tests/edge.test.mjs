@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { deliver, fixture, PREVIOUS_SECRET, SHOP, SHOPIFY_SECRET, SIGNING_KEY, SIGNING_KEY_ID, startEdge } from "./support/edge.mjs";
-import { startOrigin, waitFor } from "./support/origin.mjs";
+import { createHmac } from "node:crypto";
+
+import { startOrigin, verifySignature, waitFor } from "./support/origin.mjs";
 
 const MAIN = "wholesail-webhooks";
 const DLQ = "wholesail-webhooks-dlq";
@@ -45,6 +47,22 @@ const requestsFor = (id, intake = "webhooks") => origin.requests.filter((r) => r
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const bucket = () => edge.mf.getR2Bucket("PAYLOADS");
 const keys = async (prefix) => (await (await bucket()).list({ prefix })).objects.map((o) => o.key);
+
+describe("origin stand-in", () => {
+  test("it refuses envelope signatures that are tampered, stale or from an unknown key", () => {
+    const keys = { k1: "secret" };
+    const body = Buffer.from('{"envelopes":[]}');
+    const now = 1_800_000_000;
+    const sig = (kid, t, b, key = "secret") =>
+      `v1,kid=${kid},t=${t},sig=${createHmac("sha256", key).update(`wholesail-v1\n${kid}\n${t}\n`).update(b).digest("base64")}`;
+    assert.equal(verifySignature(sig("k1", now, body), body, keys, now), "k1");
+    assert.throws(() => verifySignature(sig("k1", now, body), Buffer.from('{"envelopes":[1]}'), keys, now), /mismatch/);
+    assert.throws(() => verifySignature(sig("k1", now, body, "other"), body, keys, now), /mismatch/);
+    assert.throws(() => verifySignature(sig("k1", now - 301, body), body, keys, now), /window/);
+    assert.throws(() => verifySignature(sig("k2", now, body), body, keys, now), /unknown key/);
+    assert.throws(() => verifySignature("v2,kid=k1,t=1,sig=AA==", body, keys, now), /version/);
+  });
+});
 
 describe("http", () => {
   test("health answers 200", async () => {
