@@ -154,6 +154,31 @@ impl AdminClient {
         Ok(r.data.current_bulk_operation)
     }
 
+    /// Asks Shopify to cancel bulk operation `id`; it goes `CANCELING`, then `CANCELED`.
+    pub async fn bulk_cancel(&self, id: &str) -> Result<BulkOperation, AdminError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            bulk_operation_cancel: RunPayload,
+        }
+        let text = format!(
+            "mutation BulkCancel($id: ID!) {{ bulkOperationCancel(id: $id) {{ bulkOperation {{ {FIELDS} }} userErrors {{ field message }} }} }}"
+        );
+        let r = self
+            .execute::<Data>(&Request {
+                name: "BulkCancel",
+                query: &text,
+                variables: json!({"id": id}),
+                estimated_cost: 10,
+                retry: Retry::Always,
+            })
+            .await?;
+        let p = r.data.bulk_operation_cancel;
+        check_user_errors(p.user_errors)?;
+        p.bulk_operation
+            .ok_or_else(|| AdminError::Decode("bulkOperationCancel returned no operation".into()))
+    }
+
     /// Polls `id` every `interval` until it reaches a final status or `timeout` passes (then
     /// returns the last state seen).
     pub async fn wait_for_bulk_operation(

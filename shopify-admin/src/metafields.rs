@@ -104,6 +104,35 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    /// The metafield `namespace`/`key` of `owner_id` (with its `compareDigest`), if set.
+    pub async fn metafield(
+        &self,
+        owner_id: &str,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Metafield>, AdminError> {
+        #[derive(Deserialize)]
+        struct Node {
+            metafield: Option<Metafield>,
+        }
+        #[derive(Deserialize)]
+        struct Data {
+            node: Option<Node>,
+        }
+        let r = self
+            .execute::<Data>(&Request {
+                name: "Metafield",
+                query: "query Metafield($owner: ID!, $namespace: String!, $key: String!) { node(id: $owner) { ... on HasMetafields { metafield(namespace: $namespace, key: $key) { id namespace key value compareDigest } } } }",
+                variables: json!({"owner": owner_id, "namespace": namespace, "key": key}),
+                estimated_cost: 2,
+                retry: Retry::Always,
+            })
+            .await?;
+        Ok(r.data.node.and_then(|n| n.metafield))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -184,3 +184,22 @@ async fn a_corrupt_line_is_found_at_its_line_number() {
     }
     assert_eq!(bad, vec![7]);
 }
+
+#[tokio::test]
+async fn a_canceled_operation_ends_canceled_without_a_result() {
+    let sim = simulator(|c| c.bulk.duration = Duration::from_millis(400)).await;
+    let client = client(&sim);
+    let op = client.bulk_run_query(CATALOG_QUERY, false).await.unwrap();
+    let canceling = client.bulk_cancel(&op.id).await.unwrap();
+    assert_eq!(canceling.status, BulkStatus::Canceling);
+    let done = client
+        .wait_for_bulk_operation(&op.id, Duration::from_millis(20), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, BulkStatus::Canceled);
+    assert!(done.url.is_none());
+    assert!(
+        client.bulk_cancel(&op.id).await.is_err(),
+        "a finished operation cannot be canceled"
+    );
+}

@@ -75,6 +75,18 @@ async fn compare_digest_detects_a_concurrent_write() {
         .metafields_set(&[input(7, r#"{"v":"theirs"}"#, CompareDigest::Unchecked)])
         .await
         .unwrap();
+    let read = client
+        .metafield("gid://shopify/CompanyLocation/7", "$app:rules", "buyer")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.value, r#"{"v":"theirs"}"#);
+    assert_ne!(read.compare_digest, digest);
+    assert!(client
+        .metafield("gid://shopify/CompanyLocation/8", "$app:rules", "buyer")
+        .await
+        .unwrap()
+        .is_none());
     let err = client
         .metafields_set(&[input(7, r#"{"v":2}"#, CompareDigest::Matches(digest))])
         .await

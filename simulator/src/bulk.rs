@@ -42,6 +42,10 @@ pub enum BulkStatus {
     Completed,
     /// Failed; see `errorCode`.
     Failed,
+    /// `bulkOperationCancel` was called; it ends `CANCELED` when it would have finished.
+    Canceling,
+    /// Canceled.
+    Canceled,
 }
 
 impl BulkStatus {
@@ -52,12 +56,17 @@ impl BulkStatus {
             BulkStatus::Running => "RUNNING",
             BulkStatus::Completed => "COMPLETED",
             BulkStatus::Failed => "FAILED",
+            BulkStatus::Canceling => "CANCELING",
+            BulkStatus::Canceled => "CANCELED",
         }
     }
 
     /// Whether the operation still counts against the concurrency limit.
     pub fn is_active(self) -> bool {
-        matches!(self, BulkStatus::Created | BulkStatus::Running)
+        matches!(
+            self,
+            BulkStatus::Created | BulkStatus::Running | BulkStatus::Canceling
+        )
     }
 }
 

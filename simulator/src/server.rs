@@ -271,9 +271,15 @@ fn handle(st: &Arc<Shared>, version: &str, headers: &HeaderMap, body: &[u8]) -> 
         .into_response()
 }
 
-const MUTATIONS: &[&str] = &["bulkOperationRunQuery", "metafieldsSet", "draftOrderCreate"];
+const MUTATIONS: &[&str] = &[
+    "bulkOperationRunQuery",
+    "bulkOperationCancel",
+    "metafieldsSet",
+    "draftOrderCreate",
+];
 const QUERIES: &[&str] = &[
     "shop",
+    "node",
     "bulkOperation",
     "currentBulkOperation",
     "draftOrders",
@@ -311,6 +317,7 @@ fn requested_cost(op: &Operation, vars: &Value) -> Result<u32, Value> {
             (2 + first.saturating_mul(per)).min(u64::from(u32::MAX)) as u32
         }
         r if MUTATIONS.contains(&r) => 10,
+        "node" if op.nested_args("metafield", vars).is_some() => 2,
         _ => 1,
     })
 }
@@ -418,6 +425,44 @@ fn execute(
             json!({"bulkOperationRunQuery": run_bulk(st, shop, op, version)}),
             10,
         ),
+        "node" => {
+            let id = op.args.get("id").and_then(Value::as_str).unwrap_or("");
+            let typename = id
+                .strip_prefix("gid://shopify/")
+                .and_then(|r| r.split('/').next())
+                .unwrap_or("");
+            let mut node = json!({"__typename": typename, "id": id});
+            let mut cost = 1;
+            if let Some(a) = op.nested_args("metafield", vars) {
+                let s = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("");
+                let ns = crate::metafields::resolve_namespace(s("namespace"), st.config.app_id);
+                node["metafield"] = shop.metafields.get(id, &ns, s("key")).map_or(Value::Null, |m| {
+                    json!({"id": format!("gid://shopify/Metafield/{}", m.id), "namespace": m.namespace,
+                           "key": m.key, "type": m.kind, "value": m.value, "compareDigest": m.compare_digest})
+                });
+                cost += 1;
+            }
+            (
+                json!({"node": (!typename.is_empty()).then_some(node)}),
+                cost,
+            )
+        }
+        "bulkOperationCancel" => {
+            let id = op.args.get("id").and_then(Value::as_str).unwrap_or("");
+            let base = result_base(st, &shop.domain);
+            let payload = match shop.bulk.iter_mut().find(|o| o.gid() == id) {
+                Some(o) if o.status.is_active() => {
+                    o.status = BulkStatus::Canceling;
+                    json!({"bulkOperation": o.to_json(&base), "userErrors": []})
+                }
+                Some(o) => json!({"bulkOperation": o.to_json(&base), "userErrors": [{
+                    "field": ["id"], "message": format!("A bulk operation cannot be canceled when it is {}", o.status.as_str().to_ascii_lowercase())}]}),
+                None => {
+                    json!({"bulkOperation": null, "userErrors": [{"field": ["id"], "message": "Bulk operation does not exist"}]})
+                }
+            };
+            (json!({"bulkOperationCancel": payload}), 10)
+        }
         "bulkOperation" => {
             let id = op.args.get("id").and_then(Value::as_str).unwrap_or("");
             let base = result_base(st, &shop.domain);
@@ -518,7 +563,11 @@ async fn run_lifecycle(st: Arc<Shared>, domain: String, op: BulkOperation) {
         move || op.spec.ground_truth(op.selection, op.order)
     });
     tokio::time::sleep(st.config.bulk.created_for).await;
-    update(&mut |o| o.status = BulkStatus::Running);
+    update(&mut |o| {
+        if o.status == BulkStatus::Created {
+            o.status = BulkStatus::Running;
+        }
+    });
     let Ok(truth) = truth.await else { return };
     update(&mut |o| o.truth = Some(truth.clone()));
     let remaining = op.duration.saturating_sub(op.created.elapsed());
@@ -527,6 +576,7 @@ async fn run_lifecycle(st: Arc<Shared>, domain: String, op: BulkOperation) {
     update(&mut |o| {
         o.completed_at = Some(now_rfc3339());
         match o.fault {
+            _ if o.status == BulkStatus::Canceling => o.status = BulkStatus::Canceled,
             Some(BulkFault::Fail { code, .. }) => {
                 o.status = BulkStatus::Failed;
                 o.error_code = Some(code);
