@@ -203,3 +203,67 @@ async fn a_canceled_operation_ends_canceled_without_a_result() {
         "a finished operation cannot be canceled"
     );
 }
+
+#[tokio::test]
+async fn before_2026_01_one_bulk_query_runs_at_a_time_and_output_is_grouped() {
+    let sim = simulator(|c| {
+        c.shops[0].catalog = CatalogSpec::new(5, 60);
+        c.bulk.duration = Duration::from_millis(300);
+    })
+    .await;
+    let mut cfg = common::client_config(&sim);
+    cfg.api_version = "2025-10".into();
+    let client = AdminClient::new(cfg).unwrap();
+    // No groupObjects argument: the default before 2026-01 is grouped.
+    let r: wholesail_shopify_admin::Response<Value> = client
+        .execute(&wholesail_shopify_admin::Request {
+            name: "BulkRunQuery",
+            query: &format!("mutation {{ bulkOperationRunQuery(query: \"\"\"{CATALOG_QUERY}\"\"\") {{ bulkOperation {{ id }} userErrors {{ code }} }} }}"),
+            variables: Value::Null,
+            estimated_cost: 10,
+            retry: wholesail_shopify_admin::Retry::IfNotExecuted,
+        })
+        .await
+        .unwrap();
+    let id = r.data["bulkOperationRunQuery"]["bulkOperation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    match client
+        .bulk_run_query(CATALOG_QUERY, true)
+        .await
+        .unwrap_err()
+    {
+        AdminError::UserErrors(e) => {
+            assert_eq!(e[0].code.as_deref(), Some("OPERATION_IN_PROGRESS"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let done = client
+        .wait_for_bulk_operation(&id, Duration::from_millis(20), Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Grouped: every child's parent is the latest product or variant line.
+    let mut reader = client
+        .download_jsonl(done.url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let (mut product, mut variant) = (String::new(), String::new());
+    while let Some(line) = reader.next_line().await.unwrap() {
+        let v: Value = serde_json::from_slice(line.bytes).unwrap();
+        let id = v["id"].as_str().unwrap().to_owned();
+        match v["__parentId"].as_str() {
+            None => product = id,
+            Some(p) => {
+                assert!(
+                    p == product || p == variant,
+                    "line {}: {p} is not adjacent",
+                    line.number
+                );
+                if id.contains("/ProductVariant/") {
+                    variant = id;
+                }
+            }
+        }
+    }
+}

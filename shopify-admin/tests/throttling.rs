@@ -202,3 +202,22 @@ async fn a_throttled_answer_is_retried_once_the_bucket_refills() {
         )
         .is_some());
 }
+
+#[tokio::test]
+async fn each_shop_has_its_own_bucket() {
+    let sim = simulator(|c| {
+        c.bucket = bucket(60.0, 0.0);
+        let mut other = c.shops[0].clone();
+        other.domain = "other-shop.myshopify.com".into();
+        other.access_token = "shpat_other".into();
+        c.shops.push(other);
+    })
+    .await;
+    while raw(&sim, DRAFTS_50, json!({})).await["errors"].is_null() {}
+    let mut cfg = client_config(&sim);
+    cfg.access_token = SecretString::from("shpat_other");
+    let other = AdminClient::new(cfg).unwrap();
+    assert_eq!(other.shop_name().await.unwrap(), "other-shop");
+    assert!(sim.throttled("other-shop.myshopify.com").is_empty());
+    assert_eq!(sim.throttled(DEFAULT_SHOP).len(), 1);
+}
