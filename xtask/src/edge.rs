@@ -17,12 +17,17 @@ const TEST_TIMEOUT_SECS: &str = "300";
 /// The benchmark's time limit.
 const BENCH_TIMEOUT_SECS: &str = "420";
 
-/// Builds the worker and runs its workerd tests. The tests use a local stand-in for origin
-/// that checks envelope signatures and deduplicates as origin does (`edge/tests/support`), so
-/// `_database_url` is not needed yet.
-pub fn build_and_test(_database_url: &str) -> Result<()> {
+/// Builds the worker and runs its workerd tests: against a local stand-in for origin that
+/// checks envelope signatures and deduplicates (`edge/tests/edge.test.mjs`), and against the
+/// real `origin` binary on a fresh database of the PostgreSQL server at `database_url`
+/// (`edge/tests/real-origin.test.mjs`).
+pub fn build_and_test(database_url: &str) -> Result<()> {
     let fixtures = write_fixtures()?;
     build_worker()?;
+    shell::run(&mut cmd(
+        "cargo",
+        &["build", "-p", "wholesail-origin", "--bin", "origin"],
+    ))?;
     shell::run(
         node(&[
             "timeout",
@@ -31,7 +36,9 @@ pub fn build_and_test(_database_url: &str) -> Result<()> {
             "--test",
             "edge/tests/",
         ])
-        .env("EDGE_FIXTURES", &fixtures),
+        .env("EDGE_FIXTURES", &fixtures)
+        .env("EDGE_TEST_ORIGIN_BIN", target_dir().join("debug/origin"))
+        .env("DATABASE_URL", database_url),
     )
 }
 
