@@ -190,7 +190,7 @@ mod tests {
         let r = p.acquire(30).await; // 25 points short at 100/s: ~250 ms
         let waited = t.elapsed();
         assert!(waited >= Duration::from_millis(240), "{waited:?}");
-        assert!(waited < Duration::from_millis(600), "{waited:?}");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
         p.settle(r, "op", None);
     }
 

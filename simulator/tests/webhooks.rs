@@ -111,8 +111,8 @@ async fn a_500_is_retried_with_the_same_webhook_id_then_delivered() {
 
 #[tokio::test]
 async fn a_receiver_slower_than_five_seconds_times_out() {
-    // Compressed 100×: the 5 s limit is 50 ms; the receiver takes "30 s" (300 ms).
-    let (_r, url) = receiver(&[(200, Duration::from_millis(300))]).await;
+    // Compressed 100×: the 5 s limit is 50 ms; the receiver takes "200 s" (2 s).
+    let (_r, url) = receiver(&[(200, Duration::from_secs(2))]).await;
     let sender = WebhookSender::new(
         SECRET.as_bytes(),
         DeliveryConfig {
@@ -127,7 +127,7 @@ async fn a_receiver_slower_than_five_seconds_times_out() {
     let a = &report.attempts[0];
     assert_eq!(a.outcome, Outcome::TimedOut);
     assert!(a.elapsed >= Duration::from_millis(45), "{:?}", a.elapsed);
-    assert!(a.elapsed < Duration::from_millis(250), "{:?}", a.elapsed);
+    assert!(a.elapsed < Duration::from_secs(1), "{:?}", a.elapsed);
 }
 
 #[tokio::test]
