@@ -1,6 +1,7 @@
 //! The admin API: dead-letter inspection and replay over HTTP, behind a bearer token.
 //!
 //! - `GET  /admin/dead-letters?topic=&shop=&since=&until=&id=&limit=` → `[DeadLetter]`
+//!   (`&quarantined=true`: the quarantined rows instead)
 //! - `GET  /admin/dead-letters/{id}` → `Detail` (404 when absent)
 //! - `POST /admin/dead-letters/replay` with a JSON [`Filter`] → `{"replayed": [ids]}`
 //!   (an empty filter is refused unless `"all": true`)
@@ -21,7 +22,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::app::AppState;
-use crate::dead_letters::{self, Filter};
+use crate::dead_letters::{self, Filter, Shelf};
 
 /// Why an admin request failed.
 #[derive(Debug, Error)]
@@ -100,6 +101,8 @@ struct ListQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
     until: Option<OffsetDateTime>,
     limit: Option<i64>,
+    #[serde(default)]
+    quarantined: bool,
 }
 
 async fn list(
@@ -113,8 +116,13 @@ async fn list(
         since: q.since,
         until: q.until,
     };
-    let rows =
-        dead_letters::list(&app.pool, &filter, q.limit.unwrap_or(100).clamp(1, 10_000)).await?;
+    let shelf = if q.quarantined {
+        Shelf::Quarantined
+    } else {
+        Shelf::Dead
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let rows = dead_letters::list(&app.pool, shelf, &filter, limit).await?;
     Ok(Json(rows).into_response())
 }
 

@@ -83,26 +83,49 @@ pub struct Detail {
     pub processed_count: i32,
     /// The stored payload.
     pub payload: Option<serde_json::Value>,
+    /// The body as received when it is not JSON (quarantined rows), base64.
+    pub raw_body_base64: Option<String>,
 }
 
 const COLUMNS: &str = "id, webhook_id, event_id, shop, topic, source, attempts, replays, \
                        last_error, inserted_at";
 
-const MATCHES: &str = "status = 'dead'
-    AND (cardinality($1::int8[]) = 0 OR id = ANY($1))
+const MATCHES: &str = "(cardinality($1::int8[]) = 0 OR id = ANY($1))
     AND ($2::text IS NULL OR topic = $2)
     AND ($3::text IS NULL OR shop = $3)
     AND ($4::timestamptz IS NULL OR inserted_at >= $4)
     AND ($5::timestamptz IS NULL OR inserted_at < $5)";
 
-/// Dead letters matching `filter`, oldest first, at most `limit`.
+/// Which failed rows to list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Shelf {
+    /// Dead letters (replayable).
+    #[default]
+    Dead,
+    /// Quarantined rows: payloads that are not JSON, kept with the reason and the raw body
+    /// (not replayable: there is nothing a handler could apply).
+    Quarantined,
+}
+
+impl Shelf {
+    fn status(self) -> &'static str {
+        match self {
+            Shelf::Dead => "dead",
+            Shelf::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// Rows on `shelf` matching `filter`, oldest first, at most `limit`.
 pub async fn list(
     pool: &PgPool,
+    shelf: Shelf,
     filter: &Filter,
     limit: i64,
 ) -> Result<Vec<DeadLetter>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM inbox WHERE {MATCHES} ORDER BY inserted_at, id LIMIT $6"
+        "SELECT {COLUMNS} FROM inbox WHERE status = $7 AND {MATCHES}
+         ORDER BY inserted_at, id LIMIT $6"
     ))
     .bind(&filter.ids)
     .bind(&filter.topic)
@@ -110,6 +133,7 @@ pub async fn list(
     .bind(filter.since)
     .bind(filter.until)
     .bind(limit)
+    .bind(shelf.status())
     .fetch_all(pool)
     .await
 }
@@ -117,7 +141,8 @@ pub async fn list(
 /// The inbox row `id`, whatever its status.
 pub async fn show(pool: &PgPool, id: i64) -> Result<Option<Detail>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS}, status, api_version, processed_count, payload
+        "SELECT {COLUMNS}, status, api_version, processed_count, payload,
+                encode(raw_body, 'base64') AS raw_body_base64
          FROM inbox WHERE id = $1"
     ))
     .bind(id)
@@ -132,7 +157,7 @@ pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Vec<i64>, sqlx::Er
     let ids: Vec<i64> = sqlx::query_scalar(&format!(
         "UPDATE inbox SET status = 'pending', attempts = 0, run_at = now(),
                           replays = replays + 1
-         WHERE {MATCHES} AND payload IS NOT NULL
+         WHERE status = 'dead' AND {MATCHES} AND payload IS NOT NULL
          RETURNING id"
     ))
     .bind(&filter.ids)

@@ -4,7 +4,7 @@
 //! ```text
 //! origin [--config origin.toml] serve [--no-migrate]
 //! origin [--config origin.toml] migrate
-//! origin [--config origin.toml] dead-letters list [--id N]… [--topic T] [--shop S] [--since RFC3339] [--until RFC3339] [--limit N]
+//! origin [--config origin.toml] dead-letters list [--id N]… [--topic T] [--shop S] [--since RFC3339] [--until RFC3339] [--limit N] [--quarantined]
 //! origin [--config origin.toml] dead-letters show ID
 //! origin [--config origin.toml] dead-letters replay [--id N]… [--topic T] [--shop S] [--since …] [--until …] [--all]
 //! ```
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use wholesail_origin::app::{self, MIGRATOR};
 use wholesail_origin::config::Config;
-use wholesail_origin::dead_letters::{self, Filter};
+use wholesail_origin::dead_letters::{self, Filter, Shelf};
 
 /// Wholesail origin: webhook inbox, workers, dead letters.
 #[derive(Parser)]
@@ -59,6 +59,9 @@ enum DeadLetterCommand {
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// List quarantined rows (payloads that are not JSON) instead of dead letters.
+        #[arg(long)]
+        quarantined: bool,
     },
     /// Show one inbox row in full (any status), with its payload.
     Show {
@@ -138,8 +141,17 @@ async fn main() -> Result<()> {
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;
             match cmd {
-                DeadLetterCommand::List { filter, limit } => {
-                    for row in dead_letters::list(&pool, &filter.into(), limit).await? {
+                DeadLetterCommand::List {
+                    filter,
+                    limit,
+                    quarantined,
+                } => {
+                    let shelf = if quarantined {
+                        Shelf::Quarantined
+                    } else {
+                        Shelf::Dead
+                    };
+                    for row in dead_letters::list(&pool, shelf, &filter.into(), limit).await? {
                         println!("{}", serde_json::to_string(&row)?);
                     }
                 }

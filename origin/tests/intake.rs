@@ -91,6 +91,37 @@ async fn each_envelope_is_judged_alone_and_malformed_payloads_are_quarantined(po
     assert!(err.unwrap().contains("not valid JSON"));
     assert_eq!(raw.unwrap(), b"{oops");
     assert_eq!(count(&pool, "pending").await, 1);
+
+    // Operators find it, with the reason and the body as received.
+    let client = reqwest::Client::new();
+    let listed: Vec<Value> = client
+        .get(format!("http://{addr}/admin/dead-letters?quarantined=true"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["webhook_id"], "w-garbled");
+    let shown: Value = client
+        .get(format!(
+            "http://{addr}/admin/dead-letters/{}",
+            listed[0]["id"]
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["status"], "quarantined");
+    assert_eq!(
+        shown["raw_body_base64"],
+        base64::engine::general_purpose::STANDARD.encode(b"{oops")
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
