@@ -204,7 +204,7 @@ impl Consumer {
                 }
             }
             Err(failure) => {
-                let reason = failure.to_string();
+                let reason = format!("{}: {failure}", self.intake.path());
                 let status = match failure {
                     BatchFailure::Status(s) => Some(s),
                     _ => None,

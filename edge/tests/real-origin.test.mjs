@@ -139,6 +139,28 @@ describe("edge with the real origin", { skip }, () => {
     assert.equal(psql(databaseUrl, "SELECT status FROM inbox WHERE webhook_id = 'e2e-bad'"), "quarantined");
   });
 
+  test("what outlives the main queue's retries reaches origin's dead letters", async () => {
+    const dlqEdge = await startEdge({
+      originUrl: `http://127.0.0.1:${originPort}`,
+      vars: { RETRY_BASE_DELAY_SECS: "1", RETRY_MAX_DELAY_SECS: "1", ORIGIN_TIMEOUT_MS: "5000" },
+      consumers: {
+        "wholesail-webhooks": { maxBatchTimeout: 0.2, maxRetries: 1 },
+        "wholesail-webhooks-dlq": { maxBatchTimeout: 0.2, maxRetries: 20 },
+      },
+    });
+    try {
+      await stopOrigin();
+      assert.equal((await deliver(dlqEdge.url, fixture("order-1.json"), { id: "e2e-dlq-1" })).status, 200);
+      await waitFor("a failed attempt on the dead-letter intake", () =>
+        dlqEdge.logs.some((l) => l.includes('"outcome":"failed"') && l.includes("/internal/dead-letters")),
+      );
+      origin = await startOrigin();
+      await waitFor("e2e-dlq-1 stored as a dead letter", () => rows("webhook_id = 'e2e-dlq-1' AND source = 'edge_dlq' AND status = 'dead'") === 1, 30_000);
+    } finally {
+      await dlqEdge.mf.dispose();
+    }
+  });
+
   test("origin killed and restarted: every delivery accepted meanwhile lands once", async () => {
     await stopOrigin();
     const ids = Array.from({ length: 30 }, (_, i) => `e2e-outage-${i}`);
