@@ -460,10 +460,13 @@ async fn health_and_metrics_report_the_inbox(pool: PgPool) {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
     // Every worker log line about an event names the webhook and the shop.
-    let logs = origin.logs.lock().unwrap();
-    let lines: Vec<&String> = logs
+    let lines: Vec<String> = origin
+        .logs
+        .lock()
+        .unwrap()
         .iter()
         .filter(|l| l.contains("\"event processed\""))
+        .cloned()
         .collect();
     assert_eq!(lines.len(), 5);
     for l in lines {
@@ -473,7 +476,6 @@ async fn health_and_metrics_report_the_inbox(pool: PgPool) {
         );
     }
 
-    drop(logs);
     origin.kill();
 
     // A backlog older than the threshold makes a process not ready (one without workers, so
