@@ -103,6 +103,7 @@ impl Origin {
             )
             .env("WHOLESAIL_ADMIN__TOKEN", ADMIN_TOKEN)
             .env("WHOLESAIL_SHOPIFY__SECRET", SHOPIFY_SECRET)
+            .env("WHOLESAIL_POOL_SIZE", "5")
             .env("WHOLESAIL_WORKER__POLL_INTERVAL_MS", "200")
             .env("WHOLESAIL_WORKER__LEASE_MS", "2000")
             .env("WHOLESAIL_WORKER__BACKOFF_BASE_MS", "200")
