@@ -59,6 +59,18 @@ struct ShopRedact {
     shop_domain: Option<String>,
 }
 
+/// The tables `shop/redact` empties for the shop, parents before their children.
+const OPERATIONAL_TABLES: [&str; 8] = [
+    "orders",
+    "order_lines",
+    "products",
+    "variants",
+    "customers",
+    "companies",
+    "company_locations",
+    "inventory_levels",
+];
+
 /// Rejects a payload that names another shop than the one that delivered it.
 fn check_shop(event: &InboxEvent, shop_domain: Option<&str>) -> Result<(), HandlerError> {
     match shop_domain {
@@ -189,34 +201,29 @@ pub(super) async fn redact_shop(
 ) -> Result<Outcome, HandlerError> {
     let req: ShopRedact = parse(event)?;
     check_shop(event, req.shop_domain.as_deref())?;
-    let deleted: Value = sqlx::query_scalar(
-        "WITH o AS (DELETE FROM orders WHERE shop = $1 RETURNING 1),
-              l AS (DELETE FROM order_lines WHERE shop = $1 RETURNING 1),
-              c AS (DELETE FROM customers WHERE shop = $1 RETURNING 1),
-              co AS (DELETE FROM companies WHERE shop = $1 RETURNING 1),
-              cl AS (DELETE FROM company_locations WHERE shop = $1 RETURNING 1),
-              p AS (DELETE FROM products WHERE shop = $1 RETURNING 1),
-              v AS (DELETE FROM variants WHERE shop = $1 RETURNING 1),
-              i AS (DELETE FROM inventory_levels WHERE shop = $1 RETURNING 1),
-              s AS (INSERT INTO shops AS t (shop, shopify_id, uninstalled_at, redacted_at)
-                    VALUES ($1, $2, now(), now())
-                    ON CONFLICT (shop) DO UPDATE SET
-                        uninstalled_at = coalesce(t.uninstalled_at, now()),
-                        redacted_at = coalesce(t.redacted_at, now()),
-                        applied_at = now())
-         SELECT jsonb_build_object(
-             'orders', (SELECT count(*) FROM o),
-             'order_lines', (SELECT count(*) FROM l),
-             'customers', (SELECT count(*) FROM c),
-             'companies', (SELECT count(*) FROM co),
-             'company_locations', (SELECT count(*) FROM cl),
-             'products', (SELECT count(*) FROM p),
-             'variants', (SELECT count(*) FROM v),
-             'inventory_levels', (SELECT count(*) FROM i))",
+    // One statement per table, parents before children: each statement's snapshot is taken
+    // after the previous one waited for concurrent writers' row locks, so lines or variants a
+    // writer committed meanwhile are seen and deleted with their parent (never left orphaned).
+    let mut deleted = serde_json::Map::new();
+    for table in OPERATIONAL_TABLES {
+        let rows = sqlx::query(&format!("DELETE FROM {table} WHERE shop = $1"))
+            .bind(&event.shop)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        deleted.insert(table.to_owned(), rows.into());
+    }
+    sqlx::query(
+        "INSERT INTO shops AS t (shop, shopify_id, uninstalled_at, redacted_at)
+         VALUES ($1, $2, now(), now())
+         ON CONFLICT (shop) DO UPDATE SET
+             uninstalled_at = coalesce(t.uninstalled_at, now()),
+             redacted_at = coalesce(t.redacted_at, now()),
+             applied_at = now()",
     )
     .bind(&event.shop)
     .bind(req.shop_id)
-    .fetch_one(&mut *conn)
+    .execute(&mut *conn)
     .await?;
     let details = json!({"action": "shop_data_deleted", "rows_deleted": deleted});
     let subject = match req.shop_id {
