@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 
 use crate::shell::{self, cmd};
-use crate::{edge, postgres};
+use crate::{edge, function, postgres};
 
 /// The benchmarks, with what each measures.
 const BENCHES: &[(&str, &str)] = &[
@@ -15,6 +15,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "edge",
         "edge worker in workerd: ack latency and throughput vs a JavaScript worker",
+    ),
+    (
+        "rules",
+        "Shopify Function: wasm size, native µs per cart, wasm instructions per line vs the limit",
     ),
     (
         "origin",
@@ -33,6 +37,7 @@ pub fn run(args: &[&str]) -> Result<()> {
     };
     match *name {
         "strip" => bench_bin("strip", rest),
+        "rules" => function::build_and_check().and_then(|()| bench_bin("rules", rest)),
         "edge" => edge::bench(),
         "origin" => {
             let url = postgres::ensure()?;

@@ -22,7 +22,7 @@
 //!
 //! A reader must refuse a page whose version tag it does not know (see [`crate::policy`]).
 
-use crate::codec::{push_base36, Scanner};
+use crate::codec::{push_base36, read_base36, EntryByte, Scanner, ENTRY_BYTES};
 use crate::money::{CurrencyCode, Money};
 use crate::rules::{BuyerRules, VariantRule};
 
@@ -261,15 +261,36 @@ fn header(page: usize, sc: &mut Scanner<'_>) -> Result<Header, DecodeError> {
     })
 }
 
+/// Where decoding stands between pages.
+struct Cursor<'w> {
+    /// The last id decoded or skipped, to check ids strictly increase across pages.
+    last: Option<u64>,
+    /// The sorted variant ids to decode (`None`: all), and how far the walk has come.
+    wanted: Option<&'w [u64]>,
+    next_wanted: usize,
+}
+
+impl Cursor<'_> {
+    /// Whether no later entry can be wanted.
+    fn done(&self) -> bool {
+        self.wanted.is_some_and(|w| self.next_wanted >= w.len())
+    }
+}
+
+/// Decodes a page's entries, appending the wanted ones to `out`. A tight loop over the bytes:
+/// this runs over up to 40 kB at checkout, inside the Function's instruction budget. Entries
+/// that are not wanted are skipped after their id, checking only that their bytes belong to
+/// the format; the walk stops after the last wanted id.
 fn entries(
     page: usize,
-    sc: &mut Scanner<'_>,
-    mut last: Option<u64>,
+    sc: &Scanner<'_>,
+    cursor: &mut Cursor<'_>,
     out: &mut Vec<VariantRule>,
 ) -> Result<(), DecodeError> {
+    let (bytes, mut at) = sc.rest();
     let mut prev = 0u64;
-    while !sc.at_end() {
-        let start = sc.offset();
+    while at < bytes.len() && !cursor.done() {
+        let start = at;
         let bad = || DecodeError::Entry {
             page,
             offset: start,
@@ -278,26 +299,31 @@ fn entries(
             page,
             offset: start,
         };
-        let delta = sc.number().ok_or_else(bad)?;
+        let delta = read_base36(bytes, &mut at).ok_or_else(bad)?;
         let id = prev.checked_add(delta).ok_or_else(invalid)?;
-        if last.is_some_and(|l| id <= l) {
+        if cursor.last.is_some_and(|l| id <= l) {
             return Err(invalid());
+        }
+        prev = id;
+        cursor.last = Some(id);
+        if let Some(wanted) = cursor.wanted {
+            while wanted.get(cursor.next_wanted).is_some_and(|&w| w < id) {
+                cursor.next_wanted += 1;
+            }
+            if cursor.done() {
+                break;
+            }
+            if wanted.get(cursor.next_wanted) != Some(&id) {
+                skip_entry(bytes, &mut at).ok_or_else(bad)?;
+                continue;
+            }
         }
         let mut rule = VariantRule::unconstrained(id);
         let mut seen = 0u8;
-        loop {
-            let tag = match sc.peek() {
-                None => break,
-                Some(b',') => {
-                    sc.eat(b',');
-                    if sc.at_end() {
-                        return Err(bad());
-                    }
-                    break;
-                }
-                Some(t) => t,
-            };
+        while let Some(&tag) = bytes.get(at) {
+            at += 1;
             let bit = match tag {
+                b',' if at < bytes.len() => break,
                 b'I' => 1,
                 b'M' => 2,
                 b'X' => 4,
@@ -310,12 +336,13 @@ fn entries(
                 return Err(bad());
             }
             seen |= bit;
-            sc.eat(tag);
             if tag == b'N' {
                 rule.eligible = false;
                 continue;
             }
-            let n = sc.number_u32().ok_or_else(bad)?;
+            let n = read_base36(bytes, &mut at)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(bad)?;
             match tag {
                 b'I' => rule.increment = n,
                 b'M' => rule.min = n,
@@ -328,17 +355,54 @@ fn entries(
             return Err(invalid());
         }
         out.push(rule);
-        prev = id;
-        last = Some(id);
     }
     Ok(())
 }
 
-/// Decodes the pages as read from [`PAGE_KEYS`] (`None` where a metafield is absent).
+/// Moves past the rest of an entry and its comma; `None` on a byte the format never writes
+/// or a trailing comma.
+#[inline(always)]
+fn skip_entry(bytes: &[u8], at: &mut usize) -> Option<()> {
+    let rest = bytes.get(*at..)?;
+    for (i, &b) in rest.iter().enumerate() {
+        match ENTRY_BYTES[usize::from(b)] {
+            EntryByte::Inside => {}
+            EntryByte::Separator => {
+                *at += i + 1;
+                return (*at < bytes.len()).then_some(());
+            }
+            EntryByte::Foreign => return None,
+        }
+    }
+    *at = bytes.len();
+    Some(())
+}
+
+/// Decodes the pages as read from [`PAGE_KEYS`] (`None` where a metafield is absent), every
+/// entry checked: what origin uses to verify a payload.
 ///
 /// `Ok(None)` means there is no payload at all (page 0 absent): the buyer has no rules pushed.
 /// Pages beyond the count page 0 announces are ignored (leftovers of a larger earlier push).
 pub fn decode(pages: &[Option<&str>]) -> Result<Option<BuyerRules>, DecodeError> {
+    decode_pages(pages, None)
+}
+
+/// Like [`decode`], but only the rules of `variant_ids` (sorted ascending) are decoded, the
+/// other entries skipped, and the walk stops after the last of them: what the Function uses,
+/// since a cart needs only its own variants' rules. Every page header is still checked;
+/// entries that are skipped are checked only for bytes outside the format, and entries after
+/// the last wanted one not at all.
+pub fn decode_for(
+    pages: &[Option<&str>],
+    variant_ids: &[u64],
+) -> Result<Option<BuyerRules>, DecodeError> {
+    decode_pages(pages, Some(variant_ids))
+}
+
+fn decode_pages(
+    pages: &[Option<&str>],
+    wanted: Option<&[u64]>,
+) -> Result<Option<BuyerRules>, DecodeError> {
     let Some(first) = pages.first().copied().flatten() else {
         return Ok(None);
     };
@@ -348,8 +412,13 @@ pub fn decode(pages: &[Option<&str>]) -> Result<Option<BuyerRules>, DecodeError>
     if h0.page != 0 || count == 0 || count > pages.len() {
         return Err(DecodeError::Mismatch(0));
     }
+    let mut cursor = Cursor {
+        last: None,
+        wanted,
+        next_wanted: 0,
+    };
     let mut variants = Vec::new();
-    entries(0, &mut sc, None, &mut variants)?;
+    entries(0, &sc, &mut cursor, &mut variants)?;
     for (k, text) in pages.iter().enumerate().take(count).skip(1) {
         let text = text.ok_or(DecodeError::PageMissing(k))?;
         let mut sc = Scanner::new(text);
@@ -357,12 +426,7 @@ pub fn decode(pages: &[Option<&str>]) -> Result<Option<BuyerRules>, DecodeError>
         if h.page != k as u64 || h.pages != h0.pages || h.generation != h0.generation {
             return Err(DecodeError::Mismatch(k));
         }
-        entries(
-            k,
-            &mut sc,
-            variants.last().map(|v| v.variant_id),
-            &mut variants,
-        )?;
+        entries(k, &sc, &mut cursor, &mut variants)?;
     }
     Ok(Some(BuyerRules::from_decoded(variants, h0.order_minimum)))
 }
@@ -450,6 +514,32 @@ mod tests {
         assert!(err
             .to_string()
             .starts_with("buyer gid://shopify/CompanyLocation/77: its rules need"));
+    }
+
+    #[test]
+    fn decoding_for_a_cart_keeps_only_its_variants() {
+        let pages = encode("loc-1", &sample()).unwrap();
+        let refs: Vec<Option<&str>> = pages.iter().map(|p| Some(p.as_str())).collect();
+        let wanted = [5, 44_712_345_679_006, 44_712_345_679_007];
+        let got = decode_for(&refs, &wanted).unwrap().unwrap();
+        assert_eq!(got.variants(), &sample().variants()[2..]);
+        assert_eq!(got.order_minimum(), sample().order_minimum());
+        assert_eq!(decode_for(&refs, &[]).unwrap().unwrap().variants(), &[]);
+    }
+
+    #[test]
+    fn skipped_entries_are_still_checked_for_foreign_bytes() {
+        let text = "WS1|0|1|5||1I2,1I{,1I3";
+        assert_eq!(
+            decode_for(&[Some(text)], &[3]),
+            Err(DecodeError::Entry {
+                page: 0,
+                offset: 15
+            })
+        );
+        // The walk stops after the last wanted variant.
+        let got = decode_for(&[Some(text)], &[1]).unwrap().unwrap();
+        assert_eq!(got.variants().len(), 1);
     }
 
     #[test]

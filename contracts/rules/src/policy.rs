@@ -85,10 +85,14 @@ pub enum Outcome {
     Invalid(DecodeError),
 }
 
-/// Decodes the buyer's pages and validates the cart, applying `policy` when the pages are
-/// missing or invalid.
+/// Decodes the buyer's pages (only the rules of the cart's variants) and validates the cart,
+/// applying `policy` when the pages are missing or invalid. Gives the same violations as
+/// [`validate`] on the full rules.
 pub fn evaluate(pages: &[Option<&str>], policy: Policy, cart: &Cart) -> (Vec<Violation>, Outcome) {
-    let (mode, outcome) = match payload::decode(pages) {
+    let mut wanted: Vec<u64> = cart.lines.iter().filter_map(|l| l.variant_id).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let (mode, outcome) = match payload::decode_for(pages, &wanted) {
         Ok(Some(rules)) => return (validate(&rules, cart), Outcome::Checked),
         Ok(None) => (policy.missing, Outcome::Missing),
         Err(e) => (policy.invalid, Outcome::Invalid(e)),

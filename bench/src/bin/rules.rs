@@ -1,0 +1,747 @@
+//! `cargo xtask bench rules`: the cart validation Function against Shopify's limits.
+//!
+//! - the wasm module's size against the 256 KB limit;
+//! - native time per cart (decode the buyer's pages + validate) for 10, 200 and 500 lines with
+//!   the full rule set, beside a serde_json decode of the same rules as the reference;
+//! - the real wasm's instruction count, in wasmtime with fuel, linked to the real
+//!   `shopify_function_provider` 2.0.1 compiled to wasm (the module Shopify's runner links the
+//!   Function against), for the same carts and for the same carts of a buyer without rules
+//!   (the floor: walking the input's lines, no rules decoded or checked), per line and as a
+//!   share of Shopify's scaled limit (11 M instructions up to 200 lines, × lines/200 above);
+//!   and the fixed cost per cart on an empty cart.
+//!
+//! What the count includes: every wasm instruction executed in the Function module and in the
+//! provider module from the call of the export `cart_validations_generate_run` to its return
+//! (wasmtime fuel: 1 per operator; `nop`, `drop`, `block`, `loop`, `end`, `else` are free).
+//! What it excludes: the glue between the two modules (Shopify's trampoline copies strings
+//! between the memories with a few instructions per import call; here the host does it, and
+//! the number of import calls is printed so it can be estimated), the provider's `initialize`
+//! and `finalize` and the MessagePack encoding of the input, which happen outside the
+//! Function. Shopify's own counter (function-runner) may weigh operators differently.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wasmtime::{Caller, Config, Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
+use wholesail_rules::payload::{self, PAGE_KEYS};
+use wholesail_rules::{
+    evaluate, validate, BuyerRules, Cart, CartLine, CurrencyCode, Money, Policy, VariantRule,
+};
+
+/// Shopify's instruction limit up to 200 cart lines.
+const BASE_LIMIT: f64 = 11_000_000.0;
+
+fn scaled_limit(lines: usize) -> f64 {
+    BASE_LIMIT * (lines as f64 / 200.0).clamp(1.0, 10.0)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Median seconds per call of `f` over `rounds` rounds of `iters` calls.
+fn time(rounds: usize, iters: usize, mut f: impl FnMut()) -> f64 {
+    let samples = (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_secs_f64() / iters as f64
+        })
+        .collect();
+    median(samples)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workload: the largest buyer that fits, with every rule set on every variant.
+
+/// SplitMix64, for a reproducible workload.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A buyer with `n` variants, every one with a case pack, line min and max, quota, stock and
+/// eligibility, ids spaced as a subset of a large shop's catalogue, and an order minimum.
+fn full_buyer(n: usize, seed: u64) -> BuyerRules {
+    let mut rng = Rng(seed);
+    let mut id = 44_000_000_000_000u64;
+    let variants = (0..n)
+        .map(|_| {
+            id += 1 + rng.below(2_000);
+            let pack = [1, 6, 12, 24][rng.below(4) as usize];
+            VariantRule {
+                variant_id: id,
+                increment: pack,
+                min: pack,
+                max: Some(pack * (50 + rng.below(200) as u32)),
+                quota_remaining: Some(pack * rng.below(2_000) as u32),
+                stock: Some(rng.below(50_000) as u32),
+                eligible: rng.below(20) != 0,
+            }
+        })
+        .collect();
+    let minimum = Money {
+        hundredths: 250_000,
+        currency: CurrencyCode::parse("USD").expect("valid"),
+    };
+    BuyerRules::new(variants, Some(minimum)).expect("valid rules")
+}
+
+/// The largest full buyer (in steps of 50 variants) whose payload still fits.
+fn largest_fitting_buyer() -> (BuyerRules, Vec<String>) {
+    let mut n = 10_000;
+    loop {
+        let rules = full_buyer(n, 7);
+        if let Ok(pages) = payload::encode("bench-buyer", &rules) {
+            return (rules, pages);
+        }
+        n -= 50;
+    }
+}
+
+/// A cart of `lines` distinct ruled variants; about one line in ten breaks a rule.
+fn cart_for(rules: &BuyerRules, lines: usize, seed: u64) -> Cart {
+    let mut rng = Rng(seed);
+    let table = rules.variants();
+    let step = table.len() / lines.max(1);
+    let lines = (0..lines)
+        .map(|i| {
+            let r = &table[i * step];
+            let mut q = r.increment * (1 + rng.below(4) as u32);
+            if rng.below(10) == 0 {
+                q += 1;
+            }
+            CartLine {
+                variant_id: Some(r.variant_id),
+                quantity: q,
+            }
+        })
+        .collect();
+    Cart {
+        lines,
+        subtotal: Some(Money {
+            hundredths: 1_234_567,
+            currency: CurrencyCode::parse("USD").expect("valid"),
+        }),
+    }
+}
+
+/// The Function's input for `cart`, with the buyer's pages when `pages` is given.
+fn function_input(cart: &Cart, pages: Option<&[String]>) -> Value {
+    let lines: Vec<Value> = cart
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "quantity": l.quantity,
+                "merchandise": {
+                    "__typename": "ProductVariant",
+                    "id": format!("gid://shopify/ProductVariant/{}", l.variant_id.unwrap_or(0)),
+                },
+            })
+        })
+        .collect();
+    let buyer = pages.map(|pages| {
+        let mut location = serde_json::Map::new();
+        for (i, key) in PAGE_KEYS.iter().enumerate() {
+            let v = pages.get(i).map_or(Value::Null, |p| json!({ "value": p }));
+            location.insert(key.to_string(), v);
+        }
+        json!({ "purchasingCompany": { "location": location } })
+    });
+    let subtotal = cart.subtotal.expect("bench carts have one");
+    json!({
+        "cart": {
+            "buyerIdentity": buyer,
+            "cost": { "subtotalAmount": {
+                "amount": format!("{}.{:02}", subtotal.hundredths / 100, subtotal.hundredths % 100),
+                "currencyCode": subtotal.currency.as_str(),
+            }},
+            "lines": lines,
+        },
+        "validation": { "policy": null },
+    })
+}
+
+/// The output the Function must produce for these rules and this cart.
+fn expected_output(rules: Option<&BuyerRules>, cart: &Cart) -> Value {
+    let errors: Vec<Value> = rules
+        .map(|r| validate(r, cart))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| json!({ "message": v.message, "target": v.target.to_string() }))
+        .collect();
+    if errors.is_empty() {
+        json!({ "operations": [] })
+    } else {
+        json!({ "operations": [{ "validationAdd": { "errors": errors } }] })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The serde_json reference: the same rules as the JSON an engineer would write by default.
+
+#[derive(Deserialize)]
+#[allow(dead_code)] // the fields are what serde_json has to parse; the bench only times it
+struct JsonRule {
+    id: u64,
+    increment: u32,
+    min: u32,
+    max: Option<u32>,
+    quota: Option<u32>,
+    stock: Option<u32>,
+    eligible: bool,
+}
+
+fn rules_as_json(rules: &BuyerRules) -> String {
+    let list: Vec<Value> = rules
+        .variants()
+        .iter()
+        .map(|v| {
+            json!({ "id": v.variant_id, "increment": v.increment, "min": v.min, "max": v.max,
+                    "quota": v.quota_remaining, "stock": v.stock, "eligible": v.eligible })
+        })
+        .collect();
+    Value::Array(list).to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wasm harness: the Function linked to the real provider, instructions counted by fuel.
+
+/// The provider's exports the glue calls.
+struct Provider {
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    input_get: TypedFunc<(), i64>,
+    get_val_len: TypedFunc<i64, i32>,
+    get_utf8_str_addr: TypedFunc<i32, i32>,
+    get_obj_prop: TypedFunc<(i64, i32, i32), i64>,
+    get_interned_obj_prop: TypedFunc<(i64, i32), i64>,
+    get_at_index: TypedFunc<(i64, i32), i64>,
+    get_obj_key_at_index: TypedFunc<(i64, i32), i64>,
+    new_bool: TypedFunc<i32, i32>,
+    new_null: TypedFunc<(), i32>,
+    new_i32: TypedFunc<i32, i32>,
+    new_f64: TypedFunc<f64, i32>,
+    new_utf8_str: TypedFunc<i32, i64>,
+    new_interned_utf8_str: TypedFunc<i32, i32>,
+    new_object: TypedFunc<i32, i32>,
+    finish_object: TypedFunc<(), i32>,
+    new_array: TypedFunc<i32, i32>,
+    finish_array: TypedFunc<(), i32>,
+    intern_utf8_str: TypedFunc<i32, i64>,
+    log_new_utf8_str: TypedFunc<i32, i32>,
+}
+
+#[derive(Default)]
+struct Host {
+    provider: Option<Arc<Provider>>,
+    guest_memory: Option<Memory>,
+    import_calls: u64,
+}
+
+type Ctx<'a> = Caller<'a, Host>;
+
+fn provider(c: &mut Ctx<'_>) -> Arc<Provider> {
+    c.data_mut().import_calls += 1;
+    c.data()
+        .provider
+        .clone()
+        .expect("provider linked before the guest runs")
+}
+
+/// Copies `len` bytes from the guest's memory at `src` to the provider's at `dst`.
+fn guest_to_provider(c: &mut Ctx<'_>, src: i32, dst: i32, len: i32) -> wasmtime::Result<()> {
+    let g = c.data().guest_memory.expect("guest memory");
+    let p = c.data().provider.as_ref().expect("provider").memory;
+    let (src, dst, len) = (
+        src as u32 as usize,
+        dst as u32 as usize,
+        len as u32 as usize,
+    );
+    let bytes = g
+        .data(&*c)
+        .get(src..src + len)
+        .ok_or_else(|| wasmtime::format_err!("guest read out of bounds"))?
+        .to_vec();
+    p.data_mut(&mut *c)
+        .get_mut(dst..dst + len)
+        .ok_or_else(|| wasmtime::format_err!("provider write out of bounds"))?
+        .copy_from_slice(&bytes);
+    Ok(())
+}
+
+/// Copies `len` bytes from the provider's memory at `src` to the guest's at `dst`.
+fn provider_to_guest(c: &mut Ctx<'_>, src: i32, dst: i32, len: i32) -> wasmtime::Result<()> {
+    let g = c.data().guest_memory.expect("guest memory");
+    let p = c.data().provider.as_ref().expect("provider").memory;
+    let (src, dst, len) = (
+        src as u32 as usize,
+        dst as u32 as usize,
+        len as u32 as usize,
+    );
+    let bytes = p
+        .data(&*c)
+        .get(src..src + len)
+        .ok_or_else(|| wasmtime::format_err!("provider read out of bounds"))?
+        .to_vec();
+    g.data_mut(&mut *c)
+        .get_mut(dst..dst + len)
+        .ok_or_else(|| wasmtime::format_err!("guest write out of bounds"))?
+        .copy_from_slice(&bytes);
+    Ok(())
+}
+
+fn read_u32(mem: &[u8], at: usize) -> wasmtime::Result<u32> {
+    let b = mem
+        .get(at..at + 4)
+        .ok_or_else(|| wasmtime::format_err!("read out of bounds"))?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The `shopify_function_v2` imports, as Shopify's trampoline provides them: calls into the
+/// provider plus the memory copies between the two modules.
+fn link_imports(linker: &mut Linker<Host>) -> Result<()> {
+    const M: &str = "shopify_function_v2";
+    linker.func_wrap(M, "shopify_function_input_get", |mut c: Ctx<'_>| {
+        provider(&mut c).input_get.call(&mut c, ())
+    })?;
+    linker.func_wrap(
+        M,
+        "shopify_function_input_get_val_len",
+        |mut c: Ctx<'_>, v: i64| provider(&mut c).get_val_len.call(&mut c, v),
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_input_read_utf8_str",
+        |mut c: Ctx<'_>, src: i32, out: i32, len: i32| {
+            let addr = provider(&mut c).get_utf8_str_addr.call(&mut c, src)?;
+            provider_to_guest(&mut c, addr, out, len)
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_input_get_obj_prop",
+        |mut c: Ctx<'_>, scope: i64, ptr: i32, len: i32| {
+            let p = provider(&mut c);
+            let dst = p.alloc.call(&mut c, len)?;
+            guest_to_provider(&mut c, ptr, dst, len)?;
+            p.get_obj_prop.call(&mut c, (scope, dst, len))
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_input_get_interned_obj_prop",
+        |mut c: Ctx<'_>, scope: i64, id: i32| {
+            provider(&mut c)
+                .get_interned_obj_prop
+                .call(&mut c, (scope, id))
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_input_get_at_index",
+        |mut c: Ctx<'_>, scope: i64, i: i32| provider(&mut c).get_at_index.call(&mut c, (scope, i)),
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_input_get_obj_key_at_index",
+        |mut c: Ctx<'_>, scope: i64, i: i32| {
+            provider(&mut c)
+                .get_obj_key_at_index
+                .call(&mut c, (scope, i))
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_output_new_bool",
+        |mut c: Ctx<'_>, b: i32| provider(&mut c).new_bool.call(&mut c, b),
+    )?;
+    linker.func_wrap(M, "shopify_function_output_new_null", |mut c: Ctx<'_>| {
+        provider(&mut c).new_null.call(&mut c, ())
+    })?;
+    linker.func_wrap(
+        M,
+        "shopify_function_output_new_i32",
+        |mut c: Ctx<'_>, n: i32| provider(&mut c).new_i32.call(&mut c, n),
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_output_new_f64",
+        |mut c: Ctx<'_>, n: f64| provider(&mut c).new_f64.call(&mut c, n),
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_output_new_utf8_str",
+        |mut c: Ctx<'_>, ptr: i32, len: i32| {
+            let r = provider(&mut c).new_utf8_str.call(&mut c, len)?;
+            let (result, dst) = ((r >> 32) as i32, r as i32);
+            if result == 0 {
+                guest_to_provider(&mut c, ptr, dst, len)?;
+            }
+            Ok(result)
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_output_new_interned_utf8_str",
+        |mut c: Ctx<'_>, id: i32| provider(&mut c).new_interned_utf8_str.call(&mut c, id),
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_output_new_object",
+        |mut c: Ctx<'_>, n: i32| provider(&mut c).new_object.call(&mut c, n),
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_output_finish_object",
+        |mut c: Ctx<'_>| provider(&mut c).finish_object.call(&mut c, ()),
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_output_new_array",
+        |mut c: Ctx<'_>, n: i32| provider(&mut c).new_array.call(&mut c, n),
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_output_finish_array",
+        |mut c: Ctx<'_>| provider(&mut c).finish_array.call(&mut c, ()),
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_intern_utf8_str",
+        |mut c: Ctx<'_>, ptr: i32, len: i32| {
+            let r = provider(&mut c).intern_utf8_str.call(&mut c, len)?;
+            guest_to_provider(&mut c, ptr, r as i32, len)?;
+            Ok((r >> 32) as i32)
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "shopify_function_log_new_utf8_str",
+        |mut c: Ctx<'_>, ptr: i32, len: i32| {
+            let p = provider(&mut c);
+            let at = p.log_new_utf8_str.call(&mut c, len)? as u32 as usize;
+            let mem = p.memory.data(&c);
+            let f = |i: usize| read_u32(mem, at + 4 * i);
+            let (off, dst1, len1, dst2, len2) = (f(0)?, f(1)?, f(2)?, f(3)?, f(4)?);
+            let src = ptr + off as i32;
+            guest_to_provider(&mut c, src, dst1 as i32, len1 as i32)?;
+            guest_to_provider(&mut c, src + len1 as i32, dst2 as i32, len2 as i32)
+        },
+    )?;
+    Ok(())
+}
+
+/// One measured run.
+struct Run {
+    instructions: u64,
+    import_calls: u64,
+    output: Value,
+    input_bytes: usize,
+}
+
+struct Harness {
+    engine: Engine,
+    guest: Module,
+    provider: Module,
+    linker: Linker<Host>,
+}
+
+impl Harness {
+    fn new(guest: &Path, provider: &Path) -> Result<Self> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config)?;
+        let guest = Module::from_file(&engine, guest)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading {}", guest.display()))?;
+        let provider = Module::from_file(&engine, provider)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading {}", provider.display()))?;
+        if let Some(import) = provider.imports().next() {
+            bail!(
+                "the provider imports {}::{}, which this harness does not provide",
+                import.module(),
+                import.name()
+            );
+        }
+        let mut linker = Linker::new(&engine);
+        link_imports(&mut linker)?;
+        Ok(Self {
+            engine,
+            guest,
+            provider,
+            linker,
+        })
+    }
+
+    /// Runs the Function once on `input` in fresh instances; counts its instructions.
+    fn run(&self, input: &Value) -> Result<Run> {
+        let msgpack = rmp_serde::to_vec(input)?;
+        let mut store = Store::new(&self.engine, Host::default());
+        store.set_fuel(u64::MAX / 4)?;
+        let p = Instance::new(&mut store, &self.provider, &[])?;
+        let typed = |store: &mut Store<Host>, name: &str| {
+            p.get_func(&mut *store, name)
+                .with_context(|| format!("the provider does not export {name}"))
+        };
+        macro_rules! export {
+            ($name:literal) => {
+                typed(&mut store, $name)?.typed(&store)?
+            };
+        }
+        let provider = Provider {
+            memory: p
+                .get_memory(&mut store, "memory")
+                .context("provider memory")?,
+            alloc: export!("_shopify_function_alloc"),
+            input_get: export!("_shopify_function_input_get"),
+            get_val_len: export!("_shopify_function_input_get_val_len"),
+            get_utf8_str_addr: export!("_shopify_function_input_get_utf8_str_addr"),
+            get_obj_prop: export!("_shopify_function_input_get_obj_prop"),
+            get_interned_obj_prop: export!("_shopify_function_input_get_interned_obj_prop"),
+            get_at_index: export!("_shopify_function_input_get_at_index"),
+            get_obj_key_at_index: export!("_shopify_function_input_get_obj_key_at_index"),
+            new_bool: export!("_shopify_function_output_new_bool"),
+            new_null: export!("_shopify_function_output_new_null"),
+            new_i32: export!("_shopify_function_output_new_i32"),
+            new_f64: export!("_shopify_function_output_new_f64"),
+            new_utf8_str: export!("_shopify_function_output_new_utf8_str"),
+            new_interned_utf8_str: export!("_shopify_function_output_new_interned_utf8_str"),
+            new_object: export!("_shopify_function_output_new_object"),
+            finish_object: export!("_shopify_function_output_finish_object"),
+            new_array: export!("_shopify_function_output_new_array"),
+            finish_array: export!("_shopify_function_output_finish_array"),
+            intern_utf8_str: export!("_shopify_function_intern_utf8_str"),
+            log_new_utf8_str: export!("_shopify_function_log_new_utf8_str"),
+        };
+        let initialize: TypedFunc<i32, i32> = export!("initialize");
+        let finalize: TypedFunc<(), i32> = export!("finalize");
+        let at = initialize.call(&mut store, msgpack.len() as i32)? as u32 as usize;
+        provider.memory.data_mut(&mut store)[at..at + msgpack.len()].copy_from_slice(&msgpack);
+        let memory = provider.memory;
+        store.data_mut().provider = Some(Arc::new(provider));
+
+        let g = self.linker.instantiate(&mut store, &self.guest)?;
+        store.data_mut().guest_memory =
+            Some(g.get_memory(&mut store, "memory").context("guest memory")?);
+        let entry: TypedFunc<(), ()> =
+            g.get_typed_func(&mut store, "cart_validations_generate_run")?;
+        let before = store.get_fuel()?;
+        entry
+            .call(&mut store, ())
+            .map_err(anyhow::Error::from)
+            .context("the Function trapped")?;
+        let instructions = before - store.get_fuel()?;
+
+        let out = finalize.call(&mut store, ())? as u32 as usize;
+        let mem = memory.data(&store);
+        let (ptr, len) = (
+            read_u32(mem, out)? as usize,
+            read_u32(mem, out + 4)? as usize,
+        );
+        let output: Value = rmp_serde::from_slice(&mem[ptr..ptr + len])?;
+        Ok(Run {
+            instructions,
+            import_calls: store.data().import_calls,
+            output,
+            input_bytes: msgpack.len(),
+        })
+    }
+}
+
+/// Builds the provider crate (a dependency of `shopify_function` on the host) for
+/// `wasm32-unknown-unknown`, from the registry source cargo already holds.
+fn build_provider(target: &Path) -> Result<PathBuf> {
+    let meta = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .context("cargo metadata")?;
+    ensure!(meta.status.success(), "cargo metadata failed");
+    let meta: Value = serde_json::from_slice(&meta.stdout)?;
+    let manifest = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "shopify_function_provider")
+        .and_then(|p| p["manifest_path"].as_str())
+        .context("shopify_function_provider is not in the dependency graph")?
+        .to_owned();
+    let dir = target.join("function-provider");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&dir)
+        .status()?;
+    ensure!(status.success(), "building the provider wasm failed");
+    Ok(dir.join("wasm32-unknown-unknown/release/shopify_function_provider.wasm"))
+}
+
+fn main() -> Result<()> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let wasm = target.join("wasm32-unknown-unknown/function/wholesail-function.wasm");
+    let wasm_size = std::fs::metadata(&wasm)
+        .with_context(|| {
+            format!(
+                "{} missing: run via `cargo xtask bench rules`",
+                wasm.display()
+            )
+        })?
+        .len();
+    let provider = build_provider(&target)?;
+
+    let (rules, pages) = largest_fitting_buyer();
+    let page_bytes: Vec<usize> = pages.iter().map(String::len).collect();
+    let json = rules_as_json(&rules);
+    println!("## Function module\n");
+    println!(
+        "wasm: {wasm_size} bytes ({:.1}% of Shopify's 262144-byte limit); provider wasm {} bytes\n",
+        100.0 * wasm_size as f64 / 262_144.0,
+        std::fs::metadata(&provider)?.len()
+    );
+    println!("## Payload of the largest full buyer that fits\n");
+    println!(
+        "{} variants, every rule set on each; {} pages of {page_bytes:?} bytes = {:.1} bytes/variant; \
+         the same rules as plain JSON: {} bytes ({:.1}× larger, {} pages' worth)\n",
+        rules.variants().len(),
+        pages.len(),
+        page_bytes.iter().sum::<usize>() as f64 / rules.variants().len() as f64,
+        json.len(),
+        json.len() as f64 / page_bytes.iter().sum::<usize>() as f64,
+        json.len().div_ceil(payload::MAX_PAGE_BYTES),
+    );
+
+    // Native: decoding the buyer's pages, and the serde_json reference.
+    let refs: Vec<Option<&str>> = pages.iter().map(|p| Some(p.as_str())).collect();
+    let t_decode = time(15, 200, || {
+        std::hint::black_box(payload::decode(&refs).expect("decodes"));
+    });
+    let t_json = time(15, 200, || {
+        let v: Vec<JsonRule> = serde_json::from_str(&json).expect("parses");
+        std::hint::black_box(v);
+    });
+    println!("| native decode of the buyer's rules | median µs | vs serde_json |");
+    println!("|---|---:|---:|");
+    println!(
+        "| wholesail-rules payload | {:.1} | {:.2} |",
+        t_decode * 1e6,
+        t_decode / t_json
+    );
+    println!(
+        "| serde_json, same rules (reference) | {:.1} | 1.00 |\n",
+        t_json * 1e6
+    );
+
+    println!("| lines | native µs/cart (decode + validate) | of which validate | violations |");
+    println!("|---:|---:|---:|---:|");
+    let harness = Harness::new(&wasm, &provider)?;
+    let mut rows = Vec::new();
+    for lines in [10usize, 200, 500] {
+        let cart = cart_for(&rules, lines, lines as u64);
+        let policy = Policy::default();
+        let t_all = time(15, 50, || {
+            std::hint::black_box(evaluate(&refs, policy, &cart));
+        });
+        let t_validate = time(15, 50, || {
+            std::hint::black_box(validate(&rules, &cart));
+        });
+        let violations = validate(&rules, &cart).len();
+        println!(
+            "| {lines} | {:.1} | {:.1} | {violations} |",
+            t_all * 1e6,
+            t_validate * 1e6
+        );
+
+        let full_input = function_input(&cart, Some(&pages));
+        let full = harness.run(&full_input)?;
+        ensure!(
+            full.output == expected_output(Some(&rules), &cart),
+            "the wasm's output differs from wholesail_rules::validate at {lines} lines"
+        );
+        let floor = harness.run(&function_input(&cart, Some(&[])))?;
+        ensure!(
+            floor.output == expected_output(None, &cart),
+            "the wasm's output for a buyer without rules is not empty"
+        );
+        rows.push((lines, full, floor));
+    }
+
+    println!("\n## Fixed cost per cart: instructions of the real wasm on an empty cart\n");
+    println!("| scenario | instructions |");
+    println!("|---|---:|");
+    let empty = cart_for(&rules, 0, 0);
+    let unknown_version: Vec<String> = pages.iter().map(|p| p.replacen("WS1", "WS9", 1)).collect();
+    for (what, input) in [
+        ("no B2B buyer", function_input(&empty, None)),
+        (
+            "B2B buyer, no rules pushed (fails open)",
+            function_input(&empty, Some(&[])),
+        ),
+        (
+            "B2B buyer, pages of an unknown version (read, not decoded)",
+            function_input(&empty, Some(&unknown_version)),
+        ),
+        (
+            "B2B buyer, pages read and decoded",
+            function_input(&empty, Some(&pages)),
+        ),
+    ] {
+        println!("| {what} | {} |", harness.run(&input)?.instructions);
+    }
+
+    println!("\n## Instructions of the real wasm (wasmtime fuel, Function + provider)\n");
+    println!("| lines | input (MessagePack) | instructions | per line | % of scaled limit | import calls | floor: same cart, buyer without rules | floor per line |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut per_line = HashMap::new();
+    for (lines, full, floor) in &rows {
+        per_line.insert(*lines, full.instructions);
+        println!(
+            "| {lines} | {} B | {} | {:.0} | {:.2}% | {} | {} | {:.0} |",
+            full.input_bytes,
+            full.instructions,
+            full.instructions as f64 / *lines as f64,
+            100.0 * full.instructions as f64 / scaled_limit(*lines),
+            full.import_calls,
+            floor.instructions,
+            floor.instructions as f64 / *lines as f64,
+        );
+    }
+    let marginal = (per_line[&500] - per_line[&200]) as f64 / 300.0;
+    let fixed = per_line[&500] as f64 - 500.0 * marginal;
+    println!(
+        "\nmarginal cost {marginal:.0} instructions per line (200→500 lines); fixed cost per cart \
+         (decoding {} bytes of pages, reading the input root, the output) ≈ {fixed:.0}",
+        page_bytes.iter().sum::<usize>()
+    );
+    println!(
+        "budget: 25% of the scaled limit at 500 lines = {:.0} instructions; used {:.1}%",
+        0.25 * scaled_limit(500),
+        100.0 * per_line[&500] as f64 / scaled_limit(500)
+    );
+    Ok(())
+}
