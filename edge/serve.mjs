@@ -6,7 +6,8 @@
 //     node edge/serve.mjs [--port 8787]
 //
 // Other wrangler.toml vars can be overridden the same way (EDGE_SIGNING_KEY_ID,
-// SHOP_ALLOWLIST, RETRY_BASE_DELAY_SECS, …). Prints `edge listening on <url>` when ready and
+// SHOP_ALLOWLIST, RETRY_BASE_DELAY_SECS, …). QUEUE_MAX_RETRIES and QUEUE_BATCH_TIMEOUT_SECS
+// override the main queue consumer's retries and batch wait (the demo shortens them). Prints `edge listening on <url>` when ready and
 // the worker's JSON log lines on stdout.
 
 import { startEdge } from "./tests/support/edge.mjs";
@@ -26,7 +27,16 @@ const vars = Object.fromEntries(OVERRIDABLE.filter((k) => process.env[k] !== und
 const portArg = process.argv.indexOf("--port");
 const port = portArg > 0 ? Number(process.argv[portArg + 1]) : 8787;
 
-const edge = await startEdge({ originUrl: process.env.ORIGIN_URL, vars, port, echoLogs: true });
+const consumers = {};
+if (process.env.QUEUE_MAX_RETRIES || process.env.QUEUE_BATCH_TIMEOUT_SECS) {
+  const main = {};
+  if (process.env.QUEUE_MAX_RETRIES) main.maxRetries = Number(process.env.QUEUE_MAX_RETRIES);
+  if (process.env.QUEUE_BATCH_TIMEOUT_SECS) main.maxBatchTimeout = Number(process.env.QUEUE_BATCH_TIMEOUT_SECS);
+  consumers["wholesail-webhooks"] = main;
+  consumers["wholesail-webhooks-dlq"] = { maxBatchTimeout: main.maxBatchTimeout ?? 5 };
+}
+
+const edge = await startEdge({ originUrl: process.env.ORIGIN_URL, vars, consumers, port, echoLogs: true, keepLogs: false });
 console.log(`edge listening on ${edge.url}`);
 const stop = async () => {
   await edge.mf.dispose();

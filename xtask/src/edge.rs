@@ -82,7 +82,7 @@ fn write_fixtures() -> Result<PathBuf> {
 /// `worker-build --release` in `edge/`, producing `edge/build/index.js` and its wasm. The
 /// wasm build uses fat LTO and one codegen unit (as `wrangler.toml`'s build command does);
 /// host builds keep the workspace's release profile.
-fn build_worker() -> Result<()> {
+pub fn build_worker() -> Result<()> {
     let root = root();
     let bin = root.join("node_modules/.bin");
     let mut c = cmd("worker-build", &["--release"]);

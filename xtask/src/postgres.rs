@@ -171,3 +171,39 @@ fn start_private_cluster(bin: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs one SQL statement with psql on `url` and returns its unaligned output.
+pub fn query(url: &str, sql: &str) -> Result<String> {
+    let psql = binaries()?.join("psql");
+    output(&mut cmd(
+        psql.to_str().expect("utf-8 path"),
+        &[
+            "-X",
+            "-q",
+            "-tA",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ],
+    ))
+    .with_context(|| format!("psql failed on: {sql}"))
+}
+
+/// Drops and creates the database `name` on the server `ensure` found; returns its URL.
+pub fn recreate_database(name: &str) -> Result<String> {
+    let url = ensure()?;
+    let base = url
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .context("DATABASE_URL has no database name")?;
+    let admin = format!("{base}/postgres");
+    query(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )?;
+    query(&admin, &format!("CREATE DATABASE {name}"))?;
+    Ok(format!("{base}/{name}"))
+}
