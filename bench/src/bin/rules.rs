@@ -734,8 +734,9 @@ fn main() -> Result<()> {
     let marginal = (per_line[&500] - per_line[&200]) as f64 / 300.0;
     let fixed = per_line[&500] as f64 - 500.0 * marginal;
     println!(
-        "\nmarginal cost {marginal:.0} instructions per line (200→500 lines); fixed cost per cart \
-         (decoding {} bytes of pages, reading the input root, the output) ≈ {fixed:.0}",
+        "\nmarginal cost {marginal:.0} instructions per line (200→500 lines); intercept ≈ \
+         {fixed:.0} (walking the {} bytes of pages up to the cart's last variant, the input root, \
+         the output)",
         page_bytes.iter().sum::<usize>()
     );
     println!(
