@@ -408,7 +408,7 @@ fn decode_pages(
     };
     let mut sc = Scanner::new(first);
     let h0 = header(0, &mut sc)?;
-    let count = h0.pages as usize;
+    let count = usize::try_from(h0.pages).unwrap_or(usize::MAX);
     if h0.page != 0 || count == 0 || count > pages.len() {
         return Err(DecodeError::Mismatch(0));
     }
@@ -567,6 +567,8 @@ mod tests {
             ),
             ("WS1|0|2|5||1I2".into(), DecodeError::PageMissing(1)),
             ("WS1|1|1|5||1I2".into(), DecodeError::Mismatch(0)),
+            ("WS1|0|0|5||1I2".into(), DecodeError::Mismatch(0)),
+            ("WS1|0|1z141z5|5||1I2".into(), DecodeError::Mismatch(0)),
             (
                 "WS1|0|1|5||1I2,".into(),
                 DecodeError::Entry {
