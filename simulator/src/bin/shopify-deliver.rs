@@ -86,7 +86,6 @@ async fn main() -> anyhow::Result<()> {
         .flat_map(|r| &r.attempts)
         .filter(|a| a.duplicate)
         .count();
-    let first_ids: Vec<&str> = reports.iter().map(|r| r.webhook_id.as_str()).collect();
     println!(
         "{}",
         json!({
@@ -95,7 +94,6 @@ async fn main() -> anyhow::Result<()> {
             "attempts": attempts,
             "duplicate_deliveries": duplicates,
             "expected": {"orders": args.orders, "order_lines": expected_lines},
-            "webhook_ids": first_ids,
         })
     );
     anyhow::ensure!(
