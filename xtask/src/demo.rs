@@ -14,6 +14,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -321,6 +322,7 @@ impl Service {
             .env("RUST_LOG", "info")
             .stdout(log.try_clone()?)
             .stderr(log)
+            .process_group(0)
             .spawn()
             .context("starting origin")?;
         Ok(Service {
@@ -346,6 +348,8 @@ impl Service {
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            // Its own process group, so stopping it also stops the workerd it started.
+            .process_group(0)
             .spawn()
             .context("starting the edge (node edge/serve.mjs)")?;
         let stdout = child.stdout.take().expect("piped");
@@ -373,8 +377,13 @@ impl Service {
             .any(|l| l.contains(needle))
     }
 
+    /// Kills the process and everything in its process group (the edge's workerd).
     fn stop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
     }
 }
