@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod app;
 pub mod backoff;
+pub mod catalog;
 pub mod config;
 pub mod dead_letters;
 pub mod handlers;

@@ -1,0 +1,193 @@
+//! `origin catalog …`: resync a shop's catalog with a progress bar, look at runs, cancel one.
+//!
+//! ```text
+//! origin catalog resync --shop acme.myshopify.com [--shop-url URL] [--api-version 2026-01]
+//! origin catalog runs [--shop S] [--limit N]
+//! origin catalog show ID
+//! origin catalog cancel ID
+//! ```
+//! The Admin API access token comes from `SHOPIFY_ACCESS_TOKEN` (never a flag: it would show
+//! in the process list).
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
+use secrecy::SecretString;
+use sqlx::PgPool;
+use wholesail_shopify_admin::{AdminClient, AdminConfig, AdminError};
+
+use super::run::{Outcome, Progress, RunError, Runner, Settings};
+use super::runs;
+
+/// `origin catalog` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Resync the shop's catalog from a Shopify bulk export (joins the run already active).
+    Resync(ResyncArgs),
+    /// List recent runs (JSON lines, newest first).
+    Runs {
+        /// Only this shop.
+        #[arg(long)]
+        shop: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Show one run (JSON).
+    Show {
+        /// Run id.
+        id: i64,
+    },
+    /// Ask a running resync to stop (it cancels the bulk operation or abandons the import;
+    /// the live tables are untouched).
+    Cancel {
+        /// Run id.
+        id: i64,
+    },
+}
+
+/// `origin catalog resync` arguments.
+#[derive(Debug, Args)]
+pub struct ResyncArgs {
+    /// The shop's myshopify domain.
+    #[arg(long)]
+    pub shop: String,
+    /// Base URL of the shop's Admin API (default `https://<shop>`; the simulator's for tests).
+    #[arg(long, env = "SHOPIFY_SHOP_URL")]
+    pub shop_url: Option<String>,
+    /// Admin API version.
+    #[arg(long, env = "SHOPIFY_API_VERSION", default_value = "2026-01")]
+    pub api_version: String,
+    /// Admin API access token.
+    #[arg(
+        long = "access-token-env-only",
+        env = "SHOPIFY_ACCESS_TOKEN",
+        hide = true
+    )]
+    pub access_token: SecretString,
+    /// Seconds between two bulk operation polls.
+    #[arg(long, default_value_t = 5)]
+    pub poll_secs: u64,
+}
+
+/// Why a catalog command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The run failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Shopify client setup failed.
+    #[error(transparent)]
+    Shopify(#[from] AdminError),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// No such run.
+    #[error("no catalog run {0}")]
+    NotFound(i64),
+}
+
+/// Runs a catalog command; `copy` is the COPY connections' configuration (the same database).
+pub async fn run(
+    pool: PgPool,
+    copy: tokio_postgres::Config,
+    cmd: CatalogCommand,
+) -> Result<(), CliError> {
+    match cmd {
+        CatalogCommand::Resync(args) => {
+            let outcome = resync(pool, copy, args).await?;
+            println!("{}", summary(&outcome));
+        }
+        CatalogCommand::Runs { shop, limit } => {
+            for r in runs::list(&pool, shop.as_deref(), limit).await? {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            }
+        }
+        CatalogCommand::Show { id } => {
+            let r = runs::get(&pool, id).await?.ok_or(CliError::NotFound(id))?;
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        }
+        CatalogCommand::Cancel { id } => {
+            if !runs::cancel(&pool, id).await? {
+                return Err(CliError::NotFound(id));
+            }
+            println!("cancel requested for run {id}");
+        }
+    }
+    Ok(())
+}
+
+/// The resync with its progress bar.
+pub async fn resync(
+    pool: PgPool,
+    copy: tokio_postgres::Config,
+    args: ResyncArgs,
+) -> Result<Outcome, CliError> {
+    let url = args
+        .shop_url
+        .unwrap_or_else(|| format!("https://{}", args.shop));
+    let client = AdminClient::new(AdminConfig::new(url, args.api_version, args.access_token))?;
+    let runner = Runner::new(
+        pool,
+        copy,
+        Settings {
+            poll_interval: Duration::from_secs(args.poll_secs.max(1)),
+            ..Settings::default()
+        },
+    );
+    let bar = ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar.set_message(format!("{}: waiting for Shopify's bulk export…", args.shop));
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let on_progress = |p: Progress| {
+        if bar.length().is_none() {
+            bar.set_style(style.clone());
+            bar.set_length(p.file_size.unwrap_or(0));
+        }
+        bar.set_position(p.bytes);
+        let secs = bar.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!(
+            "{} rows{} ({:.0} rows/s)",
+            p.lines,
+            p.objects.map(|o| format!(" of {o}")).unwrap_or_default(),
+            p.lines as f64 / secs
+        ));
+    };
+    let result = runner.resync(&client, &args.shop, &on_progress).await;
+    bar.finish_and_clear();
+    Ok(result?)
+}
+
+/// The final summary line: inserted / updated / deleted / duration.
+pub fn summary(o: &Outcome) -> String {
+    let t = o.merged.total();
+    format!(
+        "catalog run {} for {}: {} rows imported ({}); inserted {}, updated {}, deleted {} \
+         (products {}/{}/{}, variants {}/{}/{}, inventory levels {}/{}/{}, metafields {}/{}/{}); \
+         import + merge {}",
+        o.run.id,
+        o.run.shop,
+        o.staged.total(),
+        HumanBytes(o.run.bytes_read as u64),
+        t.inserted,
+        t.updated,
+        t.deleted,
+        o.merged.products.inserted,
+        o.merged.products.updated,
+        o.merged.products.deleted,
+        o.merged.variants.inserted,
+        o.merged.variants.updated,
+        o.merged.variants.deleted,
+        o.merged.inventory_levels.inserted,
+        o.merged.inventory_levels.updated,
+        o.merged.inventory_levels.deleted,
+        o.merged.metafields.inserted,
+        o.merged.metafields.updated,
+        o.merged.metafields.deleted,
+        HumanDuration(o.import_time),
+    )
+}

@@ -1,0 +1,289 @@
+//! The set-based merge of one run's staging tables into the live tables, in ONE transaction
+//! (readers see the catalog before or after the resync, never half of it).
+//!
+//! The live `products`, `variants` and `inventory_levels` are also written by the webhook
+//! handlers, with their own version guard (`handlers/README.md`). The merge respects it:
+//!
+//! - **Never older over newer.** A row is inserted when absent, and updated only when the
+//!   export's `updatedAt` is not older than the live `source_updated_at` *and* a column
+//!   differs (a second resync of an unchanged catalog writes nothing). A webhook applied while
+//!   the export ran, carrying a newer `updated_at`, is kept.
+//! - **Tombstones are final.** A product with `deleted_at` is never updated or revived, and
+//!   no variants are written under it.
+//! - **Variants follow their product's version.** A product's variants are replaced from the
+//!   export only when the live product is at the export's version (just written, or already
+//!   equal); when a webhook holds a newer version of the product, its variant set is left to
+//!   the webhooks.
+//! - **Delete-missing is bounded by the snapshot.** A live row the export does not contain is
+//!   removed only if its `source_updated_at` is not after the bulk operation's `createdAt`
+//!   (`snapshot`): something created or changed by a webhook after the export started may be
+//!   missing from the export legitimately. Products are tombstoned (as `products/delete`
+//!   does) and their variants removed; variants and inventory levels are deleted.
+//! - Catalog-written inventory levels carry `source_digest` 0: a webhook with the same
+//!   `updated_at` rewrites the same values once (harmless), a newer one wins as usual.
+//!
+//! Every statement runs in READ COMMITTED inside the one transaction; an `UPDATE`/`ON
+//! CONFLICT` guard is re-checked against the newest committed row version after waiting for a
+//! concurrent webhook's row lock, so the guard holds under concurrency. Tables are visited in
+//! the handlers' order (products, then variants) to keep lock order consistent.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, Row};
+use time::OffsetDateTime;
+
+use super::copy::{table, StagedCounts};
+
+/// What the merge did to one table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableChanges {
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Rows updated.
+    pub updated: u64,
+    /// Rows deleted (products: tombstoned).
+    pub deleted: u64,
+}
+
+/// What the merge did, by table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeSummary {
+    /// `products`.
+    pub products: TableChanges,
+    /// `variants`.
+    pub variants: TableChanges,
+    /// `inventory_levels`.
+    pub inventory_levels: TableChanges,
+    /// `catalog_metafields`.
+    pub metafields: TableChanges,
+}
+
+impl MergeSummary {
+    /// Totals over all tables.
+    pub fn total(&self) -> TableChanges {
+        let all = [
+            self.products,
+            self.variants,
+            self.inventory_levels,
+            self.metafields,
+        ];
+        TableChanges {
+            inserted: all.iter().map(|t| t.inserted).sum(),
+            updated: all.iter().map(|t| t.updated).sum(),
+            deleted: all.iter().map(|t| t.deleted).sum(),
+        }
+    }
+}
+
+/// Why a merge was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// The export holds no product while the shop has some: deleting them all is refused.
+    #[error(
+        "the export contains no products but the shop has {live}; refusing to delete them all"
+    )]
+    EmptyExport {
+        /// Live products of the shop.
+        live: i64,
+    },
+    /// The database failed.
+    #[error("merge failed: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// `WITH u AS (<stmt> RETURNING (xmax = 0) AS ins) SELECT inserted, updated`.
+async fn upsert_counts(
+    conn: &mut PgConnection,
+    stmt: &str,
+    shop: &str,
+) -> Result<(u64, u64), sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "WITH u AS ({stmt} RETURNING (xmax = 0) AS ins)
+         SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM u"
+    ))
+    .bind(shop)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64))
+}
+
+/// Merges run `run`'s staging tables into the live tables of `shop`, on `conn` (inside the
+/// caller's transaction). `snapshot` is the bulk operation's `createdAt`.
+pub async fn merge(
+    conn: &mut PgConnection,
+    run: i64,
+    shop: &str,
+    snapshot: OffsetDateTime,
+    staged: &StagedCounts,
+) -> Result<MergeSummary, MergeError> {
+    let (sp, sv, sl, sm) = (
+        table(run, "products"),
+        table(run, "variants"),
+        table(run, "inventory_levels"),
+        table(run, "metafields"),
+    );
+    if staged.products == 0 {
+        let live: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM products WHERE shop = $1 AND deleted_at IS NULL",
+        )
+        .bind(shop)
+        .fetch_one(&mut *conn)
+        .await?;
+        if live > 0 {
+            return Err(MergeError::EmptyExport { live });
+        }
+    }
+    // Planner statistics for the freshly loaded tables (hash joins instead of nested loops).
+    for t in [&sp, &sv, &sl] {
+        sqlx::query(&format!("ANALYZE {t}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let mut s = MergeSummary::default();
+
+    // Products: insert new, update changed (guarded), tombstone missing.
+    (s.products.inserted, s.products.updated) = upsert_counts(
+        conn,
+        &format!(
+            "INSERT INTO products AS t (shop, id, admin_graphql_api_id, title, handle, status,
+                                        vendor, product_type, tags, source_updated_at)
+             SELECT $1, id, gid, title, handle, status, vendor, product_type, tags, updated_at
+             FROM {sp}
+             ON CONFLICT (shop, id) DO UPDATE SET
+                 admin_graphql_api_id = EXCLUDED.admin_graphql_api_id,
+                 title = EXCLUDED.title, handle = EXCLUDED.handle, status = EXCLUDED.status,
+                 vendor = EXCLUDED.vendor, product_type = EXCLUDED.product_type,
+                 tags = EXCLUDED.tags, source_updated_at = EXCLUDED.source_updated_at,
+                 source_digest = NULL, applied_at = now()
+             WHERE t.deleted_at IS NULL
+               AND (t.source_updated_at IS NULL OR t.source_updated_at <= EXCLUDED.source_updated_at)
+               AND (t.admin_graphql_api_id, t.title, t.handle, t.status, t.vendor,
+                    t.product_type, t.tags, t.source_updated_at)
+                   IS DISTINCT FROM
+                   (EXCLUDED.admin_graphql_api_id, EXCLUDED.title, EXCLUDED.handle,
+                    EXCLUDED.status, EXCLUDED.vendor, EXCLUDED.product_type, EXCLUDED.tags,
+                    EXCLUDED.source_updated_at)"
+        ),
+        shop,
+    )
+    .await?;
+    let row = sqlx::query(&format!(
+        "WITH gone AS (
+             UPDATE products t SET deleted_at = now(), applied_at = now()
+             WHERE t.shop = $1 AND t.deleted_at IS NULL AND t.source_updated_at <= $2
+               AND NOT EXISTS (SELECT 1 FROM {sp} s WHERE s.id = t.id)
+             RETURNING t.id),
+         children AS (
+             DELETE FROM variants v USING gone
+             WHERE v.shop = $1 AND v.product_id = gone.id RETURNING 1)
+         SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM children)"
+    ))
+    .bind(shop)
+    .bind(snapshot)
+    .fetch_one(&mut *conn)
+    .await?;
+    s.products.deleted = row.get::<i64, _>(0) as u64;
+    let mut deleted_variants = row.get::<i64, _>(1) as u64;
+
+    // Products whose live row is at the export's version: their variant sets come from it.
+    let owned = format!(
+        "SELECT s.id FROM {sp} s JOIN products p ON p.shop = $1 AND p.id = s.id
+         WHERE p.deleted_at IS NULL AND p.source_updated_at = s.updated_at"
+    );
+    (s.variants.inserted, s.variants.updated) = upsert_counts(
+        conn,
+        &format!(
+            "INSERT INTO variants AS t (shop, id, product_id, sku, barcode, title, price,
+                                        compare_at_price, position, inventory_item_id,
+                                        source_updated_at)
+             SELECT $1, v.id, v.product_id, v.sku, v.barcode, v.title, v.price::numeric,
+                    v.compare_at_price::numeric, v.position, v.inventory_item_id, v.updated_at
+             FROM {sv} v WHERE v.product_id IN ({owned})
+             ON CONFLICT (shop, id) DO UPDATE SET
+                 product_id = EXCLUDED.product_id, sku = EXCLUDED.sku,
+                 barcode = EXCLUDED.barcode, title = EXCLUDED.title, price = EXCLUDED.price,
+                 compare_at_price = EXCLUDED.compare_at_price, position = EXCLUDED.position,
+                 inventory_item_id = EXCLUDED.inventory_item_id,
+                 source_updated_at = EXCLUDED.source_updated_at
+             WHERE (t.source_updated_at IS NULL OR t.source_updated_at <= EXCLUDED.source_updated_at)
+               AND (t.product_id, t.sku, t.barcode, t.title, t.price, t.compare_at_price,
+                    t.position, t.inventory_item_id, t.source_updated_at)
+                   IS DISTINCT FROM
+                   (EXCLUDED.product_id, EXCLUDED.sku, EXCLUDED.barcode, EXCLUDED.title,
+                    EXCLUDED.price, EXCLUDED.compare_at_price, EXCLUDED.position,
+                    EXCLUDED.inventory_item_id, EXCLUDED.source_updated_at)"
+        ),
+        shop,
+    )
+    .await?;
+    deleted_variants += sqlx::query(&format!(
+        "DELETE FROM variants t
+         WHERE t.shop = $1 AND t.product_id IN ({owned})
+           AND (t.source_updated_at IS NULL OR t.source_updated_at <= $2)
+           AND NOT EXISTS (SELECT 1 FROM {sv} v WHERE v.id = t.id)"
+    ))
+    .bind(shop)
+    .bind(snapshot)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    s.variants.deleted = deleted_variants;
+
+    // Inventory levels: each row guarded by its own updated_at.
+    (s.inventory_levels.inserted, s.inventory_levels.updated) = upsert_counts(
+        conn,
+        &format!(
+            "INSERT INTO inventory_levels AS t (shop, inventory_item_id, location_id, available,
+                                                source_updated_at, source_digest)
+             SELECT $1, inventory_item_id, location_id, available, updated_at, 0 FROM {sl}
+             ON CONFLICT (shop, inventory_item_id, location_id) DO UPDATE SET
+                 available = EXCLUDED.available,
+                 source_updated_at = EXCLUDED.source_updated_at,
+                 source_digest = EXCLUDED.source_digest, applied_at = now()
+             WHERE t.source_updated_at <= EXCLUDED.source_updated_at
+               AND (t.available, t.source_updated_at)
+                   IS DISTINCT FROM (EXCLUDED.available, EXCLUDED.source_updated_at)"
+        ),
+        shop,
+    )
+    .await?;
+    s.inventory_levels.deleted = sqlx::query(&format!(
+        "DELETE FROM inventory_levels t
+         WHERE t.shop = $1 AND t.source_updated_at <= $2
+           AND NOT EXISTS (SELECT 1 FROM {sl} l
+                           WHERE l.inventory_item_id = t.inventory_item_id
+                             AND l.location_id = t.location_id)"
+    ))
+    .bind(shop)
+    .bind(snapshot)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+
+    // Metafields: only resyncs write them; the export is the whole truth.
+    (s.metafields.inserted, s.metafields.updated) = upsert_counts(
+        conn,
+        &format!(
+            "INSERT INTO catalog_metafields AS t (shop, owner_type, owner_id, namespace, key,
+                                                  metafield_id, type, value)
+             SELECT $1, owner_type, owner_id, namespace, key, id, type, value FROM {sm}
+             ON CONFLICT (shop, owner_type, owner_id, namespace, key) DO UPDATE SET
+                 metafield_id = EXCLUDED.metafield_id, type = EXCLUDED.type,
+                 value = EXCLUDED.value, applied_at = now()
+             WHERE (t.metafield_id, t.type, t.value)
+                   IS DISTINCT FROM (EXCLUDED.metafield_id, EXCLUDED.type, EXCLUDED.value)"
+        ),
+        shop,
+    )
+    .await?;
+    s.metafields.deleted = sqlx::query(&format!(
+        "DELETE FROM catalog_metafields t WHERE t.shop = $1
+           AND NOT EXISTS (SELECT 1 FROM {sm} m
+                           WHERE m.owner_type = t.owner_type AND m.owner_id = t.owner_id
+                             AND m.namespace = t.namespace AND m.key = t.key)"
+    ))
+    .bind(shop)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(s)
+}

@@ -1,0 +1,158 @@
+//! The `catalog_runs` table: one row per resync, its status, progress and outcome. The row is
+//! the run's only state, so a restarted process picks a run up where it stood.
+
+use serde::Serialize;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+/// A run's stored state.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Run {
+    /// Run id.
+    pub id: i64,
+    /// Shop domain.
+    pub shop: String,
+    /// `starting`, `waiting`, `importing`, `completed`, `failed` or `canceled`.
+    pub status: String,
+    /// The bulk operation's gid.
+    pub bulk_operation_id: Option<String>,
+    /// The bulk operation's `createdAt`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub snapshot_at: Option<OffsetDateTime>,
+    /// Last bulk status seen.
+    pub bulk_status: Option<String>,
+    /// Last `objectCount` seen.
+    pub bulk_object_count: Option<i64>,
+    /// The result file's size.
+    pub file_size: Option<i64>,
+    /// Whether a cancel was requested.
+    pub cancel_requested: bool,
+    /// JSONL lines imported so far.
+    pub lines_read: i64,
+    /// JSONL bytes downloaded so far.
+    pub bytes_read: i64,
+    /// Rows staged by kind.
+    pub staged: Option<serde_json::Value>,
+    /// What the merge did, by table.
+    pub merged: Option<serde_json::Value>,
+    /// Rows inserted, over all tables.
+    pub inserted: Option<i64>,
+    /// Rows updated.
+    pub updated: Option<i64>,
+    /// Rows deleted.
+    pub deleted: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The JSONL line the failure was found on.
+    pub error_line: Option<i64>,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When the `bulk_operations/finish` webhook arrived.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub bulk_finished_at: Option<OffsetDateTime>,
+    /// Finished (completed, failed or canceled).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl Run {
+    /// Whether the run has ended.
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "failed" | "canceled")
+    }
+}
+
+/// The run `id`.
+pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Run>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM catalog_runs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The latest runs of `shop` (all shops when `None`), newest first.
+pub async fn list(pool: &PgPool, shop: Option<&str>, limit: i64) -> Result<Vec<Run>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM catalog_runs WHERE ($1::text IS NULL OR shop = $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(shop)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The active (not final) run of `shop`, if any.
+pub async fn active(pool: &PgPool, shop: &str) -> Result<Option<Run>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM catalog_runs WHERE shop = $1 AND status IN ('starting', 'waiting', 'importing')",
+    )
+    .bind(shop)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Every active run (to resume after a restart).
+pub async fn all_active(pool: &PgPool) -> Result<Vec<Run>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM catalog_runs WHERE status IN ('starting', 'waiting', 'importing') ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The active run of `shop`, or a new one; `(run, created)`. At most one run per shop is
+/// active (a unique index), so two concurrent callers get the same run.
+pub async fn start(pool: &PgPool, shop: &str) -> Result<(Run, bool), sqlx::Error> {
+    loop {
+        if let Some(run) = active(pool, shop).await? {
+            return Ok((run, false));
+        }
+        let created: Option<Run> = sqlx::query_as(
+            "INSERT INTO catalog_runs (shop) VALUES ($1)
+             ON CONFLICT (shop) WHERE status IN ('starting', 'waiting', 'importing') DO NOTHING
+             RETURNING *",
+        )
+        .bind(shop)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(run) = created {
+            return Ok((run, true));
+        }
+    }
+}
+
+/// Asks run `id` to stop; returns false if it does not exist or has already ended.
+pub async fn cancel(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE catalog_runs SET cancel_requested = true, updated_at = now()
+         WHERE id = $1 AND status IN ('starting', 'waiting', 'importing')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// The channel [`bulk_finished`] notifies on (payload: the run id).
+pub const FINISHED_CHANNEL: &str = "catalog_bulk_finished";
+
+/// Records that Shopify's `bulk_operations/finish` webhook arrived for `bulk_gid` and wakes
+/// the runner waiting for it (`NOTIFY`); returns the run id, if a run owns that operation.
+/// For the webhook handler path: delivery is not guaranteed, the runner also polls.
+pub async fn bulk_finished(pool: &PgPool, bulk_gid: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH r AS (UPDATE catalog_runs SET bulk_finished_at = coalesce(bulk_finished_at, now()),
+                                          updated_at = now()
+                    WHERE bulk_operation_id = $1 RETURNING id)
+         SELECT id FROM r, pg_notify($2, r.id::text)",
+    )
+    .bind(bulk_gid)
+    .bind(FINISHED_CHANNEL)
+    .fetch_optional(pool)
+    .await
+}
