@@ -22,10 +22,9 @@ const ROUNDS: usize = 61;
 const DB: &str = "wholesail_bench_handlers";
 const SHOP: &str = "bench.myshopify.com";
 
-/// A stripped `orders/*` event for `spec`.
-fn event(id: i64, topic: &str, spec: &OrderSpec) -> Result<InboxEvent> {
-    let body = order(spec).to_string();
-    let stripped = wholesail_webhook::strip(topic, body.as_bytes())?;
+/// A stripped `orders/*` event for the order `body`.
+fn event(id: i64, topic: &str, body: &Value) -> Result<InboxEvent> {
+    let stripped = wholesail_webhook::strip(topic, body.to_string().as_bytes())?;
     Ok(InboxEvent {
         id,
         webhook_id: format!("bench-{id}"),
@@ -152,87 +151,90 @@ async fn main() -> Result<()> {
     const T2: &str = "2026-11-23T10:05:00-05:00";
     const T3: &str = "2026-11-23T10:10:00-05:00";
 
-    let mut samples: [Vec<f64>; 6] = Default::default();
-    let mut payload_bytes = 0;
-    let mut next_event = 0i64;
-    let mut next = || {
-        next_event += 1;
-        next_event
-    };
+    // Setup (not timed): per round, a new order, a newer version with the same lines (as
+    // orders/paid sends), a newer version with every line changed (another seed, same line
+    // ids), and the create again, late.
+    let mut rounds = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS as u64 {
         let id = 6_000_000_000_000 + round;
-        let create = event(next(), "orders/create", &spec(round, id, T1))?;
-        payload_bytes = create.payload.len();
-        // Same lines, newer version (e.g. orders/paid): only the order row changes.
-        let mut paid_order = order(&spec(round, id, T2));
-        paid_order["financial_status"] = "paid".into();
-        let paid = InboxEvent {
-            payload: wholesail_webhook::strip("orders/paid", paid_order.to_string().as_bytes())?
-                .json,
-            topic: "orders/paid".into(),
-            ..event(next(), "orders/paid", &spec(round, id, T2))?
-        };
-        // Newer version where every line changed (another seed, same line ids).
-        let edited = event(next(), "orders/updated", &spec(round + 1_000, id, T3))?;
-        // The create again, late: stale.
+        let n = round as i64 * 10;
+        let create = event(n + 1, "orders/create", &order(&spec(round, id, T1)))?;
+        let mut paid = order(&spec(round, id, T2));
+        paid["financial_status"] = "paid".into();
+        let paid = event(n + 2, "orders/paid", &paid)?;
+        let edited = event(
+            n + 3,
+            "orders/updated",
+            &order(&spec(round + 1_000, id, T3)),
+        )?;
         let late = InboxEvent {
-            id: next(),
+            id: n + 4,
             webhook_id: format!("late-{round}"),
             ..create.clone()
         };
-
-        samples[0].push(timed_apply(&mut conn, &create, Outcome::Applied).await?);
-        samples[1].push(
-            timed_reference(&mut conn, "reference.myshopify.com", &create.payload, false).await?,
-        );
-        samples[2].push(timed_apply(&mut conn, &paid, Outcome::Applied).await?);
-        samples[3].push(timed_apply(&mut conn, &edited, Outcome::Applied).await?);
-        samples[4].push(timed_apply(&mut conn, &late, Outcome::Stale).await?);
-        samples[5].push(
-            timed_reference(
-                &mut conn,
-                "reference-parsed.myshopify.com",
-                &create.payload,
-                true,
-            )
-            .await?,
-        );
+        rounds.push([create, paid, edited, late]);
     }
-    let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM order_lines WHERE shop = $1")
-        .bind(SHOP)
-        .fetch_one(&mut conn)
-        .await?;
-    anyhow::ensure!(lines == (ROUNDS * LINES) as i64, "{lines} lines stored");
-
-    let [create, reference, paid, edited, stale, reference_parse] = samples.map(median);
+    let payload_bytes = rounds[0][0].payload.len();
     println!(
-        "500-line stripped order ({payload_bytes} B payload), median of {ROUNDS} committed \
-         transactions, one connection:\n"
+        "500-line stripped order ({payload_bytes} B payload), median of {ROUNDS} transactions \
+         per case, one connection, cases interleaved:"
     );
-    println!("| case | median ms | lines/s | vs reference |");
-    println!("|---|---:|---:|---:|");
-    let row = |name: &str, secs: f64| {
-        println!(
-            "| {name} | {:.2} | {:.0} | {:.2}× |",
-            secs * 1e3,
-            LINES as f64 / secs,
-            secs / reference
-        );
-    };
-    row(
-        "reference: plain multi-row INSERT, no guards (pre-parsed)",
-        reference,
-    );
-    row(
-        "reference + parsing the payload into serde_json::Value",
-        reference_parse,
-    );
-    row("apply orders/create (new order)", create);
-    row("apply orders/paid (newer, lines unchanged)", paid);
-    row(
-        "apply orders/updated (newer, all 500 lines changed)",
-        edited,
-    );
-    row("apply stale orders/create (guard rejects)", stale);
+    for (mode, setting) in [
+        ("durable commits (synchronous_commit = on)", "on"),
+        (
+            "without the commit's WAL flush (synchronous_commit = off): the handler's own cost",
+            "off",
+        ),
+    ] {
+        sqlx::query("TRUNCATE orders, order_lines")
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(&format!("SET synchronous_commit = {setting}"))
+            .execute(&mut conn)
+            .await?;
+        let mut samples: [Vec<f64>; 6] = Default::default();
+        for [create, paid, edited, late] in &rounds {
+            samples[0].push(
+                timed_reference(&mut conn, "reference.myshopify.com", &create.payload, false)
+                    .await?,
+            );
+            samples[1].push(
+                timed_reference(&mut conn, "parsed.myshopify.com", &create.payload, true).await?,
+            );
+            samples[2].push(timed_apply(&mut conn, create, Outcome::Applied).await?);
+            samples[3].push(timed_apply(&mut conn, paid, Outcome::Applied).await?);
+            samples[4].push(timed_apply(&mut conn, edited, Outcome::Applied).await?);
+            samples[5].push(timed_apply(&mut conn, late, Outcome::Stale).await?);
+        }
+        let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM order_lines WHERE shop = $1")
+            .bind(SHOP)
+            .fetch_one(&mut conn)
+            .await?;
+        anyhow::ensure!(lines == (ROUNDS * LINES) as i64, "{lines} lines stored");
+
+        let medians = samples.map(median);
+        let reference = medians[0];
+        println!("\n{mode}\n");
+        println!("| case | median ms | lines/s | vs reference |");
+        println!("|---|---:|---:|---:|");
+        for (name, secs) in [
+            "reference: plain multi-row INSERT, no guards (pre-parsed)",
+            "reference + parsing the payload into serde_json::Value",
+            "apply orders/create (new order)",
+            "apply orders/paid (newer, lines unchanged)",
+            "apply orders/updated (newer, all 500 lines changed)",
+            "apply stale orders/create (guard rejects)",
+        ]
+        .into_iter()
+        .zip(medians)
+        {
+            println!(
+                "| {name} | {:.2} | {:.0} | {:.2}× |",
+                secs * 1e3,
+                LINES as f64 / secs,
+                secs / reference
+            );
+        }
+    }
     Ok(())
 }
