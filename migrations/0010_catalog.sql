@@ -41,7 +41,7 @@ CREATE TABLE catalog_runs (
 CREATE UNIQUE INDEX catalog_runs_one_active ON catalog_runs (shop)
     WHERE status IN ('starting', 'waiting', 'importing');
 CREATE INDEX catalog_runs_shop ON catalog_runs (shop, id DESC);
-CREATE UNIQUE INDEX catalog_runs_bulk ON catalog_runs (bulk_operation_id)
+CREATE INDEX catalog_runs_bulk ON catalog_runs (shop, bulk_operation_id)
     WHERE bulk_operation_id IS NOT NULL;
 
 -- Staging templates. Each run creates UNLOGGED copies named catalog_stage_<run>_<kind>

@@ -141,18 +141,27 @@ pub async fn cancel(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error> {
 /// The channel [`bulk_finished`] notifies on (payload: the run id).
 pub const FINISHED_CHANNEL: &str = "catalog_bulk_finished";
 
-/// Records that Shopify's `bulk_operations/finish` webhook arrived for `bulk_gid` and wakes
-/// the runner waiting for it (`NOTIFY`); returns the run id, if a run owns that operation.
-/// For the webhook handler path: delivery is not guaranteed, the runner also polls.
-pub async fn bulk_finished(pool: &PgPool, bulk_gid: &str) -> Result<Option<i64>, sqlx::Error> {
+/// Records that Shopify's `bulk_operations/finish` webhook of `shop` arrived for `bulk_gid`
+/// (the payload's `admin_graphql_api_id`) and wakes the runner waiting for it (`NOTIFY`);
+/// returns the run id, if an active run of the shop owns that operation. For the webhook
+/// handler path; idempotent (duplicates only wake the runner again). Delivery is not
+/// guaranteed, so the runner also polls.
+pub async fn bulk_finished(
+    pool: &PgPool,
+    shop: &str,
+    bulk_gid: &str,
+) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar(
         "WITH r AS (UPDATE catalog_runs SET bulk_finished_at = coalesce(bulk_finished_at, now()),
                                           updated_at = now()
-                    WHERE bulk_operation_id = $1 RETURNING id)
+                    WHERE shop = $3 AND bulk_operation_id = $1
+                      AND status IN ('starting', 'waiting', 'importing')
+                    RETURNING id)
          SELECT id FROM r, pg_notify($2, r.id::text)",
     )
     .bind(bulk_gid)
     .bind(FINISHED_CHANNEL)
+    .bind(shop)
     .fetch_optional(pool)
     .await
 }
