@@ -24,6 +24,10 @@ const BENCHES: &[(&str, &str)] = &[
         "origin",
         "origin intake, processing and a storm vs raw PostgreSQL",
     ),
+    (
+        "handlers",
+        "topic handlers: a 500-line order applied vs a plain multi-row INSERT",
+    ),
 ];
 
 /// Runs the benchmark named by `args[0]`, or lists them.
@@ -43,6 +47,11 @@ pub fn run(args: &[&str]) -> Result<()> {
             let url = postgres::ensure()?;
             std::env::set_var("DATABASE_URL", url);
             bench_bin("origin-bench", rest)
+        }
+        "handlers" => {
+            let url = postgres::ensure()?;
+            std::env::set_var("DATABASE_URL", url);
+            bench_bin("handlers", rest)
         }
         other => bail!("unknown benchmark {other:?}; `cargo xtask bench` lists them"),
     }
