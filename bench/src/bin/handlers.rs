@@ -1,10 +1,12 @@
-//! `cargo run --release -p wholesail-bench --bin handlers`: the time to apply one stripped
-//! 500-line order through `handlers::apply` (parse into typed structs, version-guarded
-//! upsert, line set replacement, commit), beside a reference measured in the same run: the
-//! same order row and 500 line rows written by two plain multi-row `INSERT … VALUES`
-//! statements with no guards, in one committed transaction, into the same tables.
+//! `cargo xtask bench handlers`: the time to apply one stripped 500-line order through
+//! `handlers::apply` (parse into typed structs, version-guarded upsert, line set replacement,
+//! commit), beside a reference measured in the same run: the same order row and 500 line rows
+//! written by two plain multi-row `INSERT … VALUES` statements with no guards, in one committed
+//! transaction, into the same tables.
 //!
-//! Needs `DATABASE_URL` (`eval "$(cargo xtask pg)"`); works in a scratch database
+//! Two passes: durable commits, then `synchronous_commit = off`, which leaves out the WAL flush
+//! (shared with every other process on the machine, so the noisiest part) and shows the
+//! handlers' own cost. Needs `DATABASE_URL` (the xtask sets it); works in a scratch database
 //! `wholesail_bench_handlers`, recreated on each run. Cases are interleaved round by round so
 //! machine noise hits them alike; figures are medians.
 
