@@ -142,6 +142,10 @@ pub struct Outcome {
     pub merged: MergeSummary,
     /// Time spent importing and merging (after the bulk operation finished).
     pub import_time: Duration,
+    /// Of which: download, parse and COPY into staging.
+    pub stage_time: Duration,
+    /// Of which: the merge transaction.
+    pub merge_time: Duration,
 }
 
 /// Runs resyncs against one database: `pool` for state and the merge, `copy` for the binary
@@ -161,6 +165,15 @@ impl Runner {
             copy,
             settings,
         }
+    }
+
+    /// A runner whose COPY connections use `database_url` (the same database as `pool`).
+    pub fn from_url(
+        pool: PgPool,
+        database_url: &str,
+        settings: Settings,
+    ) -> Result<Self, tokio_postgres::Error> {
+        Ok(Runner::new(pool, database_url.parse()?, settings))
     }
 
     /// The pool.
@@ -417,6 +430,7 @@ impl Runner {
         progress(p);
         self.report(id, p).await?;
         let staged = staging.finish().await?;
+        let stage_time = started.elapsed();
         let mut tx = self.pool.begin().await?;
         let merged = merge::merge(&mut tx, id, shop, snapshot, &staged).await?;
         let total = merged.total();
@@ -435,6 +449,7 @@ impl Runner {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
+        let merge_time = started.elapsed() - stage_time;
         if let Ok(c) = copy::connect(&self.copy).await {
             let _ = copy::drop_tables(&c, id).await;
         }
@@ -451,6 +466,8 @@ impl Runner {
             staged,
             merged,
             import_time: started.elapsed(),
+            stage_time,
+            merge_time,
         })
     }
 
