@@ -28,6 +28,10 @@ const BENCHES: &[(&str, &str)] = &[
         "handlers",
         "topic handlers: a 500-line order applied vs a plain multi-row INSERT",
     ),
+    (
+        "catalog",
+        "catalog resync of 1M variants from the simulator vs psql \\copy; peak RSS at 100k and 1M",
+    ),
 ];
 
 /// Runs the benchmark named by `args[0]`, or lists them.
@@ -47,6 +51,11 @@ pub fn run(args: &[&str]) -> Result<()> {
             let url = postgres::ensure()?;
             std::env::set_var("DATABASE_URL", url);
             bench_bin("origin-bench", rest)
+        }
+        "catalog" => {
+            let url = postgres::ensure()?;
+            std::env::set_var("DATABASE_URL", url);
+            bench_bin("catalog", rest)
         }
         "handlers" => {
             let url = postgres::ensure()?;

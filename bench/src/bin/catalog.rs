@@ -186,21 +186,17 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
     let small_report = import_once(&pool, &sim, db_url).await?;
     eprintln!("N/10 import: {small_report:?}");
 
-    // The resync at N, `rounds` times.
+    // The resync at N and (a) the floor, psql \copy of the same rows as CSV into
+    // same-shaped tables, interleaved round by round (the machine is shared and noisy).
     sim.set_catalog(DEFAULT_SHOP, big.clone());
-    let mut reports = Vec::new();
+    let dir = std::env::temp_dir().join("wholesail-catalog-bench");
+    std::fs::create_dir_all(&dir)?;
+    let csv_bytes = write_csv(&big, &dir)?;
+    let (mut reports, mut copies) = (Vec::new(), Vec::new());
     for r in 0..rounds {
         let rep = import_once(&pool, &sim, db_url).await?;
         eprintln!("round {}: {rep:?}", r + 1);
         reports.push(rep);
-    }
-
-    // (a) the floor: psql \copy of the same rows as CSV into same-shaped tables.
-    let dir = std::env::temp_dir().join("wholesail-catalog-bench");
-    std::fs::create_dir_all(&dir)?;
-    let csv_bytes = write_csv(&big, &dir)?;
-    let mut copies = Vec::new();
-    for r in 0..rounds {
         sqlx::query(
             "DROP TABLE IF EXISTS bench_copy_products, bench_copy_variants,
                  bench_copy_inventory_levels, bench_copy_metafields",
