@@ -17,7 +17,7 @@ export const SIGNING_KEY_ID = "edge-test";
 export const SIGNING_KEY = "edge-test-signing-key";
 export const SHOP = "acme-wholesale.myshopify.com";
 
-/** A fixture body written by `cargo run -p wholesail-bench --bin fixtures -- <dir>`. */
+/** A fixture body written by `cargo run -p shopify-simulator --bin shopify-fixtures -- <dir>`. */
 export function fixture(name) {
   const dir = process.env.EDGE_FIXTURES ?? join(ROOT, "target/edge-fixtures");
   return readFileSync(join(dir, name));

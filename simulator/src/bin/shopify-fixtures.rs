@@ -1,5 +1,5 @@
 //! Writes realistic Shopify `orders/create` bodies for the edge worker's workerd tests and its
-//! benchmark: `fixtures <dir>` writes `order-<lines>.json` for 1, 3, 500 and 1,000 lines, made
+//! benchmark: `shopify-fixtures <dir>` writes `order-<lines>.json` for 1, 3, 500 and 1,000 lines, made
 //! by the simulator (the same payloads the strip benchmark measures).
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ const LINES: [usize; 4] = [1, 3, 500, 1000];
 fn main() -> anyhow::Result<()> {
     let dir: PathBuf = std::env::args_os()
         .nth(1)
-        .context("usage: fixtures <output dir>")?
+        .context("usage: shopify-fixtures <output dir>")?
         .into();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for lines in LINES {
