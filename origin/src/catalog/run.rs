@@ -97,6 +97,13 @@ fn adoptable(op: &BulkOperation, since: OffsetDateTime) -> bool {
         && OffsetDateTime::parse(&op.created_at, &Rfc3339).is_ok_and(|t| t >= since)
 }
 
+/// Unique violation, deadlock or serialization failure: a concurrent writer, worth a retry.
+fn retryable(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| matches!(c.as_ref(), "23505" | "40P01" | "40001"))
+}
+
 /// Timings of a runner.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -431,24 +438,20 @@ impl Runner {
         self.report(id, p).await?;
         let staged = staging.finish().await?;
         let stage_time = started.elapsed();
-        let mut tx = self.pool.begin().await?;
-        let merged = merge::merge(&mut tx, id, shop, snapshot, &staged).await?;
-        let total = merged.total();
-        let run: Run = sqlx::query_as(
-            "UPDATE catalog_runs SET status = 'completed', staged = $2, merged = $3,
-                    inserted = $4, updated = $5, deleted = $6,
-                    updated_at = now(), finished_at = now()
-             WHERE id = $1 RETURNING *",
-        )
-        .bind(id)
-        .bind(serde_json::to_value(staged).unwrap_or_default())
-        .bind(serde_json::to_value(merged).unwrap_or_default())
-        .bind(total.inserted as i64)
-        .bind(total.updated as i64)
-        .bind(total.deleted as i64)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        // A webhook that commits a conflicting row mid-merge (unique violation, deadlock)
+        // rolls the merge back; the staged rows are still there, so it is simply run again.
+        let mut attempt = 0;
+        let (run, merged, total) = loop {
+            attempt += 1;
+            match self.merge_and_complete(id, shop, snapshot, &staged).await {
+                Err(RunError::Merge(MergeError::Database(e)) | RunError::Database(e))
+                    if attempt < 3 && retryable(&e) =>
+                {
+                    tracing::warn!(run = id, error = %e, attempt, "catalog merge retried");
+                }
+                other => break other?,
+            }
+        };
         let merge_time = started.elapsed() - stage_time;
         if let Ok(c) = copy::connect(&self.copy).await {
             let _ = copy::drop_tables(&c, id).await;
@@ -469,6 +472,35 @@ impl Runner {
             stage_time,
             merge_time,
         })
+    }
+
+    /// The merge and the run's `completed` status, in one transaction.
+    async fn merge_and_complete(
+        &self,
+        id: i64,
+        shop: &str,
+        snapshot: OffsetDateTime,
+        staged: &StagedCounts,
+    ) -> Result<(Run, MergeSummary, merge::TableChanges), RunError> {
+        let mut tx = self.pool.begin().await?;
+        let merged = merge::merge(&mut tx, id, shop, snapshot, staged).await?;
+        let total = merged.total();
+        let run: Run = sqlx::query_as(
+            "UPDATE catalog_runs SET status = 'completed', staged = $2, merged = $3,
+                    inserted = $4, updated = $5, deleted = $6,
+                    updated_at = now(), finished_at = now()
+             WHERE id = $1 RETURNING *",
+        )
+        .bind(id)
+        .bind(serde_json::to_value(staged).unwrap_or_default())
+        .bind(serde_json::to_value(merged).unwrap_or_default())
+        .bind(total.inserted as i64)
+        .bind(total.updated as i64)
+        .bind(total.deleted as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((run, merged, total))
     }
 
     /// Stores progress and stops if a cancel was requested.
