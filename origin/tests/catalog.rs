@@ -491,3 +491,31 @@ async fn finish_webhook_wakes_the_runner_before_its_next_poll(pool: PgPool) {
     );
     assert_eq!(live(&pool).await, expected(&spec));
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
+    use wholesail_origin::catalog::cli;
+    let spec = CatalogSpec::new(21, 15);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
+    let args = || cli::ResyncArgs {
+        shop: DEFAULT_SHOP.into(),
+        shop_url: Some(sim.base_url().to_owned()),
+        api_version: "2026-01".into(),
+        access_token: SecretString::from(DEFAULT_TOKEN),
+        poll_secs: 1,
+    };
+    let out = cli::resync(pool.clone(), copy_config(&pool), args())
+        .await
+        .unwrap();
+    let line = cli::summary(&out);
+    let counts = spec.counts(Selection::ALL);
+    assert!(
+        line.contains(&format!("{} rows imported", counts.total())),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("inserted {}", counts.total())),
+        "{line}"
+    );
+    assert!(line.contains("updated 0, deleted 0"), "{line}");
+}

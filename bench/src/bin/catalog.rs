@@ -41,6 +41,8 @@ struct Report {
     lines: u64,
     bytes: u64,
     vmhwm_kb: u64,
+    /// CPU time (user + system) of the importing process.
+    cpu_s: f64,
 }
 
 fn main() -> Result<()> {
@@ -98,6 +100,7 @@ fn import(sim_url: &str, db_url: &str) -> Result<()> {
             lines: out.run.lines_read as u64,
             bytes: out.run.bytes_read as u64,
             vmhwm_kb: 0,
+            cpu_s: 0.0,
         })
     })?;
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -109,9 +112,31 @@ fn import(sim_url: &str, db_url: &str) -> Result<()> {
     let r = report;
     println!(
         "{}",
-        serde_json::json!([r.total_s, r.stage_s, r.merge_s, r.lines, r.bytes, vmhwm_kb])
+        serde_json::json!([
+            r.total_s,
+            r.stage_s,
+            r.merge_s,
+            r.lines,
+            r.bytes,
+            vmhwm_kb,
+            cpu_seconds()?
+        ])
     );
     Ok(())
+}
+
+/// User + system CPU seconds of this process (`/proc/self/stat`, 100 ticks per second).
+fn cpu_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("/proc/self/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    // After the command name: state is field 3, utime 14, stime 15 (1-based, man 5 proc).
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
 }
 
 /// A catalog of about `variants` variants (8 per product on average).
@@ -151,7 +176,7 @@ async fn import_once(pool: &PgPool, sim: &Simulator, db_url: &str) -> Result<Rep
     if !out.status.success() {
         bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let v: (f64, f64, f64, u64, u64, u64) = serde_json::from_slice(&out.stdout)?;
+    let v: (f64, f64, f64, u64, u64, u64, f64) = serde_json::from_slice(&out.stdout)?;
     Ok(Report {
         total_s: v.0,
         stage_s: v.1,
@@ -159,6 +184,7 @@ async fn import_once(pool: &PgPool, sim: &Simulator, db_url: &str) -> Result<Rep
         lines: v.3,
         bytes: v.4,
         vmhwm_kb: v.5,
+        cpu_s: v.6,
     })
 }
 
@@ -223,6 +249,7 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
     let copy = median(copies);
     let rows = counts.total() as f64;
     let bytes = reports[0].bytes as f64;
+    let cpu = median(reports.iter().map(|r| r.cpu_s).collect());
     let rss_big = reports.iter().map(|r| r.vmhwm_kb).max().unwrap_or(0);
     println!();
     println!(
@@ -254,6 +281,11 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
         rows / total,
         bytes / 1e6 / total,
         total / copy
+    );
+    println!();
+    println!(
+        "CPU of the importing process (parse, encode, HTTP; median): {cpu:.2} s of {total:.2} s wall; \
+         the rest is PostgreSQL and the simulator generating the JSONL on the same 2 cores."
     );
     println!();
     println!("| (b) variants | JSONL MB | peak RSS of the importing process |");

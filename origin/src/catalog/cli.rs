@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use wholesail_shopify_admin::{AdminClient, AdminConfig, AdminError};
 
@@ -86,16 +86,24 @@ pub enum CliError {
     /// No such run.
     #[error("no catalog run {0}")]
     NotFound(i64),
+    /// The database URL is not one tokio-postgres understands.
+    #[error("the database URL cannot be parsed for the COPY connections")]
+    DatabaseUrl,
 }
 
-/// Runs a catalog command; `copy` is the COPY connections' configuration (the same database).
+/// Runs a catalog command against `pool`; `database_url` (the same database) opens the COPY
+/// connections.
 pub async fn run(
     pool: PgPool,
-    copy: tokio_postgres::Config,
+    database_url: &SecretString,
     cmd: CatalogCommand,
 ) -> Result<(), CliError> {
     match cmd {
         CatalogCommand::Resync(args) => {
+            let copy = database_url
+                .expose_secret()
+                .parse()
+                .map_err(|_| CliError::DatabaseUrl)?;
             let outcome = resync(pool, copy, args).await?;
             println!("{}", summary(&outcome));
         }
@@ -157,7 +165,18 @@ pub async fn resync(
             p.lines as f64 / secs
         ));
     };
-    let result = runner.resync(&client, &args.shop, &on_progress).await;
+    let (run, _) = runs::start(runner.pool(), &args.shop).await?;
+    let drive = runner.drive(run.id, &client, &on_progress);
+    tokio::pin!(drive);
+    let result = tokio::select! {
+        r = &mut drive => r,
+        _ = tokio::signal::ctrl_c() => {
+            // Ctrl-C cancels the run (the bulk operation too), then waits for it to stop.
+            bar.set_message("canceling…");
+            runs::cancel(runner.pool(), run.id).await?;
+            drive.await
+        }
+    };
     bar.finish_and_clear();
     Ok(result?)
 }
