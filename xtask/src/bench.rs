@@ -25,6 +25,10 @@ const BENCHES: &[(&str, &str)] = &[
         "origin intake, processing and a storm vs raw PostgreSQL",
     ),
     (
+        "shopify",
+        "simulator JSONL MB/s and the Admin client's points/s vs the restore rate",
+    ),
+    (
         "handlers",
         "topic handlers: a 500-line order applied vs a plain multi-row INSERT",
     ),
@@ -47,6 +51,19 @@ pub fn run(args: &[&str]) -> Result<()> {
         "strip" => bench_bin("strip", rest),
         "rules" => function::build_and_check().and_then(|()| bench_bin("rules", rest)),
         "edge" => edge::bench(),
+        "shopify" => shell::run(&mut cmd(
+            "cargo",
+            &[
+                "run",
+                "--release",
+                "-p",
+                "wholesail-shopify-admin",
+                "--example",
+                "throughput",
+                "--",
+                "125000",
+            ],
+        )),
         "origin" => {
             let url = postgres::ensure()?;
             std::env::set_var("DATABASE_URL", url);
