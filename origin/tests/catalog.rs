@@ -519,3 +519,77 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
     );
     assert!(line.contains("updated 0, deleted 0"), "{line}");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn admin_api_starts_a_resync_and_reports_it_until_completed(pool: PgPool) {
+    use std::sync::Arc;
+    use wholesail_origin::catalog::admin::{router, CatalogApi};
+    let spec = CatalogSpec::new(17, 25);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 200).await;
+    let base = sim.base_url().to_owned();
+    let api = CatalogApi {
+        runner: runner(&pool),
+        clients: Arc::new(move |_shop: &str| {
+            AdminClient::new(AdminConfig::new(
+                base.clone(),
+                "2026-01",
+                SecretString::from(DEFAULT_TOKEN),
+            ))
+        }),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router::<()>(api);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let started = http
+        .post(format!("http://{addr}/admin/catalog/resync"))
+        .json(&serde_json::json!({"shop": DEFAULT_SHOP}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let run: serde_json::Value = started.json().await.unwrap();
+    let id = run["id"].as_i64().unwrap();
+    // A second request joins the active run.
+    let again: serde_json::Value = http
+        .post(format!("http://{addr}/admin/catalog/resync"))
+        .json(&serde_json::json!({"shop": DEFAULT_SHOP}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["id"].as_i64(), Some(id));
+    let done = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r: serde_json::Value = http
+            .get(format!("http://{addr}/admin/catalog/runs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["status"] != "waiting" && r["status"] != "starting" && r["status"] != "importing" {
+            break r;
+        }
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    let counts = spec.counts(Selection::ALL);
+    assert_eq!(done["lines_read"].as_u64(), Some(counts.total()));
+    assert_eq!(done["inserted"].as_u64(), Some(counts.total()));
+    let missing = http
+        .get(format!("http://{addr}/admin/catalog/runs/999999"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let cancel = http
+        .post(format!("http://{addr}/admin/catalog/runs/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 409, "a completed run cannot be canceled");
+}
