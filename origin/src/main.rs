@@ -7,6 +7,8 @@
 //! origin [--config origin.toml] dead-letters list [--id N]… [--topic T] [--shop S] [--since RFC3339] [--until RFC3339] [--limit N] [--quarantined]
 //! origin [--config origin.toml] dead-letters show ID
 //! origin [--config origin.toml] dead-letters replay [--id N]… [--topic T] [--shop S] [--since …] [--until …] [--all]
+//! origin [--config origin.toml] catalog resync --shop DOMAIN [--shop-url URL]   (token: SHOPIFY_ACCESS_TOKEN)
+//! origin [--config origin.toml] catalog runs|show ID|cancel ID
 //! ```
 //!
 //! Logs are JSON lines on stderr; command output (listings) is JSON on stdout.
@@ -48,6 +50,9 @@ enum Command {
     /// Inspect and replay dead letters.
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),
+    /// Catalog sync: resync from a Shopify bulk export, list, show and cancel runs.
+    #[command(subcommand)]
+    Catalog(wholesail_origin::catalog::cli::CatalogCommand),
 }
 
 #[derive(Subcommand)]
@@ -137,6 +142,10 @@ async fn main() -> Result<()> {
             let pool = app::connect(&config).await?;
             MIGRATOR.run(&pool).await?;
             tracing::info!("migrations applied");
+        }
+        Command::Catalog(cmd) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::catalog::cli::run(pool, &config.database_url, cmd).await?;
         }
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;
