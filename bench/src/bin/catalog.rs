@@ -27,6 +27,7 @@ use shopify_simulator::{
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
+use wholesail_bench::{median, scratch_database};
 use wholesail_origin::catalog::{Runner, Settings};
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
 
@@ -144,26 +145,6 @@ fn spec(variants: u64) -> CatalogSpec {
     CatalogSpec::new(2026, (variants / 8).max(1))
 }
 
-async fn fresh_db(base: &str, db_url: &str) -> Result<PgPool> {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(base)
-        .await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
-        .execute(&admin)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {DB}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(db_url)
-        .await?;
-    wholesail_origin::app::MIGRATOR.run(&pool).await?;
-    Ok(pool)
-}
-
 /// Runs the importer child once on empty live tables.
 async fn import_once(pool: &PgPool, sim: &Simulator, db_url: &str) -> Result<Report> {
     sqlx::query("TRUNCATE products, variants, inventory_levels, catalog_metafields, catalog_runs")
@@ -188,13 +169,8 @@ async fn import_once(pool: &PgPool, sim: &Simulator, db_url: &str) -> Result<Rep
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<()> {
-    let pool = fresh_db(base, db_url).await?;
+    let pool = scratch_database(base, DB, db_url, 2).await?;
     let big = spec(variants);
     let small = spec(variants / 10);
     let counts = big.counts(Selection::ALL);

@@ -17,6 +17,7 @@ use serde_json::Value;
 use shopify_simulator::payloads::{order, OrderSpec};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, QueryBuilder};
+use wholesail_bench::median;
 use wholesail_origin::handlers::{self, InboxEvent, Outcome};
 
 const LINES: usize = 500;
@@ -139,11 +140,6 @@ async fn scratch_database() -> Result<PgConnection> {
     sqlx::migrate!("../migrations").run(&pool).await?;
     pool.close().await;
     Ok(opts.connect().await?)
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 #[tokio::main(flavor = "current_thread")]

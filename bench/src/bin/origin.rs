@@ -29,11 +29,11 @@ use anyhow::{bail, Context, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shopify_simulator::payloads::{order, OrderSpec};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+use wholesail_bench::{median, scratch_database};
 use wholesail_webhook::{BatchResponse, ItemStatus, SigningKey, SIGNATURE_HEADER};
 
 const DB: &str = "wholesail_bench_origin";
@@ -136,11 +136,6 @@ fn shop(i: usize) -> String {
     format!("bench-{:02}.myshopify.com", i % SHOPS)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// A running origin child process.
 struct Origin(Child);
 
@@ -171,23 +166,7 @@ impl Bench {
 
     /// Recreates the scratch database with origin's migrations.
     async fn fresh_db(&self) -> Result<PgPool> {
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&self.base)
-            .await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
-            .execute(&admin)
-            .await?;
-        sqlx::query(&format!("CREATE DATABASE {DB}"))
-            .execute(&admin)
-            .await?;
-        admin.close().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(IN_FLIGHT as u32 + 2)
-            .connect(&self.db_url())
-            .await?;
-        wholesail_origin::app::MIGRATOR.run(&pool).await?;
-        Ok(pool)
+        scratch_database(&self.base, DB, &self.db_url(), IN_FLIGHT as u32 + 2).await
     }
 
     /// Starts origin (this binary, `--serve`) and waits for `/livez`.

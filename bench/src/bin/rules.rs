@@ -23,12 +23,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use wasmtime::{Caller, Config, Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
+use wholesail_bench::time_per_call;
 use wholesail_rules::payload::{self, PAGE_KEYS};
 use wholesail_rules::{
     evaluate, validate, BuyerRules, Cart, CartLine, CurrencyCode, Money, Policy, VariantRule,
@@ -39,25 +39,6 @@ const BASE_LIMIT: f64 = 11_000_000.0;
 
 fn scaled_limit(lines: usize) -> f64 {
     BASE_LIMIT * (lines as f64 / 200.0).clamp(1.0, 10.0)
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
-/// Median seconds per call of `f` over `rounds` rounds of `iters` calls.
-fn time(rounds: usize, iters: usize, mut f: impl FnMut()) -> f64 {
-    let samples = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_secs_f64() / iters as f64
-        })
-        .collect();
-    median(samples)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -638,10 +619,10 @@ fn main() -> Result<()> {
 
     // Native: decoding the buyer's pages, and the serde_json reference.
     let refs: Vec<Option<&str>> = pages.iter().map(|p| Some(p.as_str())).collect();
-    let t_decode = time(15, 200, || {
+    let t_decode = time_per_call(15, 200, || {
         std::hint::black_box(payload::decode(&refs).expect("decodes"));
     });
-    let t_json = time(15, 200, || {
+    let t_json = time_per_call(15, 200, || {
         let v: Vec<JsonRule> = serde_json::from_str(&json).expect("parses");
         std::hint::black_box(v);
     });
@@ -664,10 +645,10 @@ fn main() -> Result<()> {
     for lines in [10usize, 200, 500] {
         let cart = cart_for(&rules, lines, lines as u64);
         let policy = Policy::default();
-        let t_all = time(15, 50, || {
+        let t_all = time_per_call(15, 50, || {
             std::hint::black_box(evaluate(&refs, policy, &cart));
         });
-        let t_validate = time(15, 50, || {
+        let t_validate = time_per_call(15, 50, || {
             std::hint::black_box(validate(&rules, &cart));
         });
         let violations = validate(&rules, &cart).len();

@@ -2,30 +2,10 @@
 //! fast, next to the floor of merely validating the same bytes as JSON (serde_json parsing
 //! into `IgnoredAny`), measured in the same run.
 
-use std::time::Instant;
-
 use serde_json::value::RawValue;
 use shopify_simulator::payloads::{order, OrderSpec};
+use wholesail_bench::time_per_call;
 use wholesail_webhook::strip;
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
-/// Median seconds per call of `f` over `rounds` rounds of `iters` calls.
-fn time(rounds: usize, iters: usize, mut f: impl FnMut()) -> f64 {
-    let samples = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_secs_f64() / iters as f64
-        })
-        .collect();
-    median(samples)
-}
 
 fn main() -> anyhow::Result<()> {
     println!("| order lines | body | stripped | reduction | strip MB/s (median) | JSON validate-only MB/s | strip / validate |");
@@ -34,10 +14,10 @@ fn main() -> anyhow::Result<()> {
         let body = order(&OrderSpec::new(42, lines)).to_string().into_bytes();
         let out = strip("orders/create", &body)?;
         let iters = (2_000_000 / body.len()).clamp(5, 2_000);
-        let t_strip = time(15, iters, || {
+        let t_strip = time_per_call(15, iters, || {
             std::hint::black_box(strip("orders/create", &body).expect("strips"));
         });
-        let t_parse = time(15, iters, || {
+        let t_parse = time_per_call(15, iters, || {
             let v: &RawValue = serde_json::from_slice(&body).expect("valid JSON");
             std::hint::black_box(v);
         });
