@@ -9,8 +9,9 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
+use super::tombstone;
 use super::version::{Version, NEWER};
-use super::{parse, DeletedById, HandlerError, InboxEvent, Outcome};
+use super::{parse, HandlerError, InboxEvent, Outcome};
 
 #[derive(Deserialize)]
 struct Customer {
@@ -85,16 +86,5 @@ pub(super) async fn delete(
     conn: &mut PgConnection,
     event: &InboxEvent,
 ) -> Result<Outcome, HandlerError> {
-    let deleted: DeletedById = parse(event)?;
-    let written = sqlx::query(
-        "INSERT INTO customers AS t (shop, id, deleted_at) VALUES ($1, $2, now())
-         ON CONFLICT (shop, id) DO UPDATE SET deleted_at = now(), applied_at = now()
-         WHERE t.deleted_at IS NULL",
-    )
-    .bind(&event.shop)
-    .bind(deleted.id)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(Outcome::from_won(written > 0))
+    tombstone::write(conn, event, "customers", None).await
 }

@@ -23,6 +23,7 @@ mod orders;
 mod products;
 mod shop;
 mod timestamp;
+mod tombstone;
 mod version;
 
 use serde::Deserialize;

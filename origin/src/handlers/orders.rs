@@ -17,8 +17,9 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::money::Money;
+use super::tombstone::{self, Children};
 use super::version::{Version, NEWER};
-use super::{invalid, parse, Address, DeletedById, HandlerError, InboxEvent, Outcome};
+use super::{invalid, parse, Address, HandlerError, InboxEvent, Outcome};
 
 /// The topics whose payload is the whole order.
 pub(super) const TOPICS: &[&str] = &[
@@ -335,24 +336,9 @@ pub(super) async fn delete(
     conn: &mut PgConnection,
     event: &InboxEvent,
 ) -> Result<Outcome, HandlerError> {
-    let deleted: DeletedById = parse(event)?;
-    let won = sqlx::query(
-        "INSERT INTO orders AS t (shop, id, deleted_at) VALUES ($1, $2, now())
-         ON CONFLICT (shop, id) DO UPDATE SET deleted_at = now(), applied_at = now()
-         WHERE t.deleted_at IS NULL",
-    )
-    .bind(&event.shop)
-    .bind(deleted.id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        > 0;
-    // After the row lock, in a fresh snapshot: also removes lines a concurrent writer of the
-    // order committed while this event waited for the lock.
-    sqlx::query("DELETE FROM order_lines WHERE shop = $1 AND order_id = $2")
-        .bind(&event.shop)
-        .bind(deleted.id)
-        .execute(conn)
-        .await?;
-    Ok(Outcome::from_won(won))
+    let lines = Children {
+        table: "order_lines",
+        parent_column: "order_id",
+    };
+    tombstone::write(conn, event, "orders", Some(lines)).await
 }

@@ -13,8 +13,9 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::money::Money;
+use super::tombstone::{self, Children};
 use super::version::{Version, NEWER};
-use super::{invalid, parse, DeletedById, HandlerError, InboxEvent, Outcome};
+use super::{invalid, parse, HandlerError, InboxEvent, Outcome};
 
 #[derive(Deserialize)]
 struct Product {
@@ -190,23 +191,9 @@ pub(super) async fn delete(
     conn: &mut PgConnection,
     event: &InboxEvent,
 ) -> Result<Outcome, HandlerError> {
-    let deleted: DeletedById = parse(event)?;
-    let won = sqlx::query(
-        "INSERT INTO products AS t (shop, id, deleted_at) VALUES ($1, $2, now())
-         ON CONFLICT (shop, id) DO UPDATE SET deleted_at = now(), applied_at = now()
-         WHERE t.deleted_at IS NULL",
-    )
-    .bind(&event.shop)
-    .bind(deleted.id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        > 0;
-    // After the row lock, in a fresh snapshot (see REPLACE_VARIANTS).
-    sqlx::query("DELETE FROM variants WHERE shop = $1 AND product_id = $2")
-        .bind(&event.shop)
-        .bind(deleted.id)
-        .execute(conn)
-        .await?;
-    Ok(Outcome::from_won(won))
+    let variants = Children {
+        table: "variants",
+        parent_column: "product_id",
+    };
+    tombstone::write(conn, event, "products", Some(variants)).await
 }
