@@ -1,5 +1,6 @@
-//! Draft orders: create one (at most 499 lines, one `appliedDiscount` per line) and find
-//! drafts again by tag — the lookup that makes a retried creation idempotent.
+//! Draft orders: create one (at most 499 lines, one `appliedDiscount` per line), find drafts
+//! again by tag — the lookup that makes a retried creation idempotent — and email a draft's
+//! invoice (checkout link) to the buyer.
 
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::json;
@@ -181,6 +182,39 @@ impl AdminClient {
         check_user_errors(p.user_errors)?;
         p.draft_order
             .ok_or_else(|| AdminError::Decode("draftOrderCreate returned no draft".into()))
+    }
+
+    /// Emails the draft's invoice (checkout link) to the buyer on file
+    /// (`draftOrderInvoiceSend`). Sends an email, so it is not retried when the outcome is
+    /// unknown ([`AdminError::OutcomeUnknown`]).
+    pub async fn draft_order_invoice_send(&self, id: &str) -> Result<DraftOrder, AdminError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Payload {
+            draft_order: Option<DraftOrder>,
+            user_errors: Vec<UserError>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            draft_order_invoice_send: Payload,
+        }
+        let text = format!(
+            "mutation DraftOrderInvoiceSend($id: ID!) {{ draftOrderInvoiceSend(id: $id) {{ draftOrder {{ {FIELDS} }} userErrors {{ field message }} }} }}"
+        );
+        let r = self
+            .execute::<Data>(&Request {
+                name: "DraftOrderInvoiceSend",
+                query: &text,
+                variables: json!({"id": id}),
+                estimated_cost: 10,
+                retry: Retry::IfNotExecuted,
+            })
+            .await?;
+        let p = r.data.draft_order_invoice_send;
+        check_user_errors(p.user_errors)?;
+        p.draft_order
+            .ok_or_else(|| AdminError::Decode("draftOrderInvoiceSend returned no draft".into()))
     }
 
     /// Up to `first` (≤ 250) drafts tagged `tag`, after the cursor `after`.

@@ -1,5 +1,6 @@
-//! Draft orders: `draftOrderCreate` with Shopify's limits and discount arithmetic, and
-//! `draftOrders(query: "tag:…")` to find them again.
+//! Draft orders: `draftOrderCreate` with Shopify's limits and discount arithmetic,
+//! `draftOrders(query: "tag:…")` to find them again, `draftOrderInvoiceSend`, and a fault that
+//! hits the N-th create *after* it was applied (the draft exists, the client never hears so).
 //!
 //! Arithmetic, in integer cents:
 //! - a line's list price comes from the shop's catalog (`variantId`) or, for a custom line,
@@ -9,6 +10,9 @@
 //! - `PERCENTAGE` discounts `value`% of the line's original total, rounded half-up to the cent;
 //! - an order-level `appliedDiscount` applies to the sum of the discounted lines;
 //! - `totalPrice = subtotal (lines after all discounts) + shipping`; taxes are not simulated.
+
+use std::collections::VecDeque;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -87,6 +91,9 @@ pub struct DraftOrderRecord {
     pub invoice_url: String,
     /// Creation time, RFC 3339.
     pub created_at: String,
+    /// Every `draftOrderInvoiceSend` for this draft: (recipient, time RFC 3339); the recipient
+    /// is `None` when the buyer's address on file was used.
+    pub invoice_sends: Vec<(Option<String>, String)>,
 }
 
 impl DraftOrderRecord {
@@ -367,7 +374,64 @@ pub fn build(input: &Value, catalog: &CatalogSpec) -> Result<DraftOrderRecord, V
         note: input.get("note").and_then(Value::as_str).map(str::to_owned),
         invoice_url: String::new(),
         created_at: String::new(),
+        invoice_sends: Vec::new(),
     })
+}
+
+/// What happens to a `draftOrderCreate` after the simulator applied it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterApply {
+    /// Answer with this HTTP status instead of the result (a gateway failing after the shop
+    /// acted): the client cannot know the draft exists.
+    Status(u16),
+    /// Hold the answer this long (longer than the client's timeout: a timeout after the
+    /// shop acted).
+    Delay(Duration),
+}
+
+/// Faults queued for upcoming creates of one shop, by ordinal.
+#[derive(Clone, Debug, Default)]
+pub struct CreateFaults {
+    seen: u64,
+    queued: VecDeque<(u64, AfterApply)>,
+}
+
+impl CreateFaults {
+    /// Makes the `nth` (1-based) create from now on fail with `fault` after it was applied.
+    pub fn push(&mut self, nth: u64, fault: AfterApply) {
+        self.queued.push_back((self.seen + nth.max(1), fault));
+    }
+
+    /// Counts one executed create; returns the fault meant for it, if any.
+    pub fn on_create(&mut self) -> Option<AfterApply> {
+        self.seen += 1;
+        let seen = self.seen;
+        let at = self.queued.iter().position(|(n, _)| *n == seen)?;
+        self.queued.remove(at).map(|(_, f)| f)
+    }
+}
+
+/// `draftOrderInvoiceSend(id, email: {to, …})`: records the send on the draft and returns it,
+/// or the user error Shopify gives for an unknown draft.
+pub fn invoice_send<'a>(
+    drafts: &'a mut [DraftOrderRecord],
+    gid: &str,
+    args: &serde_json::Map<String, Value>,
+    now: &str,
+) -> Result<&'a DraftOrderRecord, Value> {
+    let id = gid
+        .strip_prefix("gid://shopify/DraftOrder/")
+        .and_then(|n| n.parse::<u64>().ok());
+    let Some(draft) = drafts.iter_mut().find(|d| Some(d.id) == id) else {
+        return Err(user_error(&["id"], "Draft order not found"));
+    };
+    let to = args
+        .get("email")
+        .and_then(|e| e.get("to"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    draft.invoice_sends.push((to, now.to_owned()));
+    Ok(draft)
 }
 
 /// The tags a `draftOrders(query:)` search string requires (`tag:x`, `tag:'x y'`,
@@ -449,6 +513,16 @@ mod tests {
         let too_many = json!({"lineItems": vec![line; 500]});
         let errs = build(&too_many, &catalog()).unwrap_err();
         assert_eq!(errs[0]["field"], json!(["lineItems"]));
+    }
+
+    #[test]
+    fn a_create_fault_hits_the_nth_create_from_now_only() {
+        let mut f = CreateFaults::default();
+        assert_eq!(f.on_create(), None);
+        f.push(2, AfterApply::Status(502));
+        assert_eq!(f.on_create(), None);
+        assert_eq!(f.on_create(), Some(AfterApply::Status(502)));
+        assert_eq!(f.on_create(), None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::time::Duration;
 pub use bucket::{BucketConfig, ThrottleStatus, MAX_QUERY_COST};
 pub use bulk::BulkFault;
 pub use catalog::{CatalogSpec, ChildOrder, GroundTruth, Selection};
-pub use draft_orders::DraftOrderRecord;
+pub use draft_orders::{AfterApply, DraftOrderRecord};
 pub use metafields::StoredMetafield;
 pub use webhooks::{Attempt, DeliveryConfig, DeliveryReport, Outcome, Webhook, WebhookSender};
 
@@ -332,6 +332,14 @@ impl Simulator {
     /// Every draft order of `shop`.
     pub fn draft_orders(&self, shop: &str) -> Vec<DraftOrderRecord> {
         self.shared.with_shop(shop, |s| s.drafts.clone())
+    }
+
+    /// Makes the `nth` (1-based) `draftOrderCreate` of `shop` from now on fail *after* it was
+    /// applied: the draft exists but the client gets `fault` (a 5xx, or an answer held past
+    /// its timeout), so it cannot know — Shopify's "outcome unknown".
+    pub fn fail_draft_create_after_applying(&self, shop: &str, nth: u64, fault: AfterApply) {
+        self.shared
+            .with_shop(shop, |s| s.draft_faults.push(nth, fault));
     }
 
     /// Every webhook delivery attempt the simulator made.

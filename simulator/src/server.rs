@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use crate::bucket::{Bucket, MAX_QUERY_COST};
 use crate::bulk::{BulkFault, BulkOperation, BulkStatus};
 use crate::catalog::{CatalogSpec, ChildOrder, Selection};
-use crate::draft_orders::{self, DraftOrderRecord};
+use crate::draft_orders::{self, AfterApply, DraftOrderRecord};
 use crate::graphql::{self, Kind, Operation};
 use crate::metafields::MetafieldStore;
 use crate::webhooks::{now_rfc3339, WebhookSender};
@@ -70,6 +70,7 @@ pub(crate) struct Shop {
     pub(crate) bulk_faults: VecDeque<BulkFault>,
     pub(crate) metafields: MetafieldStore,
     pub(crate) drafts: Vec<DraftOrderRecord>,
+    pub(crate) draft_faults: draft_orders::CreateFaults,
     pub(crate) costs: Vec<CostEvent>,
     pub(crate) throttled: Vec<ThrottleEvent>,
 }
@@ -110,6 +111,7 @@ impl Shared {
                     bulk_faults: VecDeque::new(),
                     metafields: MetafieldStore::default(),
                     drafts: Vec::new(),
+                    draft_faults: draft_orders::CreateFaults::default(),
                     costs: Vec::new(),
                     throttled: Vec::new(),
                 }),
@@ -185,9 +187,17 @@ async fn graphql_endpoint(
         Some(Fault::Delay(d)) => Some(d),
         None => None,
     };
-    let mut resp = handle(&st, &version, &headers, &body);
+    let (mut resp, after_apply) = handle(&st, &version, &headers, &body);
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
+    }
+    match after_apply {
+        Some(AfterApply::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            resp = error_response(status, json!({"errors": "Service temporarily unavailable"}));
+        }
+        Some(AfterApply::Delay(d)) => tokio::time::sleep(d).await,
+        None => {}
     }
     if let Ok(v) = HeaderValue::from_str(&version) {
         resp.headers_mut().insert("X-Shopify-API-Version", v);
@@ -195,14 +205,26 @@ async fn graphql_endpoint(
     resp
 }
 
-fn handle(st: &Arc<Shared>, version: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+/// Answers one request; the second value is a fault to apply after it was executed.
+fn handle(
+    st: &Arc<Shared>,
+    version: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Response, Option<AfterApply>) {
     if !is_version(version) {
-        return error_response(StatusCode::NOT_FOUND, json!({"errors": "Not Found"}));
+        return (
+            error_response(StatusCode::NOT_FOUND, json!({"errors": "Not Found"})),
+            None,
+        );
     }
     if !st.config.api_versions.iter().any(|v| v == version) {
-        return error_response(
-            StatusCode::NOT_FOUND,
-            json!({"errors": format!("API version {version} is not served by this simulator")}),
+        return (
+            error_response(
+                StatusCode::NOT_FOUND,
+                json!({"errors": format!("API version {version} is not served by this simulator")}),
+            ),
+            None,
         );
     }
     let token = headers
@@ -210,36 +232,51 @@ fn handle(st: &Arc<Shared>, version: &str, headers: &HeaderMap, body: &[u8]) -> 
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Some(domain) = st.tokens.get(token) else {
-        return error_response(
-            StatusCode::UNAUTHORIZED,
-            json!({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}),
+        return (
+            error_response(
+                StatusCode::UNAUTHORIZED,
+                json!({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}),
+            ),
+            None,
         );
     };
     let Ok(req) = serde_json::from_slice::<Value>(body) else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            json!({"errors": {"query": "Required parameter missing or invalid"}}),
+        return (
+            error_response(
+                StatusCode::BAD_REQUEST,
+                json!({"errors": {"query": "Required parameter missing or invalid"}}),
+            ),
+            None,
         );
     };
     let Some(query) = req.get("query").and_then(Value::as_str) else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            json!({"errors": {"query": "Required parameter missing or invalid"}}),
+        return (
+            error_response(
+                StatusCode::BAD_REQUEST,
+                json!({"errors": {"query": "Required parameter missing or invalid"}}),
+            ),
+            None,
         );
     };
     let vars = req.get("variables").cloned().unwrap_or(Value::Null);
     let op = match graphql::parse(query, &vars) {
         Ok(op) => op,
         Err(e) => {
-            return Json(json!({"errors": [graphql::error(e.0, "parseError")]})).into_response()
+            return (
+                Json(json!({"errors": [graphql::error(e.0, "parseError")]})).into_response(),
+                None,
+            )
         }
     };
     let requested = match requested_cost(&op, &vars) {
         Ok(c) => c,
-        Err(e) => return Json(json!({"errors": [e]})).into_response(),
+        Err(e) => return (Json(json!({"errors": [e]})).into_response(), None),
     };
     if requested > MAX_QUERY_COST {
-        return Json(graphql::max_cost_exceeded(requested)).into_response();
+        return (
+            Json(graphql::max_cost_exceeded(requested)).into_response(),
+            None,
+        );
     }
     let shop_lock = &st.shops[domain];
     let mut shop = shop_lock.lock().unwrap();
@@ -254,9 +291,15 @@ fn handle(st: &Arc<Shared>, version: &str, headers: &HeaderMap, body: &[u8]) -> 
             available: available_before,
         });
         tracing::info!(shop = %domain, requested, available = available_before, "throttled");
-        return Json(graphql::throttled(requested, status)).into_response();
+        return (
+            Json(graphql::throttled(requested, status)).into_response(),
+            None,
+        );
     }
     let (data, actual) = execute(st, &mut shop, &op, &vars, version);
+    let after_apply = (op.root == "draftOrderCreate")
+        .then(|| shop.draft_faults.on_create())
+        .flatten();
     let actual = actual.min(requested);
     shop.bucket.refund(requested - actual);
     shop.costs.push(CostEvent {
@@ -267,8 +310,10 @@ fn handle(st: &Arc<Shared>, version: &str, headers: &HeaderMap, body: &[u8]) -> 
         available_before,
     });
     let status = shop.bucket.status(Instant::now());
-    Json(json!({"data": data, "extensions": graphql::cost(requested, Some(actual), status)}))
-        .into_response()
+    let resp =
+        Json(json!({"data": data, "extensions": graphql::cost(requested, Some(actual), status)}))
+            .into_response();
+    (resp, after_apply)
 }
 
 const MUTATIONS: &[&str] = &[
@@ -276,6 +321,7 @@ const MUTATIONS: &[&str] = &[
     "bulkOperationCancel",
     "metafieldsSet",
     "draftOrderCreate",
+    "draftOrderInvoiceSend",
 ];
 const QUERIES: &[&str] = &[
     "shop",
@@ -380,6 +426,15 @@ fn execute(
                 Err(errors) => json!({"draftOrder": null, "userErrors": errors}),
             };
             (json!({"draftOrderCreate": payload}), 10)
+        }
+        "draftOrderInvoiceSend" => {
+            let id = op.args.get("id").and_then(Value::as_str).unwrap_or("");
+            let lines = lines_selected(op, vars);
+            let payload = match draft_orders::invoice_send(&mut shop.drafts, id, &op.args, &now) {
+                Ok(d) => json!({"draftOrder": d.to_json(lines), "userErrors": []}),
+                Err(e) => json!({"draftOrder": null, "userErrors": [e]}),
+            };
+            (json!({"draftOrderInvoiceSend": payload}), 10)
         }
         "draftOrders" => {
             let first = op.args.get("first").and_then(Value::as_u64).unwrap_or(0) as usize;
