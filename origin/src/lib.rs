@@ -18,4 +18,5 @@ pub mod handlers;
 pub mod inbox;
 pub mod intake;
 pub mod ops;
+pub mod rules;
 pub mod worker;

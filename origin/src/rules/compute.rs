@@ -1,0 +1,444 @@
+//! From the rule tables to each buyer's [`BuyerRules`]: a handful of set-based queries per shop
+//! (never one per buyer), combined in memory.
+//!
+//! For a buyer (company location) and a variant:
+//! - line limits and quota come from the buyer's variant-level row, else its product-level row;
+//! - the quota left is the quota minus the units of the variant on the location's orders of the
+//!   current UTC week or month (not cancelled, not deleted; `current_quantity` when known);
+//! - eligibility: the SKU may be sold to the buyer's country (no region row: anywhere), and a
+//!   warehouse allowed for the SKU (no warehouse row: any) serves that country (no routing rows
+//!   for the shop: every warehouse serves everyone);
+//! - stock: the sum of `inventory_levels.available` at those warehouses (no level at all:
+//!   untracked, no stock limit).
+//!
+//! A buyer's rules cover the variants it has limits or a quota for, and every variant with a
+//! SKU-level warehouse or region restriction. Prices are not part of [`BuyerRules`] (the
+//! Function does not price); [`crate::rules::quote`] reads them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use sqlx::PgPool;
+use wholesail_rules::{BuyerRules, CurrencyCode, Money, RulesError, VariantRule};
+
+/// The GID prefix of company locations.
+pub const LOCATION_GID_PREFIX: &str = "gid://shopify/CompanyLocation/";
+
+/// The numeric id of a company location GID, if it is one.
+pub fn location_number(gid: &str) -> Option<i64> {
+    gid.strip_prefix(LOCATION_GID_PREFIX)?.parse().ok()
+}
+
+/// Which part of a shop to load.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// Only these company locations (GIDs); `None`: every buyer of the shop.
+    pub locations: Option<&'a [String]>,
+    /// Only these variants; `None`: every ruled variant.
+    pub variants: Option<&'a [i64]>,
+}
+
+/// Why rules could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The stored rules contradict each other for a buyer.
+    #[error("buyer {buyer}: {source}")]
+    Rules {
+        /// The company location.
+        buyer: String,
+        /// What is wrong.
+        source: RulesError,
+    },
+    /// A stored order minimum has an unusable currency or amount.
+    #[error("buyer {0}: invalid order minimum")]
+    OrderMinimum(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    increment: u32,
+    min: u32,
+    max: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct Buyer {
+    country: Option<String>,
+    limits: HashMap<i64, Limits>,
+    /// Quota left per variant.
+    quota_left: HashMap<i64, u32>,
+    order_minimum: Option<Money>,
+}
+
+/// A shop's rule inputs, loaded for a [`Scope`].
+#[derive(Debug, Default)]
+pub struct ShopRules {
+    buyers: BTreeMap<String, Buyer>,
+    sku_warehouses: HashMap<i64, BTreeSet<i64>>,
+    sku_regions: HashMap<i64, BTreeSet<String>>,
+    /// Country → warehouses serving it; `None` when the shop has no routing.
+    routing: Option<HashMap<String, BTreeSet<i64>>>,
+    /// Variant → (warehouse, available).
+    levels: HashMap<i64, Vec<(i64, i64)>>,
+}
+
+const RESOLVE_ORDER: &str = "ORDER BY loc, variant_id, rank";
+
+/// The variant-level rows of `table` for the buyers and variants in scope, and its
+/// product-level rows spread over the product's variants; the caller keeps the first row per
+/// (loc, variant) ordered by rank (variant level 0 wins over product level 1).
+fn resolved(table: &str, columns: &str) -> String {
+    format!(
+        "SELECT DISTINCT ON (loc, variant_id) * FROM (
+           SELECT r.company_location AS loc, r.target_id AS variant_id, 0 AS rank, {columns}
+           FROM {table} r
+           WHERE r.shop = $1 AND r.target_kind = 'variant'
+             AND ($2::text[] IS NULL OR r.company_location = ANY($2))
+             AND ($3::bigint[] IS NULL OR r.target_id = ANY($3))
+           UNION ALL
+           SELECT r.company_location, v.id, 1, {columns}
+           FROM {table} r JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
+           WHERE r.shop = $1 AND r.target_kind = 'product'
+             AND ($2::text[] IS NULL OR r.company_location = ANY($2))
+             AND ($3::bigint[] IS NULL OR v.id = ANY($3))
+         ) x {RESOLVE_ORDER}"
+    )
+}
+
+/// Shop-level per-SKU rows of `table` (`value` column), variant rows else product rows.
+fn resolved_sku(table: &str, value: &str) -> String {
+    format!(
+        "SELECT r.target_id, r.{value} FROM {table} r
+         WHERE r.shop = $1 AND r.target_kind = 'variant'
+           AND ($2::bigint[] IS NULL OR r.target_id = ANY($2))
+         UNION ALL
+         SELECT v.id, r.{value} FROM {table} r
+         JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
+         WHERE r.shop = $1 AND r.target_kind = 'product'
+           AND ($2::bigint[] IS NULL OR v.id = ANY($2))
+           AND NOT EXISTS (SELECT 1 FROM {table} x
+                           WHERE x.shop = $1 AND x.target_kind = 'variant' AND x.target_id = v.id)"
+    )
+}
+
+fn to_u32(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+impl ShopRules {
+    /// Loads the rule inputs of `shop` for `scope`.
+    pub async fn load(pool: &PgPool, shop: &str, scope: Scope<'_>) -> Result<Self, ComputeError> {
+        let locs = scope.locations;
+        let vars = scope.variants;
+        let mut out = ShopRules::default();
+
+        let buyers: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT b.loc, max(b.country) FROM (
+               SELECT admin_graphql_api_id AS loc, shipping_country_code AS country
+               FROM company_locations WHERE shop = $1 AND deleted_at IS NULL
+               UNION ALL
+               SELECT DISTINCT company_location, NULL FROM rule_line_limits WHERE shop = $1
+               UNION ALL
+               SELECT DISTINCT company_location, NULL FROM rule_quotas WHERE shop = $1
+               UNION ALL
+               SELECT company_location, NULL FROM rule_order_minimums WHERE shop = $1
+             ) b
+             WHERE ($2::text[] IS NULL OR b.loc = ANY($2))
+               AND NOT EXISTS (SELECT 1 FROM company_locations d
+                               WHERE d.shop = $1 AND d.admin_graphql_api_id = b.loc
+                                 AND d.deleted_at IS NOT NULL)
+             GROUP BY b.loc",
+        )
+        .bind(shop)
+        .bind(locs)
+        .fetch_all(pool)
+        .await?;
+        for (loc, country) in buyers {
+            out.buyers.insert(
+                loc,
+                Buyer {
+                    country: country.map(|c| c.to_ascii_uppercase()),
+                    ..Buyer::default()
+                },
+            );
+        }
+
+        let limits: Vec<(String, i64, i32, i32, i32, Option<i32>)> = sqlx::query_as(&resolved(
+            "rule_line_limits",
+            "r.increment, r.min_quantity, r.max_quantity",
+        ))
+        .bind(shop)
+        .bind(locs)
+        .bind(vars)
+        .fetch_all(pool)
+        .await?;
+        for (loc, variant, _, inc, min, max) in limits {
+            if let Some(b) = out.buyers.get_mut(&loc) {
+                b.limits.insert(
+                    variant,
+                    Limits {
+                        increment: to_u32(inc.into()).max(1),
+                        min: to_u32(min.into()),
+                        max: max.map(|m| to_u32(m.into())),
+                    },
+                );
+            }
+        }
+
+        let location_numbers: Option<Vec<i64>> =
+            locs.map(|l| l.iter().filter_map(|g| location_number(g)).collect());
+        let quotas: Vec<(String, i64, i32, i64)> = sqlx::query_as(&format!(
+            "WITH q AS ({}),
+             bounds AS (
+               SELECT date_trunc('week', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week_start,
+                      date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS month_start
+             ),
+             used AS (
+               SELECT $5 || o.company_location_id AS loc, ol.variant_id,
+                      sum(greatest(coalesce(ol.current_quantity, ol.quantity), 0))
+                        FILTER (WHERE o.created_at >= b.week_start) AS week,
+                      sum(greatest(coalesce(ol.current_quantity, ol.quantity), 0))
+                        FILTER (WHERE o.created_at >= b.month_start) AS month
+               FROM bounds b, orders o
+               JOIN order_lines ol ON ol.shop = o.shop AND ol.order_id = o.id
+               WHERE o.shop = $1 AND o.company_location_id IS NOT NULL
+                 AND ($4::bigint[] IS NULL OR o.company_location_id = ANY($4))
+                 AND o.deleted_at IS NULL AND o.cancelled_at IS NULL
+                 AND o.created_at >= least(b.week_start, b.month_start)
+                 AND ol.variant_id IS NOT NULL
+                 AND ($3::bigint[] IS NULL OR ol.variant_id = ANY($3))
+               GROUP BY 1, 2
+             )
+             SELECT q.loc, q.variant_id, q.quantity,
+                    coalesce(CASE q.period WHEN 'week' THEN u.week ELSE u.month END, 0)::bigint
+             FROM q LEFT JOIN used u ON u.loc = q.loc AND u.variant_id = q.variant_id",
+            resolved("rule_quotas", "r.quantity, r.period")
+        ))
+        .bind(shop)
+        .bind(locs)
+        .bind(vars)
+        .bind(location_numbers.as_deref())
+        .bind(LOCATION_GID_PREFIX)
+        .fetch_all(pool)
+        .await?;
+        for (loc, variant, quantity, used) in quotas {
+            if let Some(b) = out.buyers.get_mut(&loc) {
+                b.quota_left
+                    .insert(variant, to_u32(i64::from(quantity) - used));
+            }
+        }
+
+        let minimums: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT company_location, round(amount * 100)::bigint, currency
+             FROM rule_order_minimums
+             WHERE shop = $1 AND ($2::text[] IS NULL OR company_location = ANY($2))",
+        )
+        .bind(shop)
+        .bind(locs)
+        .fetch_all(pool)
+        .await?;
+        for (loc, hundredths, currency) in minimums {
+            if let Some(b) = out.buyers.get_mut(&loc) {
+                let currency =
+                    CurrencyCode::parse(&currency).ok_or(ComputeError::OrderMinimum(loc.clone()))?;
+                b.order_minimum = Some(Money {
+                    hundredths: u64::try_from(hundredths)
+                        .map_err(|_| ComputeError::OrderMinimum(loc.clone()))?,
+                    currency,
+                });
+            }
+        }
+
+        let warehouses: Vec<(i64, i64)> =
+            sqlx::query_as(&resolved_sku("rule_sku_warehouses", "warehouse_id"))
+                .bind(shop)
+                .bind(vars)
+                .fetch_all(pool)
+                .await?;
+        for (variant, w) in warehouses {
+            out.sku_warehouses.entry(variant).or_default().insert(w);
+        }
+        let regions: Vec<(i64, String)> =
+            sqlx::query_as(&resolved_sku("rule_sku_regions", "country_code"))
+                .bind(shop)
+                .bind(vars)
+                .fetch_all(pool)
+                .await?;
+        for (variant, c) in regions {
+            out.sku_regions.entry(variant).or_default().insert(c);
+        }
+
+        let routing: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT warehouse_id, country_code FROM rule_warehouse_regions WHERE shop = $1",
+        )
+        .bind(shop)
+        .fetch_all(pool)
+        .await?;
+        if !routing.is_empty() {
+            let mut map: HashMap<String, BTreeSet<i64>> = HashMap::new();
+            for (w, c) in routing {
+                map.entry(c).or_default().insert(w);
+            }
+            out.routing = Some(map);
+        }
+
+        // Stock only for the variants some buyer's rules cover (or the requested ones).
+        let wanted: Vec<i64> = match vars {
+            Some(v) => v.to_vec(),
+            None => {
+                let mut all: BTreeSet<i64> = out.sku_warehouses.keys().copied().collect();
+                all.extend(out.sku_regions.keys().copied());
+                for b in out.buyers.values() {
+                    all.extend(b.limits.keys().copied());
+                    all.extend(b.quota_left.keys().copied());
+                }
+                all.into_iter().collect()
+            }
+        };
+        let levels: Vec<(i64, i64, Option<i32>)> = sqlx::query_as(
+            "SELECT v.id, il.location_id, il.available
+             FROM variants v
+             JOIN inventory_levels il
+               ON il.shop = v.shop AND il.inventory_item_id = v.inventory_item_id
+             WHERE v.shop = $1 AND v.id = ANY($2)",
+        )
+        .bind(shop)
+        .bind(&wanted)
+        .fetch_all(pool)
+        .await?;
+        for (variant, location, available) in levels {
+            out.levels
+                .entry(variant)
+                .or_default()
+                .push((location, i64::from(available.unwrap_or(0))));
+        }
+        Ok(out)
+    }
+
+    /// The buyers loaded, by company location GID.
+    pub fn buyers(&self) -> impl Iterator<Item = &str> {
+        self.buyers.keys().map(String::as_str)
+    }
+
+    /// Whether `location` is a known buyer (a live company location, or one with rules).
+    pub fn has_buyer(&self, location: &str) -> bool {
+        self.buyers.contains_key(location)
+    }
+
+    /// The order minimum of `location`.
+    pub fn order_minimum(&self, location: &str) -> Option<Money> {
+        self.buyers.get(location).and_then(|b| b.order_minimum)
+    }
+
+    /// Whether warehouse `w` may ship `variant` to a buyer in `country`.
+    fn ships(&self, country: Option<&str>, variant: i64, w: i64) -> bool {
+        let allowed = self
+            .sku_warehouses
+            .get(&variant)
+            .is_none_or(|a| a.contains(&w));
+        let serves = match &self.routing {
+            None => true,
+            Some(r) => country
+                .and_then(|c| r.get(c))
+                .is_some_and(|s| s.contains(&w)),
+        };
+        allowed && serves
+    }
+
+    fn eligible(&self, country: Option<&str>, variant: i64) -> bool {
+        let region_ok = self
+            .sku_regions
+            .get(&variant)
+            .is_none_or(|r| country.is_some_and(|c| r.contains(c)));
+        if !region_ok {
+            return false;
+        }
+        let serving = self
+            .routing
+            .as_ref()
+            .map(|r| country.and_then(|c| r.get(c)));
+        match (self.sku_warehouses.get(&variant), serving) {
+            (_, None) => true,
+            (None, Some(s)) => s.is_some_and(|s| !s.is_empty()),
+            (Some(a), Some(s)) => s.is_some_and(|s| a.iter().any(|w| s.contains(w))),
+        }
+    }
+
+    fn stock(&self, country: Option<&str>, variant: i64) -> Option<u32> {
+        let levels = self.levels.get(&variant)?;
+        let sum: i64 = levels
+            .iter()
+            .filter(|(w, _)| self.ships(country, variant, *w))
+            .map(|(_, a)| (*a).max(0))
+            .sum();
+        Some(to_u32(sum))
+    }
+
+    /// The warehouse that serves `variant` to `location`: of the warehouses allowed to ship it
+    /// there, the one holding the most units (ties: lowest id); without inventory levels, the
+    /// lowest allowed and serving warehouse when both are explicit.
+    pub fn warehouse(&self, location: &str, variant: i64) -> Option<i64> {
+        let country = self.buyers.get(location)?.country.as_deref();
+        if let Some(levels) = self.levels.get(&variant) {
+            return levels
+                .iter()
+                .filter(|(w, _)| self.ships(country, variant, *w))
+                .max_by_key(|(w, a)| (*a, -*w))
+                .map(|(w, _)| *w);
+        }
+        let allowed = self.sku_warehouses.get(&variant)?;
+        allowed
+            .iter()
+            .copied()
+            .find(|w| self.ships(country, variant, *w))
+    }
+
+    /// The rule of `variant` for `location` as the Function sees it (unconstrained when no
+    /// rule covers it).
+    pub fn variant_rule(&self, location: &str, variant: i64) -> VariantRule {
+        let id = u64::try_from(variant).unwrap_or_default();
+        let mut rule = VariantRule::unconstrained(id);
+        let Some(b) = self.buyers.get(location) else {
+            return rule;
+        };
+        let covered = b.limits.contains_key(&variant)
+            || b.quota_left.contains_key(&variant)
+            || self.sku_warehouses.contains_key(&variant)
+            || self.sku_regions.contains_key(&variant);
+        if !covered {
+            return rule;
+        }
+        let country = b.country.as_deref();
+        if let Some(l) = b.limits.get(&variant) {
+            rule.increment = l.increment;
+            rule.min = l.min;
+            rule.max = l.max;
+        }
+        rule.quota_remaining = b.quota_left.get(&variant).copied();
+        rule.eligible = self.eligible(country, variant);
+        rule.stock = self.stock(country, variant);
+        rule
+    }
+
+    /// The [`BuyerRules`] of `location`: every variant its rules cover.
+    pub fn buyer_rules(&self, location: &str) -> Result<BuyerRules, ComputeError> {
+        let Some(b) = self.buyers.get(location) else {
+            return Ok(BuyerRules::default());
+        };
+        let mut ids: BTreeSet<i64> = b.limits.keys().copied().collect();
+        ids.extend(b.quota_left.keys().copied());
+        ids.extend(self.sku_warehouses.keys().copied());
+        ids.extend(self.sku_regions.keys().copied());
+        let variants = ids
+            .into_iter()
+            .filter(|&v| v > 0)
+            .map(|v| self.variant_rule(location, v))
+            .collect();
+        BuyerRules::new(variants, b.order_minimum).map_err(|source| ComputeError::Rules {
+            buyer: location.to_owned(),
+            source,
+        })
+    }
+}

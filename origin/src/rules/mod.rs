@@ -1,0 +1,11 @@
+//! B2B rules: price matrices with quantity breaks, quotas per period, min/max/increments per
+//! line, order minimums and warehouse/region eligibility, kept in PostgreSQL (migration
+//! `0020_rules.sql`) and enforced twice with the same code (`wholesail_rules::validate`):
+//! by origin when it prices a cart ([`quote`]), and at Shopify checkout by the Function, which
+//! reads the per-buyer metafields origin pushes.
+//!
+//! [`compute`] turns the tables into each buyer's `BuyerRules` with a few set-based queries per
+//! shop. See `README.md` in this directory for the rules file format and operations.
+
+pub mod compute;
+pub mod quote;

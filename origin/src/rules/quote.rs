@@ -1,0 +1,296 @@
+//! Pricing and validating a buyer's cart in origin: the draft-order flow and
+//! `POST /v1/carts/validate` use this.
+//!
+//! The lines are priced from the buyer's price matrix: for each variant, the price break with
+//! the largest minimum quantity not above the variant's total quantity in the cart (variant-level
+//! breaks, else the product's; no break: the list price). The cart is then checked with
+//! [`wholesail_rules::validate`] on the [`BuyerRules`](wholesail_rules::BuyerRules) computed by
+//! the same code as the pushed metafields ([`super::compute`]), so origin and the Function
+//! cannot disagree — except that origin counts the quota consumed up to now, where the
+//! Function sees it as of the last push.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use sqlx::PgPool;
+use wholesail_rules::{Cart, CartLine, CurrencyCode, Money, Violation};
+
+use super::compute::{ComputeError, Scope, ShopRules};
+
+/// The currency used when neither an order minimum nor any order of the shop names one.
+pub const FALLBACK_CURRENCY: &str = "USD";
+
+/// One requested line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct QuoteLine {
+    /// The numeric product variant id.
+    pub variant_id: u64,
+    /// The quantity.
+    pub quantity: u32,
+}
+
+/// One priced line, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PricedLine {
+    /// The numeric product variant id.
+    pub variant_id: u64,
+    /// The quantity.
+    pub quantity: u32,
+    /// The variant's SKU.
+    pub sku: Option<String>,
+    /// The variant's title.
+    pub title: Option<String>,
+    /// The list price (`variants.price`), in hundredths.
+    pub list_price: u64,
+    /// The negotiated unit price, in hundredths (= `list_price` without a price break).
+    pub unit_price: u64,
+    /// The Shopify location id of the warehouse serving this line for this buyer.
+    pub warehouse: Option<i64>,
+}
+
+/// A priced cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PricedQuote {
+    /// The currency of every amount.
+    pub currency: String,
+    /// The lines, in request order.
+    pub lines: Vec<PricedLine>,
+}
+
+impl PricedQuote {
+    /// The sum of unit price × quantity, in hundredths.
+    pub fn subtotal(&self) -> u64 {
+        self.lines
+            .iter()
+            .map(|l| l.unit_price * u64::from(l.quantity))
+            .sum()
+    }
+}
+
+/// A priced cart and every rule it breaks (empty when valid).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// The priced lines.
+    pub priced: PricedQuote,
+    /// The violations, as [`wholesail_rules::validate`] reports them.
+    pub violations: Vec<Violation>,
+}
+
+/// Why a cart could not be priced at all.
+#[derive(Debug, thiserror::Error)]
+pub enum QuoteError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// No live company location (and no rules) with this GID in this shop.
+    #[error("unknown company location {0}")]
+    UnknownLocation(String),
+    /// A variant is not in the catalog (or has no price).
+    #[error("unknown product variant {0}")]
+    UnknownVariant(u64),
+    /// A line has quantity 0.
+    #[error("line {0}: quantity must be at least 1")]
+    ZeroQuantity(usize),
+    /// The stored rules could not be turned into a buyer's rules.
+    #[error(transparent)]
+    Rules(ComputeError),
+}
+
+impl From<ComputeError> for QuoteError {
+    fn from(e: ComputeError) -> Self {
+        match e {
+            ComputeError::Database(e) => QuoteError::Database(e),
+            other => QuoteError::Rules(other),
+        }
+    }
+}
+
+/// Prices the lines for the buyer and runs every validator; `Ok(Err(violations))` when invalid.
+pub async fn price_and_validate(
+    pool: &PgPool,
+    shop: &str,
+    company_location_gid: &str,
+    lines: &[QuoteLine],
+) -> Result<Result<PricedQuote, Vec<Violation>>, QuoteError> {
+    let q = quote(pool, shop, company_location_gid, lines).await?;
+    Ok(if q.violations.is_empty() {
+        Ok(q.priced)
+    } else {
+        Err(q.violations)
+    })
+}
+
+/// Prices the lines and validates them, returning both (the validate endpoint shows the priced
+/// lines of an invalid cart too).
+pub async fn quote(
+    pool: &PgPool,
+    shop: &str,
+    company_location_gid: &str,
+    lines: &[QuoteLine],
+) -> Result<Quote, QuoteError> {
+    if let Some(i) = lines.iter().position(|l| l.quantity == 0) {
+        return Err(QuoteError::ZeroQuantity(i));
+    }
+    let mut ids: Vec<i64> = lines
+        .iter()
+        .map(|l| i64::try_from(l.variant_id).map_err(|_| QuoteError::UnknownVariant(l.variant_id)))
+        .collect::<Result<_, _>>()?;
+    ids.sort_unstable();
+    ids.dedup();
+    let location = [company_location_gid.to_owned()];
+    let rules = ShopRules::load(
+        pool,
+        shop,
+        Scope {
+            locations: Some(&location),
+            variants: Some(&ids),
+        },
+    )
+    .await?;
+    if !rules.has_buyer(company_location_gid) {
+        return Err(QuoteError::UnknownLocation(company_location_gid.to_owned()));
+    }
+
+    let catalog: Vec<(i64, Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT v.id, v.sku,
+                CASE WHEN v.title IS NULL OR v.title = 'Default Title' THEN p.title
+                     WHEN p.title IS NULL THEN v.title
+                     ELSE p.title || ' - ' || v.title END,
+                round(v.price * 100)::bigint
+         FROM variants v LEFT JOIN products p ON p.shop = v.shop AND p.id = v.product_id
+         WHERE v.shop = $1 AND v.id = ANY($2)",
+    )
+    .bind(shop)
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let catalog: HashMap<i64, (Option<String>, Option<String>, u64)> = catalog
+        .into_iter()
+        .filter_map(|(id, sku, title, price)| {
+            let price = u64::try_from(price?).ok()?;
+            Some((id, (sku, title, price)))
+        })
+        .collect();
+
+    let breaks = price_breaks(pool, shop, company_location_gid, &ids).await?;
+    let mut totals: HashMap<u64, u64> = HashMap::new();
+    for l in lines {
+        *totals.entry(l.variant_id).or_default() += u64::from(l.quantity);
+    }
+
+    let mut priced = Vec::with_capacity(lines.len());
+    for l in lines {
+        let id = l.variant_id as i64;
+        let (sku, title, list_price) = catalog
+            .get(&id)
+            .cloned()
+            .ok_or(QuoteError::UnknownVariant(l.variant_id))?;
+        let total = totals[&l.variant_id];
+        let unit_price = breaks
+            .get(&id)
+            .and_then(|b| {
+                b.iter()
+                    .filter(|(min, _)| *min <= total)
+                    .max_by_key(|(min, _)| *min)
+            })
+            .map_or(list_price, |(_, price)| *price);
+        priced.push(PricedLine {
+            variant_id: l.variant_id,
+            quantity: l.quantity,
+            sku,
+            title,
+            list_price,
+            unit_price,
+            warehouse: rules.warehouse(company_location_gid, id),
+        });
+    }
+
+    let currency = currency(pool, shop, &rules, company_location_gid).await?;
+    let priced = PricedQuote {
+        currency: currency.as_str().to_owned(),
+        lines: priced,
+    };
+    let buyer_rules = rules.buyer_rules(company_location_gid)?;
+    let cart = Cart {
+        lines: lines
+            .iter()
+            .map(|l| CartLine {
+                variant_id: Some(l.variant_id),
+                quantity: l.quantity,
+            })
+            .collect(),
+        subtotal: Some(Money {
+            hundredths: priced.subtotal(),
+            currency,
+        }),
+    };
+    let violations = wholesail_rules::validate(&buyer_rules, &cart);
+    Ok(Quote { priced, violations })
+}
+
+/// The buyer's price breaks per variant as (minimum quantity, unit price in hundredths):
+/// variant-level breaks, else the product's.
+async fn price_breaks(
+    pool: &PgPool,
+    shop: &str,
+    location: &str,
+    ids: &[i64],
+) -> Result<HashMap<i64, Vec<(u64, u64)>>, sqlx::Error> {
+    let rows: Vec<(i64, i32, i32, i64)> = sqlx::query_as(
+        "SELECT r.target_id, 0, r.min_quantity, round(r.unit_price * 100)::bigint
+         FROM rule_price_breaks r
+         WHERE r.shop = $1 AND r.company_location = $2 AND r.target_kind = 'variant'
+           AND r.target_id = ANY($3)
+         UNION ALL
+         SELECT v.id, 1, r.min_quantity, round(r.unit_price * 100)::bigint
+         FROM rule_price_breaks r JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
+         WHERE r.shop = $1 AND r.company_location = $2 AND r.target_kind = 'product'
+           AND v.id = ANY($3)",
+    )
+    .bind(shop)
+    .bind(location)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    let with_variant_level: HashSet<i64> = rows
+        .iter()
+        .filter(|r| r.1 == 0)
+        .map(|r| r.0)
+        .collect();
+    let mut out: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
+    for (id, rank, min, price) in rows {
+        if rank == 1 && with_variant_level.contains(&id) {
+            continue;
+        }
+        out.entry(id)
+            .or_default()
+            .push((u64::try_from(min).unwrap_or(1), u64::try_from(price).unwrap_or(0)));
+    }
+    Ok(out)
+}
+
+/// The buyer's currency: its order minimum's, else the currency of the shop's latest order,
+/// else [`FALLBACK_CURRENCY`].
+async fn currency(
+    pool: &PgPool,
+    shop: &str,
+    rules: &ShopRules,
+    location: &str,
+) -> Result<CurrencyCode, sqlx::Error> {
+    if let Some(m) = rules.order_minimum(location) {
+        return Ok(m.currency);
+    }
+    let latest: Option<String> = sqlx::query_scalar(
+        "SELECT currency FROM orders
+         WHERE shop = $1 AND currency IS NOT NULL AND deleted_at IS NULL
+         ORDER BY created_at DESC NULLS LAST LIMIT 1",
+    )
+    .bind(shop)
+    .fetch_optional(pool)
+    .await?;
+    Ok(latest
+        .as_deref()
+        .and_then(CurrencyCode::parse)
+        .or_else(|| CurrencyCode::parse(FALLBACK_CURRENCY))
+        .expect("the fallback currency is a valid code"))
+}
