@@ -7,6 +7,8 @@
 //!   (an empty filter is refused unless `"all": true`)
 //! - `POST /admin/dead-letters/{id}/replay` → `{"replayed": [ids]}`
 //!
+//! - the catalog routes of [`catalog::admin`] (`/admin/catalog/…`)
+//!
 //! Without `admin.token` configured every admin route answers 404.
 
 use axum::extract::{Path, Query, Request, State};
@@ -22,6 +24,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::app::AppState;
+use crate::catalog::{self, admin::CatalogApi};
 use crate::dead_letters::{self, Filter, Shelf};
 
 /// Why an admin request failed.
@@ -67,6 +70,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/dead-letters/replay", post(replay))
         .route("/admin/dead-letters/{id}", get(show))
         .route("/admin/dead-letters/{id}/replay", post(replay_one))
+        .merge(catalog::admin::router(CatalogApi {
+            runner: state.catalog.clone(),
+            shops: state.shops.clone(),
+        }))
         .route_layer(axum::middleware::from_fn_with_state(state, authorize))
 }
 

@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use wholesail_webhook::{Keyring, ShopifySecrets};
 
 use crate::config::{Config, ConfigError};
+use crate::shops::Shops;
 use crate::worker::Workers;
-use crate::{admin, intake, ops};
+use crate::{admin, catalog, intake, ops};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -37,6 +38,9 @@ pub enum ServeError {
     /// The listener failed.
     #[error("http: {0}")]
     Io(#[from] io::Error),
+    /// The database URL cannot be used for the catalog's COPY connections.
+    #[error("database_url: {0}")]
+    CopyUrl(#[from] tokio_postgres::Error),
 }
 
 /// What every request handler shares.
@@ -54,6 +58,10 @@ pub struct AppState {
     pub max_lag_secs: f64,
     /// The Prometheus recorder's handle.
     pub metrics: PrometheusHandle,
+    /// The configured shops, one Admin API client each.
+    pub shops: Arc<Shops>,
+    /// Drives catalog resyncs.
+    pub catalog: catalog::Runner,
 }
 
 /// Opens the connection pool.
@@ -106,6 +114,16 @@ pub async fn serve(
     if migrate {
         MIGRATOR.run(&pool).await?;
     }
+    let shops = Arc::new(config.shops()?);
+    let catalog = catalog::Runner::from_url(
+        pool.clone(),
+        config.database_url.expose_secret(),
+        config.catalog.settings(),
+    )?;
+    let resumed = catalog::background::resume(&catalog, &shops).await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "catalog runs resumed");
+    }
     let state = AppState {
         pool: pool.clone(),
         keyring: Arc::new(config.keyring()?),
@@ -113,6 +131,8 @@ pub async fn serve(
         admin_token: config.admin.token.map(Arc::new),
         max_lag_secs: config.readiness.max_lag_secs,
         metrics: ops::recorder(),
+        shops,
+        catalog,
     };
     let workers = Workers::new(pool.clone(), config.worker, worker_id());
     let workers = tokio::spawn(workers.run(shutdown.clone()));

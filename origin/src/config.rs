@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use wholesail_webhook::{Keyring, ShopifySecrets, SigningKey};
 
+use crate::shops::{ShopConfig, Shops};
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -53,6 +55,12 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Readiness thresholds.
     pub readiness: ReadinessConfig,
+    /// Catalog resyncs run by the server.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    /// The shops whose Admin API origin calls (catalog resync, rules push, draft orders).
+    #[serde(default)]
+    pub shops: Vec<ShopConfig>,
 }
 
 /// Shopify app client secrets: current and, during a rotation, previous.
@@ -139,6 +147,33 @@ impl WorkerConfig {
     }
 }
 
+/// Catalog resyncs run by the server (`POST /admin/catalog/resync`, resumed at start-up).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Between two `bulkOperation(id:)` polls, in milliseconds; the `bulk_operations/finish`
+    /// webhook wakes a waiting run earlier.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            poll_interval_ms: 5_000,
+        }
+    }
+}
+
+impl CatalogConfig {
+    /// The runner settings.
+    pub fn settings(&self) -> crate::catalog::Settings {
+        crate::catalog::Settings {
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
+            ..crate::catalog::Settings::default()
+        }
+    }
+}
+
 /// Readiness thresholds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,6 +247,7 @@ impl Config {
             ));
         }
         self.keyring()?;
+        self.shops()?;
         Ok(())
     }
 
@@ -227,6 +263,11 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Keyring::new(keys, self.internal.tolerance_secs))
+    }
+
+    /// The configured shops, one Admin API client each.
+    pub fn shops(&self) -> Result<Shops, ConfigError> {
+        Shops::new(self.shops.clone()).map_err(|e| ConfigError::Invalid(format!("shops: {e}")))
     }
 
     /// The Shopify secrets for direct mode, if configured.
@@ -290,6 +331,36 @@ mod tests {
             let c = Config::load(None).expect("loads");
             assert_eq!(c.internal.keys.len(), 1);
             assert_eq!(c.internal.keys[0].id, "edge-2026");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn shops_come_from_the_environment_and_their_tokens_do_not_print() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "WHOLESAIL_SHOPS",
+                r#"[{domain="a.myshopify.com",access_token="shpat_secret_a"},
+                    {domain="b.myshopify.com",url="http://127.0.0.1:9",access_token="shpat_secret_b"}]"#,
+            );
+            let c = Config::load(None).expect("loads");
+            let shops = c.shops().expect("clients build");
+            assert_eq!(shops.domains(), ["a.myshopify.com", "b.myshopify.com"]);
+            assert!(shops.client("c.myshopify.com").is_err());
+            let shown = format!("{c:?}");
+            assert!(!shown.contains("shpat_secret"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_shop_configured_twice_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "WHOLESAIL_SHOPS",
+                r#"[{domain="a.myshopify.com",access_token="x"},{domain="a.myshopify.com",access_token="y"}]"#,
+            );
+            assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
             Ok(())
         });
     }

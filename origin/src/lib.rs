@@ -6,7 +6,8 @@
 //! [`worker`]s through the topic [`handlers`], exactly once, with durable [`backoff`] and
 //! [`dead_letters`] an operator can replay from the CLI or the [`admin`] API. [`ops`] serves
 //! health and Prometheus metrics; [`app`] assembles it all; [`config`] is the typed
-//! configuration. The `origin` binary is the CLI on top.
+//! configuration. [`shops`] holds one Shopify Admin API client per shop, used by the
+//! [`catalog`] resync and the features after it. The `origin` binary is the CLI on top.
 
 pub mod admin;
 pub mod app;
@@ -19,4 +20,5 @@ pub mod inbox;
 pub mod intake;
 pub mod ops;
 pub mod rules;
+pub mod shops;
 pub mod worker;

@@ -15,6 +15,8 @@ use sqlx::PgPool;
 use wholesail_origin::catalog::{runs, Progress, RunError, Runner, Settings};
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
 
+mod common;
+
 async fn simulator(spec: CatalogSpec, order: ChildOrder, bulk_ms: u64) -> Simulator {
     let mut c = SimulatorConfig::default();
     c.shops[0].catalog = spec;
@@ -520,76 +522,200 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
     assert!(line.contains("updated 0, deleted 0"), "{line}");
 }
 
+/// `WHOLESAIL_SHOPS` naming the simulator's default shop.
+fn shops_env(sim: &Simulator) -> String {
+    format!(
+        r#"[{{domain="{DEFAULT_SHOP}",url="{}",access_token="{DEFAULT_TOKEN}"}}]"#,
+        sim.base_url()
+    )
+}
+
+/// `GET` or `POST` on origin's admin API with the bearer token; the JSON answer and status.
+async fn admin(
+    origin: &common::Origin,
+    post: Option<serde_json::Value>,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let http = reqwest::Client::new();
+    let req = match post {
+        Some(body) => http.post(origin.url(path)).json(&body),
+        None => http.get(origin.url(path)),
+    };
+    let resp = req.bearer_auth(common::ADMIN_TOKEN).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// Polls run `id` through the admin API until it has ended.
+async fn until_ended(origin: &common::Origin, id: i64, limit: Duration) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let (status, run) = admin(origin, None, &format!("/admin/catalog/runs/{id}")).await;
+        assert_eq!(status, 200, "{run}");
+        if !matches!(
+            run["status"].as_str(),
+            Some("starting" | "waiting" | "importing")
+        ) {
+            return run;
+        }
+        assert!(start.elapsed() < limit, "run {id} still active: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[sqlx::test(migrations = "../migrations")]
-async fn admin_api_starts_a_resync_and_reports_it_until_completed(pool: PgPool) {
-    use std::sync::Arc;
-    use wholesail_origin::catalog::admin::{router, CatalogApi};
+async fn admin_api_resyncs_a_configured_shop_behind_the_bearer_token(pool: PgPool) {
     let spec = CatalogSpec::new(17, 25);
     let sim = simulator(spec.clone(), ChildOrder::Grouped, 200).await;
-    let base = sim.base_url().to_owned();
-    let api = CatalogApi {
-        runner: runner(&pool),
-        clients: Arc::new(move |_shop: &str| {
-            AdminClient::new(AdminConfig::new(
-                base.clone(),
-                "2026-01",
-                SecretString::from(DEFAULT_TOKEN),
-            ))
-        }),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = router::<()>(api);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let http = reqwest::Client::new();
-    let started = http
-        .post(format!("http://{addr}/admin/catalog/resync"))
+    let origin = common::Origin::spawn(
+        &common::database_url(&pool),
+        &[
+            ("WHOLESAIL_SHOPS", &shops_env(&sim)),
+            ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "50"),
+        ],
+    );
+    let anonymous = reqwest::Client::new()
+        .post(origin.url("/admin/catalog/resync"))
         .json(&serde_json::json!({"shop": DEFAULT_SHOP}))
         .send()
         .await
         .unwrap();
-    assert_eq!(started.status(), 202);
-    let run: serde_json::Value = started.json().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let (status, body) = admin(
+        &origin,
+        Some(serde_json::json!({"shop": "other.myshopify.com"})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("not configured"),
+        "{body}"
+    );
+
+    let (status, run) = admin(
+        &origin,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
     let id = run["id"].as_i64().unwrap();
     // A second request joins the active run.
-    let again: serde_json::Value = http
-        .post(format!("http://{addr}/admin/catalog/resync"))
-        .json(&serde_json::json!({"shop": DEFAULT_SHOP}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, again) = admin(
+        &origin,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
     assert_eq!(again["id"].as_i64(), Some(id));
-    let done = loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let r: serde_json::Value = http
-            .get(format!("http://{addr}/admin/catalog/runs/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if r["status"] != "waiting" && r["status"] != "starting" && r["status"] != "importing" {
-            break r;
-        }
-    };
+    let done = until_ended(&origin, id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "completed", "{done}");
     let counts = spec.counts(Selection::ALL);
     assert_eq!(done["lines_read"].as_u64(), Some(counts.total()));
     assert_eq!(done["inserted"].as_u64(), Some(counts.total()));
-    let missing = http
-        .get(format!("http://{addr}/admin/catalog/runs/999999"))
-        .send()
+    assert_eq!(live(&pool).await, expected(&spec));
+    let (missing, _) = admin(&origin, None, "/admin/catalog/runs/999999").await;
+    assert_eq!(missing, 404);
+    let (cancel, _) = admin(
+        &origin,
+        Some(serde_json::json!({})),
+        &format!("/admin/catalog/runs/{id}/cancel"),
+    )
+    .await;
+    assert_eq!(cancel, 409, "a completed run cannot be canceled");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn finish_webhook_delivered_to_origin_wakes_its_run(pool: PgPool) {
+    // Origin's port is chosen first: the simulator's webhook subscription must name it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = CatalogSpec::new(4, 10);
+    let mut c = SimulatorConfig::default();
+    c.shops[0].catalog = spec.clone();
+    c.bulk.duration = Duration::from_millis(300);
+    c.app_secret = common::SHOPIFY_SECRET.into();
+    c.webhook_subscriptions = vec![(
+        "bulk_operations/finish".into(),
+        format!("http://127.0.0.1:{port}/webhooks/shopify"),
+    )];
+    let sim = Simulator::start(c).await.unwrap();
+    let origin = common::Origin::spawn(
+        &common::database_url(&pool),
+        &[
+            ("WHOLESAIL_BIND", &format!("127.0.0.1:{port}")),
+            ("WHOLESAIL_SHOPS", &shops_env(&sim)),
+            // Without the webhook the run would wait a minute for its next poll.
+            ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "60000"),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let (_, run) = admin(
+        &origin,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    let done = until_ended(
+        &origin,
+        run["id"].as_i64().unwrap(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(!done["bulk_finished_at"].is_null(), "{done}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let handled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM inbox WHERE topic = 'bulk_operations/finish' AND status = 'done'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(handled >= 1, "the webhook went through the inbox");
+    assert_eq!(live(&pool).await, expected(&spec));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_run_waiting_when_origin_dies_is_resumed_by_the_next_origin(pool: PgPool) {
+    let spec = CatalogSpec::new(9, 20);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 3_000).await;
+    let env = [
+        ("WHOLESAIL_SHOPS", shops_env(&sim)),
+        ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "100".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = common::Origin::spawn(&common::database_url(&pool), &env);
+    let (_, run) = admin(
+        &first,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    let id = run["id"].as_i64().unwrap();
+    let waiting = loop {
+        let r = runs::get(&pool, id).await.unwrap().unwrap();
+        if r.status == "waiting" && r.bulk_operation_id.is_some() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    first.kill();
+    let second = common::Origin::spawn(&common::database_url(&pool), &env);
+    let done = until_ended(&second, id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["bulk_operation_id"].as_str(),
+        waiting.bulk_operation_id.as_deref(),
+        "the resumed run kept waiting for the same bulk operation"
+    );
+    let runs_total: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_runs")
+        .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(missing.status(), 404);
-    let cancel = http
-        .post(format!("http://{addr}/admin/catalog/runs/{id}/cancel"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancel.status(), 409, "a completed run cannot be canceled");
+    assert_eq!(runs_total, 1);
+    assert_eq!(live(&pool).await, expected(&spec));
 }

@@ -819,16 +819,25 @@ async fn invalid_payloads_are_rejected_with_the_reason(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn topics_without_a_handler_are_ignored(pool: PgPool) {
     let payload = json!({"id": 1, "token": "abc"});
-    for topic in [
-        "carts/update",
-        "bulk_operations/finish",
-        "inventory_items/update",
-    ] {
+    for topic in ["carts/update", "inventory_items/update"] {
         assert_eq!(
             apply(&pool, &event(topic, &payload)).await.unwrap(),
             Outcome::Ignored
         );
     }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bulk_finish_of_an_operation_no_run_owns_changes_nothing(pool: PgPool) {
+    let payload = json!({
+        "admin_graphql_api_id": "gid://shopify/BulkOperation/1", "status": "completed"
+    });
+    assert_eq!(
+        apply(&pool, &event("bulk_operations/finish", &payload))
+            .await
+            .unwrap(),
+        Outcome::Stale
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]

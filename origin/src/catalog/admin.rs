@@ -18,13 +18,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use wholesail_shopify_admin::{AdminClient, AdminError};
 
 use super::run::Runner;
-use super::runs;
-
-/// Makes the Admin API client of a shop (its URL, token and pinned version).
-pub type ClientFactory = Arc<dyn Fn(&str) -> Result<AdminClient, AdminError> + Send + Sync>;
+use super::{background, runs};
+use crate::shops::Shops;
 
 /// What the catalog routes need.
 #[derive(Clone)]
@@ -32,7 +29,7 @@ pub struct CatalogApi {
     /// Drives runs.
     pub runner: Runner,
     /// Shopify clients by shop.
-    pub clients: ClientFactory,
+    pub shops: Arc<Shops>,
 }
 
 /// The catalog admin routes (no auth layer: see the module docs).
@@ -64,7 +61,7 @@ struct ResyncRequest {
 }
 
 async fn resync(State(api): State<CatalogApi>, Json(req): Json<ResyncRequest>) -> Response {
-    let client = match (api.clients)(&req.shop) {
+    let client = match api.shops.client(&req.shop) {
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
@@ -73,17 +70,10 @@ async fn resync(State(api): State<CatalogApi>, Json(req): Json<ResyncRequest>) -
         Err(e) => return database(e),
     };
     if created {
-        let id = run.id;
-        tokio::spawn(async move {
-            // The outcome is stored in the run's row.
-            let _ = api.runner.drive(id, &client, &ignore_progress).await;
-        });
+        background::spawn(api.runner.clone(), run.id, client);
     }
     (StatusCode::ACCEPTED, Json(run)).into_response()
 }
-
-/// Background runs report progress through their row only.
-fn ignore_progress(_: super::run::Progress) {}
 
 #[derive(Deserialize)]
 struct ListQuery {

@@ -147,7 +147,7 @@ pub const FINISHED_CHANNEL: &str = "catalog_bulk_finished";
 /// handler path; idempotent (duplicates only wake the runner again). Delivery is not
 /// guaranteed, so the runner also polls.
 pub async fn bulk_finished(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     shop: &str,
     bulk_gid: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
@@ -162,6 +162,6 @@ pub async fn bulk_finished(
     .bind(bulk_gid)
     .bind(FINISHED_CHANNEL)
     .bind(shop)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }

@@ -14,6 +14,7 @@
 //! Once a shop is redacted (`shop/redact`), events for it are not applied ([`Outcome::Stale`])
 //! until the install flow clears `shops.redacted_at`.
 
+mod bulk_operations;
 mod companies;
 mod compliance;
 mod customers;
@@ -107,6 +108,7 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
     }
     match topic {
         "orders/delete" => orders::delete(conn, event).await,
+        "bulk_operations/finish" => bulk_operations::finished(conn, event).await,
         "products/create" | "products/update" => products::upsert(conn, event).await,
         "products/delete" => products::delete(conn, event).await,
         "inventory_levels/update" | "inventory_levels/connect" => {
@@ -133,6 +135,7 @@ fn handles(topic: &str) -> bool {
         || matches!(
             topic,
             "orders/delete"
+                | "bulk_operations/finish"
                 | "products/create"
                 | "products/update"
                 | "products/delete"

@@ -221,6 +221,12 @@ pub async fn count(pool: &PgPool, status: &str) -> i64 {
 pub async fn serve_routes(pool: PgPool, max_body_bytes: usize) -> SocketAddr {
     use std::sync::Arc;
     use wholesail_origin::app::{router, AppState};
+    let catalog = wholesail_origin::catalog::Runner::from_url(
+        pool.clone(),
+        &database_url(&pool),
+        wholesail_origin::catalog::Settings::default(),
+    )
+    .unwrap();
     let state = AppState {
         pool,
         keyring: Arc::new(wholesail_webhook::Keyring::new(
@@ -234,6 +240,8 @@ pub async fn serve_routes(pool: PgPool, max_body_bytes: usize) -> SocketAddr {
         admin_token: Some(Arc::new(ADMIN_TOKEN.into())),
         max_lag_secs: 60.0,
         metrics: wholesail_origin::ops::recorder(),
+        shops: Arc::new(wholesail_origin::shops::Shops::default()),
+        catalog,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
