@@ -217,14 +217,7 @@ impl AdminClient {
                 body: String::new(),
             });
         }
-        Ok(JsonlReader {
-            stream: Box::pin(resp.bytes_stream()),
-            buf: Vec::with_capacity(1 << 20),
-            start: 0,
-            line: 0,
-            bytes: 0,
-            eof: false,
-        })
+        Ok(JsonlReader::new(Box::pin(resp.bytes_stream())))
     }
 }
 
@@ -244,38 +237,75 @@ type ByteStream =
 
 /// Reads a JSONL body line by line as it arrives; memory stays at the longest line plus one
 /// network chunk.
+///
+/// A line that lies within one network chunk is handed out in place (found with `memchr`, no
+/// copy); only a line cut by a chunk boundary is assembled in a side buffer.
 pub struct JsonlReader {
     stream: ByteStream,
-    buf: Vec<u8>,
-    start: usize,
+    /// The current network chunk.
+    chunk: bytes::Bytes,
+    /// Where the next line starts in `chunk`.
+    pos: usize,
+    /// The start of a line cut by a chunk boundary (or the line last handed out from it).
+    carry: Vec<u8>,
+    /// Whether `carry` holds the line handed out last (to be cleared on the next call).
+    carry_out: bool,
     line: u64,
     bytes: u64,
     eof: bool,
 }
 
 impl JsonlReader {
+    fn new(stream: ByteStream) -> Self {
+        JsonlReader {
+            stream,
+            chunk: bytes::Bytes::new(),
+            pos: 0,
+            carry: Vec::new(),
+            carry_out: false,
+            line: 0,
+            bytes: 0,
+            eof: false,
+        }
+    }
+
     /// The next line, or `None` at the end of the body.
     pub async fn next_line(&mut self) -> Result<Option<Line<'_>>, AdminError> {
-        let (s, e, terminated) = loop {
-            if let Some(k) = self.buf[self.start..].iter().position(|b| *b == b'\n') {
-                let s = self.start;
-                self.start = s + k + 1;
-                break (s, s + k, true);
-            }
-            if self.eof {
-                if self.start < self.buf.len() {
-                    let s = self.start;
-                    self.start = self.buf.len();
-                    break (s, self.buf.len(), false);
+        if self.carry_out {
+            self.carry.clear();
+            self.carry_out = false;
+        }
+        let terminated = loop {
+            let rest = &self.chunk[self.pos..];
+            if let Some(k) = memchr::memchr(b'\n', rest) {
+                if self.carry.is_empty() {
+                    let s = self.pos;
+                    self.pos = s + k + 1;
+                    self.line += 1;
+                    return Ok(Some(Line {
+                        number: self.line,
+                        bytes: &self.chunk[s..s + k],
+                        terminated: true,
+                    }));
                 }
-                return Ok(None);
+                // The end of a line cut by a chunk boundary.
+                self.carry.extend_from_slice(&rest[..k]);
+                self.pos += k + 1;
+                break true;
             }
-            self.buf.drain(..self.start);
-            self.start = 0;
+            self.carry.extend_from_slice(rest);
+            self.pos = self.chunk.len();
+            if self.eof {
+                if self.carry.is_empty() {
+                    return Ok(None);
+                }
+                break false;
+            }
             match self.stream.next().await {
                 Some(Ok(chunk)) => {
                     self.bytes += chunk.len() as u64;
-                    self.buf.extend_from_slice(&chunk);
+                    self.chunk = chunk;
+                    self.pos = 0;
                 }
                 Some(Err(e)) => {
                     return Err(AdminError::Transport(format!(
@@ -286,10 +316,11 @@ impl JsonlReader {
                 None => self.eof = true,
             }
         };
+        self.carry_out = true;
         self.line += 1;
         Ok(Some(Line {
             number: self.line,
-            bytes: &self.buf[s..e],
+            bytes: &self.carry,
             terminated,
         }))
     }
@@ -297,5 +328,71 @@ impl JsonlReader {
     /// Bytes received so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `body` delivered in `chunks` (lengths), returning (number, text, terminated).
+    fn read(body: &[u8], chunks: &[usize]) -> Vec<(u64, String, bool)> {
+        let mut parts = Vec::new();
+        let mut at = 0;
+        for &n in chunks {
+            parts.push(Ok(bytes::Bytes::copy_from_slice(&body[at..at + n])));
+            at += n;
+        }
+        parts.push(Ok(bytes::Bytes::copy_from_slice(&body[at..])));
+        let mut reader = JsonlReader::new(Box::pin(futures_util::stream::iter(parts)));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let mut out = Vec::new();
+            while let Some(l) = reader.next_line().await.unwrap() {
+                out.push((
+                    l.number,
+                    String::from_utf8(l.bytes.to_vec()).unwrap(),
+                    l.terminated,
+                ));
+            }
+            assert_eq!(reader.bytes_read(), body.len() as u64);
+            out
+        })
+    }
+
+    #[test]
+    fn lines_are_the_same_wherever_the_chunks_are_cut() {
+        let body = b"{\"a\":1}\n\n{\"b\":22}\n{\"c\":333}\n";
+        let expected = vec![
+            (1, "{\"a\":1}".to_owned(), true),
+            (2, String::new(), true),
+            (3, "{\"b\":22}".to_owned(), true),
+            (4, "{\"c\":333}".to_owned(), true),
+        ];
+        assert_eq!(read(body, &[]), expected);
+        for a in 0..=body.len() {
+            for b in 0..=body.len() - a {
+                assert_eq!(read(body, &[a, b]), expected, "cut at {a} and {}", a + b);
+            }
+        }
+        // One byte per chunk, with empty chunks in between.
+        let ones: Vec<usize> = (0..body.len()).flat_map(|_| [1, 0]).collect();
+        assert_eq!(read(body, &ones), expected);
+    }
+
+    #[test]
+    fn a_last_line_without_newline_is_reported_unterminated() {
+        let body = b"{\"a\":1}\n{\"b\":";
+        for cut in 0..=body.len() {
+            assert_eq!(
+                read(body, &[cut]),
+                vec![
+                    (1, "{\"a\":1}".to_owned(), true),
+                    (2, "{\"b\":".to_owned(), false)
+                ],
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(read(b"", &[]), vec![]);
     }
 }
