@@ -18,7 +18,7 @@ use wholesail_webhook::{Keyring, ShopifySecrets};
 use crate::config::{Config, ConfigError};
 use crate::shops::Shops;
 use crate::worker::Workers;
-use crate::{admin, catalog, intake, ops};
+use crate::{admin, catalog, draft_orders, intake, ops};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -136,14 +136,22 @@ pub async fn serve(
     };
     let workers = Workers::new(pool.clone(), config.worker, worker_id());
     let workers = tokio::spawn(workers.run(shutdown.clone()));
+    let (draft_routes, draft_loops) =
+        draft_orders::start(&state, config.draft_orders, worker_id(), shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, "origin listening");
-    let http = axum::serve(listener, router(state, config.max_body_bytes))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let http = axum::serve(
+        listener,
+        router(state, config.max_body_bytes).merge(draft_routes),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await;
     // If HTTP failed on its own, stop the workers too.
     shutdown.cancel();
     if let Err(e) = workers.await {
         tracing::error!(error = %e, "worker task failed");
+    }
+    if let Err(e) = draft_loops.await {
+        tracing::error!(error = %e, "draft-order job loop task failed");
     }
     pool.close().await;
     http?;

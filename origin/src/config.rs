@@ -61,6 +61,9 @@ pub struct Config {
     /// The shops whose Admin API origin calls (catalog resync, rules push, draft orders).
     #[serde(default)]
     pub shops: Vec<ShopConfig>,
+    /// Draft orders from B2B quotes (`[draft_orders]`).
+    #[serde(default)]
+    pub draft_orders: crate::draft_orders::Settings,
 }
 
 /// Shopify app client secrets: current and, during a rotation, previous.
@@ -248,6 +251,7 @@ impl Config {
         }
         self.keyring()?;
         self.shops()?;
+        self.draft_orders.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub mod backoff;
 pub mod catalog;
 pub mod config;
 pub mod dead_letters;
+pub mod draft_orders;
 pub mod handlers;
 pub mod inbox;
 pub mod intake;

@@ -9,6 +9,7 @@
 //! origin [--config origin.toml] dead-letters replay [--id N]… [--topic T] [--shop S] [--since …] [--until …] [--all]
 //! origin [--config origin.toml] catalog resync --shop DOMAIN [--shop-url URL]   (token: SHOPIFY_ACCESS_TOKEN)
 //! origin [--config origin.toml] catalog runs|show ID|cancel ID
+//! origin [--config origin.toml] draft-orders create --file quote.json [--wait] | show JOB
 //! ```
 //!
 //! Logs are JSON lines on stderr; command output (listings) is JSON on stdout.
@@ -53,6 +54,9 @@ enum Command {
     /// Catalog sync: resync from a Shopify bulk export, list, show and cancel runs.
     #[command(subcommand)]
     Catalog(wholesail_origin::catalog::cli::CatalogCommand),
+    /// Draft orders from B2B quotes: submit a quote file, show a job.
+    #[command(subcommand)]
+    DraftOrders(wholesail_origin::draft_orders::cli::DraftOrdersCommand),
 }
 
 #[derive(Subcommand)]
@@ -146,6 +150,10 @@ async fn main() -> Result<()> {
         Command::Catalog(cmd) => {
             let pool = app::connect(&config).await?;
             wholesail_origin::catalog::cli::run(pool, &config.database_url, cmd).await?;
+        }
+        Command::DraftOrders(cmd) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::draft_orders::cli::run(pool, &config, cmd).await?;
         }
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;

@@ -1,0 +1,620 @@
+//! The job and part rows (`migrations/0030_draft_orders.sql`): submitting a quote, claiming
+//! due work with a lease, and every state change — each one a single statement or
+//! transaction that only succeeds while the caller still holds the job's lease.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, Transaction};
+use time::OffsetDateTime;
+
+use super::plan::{Line, PartPlan};
+use super::quote::{job_id, QuoteRequest, QuoteViolation};
+
+/// NOTIFY channel that wakes the job loops when a quote is submitted.
+pub const CHANNEL: &str = "wholesail_draft_orders";
+
+/// Why a submission was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The quote id was used before for a different quote.
+    #[error("quote {quote_id} was already submitted with different content (job {job})")]
+    Conflict {
+        /// The existing job.
+        job: String,
+        /// The quote id.
+        quote_id: String,
+    },
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Stores `quote` as a new job, or returns the job already stored for its quote id (`false`:
+/// not created). The same quote id with different content is a [`SubmitError::Conflict`].
+pub async fn submit(pool: &PgPool, quote: &QuoteRequest) -> Result<(String, bool), SubmitError> {
+    let id = job_id(&quote.shop, &quote.quote_id);
+    let request = serde_json::to_value(quote).expect("a quote serialises");
+    let mut tx = pool.begin().await?;
+    let created = sqlx::query(
+        "INSERT INTO draft_order_jobs (id, shop, quote_id, company_location_id, request, callback_url)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&id)
+    .bind(&quote.shop)
+    .bind(&quote.quote_id)
+    .bind(&quote.company_location_id)
+    .bind(&request)
+    .bind(&quote.callback_url)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if created {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok((id, true));
+    }
+    tx.rollback().await?;
+    let stored: Value = sqlx::query_scalar("SELECT request FROM draft_order_jobs WHERE id = $1")
+        .bind(&id)
+        .fetch_one(pool)
+        .await?;
+    if stored == request {
+        Ok((id, false))
+    } else {
+        Err(SubmitError::Conflict {
+            job: id,
+            quote_id: quote.quote_id.clone(),
+        })
+    }
+}
+
+/// A job claimed by a loop.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    /// Job id.
+    pub id: String,
+    /// Shop.
+    pub shop: String,
+    /// The quote as submitted.
+    pub request: sqlx::types::Json<QuoteRequest>,
+    /// `processing`, or an ended status whose callback is due.
+    pub status: String,
+    /// Whether the parts are written.
+    pub planned: bool,
+    /// Shop currency, once planned.
+    pub currency: Option<String>,
+    /// Number of parts, once planned.
+    pub parts_total: Option<i32>,
+    /// Processing claims so far, this one included.
+    pub attempts: i32,
+    /// Callback attempts so far, this one included when the callback is what is due.
+    pub callback_attempts: i32,
+}
+
+/// Claims the most overdue job that has work (processing, or a callback to deliver) and is
+/// not leased, for `worker`, for `lease`. An expired lease (a crashed worker) is claimable.
+pub async fn claim(
+    pool: &PgPool,
+    worker: &str,
+    lease: Duration,
+) -> Result<Option<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE draft_order_jobs j
+         SET locked_by = $1, locked_until = now() + $2 * interval '1 millisecond',
+             attempts = j.attempts + (j.status = 'processing')::int,
+             callback_attempts = j.callback_attempts + (j.status <> 'processing')::int,
+             updated_at = now()
+         FROM (SELECT id FROM draft_order_jobs
+               WHERE (status = 'processing' OR callback_state = 'pending')
+                 AND run_at <= now()
+                 AND (locked_until IS NULL OR locked_until < now())
+               ORDER BY run_at
+               LIMIT 1
+               FOR UPDATE SKIP LOCKED) due
+         WHERE j.id = due.id
+         RETURNING j.id, j.shop, j.request, j.status, j.planned_at IS NOT NULL AS planned,
+                   j.currency, j.parts_total, j.attempts, j.callback_attempts",
+    )
+    .bind(worker)
+    .bind(lease.as_millis() as f64)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Extends `worker`'s lease on `job`; `false` when the lease was lost (another worker may
+/// have the job now: stop touching it).
+pub async fn renew(
+    pool: &PgPool,
+    job: &str,
+    worker: &str,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE draft_order_jobs SET locked_until = now() + $3 * interval '1 millisecond'
+         WHERE id = $1 AND locked_by = $2",
+    )
+    .bind(job)
+    .bind(worker)
+    .bind(lease.as_millis() as f64)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Locks the job row if `worker` still holds it, inside `tx`.
+async fn hold(
+    tx: &mut Transaction<'_, Postgres>,
+    job: &str,
+    worker: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, String>(
+        "SELECT id FROM draft_order_jobs WHERE id = $1 AND locked_by = $2 FOR UPDATE",
+    )
+    .bind(job)
+    .bind(worker)
+    .fetch_optional(&mut **tx)
+    .await?
+    .is_some())
+}
+
+/// Writes the parts of `job` and its totals in one transaction; `false` when the lease was
+/// lost (nothing written).
+pub async fn record_plan(
+    pool: &PgPool,
+    job: &str,
+    worker: &str,
+    currency: &str,
+    parts: &[PartPlan],
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if !hold(&mut tx, job, worker).await? {
+        return Ok(false);
+    }
+    let total: u64 = parts.iter().map(PartPlan::total_cents).sum();
+    for p in parts {
+        sqlx::query(
+            "INSERT INTO draft_order_parts (job_id, part, key, lines, line_count, shipping_cents, total_cents)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(job)
+        .bind(p.part as i32)
+        .bind(&p.key)
+        .bind(sqlx::types::Json(&p.lines))
+        .bind(p.lines.len() as i32)
+        .bind(p.shipping_cents as i64)
+        .bind(p.total_cents() as i64)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE draft_order_jobs
+         SET planned_at = now(), currency = $2, quote_total_cents = $3, parts_total = $4,
+             updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(job)
+    .bind(currency)
+    .bind(total as i64)
+    .bind(parts.len() as i32)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// A stored part still to be created.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingPart {
+    /// 1-based.
+    pub part: i32,
+    /// Deterministic key.
+    pub key: String,
+    /// Its lines.
+    pub lines: sqlx::types::Json<Vec<Line>>,
+    /// Shipping it carries.
+    pub shipping_cents: i64,
+    /// Lines plus shipping.
+    pub total_cents: i64,
+}
+
+impl PendingPart {
+    /// As a plan again.
+    pub fn plan(self) -> PartPlan {
+        PartPlan {
+            part: self.part as u32,
+            key: self.key,
+            lines: self.lines.0,
+            shipping_cents: self.shipping_cents as u64,
+        }
+    }
+}
+
+/// The parts of `job` without a draft yet, in order.
+pub async fn pending_parts(pool: &PgPool, job: &str) -> Result<Vec<PendingPart>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT part, key, lines, shipping_cents, total_cents FROM draft_order_parts
+         WHERE job_id = $1 AND draft_id IS NULL ORDER BY part",
+    )
+    .bind(job)
+    .fetch_all(pool)
+    .await
+}
+
+/// The draft that exists in Shopify for a part.
+#[derive(Debug, Clone)]
+pub struct CreatedDraft {
+    /// Draft gid.
+    pub id: String,
+    /// `#D…`.
+    pub name: String,
+    /// Checkout link.
+    pub invoice_url: Option<String>,
+    /// What Shopify says the draft totals, in cents.
+    pub total_cents: Option<u64>,
+    /// Found by its tag rather than created by this attempt.
+    pub recovered: bool,
+}
+
+/// Records the draft of `part` and counts it in the job's progress, in one transaction;
+/// `false` when the lease was lost (nothing recorded; the next holder finds the draft by tag).
+pub async fn record_part(
+    pool: &PgPool,
+    job: &str,
+    worker: &str,
+    part: i32,
+    draft: &CreatedDraft,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if !hold(&mut tx, job, worker).await? {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE draft_order_parts
+         SET draft_id = $3, draft_name = $4, invoice_url = $5, shopify_total_cents = $6,
+             recovered = $7, created_at = now()
+         WHERE job_id = $1 AND part = $2 AND draft_id IS NULL",
+    )
+    .bind(job)
+    .bind(part)
+    .bind(&draft.id)
+    .bind(&draft.name)
+    .bind(&draft.invoice_url)
+    .bind(draft.total_cents.map(|c| c as i64))
+    .bind(draft.recovered)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE draft_order_jobs SET updated_at = now(),
+             parts_created = (SELECT count(*) FROM draft_order_parts
+                              WHERE job_id = $1 AND draft_id IS NOT NULL)
+         WHERE id = $1",
+    )
+    .bind(job)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Drafts of `job` whose invoice is still to be sent: (part, draft id).
+pub async fn invoices_to_send(pool: &PgPool, job: &str) -> Result<Vec<(i32, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT part, draft_id FROM draft_order_parts
+         WHERE job_id = $1 AND draft_id IS NOT NULL AND invoice_sent_at IS NULL ORDER BY part",
+    )
+    .bind(job)
+    .fetch_all(pool)
+    .await
+}
+
+/// Records that the invoice of `part` was sent.
+pub async fn record_invoice_sent(pool: &PgPool, job: &str, part: i32) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE draft_order_parts SET invoice_sent_at = now() WHERE job_id = $1 AND part = $2",
+    )
+    .bind(job)
+    .bind(part)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// How a job ends.
+#[derive(Debug, Clone)]
+pub enum End {
+    /// Every draft exists.
+    Completed,
+    /// The quote breaks rules: every violation.
+    Rejected(Vec<QuoteViolation>),
+    /// Gave up: the reason.
+    Failed(String),
+}
+
+/// Ends `job` (if `worker` holds it), releases it, and makes its callback due now when it has
+/// a callback URL. `false` when the lease was lost.
+pub async fn finish(
+    pool: &PgPool,
+    job: &str,
+    worker: &str,
+    end: &End,
+) -> Result<bool, sqlx::Error> {
+    let (status, violations, error) = match end {
+        End::Completed => ("completed", None, None),
+        End::Rejected(v) => ("rejected", Some(sqlx::types::Json(v)), None),
+        End::Failed(reason) => ("failed", None, Some(reason.as_str())),
+    };
+    Ok(sqlx::query(
+        "UPDATE draft_order_jobs
+         SET status = $3, violations = $4, error = $5, finished_at = now(), updated_at = now(),
+             locked_by = NULL, locked_until = NULL, run_at = now(),
+             callback_state = CASE WHEN callback_url IS NULL THEN 'none' ELSE 'pending' END
+         WHERE id = $1 AND locked_by = $2",
+    )
+    .bind(job)
+    .bind(worker)
+    .bind(status)
+    .bind(violations)
+    .bind(error)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Releases `job` to be retried after `delay`, keeping `error` visible in its status.
+pub async fn retry_later(
+    pool: &PgPool,
+    job: &str,
+    worker: &str,
+    delay: Duration,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE draft_order_jobs
+         SET run_at = now() + $3 * interval '1 millisecond', error = $4,
+             locked_by = NULL, locked_until = NULL, updated_at = now()
+         WHERE id = $1 AND locked_by = $2",
+    )
+    .bind(job)
+    .bind(worker)
+    .bind(delay.as_millis() as f64)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a callback attempt: delivered, to be retried after the delay, or given up.
+pub async fn record_callback(
+    pool: &PgPool,
+    job: &str,
+    worker: &str,
+    outcome: Result<(), (String, Option<Duration>)>,
+) -> Result<(), sqlx::Error> {
+    let (state, error, delay) = match &outcome {
+        Ok(()) => ("delivered", None, Duration::ZERO),
+        Err((e, Some(d))) => ("pending", Some(e.as_str()), *d),
+        Err((e, None)) => ("failed", Some(e.as_str()), Duration::ZERO),
+    };
+    sqlx::query(
+        "UPDATE draft_order_jobs
+         SET callback_state = $3, callback_error = $4,
+             run_at = now() + $5 * interval '1 millisecond',
+             locked_by = NULL, locked_until = NULL, updated_at = now()
+         WHERE id = $1 AND locked_by = $2",
+    )
+    .bind(job)
+    .bind(worker)
+    .bind(state)
+    .bind(error)
+    .bind(delay.as_millis() as f64)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Returns every lease `worker` holds (at shutdown), so other processes need not wait for
+/// them to expire.
+pub async fn release(pool: &PgPool, worker: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE draft_order_jobs SET locked_by = NULL, locked_until = NULL WHERE locked_by = $1",
+    )
+    .bind(worker)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Progress of a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    /// Drafts that exist.
+    pub parts_created: i32,
+    /// Drafts the quote is split into (`null` until the quote is priced and split).
+    pub parts_total: Option<i32>,
+}
+
+/// One draft of a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct DraftStatus {
+    /// 1-based part number.
+    pub part: i32,
+    /// Deterministic key (its tag is `wholesail-part:<key>`).
+    pub key: String,
+    /// Lines in this draft.
+    pub lines: i32,
+    /// Lines at negotiated prices plus shipping, as a decimal string.
+    pub total: String,
+    /// Shipping charged on this draft.
+    pub shipping: String,
+    /// Draft gid (`null` until created).
+    pub id: Option<String>,
+    /// `#D…`.
+    pub name: Option<String>,
+    /// The buyer's checkout link.
+    pub invoice_url: Option<String>,
+    /// The draft's total as Shopify computed it (equal to `total` unless the catalog price in
+    /// Shopify differs from the synced list price).
+    pub shopify_total: Option<String>,
+    /// Found by its tag after an attempt whose outcome was unknown.
+    pub recovered: bool,
+    /// When its invoice was emailed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub invoice_sent_at: Option<OffsetDateTime>,
+}
+
+/// The callback's delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallbackStatus {
+    /// `none`, `pending`, `delivered` or `failed`.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// The last failure.
+    pub error: Option<String>,
+}
+
+/// What `GET /v1/draft-orders/{job}` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    /// Job id (also the drafts' group id).
+    pub job: String,
+    /// Shop.
+    pub shop: String,
+    /// The caller's quote id.
+    pub quote_id: String,
+    /// `processing`, `completed`, `rejected` or `failed`.
+    pub status: String,
+    /// Parts created / total.
+    pub progress: Progress,
+    /// Shop currency (once priced).
+    pub currency: Option<String>,
+    /// The quote's total at negotiated prices plus shipping (once priced).
+    pub total: Option<String>,
+    /// Why the quote was rejected: every violation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<QuoteViolation>>,
+    /// Why the job failed, or (while processing) the last transient error.
+    pub error: Option<String>,
+    /// Processing attempts so far.
+    pub attempts: i32,
+    /// The drafts, in part order.
+    pub drafts: Vec<DraftStatus>,
+    /// The callback, if one was requested.
+    pub callback: Option<CallbackStatus>,
+    /// Submitted at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Ended at.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+fn decimal(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The status of `job`, with its drafts; `None` when there is no such job.
+pub async fn status(pool: &PgPool, job: &str) -> Result<Option<JobStatus>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct JobRow {
+        id: String,
+        shop: String,
+        quote_id: String,
+        status: String,
+        parts_created: i32,
+        parts_total: Option<i32>,
+        currency: Option<String>,
+        quote_total_cents: Option<i64>,
+        violations: Option<sqlx::types::Json<Vec<QuoteViolation>>>,
+        error: Option<String>,
+        attempts: i32,
+        callback_state: String,
+        callback_attempts: i32,
+        callback_error: Option<String>,
+        callback_url: Option<String>,
+        created_at: OffsetDateTime,
+        finished_at: Option<OffsetDateTime>,
+    }
+    #[derive(sqlx::FromRow)]
+    struct PartRow {
+        part: i32,
+        key: String,
+        line_count: i32,
+        total_cents: i64,
+        shipping_cents: i64,
+        draft_id: Option<String>,
+        draft_name: Option<String>,
+        invoice_url: Option<String>,
+        shopify_total_cents: Option<i64>,
+        recovered: bool,
+        invoice_sent_at: Option<OffsetDateTime>,
+    }
+    let Some(j): Option<JobRow> = sqlx::query_as(
+        "SELECT id, shop, quote_id, status, parts_created, parts_total, currency,
+                quote_total_cents, violations, error, attempts, callback_state,
+                callback_attempts, callback_error, callback_url, created_at, finished_at
+         FROM draft_order_jobs WHERE id = $1",
+    )
+    .bind(job)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let parts: Vec<PartRow> = sqlx::query_as(
+        "SELECT part, key, line_count, total_cents, shipping_cents, draft_id, draft_name,
+                invoice_url, shopify_total_cents, recovered, invoice_sent_at
+         FROM draft_order_parts WHERE job_id = $1 ORDER BY part",
+    )
+    .bind(job)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(JobStatus {
+        job: j.id,
+        shop: j.shop,
+        quote_id: j.quote_id,
+        status: j.status,
+        progress: Progress {
+            parts_created: j.parts_created,
+            parts_total: j.parts_total,
+        },
+        currency: j.currency,
+        total: j.quote_total_cents.map(decimal),
+        errors: j.violations.map(|v| v.0),
+        error: j.error,
+        attempts: j.attempts,
+        drafts: parts
+            .into_iter()
+            .map(|p| DraftStatus {
+                part: p.part,
+                key: p.key,
+                lines: p.line_count,
+                total: decimal(p.total_cents),
+                shipping: decimal(p.shipping_cents),
+                id: p.draft_id,
+                name: p.draft_name,
+                invoice_url: p.invoice_url,
+                shopify_total: p.shopify_total_cents.map(decimal),
+                recovered: p.recovered,
+                invoice_sent_at: p.invoice_sent_at,
+            })
+            .collect(),
+        callback: j.callback_url.map(|_| CallbackStatus {
+            state: j.callback_state,
+            attempts: j.callback_attempts,
+            error: j.callback_error,
+        }),
+        created_at: j.created_at,
+        finished_at: j.finished_at,
+    }))
+}

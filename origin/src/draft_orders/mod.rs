@@ -1,0 +1,111 @@
+//! Quote to cash: a B2B quote too large for one draft order (Shopify: ≤ 499 lines) becomes
+//! linked draft orders, created asynchronously and idempotently. See `README.md` here for the
+//! API, its guarantees, and the split and shipping rules.
+//!
+//! [`api`] accepts a quote (`POST /v1/draft-orders`) and answers at once with its job; the
+//! [`runner::JobLoop`] prices and validates it ([`pricing`], the rules' validators), splits it
+//! ([`split`], [`plan`]) and creates the drafts, looking each part up by its deterministic
+//! tag before creating it, with every step recorded in PostgreSQL ([`jobs`]); [`callback`]
+//! reports the outcome. [`cli`] is `origin draft-orders`.
+
+pub mod api;
+pub mod callback;
+pub mod cli;
+pub mod jobs;
+pub mod plan;
+pub mod pricing;
+pub mod quote;
+pub mod runner;
+pub mod split;
+
+use axum::Router;
+use secrecy::SecretString;
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use runner::JobLoop;
+
+use crate::app::AppState;
+
+/// Wires draft orders into `origin serve`: the API routes (merge them into the app) and the
+/// job loops, which run until `shutdown` (await the handle: they release their leases).
+pub fn start<S: Clone + Send + Sync + 'static>(
+    state: &AppState,
+    settings: Settings,
+    worker: String,
+    shutdown: CancellationToken,
+) -> (Router<S>, JoinHandle<()>) {
+    let routes = api::router(api::DraftOrdersApi {
+        pool: state.pool.clone(),
+        shops: state.shops.clone(),
+        admin_token: state.admin_token.clone(),
+        callbacks_enabled: settings.callback_secret.is_some(),
+    });
+    let loops = JobLoop::new(state.pool.clone(), state.shops.clone(), settings, worker);
+    (routes, tokio::spawn(loops.run(shutdown)))
+}
+
+/// The `[draft_orders]` configuration section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Most lines per draft (Shopify's limit is 499, API 2025-07+).
+    pub line_limit: usize,
+    /// Concurrent job loops in this process (0 = accept quotes, process none here).
+    pub concurrency: usize,
+    /// Claims of a job before a transient failure fails it.
+    pub max_attempts: i32,
+    /// First retry delay in ms (doubled per attempt, jittered).
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in ms.
+    pub backoff_max_ms: u64,
+    /// How long a claim is held; renewed before every Shopify call. Must exceed the Admin
+    /// client's longest single call (request timeout × retries when throttled).
+    pub lease_ms: u64,
+    /// Poll interval when no NOTIFY arrives, in ms.
+    pub poll_interval_ms: u64,
+    /// Secret that signs callbacks; a quote with a `callback_url` is refused without it.
+    pub callback_secret: Option<SecretString>,
+    /// Key id in the callback signature header.
+    pub callback_key_id: String,
+    /// Callback attempts before giving up.
+    pub callback_max_attempts: i32,
+    /// Time allowed for one callback request, in ms.
+    pub callback_timeout_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            line_limit: wholesail_shopify_admin::draft_orders::MAX_LINES,
+            concurrency: 2,
+            max_attempts: 10,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            lease_ms: 300_000,
+            poll_interval_ms: 1_000,
+            callback_secret: None,
+            callback_key_id: "wholesail-callback".into(),
+            callback_max_attempts: 12,
+            callback_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Settings {
+    /// Why these settings cannot work, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        let max = wholesail_shopify_admin::draft_orders::MAX_LINES;
+        if self.line_limit == 0 || self.line_limit > max {
+            return Err(format!("draft_orders.line_limit must be 1..={max}"));
+        }
+        if self.max_attempts < 1 || self.callback_max_attempts < 1 {
+            return Err("draft_orders.max_attempts and callback_max_attempts must be ≥ 1".into());
+        }
+        if self.backoff_base_ms == 0 || self.backoff_max_ms < self.backoff_base_ms {
+            return Err("draft_orders.backoff_base_ms must be > 0 and ≤ backoff_max_ms".into());
+        }
+        Ok(())
+    }
+}

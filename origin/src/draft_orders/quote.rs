@@ -1,0 +1,258 @@
+//! A quote as submitted (`POST /v1/draft-orders`, `origin draft-orders create --file`), its
+//! structural checks, and the errors a quote is rejected with.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Most lines one quote may carry (a quote of this size becomes ~100 drafts).
+pub const MAX_QUOTE_LINES: usize = 50_000;
+
+/// A quote for a company location.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    /// The shop's myshopify domain (one of the configured `[[shops]]`).
+    pub shop: String,
+    /// The caller's quote id; a quote id is used once per shop (resubmitting it returns the
+    /// existing job).
+    pub quote_id: String,
+    /// The buyer: `gid://shopify/CompanyLocation/<id>`.
+    pub company_location_id: String,
+    /// The lines, in the order the buyer sees them.
+    pub lines: Vec<QuoteLine>,
+    /// One shipping charge for the whole quote (see the shipping rule in the README).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<ShippingCharge>,
+    /// A note copied onto every draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where to POST the job's final status (signed), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// Email each draft's invoice (checkout link) to the buyer once all drafts exist.
+    #[serde(default)]
+    pub send_invoice: bool,
+}
+
+/// One quote line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteLine {
+    /// The variant's numeric Shopify id.
+    pub variant_id: u64,
+    /// Units.
+    pub quantity: u32,
+}
+
+/// The quote's shipping charge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingCharge {
+    /// Shown on the draft, e.g. "Freight".
+    pub title: String,
+    /// Decimal amount in the shop's currency, at most two decimals, e.g. `"250.00"`.
+    pub price: String,
+}
+
+/// Why (part of) a quote is not acceptable: a structural problem found at submission, a rule
+/// violation found by the rules' validators, or a price a draft order cannot express.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteViolation {
+    /// Stable code: the rules' codes (`CASE_PACK`, `MIN_QUANTITY`, …) or this module's
+    /// (`INVALID_FIELD`, `INVALID_QUANTITY`, `TOO_MANY_LINES`, `PRICE_ABOVE_LIST`).
+    pub code: String,
+    /// The quote line (0-based) it is about; `None` for the quote as a whole.
+    pub line: Option<usize>,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl QuoteViolation {
+    fn quote(code: &str, message: impl Into<String>) -> Self {
+        QuoteViolation {
+            code: code.into(),
+            line: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// The job id (and drafts' group id) of a quote: `dq_` and 20 hex digits of
+/// SHA-256(shop, quote id). The same quote always gets the same id.
+pub fn job_id(shop: &str, quote_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(shop.as_bytes());
+    h.update([0]);
+    h.update(quote_id.as_bytes());
+    let digest = h.finalize();
+    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+    format!("dq_{hex}")
+}
+
+/// Parses a decimal amount with at most two decimals into cents.
+pub fn parse_cents(amount: &str) -> Option<u64> {
+    let (whole, frac) = amount.trim().split_once('.').unwrap_or((amount.trim(), ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 2 {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u64 = whole.parse().ok()?;
+    let frac: u64 = format!("{frac:0<2}").parse().ok()?;
+    whole.checked_mul(100)?.checked_add(frac)
+}
+
+impl QuoteRequest {
+    /// Every structural problem (all of them, not the first): missing ids, no lines, too
+    /// many lines, zero quantities, a malformed shipping price or callback URL.
+    /// `callbacks_enabled` says whether a callback secret is configured.
+    pub fn check(&self, callbacks_enabled: bool) -> Vec<QuoteViolation> {
+        let mut errors = Vec::new();
+        if self.shop.trim().is_empty() {
+            errors.push(QuoteViolation::quote("INVALID_FIELD", "shop is required"));
+        }
+        if self.quote_id.trim().is_empty() || self.quote_id.len() > 100 {
+            errors.push(QuoteViolation::quote(
+                "INVALID_FIELD",
+                "quote_id must be 1 to 100 characters",
+            ));
+        }
+        let location = self
+            .company_location_id
+            .strip_prefix("gid://shopify/CompanyLocation/");
+        if location.and_then(|n| n.parse::<u64>().ok()).is_none() {
+            errors.push(QuoteViolation::quote(
+                "INVALID_FIELD",
+                "company_location_id must be a gid://shopify/CompanyLocation/<id>",
+            ));
+        }
+        if self.lines.is_empty() {
+            errors.push(QuoteViolation::quote(
+                "INVALID_FIELD",
+                "a quote needs at least one line",
+            ));
+        }
+        if self.lines.len() > MAX_QUOTE_LINES {
+            errors.push(QuoteViolation::quote(
+                "TOO_MANY_LINES",
+                format!(
+                    "a quote may have at most {MAX_QUOTE_LINES} lines, this one has {}",
+                    self.lines.len()
+                ),
+            ));
+        }
+        for (i, line) in self.lines.iter().enumerate() {
+            if line.quantity == 0 {
+                errors.push(QuoteViolation {
+                    code: "INVALID_QUANTITY".into(),
+                    line: Some(i),
+                    message: format!("line {i}: quantity must be at least 1"),
+                });
+            }
+        }
+        if let Some(s) = &self.shipping {
+            if s.title.trim().is_empty() || parse_cents(&s.price).is_none() {
+                errors.push(QuoteViolation::quote(
+                    "INVALID_FIELD",
+                    "shipping needs a title and a price like \"25.00\"",
+                ));
+            }
+        }
+        if let Some(url) = &self.callback_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                errors.push(QuoteViolation::quote(
+                    "INVALID_FIELD",
+                    "callback_url must be an http(s) URL",
+                ));
+            } else if !callbacks_enabled {
+                errors.push(QuoteViolation::quote(
+                    "INVALID_FIELD",
+                    "callback_url needs draft_orders.callback_secret in the configuration",
+                ));
+            }
+        }
+        errors
+    }
+
+    /// The shipping charge in cents (0 without one). Only valid after [`Self::check`].
+    pub fn shipping_cents(&self) -> u64 {
+        self.shipping
+            .as_ref()
+            .and_then(|s| parse_cents(&s.price))
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quote() -> QuoteRequest {
+        QuoteRequest {
+            shop: "acme.myshopify.com".into(),
+            quote_id: "Q-1".into(),
+            company_location_id: "gid://shopify/CompanyLocation/42".into(),
+            lines: vec![QuoteLine {
+                variant_id: 1,
+                quantity: 3,
+            }],
+            shipping: None,
+            note: None,
+            callback_url: None,
+            send_invoice: false,
+        }
+    }
+
+    #[test]
+    fn every_structural_error_is_reported_at_once() {
+        let mut q = quote();
+        q.company_location_id = "42".into();
+        q.lines.push(QuoteLine {
+            variant_id: 2,
+            quantity: 0,
+        });
+        q.lines.push(QuoteLine {
+            variant_id: 3,
+            quantity: 0,
+        });
+        q.shipping = Some(ShippingCharge {
+            title: "Freight".into(),
+            price: "12.345".into(),
+        });
+        q.callback_url = Some("https://erp.example/cb".into());
+        let errors = q.check(false);
+        let codes: Vec<(&str, Option<usize>)> =
+            errors.iter().map(|e| (e.code.as_str(), e.line)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("INVALID_FIELD", None),
+                ("INVALID_QUANTITY", Some(1)),
+                ("INVALID_QUANTITY", Some(2)),
+                ("INVALID_FIELD", None),
+                ("INVALID_FIELD", None),
+            ]
+        );
+        assert!(quote().check(false).is_empty());
+    }
+
+    #[test]
+    fn amounts_parse_to_exact_cents() {
+        assert_eq!(parse_cents("25"), Some(2500));
+        assert_eq!(parse_cents("25.5"), Some(2550));
+        assert_eq!(parse_cents("0.07"), Some(7));
+        assert_eq!(parse_cents("1.005"), None);
+        assert_eq!(parse_cents("-1"), None);
+        assert_eq!(parse_cents("1e3"), None);
+    }
+
+    #[test]
+    fn the_job_id_depends_on_shop_and_quote_only() {
+        let a = job_id("acme.myshopify.com", "Q-1");
+        assert_eq!(a, job_id("acme.myshopify.com", "Q-1"));
+        assert_ne!(a, job_id("acme.myshopify.com", "Q-2"));
+        assert_ne!(a, job_id("other.myshopify.com", "Q-1"));
+        assert_eq!(a.len(), 23);
+    }
+}
