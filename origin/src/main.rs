@@ -7,7 +7,7 @@
 //! origin [--config origin.toml] dead-letters list [--id N]… [--topic T] [--shop S] [--since RFC3339] [--until RFC3339] [--limit N] [--quarantined]
 //! origin [--config origin.toml] dead-letters show ID
 //! origin [--config origin.toml] dead-letters replay [--id N]… [--topic T] [--shop S] [--since …] [--until …] [--all]
-//! origin [--config origin.toml] catalog resync --shop DOMAIN [--shop-url URL]   (token: SHOPIFY_ACCESS_TOKEN)
+//! origin [--config origin.toml] catalog resync --shop DOMAIN   (a [[shops]] entry, or SHOPIFY_ACCESS_TOKEN + --shop-url)
 //! origin [--config origin.toml] catalog runs|show ID|cancel ID
 //! origin [--config origin.toml] draft-orders create --file quote.json [--wait] | show JOB
 //! ```
@@ -149,7 +149,8 @@ async fn main() -> Result<()> {
         }
         Command::Catalog(cmd) => {
             let pool = app::connect(&config).await?;
-            wholesail_origin::catalog::cli::run(pool, &config.database_url, cmd).await?;
+            let shops = config.shops()?;
+            wholesail_origin::catalog::cli::run(pool, &config.database_url, &shops, cmd).await?;
         }
         Command::DraftOrders(cmd) => {
             let pool = app::connect(&config).await?;

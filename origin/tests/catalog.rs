@@ -503,10 +503,15 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
         shop: DEFAULT_SHOP.into(),
         shop_url: Some(sim.base_url().to_owned()),
         api_version: "2026-01".into(),
-        access_token: SecretString::from(DEFAULT_TOKEN),
+        access_token: Some(SecretString::from(DEFAULT_TOKEN)),
         poll_secs: 1,
     };
-    let out = cli::resync(pool.clone(), copy_config(&pool), args())
+    let out = cli::resync(
+        pool.clone(),
+        copy_config(&pool),
+        &wholesail_origin::shops::Shops::default(),
+        args(),
+    )
         .await
         .unwrap();
     let line = cli::summary(&out);

@@ -1,14 +1,16 @@
 //! `origin catalog …`: resync a shop's catalog with a progress bar, look at runs, cancel one.
 //!
 //! ```text
-//! origin catalog resync --shop acme.myshopify.com [--shop-url URL] [--api-version 2026-01]
+//! origin catalog resync --shop acme.myshopify.com [--shop-url URL] [--api-version 2026-01] [--poll-secs N]
 //! origin catalog runs [--shop S] [--limit N]
 //! origin catalog show ID
 //! origin catalog cancel ID
 //! ```
-//! The Admin API access token comes from `SHOPIFY_ACCESS_TOKEN` (never a flag: it would show
-//! in the process list).
+//! The shop's Admin API access comes from its `[[shops]]` entry in origin's configuration, or,
+//! for a shop not configured there, from `SHOPIFY_ACCESS_TOKEN` (never a flag: it would show
+//! in the process list) with `--shop-url` / `--api-version`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -19,6 +21,7 @@ use wholesail_shopify_admin::{AdminClient, AdminConfig, AdminError};
 
 use super::run::{Outcome, Progress, RunError, Runner, Settings};
 use super::runs;
+use crate::shops::{ShopError, Shops, DEFAULT_API_VERSION};
 
 /// `origin catalog` subcommands.
 #[derive(Debug, Subcommand)]
@@ -53,19 +56,20 @@ pub struct ResyncArgs {
     /// The shop's myshopify domain.
     #[arg(long)]
     pub shop: String,
-    /// Base URL of the shop's Admin API (default `https://<shop>`; the simulator's for tests).
+    /// Base URL of the shop's Admin API when the token comes from `SHOPIFY_ACCESS_TOKEN`
+    /// (default `https://<shop>`; the simulator's for tests).
     #[arg(long, env = "SHOPIFY_SHOP_URL")]
     pub shop_url: Option<String>,
-    /// Admin API version.
-    #[arg(long, env = "SHOPIFY_API_VERSION", default_value = "2026-01")]
+    /// Admin API version, when the token comes from `SHOPIFY_ACCESS_TOKEN`.
+    #[arg(long, env = "SHOPIFY_API_VERSION", default_value = DEFAULT_API_VERSION)]
     pub api_version: String,
-    /// Admin API access token.
+    /// Admin API access token for a shop not in the configuration.
     #[arg(
         long = "access-token-env-only",
         env = "SHOPIFY_ACCESS_TOKEN",
         hide = true
     )]
-    pub access_token: SecretString,
+    pub access_token: Option<SecretString>,
     /// Seconds between two bulk operation polls.
     #[arg(long, default_value_t = 5)]
     pub poll_secs: u64,
@@ -80,6 +84,9 @@ pub enum CliError {
     /// Shopify client setup failed.
     #[error(transparent)]
     Shopify(#[from] AdminError),
+    /// The shop has no client (not configured and no `SHOPIFY_ACCESS_TOKEN`).
+    #[error(transparent)]
+    Shop(#[from] ShopError),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -96,6 +103,7 @@ pub enum CliError {
 pub async fn run(
     pool: PgPool,
     database_url: &SecretString,
+    shops: &Shops,
     cmd: CatalogCommand,
 ) -> Result<(), CliError> {
     match cmd {
@@ -104,7 +112,7 @@ pub async fn run(
                 .expose_secret()
                 .parse()
                 .map_err(|_| CliError::DatabaseUrl)?;
-            let outcome = resync(pool, copy, args).await?;
+            let outcome = resync(pool, copy, shops, args).await?;
             println!("{}", summary(&outcome));
         }
         CatalogCommand::Runs { shop, limit } => {
@@ -130,12 +138,22 @@ pub async fn run(
 pub async fn resync(
     pool: PgPool,
     copy: tokio_postgres::Config,
+    shops: &Shops,
     args: ResyncArgs,
 ) -> Result<Outcome, CliError> {
-    let url = args
-        .shop_url
-        .unwrap_or_else(|| format!("https://{}", args.shop));
-    let client = AdminClient::new(AdminConfig::new(url, args.api_version, args.access_token))?;
+    let client = match args.access_token {
+        Some(token) => {
+            let url = args
+                .shop_url
+                .unwrap_or_else(|| format!("https://{}", args.shop));
+            Arc::new(AdminClient::new(AdminConfig::new(
+                url,
+                args.api_version,
+                token,
+            ))?)
+        }
+        None => shops.client(&args.shop)?,
+    };
     let runner = Runner::new(
         pool,
         copy,

@@ -1,0 +1,39 @@
+//! HTTP on loopback for the demo's calls and checks.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// The body of a GET as text.
+pub fn text(url: &str) -> Result<String> {
+    let mut resp = agent()
+        .get(url)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    Ok(resp.body_mut().read_to_string()?)
+}
+
+/// True for a 2xx answer.
+pub fn ok(url: &str) -> Result<bool> {
+    Ok(agent().get(url).call()?.status().is_success())
+}
+
+/// A GET with the admin bearer token; the status and JSON answer.
+pub fn get_json(url: &str, token: &str) -> Result<(u16, Value)> {
+    let mut resp = agent()
+        .get(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.body_mut().read_json().unwrap_or(Value::Null)))
+}
