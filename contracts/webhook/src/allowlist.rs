@@ -254,7 +254,13 @@ const TOPICS: &[(&[&str], Spec)] = &[
         INVENTORY_LEVEL,
     ),
     (
-        &["customers/create", "customers/update", "customers/delete"],
+        &[
+            "customers/create",
+            "customers/update",
+            "customers/enable",
+            "customers/disable",
+            "customers/delete",
+        ],
         CUSTOMER,
     ),
     (
@@ -578,6 +584,8 @@ mod tests {
             "inventory_levels/update",
             "customers/create",
             "customers/update",
+            "customers/enable",
+            "customers/disable",
             "companies/create",
             "company_locations/update",
             "bulk_operations/finish",
