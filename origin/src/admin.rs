@@ -74,6 +74,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             runner: state.catalog.clone(),
             shops: state.shops.clone(),
         }))
+        .merge(crate::rules::api::routes())
         .route_layer(axum::middleware::from_fn_with_state(state, authorize))
 }
 

@@ -136,6 +136,12 @@ pub async fn serve(
     };
     let workers = Workers::new(pool.clone(), config.worker, worker_id());
     let workers = tokio::spawn(workers.run(shutdown.clone()));
+    let rules_push = tokio::spawn(crate::rules::dirty::run(
+        pool.clone(),
+        state.shops.clone(),
+        config.rules,
+        shutdown.clone(),
+    ));
     let (draft_routes, draft_loops) =
         draft_orders::start(&state, config.draft_orders, worker_id(), shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, "origin listening");
@@ -149,6 +155,9 @@ pub async fn serve(
     shutdown.cancel();
     if let Err(e) = workers.await {
         tracing::error!(error = %e, "worker task failed");
+    }
+    if let Err(e) = rules_push.await {
+        tracing::error!(error = %e, "rules push task failed");
     }
     if let Err(e) = draft_loops.await {
         tracing::error!(error = %e, "draft-order job loop task failed");

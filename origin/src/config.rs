@@ -64,6 +64,9 @@ pub struct Config {
     /// Draft orders from B2B quotes (`[draft_orders]`).
     #[serde(default)]
     pub draft_orders: crate::draft_orders::Settings,
+    /// The background rules push (`[rules]`: quiet_ms, max_delay_ms, poll_interval_ms).
+    #[serde(default)]
+    pub rules: crate::rules::dirty::Settings,
 }
 
 /// Shopify app client secrets: current and, during a rotation, previous.

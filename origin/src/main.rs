@@ -9,6 +9,7 @@
 //! origin [--config origin.toml] dead-letters replay [--id N]… [--topic T] [--shop S] [--since …] [--until …] [--all]
 //! origin [--config origin.toml] catalog resync --shop DOMAIN   (a [[shops]] entry, or SHOPIFY_ACCESS_TOKEN + --shop-url)
 //! origin [--config origin.toml] catalog runs|show ID|cancel ID
+//! origin [--config origin.toml] rules import --shop S --file rules.csv|rules.json | push --shop S [--all] | show --shop S --location GID
 //! origin [--config origin.toml] draft-orders create --file quote.json [--wait] | show JOB
 //! ```
 //!
@@ -57,6 +58,9 @@ enum Command {
     /// Draft orders from B2B quotes: submit a quote file, show a job.
     #[command(subcommand)]
     DraftOrders(wholesail_origin::draft_orders::cli::DraftOrdersCommand),
+    /// B2B rules: import a rules file, push to Shopify, show a buyer's rules.
+    #[command(subcommand)]
+    Rules(wholesail_origin::rules::cli::RulesCommand),
 }
 
 #[derive(Subcommand)]
@@ -155,6 +159,10 @@ async fn main() -> Result<()> {
         Command::DraftOrders(cmd) => {
             let pool = app::connect(&config).await?;
             wholesail_origin::draft_orders::cli::run(pool, &config, cmd).await?;
+        }
+        Command::Rules(cmd) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::rules::cli::run(&pool, &config.shops()?, cmd).await?;
         }
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;

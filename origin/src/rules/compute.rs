@@ -241,8 +241,8 @@ impl ShopRules {
         .await?;
         for (loc, hundredths, currency) in minimums {
             if let Some(b) = out.buyers.get_mut(&loc) {
-                let currency =
-                    CurrencyCode::parse(&currency).ok_or(ComputeError::OrderMinimum(loc.clone()))?;
+                let currency = CurrencyCode::parse(&currency)
+                    .ok_or(ComputeError::OrderMinimum(loc.clone()))?;
                 b.order_minimum = Some(Money {
                     hundredths: u64::try_from(hundredths)
                         .map_err(|_| ComputeError::OrderMinimum(loc.clone()))?,

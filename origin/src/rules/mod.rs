@@ -7,5 +7,11 @@
 //! [`compute`] turns the tables into each buyer's `BuyerRules` with a few set-based queries per
 //! shop. See `README.md` in this directory for the rules file format and operations.
 
+pub mod api;
+pub mod cli;
 pub mod compute;
+pub mod dirty;
+pub mod file;
+pub mod push;
 pub mod quote;
+pub mod store;

@@ -252,19 +252,16 @@ async fn price_breaks(
     .bind(ids)
     .fetch_all(pool)
     .await?;
-    let with_variant_level: HashSet<i64> = rows
-        .iter()
-        .filter(|r| r.1 == 0)
-        .map(|r| r.0)
-        .collect();
+    let with_variant_level: HashSet<i64> = rows.iter().filter(|r| r.1 == 0).map(|r| r.0).collect();
     let mut out: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
     for (id, rank, min, price) in rows {
         if rank == 1 && with_variant_level.contains(&id) {
             continue;
         }
-        out.entry(id)
-            .or_default()
-            .push((u64::try_from(min).unwrap_or(1), u64::try_from(price).unwrap_or(0)));
+        out.entry(id).or_default().push((
+            u64::try_from(min).unwrap_or(1),
+            u64::try_from(price).unwrap_or(0),
+        ));
     }
     Ok(out)
 }

@@ -1,0 +1,221 @@
+//! The rules over HTTP, behind the admin bearer token (merged into `admin::routes`):
+//!
+//! - `GET    /admin/rules?shop=S[&location=GID]` → `{"rules": [row…]}` (rows in the file format)
+//! - `PUT    /admin/rules` `{"shop": S, "rules": [row…]}` → `{"written": n}`; any bad row → 422
+//!   `{"errors": [{"row", "message"}…]}` and nothing written
+//! - `DELETE /admin/rules` `{"shop": S, "rules": [row…]}` (key fields only) → `{"deleted": n}`
+//! - `POST   /admin/rules/import?shop=S&format=csv|json` with the file as body → as `PUT`
+//! - `POST   /admin/rules/push?shop=S[&all=true]` → the push report (dirty buyers, or all)
+//! - `POST   /v1/carts/validate` `{"shop", "company_location", "lines": [{"variant_id",
+//!   "quantity"}]}` → `{"valid", "currency", "subtotal", "lines": [priced…], "errors":
+//!   [{"code", "target", "message"}…]}` (amounts in hundredths of the currency)
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::file::{self, Format, RowError};
+use super::push::PushError;
+use super::quote::{self, QuoteError, QuoteLine};
+use super::store::{self, StoreError};
+use super::{dirty, push};
+use crate::app::AppState;
+
+/// Why a rules request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Rows are invalid; nothing was written.
+    #[error("invalid rules")]
+    Invalid(Vec<RowError>),
+    /// The cart cannot be priced (unknown location or variant, zero quantity).
+    #[error(transparent)]
+    Quote(QuoteError),
+    /// The shop has no Admin API client configured.
+    #[error("{0}")]
+    Shop(String),
+    /// The push failed.
+    #[error(transparent)]
+    Push(PushError),
+    /// The database failed.
+    #[error("database unavailable")]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(rows) => ApiError::Invalid(rows),
+            StoreError::Database(e) => ApiError::Database(e),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "error": m })),
+            ApiError::Invalid(rows) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "error": "invalid rules, nothing written", "errors": rows }),
+            ),
+            ApiError::Quote(QuoteError::Database(e)) | ApiError::Database(e) => {
+                tracing::error!(error = %e, "rules request failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({ "error": "database unavailable" }),
+                )
+            }
+            ApiError::Quote(e @ QuoteError::UnknownLocation(_)) => {
+                (StatusCode::NOT_FOUND, json!({ "error": e.to_string() }))
+            }
+            ApiError::Quote(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "error": e.to_string() }),
+            ),
+            ApiError::Shop(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
+            ApiError::Push(e) => {
+                tracing::error!(error = %e, "rules push failed");
+                (StatusCode::BAD_GATEWAY, json!({ "error": e.to_string() }))
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The rules routes; the caller adds the bearer-token layer.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/rules", get(list).put(put).delete(delete))
+        .route("/admin/rules/import", post(import))
+        .route("/admin/rules/push", post(push_now))
+        .route("/v1/carts/validate", post(validate))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    shop: String,
+    location: Option<String>,
+}
+
+async fn list(
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let rules = store::list(&app.pool, &q.shop, q.location.as_deref()).await?;
+    let rows: Vec<_> = rules.iter().map(|r| r.to_row()).collect();
+    Ok(Json(json!({ "rules": rows })))
+}
+
+#[derive(Deserialize)]
+struct RulesBody {
+    shop: String,
+    rules: Vec<Map<String, Value>>,
+}
+
+async fn put(
+    State(app): State<AppState>,
+    Json(body): Json<RulesBody>,
+) -> Result<Json<Value>, ApiError> {
+    let rules = file::parse_rows(&body.rules).map_err(ApiError::Invalid)?;
+    let written = store::upsert(&app.pool, &body.shop, rules).await?;
+    Ok(Json(json!({ "written": written })))
+}
+
+async fn delete(
+    State(app): State<AppState>,
+    Json(body): Json<RulesBody>,
+) -> Result<Json<Value>, ApiError> {
+    let rules = file::parse_rows(&body.rules).map_err(ApiError::Invalid)?;
+    let deleted = store::delete(&app.pool, &body.shop, rules).await?;
+    Ok(Json(json!({ "deleted": deleted })))
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    shop: String,
+    format: String,
+}
+
+async fn import(
+    State(app): State<AppState>,
+    Query(q): Query<ImportQuery>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    let format = match q.format.as_str() {
+        "csv" => Format::Csv,
+        "json" => Format::Json,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "format {other:?}: expected csv or json"
+            )))
+        }
+    };
+    let rules = file::parse(&body, format).map_err(ApiError::Invalid)?;
+    let written = store::upsert(&app.pool, &q.shop, rules).await?;
+    Ok(Json(json!({ "written": written })))
+}
+
+#[derive(Deserialize)]
+struct PushQuery {
+    shop: String,
+    #[serde(default)]
+    all: bool,
+}
+
+async fn push_now(
+    State(app): State<AppState>,
+    Query(q): Query<PushQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let client = app
+        .shops
+        .client(&q.shop)
+        .map_err(|e| ApiError::Shop(e.to_string()))?;
+    let report = if q.all {
+        push::push(&app.pool, &client, &q.shop, None).await
+    } else {
+        dirty::push_dirty(&app.pool, &client, &q.shop).await
+    }
+    .map_err(ApiError::Push)?;
+    Ok(Json(json!(report)))
+}
+
+#[derive(Deserialize)]
+struct ValidateBody {
+    shop: String,
+    company_location: String,
+    lines: Vec<QuoteLine>,
+}
+
+async fn validate(
+    State(app): State<AppState>,
+    Json(body): Json<ValidateBody>,
+) -> Result<Json<Value>, ApiError> {
+    let q = quote::quote(&app.pool, &body.shop, &body.company_location, &body.lines)
+        .await
+        .map_err(ApiError::Quote)?;
+    let errors: Vec<Value> = q
+        .violations
+        .iter()
+        .map(|v| {
+            json!({
+                "code": v.code.as_str(),
+                "target": v.target.to_string(),
+                "message": v.message,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "valid": errors.is_empty(),
+        "currency": q.priced.currency,
+        "subtotal": q.priced.subtotal(),
+        "lines": q.priced.lines,
+        "errors": errors,
+    })))
+}
