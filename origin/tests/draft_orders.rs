@@ -1,0 +1,623 @@
+//! Quote to cash against real PostgreSQL and the Shopify simulator: a quote over the draft-order
+//! line limit becomes linked drafts that add up to the cent; unknown outcomes and crashes
+//! between parts still leave exactly n drafts; resubmissions are one job; invalid quotes are
+//! rejected with every error; the cost bucket is never overdrawn; callbacks are signed and
+//! retried.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use shopify_simulator::{
+    AfterApply, BucketConfig, CatalogSpec, Simulator, SimulatorConfig, DEFAULT_SHOP, DEFAULT_TOKEN,
+};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use wholesail_origin::app::{router, AppState};
+use wholesail_origin::draft_orders::{self, JobLoop, Settings};
+use wholesail_origin::shops::{ShopConfig, Shops};
+use wholesail_webhook::{Keyring, SigningKey};
+
+use common::{database_url, eventually, ADMIN_TOKEN};
+
+const LOCATION: &str = "gid://shopify/CompanyLocation/8800001";
+/// Warehouses (Shopify location ids) the test stock is spread over.
+const WAREHOUSES: [i64; 3] = [601, 602, 603];
+const CALLBACK_SECRET: &str = "callback-test-secret";
+
+/// The simulator, a catalog of `products` products, and their variant 0 synced into origin's
+/// tables: prices, stock in one of [`WAREHOUSES`] (line `i` → warehouse `i % 3`), the buyer.
+async fn shop(pool: &PgPool, products: u64, bucket: BucketConfig) -> Simulator {
+    let mut config = SimulatorConfig::default();
+    config.shops[0].catalog = CatalogSpec::new(11, products);
+    config.bucket = bucket;
+    let sim = Simulator::start(config).await.unwrap();
+    let catalog = sim.catalog(DEFAULT_SHOP);
+    let variants: Vec<_> = (0..products)
+        .map(|i| catalog.variant(i, 0).expect("variant 0 exists"))
+        .collect();
+    let col = |f: &dyn Fn(usize) -> i64| (0..variants.len()).map(f).collect::<Vec<i64>>();
+    sqlx::query(
+        "INSERT INTO variants (shop, id, product_id, sku, title, price, inventory_item_id)
+         SELECT $1, id, product_id, sku, title, cents / 100.0, item
+         FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+              AS t(id, product_id, sku, title, cents, item)",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(col(&|i| variants[i].id as i64))
+    .bind(col(&|i| variants[i].product_id as i64))
+    .bind(variants.iter().map(|v| v.sku.clone()).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.title.clone()).collect::<Vec<_>>())
+    .bind(col(&|i| variants[i].price_cents as i64))
+    .bind(col(&|i| variants[i].inventory_item_id as i64))
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO inventory_levels (shop, inventory_item_id, location_id, available,
+                                       source_updated_at, source_digest)
+         SELECT $1, item, location, 1000, now(), 0
+         FROM unnest($2::bigint[], $3::bigint[]) AS t(item, location)",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(col(&|i| variants[i].inventory_item_id as i64))
+    .bind(col(&|i| WAREHOUSES[i % 3]))
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO company_locations (shop, admin_graphql_api_id, name, shipping_country_code)
+         VALUES ($1, $2, 'Receiving dock', 'US')",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(LOCATION)
+    .execute(pool)
+    .await
+    .unwrap();
+    sim
+}
+
+/// Negotiated prices: every third product at 87 % of its list price (rounded to the cent).
+async fn negotiate(pool: &PgPool, sim: &Simulator, products: u64) -> HashMap<u64, u64> {
+    let catalog = sim.catalog(DEFAULT_SHOP);
+    let mut prices = HashMap::new();
+    for i in (0..products).step_by(3) {
+        let v = catalog.variant(i, 0).unwrap();
+        let price = v.price_cents * 87 / 100;
+        prices.insert(v.id, price);
+        sqlx::query(
+            "INSERT INTO rule_price_breaks (shop, company_location, target_kind, target_id, min_quantity, unit_price)
+             VALUES ($1, $2, 'product', $3, 1, $4 / 100.0)",
+        )
+        .bind(DEFAULT_SHOP)
+        .bind(LOCATION)
+        .bind(v.product_id as i64)
+        .bind(price as i64)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    prices
+}
+
+fn quote(quote_id: &str, sim: &Simulator, lines: u64) -> Value {
+    let catalog = sim.catalog(DEFAULT_SHOP);
+    json!({
+        "shop": DEFAULT_SHOP,
+        "quote_id": quote_id,
+        "company_location_id": LOCATION,
+        "lines": (0..lines).map(|i| json!({
+            "variant_id": catalog.variant(i, 0).unwrap().id,
+            "quantity": 1 + i % 4,
+        })).collect::<Vec<_>>(),
+        "shipping": {"title": "LTL freight", "price": "250.00"},
+        "note": "Spring restock",
+    })
+}
+
+/// Origin's routes and one job loop, in-process.
+struct Origin {
+    addr: std::net::SocketAddr,
+    loops: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+fn shops(sim: &Simulator) -> Arc<Shops> {
+    Arc::new(
+        Shops::new(vec![ShopConfig {
+            domain: DEFAULT_SHOP.into(),
+            url: Some(sim.base_url().into()),
+            access_token: SecretString::from(DEFAULT_TOKEN),
+            api_version: Some("2026-01".into()),
+        }])
+        .unwrap(),
+    )
+}
+
+fn settings() -> Settings {
+    Settings {
+        backoff_base_ms: 50,
+        backoff_max_ms: 200,
+        poll_interval_ms: 100,
+        callback_secret: Some(SecretString::from(CALLBACK_SECRET)),
+        ..Settings::default()
+    }
+}
+
+async fn origin(pool: &PgPool, sim: &Simulator, settings: Settings) -> Origin {
+    let state = AppState {
+        pool: pool.clone(),
+        keyring: Arc::new(Keyring::new(vec![], 300)),
+        shopify: None,
+        admin_token: Some(Arc::new(ADMIN_TOKEN.into())),
+        max_lag_secs: 60.0,
+        metrics: wholesail_origin::ops::recorder(),
+        shops: shops(sim),
+        catalog: wholesail_origin::catalog::Runner::from_url(
+            pool.clone(),
+            &database_url(pool),
+            wholesail_origin::catalog::Settings::default(),
+        )
+        .unwrap(),
+    };
+    let shutdown = CancellationToken::new();
+    let (routes, loops) = draft_orders::start(&state, settings, "loop-a".into(), shutdown.clone());
+    let app = router(state, 16 << 20).merge(routes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Origin {
+        addr,
+        loops,
+        shutdown,
+    }
+}
+
+impl Origin {
+    async fn post(&self, body: &Value) -> (StatusCode, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("http://{}/v1/draft-orders", self.addr))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+        (status, r.json().await.unwrap())
+    }
+
+    async fn status(&self, job: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("http://{}/v1/draft-orders/{job}", self.addr))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the job until it has ended; its final status.
+    async fn ended(&self, job: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let s = self.status(job).await;
+            if s["status"] != "processing" {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "job still processing: {s:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.loops.await.unwrap();
+    }
+}
+
+fn cents(amount: &Value) -> u64 {
+    let s = amount.as_str().unwrap();
+    let (w, f) = s.split_once('.').unwrap();
+    w.parse::<u64>().unwrap() * 100 + f.parse::<u64>().unwrap()
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_1200_line_quote_becomes_three_linked_drafts_that_add_up_to_the_cent(pool: PgPool) {
+    let sim = shop(&pool, 1200, BucketConfig::STANDARD).await;
+    let negotiated = negotiate(&pool, &sim, 1200).await;
+    let origin = origin(&pool, &sim, settings()).await;
+    let catalog = sim.catalog(DEFAULT_SHOP);
+    let expected: u64 = (0..1200u64)
+        .map(|i| {
+            let v = catalog.variant(i, 0).unwrap();
+            negotiated.get(&v.id).copied().unwrap_or(v.price_cents) * (1 + i % 4)
+        })
+        .sum::<u64>()
+        + 25_000;
+
+    let sent = Instant::now();
+    let (code, accepted) = origin.post(&quote("Q-1200", &sim, 1200)).await;
+    let first_response = sent.elapsed();
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["status"], "processing");
+    assert!(
+        first_response < Duration::from_secs(1),
+        "answered in {first_response:?}"
+    );
+    let job = accepted["job"].as_str().unwrap().to_owned();
+
+    let done = origin.ended(&job).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(
+        done["progress"],
+        json!({"parts_created": 3, "parts_total": 3})
+    );
+    assert_eq!(cents(&done["total"]), expected);
+
+    let drafts = sim.draft_orders(DEFAULT_SHOP);
+    assert_eq!(drafts.len(), 3);
+    assert_eq!(
+        drafts.iter().map(|d| d.total_cents()).sum::<u64>(),
+        expected
+    );
+    for (i, d) in drafts.iter().enumerate() {
+        let shown = &done["drafts"][i];
+        assert!(d.lines.len() <= 499);
+        assert_eq!(d.total_cents(), cents(&shown["total"]));
+        assert_eq!(shown["id"], format!("gid://shopify/DraftOrder/{}", d.id));
+        assert_eq!(shown["invoice_url"], d.invoice_url.as_str());
+        assert!(d.has_tag(&format!("wholesail-group:{job}")));
+        assert!(d.has_tag(&format!("wholesail-part:{job}-{}", i + 1)));
+        assert!(d.has_tag(&format!("part {} of 3", i + 1)));
+        assert_eq!(d.shipping.as_ref().map(|s| s.1), (i == 0).then_some(25_000));
+        // Negotiated prices are a fixed amount off each unit of the list price.
+        for l in &d.lines {
+            let unit = negotiated.get(&l.variant_id.unwrap()).copied();
+            match (&l.discount, unit) {
+                (Some(disc), Some(unit)) => {
+                    assert_eq!(disc.value_type, "FIXED_AMOUNT");
+                    assert_eq!(disc.amount_cents, (l.unit_price_cents - unit) * l.quantity);
+                }
+                (None, None) => {}
+                other => panic!("discount {other:?} on {l:?}"),
+            }
+        }
+        let link = sim
+            .metafield(
+                DEFAULT_SHOP,
+                &format!("gid://shopify/DraftOrder/{}", d.id),
+                "$app:wholesail",
+                "draft_group",
+            )
+            .expect("group metafield");
+        let link: Value = serde_json::from_str(&link.value).unwrap();
+        assert_eq!(
+            (
+                link["group"].as_str(),
+                link["part"].as_u64(),
+                link["of"].as_u64()
+            ),
+            (Some(job.as_str()), Some(i as u64 + 1), Some(3))
+        );
+    }
+    // Three warehouses of 400 lines each: each warehouse's lines in one draft.
+    let inventory: HashMap<u64, i64> = (0..1200u64)
+        .map(|i| {
+            (
+                catalog.variant(i, 0).unwrap().id,
+                WAREHOUSES[i as usize % 3],
+            )
+        })
+        .collect();
+    for d in &drafts {
+        let mut here: Vec<i64> = d
+            .lines
+            .iter()
+            .map(|l| inventory[&l.variant_id.unwrap()])
+            .collect();
+        here.dedup();
+        assert_eq!(here.len(), 1, "one warehouse per draft");
+        assert_eq!(d.lines.len(), 400);
+    }
+    assert!(sim.throttled(DEFAULT_SHOP).is_empty());
+    origin.stop().await;
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_create_whose_outcome_is_unknown_is_found_by_its_tag_not_created_twice(pool: PgPool) {
+    let sim = shop(&pool, 1200, BucketConfig::STANDARD).await;
+    // The second create is applied, then answered 502: Shopify's "outcome unknown".
+    sim.fail_draft_create_after_applying(DEFAULT_SHOP, 2, AfterApply::Status(502));
+    let origin = origin(&pool, &sim, settings()).await;
+    let (_, accepted) = origin.post(&quote("Q-unknown", &sim, 1200)).await;
+    let done = origin.ended(accepted["job"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(sim.draft_orders(DEFAULT_SHOP).len(), 3);
+    let recovered: Vec<bool> = done["drafts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["recovered"].as_bool().unwrap())
+        .collect();
+    assert_eq!(recovered, [false, true, false]);
+    assert_eq!(done["attempts"], 2);
+    let creates = sim
+        .cost_log(DEFAULT_SHOP)
+        .iter()
+        .filter(|c| c.operation == "draftOrderCreate")
+        .count();
+    assert_eq!(creates, 3, "part 2 was looked up, not created again");
+    origin.stop().await;
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_worker_that_dies_between_parts_leaves_exactly_n_drafts_after_another_takes_over(
+    pool: PgPool,
+) {
+    let sim = shop(&pool, 1200, BucketConfig::STANDARD).await;
+    // The third create is applied but its answer never comes back in time: the worker
+    // holding the job is killed while it waits.
+    sim.fail_draft_create_after_applying(
+        DEFAULT_SHOP,
+        3,
+        AfterApply::Delay(Duration::from_secs(600)),
+    );
+    let short_lease = Settings {
+        lease_ms: 1_000,
+        ..settings()
+    };
+    let origin = origin(&pool, &sim, short_lease.clone()).await;
+    let (_, accepted) = origin.post(&quote("Q-crash", &sim, 1200)).await;
+    let job = accepted["job"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(30), "the third draft", || async {
+        sim.draft_orders(DEFAULT_SHOP).len() == 3
+    })
+    .await;
+    assert_eq!(origin.status(&job).await["progress"]["parts_created"], 2);
+    // Crash: the task dies without releasing its lease or recording part 3.
+    origin.loops.abort();
+    let _ = origin.loops.await;
+
+    let survivor = JobLoop::new(pool.clone(), shops(&sim), short_lease, "loop-b".into());
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(survivor.run(shutdown.clone()));
+    let start = Instant::now();
+    let done = loop {
+        let s = wholesail_origin::draft_orders::jobs::status(&pool, &job)
+            .await
+            .unwrap()
+            .unwrap();
+        if s.status != "processing" {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done.status, "completed");
+    assert_eq!(sim.draft_orders(DEFAULT_SHOP).len(), 3);
+    assert!(done.drafts[2].recovered);
+    assert_eq!(done.drafts.iter().filter_map(|d| d.id.as_ref()).count(), 3);
+    shutdown.cancel();
+    running.await.unwrap();
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn the_same_quote_submitted_twice_is_one_job_and_a_changed_one_is_refused(pool: PgPool) {
+    let sim = shop(&pool, 600, BucketConfig::STANDARD).await;
+    let origin = origin(&pool, &sim, settings()).await;
+    let q = quote("Q-twice", &sim, 600);
+    let (first, a) = origin.post(&q).await;
+    let (second, b) = origin.post(&q).await;
+    assert_eq!((first, second), (StatusCode::ACCEPTED, StatusCode::OK));
+    assert_eq!(a["job"], b["job"]);
+    let mut changed = q.clone();
+    changed["lines"][0]["quantity"] = json!(99);
+    let (conflict, _) = origin.post(&changed).await;
+    assert_eq!(conflict, StatusCode::CONFLICT);
+    let done = origin.ended(a["job"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed");
+    let (again, c) = origin.post(&q).await;
+    assert_eq!((again, &c["status"]), (StatusCode::OK, &json!("completed")));
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM draft_order_jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1);
+    assert_eq!(sim.draft_orders(DEFAULT_SHOP).len(), 2);
+    origin.stop().await;
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_quote_with_invalid_lines_is_rejected_with_every_error_and_no_draft(pool: PgPool) {
+    let sim = shop(&pool, 900, BucketConfig::STANDARD).await;
+    let catalog = sim.catalog(DEFAULT_SHOP);
+    // Products of lines 5, 17 and 800 are sold by the case of 6; the quote asks 1–4 units.
+    for i in [5u64, 17, 800] {
+        sqlx::query(
+            "INSERT INTO rule_line_limits (shop, company_location, target_kind, target_id, increment)
+             VALUES ($1, $2, 'product', $3, 6)",
+        )
+        .bind(DEFAULT_SHOP)
+        .bind(LOCATION)
+        .bind(catalog.variant(i, 0).unwrap().product_id as i64)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let origin = origin(&pool, &sim, settings()).await;
+    let (code, accepted) = origin.post(&quote("Q-bad", &sim, 900)).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let done = origin.ended(accepted["job"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "rejected", "{done:#}");
+    let lines: Vec<u64> = done["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [5, 17, 800], "{:#}", done["errors"]);
+    assert!(sim.draft_orders(DEFAULT_SHOP).is_empty());
+    assert!(
+        sim.cost_log(DEFAULT_SHOP).is_empty(),
+        "Shopify was not called"
+    );
+
+    // Structural errors are refused at once, all of them.
+    let mut broken = quote("Q-broken", &sim, 3);
+    broken["company_location_id"] = json!("8800001");
+    broken["lines"][1]["quantity"] = json!(0);
+    broken["lines"][2]["quantity"] = json!(0);
+    let (code, refused) = origin.post(&broken).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused["errors"].as_array().unwrap().len(),
+        3,
+        "{refused:#}"
+    );
+    let unauthenticated = reqwest::Client::new()
+        .post(format!("http://{}/v1/draft-orders", origin.addr))
+        .json(&quote("Q-anon", &sim, 3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    origin.stop().await;
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_small_cost_bucket_is_never_overdrawn(pool: PgPool) {
+    // 20 points, 10 restored per second: the three lookups and three creates (≈ 40 points)
+    // cannot all go at once.
+    let bucket = BucketConfig {
+        maximum_available: 20.0,
+        restore_rate: 10.0,
+    };
+    let sim = shop(&pool, 1200, bucket).await;
+    let origin = origin(&pool, &sim, settings()).await;
+    let started = Instant::now();
+    let (_, accepted) = origin.post(&quote("Q-paced", &sim, 1200)).await;
+    let done = origin.ended(accepted["job"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(sim.draft_orders(DEFAULT_SHOP).len(), 3);
+    assert!(
+        sim.throttled(DEFAULT_SHOP).is_empty(),
+        "{:?}",
+        sim.throttled(DEFAULT_SHOP)
+    );
+    let points: u32 = sim.cost_log(DEFAULT_SHOP).iter().map(|c| c.actual).sum();
+    let floor = f64::from(points).max(20.0) - 20.0;
+    assert!(
+        started.elapsed().as_secs_f64() >= floor / 10.0 * 0.9,
+        "{points} points in {:?}",
+        started.elapsed()
+    );
+    origin.stop().await;
+}
+
+/// A receiver that fails the first callback and accepts the next.
+#[derive(Clone, Default)]
+struct Receiver(Arc<Mutex<Vec<(HeaderMap, Bytes)>>>);
+
+async fn receive(
+    axum::extract::State(r): axum::extract::State<Receiver>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let mut seen = r.0.lock().unwrap();
+    seen.push((headers, body));
+    if seen.len() == 1 {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn the_outcome_is_posted_signed_to_the_callback_retried_and_invoices_are_sent(pool: PgPool) {
+    let receiver = Receiver::default();
+    let app = axum::Router::new()
+        .route("/hooks/quotes", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hooks/quotes", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let sim = shop(&pool, 700, BucketConfig::STANDARD).await;
+    let origin = origin(&pool, &sim, settings()).await;
+    let mut q = quote("Q-callback", &sim, 700);
+    q["callback_url"] = json!(hook);
+    q["send_invoice"] = json!(true);
+    let (_, accepted) = origin.post(&q).await;
+    let job = accepted["job"].as_str().unwrap().to_owned();
+    eventually(
+        Duration::from_secs(30),
+        "the callback delivered",
+        || async { origin.status(&job).await["callback"]["state"] == "delivered" },
+    )
+    .await;
+    let status = origin.status(&job).await;
+    assert_eq!(status["callback"]["attempts"], 2);
+    let seen = receiver.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    let keyring = Keyring::new(
+        vec![SigningKey::new("wholesail-callback", CALLBACK_SECRET).unwrap()],
+        300,
+    );
+    for (headers, body) in &seen {
+        let sig = headers
+            .get(wholesail_webhook::SIGNATURE_HEADER)
+            .unwrap()
+            .to_str()
+            .unwrap();
+        keyring
+            .verify(sig, body, common::now())
+            .expect("the callback is signed with the callback secret");
+        let posted: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(posted["status"], "completed");
+        assert_eq!(posted["drafts"].as_array().unwrap().len(), 2);
+    }
+    for d in sim.draft_orders(DEFAULT_SHOP) {
+        assert_eq!(d.invoice_sends.len(), 1, "one invoice email per draft");
+    }
+    assert!(status["drafts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["invoice_sent_at"].is_string()));
+    origin.stop().await;
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_draft_shopify_refuses_fails_the_job_with_the_reason(pool: PgPool) {
+    let sim = shop(&pool, 10, BucketConfig::STANDARD).await;
+    // A variant origin knows but the shop does not (deleted in Shopify since the last sync).
+    sqlx::query(
+        "INSERT INTO variants (shop, id, product_id, sku, title, price) VALUES ($1, 77, 7, 'GONE', 'Gone', 5.00)",
+    )
+    .bind(DEFAULT_SHOP)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let origin = origin(&pool, &sim, settings()).await;
+    let mut q = quote("Q-gone", &sim, 3);
+    q["lines"][1]["variant_id"] = json!(77);
+    let (_, accepted) = origin.post(&q).await;
+    let done = origin.ended(accepted["job"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    let reason = done["error"].as_str().unwrap();
+    assert!(reason.contains("no longer available"), "{reason}");
+    assert_eq!(done["attempts"], 1, "a refusal is not retried");
+    assert!(sim.draft_orders(DEFAULT_SHOP).is_empty());
+    origin.stop().await;
+}
