@@ -2,10 +2,25 @@
 //! buyer's cart, the rules file import, the metafield payload, the push of only what changed,
 //! and quota consumption by orders.
 
-use sqlx::PgPool;
-use wholesail_origin::rules::quote::{self, QuoteError, QuoteLine};
+use std::time::Duration;
 
-const SHOP: &str = "northwind.myshopify.com";
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use shopify_simulator::{BucketConfig, Simulator, SimulatorConfig, DEFAULT_SHOP, DEFAULT_TOKEN};
+use sqlx::PgPool;
+use wholesail_origin::handlers::{self, InboxEvent};
+use wholesail_origin::rules::compute::{Scope, ShopRules};
+use wholesail_origin::rules::file::{self, Format};
+use wholesail_origin::rules::quote::{self, QuoteError, QuoteLine};
+use wholesail_origin::rules::{dirty, push, store};
+use wholesail_rules::payload::{self, MAX_PAGES, MAX_PAGE_BYTES, NAMESPACE, PAGE_KEYS};
+use wholesail_rules::BuyerRules;
+use wholesail_shopify_admin::{AdminClient, AdminConfig};
+
+mod common;
+
+/// The simulator's shop, so that pushed metafields can be read back from it.
+const SHOP: &str = DEFAULT_SHOP;
 const L1: &str = "gid://shopify/CompanyLocation/9100001";
 const L2: &str = "gid://shopify/CompanyLocation/9100002";
 
@@ -51,7 +66,12 @@ async fn catalog(pool: &PgPool) {
         .await
         .unwrap();
     }
-    for (item, location, available) in [(1011, 501, 100), (1011, 502, 40), (1012, 501, 5), (1021, 502, 7)] {
+    for (item, location, available) in [
+        (1011, 501, 100),
+        (1011, 502, 40),
+        (1012, 501, 5),
+        (1021, 502, 7),
+    ] {
         set_stock(pool, item, location, available).await;
     }
 }
@@ -119,7 +139,11 @@ async fn a_cart_is_priced_by_quantity_breaks_and_every_broken_rule_reported(pool
     // warehouse allowed for it serves the US.
     assert_eq!(
         prices,
-        [(1000, 750, Some(501)), (1000, 800, Some(501)), (2000, 2000, None)]
+        [
+            (1000, 750, Some(501)),
+            (1000, 800, Some(501)),
+            (2000, 2000, None)
+        ]
     );
     assert_eq!(q.priced.subtotal(), 30 * 750 + 12 * 800 + 5 * 2000);
     assert_eq!(q.priced.lines[0].sku.as_deref(), Some("GLV-S"));
@@ -170,14 +194,526 @@ async fn a_valid_cart_is_priced_and_an_invalid_one_gives_its_violations(pool: Pg
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
 async fn unknown_buyers_variants_and_zero_quantities_are_refused(pool: PgPool) {
     catalog(&pool).await;
-    let err = quote::quote(&pool, SHOP, "gid://shopify/CompanyLocation/1", &[line(11, 1)])
-        .await
-        .unwrap_err();
-    assert!(matches!(err, QuoteError::UnknownLocation(ref l) if l.ends_with("/1")), "{err}");
+    let err = quote::quote(
+        &pool,
+        SHOP,
+        "gid://shopify/CompanyLocation/1",
+        &[line(11, 1)],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, QuoteError::UnknownLocation(ref l) if l.ends_with("/1")),
+        "{err}"
+    );
     let err = quote::quote(&pool, SHOP, L1, &[line(11, 1), line(999, 1)])
         .await
         .unwrap_err();
     assert!(matches!(err, QuoteError::UnknownVariant(999)), "{err}");
-    let err = quote::quote(&pool, SHOP, L1, &[line(11, 0)]).await.unwrap_err();
+    let err = quote::quote(&pool, SHOP, L1, &[line(11, 0)])
+        .await
+        .unwrap_err();
     assert!(matches!(err, QuoteError::ZeroQuantity(0)), "{err}");
+}
+
+/// A simulator whose bucket holds only 2 metafieldsSet calls (20 points, 100 restored per
+/// second): any push of more than 2 calls has to be paced.
+async fn simulator() -> Simulator {
+    Simulator::start(SimulatorConfig {
+        bucket: BucketConfig {
+            maximum_available: 20.0,
+            restore_rate: 100.0,
+        },
+        ..SimulatorConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn client(sim: &Simulator) -> AdminClient {
+    AdminClient::new(AdminConfig::new(
+        sim.base_url(),
+        "2026-01",
+        SecretString::from(DEFAULT_TOKEN),
+    ))
+    .unwrap()
+}
+
+/// The rules of `location` as the simulator holds them, decoded.
+fn pushed(sim: &Simulator, location: &str) -> Option<BuyerRules> {
+    let pages: Vec<Option<String>> = PAGE_KEYS
+        .iter()
+        .map(|k| sim.metafield(SHOP, location, NAMESPACE, k).map(|m| m.value))
+        .collect();
+    let refs: Vec<Option<&str>> = pages.iter().map(Option::as_deref).collect();
+    payload::decode(&refs).unwrap()
+}
+
+/// How many times the simulator's rules0 of `location` was written.
+fn writes(sim: &Simulator, location: &str) -> u32 {
+    sim.metafield(SHOP, location, NAMESPACE, PAGE_KEYS[0])
+        .map_or(0, |m| m.writes)
+}
+
+async fn computed(pool: &PgPool, location: &str) -> BuyerRules {
+    ShopRules::load(pool, SHOP, Scope::default())
+        .await
+        .unwrap()
+        .buyer_rules(location)
+        .unwrap()
+}
+
+fn extra_location(i: u32) -> String {
+    format!("gid://shopify/CompanyLocation/{}", 9_200_000 + i)
+}
+
+async fn import_json(pool: &PgPool, rows: Value) -> usize {
+    let rules = file::parse(&rows.to_string(), Format::Json).unwrap();
+    store::upsert(pool, SHOP, rules).await.unwrap()
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_push_sends_only_what_changed_and_never_overdraws_the_bucket(pool: PgPool) {
+    catalog(&pool).await;
+    rules_sql(&pool).await;
+    let rows: Vec<Value> = (0..60)
+        .map(|i| {
+            json!({"rule": "limits", "company_location": extra_location(i), "target": "variant:11",
+                   "increment": i % 5 + 2})
+        })
+        .collect();
+    import_json(&pool, Value::Array(rows)).await;
+    let sim = simulator().await;
+    let client = client(&sim);
+
+    // 62 buyers with rules (L1, L2 through the SKU-level warehouse rule on variant 21, and
+    // 60 more), one page each: 3 calls of at most 25.
+    let first = push::push(&pool, &client, SHOP, None).await.unwrap();
+    assert_eq!(
+        (
+            first.buyers,
+            first.changed_buyers,
+            first.metafields,
+            first.calls
+        ),
+        (62, 62, 62, 3)
+    );
+    assert_eq!(pushed(&sim, L1), Some(computed(&pool, L1).await));
+    assert_eq!(pushed(&sim, L2), Some(computed(&pool, L2).await));
+    let l2 = pushed(&sim, L2).unwrap();
+    assert_eq!(l2.variants().len(), 1, "only the SKU-restricted variant");
+    assert!(l2.variants()[0].eligible);
+    assert_eq!(l2.variants()[0].stock, Some(7));
+
+    // The import marked its 60 buyers dirty: recomputed, unchanged, nothing sent.
+    let again = dirty::push_dirty(&pool, &client, SHOP).await.unwrap();
+    assert_eq!(
+        (again.buyers, again.metafields, again.calls),
+        (60, 0, 0),
+        "nothing changed"
+    );
+    let again = push::push(&pool, &client, SHOP, None).await.unwrap();
+    assert_eq!((again.metafields, again.calls), (0, 0), "nothing changed");
+
+    // One rule changes: only that buyer's page is sent, by the background path.
+    import_json(
+        &pool,
+        json!([{"rule": "limits", "company_location": L1, "target": "variant:12", "max_quantity": 20}]),
+    )
+    .await;
+    let third = dirty::push_dirty(&pool, &client, SHOP).await.unwrap();
+    assert_eq!((third.buyers, third.metafields, third.calls), (1, 1, 1));
+    assert_eq!(writes(&sim, L1), 2);
+    assert_eq!(writes(&sim, L2), 1);
+    assert_eq!(writes(&sim, &extra_location(7)), 1);
+    let l1 = pushed(&sim, L1).unwrap();
+    assert_eq!(l1.variants()[l1.position(12).unwrap()].max, Some(20));
+
+    let calls = sim
+        .cost_log(SHOP)
+        .iter()
+        .filter(|e| e.operation == "metafieldsSet")
+        .count();
+    assert_eq!(calls, 4);
+    assert!(sim.throttled(SHOP).is_empty(), "{:?}", sim.throttled(SHOP));
+    let marks: i64 = sqlx::query_scalar("SELECT count(*) FROM rules_dirty")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(marks, 0, "handled marks are cleared");
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn metafields_written_by_someone_else_are_overwritten_after_a_digest_refresh(pool: PgPool) {
+    catalog(&pool).await;
+    rules_sql(&pool).await;
+    let sim = simulator().await;
+    let client = client(&sim);
+    push::push(&pool, &client, SHOP, None).await.unwrap();
+    // Someone else writes L1's page: the stored compareDigest no longer matches.
+    client
+        .metafields_set(&[wholesail_shopify_admin::metafields::MetafieldsSetInput {
+            owner_id: L1.into(),
+            namespace: NAMESPACE.into(),
+            key: PAGE_KEYS[0].into(),
+            value: "garbage".into(),
+            kind: payload::METAFIELD_TYPE.into(),
+            compare_digest: Default::default(),
+        }])
+        .await
+        .unwrap();
+    import_json(
+        &pool,
+        json!([{"rule": "quota", "company_location": L1, "target": "variant:21", "quantity": 40, "period": "week"}]),
+    )
+    .await;
+    let report = dirty::push_dirty(&pool, &client, SHOP).await.unwrap();
+    assert_eq!(
+        (report.metafields, report.calls),
+        (1, 2),
+        "refused once, then sent"
+    );
+    assert_eq!(pushed(&sim, L1), Some(computed(&pool, L1).await));
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_buyer_too_large_for_the_function_is_named_and_the_others_are_pushed(pool: PgPool) {
+    catalog(&pool).await;
+    rules_sql(&pool).await;
+    // The largest buyer the generator makes here: 1,500 variant rules with every field.
+    sqlx::query(
+        "INSERT INTO rule_line_limits (shop, company_location, target_kind, target_id, increment, min_quantity, max_quantity)
+         SELECT $1, $2, 'variant', 40000000000000 + g::bigint * 7919, 12, 12, 1200 FROM generate_series(1, 1500) g",
+    )
+    .bind(SHOP)
+    .bind(L1)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // And one that cannot fit: 20,000 rules.
+    sqlx::query(
+        "INSERT INTO rule_line_limits (shop, company_location, target_kind, target_id, increment)
+         SELECT $1, $2, 'variant', 1 + g::bigint * 1000003, 6 FROM generate_series(1, 20000) g",
+    )
+    .bind(SHOP)
+    .bind(L2)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let sim = simulator().await;
+    let report = push::push(&pool, &client(&sim), SHOP, None).await.unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, L2);
+    assert!(
+        report.failed[0]
+            .1
+            .starts_with(&format!("buyer {L2}: its rules need")),
+        "{}",
+        report.failed[0].1
+    );
+    let recorded: Vec<String> =
+        sqlx::query_scalar("SELECT company_location FROM rules_push_errors WHERE shop = $1")
+            .bind(SHOP)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, [L2]);
+    assert!(sim.metafield(SHOP, L2, NAMESPACE, PAGE_KEYS[0]).is_none());
+
+    let pages: Vec<String> = PAGE_KEYS
+        .iter()
+        .filter_map(|k| sim.metafield(SHOP, L1, NAMESPACE, k).map(|m| m.value))
+        .collect();
+    assert!(
+        pages.len() > 1 && pages.len() <= MAX_PAGES,
+        "{} pages",
+        pages.len()
+    );
+    assert!(pages.iter().all(|p| p.len() <= MAX_PAGE_BYTES));
+    let l1 = pushed(&sim, L1).unwrap();
+    assert_eq!(l1.variants().len(), 1_500 + 3);
+    assert_eq!(l1, computed(&pool, L1).await);
+
+    // Once the buyer fits again, its error is cleared.
+    sqlx::query("DELETE FROM rule_line_limits WHERE company_location = $1")
+        .bind(L2)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = push::push(&pool, &client(&sim), SHOP, None).await.unwrap();
+    assert!(report.failed.is_empty());
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM rules_push_errors")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+/// An `orders/create` of `location` (numeric id) with one line, created now, applied by the
+/// real handler as the worker would.
+async fn order_of(pool: &PgPool, id: u64, location: i64, variant: i64, quantity: i32) {
+    let mut spec = shopify_simulator::payloads::OrderSpec::new(id, 1);
+    spec.updated_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut order = shopify_simulator::payloads::order(&spec);
+    order["created_at"] = json!(spec.updated_at);
+    order["company"]["location_id"] = json!(location);
+    order["line_items"][0]["variant_id"] = json!(variant);
+    order["line_items"][0]["quantity"] = json!(quantity);
+    order["line_items"][0]["current_quantity"] = json!(quantity);
+    let stripped = wholesail_webhook::strip("orders/create", order.to_string().as_bytes()).unwrap();
+    let event = InboxEvent {
+        id: id as i64,
+        webhook_id: format!("wh-{id}"),
+        event_id: None,
+        shop: SHOP.to_owned(),
+        topic: "orders/create".to_owned(),
+        payload: stripped.json,
+    };
+    let mut tx = pool.begin().await.unwrap();
+    handlers::apply(&mut tx, &event).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn orders_consuming_quota_and_stock_changes_mark_buyers_dirty_and_the_push_follows(
+    pool: PgPool,
+) {
+    catalog(&pool).await;
+    rules_sql(&pool).await;
+    let sim = simulator().await;
+    let client = client(&sim);
+    push::push(&pool, &client, SHOP, None).await.unwrap();
+    let rule = |r: &BuyerRules, v: u64| r.variants()[r.position(v).unwrap()];
+    assert_eq!(
+        rule(&pushed(&sim, L1).unwrap(), 21).quota_remaining,
+        Some(50)
+    );
+
+    order_of(&pool, 1, 9_100_001, 21, 8).await;
+    let marked: Vec<String> = sqlx::query_scalar("SELECT company_location FROM rules_dirty")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(marked, [L1]);
+    let report = dirty::push_dirty(&pool, &client, SHOP).await.unwrap();
+    assert_eq!((report.buyers, report.metafields), (1, 1));
+    assert_eq!(
+        rule(&pushed(&sim, L1).unwrap(), 21).quota_remaining,
+        Some(42)
+    );
+    // The quote sees the same consumption.
+    let err = quote::price_and_validate(&pool, SHOP, L1, &[line(11, 72), line(21, 43)])
+        .await
+        .unwrap()
+        .unwrap_err();
+    let codes: Vec<&str> = err.iter().map(|v| v.code.as_str()).collect();
+    assert!(codes.contains(&"QUOTA_EXCEEDED"), "{codes:?}");
+
+    // Stock of variant 12 at the US warehouse drops: L1 (whose limits cover 12) is pushed.
+    set_stock(&pool, 1012, 501, 3).await;
+    let report = dirty::push_dirty(&pool, &client, SHOP).await.unwrap();
+    assert_eq!((report.buyers, report.metafields), (1, 1));
+    assert_eq!(rule(&pushed(&sim, L1).unwrap(), 12).stock, Some(3));
+    assert!(sim.throttled(SHOP).is_empty());
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn the_http_api_imports_all_or_nothing_and_validates_carts_with_every_error(pool: PgPool) {
+    catalog(&pool).await;
+    let addr = common::serve_routes(pool.clone(), 1 << 20).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{addr}{p}");
+
+    let bad_csv = "rule,company_location,target,min_quantity,unit_price,increment,max_quantity\n\
+                   price,gid://shopify/CompanyLocation/9100001,variant:11,24,7.50,,\n\
+                   limits,gid://shopify/CompanyLocation/9100001,product:1,12,,0,6\n\
+                   limits,gid://shopify/CompanyLocation/9100001,sku:NOPE,,,6,\n";
+    let unauthorized = http
+        .post(url(&format!("/admin/rules/import?shop={SHOP}&format=csv")))
+        .body(bad_csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let r = http
+        .post(url(&format!("/admin/rules/import?shop={SHOP}&format=csv")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .body(bad_csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    let errors: Vec<(u64, String)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_u64().unwrap(),
+                e["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (2, "increment \"0\": expected a whole number ≥ 1".to_owned()),
+            (2, "max_quantity 6 is below min_quantity 12".to_owned()),
+        ]
+    );
+    // Rows valid in themselves but naming an unknown SKU: refused at write, nothing written.
+    let r = http
+        .post(url(&format!("/admin/rules/import?shop={SHOP}&format=csv")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .body(bad_csv.replace(",12,,0,6", ",6,,6,60"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["errors"][0]["row"], 3);
+    assert_eq!(
+        body["errors"][0]["message"],
+        "sku \"NOPE\": no variant of the shop has this SKU"
+    );
+    let count: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM rule_price_breaks) + (SELECT count(*) FROM rule_line_limits)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(count, 0, "nothing written");
+
+    let good = bad_csv
+        .replace(",12,,0,6", ",6,,6,60")
+        .replace("sku:NOPE", "sku:GLV-M");
+    for _ in 0..2 {
+        let r = http
+            .post(url(&format!("/admin/rules/import?shop={SHOP}&format=csv")))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .body(good.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["written"], 3);
+    }
+    let r = http
+        .put(url("/admin/rules"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"shop": SHOP, "rules": [
+            {"rule": "order_minimum", "company_location": L1, "amount": "500", "currency": "USD"}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let listed: Value = http
+        .get(url(&format!("/admin/rules?shop={SHOP}&location={L1}")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rules = listed["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 4, "imported twice, stored once: {listed}");
+    assert!(
+        rules.contains(&json!({"rule": "limits", "company_location": L1,
+        "target": "variant:12", "increment": "6", "min_quantity": "0"}))
+    );
+
+    let validate = |lines: Value| {
+        http.post(url("/v1/carts/validate"))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .json(&json!({"shop": SHOP, "company_location": L1, "lines": lines}))
+            .send()
+    };
+    let r =
+        validate(json!([{"variant_id": 11, "quantity": 25}, {"variant_id": 12, "quantity": 7}]))
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["valid"], false);
+    assert_eq!(body["currency"], "USD");
+    assert_eq!(body["subtotal"], 25 * 750 + 7 * 1000);
+    assert_eq!(body["lines"][0]["unit_price"], 750);
+    assert_eq!(body["lines"][0]["warehouse"], 501);
+    let codes: Vec<(&str, &str)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["code"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("CASE_PACK", "$.cart.lines[0].quantity"),
+            ("CASE_PACK", "$.cart.lines[1].quantity"),
+            ("INSUFFICIENT_STOCK", "$.cart.lines[1].quantity"),
+            ("ORDER_MINIMUM", "$.cart"),
+        ]
+    );
+    assert!(body["errors"][3]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Minimum order value is 500.00 USD"));
+    let r =
+        validate(json!([{"variant_id": 11, "quantity": 60}, {"variant_id": 21, "quantity": 3}]))
+            .await
+            .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["valid"].clone(), body["errors"].clone()),
+        (json!(true), json!([]))
+    );
+    let r = validate(json!([{"variant_id": 404, "quantity": 1}]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn origin_serve_pushes_edited_rules_after_a_quiet_period(pool: PgPool) {
+    catalog(&pool).await;
+    let sim = simulator().await;
+    let shops = format!(
+        r#"[{{domain="{SHOP}",url="{}",access_token="{DEFAULT_TOKEN}"}}]"#,
+        sim.base_url()
+    );
+    let origin = common::Origin::spawn(
+        &common::database_url(&pool),
+        &[
+            ("WHOLESAIL_SHOPS", shops.as_str()),
+            ("WHOLESAIL_RULES__QUIET_MS", "300"),
+            ("WHOLESAIL_RULES__POLL_INTERVAL_MS", "60000"),
+        ],
+    );
+    let r = reqwest::Client::new()
+        .put(origin.url("/admin/rules"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"shop": SHOP, "rules": [
+            {"rule": "limits", "company_location": L1, "target": "variant:11", "increment": 12},
+            {"rule": "quota", "company_location": L1, "target": "variant:11", "quantity": 96, "period": "week"}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    common::eventually(Duration::from_secs(10), "the rules pushed", || async {
+        pushed(&sim, L1).is_some()
+    })
+    .await;
+    let l1 = pushed(&sim, L1).unwrap();
+    assert_eq!(l1.variants().len(), 1);
+    assert_eq!(
+        (l1.variants()[0].increment, l1.variants()[0].quota_remaining),
+        (12, Some(96))
+    );
+    origin.kill();
 }

@@ -213,8 +213,7 @@ pub async fn run(pool: PgPool, shops: Arc<Shops>, settings: Settings, shutdown: 
                 tokio::time::Instant::now() + Duration::from_millis(settings.max_delay_ms);
             loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() || !wait(&mut listener, quiet.min(left), &shutdown).await
-                {
+                if left.is_zero() || !wait(&mut listener, quiet.min(left), &shutdown).await {
                     break;
                 }
             }

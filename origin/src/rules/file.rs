@@ -378,7 +378,9 @@ fn raw_rows(text: &str, format: Format) -> Result<Vec<HashMap<String, String>>, 
                                 other => {
                                     return Err(RowError {
                                         row: i + 1,
-                                        message: format!("field {k:?}: {other} is not a string or number"),
+                                        message: format!(
+                                            "field {k:?}: {other} is not a string or number"
+                                        ),
                                     })
                                 }
                             };
@@ -410,10 +412,11 @@ pub fn parse(text: &str, format: Format) -> Result<Vec<Rule>, Vec<RowError>> {
                 }
                 rules.push(r);
             }
-            Err(messages) => errors.extend(messages.into_iter().map(|message| RowError {
-                row: n,
-                message,
-            })),
+            Err(messages) => errors.extend(
+                messages
+                    .into_iter()
+                    .map(|message| RowError { row: n, message }),
+            ),
         }
     }
     if errors.is_empty() {
@@ -424,7 +427,9 @@ pub fn parse(text: &str, format: Format) -> Result<Vec<Rule>, Vec<RowError>> {
 }
 
 /// Checks rows already split into fields (the admin API's JSON body).
-pub fn parse_rows(rows: &[serde_json::Map<String, serde_json::Value>]) -> Result<Vec<Rule>, Vec<RowError>> {
+pub fn parse_rows(
+    rows: &[serde_json::Map<String, serde_json::Value>],
+) -> Result<Vec<Rule>, Vec<RowError>> {
     let text = serde_json::to_string(rows).map_err(|e| {
         vec![RowError {
             row: 0,
@@ -448,7 +453,10 @@ fn rule(row: &HashMap<String, String>) -> Result<Rule, Vec<String>> {
         return Err(errors);
     };
     let (required, optional): (&[&str], &[&str]) = match kind.as_str() {
-        "price" => (&["company_location", "target", "min_quantity", "unit_price"], &[]),
+        "price" => (
+            &["company_location", "target", "min_quantity", "unit_price"],
+            &[],
+        ),
         "limits" => (
             &["company_location", "target"],
             &["increment", "min_quantity", "max_quantity"],
@@ -486,7 +494,9 @@ fn rule(row: &HashMap<String, String>) -> Result<Rule, Vec<String>> {
         }
     };
     let get = |f: &str| row.get(f).map(String::as_str);
-    let location = get("company_location").map(str::to_owned).unwrap_or_default();
+    let location = get("company_location")
+        .map(str::to_owned)
+        .unwrap_or_default();
     if get("company_location").is_some() {
         let ok = location
             .strip_prefix(LOCATION_GID_PREFIX)
@@ -550,7 +560,9 @@ fn rule(row: &HashMap<String, String>) -> Result<Rule, Vec<String>> {
     let amount = decimal("amount", &mut errors);
     let currency = get("currency").unwrap_or_default().to_owned();
     if get("currency").is_some() && CurrencyCode::parse(&currency).is_none() {
-        errors.push(format!("currency {currency:?}: expected an ISO code like USD"));
+        errors.push(format!(
+            "currency {currency:?}: expected an ISO code like USD"
+        ));
     }
     let country = get("country").unwrap_or_default().to_owned();
     if get("country").is_some()
@@ -642,8 +654,16 @@ mod tests {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 3, "{text:?}");
         assert_eq!(text[0], "row 2: routing: field \"target\" does not apply");
-        assert!(text[1].starts_with("row 3: same rule as row 1"), "{}", text[1]);
-        assert!(text[2].starts_with("row 4: unknown rule \"nope\""), "{}", text[2]);
+        assert!(
+            text[1].starts_with("row 3: same rule as row 1"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[2].starts_with("row 4: unknown rule \"nope\""),
+            "{}",
+            text[2]
+        );
 
         let json = r#"[
           {"rule": "limits", "company_location": "gid://shopify/CompanyLocation/1", "target": "variant:11", "increment": 6, "max_quantity": 600},

@@ -105,6 +105,9 @@ impl From<ComputeError> for QuoteError {
     }
 }
 
+/// A variant as the quote reads it: id, SKU, title, list price in hundredths.
+type CatalogRow = (i64, Option<String>, Option<String>, Option<i64>);
+
 /// Prices the lines for the buyer and runs every validator; `Ok(Err(violations))` when invalid.
 pub async fn price_and_validate(
     pool: &PgPool,
@@ -151,7 +154,7 @@ pub async fn quote(
         return Err(QuoteError::UnknownLocation(company_location_gid.to_owned()));
     }
 
-    let catalog: Vec<(i64, Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+    let catalog: Vec<CatalogRow> = sqlx::query_as(
         "SELECT v.id, v.sku,
                 CASE WHEN v.title IS NULL OR v.title = 'Default Title' THEN p.title
                      WHEN p.title IS NULL THEN v.title

@@ -315,7 +315,11 @@ pub async fn delete(pool: &PgPool, shop: &str, mut rules: Vec<Rule>) -> Result<u
 
 /// The rules of `shop`: those of `location` (every buyer's when `None`) and the shop-level
 /// ones, in a stable order.
-pub async fn list(pool: &PgPool, shop: &str, location: Option<&str>) -> Result<Vec<Rule>, sqlx::Error> {
+pub async fn list(
+    pool: &PgPool,
+    shop: &str,
+    location: Option<&str>,
+) -> Result<Vec<Rule>, sqlx::Error> {
     let target = |kind: &str, id: i64| {
         if kind == "product" {
             Target::Product(id)
@@ -333,12 +337,16 @@ pub async fn list(pool: &PgPool, shop: &str, location: Option<&str>) -> Result<V
     .bind(location)
     .fetch_all(pool)
     .await?;
-    out.extend(prices.into_iter().map(|(l, k, id, min, price)| Rule::Price {
-        location: l,
-        target: target(&k, id),
-        min_quantity: min,
-        unit_price: price,
-    }));
+    out.extend(
+        prices
+            .into_iter()
+            .map(|(l, k, id, min, price)| Rule::Price {
+                location: l,
+                target: target(&k, id),
+                min_quantity: min,
+                unit_price: price,
+            }),
+    );
     let limits: Vec<(String, String, i64, i32, i32, Option<i32>)> = sqlx::query_as(
         "SELECT company_location, target_kind, target_id, increment, min_quantity, max_quantity
          FROM rule_line_limits WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
@@ -368,16 +376,20 @@ pub async fn list(pool: &PgPool, shop: &str, location: Option<&str>) -> Result<V
     .bind(location)
     .fetch_all(pool)
     .await?;
-    out.extend(quotas.into_iter().map(|(l, k, id, quantity, period)| Rule::Quota {
-        location: l,
-        target: target(&k, id),
-        quantity,
-        period: if period == "week" {
-            Period::Week
-        } else {
-            Period::Month
-        },
-    }));
+    out.extend(
+        quotas
+            .into_iter()
+            .map(|(l, k, id, quantity, period)| Rule::Quota {
+                location: l,
+                target: target(&k, id),
+                quantity,
+                period: if period == "week" {
+                    Period::Week
+                } else {
+                    Period::Month
+                },
+            }),
+    );
     let minimums: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT company_location, amount::text, currency
          FROM rule_order_minimums WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
