@@ -1,5 +1,8 @@
 //! Shared measuring tools of Wholesail's benchmark binaries (`src/bin/*`, run by
-//! `cargo xtask bench <name>`): medians, per-call timing and scratch databases.
+//! `cargo xtask bench <name>`): medians, per-call timing and scratch databases, and the
+//! [`function`] harness that runs the Shopify Function's real wasm.
+
+pub mod function;
 
 use std::time::Instant;
 
