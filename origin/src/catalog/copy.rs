@@ -3,17 +3,28 @@
 //! Each run gets its own UNLOGGED tables (`catalog_stage_<run>_<kind>`, made `LIKE` the
 //! templates in `migrations/0010_catalog.sql`). Lines of different kinds interleave in an
 //! export, so each kind has its own connection with its own `COPY … FROM STDIN (FORMAT
-//! binary)` open for the whole import: a record is encoded and handed to its table's stream
-//! at once, and nothing is held back. Memory is the writers' buffers, whatever the file size.
+//! binary)` open for the whole import: a record is encoded straight into its table's buffer
+//! (PostgreSQL's binary row format, written by hand: no per-field dispatch), and a buffer is
+//! sent once it holds [`CHUNK`] bytes. Memory is those buffers, whatever the file size.
 
 use std::pin::Pin;
 
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::SinkExt;
 use serde::Serialize;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls};
+use time::OffsetDateTime;
+use tokio_postgres::{Client, CopyInSink, NoTls};
 
 use super::jsonl::Record;
+
+/// Bytes of encoded rows gathered per table before they are sent (one COPY data message).
+pub const CHUNK: usize = 256 * 1024;
+
+/// The binary COPY header: signature, flags, header extension length.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// 2000-01-01T00:00:00Z, PostgreSQL's epoch, in Unix microseconds.
+const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
 /// The staged kinds, in merge order.
 pub const KINDS: [&str; 4] = ["products", "variants", "inventory_levels", "metafields"];
@@ -44,9 +55,20 @@ impl StagedCounts {
 }
 
 struct Stream {
-    writer: Pin<Box<BinaryCopyInWriter>>,
+    sink: Pin<Box<CopyInSink<Bytes>>>,
+    buf: BytesMut,
     // Kept alive while the COPY runs.
     _client: Client,
+}
+
+impl Stream {
+    /// Sends the buffer once it is full.
+    async fn flush_full(&mut self) -> Result<(), tokio_postgres::Error> {
+        if self.buf.len() >= CHUNK {
+            self.sink.send(self.buf.split().freeze()).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The open COPY streams of one run.
@@ -55,25 +77,122 @@ pub struct Staging {
     counts: StagedCounts,
 }
 
-fn columns(kind: &str) -> (&'static str, Vec<Type>) {
-    use Type as T;
+fn columns(kind: &str) -> &'static str {
     match kind {
-        "products" => (
-            "id, gid, title, handle, status, vendor, product_type, tags, updated_at",
-            vec![T::INT8, T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::TIMESTAMPTZ],
-        ),
-        "variants" => (
-            "id, product_id, sku, barcode, title, price, compare_at_price, position, inventory_item_id, updated_at",
-            vec![T::INT8, T::INT8, T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::INT4, T::INT8, T::TIMESTAMPTZ],
-        ),
-        "inventory_levels" => (
-            "variant_id, inventory_item_id, location_id, available, updated_at",
-            vec![T::INT8, T::INT8, T::INT8, T::INT4, T::TIMESTAMPTZ],
-        ),
-        _ => (
-            "id, owner_type, owner_id, namespace, key, type, value",
-            vec![T::INT8, T::TEXT, T::INT8, T::TEXT, T::TEXT, T::TEXT, T::TEXT],
-        ),
+        "products" => "id, gid, title, handle, status, vendor, product_type, tags, updated_at",
+        "variants" => "id, product_id, sku, barcode, title, price, compare_at_price, position, inventory_item_id, updated_at",
+        "inventory_levels" => "variant_id, inventory_item_id, location_id, available, updated_at",
+        _ => "id, owner_type, owner_id, namespace, key, type, value",
+    }
+}
+
+/// One row in PostgreSQL's binary COPY format: a field count, then each field as its length
+/// (-1 for NULL) and its bytes in the type's binary form.
+struct Row<'b>(&'b mut BytesMut);
+
+impl Row<'_> {
+    fn start(buf: &mut BytesMut, fields: i16) -> Row<'_> {
+        buf.put_i16(fields);
+        Row(buf)
+    }
+
+    fn null(&mut self) -> &mut Self {
+        self.0.put_i32(-1);
+        self
+    }
+
+    fn int8(&mut self, v: i64) -> &mut Self {
+        self.0.put_i32(8);
+        self.0.put_i64(v);
+        self
+    }
+
+    fn opt_int8(&mut self, v: Option<i64>) -> &mut Self {
+        match v {
+            Some(v) => self.int8(v),
+            None => self.null(),
+        }
+    }
+
+    fn opt_int4(&mut self, v: Option<i32>) -> &mut Self {
+        match v {
+            Some(v) => {
+                self.0.put_i32(4);
+                self.0.put_i32(v);
+                self
+            }
+            None => self.null(),
+        }
+    }
+
+    /// `text` (UTF-8 bytes). Never longer than its JSONL line, which `jsonl::parse` caps
+    /// below 2 GiB, so the length fits.
+    fn text(&mut self, v: &str) -> &mut Self {
+        self.0.put_i32(v.len() as i32);
+        self.0.put_slice(v.as_bytes());
+        self
+    }
+
+    fn opt_text(&mut self, v: Option<&str>) -> &mut Self {
+        match v {
+            Some(v) => self.text(v),
+            None => self.null(),
+        }
+    }
+
+    /// `timestamptz`: microseconds since PostgreSQL's epoch.
+    fn timestamptz(&mut self, t: OffsetDateTime) -> &mut Self {
+        let us = t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond()) - PG_EPOCH_US;
+        self.int8(us)
+    }
+}
+
+/// Appends `record` as one row of its staging table (columns in [`columns`] order).
+fn encode(record: &Record<'_>, buf: &mut BytesMut) {
+    match record {
+        Record::Product(p) => {
+            Row::start(buf, 9)
+                .int8(p.id)
+                .text(p.gid)
+                .opt_text(p.title.as_deref())
+                .opt_text(p.handle.as_deref())
+                .opt_text(p.status.as_deref())
+                .opt_text(p.vendor.as_deref())
+                .opt_text(p.product_type.as_deref())
+                .opt_text(p.tags.as_deref())
+                .timestamptz(p.updated_at);
+        }
+        Record::Variant(v) => {
+            Row::start(buf, 10)
+                .int8(v.id)
+                .int8(v.product_id)
+                .opt_text(v.sku.as_deref())
+                .opt_text(v.barcode.as_deref())
+                .opt_text(v.title.as_deref())
+                .opt_text(v.price)
+                .opt_text(v.compare_at_price)
+                .opt_int4(v.position)
+                .opt_int8(v.inventory_item_id)
+                .timestamptz(v.updated_at);
+        }
+        Record::InventoryLevel(l) => {
+            Row::start(buf, 5)
+                .int8(l.variant_id)
+                .int8(l.inventory_item_id)
+                .int8(l.location_id)
+                .opt_int4(l.available)
+                .timestamptz(l.updated_at);
+        }
+        Record::Metafield(m) => {
+            Row::start(buf, 7)
+                .int8(m.id)
+                .text(m.owner_type)
+                .int8(m.owner_id)
+                .text(&m.namespace)
+                .text(&m.key)
+                .text(&m.kind)
+                .text(&m.value);
+        }
     }
 }
 
@@ -124,15 +243,18 @@ impl Staging {
         let mut streams = Vec::with_capacity(KINDS.len());
         for kind in KINDS {
             let client = connect(config).await?;
-            let (cols, types) = columns(kind);
             let sink = client
                 .copy_in(&format!(
-                    "COPY {} ({cols}) FROM STDIN (FORMAT binary)",
-                    table(run, kind)
+                    "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                    table(run, kind),
+                    columns(kind)
                 ))
                 .await?;
+            let mut buf = BytesMut::with_capacity(CHUNK + (CHUNK >> 3));
+            buf.put_slice(HEADER);
             streams.push(Stream {
-                writer: Box::pin(BinaryCopyInWriter::new(sink, &types)),
+                sink: Box::pin(sink),
+                buf,
                 _client: client,
             });
         }
@@ -149,70 +271,108 @@ impl Staging {
 
     /// Encodes `record` into its table's COPY stream.
     pub async fn write(&mut self, record: &Record<'_>) -> Result<(), tokio_postgres::Error> {
-        match record {
-            Record::Product(p) => {
-                self.counts.products += 1;
-                let row: [&(dyn ToSql + Sync); 9] = [
-                    &p.id,
-                    &p.gid,
-                    &p.title.as_deref(),
-                    &p.handle.as_deref(),
-                    &p.status,
-                    &p.vendor.as_deref(),
-                    &p.product_type.as_deref(),
-                    &p.tags,
-                    &p.updated_at,
-                ];
-                self.streams[0].writer.as_mut().write(&row).await
-            }
-            Record::Variant(v) => {
-                self.counts.variants += 1;
-                let row: [&(dyn ToSql + Sync); 10] = [
-                    &v.id,
-                    &v.product_id,
-                    &v.sku.as_deref(),
-                    &v.barcode.as_deref(),
-                    &v.title.as_deref(),
-                    &v.price,
-                    &v.compare_at_price,
-                    &v.position,
-                    &v.inventory_item_id,
-                    &v.updated_at,
-                ];
-                self.streams[1].writer.as_mut().write(&row).await
-            }
-            Record::InventoryLevel(l) => {
-                self.counts.inventory_levels += 1;
-                let row: [&(dyn ToSql + Sync); 5] = [
-                    &l.variant_id,
-                    &l.inventory_item_id,
-                    &l.location_id,
-                    &l.available,
-                    &l.updated_at,
-                ];
-                self.streams[2].writer.as_mut().write(&row).await
-            }
-            Record::Metafield(m) => {
-                self.counts.metafields += 1;
-                let row: [&(dyn ToSql + Sync); 7] = [
-                    &m.id,
-                    &m.owner_type,
-                    &m.owner_id,
-                    &m.namespace.as_ref(),
-                    &m.key.as_ref(),
-                    &m.kind.as_ref(),
-                    &m.value.as_ref(),
-                ];
-                self.streams[3].writer.as_mut().write(&row).await
-            }
-        }
+        let (k, count) = match record {
+            Record::Product(_) => (0, &mut self.counts.products),
+            Record::Variant(_) => (1, &mut self.counts.variants),
+            Record::InventoryLevel(_) => (2, &mut self.counts.inventory_levels),
+            Record::Metafield(_) => (3, &mut self.counts.metafields),
+        };
+        *count += 1;
+        let stream = &mut self.streams[k];
+        encode(record, &mut stream.buf);
+        stream.flush_full().await
     }
 
     /// Ends every COPY (the rows become visible) and returns the counts.
     pub async fn finish(mut self) -> Result<StagedCounts, tokio_postgres::Error> {
         for s in &mut self.streams {
-            s.writer.as_mut().finish().await?;
+            s.buf.put_i16(-1);
+            s.sink.send(s.buf.split().freeze()).await?;
+            s.sink.as_mut().finish().await?;
         }
         Ok(self.counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::types::{IsNull, ToSql, Type};
+
+    use super::super::jsonl;
+    use super::*;
+
+    /// The row as tokio-postgres' generic `ToSql` encoding writes it.
+    fn reference(values: &[(&(dyn ToSql + Sync), Type)]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        buf.put_i16(values.len() as i16);
+        for (v, t) in values {
+            let at = buf.len();
+            buf.put_i32(0);
+            let len = match v.to_sql_checked(t, &mut buf).unwrap() {
+                IsNull::Yes => -1,
+                IsNull::No => (buf.len() - at - 4) as i32,
+            };
+            buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        buf
+    }
+
+    #[test]
+    fn rows_encode_byte_for_byte_as_tokio_postgres_writes_them() {
+        use Type as T;
+        let lines: [&[u8]; 5] = [
+            br#"{"id":"gid://shopify/Product/7","title":"Caf\u00e9","handle":"h","status":"ACTIVE","tags":["a","b"],"updatedAt":"2026-03-04T05:06:07.123456+02:00"}"#,
+            br#"{"id":"gid://shopify/ProductVariant/40","sku":"S","position":-3,"price":"123.45","compareAtPrice":null,"inventoryItem":{"id":"gid://shopify/InventoryItem/45"},"updatedAt":"1999-12-31T23:59:59Z","__parentId":"gid://shopify/Product/7"}"#,
+            br#"{"id":"gid://shopify/ProductVariant/41","updatedAt":"2026-01-01T00:00:00Z","__parentId":"gid://shopify/Product/7"}"#,
+            br#"{"id":"gid://shopify/InventoryLevel/600?inventory_item_id=45","location":{"id":"gid://shopify/Location/600"},"quantities":[{"name":"available","quantity":42}],"updatedAt":"2026-01-01T00:00:01Z","__parentId":"gid://shopify/ProductVariant/40"}"#,
+            br#"{"id":"gid://shopify/Metafield/30","namespace":"wholesail","key":"moq","type":"number_integer","value":"12","__parentId":"gid://shopify/Product/7"}"#,
+        ];
+        for line in lines {
+            let record = jsonl::parse(1, line).unwrap();
+            let expected = match &record {
+                Record::Product(p) => reference(&[
+                    (&p.id, T::INT8),
+                    (&p.gid, T::TEXT),
+                    (&p.title.as_deref(), T::TEXT),
+                    (&p.handle.as_deref(), T::TEXT),
+                    (&p.status, T::TEXT),
+                    (&p.vendor.as_deref(), T::TEXT),
+                    (&p.product_type.as_deref(), T::TEXT),
+                    (&p.tags, T::TEXT),
+                    (&p.updated_at, T::TIMESTAMPTZ),
+                ]),
+                Record::Variant(v) => reference(&[
+                    (&v.id, T::INT8),
+                    (&v.product_id, T::INT8),
+                    (&v.sku.as_deref(), T::TEXT),
+                    (&v.barcode.as_deref(), T::TEXT),
+                    (&v.title.as_deref(), T::TEXT),
+                    (&v.price, T::TEXT),
+                    (&v.compare_at_price, T::TEXT),
+                    (&v.position, T::INT4),
+                    (&v.inventory_item_id, T::INT8),
+                    (&v.updated_at, T::TIMESTAMPTZ),
+                ]),
+                Record::InventoryLevel(l) => reference(&[
+                    (&l.variant_id, T::INT8),
+                    (&l.inventory_item_id, T::INT8),
+                    (&l.location_id, T::INT8),
+                    (&l.available, T::INT4),
+                    (&l.updated_at, T::TIMESTAMPTZ),
+                ]),
+                Record::Metafield(m) => reference(&[
+                    (&m.id, T::INT8),
+                    (&m.owner_type, T::TEXT),
+                    (&m.owner_id, T::INT8),
+                    (&m.namespace.as_ref(), T::TEXT),
+                    (&m.key.as_ref(), T::TEXT),
+                    (&m.kind.as_ref(), T::TEXT),
+                    (&m.value.as_ref(), T::TEXT),
+                ]),
+            };
+            let mut buf = BytesMut::new();
+            encode(&record, &mut buf);
+            assert_eq!(buf, expected, "{}", String::from_utf8_lossy(line));
+        }
     }
 }
