@@ -7,7 +7,8 @@
 --
 -- Phases of a job (status stays 'processing' until the drafts exist):
 --   planned_at IS NULL       price and validate the lines, split them, write the parts
---   a part without draft_id  look the part's tag up in Shopify, create it if absent, record it
+--   a part without draft_id  if a create was ever sent for it, look its tag up in Shopify;
+--                            create it if absent; record it
 --   all parts have drafts    optional invoice send, then 'completed'
 -- A callback, when requested, is delivered afterwards (callback_state) by the same loop.
 
@@ -67,6 +68,9 @@ CREATE TABLE draft_order_parts (
     shipping_cents  bigint  NOT NULL DEFAULT 0,
     -- Lines at negotiated prices plus shipping, as computed here.
     total_cents     bigint  NOT NULL,
+    -- Set (lease held) just before draftOrderCreate is sent. Only a part with it set can
+    -- exist in Shopify unrecorded, so only such a part is looked up by its tag first.
+    create_sent_at  timestamptz,
     -- Set in the same transaction that counts the part as created.
     draft_id        text,
     draft_name      text,

@@ -331,6 +331,15 @@ async fn a_1200_line_quote_becomes_three_linked_drafts_that_add_up_to_the_cent(p
         assert_eq!(d.lines.len(), 400);
     }
     assert!(sim.throttled(DEFAULT_SHOP).is_empty());
+    let operations: Vec<String> = sim
+        .cost_log(DEFAULT_SHOP)
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    assert_eq!(
+        operations, ["draftOrderCreate"; 3],
+        "no lookups when no create was ever in doubt"
+    );
     origin.stop().await;
 }
 

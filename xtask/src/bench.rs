@@ -33,6 +33,10 @@ const BENCHES: &[(&str, &str)] = &[
         "topic handlers: a 500-line order applied vs a plain multi-row INSERT",
     ),
     (
+        "draft-orders",
+        "quote → linked draft orders (500/1,200/5,000 lines) vs the cost bucket's lower bound; first response",
+    ),
+    (
         "catalog",
         "catalog resync of 1M variants from the simulator vs psql \\copy; peak RSS at 100k and 1M",
     ),
@@ -78,6 +82,11 @@ pub fn run(args: &[&str]) -> Result<()> {
             let url = postgres::ensure()?;
             std::env::set_var("DATABASE_URL", url);
             bench_bin("handlers", rest)
+        }
+        "draft-orders" => {
+            let url = postgres::ensure()?;
+            std::env::set_var("DATABASE_URL", url);
+            bench_bin("draft_orders", rest)
         }
         other => bail!("unknown benchmark {other:?}; `cargo xtask bench` lists them"),
     }

@@ -224,6 +224,8 @@ pub struct PendingPart {
     pub shipping_cents: i64,
     /// Lines plus shipping.
     pub total_cents: i64,
+    /// Whether a `draftOrderCreate` was ever sent for it (it may exist in Shopify).
+    pub create_sent: bool,
 }
 
 impl PendingPart {
@@ -241,12 +243,36 @@ impl PendingPart {
 /// The parts of `job` without a draft yet, in order.
 pub async fn pending_parts(pool: &PgPool, job: &str) -> Result<Vec<PendingPart>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT part, key, lines, shipping_cents, total_cents FROM draft_order_parts
+        "SELECT part, key, lines, shipping_cents, total_cents,
+                create_sent_at IS NOT NULL AS create_sent
+         FROM draft_order_parts
          WHERE job_id = $1 AND draft_id IS NULL ORDER BY part",
     )
     .bind(job)
     .fetch_all(pool)
     .await
+}
+
+/// Marks that a `draftOrderCreate` is about to be sent for `part` (from now on the part may
+/// exist in Shopify without being recorded); `false` when the lease was lost (do not send).
+pub async fn mark_create_sent(
+    pool: &PgPool,
+    job: &str,
+    worker: &str,
+    part: i32,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE draft_order_parts p SET create_sent_at = now()
+         FROM draft_order_jobs j
+         WHERE p.job_id = $1 AND p.part = $2 AND j.id = p.job_id AND j.locked_by = $3",
+    )
+    .bind(job)
+    .bind(part)
+    .bind(worker)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 /// The draft that exists in Shopify for a part.

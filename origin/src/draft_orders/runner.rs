@@ -3,10 +3,12 @@
 //!
 //! 1. **Plan** (once): price and validate the quote ([`pricing`]); reject it with every
 //!    violation, or split it ([`plan`]) and store the parts in one transaction.
-//! 2. **Create** each part in order: look its tag `wholesail-part:<key>` up in Shopify first —
-//!    a draft left by an attempt whose outcome was unknown (timeout, 5xx after the shop
-//!    acted, a crash) is adopted instead of created twice — else `draftOrderCreate`; the
-//!    draft's id is recorded in the same transaction that counts the part as created.
+//! 2. **Create** each part in order. A part for which a `draftOrderCreate` was ever sent
+//!    (`create_sent_at`, written before sending) is first looked up by its tag
+//!    `wholesail-part:<key>`: a draft left by an attempt whose outcome was unknown (timeout,
+//!    5xx after the shop acted, a crash) is adopted instead of created twice. A part never
+//!    sent cannot exist, so it is created without the lookup (saving its cost). The draft's
+//!    id is recorded in the same transaction that counts the part as created.
 //! 3. **Invoices** (if asked): `draftOrderInvoiceSend` per draft, recorded per draft.
 //! 4. **Complete**; then the callback, if any, is delivered ([`callback`]).
 //!
@@ -247,11 +249,21 @@ impl JobLoop {
         };
         for pending in jobs::pending_parts(&self.pool, &job.id).await? {
             self.renew(job).await?;
+            let may_exist = pending.create_sent;
             let part = pending.plan();
-            let draft = match find(&client, &part.key).await? {
+            let found = match may_exist {
+                true => find(&client, &part.key).await?,
+                false => None,
+            };
+            let draft = match found {
                 Some(found) => created(found, true),
                 None => {
                     let input = plan::draft_input(&group, &part);
+                    if !jobs::mark_create_sent(&self.pool, &job.id, &self.id, part.part as i32)
+                        .await?
+                    {
+                        return Err(StepError::LeaseLost);
+                    }
                     created(client.draft_order_create(&input).await?, false)
                 }
             };
