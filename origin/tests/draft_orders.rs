@@ -482,6 +482,15 @@ async fn a_quote_with_invalid_lines_is_rejected_with_every_error_and_no_draft(po
         "Shopify was not called"
     );
 
+    // A B2B contact needs the location's company, which origin has not seen.
+    let mut b2b = quote("Q-b2b", &sim, 3);
+    b2b["company_contact_id"] = json!("gid://shopify/CompanyContact/5");
+    let (_, accepted) = origin.post(&b2b).await;
+    let done = origin.ended(accepted["job"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "rejected");
+    assert_eq!(done["errors"][0]["code"], "UNKNOWN_COMPANY");
+    assert!(sim.draft_orders(DEFAULT_SHOP).is_empty());
+
     // Structural errors are refused at once, all of them.
     let mut broken = quote("Q-broken", &sim, 3);
     broken["company_location_id"] = json!("8800001");

@@ -143,6 +143,8 @@ pub struct Group<'a> {
     pub note: Option<&'a str>,
     /// The shipping line's title.
     pub shipping_title: Option<&'a str>,
+    /// The B2B buyer (`purchasingEntity`), when the quote names a contact.
+    pub purchasing_entity: Option<serde_json::Value>,
 }
 
 /// The `DraftOrderInput` of `part`: variant lines with their negotiated-price discounts, the
@@ -191,7 +193,7 @@ pub fn draft_input(group: &Group<'_>, part: &PartPlan) -> DraftOrderInput {
             price_with_currency: Money::from_cents(part.shipping_cents, group.currency),
         }),
         applied_discount: None,
-        purchasing_entity: None,
+        purchasing_entity: group.purchasing_entity.clone(),
     }
 }
 
@@ -269,6 +271,7 @@ mod tests {
             currency: "USD",
             note: None,
             shipping_title: Some("Freight"),
+            purchasing_entity: None,
         };
         let input = draft_input(&group, &parts[0]);
         assert_eq!(

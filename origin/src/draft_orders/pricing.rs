@@ -89,6 +89,42 @@ pub async fn price(
     }
 }
 
+/// The `purchasingEntity` of the drafts when the quote names the buyer's contact:
+/// `{"purchasingCompany": {companyId, companyContactId, companyLocationId}}`, the company
+/// being the location's. `Ok(Err(_))` when the location's company is not known.
+pub async fn purchasing_entity(
+    pool: &PgPool,
+    quote: &QuoteRequest,
+) -> Result<Result<Option<serde_json::Value>, QuoteViolation>, sqlx::Error> {
+    let Some(contact) = &quote.company_contact_id else {
+        return Ok(Ok(None));
+    };
+    let company: Option<String> = sqlx::query_scalar(
+        "SELECT company_admin_graphql_api_id FROM company_locations
+         WHERE shop = $1 AND admin_graphql_api_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(&quote.shop)
+    .bind(&quote.company_location_id)
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    Ok(match company {
+        Some(company) => Ok(Some(serde_json::json!({"purchasingCompany": {
+            "companyId": company,
+            "companyContactId": contact,
+            "companyLocationId": quote.company_location_id,
+        }}))),
+        None => Err(QuoteViolation {
+            code: "UNKNOWN_COMPANY".into(),
+            line: None,
+            message: format!(
+                "the company of location {} is not known: cannot attach the drafts to it",
+                quote.company_location_id
+            ),
+        }),
+    })
+}
+
 /// One violation per line whose variant is not in the catalog with a price (the rules stop
 /// at the first).
 async fn unknown_variants(

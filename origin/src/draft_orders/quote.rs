@@ -18,6 +18,10 @@ pub struct QuoteRequest {
     pub quote_id: String,
     /// The buyer: `gid://shopify/CompanyLocation/<id>`.
     pub company_location_id: String,
+    /// The buyer's contact (`gid://shopify/CompanyContact/<id>`): with it the drafts are
+    /// B2B drafts (`purchasingEntity.purchasingCompany` with the location's company).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_contact_id: Option<String>,
     /// The lines, in the order the buyer sees them.
     pub lines: Vec<QuoteLine>,
     /// One shipping charge for the whole quote (see the shipping rule in the README).
@@ -127,6 +131,15 @@ impl QuoteRequest {
                 "company_location_id must be a gid://shopify/CompanyLocation/<id>",
             ));
         }
+        if let Some(contact) = &self.company_contact_id {
+            let id = contact.strip_prefix("gid://shopify/CompanyContact/");
+            if id.and_then(|n| n.parse::<u64>().ok()).is_none() {
+                errors.push(QuoteViolation::quote(
+                    "INVALID_FIELD",
+                    "company_contact_id must be a gid://shopify/CompanyContact/<id>",
+                ));
+            }
+        }
         if self.lines.is_empty() {
             errors.push(QuoteViolation::quote(
                 "INVALID_FIELD",
@@ -193,6 +206,7 @@ mod tests {
             shop: "acme.myshopify.com".into(),
             quote_id: "Q-1".into(),
             company_location_id: "gid://shopify/CompanyLocation/42".into(),
+            company_contact_id: None,
             lines: vec![QuoteLine {
                 variant_id: 1,
                 quantity: 3,

@@ -213,6 +213,10 @@ impl JobLoop {
             .shops
             .client(&job.shop)
             .map_err(|e| StepError::Permanent(e.to_string()))?;
+        let purchasing_entity = match pricing::purchasing_entity(&self.pool, quote).await? {
+            Ok(entity) => entity,
+            Err(violation) => return Ok(End::Rejected(vec![violation])),
+        };
         let (currency, parts_total) = if job.planned {
             (
                 job.currency.clone().unwrap_or_default(),
@@ -246,6 +250,7 @@ impl JobLoop {
             currency: &currency,
             note: quote.note.as_deref(),
             shipping_title: quote.shipping.as_ref().map(|s| s.title.as_str()),
+            purchasing_entity,
         };
         for pending in jobs::pending_parts(&self.pool, &job.id).await? {
             self.renew(job).await?;
@@ -274,6 +279,9 @@ impl JobLoop {
             if !jobs::record_part(&self.pool, &job.id, &self.id, part.part as i32, &draft).await? {
                 return Err(StepError::LeaseLost);
             }
+            metrics::counter!("wholesail_draft_orders_created_total",
+                "recovered" => if draft.recovered { "true" } else { "false" })
+            .increment(1);
             tracing::info!(job = %job.id, part = part.part, of = parts_total, draft = %draft.id, recovered = draft.recovered, "draft order created");
         }
         if quote.send_invoice {
