@@ -407,4 +407,3 @@ pub fn build_provider(target: &Path) -> Result<PathBuf> {
     ensure!(status.success(), "building the provider wasm failed");
     Ok(dir.join("wasm32-unknown-unknown/release/shopify_function_provider.wasm"))
 }
-

@@ -48,9 +48,7 @@ fn parse_args() -> Result<Args> {
             args.print_input = true;
             continue;
         }
-        let value = it
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--wasm" => args.wasm = Some(value.into()),
             "--provider" => args.provider = Some(value.into()),
@@ -142,7 +140,10 @@ async fn main() -> Result<()> {
         eprintln!("{}", serde_json::to_string_pretty(&input)?);
     }
     let target = target_dir();
-    let wasm = args.wasm.clone().unwrap_or_else(|| target.join(FUNCTION_WASM));
+    let wasm = args
+        .wasm
+        .clone()
+        .unwrap_or_else(|| target.join(FUNCTION_WASM));
     anyhow::ensure!(
         wasm.exists(),
         "{} missing: build it with `cargo build -p wholesail-function --target wasm32-unknown-unknown --profile function`",
