@@ -639,3 +639,57 @@ async fn a_draft_shopify_refuses_fails_the_job_with_the_reason(pool: PgPool) {
     assert!(sim.draft_orders(DEFAULT_SHOP).is_empty());
     origin.stop().await;
 }
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn the_cli_submits_a_quote_file_that_origin_serve_turns_into_drafts(pool: PgPool) {
+    let sim = shop(&pool, 600, BucketConfig::STANDARD).await;
+    let db = database_url(&pool);
+    let shops = format!(
+        r#"[{{domain="{DEFAULT_SHOP}",url="{}",access_token="{DEFAULT_TOKEN}"}}]"#,
+        sim.base_url()
+    );
+    let env = [
+        ("WHOLESAIL_SHOPS", shops.as_str()),
+        ("WHOLESAIL_DRAFT_ORDERS__POLL_INTERVAL_MS", "100"),
+    ];
+    let serve = common::Origin::spawn(&db, &env);
+    let dir = std::env::temp_dir().join(format!("wholesail-quote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("quote.json");
+    std::fs::write(&file, quote("Q-cli", &sim, 600).to_string()).unwrap();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_origin"));
+        cmd.args(["draft-orders", "create", "--wait", "--file"])
+            .arg(&file)
+            .env_clear()
+            .env("WHOLESAIL_DATABASE_URL", &db)
+            .env("RUST_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (first, last) = stdout.split_once('\n').unwrap();
+    let accepted: Value = serde_json::from_str(first).unwrap();
+    let done: Value = serde_json::from_str(last).unwrap();
+    assert_eq!(accepted["status"], "processing");
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["progress"]["parts_total"], 2);
+    assert_eq!(sim.draft_orders(DEFAULT_SHOP).len(), 2);
+    assert!(
+        serve.terminate(Duration::from_secs(20)),
+        "origin exits cleanly"
+    );
+}

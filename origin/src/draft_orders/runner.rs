@@ -110,7 +110,7 @@ impl JobLoop {
         let (wake_tx, wake_rx) = watch::channel(0u64);
         let listener = tokio::spawn(listen(self.pool.clone(), wake_tx, shutdown.clone()));
         let mut loops = JoinSet::new();
-        for _ in 0..self.settings.concurrency.max(1) {
+        for _ in 0..self.settings.concurrency {
             let me = self.clone();
             let (rx, stop) = (wake_rx.clone(), shutdown.clone());
             loops.spawn(async move { me.claim_loop(rx, stop).await });
