@@ -133,7 +133,9 @@ impl JobLoop {
             match self.run_once().await {
                 Ok(true) => continue,
                 Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "draft-order claim failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "draft-order claim or step failed; the lease will expire")
+                }
             }
             tokio::select! {
                 _ = wake.changed() => {}
