@@ -717,3 +717,91 @@ async fn origin_serve_pushes_edited_rules_after_a_quiet_period(pool: PgPool) {
     );
     origin.kill();
 }
+
+/// `origin rules <args>` against the test database: (success, stdout, stderr).
+fn origin_rules(pool: &PgPool, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_origin"))
+        .arg("rules")
+        .args(args)
+        .env_clear()
+        .env("WHOLESAIL_DATABASE_URL", common::database_url(pool))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn the_import_cli_lists_every_bad_row_imports_nothing_and_is_idempotent(pool: PgPool) {
+    catalog(&pool).await;
+    let dir = std::env::temp_dir().join(format!("wholesail-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "rule,company_location,target,increment,max_quantity,quantity,period\n\
+         limits,gid://shopify/CompanyLocation/9100001,variant:11,6,120,,\n\
+         limits,gid://shopify/CompanyLocation/9100001,variant:12,0,,,\n\
+         quota,gid://shopify/CompanyLocation/9100001,sku:GLV-S,,,50,fortnight\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = origin_rules(
+        &pool,
+        &["import", "--shop", SHOP, "--file", bad.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("bad.csv: row 2: increment \"0\": expected a whole number ≥ 1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.csv: row 3: period \"fortnight\": expected week or month"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 errors, nothing imported"), "{stderr}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rule_line_limits")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+
+    let good = dir.join("good.json");
+    std::fs::write(
+        &good,
+        json!([
+            {"rule": "limits", "company_location": L1, "target": "variant:11", "increment": 6},
+            {"rule": "quota", "company_location": L1, "target": "sku:GLV-S", "quantity": 50, "period": "week"}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let (ok, stdout, stderr) = origin_rules(
+            &pool,
+            &["import", "--shop", SHOP, "--file", good.to_str().unwrap()],
+        );
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("\"imported\":2"), "{stdout}");
+    }
+    let rows: Vec<(String, i64, i32)> = sqlx::query_as(
+        "SELECT 'limits', target_id, increment FROM rule_line_limits
+         UNION ALL SELECT 'quota', target_id, quantity FROM rule_quotas ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [("limits".to_owned(), 11, 6), ("quota".to_owned(), 11, 50)]
+    );
+    let (ok, stdout, _) = origin_rules(&pool, &["show", "--shop", SHOP, "--location", L1]);
+    assert!(ok);
+    let shown: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(shown["computed"]["variants"][0]["quota_remaining"], 50);
+    assert_eq!(shown["computed"]["variants"][0]["increment"], 6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
