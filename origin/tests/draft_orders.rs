@@ -515,8 +515,7 @@ async fn a_quote_with_invalid_lines_is_rejected_with_every_error_and_no_draft(po
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
 async fn a_small_cost_bucket_is_never_overdrawn(pool: PgPool) {
-    // 20 points, 10 restored per second: the three lookups and three creates (≈ 40 points)
-    // cannot all go at once.
+    // 20 points, 10 restored per second: the three creates (30 points) cannot all go at once.
     let bucket = BucketConfig {
         maximum_available: 20.0,
         restore_rate: 10.0,
