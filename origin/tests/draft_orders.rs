@@ -692,3 +692,43 @@ async fn the_cli_submits_a_quote_file_that_origin_serve_turns_into_drafts(pool: 
         "origin exits cleanly"
     );
 }
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_job_whose_workers_keep_dying_fails_after_max_attempts_with_the_reason(pool: PgPool) {
+    let sim = shop(&pool, 10, BucketConfig::STANDARD).await;
+    let q: draft_orders::quote::QuoteRequest =
+        serde_json::from_value(quote("Q-doomed", &sim, 3)).unwrap();
+    let shops = shops(&sim);
+    let (status, created) = draft_orders::api::submit(&pool, &shops, false, &q)
+        .await
+        .unwrap();
+    assert!(created);
+    // Three claims already made, each by a worker that died (lease expired, nothing done).
+    sqlx::query(
+        "UPDATE draft_order_jobs SET attempts = 3, locked_by = 'dead', locked_until = now() - interval '1 second'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let jobs = JobLoop::new(
+        pool.clone(),
+        shops,
+        Settings {
+            max_attempts: 3,
+            ..settings()
+        },
+        "loop-c".into(),
+    );
+    assert!(
+        jobs.run_once().await.unwrap(),
+        "the expired lease is claimable"
+    );
+    let done = draft_orders::jobs::status(&pool, &status.job)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, "failed");
+    assert!(done.error.unwrap().contains("gave up after 3 claims"));
+    assert!(sim.draft_orders(DEFAULT_SHOP).is_empty());
+    assert!(!jobs.run_once().await.unwrap(), "nothing left to do");
+}

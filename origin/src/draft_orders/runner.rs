@@ -178,7 +178,17 @@ impl JobLoop {
     }
 
     async fn process(&self, job: &Claimed) -> Result<(), sqlx::Error> {
-        let end = match self.advance(job).await {
+        // Claims past the limit mean earlier holders died mid-step (their leases expired):
+        // stop rather than let a job that kills its worker loop forever.
+        let result = if job.attempts > self.settings.max_attempts {
+            Err(StepError::Permanent(format!(
+                "gave up after {} claims whose workers stopped before finishing a step",
+                job.attempts - 1
+            )))
+        } else {
+            self.advance(job).await
+        };
+        let end = match result {
             Ok(end) => end,
             Err(StepError::LeaseLost) => {
                 tracing::warn!(job = %job.id, "lease lost; another worker continues the job");
