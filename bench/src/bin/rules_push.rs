@@ -25,10 +25,11 @@ use anyhow::{ensure, Context, Result};
 use secrecy::SecretString;
 use shopify_simulator::{BucketConfig, Simulator, SimulatorConfig, DEFAULT_SHOP, DEFAULT_TOKEN};
 use sqlx::PgPool;
-use wholesail_bench::scratch_database;
+use wholesail_bench::{median, scratch_database};
 use wholesail_origin::rules::compute::{Scope, ShopRules};
 use wholesail_origin::rules::file::{Rule, Target};
 use wholesail_origin::rules::push::{push, PushReport};
+use wholesail_origin::rules::quote::{self, QuoteLine};
 use wholesail_origin::rules::{dirty, store};
 use wholesail_rules::payload;
 use wholesail_shopify_admin::metafields::MAX_PER_CALL;
@@ -240,6 +241,23 @@ async fn run(
     )
     .await?;
 
+    // The same tables serve origin's quote: one buyer, a 50-line cart.
+    let mut quote_ms = Vec::new();
+    for i in 0..30i64 {
+        let b = i * 331 % locations + 1;
+        let lines: Vec<QuoteLine> = (0..50i64)
+            .map(|k| QuoteLine {
+                variant_id: (FIRST_VARIANT + 1 + (b * 7919 + k * 104_729) % variants) as u64,
+                quantity: 12,
+            })
+            .collect();
+        let location = format!("gid://shopify/CompanyLocation/{}", 9_000_000 + b);
+        let t = Instant::now();
+        quote::quote(&pool, SHOP, &location, &lines).await?;
+        quote_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let quote_ms = median(quote_ms);
+
     let throttled = sim.throttled(SHOP);
     ensure!(
         throttled.is_empty(),
@@ -262,7 +280,8 @@ async fn run(
     );
     println!(
         "compute + encode every buyer (no push): {compute_s:.2} s (of which loading {load_s:.2} s); \
-         1% edit through the import path: {import_s:.3} s\n"
+         1% edit through the import path: {import_s:.3} s; quote (price + validate) of a \
+         50-line cart for one buyer: median {quote_ms:.1} ms over 30\n"
     );
     println!(
         "simulator bucket: {} points, restore {restore_rate} points/s, metafieldsSet {COST_PER_CALL} points/call\n",

@@ -269,8 +269,9 @@ async fn price_breaks(
     Ok(out)
 }
 
-/// The buyer's currency: its order minimum's, else the currency of the shop's latest order,
-/// else [`FALLBACK_CURRENCY`].
+/// The buyer's currency: its order minimum's, else the currency of its latest order, else of
+/// any order of the shop (B2B locations of a shop buy in the shop's currency), else
+/// [`FALLBACK_CURRENCY`].
 async fn currency(
     pool: &PgPool,
     shop: &str,
@@ -280,15 +281,19 @@ async fn currency(
     if let Some(m) = rules.order_minimum(location) {
         return Ok(m.currency);
     }
-    let latest: Option<String> = sqlx::query_scalar(
-        "SELECT currency FROM orders
-         WHERE shop = $1 AND currency IS NOT NULL AND deleted_at IS NULL
-         ORDER BY created_at DESC NULLS LAST LIMIT 1",
+    let number = super::compute::location_number(location);
+    let seen: Option<String> = sqlx::query_scalar(
+        "SELECT coalesce(
+           (SELECT currency FROM orders
+            WHERE shop = $1 AND company_location_id = $2 AND currency IS NOT NULL
+            ORDER BY created_at DESC LIMIT 1),
+           (SELECT currency FROM orders WHERE shop = $1 AND currency IS NOT NULL LIMIT 1))",
     )
     .bind(shop)
-    .fetch_optional(pool)
+    .bind(number)
+    .fetch_one(pool)
     .await?;
-    Ok(latest
+    Ok(seen
         .as_deref()
         .and_then(CurrencyCode::parse)
         .or_else(|| CurrencyCode::parse(FALLBACK_CURRENCY))
