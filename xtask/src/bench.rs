@@ -37,6 +37,10 @@ const BENCHES: &[(&str, &str)] = &[
         "quote → linked draft orders (500/1,200/5,000 lines) vs the cost bucket's lower bound; first response",
     ),
     (
+        "rules-push",
+        "rules push of 10,000 buyers × 100,000 variants: metafieldsSet calls vs minimum, wall vs the bucket's bound",
+    ),
+    (
         "catalog",
         "catalog resync of 1M variants from the simulator vs psql \\copy; peak RSS at 100k and 1M",
     ),
@@ -72,6 +76,11 @@ pub fn run(args: &[&str]) -> Result<()> {
             let url = postgres::ensure()?;
             std::env::set_var("DATABASE_URL", url);
             bench_bin("origin-bench", rest)
+        }
+        "rules-push" => {
+            let url = postgres::ensure()?;
+            std::env::set_var("DATABASE_URL", url);
+            bench_bin("rules_push", rest)
         }
         "catalog" => {
             let url = postgres::ensure()?;
