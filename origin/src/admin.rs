@@ -12,12 +12,12 @@
 //! Without `admin.token` configured every admin route answers 404.
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use thiserror::Error;
@@ -83,19 +83,28 @@ async fn authorize(
     request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
-    let Some(token) = app.admin_token.as_ref() else {
-        return Err(AdminError::NotFound);
-    };
-    let presented = request
-        .headers()
+    check_bearer(app.admin_token.as_deref(), request.headers())?;
+    Ok(next.run(request).await)
+}
+
+/// Checks the `Authorization: Bearer` header against the admin token in constant time:
+/// [`AdminError::NotFound`] when no token is configured (the admin API is off),
+/// [`AdminError::Unauthorized`] when the header is missing or wrong.
+pub(crate) fn check_bearer(
+    token: Option<&SecretString>,
+    headers: &HeaderMap,
+) -> Result<(), AdminError> {
+    let token = token.ok_or(AdminError::NotFound)?;
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(AdminError::Unauthorized)?;
-    if !bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
-        return Err(AdminError::Unauthorized);
+    if bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
+        Ok(())
+    } else {
+        Err(AdminError::Unauthorized)
     }
-    Ok(next.run(request).await)
 }
 
 /// Query parameters of the listing.

@@ -17,10 +17,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
-use subtle::ConstantTimeEq;
 
 use super::jobs::{self, JobStatus, SubmitError};
 use super::quote::{QuoteRequest, QuoteViolation};
@@ -61,21 +60,13 @@ fn database(e: sqlx::Error) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
 }
 
-async fn authorize(State(api): State<DraftOrdersApi>, request: Request, next: Next) -> Response {
-    let Some(token) = api.admin_token.as_ref() else {
-        return error(StatusCode::NOT_FOUND, "not found");
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(p) if bool::from(p.as_bytes().ct_eq(token.expose_secret().as_bytes())) => {
-            next.run(request).await
-        }
-        _ => error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token"),
-    }
+async fn authorize(
+    State(api): State<DraftOrdersApi>,
+    request: Request,
+    next: Next,
+) -> Result<Response, crate::admin::AdminError> {
+    crate::admin::check_bearer(api.admin_token.as_deref(), request.headers())?;
+    Ok(next.run(request).await)
 }
 
 /// Why a submission was refused before it became a job.
