@@ -345,7 +345,9 @@ mod tests {
         }
         parts.push(Ok(bytes::Bytes::copy_from_slice(&body[at..])));
         let mut reader = JsonlReader::new(Box::pin(futures_util::stream::iter(parts)));
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let mut out = Vec::new();
             while let Some(l) = reader.next_line().await.unwrap() {

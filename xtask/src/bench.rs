@@ -51,7 +51,7 @@ pub fn run(args: &[&str]) -> Result<()> {
     let Some((name, rest)) = args.split_first() else {
         eprintln!("benchmarks:");
         for (n, what) in BENCHES {
-            eprintln!("  {n:<8} {what}");
+            eprintln!("  {n:<12} {what}");
         }
         return Ok(());
     };

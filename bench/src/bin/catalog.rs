@@ -7,6 +7,9 @@
 //!   The resync's *stage* phase (download + parse + binary COPY) is compared to it; the merge
 //!   into the live tables (empty before each round: insert-only) is reported beside it.
 //! - **(b) memory**: peak RSS (`VmHWM`) of the importing process at N/10 and N variants.
+//! - **(c) the importer's own work**: parsing the same JSONL and encoding its binary COPY rows
+//!   in process, without HTTP or PostgreSQL (what the stage would cost on an idle machine with
+//!   free I/O).
 //!
 //! The importer is this binary re-executed with `--import` (the library's
 //! `catalog::Runner::resync`, the code behind `origin catalog resync`), so its peak RSS is its
@@ -20,6 +23,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use bytes::BytesMut;
 use secrecy::SecretString;
 use shopify_simulator::catalog::{Owner, Row};
 use shopify_simulator::{
@@ -28,7 +32,7 @@ use shopify_simulator::{
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use wholesail_bench::{median, scratch_database};
-use wholesail_origin::catalog::{Runner, Settings};
+use wholesail_origin::catalog::{copy, jsonl, Runner, Settings};
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
 
 const DB: &str = "wholesail_bench_catalog";
@@ -188,6 +192,10 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
     let small_report = import_once(&pool, &sim, db_url).await?;
     eprintln!("N/10 import: {small_report:?}");
 
+    // (c) the importer's own work on the same file: parse + encode, in process, no I/O.
+    let (parse_s, parse_bytes) = parse_and_encode(&big)?;
+    eprintln!("parse + encode in process: {parse_s:.2} s for {parse_bytes} bytes");
+
     // The resync at N and (a) the floor, psql \copy of the same rows as CSV into
     // same-shaped tables, interleaved round by round (the machine is shared and noisy).
     sim.set_catalog(DEFAULT_SHOP, big.clone());
@@ -222,6 +230,14 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
     let stage = median(reports.iter().map(|r| r.stage_s).collect());
     let merge = median(reports.iter().map(|r| r.merge_s).collect());
     let total = median(reports.iter().map(|r| r.total_s).collect());
+    // Each round's stage over the \copy of the same round: both met the same background load.
+    let paired: Vec<f64> = reports
+        .iter()
+        .zip(&copies)
+        .map(|(r, c)| r.stage_s / c)
+        .collect();
+    let paired_text: Vec<String> = paired.iter().map(|p| format!("{p:.2}×")).collect();
+    let paired_median = median(paired);
     let copy = median(copies);
     let rows = counts.total() as f64;
     let bytes = reports[0].bytes as f64;
@@ -257,6 +273,17 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
         rows / total,
         bytes / 1e6 / total,
         total / copy
+    );
+    println!(
+        "| (c) parse + binary-COPY encode only, in process (no I/O) | {parse_s:.2} | {:.0} | {:.0} | {:.2}× |",
+        rows / parse_s,
+        parse_bytes as f64 / 1e6 / parse_s,
+        parse_s / copy
+    );
+    println!();
+    println!(
+        "Stage / \\copy round by round: {} (median {paired_median:.2}×).",
+        paired_text.join(", ")
     );
     println!();
     println!(
@@ -296,6 +323,38 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
         bail!("the client overdrew the simulator's cost bucket");
     }
     Ok(())
+}
+
+/// Seconds spent parsing every line of `spec`'s export and encoding it as binary COPY rows
+/// (the generation of the text is not timed), and the bytes of JSONL.
+fn parse_and_encode(spec: &CatalogSpec) -> Result<(f64, u64)> {
+    let mut stream = spec.jsonl(Selection::ALL, ChildOrder::Scattered { window: 1000 });
+    let (mut text, mut rows) = (
+        Vec::with_capacity(4 << 20),
+        BytesMut::with_capacity(8 << 20),
+    );
+    let (mut took, mut bytes, mut line) = (Duration::ZERO, 0u64, 0u64);
+    loop {
+        text.clear();
+        let more = stream.fill(&mut text, 4 << 20);
+        let lines: Vec<&[u8]> = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let t = Instant::now();
+        for l in lines {
+            line += 1;
+            copy::encode(&jsonl::parse(line, l)?, &mut rows);
+            if rows.len() > 4 << 20 {
+                rows.clear();
+            }
+        }
+        took += t.elapsed();
+        bytes += text.len() as u64;
+        if !more {
+            return Ok((took.as_secs_f64(), bytes));
+        }
+    }
 }
 
 const KINDS: [&str; 4] = ["products", "variants", "inventory_levels", "metafields"];

@@ -147,8 +147,9 @@ impl Row<'_> {
     }
 }
 
-/// Appends `record` as one row of its staging table (columns in [`columns`] order).
-fn encode(record: &Record<'_>, buf: &mut BytesMut) {
+/// Appends `record` to `buf` as one row of its kind's staging table in PostgreSQL's binary
+/// COPY format (what [`Staging::write`] sends).
+pub fn encode(record: &Record<'_>, buf: &mut BytesMut) {
     match record {
         Record::Product(p) => {
             Row::start(buf, 9)

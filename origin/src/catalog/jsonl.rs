@@ -299,6 +299,15 @@ fn split_gid(gid: &str) -> Result<(&str, &str), String> {
 }
 
 fn numeric(digits: &str, gid: &str) -> Result<i64, String> {
+    // Plain digits (the usual case) without the general integer parser; 18 digits never
+    // overflow an i64. Anything else (and 0) gets the parser's verdict.
+    let b = digits.as_bytes();
+    if (1..=18).contains(&b.len()) && b.iter().all(u8::is_ascii_digit) {
+        let n = b.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+        if n > 0 {
+            return Ok(n);
+        }
+    }
     digits
         .parse::<i64>()
         .ok()
@@ -862,6 +871,26 @@ mod tests {
             "+026-01-01T00:00:00Z",
         ] {
             assert_eq!(utc_seconds(t), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn numeric_ids_read_as_the_integer_parser_reads_them() {
+        for digits in [
+            "7",
+            "007",
+            "+7",
+            "0",
+            "-5",
+            "",
+            "1a",
+            "999999999999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+            "123456789012345678901",
+        ] {
+            let reference = digits.parse::<i64>().ok().filter(|n| *n > 0);
+            assert_eq!(numeric(digits, "g").ok(), reference, "{digits:?}");
         }
     }
 }
