@@ -146,19 +146,35 @@ CREATE TRIGGER orders_rules_dirty
     EXECUTE FUNCTION rules_mark_order_location();
 
 -- Stock changed: mark the variants of the changed inventory items, once per statement (a
--- catalog merge changes many rows at once), only for shops that have rules at all.
+-- catalog merge changes a million rows at once), only for shops that have rules at all; when
+-- no shop has any rule the trigger returns at once.
 CREATE FUNCTION rules_mark_inventory() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    notified bigint;
 BEGIN
-    INSERT INTO rules_dirty_variants (shop, variant_id)
-    SELECT DISTINCT v.shop, v.id
-    FROM changed_levels c
-    JOIN variants v ON v.shop = c.shop AND v.inventory_item_id = c.inventory_item_id
-    WHERE EXISTS (SELECT 1 FROM rule_line_limits r WHERE r.shop = c.shop)
-       OR EXISTS (SELECT 1 FROM rule_quotas r WHERE r.shop = c.shop)
-       OR EXISTS (SELECT 1 FROM rule_sku_warehouses r WHERE r.shop = c.shop)
-       OR EXISTS (SELECT 1 FROM rule_sku_regions r WHERE r.shop = c.shop)
-    ON CONFLICT (shop, variant_id) DO UPDATE SET marked_at = EXCLUDED.marked_at;
-    PERFORM pg_notify('wholesail_rules_dirty', s.shop) FROM (SELECT DISTINCT shop FROM changed_levels) s;
+    IF NOT EXISTS (SELECT 1 FROM rule_line_limits)
+       AND NOT EXISTS (SELECT 1 FROM rule_quotas)
+       AND NOT EXISTS (SELECT 1 FROM rule_sku_warehouses)
+       AND NOT EXISTS (SELECT 1 FROM rule_sku_regions) THEN
+        RETURN NULL;
+    END IF;
+    WITH ruled AS (
+        SELECT s.shop FROM (SELECT DISTINCT shop FROM changed_levels) s
+        WHERE EXISTS (SELECT 1 FROM rule_line_limits r WHERE r.shop = s.shop)
+           OR EXISTS (SELECT 1 FROM rule_quotas r WHERE r.shop = s.shop)
+           OR EXISTS (SELECT 1 FROM rule_sku_warehouses r WHERE r.shop = s.shop)
+           OR EXISTS (SELECT 1 FROM rule_sku_regions r WHERE r.shop = s.shop)
+    ), marked AS (
+        INSERT INTO rules_dirty_variants (shop, variant_id)
+        SELECT DISTINCT v.shop, v.id
+        FROM changed_levels c
+        JOIN ruled ON ruled.shop = c.shop
+        JOIN variants v ON v.shop = c.shop AND v.inventory_item_id = c.inventory_item_id
+        ON CONFLICT (shop, variant_id) DO UPDATE SET marked_at = EXCLUDED.marked_at
+        RETURNING shop
+    )
+    SELECT count(pg_notify('wholesail_rules_dirty', m.shop)) INTO notified
+    FROM (SELECT DISTINCT shop FROM marked) m;
     RETURN NULL;
 END $$;
 CREATE TRIGGER inventory_levels_rules_dirty_insert
