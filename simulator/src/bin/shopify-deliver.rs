@@ -1,10 +1,12 @@
 //! `shopify-deliver`: sends a stream of signed `orders/create` and `orders/updated` webhooks to
 //! a URL the way Shopify does (retries, optional duplicates with the same webhook id, shuffled
 //! order), then prints what was sent and what the operational tables must hold afterwards as
-//! one JSON object on stdout. Used by `cargo xtask demo`.
+//! one JSON object on stdout. `--payload TOPIC=FILE` adds a webhook of any topic with the
+//! file's JSON as its body (e.g. `company_locations/create`). Used by `cargo xtask demo`.
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use serde_json::json;
 use shopify_simulator::payloads::{order, OrderSpec};
@@ -41,6 +43,10 @@ struct Args {
     /// Multiplies Shopify's timeouts and retry delays (0.01: retries after 0.6 s … 77 s).
     #[arg(long, default_value_t = 0.01)]
     time_scale: f64,
+    /// Also deliver this file's JSON as a webhook of this topic (repeatable; delivered in the
+    /// order given, before the orders).
+    #[arg(long = "payload", value_name = "TOPIC=FILE")]
+    payloads: Vec<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -58,6 +64,21 @@ async fn main() -> anyhow::Result<()> {
         },
     );
     let mut webhooks = Vec::new();
+    for p in &args.payloads {
+        let (topic, file) = p
+            .split_once('=')
+            .with_context(|| format!("--payload {p:?}: expected TOPIC=FILE"))?;
+        let body = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .with_context(|| format!("{file} is not JSON"))?;
+        let w = sender.webhook(topic, body);
+        // One at a time, in order: a location's company should exist before the location.
+        let report = sender.deliver(&args.url, &w).await;
+        anyhow::ensure!(
+            report.delivered,
+            "the {topic} webhook from {file} was not delivered"
+        );
+    }
     let mut expected_lines = 0;
     for seed in args.seed..args.seed + args.orders {
         let created = OrderSpec {
@@ -89,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         json!({
+            "payloads": args.payloads.len(),
             "webhooks": sent,
             "delivered": delivered,
             "attempts": attempts,

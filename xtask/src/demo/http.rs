@@ -37,3 +37,20 @@ pub fn get_json(url: &str, token: &str) -> Result<(u16, Value)> {
     let status = resp.status().as_u16();
     Ok((status, resp.body_mut().read_json().unwrap_or(Value::Null)))
 }
+
+/// A request with a JSON body (`POST`, `PUT`) and the admin bearer token; the status and JSON
+/// answer.
+pub fn send_json(method: &str, url: &str, token: &str, body: &Value) -> Result<(u16, Value)> {
+    let agent = agent();
+    let auth = format!("Bearer {token}");
+    let req = match method {
+        "PUT" => agent.put(url),
+        _ => agent.post(url),
+    };
+    let mut resp = req
+        .header("Authorization", &auth)
+        .send_json(body)
+        .with_context(|| format!("{method} {url}"))?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.body_mut().read_json().unwrap_or(Value::Null)))
+}

@@ -5,7 +5,13 @@
 //!    (`origin serve`) on 127.0.0.1:18080, the edge worker in workerd on 127.0.0.1:18787.
 //! 3. [`catalog`]: operations resync the catalog with `origin catalog resync` (progress bar,
 //!    summary); Shopify's `bulk_operations/finish` webhook reaches origin through the edge.
-//! 4. [`webhooks`]: the simulator delivers signed order webhooks to the edge as Shopify does:
+//! 4. [`rules`]: a buyer (company + location) arrives by webhook; operations import its rules
+//!    (`origin rules import`); origin's background push writes the location's metafields in
+//!    the simulator; the real Function wasm rejects a sample cart; a rule change through the
+//!    admin API flows to the metafield and the same cart is accepted.
+//! 5. [`draft_orders`]: a 1,200-line quote (`POST /v1/draft-orders`) answered in milliseconds
+//!    becomes three linked draft orders whose totals add up to the quote's, to the cent.
+//! 6. [`webhooks`]: the simulator delivers signed order webhooks to the edge as Shopify does:
 //!    some twice with the same webhook id, updates shuffled before their creates; the demo
 //!    checks the tables against what was sent. Then origin goes down; one more order is
 //!    delivered; the edge still acknowledges it, retries origin, moves it to the dead-letter
@@ -15,7 +21,9 @@
 //! Logs of origin, the edge and the simulator go to `<target>/demo/`.
 
 mod catalog;
+mod draft_orders;
 mod http;
+mod rules;
 mod service;
 mod webhooks;
 
@@ -125,6 +133,8 @@ pub fn run() -> Result<()> {
     );
 
     catalog::resync(&demo)?;
+    rules::rule_change_reaches_checkout(&demo)?;
+    draft_orders::split_quote(&demo)?;
     webhooks::deliveries_and_dead_letters(&demo, &mut origin, &edge)?;
 
     println!(

@@ -104,7 +104,7 @@ pub(super) fn deliveries_and_dead_letters(
 }
 
 /// Runs `shopify-deliver` against the edge and returns its JSON report.
-fn deliver(args: &[&str]) -> Result<String> {
+pub(super) fn deliver(args: &[&str]) -> Result<String> {
     let bin = target_dir().join("debug/shopify-deliver");
     let url = format!("http://127.0.0.1:{EDGE_PORT}/webhooks");
     let mut all = vec!["--url", url.as_str(), "--shop", SHOP];
