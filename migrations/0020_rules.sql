@@ -130,14 +130,20 @@ CREATE TABLE rules_dirty_variants (
     PRIMARY KEY (shop, variant_id)
 );
 
--- An order of a company location may consume its quota: mark the buyer dirty, whatever wrote
--- the order (webhook handler, replay, import).
+-- An order of a company location with quotas consumes them: mark the buyer dirty, whatever
+-- wrote the order (webhook handler, replay, import). No NOTIFY here: a NOTIFY serialises the
+-- commits of every order transaction on PostgreSQL's notify lock; the background push polls
+-- for these marks instead (rules.poll_interval_ms).
 CREATE FUNCTION rules_mark_order_location() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    location text := 'gid://shopify/CompanyLocation/' || NEW.company_location_id;
 BEGIN
-    INSERT INTO rules_dirty (shop, company_location)
-    VALUES (NEW.shop, 'gid://shopify/CompanyLocation/' || NEW.company_location_id)
-    ON CONFLICT (shop, company_location) DO UPDATE SET marked_at = EXCLUDED.marked_at;
-    PERFORM pg_notify('wholesail_rules_dirty', NEW.shop);
+    IF EXISTS (SELECT 1 FROM rule_quotas q
+               WHERE q.shop = NEW.shop AND q.company_location = location) THEN
+        INSERT INTO rules_dirty (shop, company_location)
+        VALUES (NEW.shop, location)
+        ON CONFLICT (shop, company_location) DO UPDATE SET marked_at = EXCLUDED.marked_at;
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER orders_rules_dirty

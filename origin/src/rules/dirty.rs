@@ -1,16 +1,18 @@
 //! What makes a buyer's pushed rules stale, and the background loop that pushes them again.
 //!
 //! Marks live in two tables (migration `0020_rules.sql`):
-//! - `rules_dirty(shop, company_location)`: written by a trigger on `orders` (an order of the
-//!   location may consume its quota), and by rule edits ([`mark_locations`]; `*` marks every
-//!   buyer of the shop, for SKU-level and routing rules);
+//! - `rules_dirty(shop, company_location)`: written by a trigger on `orders` (an order of a
+//!   location with quotas consumes them), and by rule edits ([`mark_locations`]; `*` marks
+//!   every buyer of the shop, for SKU-level and routing rules);
 //! - `rules_dirty_variants(shop, variant_id)`: written by a statement trigger on
 //!   `inventory_levels` (stock changed); resolved to the buyers whose rules cover the variant.
 //!
-//! Both triggers and [`mark_locations`] `NOTIFY` [`CHANNEL`]. [`run`] (spawned by
-//! `origin serve`) waits for a notification (or polls), lets the burst settle for a quiet
-//! period, then [`push_dirty`]s each shop: only the marked buyers are recomputed, only changed
-//! pages sent. Marks are deleted after the push, only those not renewed meanwhile.
+//! Rule edits and the inventory trigger `NOTIFY` [`CHANNEL`]; the orders trigger does not (a
+//! NOTIFY serialises the commits of every order transaction on PostgreSQL's notify lock), so
+//! order marks are found by polling. [`run`] (spawned by `origin serve`) waits for a
+//! notification or the poll interval, lets a burst settle for a quiet period, then
+//! [`push_dirty`]s each shop: only the marked buyers are recomputed, only changed pages sent.
+//! Marks are deleted after the push, only those not renewed meanwhile.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +49,7 @@ impl Default for Settings {
         Settings {
             quiet_ms: 2_000,
             max_delay_ms: 30_000,
-            poll_interval_ms: 60_000,
+            poll_interval_ms: 5_000,
         }
     }
 }
