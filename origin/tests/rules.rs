@@ -503,6 +503,13 @@ async fn orders_consuming_quota_and_stock_changes_mark_buyers_dirty_and_the_push
         rule(&pushed(&sim, L1).unwrap(), 21).quota_remaining,
         Some(42)
     );
+    // An order of a location without quotas marks nothing.
+    order_of(&pool, 2, 9_100_002, 11, 6).await;
+    let marks: i64 = sqlx::query_scalar("SELECT count(*) FROM rules_dirty")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(marks, 0);
     // The quote sees the same consumption.
     let err = quote::price_and_validate(&pool, SHOP, L1, &[line(11, 72), line(21, 43)])
         .await
