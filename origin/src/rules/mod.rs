@@ -5,7 +5,12 @@
 //! reads the per-buyer metafields origin pushes.
 //!
 //! [`compute`] turns the tables into each buyer's `BuyerRules` with a few set-based queries per
-//! shop. See `README.md` in this directory for the rules file format and operations.
+//! shop; [`push`] sends the encoded pages that changed with `metafieldsSet`; [`dirty`] tracks
+//! what changed (rule edits, orders consuming quotas, stock) and runs the debounced background
+//! push of `origin serve`. Rules come in through [`file`] (CSV / JSON, checked row by row) and
+//! [`store`], from the CLI ([`cli`]) or the admin API ([`api`], which also serves
+//! `POST /v1/carts/validate`). See `README.md` in this directory for the rules file format and
+//! operations.
 
 pub mod api;
 pub mod cli;
