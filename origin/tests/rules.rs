@@ -812,3 +812,40 @@ async fn the_import_cli_lists_every_bad_row_imports_nothing_and_is_idempotent(po
     assert_eq!(shown["computed"]["variants"][0]["increment"], 6);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_buyer_shopify_refuses_is_recorded_and_the_rest_of_its_call_is_pushed(pool: PgPool) {
+    catalog(&pool).await;
+    rules_sql(&pool).await;
+    // Rules for an owner Shopify does not accept (stored before any check existed).
+    sqlx::query(
+        "INSERT INTO rule_line_limits (shop, company_location, target_kind, target_id, increment)
+         VALUES ($1, 'not-a-gid', 'variant', 11, 6)",
+    )
+    .bind(SHOP)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let sim = simulator().await;
+    let report = push::push(&pool, &client(&sim), SHOP, None).await.unwrap();
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    assert_eq!(report.failed[0].0, "not-a-gid");
+    assert!(
+        report.failed[0].1.starts_with("shopify refused"),
+        "{}",
+        report.failed[0].1
+    );
+    assert_eq!(
+        (report.metafields, report.calls),
+        (2, 2),
+        "sent again without it"
+    );
+    assert_eq!(pushed(&sim, L1), Some(computed(&pool, L1).await));
+    assert!(pushed(&sim, L2).is_some());
+    let recorded: Vec<String> =
+        sqlx::query_scalar("SELECT company_location FROM rules_push_errors")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, ["not-a-gid"]);
+}

@@ -11,7 +11,9 @@
 //! The digests are recorded right after each successful call.
 //!
 //! A buyer whose rules do not fit what the Function can read fails loudly: the error names the
-//! buyer, is logged and recorded in `rules_push_errors`, and the other buyers are pushed.
+//! buyer, is logged and recorded in `rules_push_errors`, and the other buyers are pushed. So
+//! does a buyer whose metafields Shopify refuses (e.g. a company location deleted in Shopify):
+//! it is taken out of its call, which is sent again without it.
 //! Pages beyond a buyer's current page count are left as they are: readers ignore pages past
 //! the count page 0 announces.
 
@@ -20,7 +22,9 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use wholesail_rules::payload::{self, METAFIELD_TYPE, NAMESPACE, PAGE_KEYS};
-use wholesail_shopify_admin::metafields::{CompareDigest, MetafieldsSetInput, MAX_PER_CALL};
+use wholesail_shopify_admin::metafields::{
+    CompareDigest, Metafield, MetafieldsSetInput, MAX_PER_CALL,
+};
 use wholesail_shopify_admin::{AdminClient, AdminError};
 
 use super::compute::{ComputeError, Scope, ShopRules};
@@ -147,46 +151,10 @@ pub async fn push(
             changed.push(pages);
         }
     }
-    record_failures(pool, shop, &fitting, &report.failed).await?;
     report.changed_buyers = changed.len();
 
-    for batch in batches(changed) {
-        let mut inputs: Vec<MetafieldsSetInput> = batch
-            .iter()
-            .map(|p| MetafieldsSetInput {
-                owner_id: p.owner.clone(),
-                namespace: NAMESPACE.to_owned(),
-                key: p.key.to_owned(),
-                value: p.value.clone(),
-                kind: METAFIELD_TYPE.to_owned(),
-                compare_digest: match last.get(&(p.owner.clone(), p.key.to_owned())) {
-                    Some((_, Some(c))) => CompareDigest::Matches(c.clone()),
-                    _ => CompareDigest::MustNotExist,
-                },
-            })
-            .collect();
-        report.calls += 1;
-        let written = match client.metafields_set(&inputs).await {
-            Err(AdminError::UserErrors(errors))
-                if errors
-                    .iter()
-                    .any(|e| e.code.as_deref() == Some("STALE_OBJECT")) =>
-            {
-                tracing::warn!(shop, "metafields changed outside origin; overwriting");
-                for input in &mut inputs {
-                    input.compare_digest = match client
-                        .metafield(&input.owner_id, NAMESPACE, &input.key)
-                        .await?
-                    {
-                        Some(m) => CompareDigest::Matches(m.compare_digest),
-                        None => CompareDigest::MustNotExist,
-                    };
-                }
-                report.calls += 1;
-                client.metafields_set(&inputs).await?
-            }
-            other => other?,
-        };
+    for mut batch in batches(changed) {
+        let written = send(client, shop, &mut batch, &last, &mut report).await?;
         // Shopify answers in input order; a key that does not line up is recorded without a
         // digest (the next write then refreshes it through the STALE_OBJECT path).
         let compare: Vec<Option<String>> = batch
@@ -218,7 +186,93 @@ pub async fn push(
         .await?;
         report.metafields += batch.len();
     }
+    fitting.retain(|b| !report.failed.iter().any(|(f, _)| f == b));
+    record_failures(pool, shop, &fitting, &report.failed).await?;
     Ok(report)
+}
+
+/// Sends one batch. On `STALE_OBJECT` the current digests are read and the call repeated once;
+/// when Shopify refuses some inputs (e.g. a company location deleted in Shopify), their buyers
+/// are taken out of the batch and reported as failed, and the rest is sent again.
+async fn send(
+    client: &AdminClient,
+    shop: &str,
+    batch: &mut Vec<Page>,
+    last: &HashMap<(String, String), (String, Option<String>)>,
+    report: &mut PushReport,
+) -> Result<Vec<Metafield>, PushError> {
+    let mut refreshed: HashMap<(String, String), CompareDigest> = HashMap::new();
+    let mut stale_retried = false;
+    loop {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inputs: Vec<MetafieldsSetInput> =
+            batch
+                .iter()
+                .map(|p| {
+                    let id = (p.owner.clone(), p.key.to_owned());
+                    let compare_digest = refreshed.get(&id).cloned().unwrap_or_else(|| match last
+                        .get(&id)
+                    {
+                        Some((_, Some(c))) => CompareDigest::Matches(c.clone()),
+                        _ => CompareDigest::MustNotExist,
+                    });
+                    MetafieldsSetInput {
+                        owner_id: p.owner.clone(),
+                        namespace: NAMESPACE.to_owned(),
+                        key: p.key.to_owned(),
+                        value: p.value.clone(),
+                        kind: METAFIELD_TYPE.to_owned(),
+                        compare_digest,
+                    }
+                })
+                .collect();
+        report.calls += 1;
+        let errors = match client.metafields_set(&inputs).await {
+            Ok(written) => return Ok(written),
+            Err(AdminError::UserErrors(errors)) => errors,
+            Err(e) => return Err(e.into()),
+        };
+        let stale = errors
+            .iter()
+            .any(|e| e.code.as_deref() == Some("STALE_OBJECT"));
+        if stale && !stale_retried {
+            tracing::warn!(shop, "metafields changed outside origin; overwriting");
+            stale_retried = true;
+            for input in &inputs {
+                let current = client
+                    .metafield(&input.owner_id, NAMESPACE, &input.key)
+                    .await?
+                    .map_or(CompareDigest::MustNotExist, |m| {
+                        CompareDigest::Matches(m.compare_digest)
+                    });
+                refreshed.insert((input.owner_id.clone(), input.key.clone()), current);
+            }
+            continue;
+        }
+        let refused: Vec<(String, String)> = errors
+            .iter()
+            .filter(|e| e.code.as_deref() != Some("STALE_OBJECT"))
+            .filter_map(|e| {
+                let page = batch.get(usize::try_from(e.element_index?).ok()?)?;
+                Some((
+                    page.owner.clone(),
+                    format!("shopify refused: {}", e.message),
+                ))
+            })
+            .collect();
+        if refused.is_empty() {
+            return Err(AdminError::UserErrors(errors).into());
+        }
+        for (owner, error) in refused {
+            if !report.failed.iter().any(|(f, _)| *f == owner) {
+                tracing::error!(shop, buyer = %owner, %error, "buyer's rules cannot be pushed");
+                batch.retain(|p| p.owner != owner);
+                report.failed.push((owner, error));
+            }
+        }
+    }
 }
 
 /// Packs buyers' pages into calls of at most [`MAX_PER_CALL`], never splitting a buyer.
