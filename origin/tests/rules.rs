@@ -849,3 +849,19 @@ async fn a_buyer_shopify_refuses_is_recorded_and_the_rest_of_its_call_is_pushed(
             .unwrap();
     assert_eq!(recorded, ["not-a-gid"]);
 }
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn concurrent_pushes_of_one_shop_send_each_change_once(pool: PgPool) {
+    catalog(&pool).await;
+    rules_sql(&pool).await;
+    let sim = simulator().await;
+    let (a, b) = (client(&sim), client(&sim));
+    let (ra, rb) = tokio::join!(
+        push::push(&pool, &a, SHOP, None),
+        push::push(&pool, &b, SHOP, None)
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.metafields + rb.metafields, 2, "{ra:?} {rb:?}");
+    assert_eq!(ra.calls + rb.calls, 1);
+    assert_eq!(writes(&sim, L1), 1);
+}

@@ -8,7 +8,9 @@
 //! carries `compareDigest` (Shopify's digest of the value last pushed, or "must not exist"): if
 //! someone else wrote the metafield meanwhile, the call is refused with `STALE_OBJECT`, the
 //! current digests are read and the call is sent once more — origin's tables are the truth.
-//! The digests are recorded right after each successful call.
+//! The digests are recorded right after each successful call. Pushes of one shop are
+//! serialised by an advisory lock, so the background loop, the CLI and the admin API never
+//! send the same change twice.
 //!
 //! A buyer whose rules do not fit what the Function can read fails loudly: the error names the
 //! buyer, is logged and recorded in `rules_push_errors`, and the other buyers are pushed. So
@@ -81,6 +83,13 @@ pub async fn push(
     shop: &str,
     locations: Option<&[String]>,
 ) -> Result<PushReport, PushError> {
+    // One push per shop at a time (the background loop, the CLI and the admin API may race):
+    // a transaction-scoped advisory lock, held until this function returns.
+    let mut lock = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('wholesail_rules_push'), hashtext($1))")
+        .bind(shop)
+        .execute(&mut *lock)
+        .await?;
     let rules = ShopRules::load(
         pool,
         shop,
@@ -188,6 +197,7 @@ pub async fn push(
     }
     fitting.retain(|b| !report.failed.iter().any(|(f, _)| f == b));
     record_failures(pool, shop, &fitting, &report.failed).await?;
+    lock.rollback().await?;
     Ok(report)
 }
 
