@@ -413,16 +413,13 @@ mod scan {
             self.eat(b'"')?;
             let b = self.s.as_bytes();
             let start = self.i;
-            loop {
-                match *b.get(self.i)? {
-                    b'"' => break,
-                    b'\\' | 0..=0x1f => return None,
-                    _ => self.i += 1,
-                }
+            let end = start + stop(&b[start..])?;
+            if b[end] != b'"' {
+                return None;
             }
-            self.i += 1;
+            self.i = end + 1;
             // Both ends are ASCII quotes: char boundaries of the (valid UTF-8) line.
-            Some(&self.s[start..self.i - 1])
+            Some(&self.s[start..end])
         }
 
         /// `null` (true), or nothing consumed (false).
@@ -562,6 +559,31 @@ mod scan {
                 }
             }
         }
+    }
+
+    /// The offset of the first `"`, `\\` or control character (< 0x20) in `b`, eight bytes at
+    /// a time: a byte-wise zero test on the word XORed with the quote or the backslash, and a
+    /// less-than-0x20 test; the lowest flagged byte is always a true match (a false flag
+    /// needs a borrow from a true one below it).
+    pub(super) fn stop(b: &[u8]) -> Option<usize> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = ONES * 0x80;
+        let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+        let mut i = 0;
+        while let Some(word) = b.get(i..i + 8) {
+            let x = u64::from_le_bytes(word.try_into().ok()?);
+            let flags = below(x ^ (ONES * u64::from(b'"')), 1)
+                | below(x ^ (ONES * u64::from(b'\\')), 1)
+                | below(x, 0x20);
+            if flags != 0 {
+                return Some(i + (flags.trailing_zeros() / 8) as usize);
+            }
+            i += 8;
+        }
+        b[i..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|k| i + k)
     }
 
     /// Reads `bytes` as a [`Line`], or `None` when serde must judge it.
@@ -891,6 +913,31 @@ mod tests {
         ] {
             let reference = digits.parse::<i64>().ok().filter(|n| *n > 0);
             assert_eq!(numeric(digits, "g").ok(), reference, "{digits:?}");
+        }
+    }
+
+    #[test]
+    fn string_stops_are_found_at_the_first_quote_backslash_or_control_byte() {
+        let naive = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let fillers = [b'a', b' ', 0x7f, 0x80, 0xc3, 0xff, b'!', b'#', b'[', b']'];
+        let stops = [b'"', b'\\', 0x00, 0x1f, b'\n', b'\t'];
+        for len in 0..40 {
+            for f in fillers {
+                let plain = vec![f; len];
+                assert_eq!(scan::stop(&plain), naive(&plain));
+                for at in 0..len {
+                    for s in stops {
+                        let mut b = plain.clone();
+                        b[at] = s;
+                        // A second stop later must not hide the first.
+                        if at + 3 < len {
+                            b[at + 3] = b'"';
+                        }
+                        assert_eq!(scan::stop(&b), Some(at), "{b:?}");
+                        assert_eq!(scan::stop(&b), naive(&b));
+                    }
+                }
+            }
         }
     }
 }
