@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -195,6 +195,10 @@ pub async fn push_all_dirty(pool: &PgPool, shops: &Shops) -> Result<(), sqlx::Er
 
 /// The background push: waits for marks, debounces, pushes; until `shutdown`.
 pub async fn run(pool: PgPool, shops: Arc<Shops>, settings: Settings, shutdown: CancellationToken) {
+    if shops.domains().is_empty() {
+        tracing::info!("no [[shops]] configured: the background rules push is off");
+        return;
+    }
     let mut listener: Option<PgListener> = None;
     loop {
         if listener.is_none() {
@@ -226,9 +230,17 @@ pub async fn run(pool: PgPool, shops: Arc<Shops>, settings: Settings, shutdown: 
     }
 }
 
+/// A listener on its own connection: `PgListener::connect_with(pool)` would hold one of the
+/// service's pool connections for good.
 async fn connect(pool: &PgPool) -> Option<PgListener> {
     let attempt = async {
-        let mut l = PgListener::connect_with(pool).await?;
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_with((*pool.connect_options()).clone())
+            .await?;
+        let mut l = PgListener::connect_with(&own).await?;
         l.listen(CHANNEL).await?;
         Ok::<_, sqlx::Error>(l)
     };
