@@ -512,8 +512,8 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
         &wholesail_origin::shops::Shops::default(),
         args(),
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     let line = cli::summary(&out);
     let counts = spec.counts(Selection::ALL);
     assert!(
