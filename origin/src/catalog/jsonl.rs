@@ -940,4 +940,35 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn every_line_the_simulator_exports_takes_the_scanner_and_reads_as_through_serde() {
+        use shopify_simulator::{CatalogSpec, ChildOrder, Selection};
+        let mut stream = CatalogSpec::new(7, 300).jsonl(Selection::ALL, ChildOrder::Grouped);
+        let mut text = Vec::new();
+        // `fill` stops at a size, not an amount: ask for 1 MiB more each time.
+        loop {
+            let target = text.len() + (1 << 20);
+            if !stream.fill(&mut text, target) {
+                break;
+            }
+        }
+        let mut lines = 0;
+        for (n, line) in text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
+            assert!(
+                scan::line(line).is_some(),
+                "scanner skipped {}",
+                String::from_utf8_lossy(line)
+            );
+            let n = n as u64 + 1;
+            assert_eq!(parse(n, line), via_serde(n, line));
+            assert!(parse(n, line).is_ok());
+            lines += 1;
+        }
+        assert!(lines > 1000, "{lines} lines");
+    }
 }
