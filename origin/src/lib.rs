@@ -19,6 +19,7 @@ pub mod draft_orders;
 pub mod handlers;
 pub mod inbox;
 pub mod intake;
+pub mod listener;
 pub mod ops;
 pub mod rules;
 pub mod shops;

@@ -20,7 +20,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgPool};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -280,8 +279,7 @@ async fn listen_once(
     pool: &PgPool,
     wake: &watch::Sender<u64>,
 ) -> Result<std::convert::Infallible, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(inbox::CHANNEL).await?;
+    let mut listener = crate::listener::listen(pool, inbox::CHANNEL).await?;
     loop {
         listener.recv().await?;
         wake.send_modify(|n| *n = n.wrapping_add(1));

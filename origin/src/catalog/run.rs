@@ -9,7 +9,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -317,8 +316,7 @@ impl Runner {
         bulk_id: &str,
         client: &AdminClient,
     ) -> Result<BulkOperation, RunError> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(FINISHED_CHANNEL).await?;
+        let mut listener = crate::listener::listen(&self.pool, FINISHED_CHANNEL).await?;
         let started = Instant::now();
         loop {
             let cancel: bool =

@@ -21,7 +21,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -355,8 +354,7 @@ async fn listen_once(
     pool: &PgPool,
     wake: &watch::Sender<u64>,
 ) -> Result<std::convert::Infallible, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(jobs::CHANNEL).await?;
+    let mut listener = crate::listener::listen(pool, jobs::CHANNEL).await?;
     loop {
         listener.recv().await?;
         wake.send_modify(|n| *n = n.wrapping_add(1));

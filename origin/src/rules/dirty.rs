@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -230,21 +230,9 @@ pub async fn run(pool: PgPool, shops: Arc<Shops>, settings: Settings, shutdown: 
     }
 }
 
-/// A listener on its own connection: `PgListener::connect_with(pool)` would hold one of the
-/// service's pool connections for good.
+/// A listener on its own connection ([`crate::listener`]); `None` (polling) when it fails.
 async fn connect(pool: &PgPool) -> Option<PgListener> {
-    let attempt = async {
-        let own = PgPoolOptions::new()
-            .max_connections(1)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .connect_with((*pool.connect_options()).clone())
-            .await?;
-        let mut l = PgListener::connect_with(&own).await?;
-        l.listen(CHANNEL).await?;
-        Ok::<_, sqlx::Error>(l)
-    };
-    match attempt.await {
+    match crate::listener::listen(pool, CHANNEL).await {
         Ok(l) => Some(l),
         Err(error) => {
             tracing::warn!(%error, "rules LISTEN failed; polling");
