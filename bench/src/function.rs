@@ -75,40 +75,38 @@ fn provider(c: &mut Ctx<'_>) -> Arc<Provider> {
 fn guest_to_provider(c: &mut Ctx<'_>, src: i32, dst: i32, len: i32) -> wasmtime::Result<()> {
     let g = c.data().guest_memory.expect("guest memory");
     let p = c.data().provider.as_ref().expect("provider").memory;
-    let (src, dst, len) = (
-        src as u32 as usize,
-        dst as u32 as usize,
-        len as u32 as usize,
-    );
-    let bytes = g
-        .data(&*c)
-        .get(src..src + len)
-        .ok_or_else(|| wasmtime::format_err!("guest read out of bounds"))?
-        .to_vec();
-    p.data_mut(&mut *c)
-        .get_mut(dst..dst + len)
-        .ok_or_else(|| wasmtime::format_err!("provider write out of bounds"))?
-        .copy_from_slice(&bytes);
-    Ok(())
+    copy(c, (g, "guest"), src, (p, "provider"), dst, len)
 }
 
 /// Copies `len` bytes from the provider's memory at `src` to the guest's at `dst`.
 fn provider_to_guest(c: &mut Ctx<'_>, src: i32, dst: i32, len: i32) -> wasmtime::Result<()> {
     let g = c.data().guest_memory.expect("guest memory");
     let p = c.data().provider.as_ref().expect("provider").memory;
+    copy(c, (p, "provider"), src, (g, "guest"), dst, len)
+}
+
+/// Copies `len` bytes between two instances' memories, bounds-checked on both sides.
+fn copy(
+    c: &mut Ctx<'_>,
+    (from, from_name): (Memory, &str),
+    src: i32,
+    (to, to_name): (Memory, &str),
+    dst: i32,
+    len: i32,
+) -> wasmtime::Result<()> {
     let (src, dst, len) = (
         src as u32 as usize,
         dst as u32 as usize,
         len as u32 as usize,
     );
-    let bytes = p
+    let bytes = from
         .data(&*c)
         .get(src..src + len)
-        .ok_or_else(|| wasmtime::format_err!("provider read out of bounds"))?
+        .ok_or_else(|| wasmtime::format_err!("{from_name} read out of bounds"))?
         .to_vec();
-    g.data_mut(&mut *c)
+    to.data_mut(&mut *c)
         .get_mut(dst..dst + len)
-        .ok_or_else(|| wasmtime::format_err!("guest write out of bounds"))?
+        .ok_or_else(|| wasmtime::format_err!("{to_name} write out of bounds"))?
         .copy_from_slice(&bytes);
     Ok(())
 }

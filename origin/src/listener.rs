@@ -5,8 +5,12 @@
 //! order jobs, the rules push) would shrink the pool that serves requests and workers.
 //! [`listen`] opens a dedicated connection with the pool's options instead.
 
+use std::time::Duration;
+
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// A listener on `channel`, on a connection of its own (same database and credentials as
 /// `pool`); it reconnects by itself when that connection drops.
@@ -20,6 +24,39 @@ pub async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Er
     let mut listener = PgListener::connect_with(&own).await?;
     listener.listen(channel).await?;
     Ok(listener)
+}
+
+/// Bumps `wake` on every NOTIFY on `channel` until `shutdown`, for claim loops that also poll:
+/// after a lost connection it reconnects a second later, waking the loops once so that
+/// whatever was notified meanwhile is picked up.
+pub async fn forward(
+    pool: PgPool,
+    channel: &'static str,
+    wake: watch::Sender<u64>,
+    shutdown: CancellationToken,
+) {
+    let bump = |n: &mut u64| *n = n.wrapping_add(1);
+    loop {
+        let heard = async {
+            let mut listener = listen(&pool, channel).await?;
+            loop {
+                listener.recv().await?;
+                wake.send_modify(bump);
+            }
+        };
+        tokio::select! {
+            result = heard => {
+                let Err::<std::convert::Infallible, sqlx::Error>(e) = result;
+                tracing::warn!(error = %e, channel, "LISTEN connection lost; polling until it is back");
+            }
+            _ = shutdown.cancelled() => return,
+        }
+        wake.send_modify(bump);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
 }
 
 #[cfg(test)]

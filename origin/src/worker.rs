@@ -30,6 +30,7 @@ use crate::backoff::Backoff;
 use crate::config::WorkerConfig;
 use crate::handlers::{self, HandlerError, Outcome};
 use crate::inbox::{self, Claimed, Failure};
+use crate::listener;
 
 /// The worker pool of one process.
 #[derive(Clone)]
@@ -61,7 +62,12 @@ impl Workers {
         let (wake_tx, wake_rx) = watch::channel(0u64);
         let stop_claiming = shutdown.child_token();
         let mut helpers = JoinSet::new();
-        helpers.spawn(listen(self.pool.clone(), wake_tx, shutdown.clone()));
+        helpers.spawn(listener::forward(
+            self.pool.clone(),
+            inbox::CHANNEL,
+            wake_tx,
+            shutdown.clone(),
+        ));
         helpers.spawn(reap(self.clone(), shutdown.clone()));
         let mut loops = JoinSet::new();
         for n in 0..self.config.concurrency {
@@ -252,37 +258,6 @@ impl Workers {
             tracing::warn!(dead, "events moved to the dead letters");
         }
         Ok(())
-    }
-}
-
-/// Forwards NOTIFYs on the inbox channel to the claim loops. On connection loss the listener
-/// reconnects; notifications sent meanwhile are covered by polling.
-async fn listen(pool: PgPool, wake: watch::Sender<u64>, shutdown: CancellationToken) {
-    loop {
-        let connected = listen_once(&pool, &wake);
-        tokio::select! {
-            result = connected => {
-                let Err(e) = result;
-                tracing::warn!(error = %e, "LISTEN connection lost; polling until it is back");
-            }
-            _ = shutdown.cancelled() => return,
-        }
-        wake.send_modify(|n| *n = n.wrapping_add(1));
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    }
-}
-
-async fn listen_once(
-    pool: &PgPool,
-    wake: &watch::Sender<u64>,
-) -> Result<std::convert::Infallible, sqlx::Error> {
-    let mut listener = crate::listener::listen(pool, inbox::CHANNEL).await?;
-    loop {
-        listener.recv().await?;
-        wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 

@@ -107,7 +107,12 @@ impl JobLoop {
     /// current step finish and releases what this process still holds.
     pub async fn run(self, shutdown: CancellationToken) {
         let (wake_tx, wake_rx) = watch::channel(0u64);
-        let listener = tokio::spawn(listen(self.pool.clone(), wake_tx, shutdown.clone()));
+        let listener = tokio::spawn(crate::listener::forward(
+            self.pool.clone(),
+            jobs::CHANNEL,
+            wake_tx,
+            shutdown.clone(),
+        ));
         let mut loops = JoinSet::new();
         for _ in 0..self.settings.concurrency {
             let me = self.clone();
@@ -329,34 +334,5 @@ fn created(d: DraftOrder, recovered: bool) -> CreatedDraft {
         name: d.name,
         invoice_url: d.invoice_url,
         recovered,
-    }
-}
-
-/// Forwards NOTIFYs on [`jobs::CHANNEL`] to the claim loops; reconnects after a loss
-/// (polling covers the gap).
-async fn listen(pool: PgPool, wake: watch::Sender<u64>, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            r = listen_once(&pool, &wake) => {
-                let Err(e) = r;
-                tracing::warn!(error = %e, "draft-order LISTEN lost; polling until it is back");
-            }
-            _ = shutdown.cancelled() => return,
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    }
-}
-
-async fn listen_once(
-    pool: &PgPool,
-    wake: &watch::Sender<u64>,
-) -> Result<std::convert::Infallible, sqlx::Error> {
-    let mut listener = crate::listener::listen(pool, jobs::CHANNEL).await?;
-    loop {
-        listener.recv().await?;
-        wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
