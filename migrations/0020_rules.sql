@@ -115,20 +115,24 @@ CREATE TABLE rules_push_errors (
 );
 
 -- Buyers whose pushed rules may be stale, and variants whose stock changed. The background
--- push (rules::dirty) recomputes these after a quiet period, then deletes the marks it saw
--- (a mark made meanwhile keeps its newer `marked_at` and survives).
+-- push (rules::dirty) recomputes these after a quiet period, then deletes exactly the marks it
+-- read (one made meanwhile survives). Append-only: a mark is a plain INSERT, never an upsert,
+-- so the worker transactions that write orders and inventory levels never wait on each
+-- other's marks (an upsert would lock the mark row until the whole batch commits).
 CREATE TABLE rules_dirty (
+    mark_id           bigserial PRIMARY KEY,
     shop              text NOT NULL,
     company_location  text NOT NULL,
-    marked_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
-    PRIMARY KEY (shop, company_location)
+    marked_at         timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+CREATE INDEX rules_dirty_shop ON rules_dirty (shop);
 CREATE TABLE rules_dirty_variants (
+    mark_id     bigserial PRIMARY KEY,
     shop        text   NOT NULL,
     variant_id  bigint NOT NULL,
-    marked_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-    PRIMARY KEY (shop, variant_id)
+    marked_at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+CREATE INDEX rules_dirty_variants_shop ON rules_dirty_variants (shop);
 
 -- An order of a company location with quotas consumes them: mark the buyer dirty, whatever
 -- wrote the order (webhook handler, replay, import). No NOTIFY here: a NOTIFY serialises the
@@ -140,9 +144,7 @@ DECLARE
 BEGIN
     IF EXISTS (SELECT 1 FROM rule_quotas q
                WHERE q.shop = NEW.shop AND q.company_location = location) THEN
-        INSERT INTO rules_dirty (shop, company_location)
-        VALUES (NEW.shop, location)
-        ON CONFLICT (shop, company_location) DO UPDATE SET marked_at = EXCLUDED.marked_at;
+        INSERT INTO rules_dirty (shop, company_location) VALUES (NEW.shop, location);
     END IF;
     RETURN NULL;
 END $$;
@@ -176,7 +178,6 @@ BEGIN
         FROM changed_levels c
         JOIN ruled ON ruled.shop = c.shop
         JOIN variants v ON v.shop = c.shop AND v.inventory_item_id = c.inventory_item_id
-        ON CONFLICT (shop, variant_id) DO UPDATE SET marked_at = EXCLUDED.marked_at
         RETURNING shop
     )
     SELECT count(pg_notify('wholesail_rules_dirty', m.shop)) INTO notified

@@ -477,6 +477,46 @@ async fn order_of(pool: &PgPool, id: u64, location: i64, variant: i64, quantity:
 }
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn orders_of_one_buyer_in_concurrent_transactions_do_not_wait_on_its_mark(pool: PgPool) {
+    catalog(&pool).await;
+    rules_sql(&pool).await;
+    let event = |id: i64| {
+        let mut spec = shopify_simulator::payloads::OrderSpec::new(id as u64, 1);
+        spec.updated_at = "2026-11-23T10:00:00Z".into();
+        let mut order = shopify_simulator::payloads::order(&spec);
+        order["company"]["location_id"] = json!(9_100_001);
+        let stripped =
+            wholesail_webhook::strip("orders/create", order.to_string().as_bytes()).unwrap();
+        InboxEvent {
+            id,
+            webhook_id: format!("wh-{id}"),
+            event_id: None,
+            shop: SHOP.to_owned(),
+            topic: "orders/create".to_owned(),
+            payload: stripped.json,
+        }
+    };
+    // Two worker batches, each holding an order of the same quota buyer, uncommitted.
+    let mut first = pool.begin().await.unwrap();
+    handlers::apply(&mut first, &event(1)).await.unwrap();
+    let mut second = pool.begin().await.unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        handlers::apply(&mut second, &event(2)),
+    )
+    .await
+    .expect("the second batch does not wait for the first one's mark")
+    .unwrap();
+    second.commit().await.unwrap();
+    first.commit().await.unwrap();
+    let marks: Vec<String> = sqlx::query_scalar("SELECT company_location FROM rules_dirty")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(marks, [L1, L1]);
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
 async fn orders_consuming_quota_and_stock_changes_mark_buyers_dirty_and_the_push_follows(
     pool: PgPool,
 ) {

@@ -12,14 +12,14 @@
 //! order marks are found by polling. [`run`] (spawned by `origin serve`) waits for a
 //! notification or the poll interval, lets a burst settle for a quiet period, then
 //! [`push_dirty`]s each shop: only the marked buyers are recomputed, only changed pages sent.
-//! Marks are deleted after the push, only those not renewed meanwhile.
+//! Marks are append-only rows (never upserts, so concurrent order and inventory writers never
+//! wait on each other's marks); a push deletes exactly the marks it read.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use wholesail_shopify_admin::AdminClient;
 
@@ -66,8 +66,7 @@ pub async fn mark_locations(
     }
     sqlx::query(
         "INSERT INTO rules_dirty (shop, company_location)
-         SELECT $1, l FROM unnest($2::text[]) l
-         ON CONFLICT (shop, company_location) DO UPDATE SET marked_at = EXCLUDED.marked_at",
+         SELECT $1, l FROM unnest($2::text[]) l",
     )
     .bind(shop)
     .bind(locations)
@@ -87,15 +86,15 @@ pub async fn push_dirty(
     client: &AdminClient,
     shop: &str,
 ) -> Result<PushReport, PushError> {
-    // The marks as read now; exactly these are deleted after the push, so a mark renewed or
-    // committed meanwhile survives for the next round.
-    let marks: Vec<(String, OffsetDateTime)> =
-        sqlx::query_as("SELECT company_location, marked_at FROM rules_dirty WHERE shop = $1")
+    // The marks as read now; exactly these are deleted after the push, so a mark committed
+    // meanwhile survives for the next round.
+    let marks: Vec<(String, i64)> =
+        sqlx::query_as("SELECT company_location, mark_id FROM rules_dirty WHERE shop = $1")
             .bind(shop)
             .fetch_all(pool)
             .await?;
-    let variant_marks: Vec<(i64, OffsetDateTime)> =
-        sqlx::query_as("SELECT variant_id, marked_at FROM rules_dirty_variants WHERE shop = $1")
+    let variant_marks: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT variant_id, mark_id FROM rules_dirty_variants WHERE shop = $1")
             .bind(shop)
             .fetch_all(pool)
             .await?;
@@ -139,26 +138,16 @@ pub async fn push_dirty(
     } else {
         push(pool, client, shop, Some(&buyers)).await?
     };
-    let (locs, at): (Vec<String>, Vec<OffsetDateTime>) = marks.into_iter().unzip();
-    sqlx::query(
-        "DELETE FROM rules_dirty d USING unnest($2::text[], $3::timestamptz[]) AS s(l, m)
-         WHERE d.shop = $1 AND d.company_location = s.l AND d.marked_at = s.m",
-    )
-    .bind(shop)
-    .bind(&locs)
-    .bind(&at)
-    .execute(pool)
-    .await?;
-    let (ids, at): (Vec<i64>, Vec<OffsetDateTime>) = variant_marks.into_iter().unzip();
-    sqlx::query(
-        "DELETE FROM rules_dirty_variants d USING unnest($2::bigint[], $3::timestamptz[]) AS s(v, m)
-         WHERE d.shop = $1 AND d.variant_id = s.v AND d.marked_at = s.m",
-    )
-    .bind(shop)
-    .bind(&ids)
-    .bind(&at)
-    .execute(pool)
-    .await?;
+    let handled: Vec<i64> = marks.iter().map(|m| m.1).collect();
+    sqlx::query("DELETE FROM rules_dirty WHERE mark_id = ANY($1)")
+        .bind(&handled)
+        .execute(pool)
+        .await?;
+    let handled: Vec<i64> = variant_marks.iter().map(|m| m.1).collect();
+    sqlx::query("DELETE FROM rules_dirty_variants WHERE mark_id = ANY($1)")
+        .bind(&handled)
+        .execute(pool)
+        .await?;
     Ok(report)
 }
 
