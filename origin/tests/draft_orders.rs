@@ -146,6 +146,7 @@ fn settings() -> Settings {
         backoff_max_ms: 200,
         poll_interval_ms: 100,
         callback_secret: Some(SecretString::from(CALLBACK_SECRET)),
+        callback_hosts: vec!["127.0.0.1".into()],
         ..Settings::default()
     }
 }
@@ -699,7 +700,7 @@ async fn a_job_whose_workers_keep_dying_fails_after_max_attempts_with_the_reason
     let q: draft_orders::quote::QuoteRequest =
         serde_json::from_value(quote("Q-doomed", &sim, 3)).unwrap();
     let shops = shops(&sim);
-    let (status, created) = draft_orders::api::submit(&pool, &shops, false, &q)
+    let (status, created) = draft_orders::api::submit(&pool, &shops, &Default::default(), &q)
         .await
         .unwrap();
     assert!(created);

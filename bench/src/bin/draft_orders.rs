@@ -199,7 +199,7 @@ async fn run(
         pool: pool.clone(),
         shops: shops.clone(),
         admin_token: Some(Arc::new(TOKEN.into())),
-        callbacks_enabled: false,
+        callbacks: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

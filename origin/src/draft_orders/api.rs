@@ -23,6 +23,7 @@ use sqlx::PgPool;
 
 use super::jobs::{self, JobStatus, SubmitError};
 use super::quote::{QuoteRequest, QuoteViolation};
+use super::CallbackPolicy;
 use crate::shops::Shops;
 
 /// Largest quote body accepted (50,000 lines fit comfortably).
@@ -37,8 +38,8 @@ pub struct DraftOrdersApi {
     pub shops: Arc<Shops>,
     /// The admin bearer token; `None` disables the routes (404).
     pub admin_token: Option<Arc<SecretString>>,
-    /// Whether a callback secret is configured.
-    pub callbacks_enabled: bool,
+    /// Which callback URLs quotes may name.
+    pub callbacks: CallbackPolicy,
 }
 
 /// The routes, with their bearer-token check.
@@ -85,10 +86,10 @@ pub enum Refused {
 pub async fn submit(
     pool: &PgPool,
     shops: &Shops,
-    callbacks_enabled: bool,
+    callbacks: &CallbackPolicy,
     quote: &QuoteRequest,
 ) -> Result<(JobStatus, bool), Refused> {
-    let mut errors = quote.check(callbacks_enabled);
+    let mut errors = quote.check(callbacks);
     if !quote.shop.is_empty() && shops.client(&quote.shop).is_err() {
         errors.insert(
             0,
@@ -127,7 +128,7 @@ async fn create(State(api): State<DraftOrdersApi>, body: Bytes) -> Response {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid quote JSON: {e}")),
     };
-    match submit(&api.pool, &api.shops, api.callbacks_enabled, &quote).await {
+    match submit(&api.pool, &api.shops, &api.callbacks, &quote).await {
         Ok((status, created)) => {
             let code = if created {
                 StatusCode::ACCEPTED

@@ -68,8 +68,8 @@ pub async fn run(pool: PgPool, config: &Config, cmd: DraftOrdersCommand) -> Resu
             let quote: QuoteRequest = serde_json::from_slice(&text)
                 .map_err(|e| CliError::File(format!("{}: {e}", file.display())))?;
             let shops = config.shops()?;
-            let callbacks = config.draft_orders.callback_secret.is_some();
-            let (status, _) = match submit(&pool, &shops, callbacks, &quote).await {
+            let callbacks = config.draft_orders.callback_policy();
+            let (status, _) = match submit(&pool, &shops, &callbacks, &quote).await {
                 Ok(r) => r,
                 Err(Refused::Invalid(errors)) => {
                     let shown = serde_json::to_string_pretty(&errors).unwrap_or_default();

@@ -40,7 +40,7 @@ pub fn start<S: Clone + Send + Sync + 'static>(
         pool: state.pool.clone(),
         shops: state.shops.clone(),
         admin_token: state.admin_token.clone(),
-        callbacks_enabled: settings.callback_secret.is_some(),
+        callbacks: settings.callback_policy(),
     });
     let loops = JobLoop::new(state.pool.clone(), state.shops.clone(), settings, worker);
     (routes, tokio::spawn(loops.run(shutdown)))
@@ -73,6 +73,42 @@ pub struct Settings {
     pub callback_max_attempts: i32,
     /// Time allowed for one callback request, in ms.
     pub callback_timeout_ms: u64,
+    /// Hosts a `callback_url` may name (`"*"`: any). Empty by default: origin does not send
+    /// requests to hosts an operator has not listed (a quote could otherwise aim origin at
+    /// internal services).
+    pub callback_hosts: Vec<String>,
+}
+
+/// Which callback URLs a quote may name.
+#[derive(Clone, Debug, Default)]
+pub struct CallbackPolicy {
+    /// Whether a callback secret is configured (callbacks are always signed).
+    pub signed: bool,
+    /// The allowed hosts (`"*"`: any).
+    pub hosts: Vec<String>,
+}
+
+impl CallbackPolicy {
+    /// Why `url` may not be called back, if it may not.
+    pub fn refusal(&self, url: &str) -> Option<String> {
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .and_then(|u| u.host_str().map(str::to_owned));
+        let Some(host) = host else {
+            return Some("callback_url must be an http(s) URL".into());
+        };
+        if !self.signed {
+            return Some(
+                "callback_url needs draft_orders.callback_secret in the configuration".into(),
+            );
+        }
+        let listed = self
+            .hosts
+            .iter()
+            .any(|h| h == "*" || h.eq_ignore_ascii_case(&host));
+        (!listed).then(|| format!("callback_url host {host} is not in draft_orders.callback_hosts"))
+    }
 }
 
 impl Default for Settings {
@@ -89,11 +125,20 @@ impl Default for Settings {
             callback_key_id: "wholesail-callback".into(),
             callback_max_attempts: 12,
             callback_timeout_ms: 10_000,
+            callback_hosts: Vec::new(),
         }
     }
 }
 
 impl Settings {
+    /// The callback URLs quotes may name.
+    pub fn callback_policy(&self) -> CallbackPolicy {
+        CallbackPolicy {
+            signed: self.callback_secret.is_some(),
+            hosts: self.callback_hosts.clone(),
+        }
+    }
+
     /// Why these settings cannot work, if they cannot.
     pub fn check(&self) -> Result<(), String> {
         let max = wholesail_shopify_admin::draft_orders::MAX_LINES;
@@ -107,5 +152,31 @@ impl Settings {
             return Err("draft_orders.backoff_base_ms must be > 0 and ≤ backoff_max_ms".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callbacks_go_only_to_listed_hosts_and_only_signed() {
+        let policy = |signed: bool, hosts: &[&str]| CallbackPolicy {
+            signed,
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        };
+        let erp = "https://ERP.example.com/hooks/quotes";
+        assert_eq!(policy(true, &["erp.example.com"]).refusal(erp), None);
+        assert_eq!(policy(true, &["*"]).refusal(erp), None);
+        let refused = |p: CallbackPolicy, url: &str| p.refusal(url).unwrap_or_default();
+        assert!(refused(policy(true, &[]), erp).contains("not in draft_orders.callback_hosts"));
+        assert!(refused(
+            policy(true, &["erp.example.com"]),
+            "http://169.254.169.254/latest"
+        )
+        .contains("169.254.169.254 is not in"));
+        assert!(refused(policy(false, &["*"]), erp).contains("callback_secret"));
+        assert!(refused(policy(true, &["*"]), "ftp://erp.example.com/x").contains("http(s)"));
+        assert!(refused(policy(true, &["*"]), "not a url").contains("http(s)"));
     }
 }

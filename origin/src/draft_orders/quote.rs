@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::CallbackPolicy;
+
 /// Most lines one quote may carry (a quote of this size becomes ~100 drafts).
 pub const MAX_QUOTE_LINES: usize = 50_000;
 
@@ -109,9 +111,9 @@ pub fn parse_cents(amount: &str) -> Option<u64> {
 
 impl QuoteRequest {
     /// Every structural problem (all of them, not the first): missing ids, no lines, too
-    /// many lines, zero quantities, a malformed shipping price or callback URL.
-    /// `callbacks_enabled` says whether a callback secret is configured.
-    pub fn check(&self, callbacks_enabled: bool) -> Vec<QuoteViolation> {
+    /// many lines, zero quantities, a malformed shipping price, a callback URL `callbacks`
+    /// refuses.
+    pub fn check(&self, callbacks: &CallbackPolicy) -> Vec<QuoteViolation> {
         let mut errors = Vec::new();
         if self.shop.trim().is_empty() {
             errors.push(QuoteViolation::quote("INVALID_FIELD", "shop is required"));
@@ -172,18 +174,12 @@ impl QuoteRequest {
                 ));
             }
         }
-        if let Some(url) = &self.callback_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                errors.push(QuoteViolation::quote(
-                    "INVALID_FIELD",
-                    "callback_url must be an http(s) URL",
-                ));
-            } else if !callbacks_enabled {
-                errors.push(QuoteViolation::quote(
-                    "INVALID_FIELD",
-                    "callback_url needs draft_orders.callback_secret in the configuration",
-                ));
-            }
+        if let Some(refusal) = self
+            .callback_url
+            .as_deref()
+            .and_then(|u| callbacks.refusal(u))
+        {
+            errors.push(QuoteViolation::quote("INVALID_FIELD", refusal));
         }
         errors
     }
@@ -235,7 +231,7 @@ mod tests {
             price: "12.345".into(),
         });
         q.callback_url = Some("https://erp.example/cb".into());
-        let errors = q.check(false);
+        let errors = q.check(&CallbackPolicy::default());
         let codes: Vec<(&str, Option<usize>)> =
             errors.iter().map(|e| (e.code.as_str(), e.line)).collect();
         assert_eq!(
@@ -248,7 +244,7 @@ mod tests {
                 ("INVALID_FIELD", None),
             ]
         );
-        assert!(quote().check(false).is_empty());
+        assert!(quote().check(&CallbackPolicy::default()).is_empty());
     }
 
     #[test]
