@@ -905,3 +905,33 @@ async fn concurrent_pushes_of_one_shop_send_each_change_once(pool: PgPool) {
     assert_eq!(ra.calls + rb.calls, 1);
     assert_eq!(writes(&sim, L1), 1);
 }
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_sku_row_and_a_later_row_of_the_same_variant_leave_the_later_one(pool: PgPool) {
+    catalog(&pool).await;
+    import_json(
+        &pool,
+        json!([
+            {"rule": "limits", "company_location": L1, "target": "sku:GLV-M", "increment": 6},
+            {"rule": "limits", "company_location": L1, "target": "variant:12", "increment": 12},
+            {"rule": "price", "company_location": L1, "target": "variant:12", "min_quantity": 1, "unit_price": "9.50"},
+        ]),
+    )
+    .await;
+    let rows: Vec<(String, i64, i32)> = sqlx::query_as(
+        "SELECT target_kind, target_id, increment FROM rule_line_limits WHERE shop = $1",
+    )
+    .bind(SHOP)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, [("variant".to_owned(), 12, 12)]);
+    let price: String = sqlx::query_scalar(
+        "SELECT unit_price::text FROM rule_price_breaks WHERE shop = $1 AND target_id = 12",
+    )
+    .bind(SHOP)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(price, "9.50");
+}

@@ -92,147 +92,235 @@ fn concerned(rules: &[Rule]) -> Vec<String> {
 pub async fn upsert(pool: &PgPool, shop: &str, mut rules: Vec<Rule>) -> Result<usize, StoreError> {
     let mut tx = pool.begin().await?;
     resolve_skus(&mut tx, shop, &mut rules).await?;
-    for r in &rules {
-        upsert_one(&mut tx, shop, r).await?;
-    }
+    upsert_all(&mut tx, shop, &rules).await?;
     mark_locations(&mut tx, shop, &concerned(&rules)).await?;
     tx.commit().await?;
     Ok(rules.len())
 }
 
-async fn upsert_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<(), sqlx::Error> {
-    match rule {
-        Rule::Price {
-            location,
-            target,
-            min_quantity,
-            unit_price,
-        } => {
-            let (kind, id) = key(target);
-            sqlx::query(
-                "INSERT INTO rule_price_breaks
-                   (shop, company_location, target_kind, target_id, min_quantity, unit_price)
-                 VALUES ($1, $2, $3, $4, $5, $6::numeric)
-                 ON CONFLICT (shop, company_location, target_kind, target_id, min_quantity)
-                 DO UPDATE SET unit_price = EXCLUDED.unit_price, updated_at = now()",
-            )
-            .bind(shop)
-            .bind(location)
-            .bind(kind)
-            .bind(id)
-            .bind(min_quantity)
-            .bind(unit_price)
-            .execute(conn)
-            .await?;
-        }
-        Rule::Limits {
-            location,
-            target,
-            increment,
-            min_quantity,
-            max_quantity,
-        } => {
-            let (kind, id) = key(target);
-            sqlx::query(
-                "INSERT INTO rule_line_limits
-                   (shop, company_location, target_kind, target_id, increment, min_quantity, max_quantity)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (shop, company_location, target_kind, target_id)
-                 DO UPDATE SET increment = EXCLUDED.increment, min_quantity = EXCLUDED.min_quantity,
-                               max_quantity = EXCLUDED.max_quantity, updated_at = now()",
-            )
-            .bind(shop)
-            .bind(location)
-            .bind(kind)
-            .bind(id)
-            .bind(increment)
-            .bind(min_quantity)
-            .bind(max_quantity)
-            .execute(conn)
-            .await?;
-        }
-        Rule::Quota {
-            location,
-            target,
-            quantity,
-            period,
-        } => {
-            let (kind, id) = key(target);
-            sqlx::query(
-                "INSERT INTO rule_quotas
-                   (shop, company_location, target_kind, target_id, quantity, period)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (shop, company_location, target_kind, target_id)
-                 DO UPDATE SET quantity = EXCLUDED.quantity, period = EXCLUDED.period,
-                               updated_at = now()",
-            )
-            .bind(shop)
-            .bind(location)
-            .bind(kind)
-            .bind(id)
-            .bind(quantity)
-            .bind(period.as_str())
-            .execute(conn)
-            .await?;
-        }
-        Rule::OrderMinimum {
-            location,
-            amount,
-            currency,
-        } => {
-            sqlx::query(
-                "INSERT INTO rule_order_minimums (shop, company_location, amount, currency)
-                 VALUES ($1, $2, $3::numeric, $4)
-                 ON CONFLICT (shop, company_location)
-                 DO UPDATE SET amount = EXCLUDED.amount, currency = EXCLUDED.currency,
-                               updated_at = now()",
-            )
-            .bind(shop)
-            .bind(location)
-            .bind(amount)
-            .bind(currency)
-            .execute(conn)
-            .await?;
-        }
-        Rule::SkuWarehouse { target, warehouse } => {
-            let (kind, id) = key(target);
-            sqlx::query(
-                "INSERT INTO rule_sku_warehouses (shop, target_kind, target_id, warehouse_id)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(shop)
-            .bind(kind)
-            .bind(id)
-            .bind(warehouse)
-            .execute(conn)
-            .await?;
-        }
-        Rule::SkuRegion { target, country } => {
-            let (kind, id) = key(target);
-            sqlx::query(
-                "INSERT INTO rule_sku_regions (shop, target_kind, target_id, country_code)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(shop)
-            .bind(kind)
-            .bind(id)
-            .bind(country)
-            .execute(conn)
-            .await?;
-        }
-        Rule::Routing { warehouse, country } => {
-            sqlx::query(
-                "INSERT INTO rule_warehouse_regions (shop, warehouse_id, country_code)
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(shop)
-            .bind(warehouse)
-            .bind(country)
-            .execute(conn)
-            .await?;
+/// The rules with distinct keys, the last row of a key winning (a `sku:` target and the
+/// `variant:` target it resolves to are one key), as row-by-row upserts would leave them.
+fn last_of_each_key(rules: &[Rule]) -> Vec<&Rule> {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<&Rule> = rules
+        .iter()
+        .rev()
+        .filter(|r| seen.insert(r.identity()))
+        .collect();
+    kept.reverse();
+    kept
+}
+
+/// Upserts every rule with one set-based statement per table (`UNNEST` of column arrays):
+/// a file of 100,000 rules is seven statements, not 100,000 round trips.
+async fn upsert_all(
+    conn: &mut PgConnection,
+    shop: &str,
+    rules: &[Rule],
+) -> Result<(), sqlx::Error> {
+    let (mut price, mut limits, mut quota) =
+        (Columns::default(), Columns::default(), Columns::default());
+    let (mut minimum, mut sku_wh, mut sku_region, mut routing) = (
+        Columns::default(),
+        Columns::default(),
+        Columns::default(),
+        Columns::default(),
+    );
+    for rule in last_of_each_key(rules) {
+        match rule {
+            Rule::Price {
+                location,
+                target,
+                min_quantity,
+                unit_price,
+            } => {
+                price.target(location, target);
+                price.ints.push(Some(*min_quantity));
+                price.texts.push(unit_price.clone());
+            }
+            Rule::Limits {
+                location,
+                target,
+                increment,
+                min_quantity,
+                max_quantity,
+            } => {
+                limits.target(location, target);
+                limits.ints.push(Some(*increment));
+                limits.ints2.push(Some(*min_quantity));
+                limits.ints3.push(*max_quantity);
+            }
+            Rule::Quota {
+                location,
+                target,
+                quantity,
+                period,
+            } => {
+                quota.target(location, target);
+                quota.ints.push(Some(*quantity));
+                quota.texts.push(period.as_str().to_owned());
+            }
+            Rule::OrderMinimum {
+                location,
+                amount,
+                currency,
+            } => {
+                minimum.locations.push(location.clone());
+                minimum.texts.push(amount.clone());
+                minimum.texts2.push(currency.clone());
+            }
+            Rule::SkuWarehouse { target, warehouse } => {
+                sku_wh.target("", target);
+                sku_wh.bigints.push(*warehouse);
+            }
+            Rule::SkuRegion { target, country } => {
+                sku_region.target("", target);
+                sku_region.texts.push(country.clone());
+            }
+            Rule::Routing { warehouse, country } => {
+                routing.bigints.push(*warehouse);
+                routing.texts.push(country.clone());
+            }
         }
     }
+    if !price.kinds.is_empty() {
+        sqlx::query(
+            "INSERT INTO rule_price_breaks
+               (shop, company_location, target_kind, target_id, min_quantity, unit_price)
+             SELECT $1, l, k, t, q, p::numeric
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[]) AS r(l, k, t, q, p)
+             ON CONFLICT (shop, company_location, target_kind, target_id, min_quantity)
+             DO UPDATE SET unit_price = EXCLUDED.unit_price, updated_at = now()",
+        )
+        .bind(shop)
+        .bind(&price.locations)
+        .bind(&price.kinds)
+        .bind(&price.ids)
+        .bind(&price.ints)
+        .bind(&price.texts)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !limits.kinds.is_empty() {
+        sqlx::query(
+            "INSERT INTO rule_line_limits
+               (shop, company_location, target_kind, target_id, increment, min_quantity, max_quantity)
+             SELECT $1, l, k, t, i, mn, mx
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::int[], $6::int[], $7::int[])
+                  AS r(l, k, t, i, mn, mx)
+             ON CONFLICT (shop, company_location, target_kind, target_id)
+             DO UPDATE SET increment = EXCLUDED.increment, min_quantity = EXCLUDED.min_quantity,
+                           max_quantity = EXCLUDED.max_quantity, updated_at = now()",
+        )
+        .bind(shop)
+        .bind(&limits.locations)
+        .bind(&limits.kinds)
+        .bind(&limits.ids)
+        .bind(&limits.ints)
+        .bind(&limits.ints2)
+        .bind(&limits.ints3)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !quota.kinds.is_empty() {
+        sqlx::query(
+            "INSERT INTO rule_quotas
+               (shop, company_location, target_kind, target_id, quantity, period)
+             SELECT $1, l, k, t, q, p
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[]) AS r(l, k, t, q, p)
+             ON CONFLICT (shop, company_location, target_kind, target_id)
+             DO UPDATE SET quantity = EXCLUDED.quantity, period = EXCLUDED.period,
+                           updated_at = now()",
+        )
+        .bind(shop)
+        .bind(&quota.locations)
+        .bind(&quota.kinds)
+        .bind(&quota.ids)
+        .bind(&quota.ints)
+        .bind(&quota.texts)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !minimum.locations.is_empty() {
+        sqlx::query(
+            "INSERT INTO rule_order_minimums (shop, company_location, amount, currency)
+             SELECT $1, l, a::numeric, c FROM unnest($2::text[], $3::text[], $4::text[]) AS r(l, a, c)
+             ON CONFLICT (shop, company_location)
+             DO UPDATE SET amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+                           updated_at = now()",
+        )
+        .bind(shop)
+        .bind(&minimum.locations)
+        .bind(&minimum.texts)
+        .bind(&minimum.texts2)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !sku_wh.kinds.is_empty() {
+        sqlx::query(
+            "INSERT INTO rule_sku_warehouses (shop, target_kind, target_id, warehouse_id)
+             SELECT $1, k, t, w FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS r(k, t, w)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(shop)
+        .bind(&sku_wh.kinds)
+        .bind(&sku_wh.ids)
+        .bind(&sku_wh.bigints)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !sku_region.kinds.is_empty() {
+        sqlx::query(
+            "INSERT INTO rule_sku_regions (shop, target_kind, target_id, country_code)
+             SELECT $1, k, t, c FROM unnest($2::text[], $3::bigint[], $4::text[]) AS r(k, t, c)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(shop)
+        .bind(&sku_region.kinds)
+        .bind(&sku_region.ids)
+        .bind(&sku_region.texts)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !routing.bigints.is_empty() {
+        sqlx::query(
+            "INSERT INTO rule_warehouse_regions (shop, warehouse_id, country_code)
+             SELECT $1, w, c FROM unnest($2::bigint[], $3::text[]) AS r(w, c)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(shop)
+        .bind(&routing.bigints)
+        .bind(&routing.texts)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
+}
+
+/// Column arrays of one table's upsert (each table uses the columns it has).
+#[derive(Default)]
+struct Columns {
+    locations: Vec<String>,
+    kinds: Vec<&'static str>,
+    ids: Vec<i64>,
+    ints: Vec<Option<i32>>,
+    ints2: Vec<Option<i32>>,
+    ints3: Vec<Option<i32>>,
+    bigints: Vec<i64>,
+    texts: Vec<String>,
+    texts2: Vec<String>,
+}
+
+impl Columns {
+    /// Pushes a buyer (`""` for shop-wide rules, whose tables have no buyer column) and target.
+    fn target(&mut self, location: &str, target: &Target) {
+        if !location.is_empty() {
+            self.locations.push(location.to_owned());
+        }
+        let (kind, id) = key(target);
+        self.kinds.push(kind);
+        self.ids.push(id);
+    }
 }
 
 /// Deletes the rules with the keys of `rules` (other fields ignored) in one transaction,
