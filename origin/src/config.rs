@@ -160,12 +160,16 @@ pub struct CatalogConfig {
     /// Between two `bulkOperation(id:)` polls, in milliseconds; the `bulk_operations/finish`
     /// webhook wakes a waiting run earlier.
     pub poll_interval_ms: u64,
+    /// How often the server looks for active runs without a driver (their process died) and
+    /// takes them over, in milliseconds.
+    pub adopt_interval_ms: u64,
 }
 
 impl Default for CatalogConfig {
     fn default() -> Self {
         CatalogConfig {
             poll_interval_ms: 5_000,
+            adopt_interval_ms: 10_000,
         }
     }
 }
@@ -177,6 +181,11 @@ impl CatalogConfig {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
             ..crate::catalog::Settings::default()
         }
+    }
+
+    /// The adoption interval as a duration.
+    pub fn adopt_interval(&self) -> Duration {
+        Duration::from_millis(self.adopt_interval_ms.max(100))
     }
 }
 

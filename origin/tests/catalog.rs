@@ -355,7 +355,23 @@ async fn restart_while_the_bulk_operation_runs_resumes_the_same_operation(pool: 
     };
     task.abort();
     let _ = task.await;
-    // A new process: resyncing the shop joins the stored run.
+    // The "crashed" driver's session ends and PostgreSQL releases its lock.
+    common::eventually(
+        Duration::from_secs(10),
+        "the driver lock released",
+        || async {
+            let held: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                 WHERE l.locktype = 'advisory' AND d.datname = current_database()",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            held == 0
+        },
+    )
+    .await;
+    // A new process: resyncing the shop takes the stored run over.
     let out = runner(&pool)
         .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
         .await
@@ -723,4 +739,190 @@ async fn a_run_waiting_when_origin_dies_is_resumed_by_the_next_origin(pool: PgPo
         .unwrap();
     assert_eq!(runs_total, 1);
     assert_eq!(live(&pool).await, expected(&spec));
+}
+
+/// `origin catalog resync --shop DEFAULT_SHOP` as a child process on the database of `pool`
+/// (the shop configured like the servers'); its connections are named `app` in
+/// `pg_stat_activity`.
+fn cli_resync(pool: &PgPool, sim: &Simulator, app: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_origin"))
+        .args([
+            "catalog",
+            "resync",
+            "--shop",
+            DEFAULT_SHOP,
+            "--poll-secs",
+            "60",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("PGAPPNAME", app)
+        .env("WHOLESAIL_DATABASE_URL", common::database_url(pool))
+        .env("WHOLESAIL_SHOPS", shops_env(sim))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("origin binary starts")
+}
+
+/// Waits until a connection named `app` is open on the database of `pool`.
+async fn until_connected(pool: &PgPool, app: &str) {
+    common::eventually(Duration::from_secs(30), "the CLI's connection", || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind(app)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        n > 0
+    })
+    .await;
+}
+
+/// Plays the `bulk_operations/finish` webhook for run `id` once Shopify reports its bulk
+/// operation finished: every process waiting for it wakes at the same moment.
+async fn finish_webhook(pool: &PgPool, sim: &Simulator, id: i64) {
+    let probe = client(sim);
+    common::eventually(Duration::from_secs(60), "the bulk operation", || async {
+        let run = runs::get(pool, id).await.unwrap().unwrap();
+        let Some(gid) = run.bulk_operation_id else {
+            return false;
+        };
+        let op = probe.bulk_operation(&gid).await.unwrap().unwrap();
+        op.status.is_final()
+            && wholesail_origin::catalog::bulk_finished(pool, DEFAULT_SHOP, &gid)
+                .await
+                .unwrap()
+                .is_some()
+    })
+    .await;
+}
+
+/// Log lines (JSON) whose message is `message`.
+fn logged(lines: &[String], message: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                v.pointer("/fields/message").and_then(|m| m.as_str()) == Some(message)
+            })
+        })
+        .count()
+}
+
+/// After a second resync driven by two processes at once: one merge, the live catalog is the
+/// export, nothing tombstoned.
+async fn assert_merged_once(pool: &PgPool, spec: &CatalogSpec, id: i64, logs: &[String]) {
+    let run = runs::get(pool, id).await.unwrap().unwrap();
+    assert_eq!(run.status, "completed", "{run:?}");
+    assert_eq!(
+        logged(logs, "catalog resync completed"),
+        1,
+        "the run was merged more than once"
+    );
+    let tombstones: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM products WHERE deleted_at IS NOT NULL")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(tombstones, 0, "a second driver tombstoned the catalog");
+    assert_eq!(live(pool).await, expected(spec));
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE tablename ~ '^catalog_stage_[0-9]'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "staging tables left behind");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cli_resync_during_a_servers_run_watches_it_and_never_drives_it(pool: PgPool) {
+    let started = std::time::Instant::now();
+    let spec = CatalogSpec::new(31, 400);
+    let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 500 }, 2_000).await;
+    // The live catalog, from a first resync.
+    runner(&pool)
+        .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+        .await
+        .unwrap();
+    let origin = common::Origin::spawn(
+        &common::database_url(&pool),
+        &[
+            ("WHOLESAIL_SHOPS", &shops_env(&sim)),
+            ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "60000"),
+        ],
+    );
+    let (status, run) = admin(
+        &origin,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_i64().unwrap();
+    // An operator resyncs the same shop from a shell meanwhile.
+    let cli = cli_resync(&pool, &sim, "catalog-cli");
+    until_connected(&pool, "catalog-cli").await;
+    finish_webhook(&pool, &sim, id).await;
+    let out = tokio::task::spawn_blocking(move || cli.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The watcher prints the driver's summary.
+    let counts = spec.counts(Selection::ALL);
+    assert!(
+        stdout.contains(&format!(
+            "catalog run {id} for {DEFAULT_SHOP}: {} rows imported",
+            counts.total()
+        )),
+        "{stdout}"
+    );
+    until_ended(&origin, id, Duration::from_secs(60)).await;
+    let mut logs = origin.logs.lock().unwrap().clone();
+    logs.extend(stderr.lines().map(str::to_owned));
+    assert_merged_once(&pool, &spec, id, &logs).await;
+    eprintln!(
+        "two drivers (CLI + serve) test took {:?}",
+        started.elapsed()
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_second_server_never_drives_a_run_the_first_one_drives(pool: PgPool) {
+    let started = std::time::Instant::now();
+    let spec = CatalogSpec::new(37, 400);
+    let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 500 }, 2_000).await;
+    runner(&pool)
+        .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+        .await
+        .unwrap();
+    let env = [
+        ("WHOLESAIL_SHOPS", shops_env(&sim)),
+        ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "60000".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = common::Origin::spawn(&common::database_url(&pool), &env);
+    let (_, run) = admin(
+        &first,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    let id = run["id"].as_i64().unwrap();
+    // A replica (or the next version in a rolling deploy) starts while the run waits: it
+    // resumes active runs at start-up.
+    let second = common::Origin::spawn(&common::database_url(&pool), &env);
+    finish_webhook(&pool, &sim, id).await;
+    until_ended(&first, id, Duration::from_secs(60)).await;
+    let mut logs = first.logs.lock().unwrap().clone();
+    logs.extend(second.logs.lock().unwrap().iter().cloned());
+    assert_merged_once(&pool, &spec, id, &logs).await;
+    eprintln!("two drivers (two serves) test took {:?}", started.elapsed());
 }
