@@ -526,6 +526,7 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
         pool.clone(),
         copy_config(&pool),
         &wholesail_origin::shops::Shops::default(),
+        Settings::default(),
         args(),
     )
     .await

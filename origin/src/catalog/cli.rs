@@ -104,11 +104,12 @@ pub enum CliError {
 }
 
 /// Runs a catalog command against `pool`; `database_url` (the same database) opens the COPY
-/// connections.
+/// connections; `settings` are the configured runner settings (`[catalog]`).
 pub async fn run(
     pool: PgPool,
     database_url: &SecretString,
     shops: &Shops,
+    settings: Settings,
     cmd: CatalogCommand,
 ) -> Result<(), CliError> {
     match cmd {
@@ -117,7 +118,7 @@ pub async fn run(
                 .expose_secret()
                 .parse()
                 .map_err(|_| CliError::DatabaseUrl)?;
-            let outcome = resync(pool, copy, shops, args).await?;
+            let outcome = resync(pool, copy, shops, settings, args).await?;
             println!("{}", summary(&outcome));
         }
         CatalogCommand::Runs { shop, limit } => {
@@ -139,11 +140,12 @@ pub async fn run(
     Ok(())
 }
 
-/// The resync with its progress bar.
+/// The resync with its progress bar; `settings` with the poll interval of `args`.
 pub async fn resync(
     pool: PgPool,
     copy: tokio_postgres::Config,
     shops: &Shops,
+    settings: Settings,
     args: ResyncArgs,
 ) -> Result<Outcome, CliError> {
     let client = match args.access_token {
@@ -164,7 +166,7 @@ pub async fn resync(
         copy,
         Settings {
             poll_interval: Duration::from_secs(args.poll_secs.max(1)),
-            ..Settings::default()
+            ..settings
         },
     );
     let bar = ProgressBar::new_spinner();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use wholesail_shopify_admin::bulk::{BulkOperation, BulkStatus};
+use wholesail_shopify_admin::bulk::{BulkOperation, BulkStatus, SHOPIFY_RESULT_HOSTS};
 use wholesail_shopify_admin::{AdminClient, AdminError};
 
 use super::copy::{self, StagedCounts, Staging};
@@ -146,6 +146,9 @@ pub struct Settings {
     /// Between two progress writes to `catalog_runs` (and cancel checks) while importing;
     /// also between two reads of a watched run.
     pub progress_interval: Duration,
+    /// Hosts the bulk result may be downloaded from (https only); results served by the shop's
+    /// own Admin API origin (the simulator in development) are always allowed.
+    pub result_hosts: Vec<String>,
 }
 
 impl Default for Settings {
@@ -154,6 +157,7 @@ impl Default for Settings {
             poll_interval: Duration::from_secs(5),
             bulk_timeout: Duration::from_secs(6 * 3600),
             progress_interval: Duration::from_secs(1),
+            result_hosts: SHOPIFY_RESULT_HOSTS.map(String::from).to_vec(),
         }
     }
 }
@@ -542,7 +546,9 @@ impl Runner {
             .as_deref()
             .ok_or_else(|| AdminError::Decode("completed bulk operation without url".into()))?;
         let mut staging = Staging::open(&self.copy, id, attempt).await?;
-        let mut reader = client.download_jsonl(url).await?;
+        let mut reader = client
+            .download_jsonl(url, &self.settings.result_hosts)
+            .await?;
         let mut p = Progress {
             file_size: op.file_size,
             objects: Some(op.object_count).filter(|n| *n > 0),
