@@ -814,16 +814,30 @@ fn logged(lines: &[String], message: &str) -> usize {
         .count()
 }
 
-/// After a second resync driven by two processes at once: one merge, the live catalog is the
-/// export, nothing tombstoned.
-async fn assert_merged_once(pool: &PgPool, spec: &CatalogSpec, id: i64, logs: &[String]) {
+/// After a second resync driven by two processes at once (`origins`, and `more` log lines of
+/// a finished CLI): one merge, the live catalog is the export, nothing tombstoned.
+async fn assert_merged_once(
+    pool: &PgPool,
+    spec: &CatalogSpec,
+    id: i64,
+    origins: &[&common::Origin],
+    more: &[String],
+) {
     let run = runs::get(pool, id).await.unwrap().unwrap();
     assert_eq!(run.status, "completed", "{run:?}");
-    assert_eq!(
-        logged(logs, "catalog resync completed"),
-        1,
-        "the run was merged more than once"
-    );
+    let merges = || {
+        let mut n = logged(more, "catalog resync completed");
+        for o in origins {
+            n += logged(&o.logs.lock().unwrap(), "catalog resync completed");
+        }
+        n
+    };
+    // The driver's log line follows its commit.
+    common::eventually(Duration::from_secs(10), "the merge's log line", || async {
+        merges() > 0
+    })
+    .await;
+    assert_eq!(merges(), 1, "the run was merged more than once");
     let tombstones: i64 =
         sqlx::query_scalar("SELECT count(*) FROM products WHERE deleted_at IS NOT NULL")
             .fetch_one(pool)
@@ -886,9 +900,8 @@ async fn cli_resync_during_a_servers_run_watches_it_and_never_drives_it(pool: Pg
         "{stdout}"
     );
     until_ended(&origin, id, Duration::from_secs(60)).await;
-    let mut logs = origin.logs.lock().unwrap().clone();
-    logs.extend(stderr.lines().map(str::to_owned));
-    assert_merged_once(&pool, &spec, id, &logs).await;
+    let cli_logs: Vec<String> = stderr.lines().map(str::to_owned).collect();
+    assert_merged_once(&pool, &spec, id, &[&origin], &cli_logs).await;
     eprintln!(
         "two drivers (CLI + serve) test took {:?}",
         started.elapsed()
@@ -922,8 +935,120 @@ async fn a_second_server_never_drives_a_run_the_first_one_drives(pool: PgPool) {
     let second = common::Origin::spawn(&common::database_url(&pool), &env);
     finish_webhook(&pool, &sim, id).await;
     until_ended(&first, id, Duration::from_secs(60)).await;
-    let mut logs = first.logs.lock().unwrap().clone();
-    logs.extend(second.logs.lock().unwrap().iter().cloned());
-    assert_merged_once(&pool, &spec, id, &logs).await;
+    assert_merged_once(&pool, &spec, id, &[&first, &second], &[]).await;
     eprintln!("two drivers (two serves) test took {:?}", started.elapsed());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_running_server_takes_over_a_run_whose_driver_was_killed(pool: PgPool) {
+    let spec = CatalogSpec::new(41, 20);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 3_000).await;
+    let env = [
+        ("WHOLESAIL_SHOPS", shops_env(&sim)),
+        ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "100".to_owned()),
+        ("WHOLESAIL_CATALOG__ADOPT_INTERVAL_MS", "200".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = common::Origin::spawn(&common::database_url(&pool), &env);
+    let (_, run) = admin(
+        &first,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    let id = run["id"].as_i64().unwrap();
+    let waiting = loop {
+        let r = runs::get(&pool, id).await.unwrap().unwrap();
+        if r.status == "waiting" && r.bulk_operation_id.is_some() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // A replica runs beside the driver and leaves the run to it ...
+    let second = common::Origin::spawn(&common::database_url(&pool), &env);
+    assert_eq!(runs::get(&pool, id).await.unwrap().unwrap().attempt, 1);
+    // ... until the driver dies.
+    first.kill();
+    let done = until_ended(&second, id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["attempt"], 2, "{done}");
+    assert_ne!(done["driver"].as_str(), waiting.driver.as_deref(), "{done}");
+    assert_eq!(
+        done["bulk_operation_id"].as_str(),
+        waiting.bulk_operation_id.as_deref()
+    );
+    assert_eq!(live(&pool).await, expected(&spec));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_watching_cli_ends_with_the_drivers_error_when_the_run_fails(pool: PgPool) {
+    let spec = CatalogSpec::new(43, 50);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 1_500).await;
+    sim.inject_bulk_fault(DEFAULT_SHOP, BulkFault::CorruptLine { line: 137 });
+    let origin = common::Origin::spawn(
+        &common::database_url(&pool),
+        &[
+            ("WHOLESAIL_SHOPS", &shops_env(&sim)),
+            ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "60000"),
+        ],
+    );
+    let (_, run) = admin(
+        &origin,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    let id = run["id"].as_i64().unwrap();
+    let cli = cli_resync(&pool, &sim, "catalog-watcher");
+    until_connected(&pool, "catalog-watcher").await;
+    finish_webhook(&pool, &sim, id).await;
+    let out = tokio::task::spawn_blocking(move || cli.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("catalog run {id} of {DEFAULT_SHOP} is driven by")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid export: line 137"), "{stderr}");
+    let done = until_ended(&origin, id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error_line"], 137, "{done}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_driver_whose_run_was_taken_over_stops_without_touching_it(pool: PgPool) {
+    let spec = CatalogSpec::new(47, 20);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 2_000).await;
+    let r = runner(&pool);
+    let c = client(&sim);
+    let task = tokio::spawn(async move {
+        let c = c;
+        r.resync(&c, DEFAULT_SHOP, &no_progress).await
+    });
+    let run = loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(r) = runs::active(&pool, DEFAULT_SHOP).await.unwrap() {
+            if r.status == "waiting" {
+                break r;
+            }
+        }
+    };
+    // Another process took the run (as after this driver's lock connection was lost).
+    sqlx::query("UPDATE catalog_runs SET attempt = attempt + 1, driver = 'other' WHERE id = $1")
+        .bind(run.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = task.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, RunError::Superseded(id) if id == run.id),
+        "{err}"
+    );
+    let after = runs::get(&pool, run.id).await.unwrap().unwrap();
+    assert_eq!(after.status, "waiting", "the stale driver changed the run");
+    assert_eq!(after.driver.as_deref(), Some("other"));
+    assert!(after.error.is_none());
 }
