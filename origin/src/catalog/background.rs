@@ -18,8 +18,15 @@ use crate::shops::Shops;
 /// stored in the run's row.
 pub fn spawn(runner: Runner, id: i64, client: Arc<AdminClient>) {
     tokio::spawn(async move {
-        if let Err(RunError::NotDriven(_)) = runner.drive(id, &client, &ignore_progress).await {
-            tracing::debug!(run = id, "catalog run driven elsewhere or ended");
+        match runner.drive(id, &client, &ignore_progress).await {
+            Err(RunError::NotDriven(_)) => {
+                tracing::debug!(run = id, "catalog run driven elsewhere or ended");
+            }
+            // Failures of the run itself are logged by the driver; this is the lock.
+            Err(e @ RunError::Lock(_)) => {
+                tracing::warn!(run = id, error = %e, "catalog run not taken");
+            }
+            _ => {}
         }
     });
 }

@@ -229,13 +229,15 @@ pub async fn drop_tables(
 }
 
 /// Drops the staging tables of every attempt of `run` (left by drivers that died), once the
-/// run has ended.
+/// run has ended; also the unnumbered ones of runs started before attempts existed.
 pub async fn drop_run_tables(client: &Client, run: i64) -> Result<(), tokio_postgres::Error> {
     let names = client
         .query(
             "SELECT tablename::text FROM pg_tables
              WHERE schemaname = current_schema() AND tablename ~ $1",
-            &[&format!("^catalog_stage_{run}_[0-9]+_")],
+            &[&format!(
+                "^catalog_stage_{run}_([0-9]+_)?(products|variants|inventory_levels|metafields)$"
+            )],
         )
         .await?;
     let sql: String = names

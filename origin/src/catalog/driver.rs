@@ -14,6 +14,8 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio_postgres::{Client, NoTls};
 
+use super::run::RunError;
+
 /// How often the lock connection is checked while a run is driven.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
@@ -73,13 +75,13 @@ pub async fn take(
     pool: &PgPool,
     id: i64,
     who: &str,
-) -> Result<Take, crate::catalog::RunError> {
+) -> Result<Take, RunError> {
     let mut config = config.clone();
     // A dead peer is noticed within about a minute, not after the OS default of two hours.
     config
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30));
-    let (client, connection) = config.connect(NoTls).await?;
+    let (client, connection) = config.connect(NoTls).await.map_err(RunError::Lock)?;
     let (done, closed) = oneshot::channel();
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -87,7 +89,11 @@ pub async fn take(
         }
         let _ = done.send(());
     });
-    let locked: bool = client.query_one(LOCK, &[&id]).await?.get(0);
+    let locked: bool = client
+        .query_one(LOCK, &[&id])
+        .await
+        .map_err(RunError::Lock)?
+        .get(0);
     if !locked {
         return Ok(Take::Busy);
     }

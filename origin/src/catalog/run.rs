@@ -99,6 +99,9 @@ pub enum RunError {
         /// Rows the merge found.
         found: StagedCounts,
     },
+    /// The driver lock could not be taken or checked.
+    #[error("driver lock: {0}")]
+    Lock(#[source] tokio_postgres::Error),
     /// The watched run failed; its driver's error.
     #[error("{0}")]
     Failed(String),
