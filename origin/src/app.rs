@@ -124,6 +124,12 @@ pub async fn serve(
     if resumed > 0 {
         tracing::info!(resumed, "catalog runs resumed");
     }
+    let catalog_adopt = tokio::spawn(catalog::background::adopt(
+        catalog.clone(),
+        shops.clone(),
+        config.catalog.adopt_interval(),
+        shutdown.clone(),
+    ));
     let state = AppState {
         pool: pool.clone(),
         keyring: Arc::new(config.keyring()?),
@@ -161,6 +167,9 @@ pub async fn serve(
     }
     if let Err(e) = draft_loops.await {
         tracing::error!(error = %e, "draft-order job loop task failed");
+    }
+    if let Err(e) = catalog_adopt.await {
+        tracing::error!(error = %e, "catalog adoption task failed");
     }
     pool.close().await;
     http?;

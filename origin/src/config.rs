@@ -160,12 +160,23 @@ pub struct CatalogConfig {
     /// Between two `bulkOperation(id:)` polls, in milliseconds; the `bulk_operations/finish`
     /// webhook wakes a waiting run earlier.
     pub poll_interval_ms: u64,
+    /// How often the server looks for active runs without a driver (their process died) and
+    /// takes them over, in milliseconds.
+    pub adopt_interval_ms: u64,
+    /// Hosts a bulk result file may be downloaded from, https only (exact names, or
+    /// `*.domain` for subdomains); a result on the shop's own Admin API origin (the simulator
+    /// in development: a `[[shops]]` `url`) is always allowed.
+    pub result_hosts: Vec<String>,
 }
 
 impl Default for CatalogConfig {
     fn default() -> Self {
         CatalogConfig {
             poll_interval_ms: 5_000,
+            adopt_interval_ms: 10_000,
+            result_hosts: wholesail_shopify_admin::bulk::SHOPIFY_RESULT_HOSTS
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -175,8 +186,14 @@ impl CatalogConfig {
     pub fn settings(&self) -> crate::catalog::Settings {
         crate::catalog::Settings {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
+            result_hosts: self.result_hosts.clone(),
             ..crate::catalog::Settings::default()
         }
+    }
+
+    /// The adoption interval as a duration.
+    pub fn adopt_interval(&self) -> Duration {
+        Duration::from_millis(self.adopt_interval_ms.max(100))
     }
 }
 

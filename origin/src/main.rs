@@ -154,7 +154,9 @@ async fn main() -> Result<()> {
         Command::Catalog(cmd) => {
             let pool = app::connect(&config).await?;
             let shops = config.shops()?;
-            wholesail_origin::catalog::cli::run(pool, &config.database_url, &shops, cmd).await?;
+            let settings = config.catalog.settings();
+            wholesail_origin::catalog::cli::run(pool, &config.database_url, &shops, settings, cmd)
+                .await?;
         }
         Command::DraftOrders(cmd) => {
             let pool = app::connect(&config).await?;

@@ -355,7 +355,23 @@ async fn restart_while_the_bulk_operation_runs_resumes_the_same_operation(pool: 
     };
     task.abort();
     let _ = task.await;
-    // A new process: resyncing the shop joins the stored run.
+    // The "crashed" driver's session ends and PostgreSQL releases its lock.
+    common::eventually(
+        Duration::from_secs(10),
+        "the driver lock released",
+        || async {
+            let held: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                 WHERE l.locktype = 'advisory' AND d.datname = current_database()",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            held == 0
+        },
+    )
+    .await;
+    // A new process: resyncing the shop takes the stored run over.
     let out = runner(&pool)
         .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
         .await
@@ -510,6 +526,7 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
         pool.clone(),
         copy_config(&pool),
         &wholesail_origin::shops::Shops::default(),
+        Settings::default(),
         args(),
     )
     .await
@@ -723,4 +740,315 @@ async fn a_run_waiting_when_origin_dies_is_resumed_by_the_next_origin(pool: PgPo
         .unwrap();
     assert_eq!(runs_total, 1);
     assert_eq!(live(&pool).await, expected(&spec));
+}
+
+/// `origin catalog resync --shop DEFAULT_SHOP` as a child process on the database of `pool`
+/// (the shop configured like the servers'); its connections are named `app` in
+/// `pg_stat_activity`.
+fn cli_resync(pool: &PgPool, sim: &Simulator, app: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_origin"))
+        .args([
+            "catalog",
+            "resync",
+            "--shop",
+            DEFAULT_SHOP,
+            "--poll-secs",
+            "60",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("PGAPPNAME", app)
+        .env("WHOLESAIL_DATABASE_URL", common::database_url(pool))
+        .env("WHOLESAIL_SHOPS", shops_env(sim))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("origin binary starts")
+}
+
+/// Waits until a connection named `app` is open on the database of `pool`.
+async fn until_connected(pool: &PgPool, app: &str) {
+    common::eventually(Duration::from_secs(30), "the CLI's connection", || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind(app)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        n > 0
+    })
+    .await;
+}
+
+/// Plays the `bulk_operations/finish` webhook for run `id` once Shopify reports its bulk
+/// operation finished: every process waiting for it wakes at the same moment.
+async fn finish_webhook(pool: &PgPool, sim: &Simulator, id: i64) {
+    let probe = client(sim);
+    common::eventually(Duration::from_secs(60), "the bulk operation", || async {
+        let run = runs::get(pool, id).await.unwrap().unwrap();
+        let Some(gid) = run.bulk_operation_id else {
+            return false;
+        };
+        let op = probe.bulk_operation(&gid).await.unwrap().unwrap();
+        op.status.is_final()
+            && wholesail_origin::catalog::bulk_finished(pool, DEFAULT_SHOP, &gid)
+                .await
+                .unwrap()
+                .is_some()
+    })
+    .await;
+}
+
+/// Log lines (JSON) whose message is `message`.
+fn logged(lines: &[String], message: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                v.pointer("/fields/message").and_then(|m| m.as_str()) == Some(message)
+            })
+        })
+        .count()
+}
+
+/// After a second resync driven by two processes at once (`origins`, and `more` log lines of
+/// a finished CLI): one merge, the live catalog is the export, nothing tombstoned.
+async fn assert_merged_once(
+    pool: &PgPool,
+    spec: &CatalogSpec,
+    id: i64,
+    origins: &[&common::Origin],
+    more: &[String],
+) {
+    let run = runs::get(pool, id).await.unwrap().unwrap();
+    assert_eq!(run.status, "completed", "{run:?}");
+    let merges = || {
+        let mut n = logged(more, "catalog resync completed");
+        for o in origins {
+            n += logged(&o.logs.lock().unwrap(), "catalog resync completed");
+        }
+        n
+    };
+    // The driver's log line follows its commit.
+    common::eventually(Duration::from_secs(10), "the merge's log line", || async {
+        merges() > 0
+    })
+    .await;
+    assert_eq!(merges(), 1, "the run was merged more than once");
+    let tombstones: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM products WHERE deleted_at IS NOT NULL")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(tombstones, 0, "a second driver tombstoned the catalog");
+    assert_eq!(live(pool).await, expected(spec));
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE tablename ~ '^catalog_stage_[0-9]'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "staging tables left behind");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cli_resync_during_a_servers_run_watches_it_and_never_drives_it(pool: PgPool) {
+    let started = std::time::Instant::now();
+    let spec = CatalogSpec::new(31, 400);
+    let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 500 }, 2_000).await;
+    // The live catalog, from a first resync.
+    runner(&pool)
+        .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+        .await
+        .unwrap();
+    let origin = common::Origin::spawn(
+        &common::database_url(&pool),
+        &[
+            ("WHOLESAIL_SHOPS", &shops_env(&sim)),
+            ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "60000"),
+        ],
+    );
+    let (status, run) = admin(
+        &origin,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_i64().unwrap();
+    // An operator resyncs the same shop from a shell meanwhile.
+    let cli = cli_resync(&pool, &sim, "catalog-cli");
+    until_connected(&pool, "catalog-cli").await;
+    finish_webhook(&pool, &sim, id).await;
+    let out = tokio::task::spawn_blocking(move || cli.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The watcher prints the driver's summary.
+    let counts = spec.counts(Selection::ALL);
+    assert!(
+        stdout.contains(&format!(
+            "catalog run {id} for {DEFAULT_SHOP}: {} rows imported",
+            counts.total()
+        )),
+        "{stdout}"
+    );
+    until_ended(&origin, id, Duration::from_secs(60)).await;
+    let cli_logs: Vec<String> = stderr.lines().map(str::to_owned).collect();
+    assert_merged_once(&pool, &spec, id, &[&origin], &cli_logs).await;
+    eprintln!(
+        "two drivers (CLI + serve) test took {:?}",
+        started.elapsed()
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_second_server_never_drives_a_run_the_first_one_drives(pool: PgPool) {
+    let started = std::time::Instant::now();
+    let spec = CatalogSpec::new(37, 400);
+    let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 500 }, 2_000).await;
+    runner(&pool)
+        .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+        .await
+        .unwrap();
+    let env = [
+        ("WHOLESAIL_SHOPS", shops_env(&sim)),
+        ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "60000".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = common::Origin::spawn(&common::database_url(&pool), &env);
+    let (_, run) = admin(
+        &first,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    let id = run["id"].as_i64().unwrap();
+    // A replica (or the next version in a rolling deploy) starts while the run waits: it
+    // resumes active runs at start-up.
+    let second = common::Origin::spawn(&common::database_url(&pool), &env);
+    finish_webhook(&pool, &sim, id).await;
+    until_ended(&first, id, Duration::from_secs(60)).await;
+    assert_merged_once(&pool, &spec, id, &[&first, &second], &[]).await;
+    eprintln!("two drivers (two serves) test took {:?}", started.elapsed());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_running_server_takes_over_a_run_whose_driver_was_killed(pool: PgPool) {
+    let spec = CatalogSpec::new(41, 20);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 3_000).await;
+    let env = [
+        ("WHOLESAIL_SHOPS", shops_env(&sim)),
+        ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "100".to_owned()),
+        ("WHOLESAIL_CATALOG__ADOPT_INTERVAL_MS", "200".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = common::Origin::spawn(&common::database_url(&pool), &env);
+    let (_, run) = admin(
+        &first,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    let id = run["id"].as_i64().unwrap();
+    let waiting = loop {
+        let r = runs::get(&pool, id).await.unwrap().unwrap();
+        if r.status == "waiting" && r.bulk_operation_id.is_some() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // A replica runs beside the driver and leaves the run to it ...
+    let second = common::Origin::spawn(&common::database_url(&pool), &env);
+    assert_eq!(runs::get(&pool, id).await.unwrap().unwrap().attempt, 1);
+    // ... until the driver dies.
+    first.kill();
+    let done = until_ended(&second, id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["attempt"], 2, "{done}");
+    assert_ne!(done["driver"].as_str(), waiting.driver.as_deref(), "{done}");
+    assert_eq!(
+        done["bulk_operation_id"].as_str(),
+        waiting.bulk_operation_id.as_deref()
+    );
+    assert_eq!(live(&pool).await, expected(&spec));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_watching_cli_ends_with_the_drivers_error_when_the_run_fails(pool: PgPool) {
+    let spec = CatalogSpec::new(43, 50);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 1_500).await;
+    sim.inject_bulk_fault(DEFAULT_SHOP, BulkFault::CorruptLine { line: 137 });
+    let origin = common::Origin::spawn(
+        &common::database_url(&pool),
+        &[
+            ("WHOLESAIL_SHOPS", &shops_env(&sim)),
+            ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "60000"),
+        ],
+    );
+    let (_, run) = admin(
+        &origin,
+        Some(serde_json::json!({"shop": DEFAULT_SHOP})),
+        "/admin/catalog/resync",
+    )
+    .await;
+    let id = run["id"].as_i64().unwrap();
+    let cli = cli_resync(&pool, &sim, "catalog-watcher");
+    until_connected(&pool, "catalog-watcher").await;
+    finish_webhook(&pool, &sim, id).await;
+    let out = tokio::task::spawn_blocking(move || cli.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("catalog run {id} of {DEFAULT_SHOP} is driven by")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid export: line 137"), "{stderr}");
+    let done = until_ended(&origin, id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error_line"], 137, "{done}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_driver_whose_run_was_taken_over_stops_without_touching_it(pool: PgPool) {
+    let spec = CatalogSpec::new(47, 20);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 2_000).await;
+    let r = runner(&pool);
+    let c = client(&sim);
+    let task = tokio::spawn(async move {
+        let c = c;
+        r.resync(&c, DEFAULT_SHOP, &no_progress).await
+    });
+    let run = loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(r) = runs::active(&pool, DEFAULT_SHOP).await.unwrap() {
+            if r.status == "waiting" {
+                break r;
+            }
+        }
+    };
+    // Another process took the run (as after this driver's lock connection was lost).
+    sqlx::query("UPDATE catalog_runs SET attempt = attempt + 1, driver = 'other' WHERE id = $1")
+        .bind(run.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = task.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, RunError::Superseded(id) if id == run.id),
+        "{err}"
+    );
+    let after = runs::get(&pool, run.id).await.unwrap().unwrap();
+    assert_eq!(after.status, "waiting", "the stale driver changed the run");
+    assert_eq!(after.driver.as_deref(), Some("other"));
+    assert!(after.error.is_none());
 }

@@ -75,7 +75,7 @@ async fn main() {
     for _ in 0..3 {
         let t = Instant::now();
         let mut r = c
-            .download_jsonl(done.url.as_deref().unwrap())
+            .download_jsonl(done.url.as_deref().unwrap(), &[])
             .await
             .unwrap();
         lines = 0u64;

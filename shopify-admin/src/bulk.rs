@@ -41,8 +41,13 @@ impl BulkStatus {
     }
 }
 
-/// A `BulkOperation`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// The hosts Shopify serves bulk operation results from (signed Google Cloud Storage URLs):
+/// the default of every caller's allowed result hosts.
+pub const SHOPIFY_RESULT_HOSTS: [&str; 2] = ["storage.googleapis.com", "storage.shopifycloud.com"];
+
+/// A `BulkOperation`. Its `Debug` output leaves out the result URLs (they are signed: whoever
+/// holds one can read the shop's export for seven days).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkOperation {
     /// gid.
@@ -68,6 +73,63 @@ pub struct BulkOperation {
     pub created_at: String,
     /// Completion time.
     pub completed_at: Option<String>,
+}
+
+impl std::fmt::Debug for BulkOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |u: &Option<String>| u.as_ref().map(|_| "[redacted]");
+        f.debug_struct("BulkOperation")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("error_code", &self.error_code)
+            .field("object_count", &self.object_count)
+            .field("root_object_count", &self.root_object_count)
+            .field("file_size", &self.file_size)
+            .field("url", &redacted(&self.url))
+            .field("partial_data_url", &redacted(&self.partial_data_url))
+            .field("created_at", &self.created_at)
+            .field("completed_at", &self.completed_at)
+            .finish()
+    }
+}
+
+/// Checks a bulk result `url` before anything is sent to it: `https` on one of `hosts`
+/// (exact names; `*.example.com` for its subdomains), or the origin (scheme, host, port) of
+/// the Admin API base URL `shop_url` itself, which is how the simulator serves results in
+/// development and tests. Errors name the host at most, never the URL.
+pub fn check_result_url(
+    url: &str,
+    hosts: &[String],
+    shop_url: &str,
+) -> Result<reqwest::Url, AdminError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| AdminError::ResultUrl("not a valid URL".into()))?;
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    let same_origin = reqwest::Url::parse(shop_url)
+        .is_ok_and(|shop| shop.origin() == parsed.origin() && parsed.username().is_empty());
+    let listed = hosts.iter().any(|h| {
+        let h = h.to_ascii_lowercase();
+        match h.strip_prefix("*.") {
+            Some(domain) => host
+                .strip_suffix(domain)
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => host == h,
+        }
+    });
+    let allowed = same_origin
+        || (parsed.scheme() == "https"
+            && listed
+            && parsed.username().is_empty()
+            && parsed.password().is_none()
+            && parsed.port().is_none());
+    if !allowed {
+        return Err(AdminError::ResultUrl(format!(
+            "{}://{host} is not an allowed result host (https on {})",
+            parsed.scheme(),
+            hosts.join(", ")
+        )));
+    }
+    Ok(parsed)
 }
 
 const FIELDS: &str = "id status errorCode objectCount rootObjectCount fileSize url partialDataUrl createdAt completedAt";
@@ -201,16 +263,27 @@ impl AdminClient {
     }
 
     /// Opens a bulk result `url` (a signed URL: no access token is sent) for reading line by
-    /// line.
-    pub async fn download_jsonl(&self, url: &str) -> Result<JsonlReader, AdminError> {
+    /// line, once [`check_result_url`] allowed it against `hosts` (usually
+    /// [`SHOPIFY_RESULT_HOSTS`]). Redirects are not followed, and no error carries the URL.
+    pub async fn download_jsonl(
+        &self,
+        url: &str,
+        hosts: &[String],
+    ) -> Result<JsonlReader, AdminError> {
+        let url = check_result_url(url, hosts, &self.config().shop_url)?;
         let resp = self
-            .http()
+            .download_http()
             .get(url)
             .timeout(Duration::from_secs(24 * 3600))
             .send()
             .await
-            .map_err(|e| AdminError::Transport(e.to_string()))?;
+            .map_err(|e| AdminError::Transport(e.without_url().to_string()))?;
         let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            return Err(AdminError::ResultUrl(format!(
+                "answered HTTP {status} (a redirect, not followed)"
+            )));
+        }
         if status != 200 {
             return Err(AdminError::Http {
                 status,
@@ -309,8 +382,9 @@ impl JsonlReader {
                 }
                 Some(Err(e)) => {
                     return Err(AdminError::Transport(format!(
-                        "download broke after line {}: {e}",
-                        self.line
+                        "download broke after line {}: {}",
+                        self.line,
+                        e.without_url()
                     )))
                 }
                 None => self.eof = true,
@@ -360,6 +434,83 @@ mod tests {
             assert_eq!(reader.bytes_read(), body.len() as u64);
             out
         })
+    }
+
+    #[test]
+    fn result_urls_must_be_https_on_an_allowed_host_or_the_simulators_origin() {
+        let hosts: Vec<String> = SHOPIFY_RESULT_HOSTS.map(String::from).to_vec();
+        let prod = "https://acme.myshopify.com";
+        let sim = "http://127.0.0.1:8080";
+        let secret = "X-Goog-Signature=0123abcdef";
+        let allowed = [
+            (format!("https://storage.googleapis.com/shopify-tiers-assets-prod-us-east1/bulk-operation-outputs/x.jsonl?{secret}"), prod),
+            (format!("https://STORAGE.shopifycloud.com/r.jsonl?{secret}"), prod),
+            (format!("http://127.0.0.1:8080/bulk/1.jsonl?{secret}"), sim),
+        ];
+        for (url, shop) in &allowed {
+            assert!(check_result_url(url, &hosts, shop).is_ok(), "{url}");
+        }
+        let refused = [
+            (
+                format!("http://storage.googleapis.com/r.jsonl?{secret}"),
+                prod,
+            ),
+            (
+                format!("https://storage.googleapis.com.evil.example/r.jsonl?{secret}"),
+                prod,
+            ),
+            (
+                format!("https://evilstorage.googleapis.com/r.jsonl?{secret}"),
+                prod,
+            ),
+            (
+                format!("https://storage.googleapis.com@169.254.169.254/r?{secret}"),
+                prod,
+            ),
+            (
+                format!("https://user:pw@storage.googleapis.com/r?{secret}"),
+                prod,
+            ),
+            (
+                format!("https://storage.googleapis.com:8443/r?{secret}"),
+                prod,
+            ),
+            (
+                format!("https://169.254.169.254/latest/meta-data?{secret}"),
+                prod,
+            ),
+            (format!("http://127.0.0.1:8080/bulk/1.jsonl?{secret}"), prod),
+            (format!("http://127.0.0.1:9999/bulk/1.jsonl?{secret}"), sim),
+            (format!("file:///etc/passwd?{secret}"), prod),
+            (format!("not a url {secret}"), prod),
+        ];
+        for (url, shop) in &refused {
+            let e = check_result_url(url, &hosts, shop).unwrap_err();
+            assert!(matches!(e, AdminError::ResultUrl(_)), "{url}: {e}");
+            assert!(!e.to_string().contains(secret), "{e}");
+        }
+        // Subdomain entries match subdomains only.
+        let wild = vec!["*.example.com".to_owned()];
+        assert!(check_result_url("https://a.example.com/x", &wild, prod).is_ok());
+        assert!(check_result_url("https://example.com/x", &wild, prod).is_err());
+        assert!(check_result_url("https://aexample.com/x", &wild, prod).is_err());
+    }
+
+    #[test]
+    fn a_bulk_operations_debug_output_hides_its_result_urls() {
+        let op: BulkOperation = serde_json::from_value(serde_json::json!({
+            "id": "gid://shopify/BulkOperation/1", "status": "COMPLETED", "objectCount": "3",
+            "url": "https://storage.googleapis.com/b/x?X-Goog-Signature=secret",
+            "partialDataUrl": "https://storage.googleapis.com/b/p?X-Goog-Signature=secret",
+            "createdAt": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        let shown = format!("{op:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("storage"),
+            "{shown}"
+        );
+        assert!(shown.contains("gid://shopify/BulkOperation/1"), "{shown}");
     }
 
     #[test]

@@ -91,4 +91,8 @@ pub enum AdminError {
     /// The answer did not have the expected shape.
     #[error("unexpected response: {0}")]
     Decode(String),
+    /// A bulk result URL was refused (not https on an allowed host, or it redirected); the
+    /// message never contains the URL (it is a signed, secret URL).
+    #[error("bulk result URL refused: {0}")]
+    ResultUrl(String),
 }

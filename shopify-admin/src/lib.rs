@@ -138,6 +138,8 @@ enum Attempt {
 #[derive(Debug)]
 pub struct AdminClient {
     http: reqwest::Client,
+    /// For bulk result files: no redirects, no overall timeout (set per download).
+    download: reqwest::Client,
     config: AdminConfig,
     endpoint: String,
     pacer: pacing::Pacer,
@@ -151,7 +153,13 @@ impl AdminClient {
             .connect_timeout(config.connect_timeout)
             .build()
             .map_err(|e| AdminError::Transport(e.to_string()))?;
+        let download = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| AdminError::Transport(e.to_string()))?;
         Ok(AdminClient {
+            download,
             endpoint: format!(
                 "{}/admin/api/{}/graphql.json",
                 config.shop_url, config.api_version
@@ -427,9 +435,9 @@ impl AdminClient {
         Ok(r.data.shop.name)
     }
 
-    /// The HTTP client (for downloads that need no token).
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// The HTTP client for bulk result files (no token, no redirects).
+    pub(crate) fn download_http(&self) -> &reqwest::Client {
+        &self.download
     }
 }
 

@@ -64,7 +64,7 @@ async fn a_bulk_export_streams_exactly_the_generated_catalog() {
     assert_eq!(done.file_size, Some(truth.bytes));
 
     let mut reader = client
-        .download_jsonl(done.url.as_deref().unwrap())
+        .download_jsonl(done.url.as_deref().unwrap(), &[])
         .await
         .unwrap();
     let mut seen = HashSet::new();
@@ -132,7 +132,7 @@ async fn a_failed_operation_reports_its_error_code_and_partial_data() {
     assert_eq!(op.error_code.as_deref(), Some("INTERNAL_SERVER_ERROR"));
     assert!(op.url.is_none());
     let mut reader = client
-        .download_jsonl(op.partial_data_url.as_deref().unwrap())
+        .download_jsonl(op.partial_data_url.as_deref().unwrap(), &[])
         .await
         .unwrap();
     let mut n = 0;
@@ -150,7 +150,7 @@ async fn a_truncated_file_ends_in_an_unterminated_line() {
     let op = run_to_end(&client).await;
     assert_eq!(op.status, BulkStatus::Completed);
     let mut reader = client
-        .download_jsonl(op.url.as_deref().unwrap())
+        .download_jsonl(op.url.as_deref().unwrap(), &[])
         .await
         .unwrap();
     let mut last = None;
@@ -173,7 +173,7 @@ async fn a_corrupt_line_is_found_at_its_line_number() {
     let client = client(&sim);
     let op = run_to_end(&client).await;
     let mut reader = client
-        .download_jsonl(op.url.as_deref().unwrap())
+        .download_jsonl(op.url.as_deref().unwrap(), &[])
         .await
         .unwrap();
     let mut bad = Vec::new();
@@ -245,7 +245,7 @@ async fn before_2026_01_one_bulk_query_runs_at_a_time_and_output_is_grouped() {
         .unwrap();
     // Grouped: every child's parent is the latest product or variant line.
     let mut reader = client
-        .download_jsonl(done.url.as_deref().unwrap())
+        .download_jsonl(done.url.as_deref().unwrap(), &[])
         .await
         .unwrap();
     let (mut product, mut variant) = (String::new(), String::new());

@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use wholesail_shopify_admin::{AdminClient, AdminConfig, AdminError};
 
+use super::driver::Take;
 use super::run::{Outcome, Progress, RunError, Runner, Settings};
 use super::runs;
 use crate::shops::{ShopError, Shops, DEFAULT_API_VERSION};
@@ -26,7 +27,8 @@ use crate::shops::{ShopError, Shops, DEFAULT_API_VERSION};
 /// `origin catalog` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
-    /// Resync the shop's catalog from a Shopify bulk export (joins the run already active).
+    /// Resync the shop's catalog from a Shopify bulk export; when the shop's run is already
+    /// active, watch it to its end (it is driven by its own process).
     Resync(ResyncArgs),
     /// List recent runs (JSON lines, newest first).
     Runs {
@@ -96,14 +98,18 @@ pub enum CliError {
     /// The database URL is not one tokio-postgres understands.
     #[error("the database URL cannot be parsed for the COPY connections")]
     DatabaseUrl,
+    /// Ctrl-C while watching a run another process drives: the run goes on.
+    #[error("stopped watching catalog run {0}; it goes on (origin catalog show {0})")]
+    StoppedWatching(i64),
 }
 
 /// Runs a catalog command against `pool`; `database_url` (the same database) opens the COPY
-/// connections.
+/// connections; `settings` are the configured runner settings (`[catalog]`).
 pub async fn run(
     pool: PgPool,
     database_url: &SecretString,
     shops: &Shops,
+    settings: Settings,
     cmd: CatalogCommand,
 ) -> Result<(), CliError> {
     match cmd {
@@ -112,7 +118,7 @@ pub async fn run(
                 .expose_secret()
                 .parse()
                 .map_err(|_| CliError::DatabaseUrl)?;
-            let outcome = resync(pool, copy, shops, args).await?;
+            let outcome = resync(pool, copy, shops, settings, args).await?;
             println!("{}", summary(&outcome));
         }
         CatalogCommand::Runs { shop, limit } => {
@@ -134,11 +140,12 @@ pub async fn run(
     Ok(())
 }
 
-/// The resync with its progress bar.
+/// The resync with its progress bar; `settings` with the poll interval of `args`.
 pub async fn resync(
     pool: PgPool,
     copy: tokio_postgres::Config,
     shops: &Shops,
+    settings: Settings,
     args: ResyncArgs,
 ) -> Result<Outcome, CliError> {
     let client = match args.access_token {
@@ -159,7 +166,7 @@ pub async fn resync(
         copy,
         Settings {
             poll_interval: Duration::from_secs(args.poll_secs.max(1)),
-            ..Settings::default()
+            ..settings
         },
     );
     let bar = ProgressBar::new_spinner();
@@ -184,15 +191,40 @@ pub async fn resync(
         ));
     };
     let (run, _) = runs::start(runner.pool(), &args.shop).await?;
-    let drive = runner.drive(run.id, &client, &on_progress);
-    tokio::pin!(drive);
-    let result = tokio::select! {
-        r = &mut drive => r,
-        _ = tokio::signal::ctrl_c() => {
-            // Ctrl-C cancels the run (the bulk operation too), then waits for it to stop.
-            bar.set_message("canceling…");
-            runs::cancel(runner.pool(), run.id).await?;
-            drive.await
+    let result = match runner.take(run.id).await? {
+        Take::Driving(lease) => {
+            let drive = runner.drive_lease(lease, &client, &on_progress);
+            tokio::pin!(drive);
+            tokio::select! {
+                r = &mut drive => r,
+                _ = tokio::signal::ctrl_c() => {
+                    // Ctrl-C cancels the run (the bulk operation too), then waits for it to stop.
+                    bar.set_message("canceling…");
+                    runs::cancel(runner.pool(), run.id).await?;
+                    drive.await
+                }
+            }
+        }
+        // Another process drives the run: watch it, never drive it too.
+        Take::Busy | Take::Ended => {
+            let driver = runs::get(runner.pool(), run.id)
+                .await?
+                .and_then(|r| r.driver)
+                .unwrap_or_else(|| "another process".into());
+            bar.suspend(|| {
+                eprintln!(
+                    "catalog run {} of {} is driven by {driver}; watching it (Ctrl-C stops \
+                     watching, the run goes on)",
+                    run.id, args.shop
+                )
+            });
+            tokio::select! {
+                r = runner.watch(run.id, &on_progress) => r,
+                _ = tokio::signal::ctrl_c() => {
+                    bar.finish_and_clear();
+                    return Err(CliError::StoppedWatching(run.id));
+                }
+            }
         }
     };
     bar.finish_and_clear();

@@ -1,7 +1,8 @@
 //! Binary COPY of routed records into one run's staging tables.
 //!
-//! Each run gets its own UNLOGGED tables (`catalog_stage_<run>_<kind>`, made `LIKE` the
-//! templates in `migrations/0010_catalog.sql`). Lines of different kinds interleave in an
+//! Each attempt of a run (see `driver`) gets its own UNLOGGED tables
+//! (`catalog_stage_<run>_<attempt>_<kind>`, made `LIKE` the templates in
+//! `migrations/0010_catalog.sql`), so no two drivers ever write or read each other's. Lines of different kinds interleave in an
 //! export, so each kind has its own connection with its own `COPY … FROM STDIN (FORMAT
 //! binary)` open for the whole import: a record is encoded straight into its table's buffer
 //! (PostgreSQL's binary row format, written by hand: no per-field dispatch), and a buffer is
@@ -29,9 +30,9 @@ const PG_EPOCH_US: i64 = 946_684_800_000_000;
 /// The staged kinds, in merge order.
 pub const KINDS: [&str; 4] = ["products", "variants", "inventory_levels", "metafields"];
 
-/// The staging table of `kind` for run `run`.
-pub fn table(run: i64, kind: &str) -> String {
-    format!("catalog_stage_{run}_{kind}")
+/// The staging table of `kind` for attempt `attempt` of run `run`.
+pub fn table(run: i64, attempt: i32, kind: &str) -> String {
+    format!("catalog_stage_{run}_{attempt}_{kind}")
 }
 
 /// Rows staged by kind.
@@ -214,29 +215,54 @@ pub fn connect(
     }
 }
 
-/// Drops the staging tables of `run`, if they exist.
-pub async fn drop_tables(client: &Client, run: i64) -> Result<(), tokio_postgres::Error> {
+/// Drops the staging tables of attempt `attempt` of `run`, if they exist.
+pub async fn drop_tables(
+    client: &Client,
+    run: i64,
+    attempt: i32,
+) -> Result<(), tokio_postgres::Error> {
     let sql: String = KINDS
         .iter()
-        .map(|k| format!("DROP TABLE IF EXISTS {};", table(run, k)))
+        .map(|k| format!("DROP TABLE IF EXISTS {};", table(run, attempt, k)))
+        .collect();
+    client.batch_execute(&sql).await
+}
+
+/// Drops the staging tables of every attempt of `run` (left by drivers that died), once the
+/// run has ended; also the unnumbered ones of runs started before attempts existed.
+pub async fn drop_run_tables(client: &Client, run: i64) -> Result<(), tokio_postgres::Error> {
+    let names = client
+        .query(
+            "SELECT tablename::text FROM pg_tables
+             WHERE schemaname = current_schema() AND tablename ~ $1",
+            &[&format!(
+                "^catalog_stage_{run}_([0-9]+_)?(products|variants|inventory_levels|metafields)$"
+            )],
+        )
+        .await?;
+    let sql: String = names
+        .iter()
+        .map(|r| format!("DROP TABLE IF EXISTS \"{}\";", r.get::<_, String>(0)))
         .collect();
     client.batch_execute(&sql).await
 }
 
 impl Staging {
-    /// (Re)creates the staging tables of `run` and opens one COPY stream per kind.
+    /// Creates the staging tables of attempt `attempt` of `run` (an attempt's tables are
+    /// created once: finding them already there is an error) and opens one COPY stream per
+    /// kind.
     pub async fn open(
         config: &tokio_postgres::Config,
         run: i64,
+        attempt: i32,
     ) -> Result<Staging, tokio_postgres::Error> {
         let admin = connect(config).await?;
-        drop_tables(&admin, run).await?;
         let create: String = KINDS
             .iter()
             .map(|k| {
                 format!(
                     "CREATE UNLOGGED TABLE {} (LIKE catalog_stage_{k});",
-                    table(run, k)
+                    table(run, attempt, k)
                 )
             })
             .collect();
@@ -247,7 +273,7 @@ impl Staging {
             let sink = client
                 .copy_in(&format!(
                     "COPY {} ({}) FROM STDIN (FORMAT binary)",
-                    table(run, kind),
+                    table(run, attempt, kind),
                     columns(kind)
                 ))
                 .await?;

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 
-use super::copy::{table, StagedCounts};
+use super::copy::{table, StagedCounts, KINDS};
 
 /// What the merge did to one table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,21 +117,42 @@ async fn update_then_insert(
     Ok((inserted, updated))
 }
 
-/// Merges run `run`'s staging tables into the live tables of `shop`, on `conn` (inside the
-/// caller's transaction). `snapshot` is the bulk operation's `createdAt`.
+/// Rows in the staging tables `[products, variants, inventory levels, metafields]`, read by
+/// the merge's own transaction: what it merges, whatever the driver believes it wrote.
+async fn staged_rows(
+    conn: &mut PgConnection,
+    tables: &[String; 4],
+) -> Result<StagedCounts, sqlx::Error> {
+    let [p, v, l, m] = tables;
+    let row = sqlx::query(&format!(
+        "SELECT (SELECT count(*) FROM {p}), (SELECT count(*) FROM {v}),
+                (SELECT count(*) FROM {l}), (SELECT count(*) FROM {m})"
+    ))
+    .fetch_one(&mut *conn)
+    .await?;
+    let n = |i: usize| row.get::<i64, _>(i) as u64;
+    Ok(StagedCounts {
+        products: n(0),
+        variants: n(1),
+        inventory_levels: n(2),
+        metafields: n(3),
+    })
+}
+
+/// Merges the staging tables of attempt `attempt` of run `run` into the live tables of
+/// `shop`, on `conn` (inside the caller's transaction); returns the rows it found staged and
+/// what it did. `snapshot` is the bulk operation's `createdAt`. The staged counts and the
+/// empty-export guard are read from the staging tables in this transaction.
 pub async fn merge(
     conn: &mut PgConnection,
     run: i64,
+    attempt: i32,
     shop: &str,
     snapshot: OffsetDateTime,
-    staged: &StagedCounts,
-) -> Result<MergeSummary, MergeError> {
-    let (sp, sv, sl, sm) = (
-        table(run, "products"),
-        table(run, "variants"),
-        table(run, "inventory_levels"),
-        table(run, "metafields"),
-    );
+) -> Result<(StagedCounts, MergeSummary), MergeError> {
+    let tables = KINDS.map(|k| table(run, attempt, k));
+    let staged = staged_rows(conn, &tables).await?;
+    let [sp, sv, sl, sm] = tables;
     if staged.products == 0 {
         let live: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM products WHERE shop = $1 AND deleted_at IS NULL",
@@ -325,5 +346,5 @@ pub async fn merge(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    Ok(s)
+    Ok((staged, s))
 }

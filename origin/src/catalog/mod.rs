@@ -6,13 +6,15 @@
 //! from the `bulk_operations/finish` webhook), downloads the JSONL as a stream, parses each
 //! line into a typed record ([`jsonl`]), writes it by binary COPY into the run's staging tables
 //! ([`copy`]), then merges staging into the live tables in one transaction ([`merge`]).
+//! [`driver`] makes sure one process at a time drives a run (the others watch it).
 //! [`cli`] is `origin catalog resync`; [`admin`] the HTTP routes; [`background`] drives the
-//! server's runs and resumes them at start-up. See `README.md` here.
+//! server's runs, resumes them at start-up and adopts runs whose driver died. See `README.md` here.
 
 pub mod admin;
 pub mod background;
 pub mod cli;
 pub mod copy;
+pub mod driver;
 pub mod jsonl;
 pub mod merge;
 pub mod run;

@@ -2,8 +2,11 @@
 //! `bulkOperation(id:)`, woken early by the finish webhook), stream the JSONL into staging,
 //! merge. Every transition is stored in `catalog_runs` first, so a new process resumes a run
 //! from its row: a run that was waiting keeps waiting for the same bulk operation, a run that
-//! was importing re-imports the same file (its staging tables are recreated; the merge and the
+//! was importing re-imports the same file into new staging tables (the merge and the
 //! `completed` status commit together, so a merge never happens twice).
+//!
+//! Only the holder of the run's [`driver::Lease`] drives it; every other process that
+//! resyncs the shop watches the run's row ([`Runner::watch`]) and ends with the same outcome.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,10 +15,11 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use wholesail_shopify_admin::bulk::{BulkOperation, BulkStatus};
+use wholesail_shopify_admin::bulk::{BulkOperation, BulkStatus, SHOPIFY_RESULT_HOSTS};
 use wholesail_shopify_admin::{AdminClient, AdminError};
 
 use super::copy::{self, StagedCounts, Staging};
+use super::driver::{self, Lease, Take};
 use super::jsonl::{self, LineError};
 use super::merge::{self, MergeError, MergeSummary};
 use super::runs::{self, Run, FINISHED_CHANNEL};
@@ -78,6 +82,29 @@ pub enum RunError {
     /// An operator canceled the run.
     #[error("canceled")]
     Canceled,
+    /// Another process drives the run (or it has just ended): watch it instead.
+    #[error("catalog run {0} is driven by another process or has ended")]
+    NotDriven(i64),
+    /// The run was taken over by another driver (this one lost its lock meanwhile).
+    #[error("catalog run {0} was taken over by another driver")]
+    Superseded(i64),
+    /// The connection holding the driver lock ended: the run is left to the next driver.
+    #[error("lost the driver lock of catalog run {0}")]
+    LostLock(i64),
+    /// The staging tables do not hold what this driver wrote into them.
+    #[error("staging tables hold {found:?} rows, not the {written:?} written; nothing merged")]
+    StagingMismatch {
+        /// Rows this driver wrote.
+        written: StagedCounts,
+        /// Rows the merge found.
+        found: StagedCounts,
+    },
+    /// The driver lock could not be taken or checked.
+    #[error("driver lock: {0}")]
+    Lock(#[source] tokio_postgres::Error),
+    /// The watched run failed; its driver's error.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl RunError {
@@ -96,6 +123,15 @@ fn adoptable(op: &BulkOperation, since: OffsetDateTime) -> bool {
         && OffsetDateTime::parse(&op.created_at, &Rfc3339).is_ok_and(|t| t >= since)
 }
 
+/// `Ok` when a guarded write (`WHERE attempt = …`) changed the run, [`RunError::Superseded`]
+/// when another driver has taken it.
+fn fenced(rows: u64, id: i64) -> Result<(), RunError> {
+    if rows == 0 {
+        return Err(RunError::Superseded(id));
+    }
+    Ok(())
+}
+
 /// Unique violation, deadlock or serialization failure: a concurrent writer, worth a retry.
 fn retryable(e: &sqlx::Error) -> bool {
     e.as_database_error()
@@ -110,8 +146,12 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Longest wait for a bulk operation.
     pub bulk_timeout: Duration,
-    /// Between two progress writes to `catalog_runs` (and cancel checks) while importing.
+    /// Between two progress writes to `catalog_runs` (and cancel checks) while importing;
+    /// also between two reads of a watched run.
     pub progress_interval: Duration,
+    /// Hosts the bulk result may be downloaded from (https only); results served by the shop's
+    /// own Admin API origin (the simulator in development) are always allowed.
+    pub result_hosts: Vec<String>,
 }
 
 impl Default for Settings {
@@ -120,6 +160,7 @@ impl Default for Settings {
             poll_interval: Duration::from_secs(5),
             bulk_timeout: Duration::from_secs(6 * 3600),
             progress_interval: Duration::from_secs(1),
+            result_hosts: SHOPIFY_RESULT_HOSTS.map(String::from).to_vec(),
         }
     }
 }
@@ -154,6 +195,23 @@ pub struct Outcome {
     pub merge_time: Duration,
 }
 
+impl Outcome {
+    /// The outcome of a completed run as its row stores it (what a watcher reports).
+    pub fn of(run: Run) -> Outcome {
+        let json = |v: &Option<serde_json::Value>| v.clone().unwrap_or_default();
+        let ms = |v: Option<i64>| Duration::from_millis(v.unwrap_or(0).max(0) as u64);
+        let (stage_time, merge_time) = (ms(run.stage_ms), ms(run.merge_ms));
+        Outcome {
+            staged: serde_json::from_value(json(&run.staged)).unwrap_or_default(),
+            merged: serde_json::from_value(json(&run.merged)).unwrap_or_default(),
+            import_time: stage_time + merge_time,
+            stage_time,
+            merge_time,
+            run,
+        }
+    }
+}
+
 /// Runs resyncs against one database: `pool` for state and the merge, `copy` for the binary
 /// COPY connections (tokio-postgres).
 #[derive(Clone)]
@@ -161,6 +219,8 @@ pub struct Runner {
     pool: PgPool,
     copy: tokio_postgres::Config,
     settings: Settings,
+    /// This process, in the `driver` column of the runs it takes.
+    who: String,
 }
 
 impl Runner {
@@ -170,6 +230,7 @@ impl Runner {
             pool,
             copy,
             settings,
+            who: crate::app::worker_id(),
         }
     }
 
@@ -187,8 +248,8 @@ impl Runner {
         &self.pool
     }
 
-    /// Starts a resync of `client`'s shop (or joins the one already active) and drives it to
-    /// its end. `progress` is called while importing.
+    /// Starts a resync of `client`'s shop (or joins the one already active) and follows it to
+    /// its end ([`Runner::follow`]). `progress` is called while importing.
     pub async fn resync(
         &self,
         client: &AdminClient,
@@ -196,11 +257,30 @@ impl Runner {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Outcome, RunError> {
         let (run, _) = runs::start(&self.pool, shop).await?;
-        self.drive(run.id, client, progress).await
+        self.follow(run.id, client, progress).await
     }
 
-    /// Drives run `id` from its stored state to its end. The run's row records the failure
-    /// (with the JSONL line number for file errors) before the error is returned.
+    /// Drives run `id` if no other process does, or watches it to its end otherwise.
+    pub async fn follow(
+        &self,
+        id: i64,
+        client: &AdminClient,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Outcome, RunError> {
+        match self.drive(id, client, progress).await {
+            Err(RunError::NotDriven(_)) => self.watch(id, progress).await,
+            other => other,
+        }
+    }
+
+    /// Takes run `id` for this process ([`driver::take`]).
+    pub async fn take(&self, id: i64) -> Result<Take, RunError> {
+        driver::take(&self.copy, &self.pool, id, &self.who).await
+    }
+
+    /// Drives run `id` from its stored state to its end, if no other process drives it
+    /// ([`RunError::NotDriven`] otherwise). The run's row records the failure (with the JSONL
+    /// line number for file errors) before the error is returned.
     ///
     /// Boxed so that the future is `Send` for any lifetime (it can be spawned).
     pub fn drive<'a>(
@@ -209,39 +289,105 @@ impl Runner {
         client: &'a AdminClient,
         progress: &'a (dyn Fn(Progress) + Sync),
     ) -> Pin<Box<dyn Future<Output = Result<Outcome, RunError>> + Send + 'a>> {
-        Box::pin(self.drive_inner(id, client, progress))
+        Box::pin(async move {
+            match self.take(id).await? {
+                Take::Driving(lease) => self.drive_lease(lease, client, progress).await,
+                Take::Busy | Take::Ended => Err(RunError::NotDriven(id)),
+            }
+        })
+    }
+
+    /// Drives the run of `lease` from its stored state to its end; the lock is released when
+    /// this returns. Stops with [`RunError::LostLock`] when the lock's connection ends.
+    pub fn drive_lease<'a>(
+        &'a self,
+        lease: Lease,
+        client: &'a AdminClient,
+        progress: &'a (dyn Fn(Progress) + Sync),
+    ) -> Pin<Box<dyn Future<Output = Result<Outcome, RunError>> + Send + 'a>> {
+        Box::pin(self.drive_inner(lease, client, progress))
     }
 
     async fn drive_inner(
         &self,
-        id: i64,
+        mut lease: Lease,
         client: &AdminClient,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Outcome, RunError> {
-        let result = self.advance(id, client, progress).await;
+        let (id, attempt) = (lease.run(), lease.attempt());
+        tracing::info!(run = id, attempt, driver = %self.who, "driving catalog run");
+        let result = tokio::select! {
+            r = self.advance(id, attempt, client, progress) => r,
+            _ = lease.lost() => Err(RunError::LostLock(id)),
+        };
         let (status, err) = match &result {
             Ok(_) => return result,
+            // Another driver has (or will have) the run: leave its row alone.
+            Err(e @ (RunError::Superseded(_) | RunError::LostLock(_))) => {
+                tracing::warn!(run = id, attempt, error = %e, "catalog run left to another driver");
+                if let Ok(c) = copy::connect(&self.copy).await {
+                    let _ = copy::drop_tables(&c, id, attempt).await;
+                }
+                return result;
+            }
             Err(RunError::Canceled) => ("canceled", None),
             Err(e) => ("failed", Some(e)),
         };
         if let Some(e) = err {
             tracing::warn!(run = id, error = %e, "catalog run failed");
         }
-        sqlx::query(
+        let ended = sqlx::query(
             "UPDATE catalog_runs SET status = $2, error = $3, error_line = $4,
                     updated_at = now(), finished_at = now()
-             WHERE id = $1 AND status IN ('starting', 'waiting', 'importing')",
+             WHERE id = $1 AND attempt = $5 AND status IN ('starting', 'waiting', 'importing')",
         )
         .bind(id)
         .bind(status)
         .bind(err.map(|e| e.to_string()))
         .bind(err.and_then(RunError::line).map(|l| l as i64))
+        .bind(attempt)
         .execute(&self.pool)
-        .await?;
+        .await?
+        .rows_affected()
+            > 0;
         if let Ok(c) = copy::connect(&self.copy).await {
-            let _ = copy::drop_tables(&c, id).await;
+            let _ = if ended {
+                copy::drop_run_tables(&c, id).await
+            } else {
+                copy::drop_tables(&c, id, attempt).await
+            };
         }
+        drop(lease);
         result
+    }
+
+    /// Follows run `id`, driven by another process, by reading its row every
+    /// `progress_interval` until it ends; the outcome is the one its driver stored.
+    pub async fn watch(
+        &self,
+        id: i64,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Outcome, RunError> {
+        loop {
+            let run = self.load(id).await?;
+            match run.status.as_str() {
+                "completed" => return Ok(Outcome::of(run)),
+                "canceled" => return Err(RunError::Canceled),
+                "failed" => {
+                    return Err(RunError::Failed(
+                        run.error.unwrap_or_else(|| "failed".into()),
+                    ))
+                }
+                "importing" => progress(Progress {
+                    lines: run.lines_read as u64,
+                    bytes: run.bytes_read as u64,
+                    file_size: run.file_size.map(|s| s as u64),
+                    objects: run.bulk_object_count.filter(|n| *n > 0).map(|n| n as u64),
+                }),
+                _ => {}
+            }
+            tokio::time::sleep(self.settings.progress_interval).await;
+        }
     }
 
     async fn load(&self, id: i64) -> Result<Run, RunError> {
@@ -253,6 +399,7 @@ impl Runner {
     async fn advance(
         &self,
         id: i64,
+        attempt: i32,
         client: &AdminClient,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Outcome, RunError> {
@@ -261,21 +408,26 @@ impl Runner {
             if run.cancel_requested {
                 return Err(RunError::Canceled);
             }
-            self.start_bulk(&run, client).await?;
+            self.start_bulk(&run, attempt, client).await?;
             run = self.load(id).await?;
         }
         let Some(bulk_id) = run.bulk_operation_id.clone() else {
             return Err(RunError::NotFound(id));
         };
-        let op = self.wait(&run, &bulk_id, client).await?;
+        let op = self.wait(&run, attempt, &bulk_id, client).await?;
         let snapshot = OffsetDateTime::parse(&op.created_at, &Rfc3339).unwrap_or(run.created_at);
-        self.import(id, &run.shop, snapshot, &op, client, progress)
+        self.import(id, attempt, &run.shop, snapshot, &op, client, progress)
             .await
     }
 
     /// Starts the bulk operation, adopting one this run already started if a previous attempt
     /// lost the answer (crash or unknown outcome).
-    async fn start_bulk(&self, run: &Run, client: &AdminClient) -> Result<(), RunError> {
+    async fn start_bulk(
+        &self,
+        run: &Run,
+        attempt: i32,
+        client: &AdminClient,
+    ) -> Result<(), RunError> {
         let since = run.created_at - Duration::from_secs(5);
         let op = match client.current_bulk_operation().await? {
             Some(op) if adoptable(&op, since) => op,
@@ -295,24 +447,27 @@ impl Runner {
             },
         };
         tracing::info!(run = run.id, bulk = %op.id, "catalog bulk operation started");
-        sqlx::query(
+        let n = sqlx::query(
             "UPDATE catalog_runs SET status = 'waiting', bulk_operation_id = $2,
                     snapshot_at = $3::timestamptz, bulk_status = $4, updated_at = now()
-             WHERE id = $1",
+             WHERE id = $1 AND attempt = $5",
         )
         .bind(run.id)
         .bind(&op.id)
         .bind(&op.created_at)
         .bind(format!("{:?}", op.status).to_ascii_uppercase())
+        .bind(attempt)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        fenced(n, run.id)
     }
 
     /// Waits for the bulk operation to finish: polls, or wakes on the finish webhook.
     async fn wait(
         &self,
         run: &Run,
+        attempt: i32,
         bulk_id: &str,
         client: &AdminClient,
     ) -> Result<BulkOperation, RunError> {
@@ -328,17 +483,20 @@ impl Runner {
                 .bulk_operation(bulk_id)
                 .await?
                 .ok_or_else(|| AdminError::Decode(format!("bulk operation {bulk_id} not found")))?;
-            sqlx::query(
+            let n = sqlx::query(
                 "UPDATE catalog_runs SET bulk_status = $2, bulk_object_count = $3, file_size = $4,
                         updated_at = now()
-                 WHERE id = $1",
+                 WHERE id = $1 AND attempt = $5",
             )
             .bind(run.id)
             .bind(format!("{:?}", op.status).to_ascii_uppercase())
             .bind(op.object_count as i64)
             .bind(op.file_size.map(|s| s as i64))
+            .bind(attempt)
             .execute(&self.pool)
-            .await?;
+            .await?
+            .rows_affected();
+            fenced(n, run.id)?;
             match op.status {
                 BulkStatus::Completed if !cancel => return Ok(op),
                 BulkStatus::Completed | BulkStatus::Canceled => return Err(RunError::Canceled),
@@ -363,9 +521,11 @@ impl Runner {
     }
 
     /// Streams the result into staging, checks it is complete, and merges it.
+    #[allow(clippy::too_many_arguments)]
     async fn import(
         &self,
         id: i64,
+        attempt: i32,
         shop: &str,
         snapshot: OffsetDateTime,
         op: &BulkOperation,
@@ -373,20 +533,25 @@ impl Runner {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Outcome, RunError> {
         let started = Instant::now();
-        sqlx::query(
+        let n = sqlx::query(
             "UPDATE catalog_runs SET status = 'importing', lines_read = 0, bytes_read = 0,
                     updated_at = now()
-             WHERE id = $1",
+             WHERE id = $1 AND attempt = $2",
         )
         .bind(id)
+        .bind(attempt)
         .execute(&self.pool)
-        .await?;
+        .await?
+        .rows_affected();
+        fenced(n, id)?;
         let url = op
             .url
             .as_deref()
             .ok_or_else(|| AdminError::Decode("completed bulk operation without url".into()))?;
-        let mut staging = Staging::open(&self.copy, id).await?;
-        let mut reader = client.download_jsonl(url).await?;
+        let mut staging = Staging::open(&self.copy, id, attempt).await?;
+        let mut reader = client
+            .download_jsonl(url, &self.settings.result_hosts)
+            .await?;
         let mut p = Progress {
             file_size: op.file_size,
             objects: Some(op.object_count).filter(|n| *n > 0),
@@ -414,7 +579,7 @@ impl Runner {
                 last_report = Instant::now();
                 p.bytes = reader.bytes_read();
                 progress(p);
-                self.report(id, p).await?;
+                self.report(id, attempt, p).await?;
             }
         }
         p.bytes = reader.bytes_read();
@@ -434,26 +599,29 @@ impl Runner {
             });
         }
         progress(p);
-        self.report(id, p).await?;
-        let staged = staging.finish().await?;
+        self.report(id, attempt, p).await?;
+        let written = staging.finish().await?;
         let stage_time = started.elapsed();
         // A webhook that commits a conflicting row mid-merge (unique violation, deadlock)
         // rolls the merge back; the staged rows are still there, so it is simply run again.
-        let mut attempt = 0;
-        let (run, merged, total) = loop {
-            attempt += 1;
-            match self.merge_and_complete(id, shop, snapshot, &staged).await {
+        let mut tries = 0;
+        let (run, staged, merged, total) = loop {
+            tries += 1;
+            match self
+                .merge_and_complete(id, attempt, shop, snapshot, &written, stage_time)
+                .await
+            {
                 Err(RunError::Merge(MergeError::Database(e)) | RunError::Database(e))
-                    if attempt < 3 && retryable(&e) =>
+                    if tries < 3 && retryable(&e) =>
                 {
-                    tracing::warn!(run = id, error = %e, attempt, "catalog merge retried");
+                    tracing::warn!(run = id, error = %e, tries, "catalog merge retried");
                 }
                 other => break other?,
             }
         };
         let merge_time = started.elapsed() - stage_time;
         if let Ok(c) = copy::connect(&self.copy).await {
-            let _ = copy::drop_tables(&c, id).await;
+            let _ = copy::drop_run_tables(&c, id).await;
         }
         tracing::info!(
             run = id,
@@ -473,22 +641,32 @@ impl Runner {
         })
     }
 
-    /// The merge and the run's `completed` status, in one transaction.
+    /// The merge and the run's `completed` status, in one transaction; refused when the
+    /// staging tables do not hold what was written or another driver has taken the run.
     async fn merge_and_complete(
         &self,
         id: i64,
+        attempt: i32,
         shop: &str,
         snapshot: OffsetDateTime,
-        staged: &StagedCounts,
-    ) -> Result<(Run, MergeSummary, merge::TableChanges), RunError> {
+        written: &StagedCounts,
+        stage_time: Duration,
+    ) -> Result<(Run, StagedCounts, MergeSummary, merge::TableChanges), RunError> {
+        let started = Instant::now();
         let mut tx = self.pool.begin().await?;
-        let merged = merge::merge(&mut tx, id, shop, snapshot, staged).await?;
+        let (staged, merged) = merge::merge(&mut tx, id, attempt, shop, snapshot).await?;
+        if staged != *written {
+            return Err(RunError::StagingMismatch {
+                written: *written,
+                found: staged,
+            });
+        }
         let total = merged.total();
-        let run: Run = sqlx::query_as(
+        let run: Option<Run> = sqlx::query_as(
             "UPDATE catalog_runs SET status = 'completed', staged = $2, merged = $3,
-                    inserted = $4, updated = $5, deleted = $6,
+                    inserted = $4, updated = $5, deleted = $6, stage_ms = $8, merge_ms = $9,
                     updated_at = now(), finished_at = now()
-             WHERE id = $1 RETURNING *",
+             WHERE id = $1 AND attempt = $7 AND status = 'importing' RETURNING *",
         )
         .bind(id)
         .bind(serde_json::to_value(staged).unwrap_or_default())
@@ -496,24 +674,30 @@ impl Runner {
         .bind(total.inserted as i64)
         .bind(total.updated as i64)
         .bind(total.deleted as i64)
-        .fetch_one(&mut *tx)
+        .bind(attempt)
+        .bind(stage_time.as_millis() as i64)
+        .bind(started.elapsed().as_millis() as i64)
+        .fetch_optional(&mut *tx)
         .await?;
+        // Not ours any more: the transaction rolls back when dropped.
+        let run = run.ok_or(RunError::Superseded(id))?;
         tx.commit().await?;
-        Ok((run, merged, total))
+        Ok((run, staged, merged, total))
     }
 
     /// Stores progress and stops if a cancel was requested.
-    async fn report(&self, id: i64, p: Progress) -> Result<(), RunError> {
-        let cancel: bool = sqlx::query_scalar(
+    async fn report(&self, id: i64, attempt: i32, p: Progress) -> Result<(), RunError> {
+        let cancel: Option<bool> = sqlx::query_scalar(
             "UPDATE catalog_runs SET lines_read = $2, bytes_read = $3, updated_at = now()
-             WHERE id = $1 RETURNING cancel_requested",
+             WHERE id = $1 AND attempt = $4 RETURNING cancel_requested",
         )
         .bind(id)
         .bind(p.lines as i64)
         .bind(p.bytes as i64)
-        .fetch_one(&self.pool)
+        .bind(attempt)
+        .fetch_optional(&self.pool)
         .await?;
-        if cancel {
+        if cancel.ok_or(RunError::Superseded(id))? {
             return Err(RunError::Canceled);
         }
         Ok(())

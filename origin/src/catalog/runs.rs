@@ -57,6 +57,14 @@ pub struct Run {
     /// Finished (completed, failed or canceled).
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
+    /// How many times a driver has taken the run (see `driver`).
+    pub attempt: i32,
+    /// The process that took the latest attempt.
+    pub driver: Option<String>,
+    /// Milliseconds the completed attempt spent staging.
+    pub stage_ms: Option<i64>,
+    /// Milliseconds its merge took.
+    pub merge_ms: Option<i64>,
 }
 
 impl Run {
