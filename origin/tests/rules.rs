@@ -762,6 +762,19 @@ async fn origin_serve_pushes_edited_rules_after_a_quiet_period(pool: PgPool) {
         (l1.variants()[0].increment, l1.variants()[0].quota_remaining),
         (12, Some(96))
     );
+    // The shop's breaker state is exported from the start (0: closed).
+    let metrics = reqwest::get(origin.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "wholesail_shop_breaker_state{{shop=\"{SHOP}\"}} 0"
+        )),
+        "{metrics}"
+    );
     origin.kill();
 }
 
