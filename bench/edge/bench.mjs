@@ -9,7 +9,7 @@
 
 import { join } from "node:path";
 
-import { fixture, ROOT, shopifyHeaders, startEdge } from "../../edge/tests/support/edge.mjs";
+import { fixture, ROOT, shopifyHeaders, startEdge, TEST_SECRETS } from "../../edge/tests/support/edge.mjs";
 
 const ROUNDS = 6;
 const SCENARIOS = [
@@ -20,8 +20,8 @@ const SCENARIOS = [
 ];
 
 const workers = {
-  rust: await startEdge({ consumers: false, keepLogs: false }),
-  js: await startEdge({ consumers: false, keepLogs: false, script: join(ROOT, "bench/edge/reference-worker.mjs") }),
+  rust: await startEdge({ secrets: TEST_SECRETS, consumers: false, keepLogs: false }),
+  js: await startEdge({ secrets: TEST_SECRETS, consumers: false, keepLogs: false, script: join(ROOT, "bench/edge/reference-worker.mjs") }),
 };
 
 // The HMAC is computed once per body; only the webhook id changes between requests.

@@ -318,7 +318,11 @@ impl Consumer {
 
     fn retry(&self, m: &Message, webhook_id: &str, reason: &str) {
         let attempts = m.attempts();
-        let delay = self.cfg.forward.retry.delay_secs(attempts);
+        let delay = self
+            .cfg
+            .forward
+            .retry
+            .delay_secs(attempts, worker::js_sys::Math::random());
         log_line(&LogLine {
             level: Level::Warn,
             event: "forward",

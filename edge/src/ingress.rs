@@ -4,6 +4,7 @@
 //! in R2 first): an event is never acknowledged to Shopify while the edge holds its only copy.
 //! A failure to store or enqueue answers 503 so that Shopify retries.
 
+use futures_util::StreamExt;
 use serde_json::json;
 use wasm_bindgen::JsValue;
 use worker::js_sys::Uint8Array;
@@ -29,7 +30,7 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
     }
 }
 
-async fn webhook(req: Request, env: &Env) -> Result<Response> {
+async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
     let cfg = match bindings::config(env) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -50,9 +51,20 @@ async fn webhook(req: Request, env: &Env) -> Result<Response> {
     if let Err(r) = check_declared_length(declared.as_deref(), &cfg.intake) {
         return refuse(&r, None);
     }
-    // The body's ArrayBuffer goes to WebCrypto for the HMAC; its bytes into wasm for stripping.
-    let buffer = JsFuture::from(req.inner().array_buffer()?).await?;
-    let body = Uint8Array::new(&buffer).to_vec();
+    // The body's buffer goes to WebCrypto for the HMAC; its bytes into wasm for stripping.
+    let (buffer, body) = match declared {
+        // HTTP framing holds a declared body to its length, already checked against the cap.
+        Some(_) => {
+            let buffer = JsFuture::from(req.inner().array_buffer()?).await?;
+            let body = Uint8Array::new(&buffer).to_vec();
+            (buffer, body)
+        }
+        // Chunked: counted while it streams, refused as soon as it passes the cap.
+        None => match read_capped(&mut req, cfg.intake.max_body_bytes).await? {
+            Ok(body) => (Uint8Array::from(body.as_slice()).into(), body),
+            Err(r) => return refuse(&r, None),
+        },
+    };
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let mac = |secret: &[u8]| webcrypto::hmac(secret.to_vec(), buffer.clone(), &body);
@@ -80,6 +92,27 @@ async fn webhook(req: Request, env: &Env) -> Result<Response> {
             answer(503, "could not store the webhook; retry later")
         }
     }
+}
+
+/// Reads a body of undeclared length chunk by chunk, stopping (and refusing) as soon as it
+/// holds more than `limit` bytes, so a chunked body past the cap is never buffered whole.
+async fn read_capped(
+    req: &mut Request,
+    limit: usize,
+) -> Result<std::result::Result<Vec<u8>, Refusal>> {
+    let mut body = Vec::new();
+    if req.inner().body().is_none() {
+        return Ok(Ok(body));
+    }
+    let mut chunks = req.stream()?;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            return Ok(Err(Refusal::BodyTooLarge { limit }));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Ok(body))
 }
 
 /// Puts an oversized envelope in R2, then the message on the queue. Returns the outcome name.

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { deliver, fixture, SHOP, SIGNING_KEY, SIGNING_KEY_ID, startEdge } from "./support/edge.mjs";
+import { deliver, fixture, SHOP, SIGNING_KEY, SIGNING_KEY_ID, startEdge, TEST_SECRETS } from "./support/edge.mjs";
 import { waitFor } from "./support/origin.mjs";
 
 const ORIGIN_BIN = process.env.EDGE_TEST_ORIGIN_BIN;
@@ -93,6 +93,7 @@ describe("edge with the real origin", { skip }, () => {
     );
     origin = await startOrigin();
     edge = await startEdge({
+      secrets: TEST_SECRETS,
       originUrl: `http://127.0.0.1:${originPort}`,
       vars: { RETRY_BASE_DELAY_SECS: "1", RETRY_MAX_DELAY_SECS: "1", ORIGIN_TIMEOUT_MS: "5000" },
       consumers: {
@@ -141,6 +142,7 @@ describe("edge with the real origin", { skip }, () => {
 
   test("what outlives the main queue's retries reaches origin's dead letters", async () => {
     const dlqEdge = await startEdge({
+      secrets: TEST_SECRETS,
       originUrl: `http://127.0.0.1:${originPort}`,
       vars: { RETRY_BASE_DELAY_SECS: "1", RETRY_MAX_DELAY_SECS: "1", ORIGIN_TIMEOUT_MS: "5000" },
       consumers: {

@@ -114,6 +114,8 @@ pub async fn serve(
     if migrate {
         MIGRATOR.run(&pool).await?;
     }
+    // Installed before the shops' clients, so that their breakers' initial state is exported.
+    let metrics = ops::recorder();
     let shops = Arc::new(config.shops()?);
     let catalog = catalog::Runner::from_url(
         pool.clone(),
@@ -136,7 +138,7 @@ pub async fn serve(
         shopify: config.shopify_secrets().map(Arc::new),
         admin_token: config.admin.token.map(Arc::new),
         max_lag_secs: config.readiness.max_lag_secs,
-        metrics: ops::recorder(),
+        metrics,
         shops,
         catalog,
     };

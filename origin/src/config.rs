@@ -67,6 +67,9 @@ pub struct Config {
     /// The background rules push (`[rules]`: quiet_ms, max_delay_ms, poll_interval_ms).
     #[serde(default)]
     pub rules: crate::rules::dirty::Settings,
+    /// Each shop's Admin API circuit breaker (`[shop_breaker]`).
+    #[serde(default)]
+    pub shop_breaker: crate::shops::BreakerSettings,
 }
 
 /// Shopify app client secrets: current and, during a rotation, previous.
@@ -291,7 +294,8 @@ impl Config {
 
     /// The configured shops, one Admin API client each.
     pub fn shops(&self) -> Result<Shops, ConfigError> {
-        Shops::new(self.shops.clone()).map_err(|e| ConfigError::Invalid(format!("shops: {e}")))
+        Shops::with_breaker(self.shops.clone(), self.shop_breaker.config())
+            .map_err(|e| ConfigError::Invalid(format!("shops: {e}")))
     }
 
     /// The Shopify secrets for direct mode, if configured.

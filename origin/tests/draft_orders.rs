@@ -733,3 +733,96 @@ async fn a_job_whose_workers_keep_dying_fails_after_max_attempts_with_the_reason
     assert!(sim.draft_orders(DEFAULT_SHOP).is_empty());
     assert!(!jobs.run_once().await.unwrap(), "nothing left to do");
 }
+
+/// While the shop's breaker is open a job is not retried every backoff step: it is released
+/// with `run_at` past the cool-down and nothing reaches Shopify; once the shop recovers it
+/// completes with exactly one draft.
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_job_waits_out_the_shops_open_breaker_then_completes(pool: PgPool) {
+    use wholesail_origin::draft_orders::{jobs, quote::QuoteRequest};
+    use wholesail_shopify_admin::{BreakerConfig, BreakerState};
+
+    let sim = shop(&pool, 10, BucketConfig::STANDARD).await;
+    let cool_down = Duration::from_secs(2);
+    let shops = Arc::new(
+        Shops::with_breaker(
+            vec![ShopConfig {
+                domain: DEFAULT_SHOP.into(),
+                url: Some(sim.base_url().into()),
+                access_token: SecretString::from(DEFAULT_TOKEN),
+                api_version: Some("2026-01".into()),
+            }],
+            BreakerConfig {
+                failure_threshold: 2,
+                cool_down,
+                max_cool_down: Duration::from_secs(10),
+            },
+        )
+        .unwrap(),
+    );
+    let client = shops.client(DEFAULT_SHOP).unwrap();
+    let quote: QuoteRequest = serde_json::from_value(quote("Q-storm", &sim, 3)).unwrap();
+    let (job, _) = jobs::submit(&pool, &quote).await.unwrap();
+    let runner = JobLoop::new(pool.clone(), shops.clone(), settings(), "loop-storm".into());
+
+    sim.set_faults(shopify_simulator::FaultConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    eventually(Duration::from_secs(10), "the breaker to open", || async {
+        runner.run_once().await.unwrap();
+        matches!(client.breaker().state(), BreakerState::Open { .. })
+    })
+    .await;
+    // The step that met the open breaker released the job past the cool-down.
+    eventually(Duration::from_secs(5), "the job released", || async {
+        let (locked, error): (Option<String>, Option<String>) =
+            sqlx::query_as("SELECT locked_by, error FROM draft_order_jobs WHERE id = $1")
+                .bind(&job)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        locked.is_none() && error.is_some_and(|e| e.contains("circuit open"))
+    })
+    .await;
+    let wait: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM run_at - now())::float8 FROM draft_order_jobs WHERE id = $1",
+    )
+    .bind(&job)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        wait > cool_down.as_secs_f64() * 0.5,
+        "run_at only {wait}s away"
+    );
+    let requests = sim.requests();
+    assert!(
+        !runner.run_once().await.unwrap(),
+        "nothing due before the cool-down"
+    );
+    assert_eq!(sim.requests(), requests);
+
+    sim.set_faults(shopify_simulator::FaultConfig::default());
+    eventually(Duration::from_secs(20), "the job to complete", || async {
+        runner.run_once().await.unwrap();
+        jobs::status(&pool, &job).await.unwrap().unwrap().status == "completed"
+    })
+    .await;
+    assert_eq!(client.breaker().state(), BreakerState::Closed);
+    assert_eq!(sim.draft_orders(DEFAULT_SHOP).len(), 1);
+}
+
+/// A quantity over the cap is refused at submission (422) naming the line.
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_quantity_over_the_cap_is_refused_at_submission(pool: PgPool) {
+    let sim = shop(&pool, 5, BucketConfig::STANDARD).await;
+    let origin = origin(&pool, &sim, settings()).await;
+    let mut q = quote("Q-huge", &sim, 3);
+    q["lines"][2]["quantity"] = json!(4_000_000_000u32);
+    let (code, refused) = origin.post(&q).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused["errors"][0]["line"], 2, "{refused:#}");
+    assert_eq!(refused["errors"][0]["code"], "INVALID_QUANTITY");
+    origin.stop().await;
+}

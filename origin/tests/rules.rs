@@ -762,6 +762,19 @@ async fn origin_serve_pushes_edited_rules_after_a_quiet_period(pool: PgPool) {
         (l1.variants()[0].increment, l1.variants()[0].quota_remaining),
         (12, Some(96))
     );
+    // The shop's breaker state is exported from the start (0: closed).
+    let metrics = reqwest::get(origin.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "wholesail_shop_breaker_state{{shop=\"{SHOP}\"}} 0"
+        )),
+        "{metrics}"
+    );
     origin.kill();
 }
 
@@ -934,4 +947,133 @@ async fn a_sku_row_and_a_later_row_of_the_same_variant_leave_the_later_one(pool:
     .await
     .unwrap();
     assert_eq!(price, "9.50");
+}
+
+/// Failed before checked arithmetic: unit price × quantity overflowed (a panic in debug
+/// builds, a wrong subtotal in release), and a price past `bigint` failed the SQL cast (503).
+/// Now a 422 naming the line, and quantities are capped.
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn amounts_that_overflow_and_huge_quantities_are_refused_naming_the_line(pool: PgPool) {
+    catalog(&pool).await;
+    // A price far above any real one (numeric is unbounded): 10^17 dollars.
+    sqlx::query("UPDATE variants SET price = 100000000000000000 WHERE shop = $1 AND id = 21")
+        .bind(SHOP)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = quote::quote(&pool, SHOP, L1, &[line(11, 2), line(21, 1_000)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QuoteError::AmountTooLarge(1)), "{err}");
+    assert!(err.to_string().starts_with("line 1:"), "{err}");
+    // 10^15 dollars fits a bigint of cents; 1,000 of them do not fit a u64.
+    sqlx::query("UPDATE variants SET price = 1000000000000000 WHERE shop = $1 AND id = 12")
+        .bind(SHOP)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = quote::quote(&pool, SHOP, L1, &[line(12, 1_000), line(11, 1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QuoteError::AmountTooLarge(0)), "{err}");
+    let max = quote::MAX_LINE_QUANTITY;
+    let err = quote::quote(&pool, SHOP, L1, &[line(11, 2), line(12, max + 1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QuoteError::QuantityTooLarge(1)), "{err}");
+    assert!(quote::quote(&pool, SHOP, L1, &[line(11, max)])
+        .await
+        .is_ok());
+
+    let addr = common::serve_routes(pool.clone(), 1 << 20).await;
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/carts/validate"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"shop": SHOP, "company_location": L1,
+                      "lines": [{"variant_id": 11, "quantity": 1}, {"variant_id": 21, "quantity": 4_000_000}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 1: quantity must be at most"),
+        "{body}"
+    );
+}
+
+/// A 5xx storm at the shop opens its breaker: the background push stops calling Shopify
+/// (before: every round retried the push with no backoff) and keeps the marks; once the shop
+/// recovers, the first round after the cool-down is the probe and pushes.
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_shop_failing_with_5xx_is_backed_off_by_its_breaker_and_pushed_after_recovery(
+    pool: PgPool,
+) {
+    use wholesail_origin::shops::{ShopConfig, Shops};
+    use wholesail_shopify_admin::{BreakerConfig, BreakerState};
+
+    catalog(&pool).await;
+    rules_sql(&pool).await;
+    let sim = simulator().await;
+    let shops = Shops::with_breaker(
+        vec![ShopConfig {
+            domain: SHOP.into(),
+            url: Some(sim.base_url().into()),
+            access_token: SecretString::from(DEFAULT_TOKEN),
+            api_version: None,
+        }],
+        BreakerConfig {
+            failure_threshold: 3,
+            cool_down: Duration::from_millis(500),
+            max_cool_down: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    let client = shops.client(SHOP).unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    dirty::mark_locations(&mut conn, SHOP, &[L1.to_owned()])
+        .await
+        .unwrap();
+    drop(conn);
+    let marks = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rules_dirty")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+
+    sim.set_faults(shopify_simulator::FaultConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    dirty::push_all_dirty(&pool, &shops).await.unwrap();
+    assert!(
+        matches!(client.breaker().state(), BreakerState::Open { .. }),
+        "{:?}",
+        client.breaker().state()
+    );
+    let after_storm = sim.requests();
+    assert_eq!(after_storm, 3, "the third failure opened the breaker");
+    for _ in 0..10 {
+        dirty::push_all_dirty(&pool, &shops).await.unwrap();
+    }
+    assert_eq!(
+        sim.requests(),
+        after_storm,
+        "no call while the breaker is open"
+    );
+    assert_eq!(marks().await, 1, "the marks wait for the shop");
+
+    sim.set_faults(shopify_simulator::FaultConfig::default());
+    common::eventually(Duration::from_secs(10), "the cool-down", || async {
+        client.breaker().state() == BreakerState::HalfOpen
+    })
+    .await;
+    dirty::push_all_dirty(&pool, &shops).await.unwrap();
+    assert_eq!(client.breaker().state(), BreakerState::Closed);
+    assert_eq!(marks().await, 0);
+    assert!(pushed(&sim, L1).is_some());
 }

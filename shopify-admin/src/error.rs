@@ -88,6 +88,15 @@ pub enum AdminError {
     /// Network failure other than a timeout, after every retry.
     #[error("transport: {0}")]
     Transport(String),
+    /// The shop's circuit breaker is open (its API kept failing): nothing was sent. Try again
+    /// after `retry_in`; see [`crate::breaker`].
+    #[error(
+        "Shopify circuit open for this shop (its API keeps failing); next try in {retry_in:?}"
+    )]
+    CircuitOpen {
+        /// Until the breaker lets a probe through.
+        retry_in: std::time::Duration,
+    },
     /// The answer did not have the expected shape.
     #[error("unexpected response: {0}")]
     Decode(String),

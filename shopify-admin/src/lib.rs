@@ -7,16 +7,20 @@
 //! connection failures are retried with bounded exponential backoff and jitter. Requests that
 //! must not run twice (creating a draft order or a bulk operation) are retried only when
 //! Shopify certainly did not execute them; otherwise the caller gets
-//! [`AdminError::OutcomeUnknown`] and looks the object up before trying again.
+//! [`AdminError::OutcomeUnknown`] and looks the object up before trying again. A shop whose
+//! API keeps failing (5xx, timeouts, 401) is left alone for a growing cool-down by its
+//! [`breaker`], which every user of the client shares.
 //!
 //! Typed operations: [`bulk`] (run, poll, download the JSONL line by line), [`metafields`]
 //! (`metafieldsSet` with `compareDigest`), [`draft_orders`] (create, find by tag).
 
+pub mod breaker;
 pub mod bulk;
 pub mod draft_orders;
 mod error;
 pub mod metafields;
 pub mod pacing;
+pub mod retry_after;
 
 use std::time::Duration;
 
@@ -26,6 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use error::{AdminError, GraphqlError, UserError};
 pub use pacing::{QueryCost, ThrottleStatus};
 
@@ -51,18 +56,29 @@ pub struct AdminConfig {
     pub backoff_base: Duration,
     /// Longest backoff delay.
     pub backoff_max: Duration,
+    /// The shop's name in logs and metrics (its myshopify domain; by default the URL's host).
+    pub shop: String,
+    /// The shop's circuit breaker.
+    pub breaker: BreakerConfig,
 }
 
 impl AdminConfig {
-    /// A configuration with default timeouts (30 s, connect 5 s) and retries (5, from 200 ms
-    /// up to 10 s).
+    /// A configuration with default timeouts (30 s, connect 5 s), retries (5, from 200 ms
+    /// up to 10 s) and breaker ([`BreakerConfig::default`]).
     pub fn new(
         shop_url: impl Into<String>,
         api_version: impl Into<String>,
         token: SecretString,
     ) -> Self {
+        let shop_url = shop_url.into().trim_end_matches('/').to_owned();
+        let shop = shop_url
+            .split_once("://")
+            .map_or(shop_url.as_str(), |(_, host)| host)
+            .to_owned();
         AdminConfig {
-            shop_url: shop_url.into().trim_end_matches('/').to_owned(),
+            shop,
+            breaker: BreakerConfig::default(),
+            shop_url,
             api_version: api_version.into(),
             access_token: token,
             request_timeout: Duration::from_secs(30),
@@ -134,6 +150,28 @@ enum Attempt {
     Fail(AdminError),
 }
 
+impl Attempt {
+    /// What the attempt says about the shop's API, for the breaker.
+    fn health(&self) -> breaker::Outcome {
+        use breaker::Outcome;
+        let error = match self {
+            Attempt::Done(..) => return Outcome::Healthy,
+            Attempt::Retry { error, .. } | Attempt::Fail(error) => error,
+        };
+        match error {
+            AdminError::Http { status, .. } if *status >= 500 => Outcome::Failed,
+            AdminError::AccessDenied {
+                status: Some(401), ..
+            } => Outcome::Failed,
+            AdminError::Timeout { .. } | AdminError::Transport(_) => Outcome::Failed,
+            AdminError::Http { status: 429, .. }
+            | AdminError::Throttled { .. }
+            | AdminError::AccessDenied { .. } => Outcome::Neutral,
+            _ => Outcome::Healthy,
+        }
+    }
+}
+
 /// A client for one shop's Admin GraphQL API.
 #[derive(Debug)]
 pub struct AdminClient {
@@ -143,6 +181,7 @@ pub struct AdminClient {
     config: AdminConfig,
     endpoint: String,
     pacer: pacing::Pacer,
+    breaker: Breaker,
 }
 
 impl AdminClient {
@@ -165,6 +204,7 @@ impl AdminClient {
                 config.shop_url, config.api_version
             ),
             http,
+            breaker: Breaker::new(config.shop.clone(), config.breaker),
             config,
             pacer: pacing::Pacer::default(),
         })
@@ -173,6 +213,11 @@ impl AdminClient {
     /// The configuration.
     pub fn config(&self) -> &AdminConfig {
         &self.config
+    }
+
+    /// The shop's circuit breaker.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// Runs `req`, paced and retried, and decodes `data` into `T`.
@@ -197,12 +242,17 @@ impl AdminClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            let permit = self
+                .breaker
+                .permit()
+                .map_err(|retry_in| AdminError::CircuitOpen { retry_in })?;
             let reservation = self
                 .pacer
                 .acquire(self.pacer.estimate(req.name, estimate))
                 .await;
             let (outcome, cost) = self.attempt(&body, attempt).await;
             self.pacer.settle(reservation, req.name, cost.as_ref());
+            permit.record(outcome.health());
             match outcome {
                 Attempt::Done(data, cost) => {
                     let data = serde_json::from_value(data)
@@ -220,6 +270,12 @@ impl AdminClient {
                     }
                     if attempt > self.config.max_retries {
                         return Err(error);
+                    }
+                    // This failure (or a concurrent one) opened the breaker: stop now rather
+                    // than wait out a backoff to be refused, or to probe, within this call.
+                    if let BreakerState::Open { retry_in } = self.breaker.state() {
+                        tracing::warn!(operation = req.name, attempt, error = %error, "Shopify request failed and the shop's circuit is open");
+                        return Err(AdminError::CircuitOpen { retry_in });
                     }
                     let delay = self.backoff(attempt).max(after.unwrap_or_default());
                     tracing::warn!(operation = req.name, attempt, ?delay, error = %error, "retrying Shopify request");
@@ -273,10 +329,9 @@ impl AdminClient {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
-            .get("Retry-After")
+            .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(Duration::from_secs_f64);
+            .and_then(retry_after::parse);
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {

@@ -261,6 +261,16 @@ impl Simulator {
             .extend(std::iter::repeat_n(server::Fault::Status(status), n));
     }
 
+    /// Answers the next GraphQL request with HTTP `status` and the header
+    /// `Retry-After: <retry_after>` (any text, to test clients' parsing), without executing it.
+    pub fn fail_next_with_retry_after(&self, status: u16, retry_after: &str) {
+        let mut f = self.shared.faults.lock().unwrap();
+        f.queue.push_back(server::Fault::StatusRetryAfter(
+            status,
+            retry_after.to_owned(),
+        ));
+    }
+
     /// Delays the answer to the next `n` GraphQL requests by `delay` (they are executed).
     pub fn delay_next(&self, n: usize, delay: Duration) {
         let mut f = self.shared.faults.lock().unwrap();

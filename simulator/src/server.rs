@@ -29,6 +29,8 @@ use crate::{CostEvent, FaultConfig, SimulatorConfig, StartError, ThrottleEvent};
 #[derive(Clone, Debug)]
 pub(crate) enum Fault {
     Status(u16),
+    /// A status with this `Retry-After` header value.
+    StatusRetryAfter(u16, String),
     Delay(Duration),
 }
 
@@ -183,6 +185,16 @@ async fn graphql_endpoint(
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             return error_response(status, json!({"errors": "Service temporarily unavailable"}));
+        }
+        Some(Fault::StatusRetryAfter(code, retry_after)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let mut resp =
+                error_response(status, json!({"errors": "Service temporarily unavailable"}));
+            if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+            return resp;
         }
         Some(Fault::Delay(d)) => Some(d),
         None => None,

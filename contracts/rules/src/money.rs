@@ -106,6 +106,13 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_accepted_amount_cannot_overflow() {
+        let eur = CurrencyCode::parse("EUR").unwrap();
+        let max = Money::parse_decimal("99999999999999999.995", eur).unwrap();
+        assert_eq!(max.hundredths, 10_000_000_000_000_000_000);
+    }
+
+    #[test]
     fn currency_codes_are_three_uppercase_letters() {
         assert!(CurrencyCode::parse("USD").is_some());
         for bad in ["usd", "US", "USDX", "U$D", ""] {

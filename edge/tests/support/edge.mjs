@@ -17,6 +17,17 @@ export const SIGNING_KEY_ID = "edge-test";
 export const SIGNING_KEY = "edge-test-signing-key";
 export const SHOP = "acme-wholesale.myshopify.com";
 
+/**
+ * The fixed secrets of the tests and the benchmark, published in this repository: tests pass
+ * them to `startEdge` explicitly. Never a default anywhere (serve.mjs reads the environment).
+ */
+export const TEST_SECRETS = Object.freeze({
+  SHOPIFY_SECRET,
+  SHOPIFY_PREVIOUS_SECRET: PREVIOUS_SECRET,
+  EDGE_SIGNING_KEY_ID: SIGNING_KEY_ID,
+  EDGE_SIGNING_KEY: SIGNING_KEY,
+});
+
 /** A fixture body written by `cargo run -p shopify-simulator --bin shopify-fixtures -- <dir>`. */
 export function fixture(name) {
   const dir = process.env.EDGE_FIXTURES ?? join(ROOT, "target/edge-fixtures");
@@ -24,13 +35,18 @@ export function fixture(name) {
 }
 
 /**
- * Starts the worker. `vars` override wrangler.toml's vars; `consumers` override the queue
+ * Starts the worker. `secrets` are bound as given (`SHOPIFY_SECRET` and `EDGE_SIGNING_KEY`
+ * required, `SHOPIFY_PREVIOUS_SECRET` and `EDGE_SIGNING_KEY_ID` optional; tests pass
+ * `TEST_SECRETS`): there are no defaults. `vars` override wrangler.toml's vars; `consumers` override the queue
  * consumer settings (per queue name), or `false` runs no consumer (the benchmark measures
  * the acknowledging side only); `script` runs another worker with the same bindings (the
  * JavaScript reference); `keepLogs: false` discards the worker's console, `echoLogs: true`
  * prints it; `port` fixes the listening port (default: a free one).
  */
-export async function startEdge({ originUrl, vars = {}, consumers = {}, script, keepLogs = true, echoLogs = false, port = 0 } = {}) {
+export async function startEdge({ originUrl, secrets, vars = {}, consumers = {}, script, keepLogs = true, echoLogs = false, port = 0 } = {}) {
+  for (const required of ["SHOPIFY_SECRET", "EDGE_SIGNING_KEY"]) {
+    if (!secrets?.[required]) throw new Error(`startEdge: secrets.${required} is required (tests pass TEST_SECRETS)`);
+  }
   const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"));
   const logs = [];
   const queueConsumers = consumers === false ? {} : { ...workerOptions.queueConsumers };
@@ -48,10 +64,7 @@ export async function startEdge({ originUrl, vars = {}, consumers = {}, script, 
     bindings: {
       ...workerOptions.bindings,
       ORIGIN_URL: originUrl ?? "http://127.0.0.1:9",
-      EDGE_SIGNING_KEY_ID: SIGNING_KEY_ID,
-      SHOPIFY_SECRET,
-      SHOPIFY_PREVIOUS_SECRET: PREVIOUS_SECRET,
-      EDGE_SIGNING_KEY: SIGNING_KEY,
+      ...secrets,
       ...vars,
     },
     queueConsumers,

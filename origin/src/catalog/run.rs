@@ -479,10 +479,23 @@ impl Runner {
                     .bind(run.id)
                     .fetch_one(&self.pool)
                     .await?;
-            let op = client
-                .bulk_operation(bulk_id)
-                .await?
-                .ok_or_else(|| AdminError::Decode(format!("bulk operation {bulk_id} not found")))?;
+            let op = match client.bulk_operation(bulk_id).await {
+                // The bulk operation goes on at Shopify: wait for the breaker, not give up.
+                Err(AdminError::CircuitOpen { retry_in })
+                    if started.elapsed() + retry_in < self.settings.bulk_timeout =>
+                {
+                    tracing::warn!(
+                        run = run.id,
+                        ?retry_in,
+                        "catalog run waits: the shop's Shopify circuit is open"
+                    );
+                    tokio::time::sleep(retry_in).await;
+                    continue;
+                }
+                op => op?.ok_or_else(|| {
+                    AdminError::Decode(format!("bulk operation {bulk_id} not found"))
+                })?,
+            };
             let n = sqlx::query(
                 "UPDATE catalog_runs SET bulk_status = $2, bulk_object_count = $3, file_size = $4,
                         updated_at = now()

@@ -19,6 +19,7 @@ use wholesail_shopify_admin::Money;
 
 use super::quote::QuoteViolation;
 use super::split::split;
+use crate::rules::quote::{line_total, MAX_AMOUNT};
 
 /// Tag prefix of the per-part tag `wholesail-part:<key>` that finds a part's draft again.
 pub const PART_TAG_PREFIX: &str = "wholesail-part:";
@@ -51,9 +52,10 @@ pub struct Line {
 }
 
 impl Line {
-    /// Negotiated price × quantity.
+    /// Negotiated price × quantity (saturating at [`MAX_AMOUNT`]; [`plan`] refuses lines
+    /// whose totals do not fit).
     pub fn total_cents(&self) -> u64 {
-        self.unit_price * u64::from(self.quantity)
+        line_total(self.unit_price, self.quantity).unwrap_or(MAX_AMOUNT)
     }
 }
 
@@ -71,9 +73,14 @@ pub struct PartPlan {
 }
 
 impl PartPlan {
-    /// Lines at negotiated prices plus shipping.
+    /// Lines at negotiated prices plus shipping (saturating at [`MAX_AMOUNT`]; [`plan`]
+    /// refuses quotes whose total does not fit).
     pub fn total_cents(&self) -> u64 {
-        self.lines.iter().map(Line::total_cents).sum::<u64>() + self.shipping_cents
+        self.lines
+            .iter()
+            .map(Line::total_cents)
+            .fold(self.shipping_cents, u64::saturating_add)
+            .min(MAX_AMOUNT)
     }
 }
 
@@ -107,6 +114,7 @@ pub fn plan(
     if !errors.is_empty() {
         return Err(errors);
     }
+    check_amounts(&lines, shipping_cents)?;
     let warehouses: Vec<Option<i64>> = lines.iter().map(|l| l.warehouse).collect();
     let groups = split(&warehouses, limit);
     let mut slots: Vec<Option<Line>> = lines.into_iter().map(Some).collect();
@@ -126,6 +134,43 @@ pub fn plan(
             }
         })
         .collect())
+}
+
+/// Refuses a quote whose amounts do not fit [`MAX_AMOUNT`]: the first line whose total, or
+/// the running total up to it, overflows; or the total with shipping.
+fn check_amounts(lines: &[Line], shipping_cents: u64) -> Result<(), Vec<QuoteViolation>> {
+    let too_large = |line: Option<usize>, what: String| {
+        vec![QuoteViolation {
+            code: "AMOUNT_TOO_LARGE".into(),
+            line,
+            message: what,
+        }]
+    };
+    let mut total = 0u64;
+    for l in lines {
+        total = line_total(l.unit_price, l.quantity)
+            .and_then(|t| total.checked_add(t))
+            .filter(|t| *t <= MAX_AMOUNT)
+            .ok_or_else(|| {
+                too_large(
+                    Some(l.position),
+                    format!(
+                        "line {}: the amount is too large (price × quantity, or the total up to this line, overflows)",
+                        l.position
+                    ),
+                )
+            })?;
+    }
+    if total
+        .checked_add(shipping_cents)
+        .is_none_or(|t| t > MAX_AMOUNT)
+    {
+        return Err(too_large(
+            None,
+            "the quote's total with shipping is too large".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What every part of a job shares.
@@ -240,6 +285,51 @@ mod tests {
             parts.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
             ["dq_x-1", "dq_x-2", "dq_x-3"]
         );
+    }
+
+    /// Failed before checked arithmetic: the line total overflowed (a panic in debug builds,
+    /// a wrapped total in release).
+    #[test]
+    fn amounts_that_overflow_reject_the_quote_naming_the_line() {
+        let huge = u64::MAX / 2;
+        let errors = plan(
+            "dq_x",
+            vec![line(0, 100, 90, 1, 1), line(1, huge, huge, 3, 1)],
+            0,
+            499,
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            (errors[0].code.as_str(), errors[0].line),
+            ("AMOUNT_TOO_LARGE", Some(1))
+        );
+        assert!(
+            errors[0].message.starts_with("line 1:"),
+            "{}",
+            errors[0].message
+        );
+
+        let big = MAX_AMOUNT / 2;
+        let errors = plan(
+            "dq_x",
+            vec![line(0, big, big, 1, 1), line(1, big, big, 2, 1)],
+            0,
+            499,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors[0].line,
+            Some(1),
+            "the running total overflows at line 1"
+        );
+
+        let errors = plan("dq_x", vec![line(0, big, big, 2, 1)], 500, 499).unwrap_err();
+        assert_eq!(
+            (errors[0].code.as_str(), errors[0].line),
+            ("AMOUNT_TOO_LARGE", None)
+        );
+        assert!(plan("dq_x", vec![line(0, big, big, 2, 1)], 1, 499).is_ok());
     }
 
     #[test]

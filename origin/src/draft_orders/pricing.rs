@@ -80,10 +80,17 @@ pub async fn price(
             message: format!("company location {gid} is not known in this shop"),
         }])),
         Err(QuoteError::UnknownVariant(_)) => Ok(Err(unknown_variants(pool, quote).await?)),
-        Err(QuoteError::ZeroQuantity(i)) => Ok(Err(vec![QuoteViolation {
-            code: "INVALID_QUANTITY".into(),
+        Err(e @ (QuoteError::ZeroQuantity(i) | QuoteError::QuantityTooLarge(i))) => {
+            Ok(Err(vec![QuoteViolation {
+                code: "INVALID_QUANTITY".into(),
+                line: Some(i),
+                message: e.to_string(),
+            }]))
+        }
+        Err(e @ QuoteError::AmountTooLarge(i)) => Ok(Err(vec![QuoteViolation {
+            code: "AMOUNT_TOO_LARGE".into(),
             line: Some(i),
-            message: format!("line {i}: quantity must be at least 1"),
+            message: e.to_string(),
         }])),
         Err(e @ QuoteError::Rules(_)) => Err(PricingError::Rules(e.to_string())),
     }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::CallbackPolicy;
+use crate::rules::quote::{MAX_AMOUNT, MAX_LINE_QUANTITY};
 
 /// Most lines one quote may carry (a quote of this size becomes ~100 drafts).
 pub const MAX_QUOTE_LINES: usize = 50_000;
@@ -65,7 +66,8 @@ pub struct ShippingCharge {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuoteViolation {
     /// Stable code: the rules' codes (`CASE_PACK`, `MIN_QUANTITY`, …) or this module's
-    /// (`INVALID_FIELD`, `INVALID_QUANTITY`, `TOO_MANY_LINES`, `PRICE_ABOVE_LIST`).
+    /// (`INVALID_FIELD`, `INVALID_QUANTITY`, `TOO_MANY_LINES`, `PRICE_ABOVE_LIST`,
+    /// `AMOUNT_TOO_LARGE`).
     pub code: String,
     /// The quote line (0-based) it is about; `None` for the quote as a whole.
     pub line: Option<usize>,
@@ -165,9 +167,17 @@ impl QuoteRequest {
                     message: format!("line {i}: quantity must be at least 1"),
                 });
             }
+            if line.quantity > MAX_LINE_QUANTITY {
+                errors.push(QuoteViolation {
+                    code: "INVALID_QUANTITY".into(),
+                    line: Some(i),
+                    message: format!("line {i}: quantity must be at most {MAX_LINE_QUANTITY}"),
+                });
+            }
         }
         if let Some(s) = &self.shipping {
-            if s.title.trim().is_empty() || parse_cents(&s.price).is_none() {
+            let price = parse_cents(&s.price).filter(|c| *c <= MAX_AMOUNT);
+            if s.title.trim().is_empty() || price.is_none() {
                 errors.push(QuoteViolation::quote(
                     "INVALID_FIELD",
                     "shipping needs a title and a price like \"25.00\"",

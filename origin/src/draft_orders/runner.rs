@@ -15,7 +15,8 @@
 //! A transient failure (throttled after the client's retries, timeout, outcome unknown, 5xx,
 //! database) releases the job with a backoff stored in `run_at`; after `max_attempts` claims
 //! the job fails with the reason. A permanent one (Shopify's userErrors, access denied, an
-//! unconfigured shop, unusable rules) fails it at once. The lease is renewed before every
+//! unconfigured shop, unusable rules) fails it at once. While the shop's Shopify circuit
+//! breaker is open the job is released with `run_at` past the breaker's cool-down. The lease is renewed before every
 //! Shopify call, and every write checks it is still held.
 
 use std::sync::Arc;
@@ -37,6 +38,10 @@ use super::Settings;
 use crate::backoff::Backoff;
 use crate::shops::Shops;
 
+/// How long after a breaker's cool-down a job waiting for it comes back, so that the probe
+/// (sent by whichever user of the shop's client comes first) has had its chance.
+const BREAKER_MARGIN: Duration = Duration::from_millis(250);
+
 /// Why a step stopped.
 #[derive(Debug, thiserror::Error)]
 enum StepError {
@@ -46,6 +51,14 @@ enum StepError {
     /// Retrying cannot help.
     #[error("{0}")]
     Permanent(String),
+    /// The shop's Shopify circuit breaker is open: retry, not before `retry_in`.
+    #[error("{error}")]
+    ShopUnavailable {
+        /// Until the breaker lets a probe through.
+        retry_in: Duration,
+        /// What the client said.
+        error: String,
+    },
     /// Another worker holds the job now.
     #[error("lease lost")]
     LeaseLost,
@@ -59,6 +72,12 @@ impl From<sqlx::Error> for StepError {
 
 impl From<AdminError> for StepError {
     fn from(e: AdminError) -> Self {
+        if let AdminError::CircuitOpen { retry_in } = e {
+            return StepError::ShopUnavailable {
+                retry_in,
+                error: format!("shopify: {e}"),
+            };
+        }
         let transient = match &e {
             AdminError::OutcomeUnknown(_)
             | AdminError::Throttled { .. }
@@ -198,13 +217,25 @@ impl JobLoop {
                 tracing::warn!(job = %job.id, "lease lost; another worker continues the job");
                 return Ok(());
             }
+            Err(StepError::ShopUnavailable { retry_in, error })
+                if job.attempts < self.settings.max_attempts =>
+            {
+                // Past the cool-down, so the job does not come back while the breaker is open.
+                let delay = self
+                    .backoff
+                    .delay(job.attempts, &mut rand::thread_rng())
+                    .max(retry_in + BREAKER_MARGIN);
+                tracing::warn!(job = %job.id, %error, ?delay, "shop's Shopify circuit is open; draft-order job will be retried after its cool-down");
+                metrics::counter!("wholesail_draft_order_retries_total").increment(1);
+                return jobs::retry_later(&self.pool, &job.id, &self.id, delay, &error).await;
+            }
             Err(StepError::Transient(e)) if job.attempts < self.settings.max_attempts => {
                 let delay = self.backoff.delay(job.attempts, &mut rand::thread_rng());
                 tracing::warn!(job = %job.id, error = %e, ?delay, "draft-order job will be retried");
                 metrics::counter!("wholesail_draft_order_retries_total").increment(1);
                 return jobs::retry_later(&self.pool, &job.id, &self.id, delay, &e).await;
             }
-            Err(StepError::Transient(e)) => {
+            Err(StepError::Transient(e) | StepError::ShopUnavailable { error: e, .. }) => {
                 End::Failed(format!("gave up after {} attempts: {e}", job.attempts))
             }
             Err(StepError::Permanent(e)) => End::Failed(e),

@@ -21,7 +21,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use wholesail_shopify_admin::AdminClient;
+use wholesail_shopify_admin::{AdminClient, AdminError, BreakerState};
 
 use super::push::{push, PushError, PushReport};
 use crate::shops::Shops;
@@ -151,7 +151,9 @@ pub async fn push_dirty(
     Ok(report)
 }
 
-/// Pushes every shop that has marks; a shop that fails is logged and retried next round.
+/// Pushes every shop that has marks; a shop that fails is logged and retried next round, unless
+/// its Shopify circuit breaker is open: then its push waits (marks kept) until the breaker's
+/// cool-down has passed, when the push's first call is the breaker's probe.
 pub async fn push_all_dirty(pool: &PgPool, shops: &Shops) -> Result<(), sqlx::Error> {
     let marked: Vec<String> = sqlx::query_scalar(
         "SELECT shop FROM rules_dirty UNION SELECT shop FROM rules_dirty_variants",
@@ -166,6 +168,10 @@ pub async fn push_all_dirty(pool: &PgPool, shops: &Shops) -> Result<(), sqlx::Er
                 continue;
             }
         };
+        if let BreakerState::Open { retry_in } = client.breaker().state() {
+            tracing::debug!(%shop, ?retry_in, "rules push deferred: the shop's Shopify circuit is open");
+            continue;
+        }
         match push_dirty(pool, &client, &shop).await {
             Ok(r) => tracing::info!(
                 %shop,
@@ -176,6 +182,9 @@ pub async fn push_all_dirty(pool: &PgPool, shops: &Shops) -> Result<(), sqlx::Er
                 failed = r.failed.len(),
                 "rules pushed"
             ),
+            Err(PushError::Admin(AdminError::CircuitOpen { retry_in })) => {
+                tracing::warn!(%shop, ?retry_in, "rules push deferred: the shop's Shopify circuit opened")
+            }
             Err(error) => tracing::error!(%shop, %error, "rules push failed; will retry"),
         }
     }

@@ -20,6 +20,19 @@ use super::compute::{ComputeError, Scope, ShopRules};
 /// The currency used when neither an order minimum nor any order of the shop names one.
 pub const FALLBACK_CURRENCY: &str = "USD";
 
+/// The most units one line may ask for: far above any wholesale order line and far below
+/// Shopify's 32-bit `Int` quantity, so that no price can make a line total overflow unnoticed.
+pub const MAX_LINE_QUANTITY: u32 = 1_000_000;
+
+/// The largest amount in hundredths a quote may total: amounts are stored as `bigint`.
+pub const MAX_AMOUNT: u64 = i64::MAX as u64;
+
+/// `unit × quantity`, or `None` past [`MAX_AMOUNT`].
+pub fn line_total(unit: u64, quantity: u32) -> Option<u64> {
+    unit.checked_mul(u64::from(quantity))
+        .filter(|t| *t <= MAX_AMOUNT)
+}
+
 /// One requested line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub struct QuoteLine {
@@ -58,12 +71,20 @@ pub struct PricedQuote {
 }
 
 impl PricedQuote {
-    /// The sum of unit price × quantity, in hundredths.
+    /// The sum of unit price × quantity, in hundredths; exact for a quote [`quote`] returned
+    /// (it refuses one whose amounts pass [`MAX_AMOUNT`]), saturating otherwise.
     pub fn subtotal(&self) -> u64 {
-        self.lines
-            .iter()
-            .map(|l| l.unit_price * u64::from(l.quantity))
-            .sum()
+        self.checked_subtotal().unwrap_or(MAX_AMOUNT)
+    }
+
+    /// The subtotal, or the index of the first line at which it passes [`MAX_AMOUNT`].
+    pub fn checked_subtotal(&self) -> Result<u64, usize> {
+        self.lines.iter().enumerate().try_fold(0u64, |sum, (i, l)| {
+            line_total(l.unit_price, l.quantity)
+                .and_then(|t| sum.checked_add(t))
+                .filter(|t| *t <= MAX_AMOUNT)
+                .ok_or(i)
+        })
     }
 }
 
@@ -91,6 +112,12 @@ pub enum QuoteError {
     /// A line has quantity 0.
     #[error("line {0}: quantity must be at least 1")]
     ZeroQuantity(usize),
+    /// A line asks for more than [`MAX_LINE_QUANTITY`] units.
+    #[error("line {0}: quantity must be at most {MAX_LINE_QUANTITY}")]
+    QuantityTooLarge(usize),
+    /// The line's total, or the cart's up to it, is too large to compute.
+    #[error("line {0}: the amount is too large (price × quantity, or the total up to this line, overflows)")]
+    AmountTooLarge(usize),
     /// The stored rules could not be turned into a buyer's rules.
     #[error(transparent)]
     Rules(ComputeError),
@@ -134,6 +161,9 @@ pub async fn quote(
     if let Some(i) = lines.iter().position(|l| l.quantity == 0) {
         return Err(QuoteError::ZeroQuantity(i));
     }
+    if let Some(i) = lines.iter().position(|l| l.quantity > MAX_LINE_QUANTITY) {
+        return Err(QuoteError::QuantityTooLarge(i));
+    }
     let mut ids: Vec<i64> = lines
         .iter()
         .map(|l| i64::try_from(l.variant_id).map_err(|_| QuoteError::UnknownVariant(l.variant_id)))
@@ -159,7 +189,7 @@ pub async fn quote(
                 CASE WHEN v.title IS NULL OR v.title = 'Default Title' THEN p.title
                      WHEN p.title IS NULL THEN v.title
                      ELSE p.title || ' - ' || v.title END,
-                round(v.price * 100)::bigint
+                least(round(v.price * 100), 9223372036854775807)::bigint
          FROM variants v LEFT JOIN products p ON p.shop = v.shop AND p.id = v.product_id
          WHERE v.shop = $1 AND v.id = ANY($2)",
     )
@@ -178,7 +208,8 @@ pub async fn quote(
     let breaks = price_breaks(pool, shop, company_location_gid, &ids).await?;
     let mut totals: HashMap<u64, u64> = HashMap::new();
     for l in lines {
-        *totals.entry(l.variant_id).or_default() += u64::from(l.quantity);
+        let total = totals.entry(l.variant_id).or_default();
+        *total = total.saturating_add(u64::from(l.quantity));
     }
 
     let mut priced = Vec::with_capacity(lines.len());
@@ -213,6 +244,9 @@ pub async fn quote(
         currency: currency.as_str().to_owned(),
         lines: priced,
     };
+    let subtotal = priced
+        .checked_subtotal()
+        .map_err(QuoteError::AmountTooLarge)?;
     let buyer_rules = rules.buyer_rules(company_location_gid)?;
     let cart = Cart {
         lines: lines
@@ -223,7 +257,7 @@ pub async fn quote(
             })
             .collect(),
         subtotal: Some(Money {
-            hundredths: priced.subtotal(),
+            hundredths: subtotal,
             currency,
         }),
     };
@@ -240,12 +274,12 @@ async fn price_breaks(
     ids: &[i64],
 ) -> Result<HashMap<i64, Vec<(u64, u64)>>, sqlx::Error> {
     let rows: Vec<(i64, i32, i32, i64)> = sqlx::query_as(
-        "SELECT r.target_id, 0, r.min_quantity, round(r.unit_price * 100)::bigint
+        "SELECT r.target_id, 0, r.min_quantity, least(round(r.unit_price * 100), 9223372036854775807)::bigint
          FROM rule_price_breaks r
          WHERE r.shop = $1 AND r.company_location = $2 AND r.target_kind = 'variant'
            AND r.target_id = ANY($3)
          UNION ALL
-         SELECT v.id, 1, r.min_quantity, round(r.unit_price * 100)::bigint
+         SELECT v.id, 1, r.min_quantity, least(round(r.unit_price * 100), 9223372036854775807)::bigint
          FROM rule_price_breaks r JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
          WHERE r.shop = $1 AND r.company_location = $2 AND r.target_kind = 'product'
            AND v.id = ANY($3)",
