@@ -569,7 +569,8 @@ mod scan {
                         break;
                     }
                 }
-                if found.is_none() && name? == "available" {
+                // serde requires a name in every entry, not only up to the first match.
+                if name? == "available" && found.is_none() {
                     found = Some(quantity.flatten());
                 }
                 if !self.more(b']')? {
@@ -866,6 +867,7 @@ mod tests {
             br#"{"id":"gid://shopify/Product/7","updatedAt":nul}"#,
             br#"{"id":"gid://shopify/Product/7","tags":["a",null],"updatedAt":"2026-01-01T00:00:01Z"}"#,
             br#"{"id":"gid://shopify/InventoryLevel/6?inventory_item_id=45","location":{"id":"gid://shopify/Location/6"},"quantities":[{"quantity":1}],"updatedAt":"2026-01-01T00:00:01Z","__parentId":"gid://shopify/ProductVariant/40"}"#,
+            br#"{"id":"gid://shopify/InventoryLevel/6?inventory_item_id=45","location":{"id":"gid://shopify/Location/6"},"quantities":[{"name":"available","quantity":1},{"quantity":2}],"updatedAt":"2026-01-01T00:00:01Z","__parentId":"gid://shopify/ProductVariant/40"}"#,
             br#"{"id":"gid://shopify/ProductVariant/40","inventoryItem":{"id":"gid://shopify/InventoryItem/45","id":"x"},"updatedAt":"2026-01-01T00:00:01Z","__parentId":"gid://shopify/Product/7"}"#,
             br#"{"id":null}"#,
             b"{}",
