@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Equal, numbers within the last bits of an `f64`.
+/// Equal, numbers within two units in the last place of an `f64`.
 fn same(a: &Option<Value>, b: &Option<Value>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => same_value(a, b),
@@ -61,7 +61,11 @@ fn same(a: &Option<Value>, b: &Option<Value>) -> bool {
 fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => x == y || ((x - y) / x).abs() < 1e-15,
+            (Some(x), Some(y)) => {
+                x == y
+                    || (x.is_sign_positive() == y.is_sign_positive()
+                        && x.to_bits().abs_diff(y.to_bits()) <= 2)
+            }
             _ => x == y,
         },
         (Value::Array(x), Value::Array(y)) => {
