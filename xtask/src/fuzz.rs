@@ -151,11 +151,14 @@ pub fn fuzz(targets: &[&str], seconds: u64, merge: bool) -> Result<()> {
 }
 
 /// `cargo fuzz <args>` with the stable toolchain unlocked and the fuzz target directory.
+/// Never incremental: it gains nothing on these one-codegen-unit release builds, costs disk,
+/// and a caller's differing `CARGO_INCREMENTAL` would otherwise rebuild everything.
 fn cargo_fuzz(dir: &Path, args: &[&str]) -> std::process::Command {
     let mut c = cmd("cargo", &["fuzz"]);
     c.args(args)
         .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_TARGET_DIR", dir);
+        .env("CARGO_TARGET_DIR", dir)
+        .env("CARGO_INCREMENTAL", "0");
     c
 }
 
