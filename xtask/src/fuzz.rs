@@ -159,6 +159,22 @@ fn cargo_fuzz(dir: &Path, args: &[&str]) -> std::process::Command {
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_TARGET_DIR", dir)
         .env("CARGO_INCREMENTAL", "0");
+    // `cargo xtask` is `cargo run`, which sets xtask's own `CARGO_PKG_*` and `CARGO_MANIFEST_*`;
+    // ring's build script reruns when they change, so a fuzz build from here and one by hand
+    // (`cargo fuzz …`) would each rebuild ring and everything above it (origin included).
+    for (key, _) in std::env::vars_os() {
+        if let Some(k) = key.to_str() {
+            if k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    k,
+                    "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+                )
+            {
+                c.env_remove(k);
+            }
+        }
+    }
     c
 }
 
