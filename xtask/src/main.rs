@@ -6,12 +6,15 @@
 //!   worker's tests in workerd and the Function's wasm build. The README's test command.
 //! - `demo`: the whole system locally. The README's demo command.
 //! - `bench <name>`: one benchmark; `bench` alone lists them.
+//! - `fuzz [target] [--seconds N] [--merge]`: the cargo-fuzz targets in `fuzz/`, N seconds
+//!   each (default 20) on the saved corpus; fails on a crash.
 //! - `pg`: starts (or finds) the local PostgreSQL and prints `export DATABASE_URL=…`.
 
 mod bench;
 mod demo;
 mod edge;
 mod function;
+mod fuzz;
 mod postgres;
 mod setup;
 mod shell;
@@ -34,11 +37,14 @@ fn run() -> Result<()> {
         Some("test") => test::run(),
         Some("demo") => demo::run(),
         Some("bench") => bench::run(&rest),
+        Some("fuzz") => fuzz::run(&rest),
         Some("pg") => {
             let url = postgres::ensure()?;
             println!("export DATABASE_URL={url}");
             Ok(())
         }
-        _ => bail!("usage: cargo xtask <setup|test|demo|bench [name]|pg>"),
+        _ => bail!(
+            "usage: cargo xtask <setup|test|demo|bench [name]|fuzz [target] [--seconds N]|pg>"
+        ),
     }
 }

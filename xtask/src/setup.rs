@@ -40,7 +40,7 @@ fn wasm_target() -> Result<()> {
 }
 
 /// Installs `tool` with `cargo <install_args>` unless `tool --version` already reports `version`.
-fn cargo_tool(tool: &str, version: &str, install_args: &[&str]) -> Result<()> {
+pub fn cargo_tool(tool: &str, version: &str, install_args: &[&str]) -> Result<()> {
     let current = output(&mut cmd(tool, &["--version"])).unwrap_or_default();
     if current.split_whitespace().any(|w| w == version) {
         return Ok(());

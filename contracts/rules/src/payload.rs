@@ -351,7 +351,10 @@ fn entries(
                 _ => rule.stock = Some(n),
             }
         }
-        if seen == 0 || rule.increment == 0 || rule.max.is_some_and(|x| rule.min > x) {
+        // The encoder never writes an entry that constrains nothing (`1I1`, `1M0`): refusing
+        // it keeps decoded rules what `BuyerRules::new` would build, so they re-encode alike.
+        if rule.is_unconstrained() || rule.increment == 0 || rule.max.is_some_and(|x| rule.min > x)
+        {
             return Err(invalid());
         }
         out.push(rule);
@@ -616,6 +619,20 @@ mod tests {
                 DecodeError::Rule {
                     page: 0,
                     offset: 11,
+                },
+            ),
+            (
+                "WS1|0|1|5||1I1".into(),
+                DecodeError::Rule {
+                    page: 0,
+                    offset: 11,
+                },
+            ),
+            (
+                "WS1|0|1|5||1I2,1M0X0,1M0".into(),
+                DecodeError::Rule {
+                    page: 0,
+                    offset: 21,
                 },
             ),
             (

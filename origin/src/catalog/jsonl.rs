@@ -121,6 +121,7 @@ pub enum Record<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(Debug, PartialEq))]
 struct Gid<'a> {
     #[serde(borrow)]
     id: &'a str,
@@ -136,6 +137,7 @@ struct Quantity<'a> {
 /// The `quantity` of the first `available` entry of `quantities`, read without collecting
 /// the list.
 #[derive(Default)]
+#[cfg_attr(feature = "fuzzing", derive(Debug, PartialEq))]
 struct Available(Option<i32>);
 
 impl<'de> Deserialize<'de> for Available {
@@ -162,6 +164,7 @@ impl<'de> Deserialize<'de> for Available {
 
 /// Every field any exported kind has; which ones must be present depends on the kind.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(Debug, PartialEq))]
 #[serde(rename_all = "camelCase")]
 struct Line<'a> {
     #[serde(borrow)]
@@ -221,6 +224,21 @@ pub fn parse(number: u64, bytes: &[u8]) -> Result<Record<'_>, LineError> {
         None => serde_json::from_slice(bytes).map_err(|e| fail(format!("invalid JSON: {e}")))?,
     };
     route(line).map_err(fail)
+}
+
+/// Where the scanner and `serde_json` disagree on `bytes`: the scanner accepts a line serde
+/// refuses, or reads it differently (`None` when they agree, or when the scanner defers to serde).
+/// The differential check of the `jsonl_scanner` fuzz target.
+#[cfg(feature = "fuzzing")]
+pub fn scanner_disagreement(bytes: &[u8]) -> Option<String> {
+    let scanned = scan::line(bytes)?;
+    match serde_json::from_slice::<Line<'_>>(bytes) {
+        Err(e) => Some(format!("the scanner accepts a line serde refuses ({e})")),
+        Ok(serde) if serde != scanned => {
+            Some(format!("the scanner reads {scanned:?}, serde {serde:?}"))
+        }
+        Ok(_) => None,
+    }
 }
 
 fn route(l: Line<'_>) -> Result<Record<'_>, String> {
@@ -551,7 +569,8 @@ mod scan {
                         break;
                     }
                 }
-                if found.is_none() && name? == "available" {
+                // serde requires a name in every entry, not only up to the first match.
+                if name? == "available" && found.is_none() {
                     found = Some(quantity.flatten());
                 }
                 if !self.more(b']')? {
@@ -848,6 +867,7 @@ mod tests {
             br#"{"id":"gid://shopify/Product/7","updatedAt":nul}"#,
             br#"{"id":"gid://shopify/Product/7","tags":["a",null],"updatedAt":"2026-01-01T00:00:01Z"}"#,
             br#"{"id":"gid://shopify/InventoryLevel/6?inventory_item_id=45","location":{"id":"gid://shopify/Location/6"},"quantities":[{"quantity":1}],"updatedAt":"2026-01-01T00:00:01Z","__parentId":"gid://shopify/ProductVariant/40"}"#,
+            br#"{"id":"gid://shopify/InventoryLevel/6?inventory_item_id=45","location":{"id":"gid://shopify/Location/6"},"quantities":[{"name":"available","quantity":1},{"quantity":2}],"updatedAt":"2026-01-01T00:00:01Z","__parentId":"gid://shopify/ProductVariant/40"}"#,
             br#"{"id":"gid://shopify/ProductVariant/40","inventoryItem":{"id":"gid://shopify/InventoryItem/45","id":"x"},"updatedAt":"2026-01-01T00:00:01Z","__parentId":"gid://shopify/Product/7"}"#,
             br#"{"id":null}"#,
             b"{}",
