@@ -4,8 +4,9 @@
 //!   wasm-bindgen-cli matching Cargo.lock, the npm tools); skips what is present.
 //! - `test`: setup, a local PostgreSQL, formatting, clippy, the workspace tests, the edge
 //!   worker's tests in workerd and the Function's wasm build. The README's test command.
-//! - `demo`: the whole system locally. The README's demo command.
-//! - `bench <name>`: one benchmark; `bench` alone lists them.
+//! - `demo [--ci]`: setup, then the whole system locally. The README's demo command; `--ci`
+//!   runs every step with a smaller catalog (CI runs it).
+//! - `bench <name>`: setup, then one benchmark; `bench` alone lists them.
 //! - `pg`: starts (or finds) the local PostgreSQL and prints `export DATABASE_URL=…`.
 
 mod bench;
@@ -34,13 +35,13 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("setup") => setup::run(),
         Some("test") => test::run(),
-        Some("demo") => demo::run(),
+        Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("pg") => {
             let url = postgres::ensure()?;
             println!("export DATABASE_URL={url}");
             Ok(())
         }
-        _ => bail!("usage: cargo xtask <setup|test|demo|bench [name]|pg>"),
+        _ => bail!("usage: cargo xtask <setup|test|demo [--ci]|bench [name]|pg>"),
     }
 }

@@ -1,5 +1,7 @@
-//! `cargo xtask demo`: the whole system on this machine.
+//! `cargo xtask demo [--ci]`: the whole system on this machine. `--ci` runs every step with a
+//! catalog of 2,000 products instead of 20,000; CI (`.ci/run`) runs it after the tests.
 //!
+//! 0. `cargo xtask setup`: the tools a fresh machine lacks (worker-build, wasm-bindgen, npm).
 //! 1. PostgreSQL (found or started) with a fresh `wholesail_demo` database.
 //! 2. The Shopify simulator on 127.0.0.1:18700 (a generated wholesale catalog), origin
 //!    (`origin serve`) on 127.0.0.1:18080, the edge worker in workerd on 127.0.0.1:18787.
@@ -34,7 +36,7 @@ use anyhow::{bail, Context, Result};
 use crate::http;
 use crate::service::Service;
 use crate::shell::{self, cmd, target_dir};
-use crate::{edge, postgres};
+use crate::{edge, postgres, setup};
 
 const ORIGIN_ADDR: &str = "127.0.0.1:18080";
 const EDGE_PORT: u16 = 18787;
@@ -47,6 +49,8 @@ const SIGNING_KEY: &str = "demo-edge-signing-key";
 const ADMIN_TOKEN: &str = "demo-admin-token";
 /// Products in the simulator's generated catalog (about 8 variants each).
 const CATALOG_PRODUCTS: u64 = 20_000;
+/// The catalog of `cargo xtask demo --ci`: every step, smaller data.
+const CI_CATALOG_PRODUCTS: u64 = 2_000;
 
 /// What every step of the demo shares.
 struct Demo {
@@ -56,6 +60,8 @@ struct Demo {
     dir: PathBuf,
     /// origin's configuration file.
     config: PathBuf,
+    /// Products in the simulator's catalog.
+    products: u64,
 }
 
 impl Demo {
@@ -86,9 +92,16 @@ impl Demo {
     }
 }
 
-/// Runs the demo.
-pub fn run() -> Result<()> {
+/// Runs the demo: `--ci` runs every step with a smaller catalog (what CI runs).
+pub fn run(args: &[&str]) -> Result<()> {
+    let products = match args {
+        [] => CATALOG_PRODUCTS,
+        ["--ci"] => CI_CATALOG_PRODUCTS,
+        _ => bail!("usage: cargo xtask demo [--ci]"),
+    };
     let started = Instant::now();
+    step("Tools (cargo xtask setup)");
+    setup::run()?;
     step("PostgreSQL");
     let db = postgres::recreate_database("wholesail_demo")?;
     println!("   fresh database {db}");
@@ -122,10 +135,11 @@ pub fn run() -> Result<()> {
         config: write_origin_config(&dir, &db)?,
         db,
         dir,
+        products,
     };
 
     step("Starting the Shopify simulator, origin and the edge (workerd)");
-    let _simulator = simulator(&demo.dir, CATALOG_PRODUCTS)?;
+    let _simulator = simulator(&demo.dir, demo.products)?;
     let mut origin = Service::origin(&demo.config, &demo.dir, ORIGIN_ADDR)?;
     let edge = start_edge(&demo.dir)?;
     println!(
