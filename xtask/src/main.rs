@@ -3,13 +3,17 @@
 //! - `setup`: installs what building and testing need (wasm target, worker-build,
 //!   wasm-bindgen-cli matching Cargo.lock, the npm tools); skips what is present.
 //! - `test`: setup, a local PostgreSQL, formatting, clippy, the workspace tests, the edge
-//!   worker's tests in workerd and the Function's wasm build. The README's test command.
+//!   worker's tests in workerd, the Function's wasm build and `chaos`. The README's test
+//!   command.
 //! - `demo [--ci]`: setup, then the whole system locally. The README's demo command; `--ci`
 //!   runs every step with a smaller catalog (CI runs it).
+//! - `chaos`: origin killed, PostgreSQL restarted and origin held down while a few thousand
+//!   webhooks flow through the edge; then 0 lost, 0 doubled. `test` runs it last.
 //! - `bench <name>`: setup, then one benchmark; `bench` alone lists them.
 //! - `pg`: starts (or finds) the local PostgreSQL and prints `export DATABASE_URL=…`.
 
 mod bench;
+mod chaos;
 mod demo;
 mod edge;
 mod function;
@@ -36,12 +40,13 @@ fn run() -> Result<()> {
         Some("setup") => setup::run(),
         Some("test") => test::run(),
         Some("demo") => demo::run(&rest),
+        Some("chaos") => setup::run().and_then(|()| chaos::run()),
         Some("bench") => bench::run(&rest),
         Some("pg") => {
             let url = postgres::ensure()?;
             println!("export DATABASE_URL={url}");
             Ok(())
         }
-        _ => bail!("usage: cargo xtask <setup|test|demo [--ci]|bench [name]|pg>"),
+        _ => bail!("usage: cargo xtask <setup|test|demo [--ci]|chaos|bench [name]|pg>"),
     }
 }

@@ -3,10 +3,10 @@
 use anyhow::Result;
 
 use crate::shell::{self, cmd};
-use crate::{edge, function, postgres, setup};
+use crate::{chaos, edge, function, postgres, setup};
 
 /// Runs setup, formatting, clippy, the workspace tests against a local PostgreSQL, the edge
-/// worker's tests in workerd and the Function's wasm build.
+/// worker's tests in workerd, the Function's wasm build and the chaos test.
 pub fn run() -> Result<()> {
     setup::run()?;
     shell::run(&mut cmd("cargo", &["fmt", "--all", "--check"]))?;
@@ -30,5 +30,7 @@ pub fn run() -> Result<()> {
     ))?;
     function::build_and_check()?;
     edge::build_and_test(&url)?;
+    // Last: it restarts a PostgreSQL cluster of its own, never the one above.
+    chaos::run()?;
     Ok(())
 }
