@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 
 use crate::shell::{self, cmd};
-use crate::{edge, function, postgres};
+use crate::{edge, function, postgres, setup};
 
 /// The benchmarks, with what each measures.
 const BENCHES: &[(&str, &str)] = &[
@@ -55,6 +55,7 @@ pub fn run(args: &[&str]) -> Result<()> {
         }
         return Ok(());
     };
+    setup::run()?;
     match *name {
         "strip" => bench_bin("strip", rest),
         "rules" => function::build_and_check().and_then(|()| bench_bin("rules", rest)),

@@ -3,19 +3,26 @@
 //! - `setup`: installs what building and testing need (wasm target, worker-build,
 //!   wasm-bindgen-cli matching Cargo.lock, the npm tools); skips what is present.
 //! - `test`: setup, a local PostgreSQL, formatting, clippy, the workspace tests, the edge
-//!   worker's tests in workerd and the Function's wasm build. The README's test command.
-//! - `demo`: the whole system locally. The README's demo command.
-//! - `bench <name>`: one benchmark; `bench` alone lists them.
+//!   worker's tests in workerd, the Function's wasm build and `chaos`. The README's test
+//!   command.
+//! - `demo [--ci]`: setup, then the whole system locally. The README's demo command; `--ci`
+//!   runs every step with a smaller catalog (CI runs it).
+//! - `chaos`: origin killed, PostgreSQL restarted and origin held down while a few thousand
+//!   webhooks flow through the edge; then 0 lost, 0 doubled. `test` runs it last.
+//! - `bench <name>`: setup, then one benchmark; `bench` alone lists them.
 //! - `fuzz [target] [--seconds N] [--merge]`: the cargo-fuzz targets in `fuzz/`, N seconds
 //!   each (default 20) on the saved corpus; fails on a crash.
 //! - `pg`: starts (or finds) the local PostgreSQL and prints `export DATABASE_URL=…`.
 
 mod bench;
+mod chaos;
 mod demo;
 mod edge;
 mod function;
 mod fuzz;
+mod http;
 mod postgres;
+mod service;
 mod setup;
 mod shell;
 mod test;
@@ -35,7 +42,8 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("setup") => setup::run(),
         Some("test") => test::run(),
-        Some("demo") => demo::run(),
+        Some("demo") => demo::run(&rest),
+        Some("chaos") => setup::run().and_then(|()| chaos::run()),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
         Some("pg") => {
@@ -44,7 +52,7 @@ fn run() -> Result<()> {
             Ok(())
         }
         _ => bail!(
-            "usage: cargo xtask <setup|test|demo|bench [name]|fuzz [target] [--seconds N]|pg>"
+            "usage: cargo xtask <setup|test|demo [--ci]|chaos|bench [name]|fuzz [target] [--seconds N]|pg>"
         ),
     }
 }

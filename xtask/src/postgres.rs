@@ -35,7 +35,7 @@ pub fn ensure() -> Result<String> {
 }
 
 /// The directory holding `initdb`, `pg_ctl` and `psql`.
-fn binaries() -> Result<PathBuf> {
+pub(crate) fn binaries() -> Result<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -58,7 +58,8 @@ fn binaries() -> Result<PathBuf> {
         )
 }
 
-fn answers(bin: &Path, url: &str) -> bool {
+/// Whether the server at `url` answers `select 1`.
+pub(crate) fn answers(bin: &Path, url: &str) -> bool {
     output(&mut cmd(
         bin.join("psql").to_str().expect("utf-8 path"),
         &["-X", "-q", "-tA", "-d", url, "-c", "select 1"],
@@ -103,12 +104,12 @@ fn data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/tmp/wholesail-pg"))
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     output(&mut cmd("id", &["-u"])).as_deref() == Some("0")
 }
 
 /// Runs a PostgreSQL binary, as the `postgres` user when we are root.
-fn pg(bin: &Path, tool: &str, args: &[&str]) -> Result<()> {
+pub(crate) fn pg(bin: &Path, tool: &str, args: &[&str]) -> Result<()> {
     let tool = bin.join(tool);
     let tool = tool.to_str().expect("utf-8 path");
     if is_root() {

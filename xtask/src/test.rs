@@ -3,10 +3,11 @@
 use anyhow::Result;
 
 use crate::shell::{self, cmd};
-use crate::{edge, function, fuzz, postgres, setup};
+use crate::{chaos, edge, function, fuzz, postgres, setup};
 
 /// Runs setup, formatting, clippy, the workspace tests against a local PostgreSQL, the edge
-/// worker's tests in workerd, the Function's wasm build and each fuzz target briefly.
+/// worker's tests in workerd, the Function's wasm build, each fuzz target briefly and the
+/// chaos test.
 pub fn run() -> Result<()> {
     setup::run()?;
     shell::run(&mut cmd("cargo", &["fmt", "--all", "--check"]))?;
@@ -31,5 +32,7 @@ pub fn run() -> Result<()> {
     function::build_and_check()?;
     edge::build_and_test(&url)?;
     fuzz::run(&[])?;
+    // Last: it restarts a PostgreSQL cluster of its own, never the one above.
+    chaos::run()?;
     Ok(())
 }

@@ -5,14 +5,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::{
-    check, http, origin_bin, step, Demo, ADMIN_TOKEN, CATALOG_PRODUCTS, ORIGIN_ADDR, SHOP,
-};
+use super::{check, http, origin_bin, step, Demo, ADMIN_TOKEN, ORIGIN_ADDR, SHOP};
 
 /// `origin catalog resync`, then the live tables checked against the run's summary.
 pub(super) fn resync(demo: &Demo) -> Result<()> {
     step(&format!(
-        "Operations resync the catalog ({CATALOG_PRODUCTS} products) from a Shopify bulk export"
+        "Operations resync the catalog ({} products) from a Shopify bulk export",
+        demo.products
     ));
     println!("   $ origin catalog resync --shop {SHOP}");
     let started = Instant::now();
@@ -41,7 +40,7 @@ pub(super) fn resync(demo: &Demo) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     check(
-        products == CATALOG_PRODUCTS as i64,
+        products == demo.products as i64,
         "every product of the export is in the live tables",
     )?;
     check(

@@ -1,5 +1,7 @@
-//! `cargo xtask demo`: the whole system on this machine.
+//! `cargo xtask demo [--ci]`: the whole system on this machine. `--ci` runs every step with a
+//! catalog of 2,000 products instead of 20,000; CI (`.ci/run`) runs it after the tests.
 //!
+//! 0. `cargo xtask setup`: the tools a fresh machine lacks (worker-build, wasm-bindgen, npm).
 //! 1. PostgreSQL (found or started) with a fresh `wholesail_demo` database.
 //! 2. The Shopify simulator on 127.0.0.1:18700 (a generated wholesale catalog), origin
 //!    (`origin serve`) on 127.0.0.1:18080, the edge worker in workerd on 127.0.0.1:18787.
@@ -22,9 +24,7 @@
 
 mod catalog;
 mod draft_orders;
-mod http;
 mod rules;
-mod service;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -33,12 +33,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::http;
+use crate::service::Service;
 use crate::shell::{self, cmd, target_dir};
-use crate::{edge, postgres};
-use service::Service;
+use crate::{edge, postgres, setup};
 
 const ORIGIN_ADDR: &str = "127.0.0.1:18080";
-const EDGE_PORT: &str = "18787";
+const EDGE_PORT: u16 = 18787;
 const SIMULATOR_ADDR: &str = "127.0.0.1:18700";
 const SHOP: &str = "wholesail-demo.myshopify.com";
 const SHOP_TOKEN: &str = "shpat_demo_token";
@@ -48,6 +49,8 @@ const SIGNING_KEY: &str = "demo-edge-signing-key";
 const ADMIN_TOKEN: &str = "demo-admin-token";
 /// Products in the simulator's generated catalog (about 8 variants each).
 const CATALOG_PRODUCTS: u64 = 20_000;
+/// The catalog of `cargo xtask demo --ci`: every step, smaller data.
+const CI_CATALOG_PRODUCTS: u64 = 2_000;
 
 /// What every step of the demo shares.
 struct Demo {
@@ -57,6 +60,8 @@ struct Demo {
     dir: PathBuf,
     /// origin's configuration file.
     config: PathBuf,
+    /// Products in the simulator's catalog.
+    products: u64,
 }
 
 impl Demo {
@@ -87,9 +92,16 @@ impl Demo {
     }
 }
 
-/// Runs the demo.
-pub fn run() -> Result<()> {
+/// Runs the demo: `--ci` runs every step with a smaller catalog (what CI runs).
+pub fn run(args: &[&str]) -> Result<()> {
+    let products = match args {
+        [] => CATALOG_PRODUCTS,
+        ["--ci"] => CI_CATALOG_PRODUCTS,
+        _ => bail!("usage: cargo xtask demo [--ci]"),
+    };
     let started = Instant::now();
+    step("Tools (cargo xtask setup)");
+    setup::run()?;
     step("PostgreSQL");
     let db = postgres::recreate_database("wholesail_demo")?;
     println!("   fresh database {db}");
@@ -115,19 +127,21 @@ pub fn run() -> Result<()> {
     edge::build_worker()?;
     let dir = target_dir().join("demo");
     std::fs::create_dir_all(&dir)?;
+    // Each run's logs start empty, so that a service's last lines are its own.
+    for log in ["origin.log", "edge.log", "simulator.log"] {
+        std::fs::write(dir.join(log), "")?;
+    }
     let demo = Demo {
         config: write_origin_config(&dir, &db)?,
         db,
         dir,
+        products,
     };
 
     step("Starting the Shopify simulator, origin and the edge (workerd)");
-    let _simulator = Service::simulator(&demo.dir, CATALOG_PRODUCTS)?;
-    let mut origin = Service::origin(&demo.config, &demo.dir)?;
-    wait_until("origin /readyz", Duration::from_secs(60), || {
-        http::ok(&format!("http://{ORIGIN_ADDR}/readyz"))
-    })?;
-    let edge = Service::edge(&demo.dir)?;
+    let _simulator = simulator(&demo.dir, demo.products)?;
+    let mut origin = Service::origin(&demo.config, &demo.dir, ORIGIN_ADDR)?;
+    let edge = start_edge(&demo.dir)?;
     println!(
         "   simulator http://{SIMULATOR_ADDR}, origin http://{ORIGIN_ADDR}, edge http://127.0.0.1:{EDGE_PORT}"
     );
@@ -149,6 +163,48 @@ pub fn run() -> Result<()> {
         demo.dir.display()
     );
     Ok(())
+}
+
+/// The Shopify simulator with a generated catalog of `products`, on [`SIMULATOR_ADDR`].
+fn simulator(dir: &Path, products: u64) -> Result<Service> {
+    let mut c = Command::new(target_dir().join("debug/shopify-simulator"));
+    c.env("SIMULATOR_BIND", SIMULATOR_ADDR)
+        .env("SIMULATOR_SHOP", SHOP)
+        .env("SIMULATOR_ACCESS_TOKEN", SHOP_TOKEN)
+        .env("SIMULATOR_APP_SECRET", SHOPIFY_SECRET)
+        .env("SIMULATOR_PRODUCTS", products.to_string())
+        .env("SIMULATOR_BULK_MS", "3000")
+        // Shopify's finish webhook goes to the edge, like every other webhook.
+        .env(
+            "SIMULATOR_BULK_FINISH_URL",
+            format!("http://127.0.0.1:{EDGE_PORT}/webhooks"),
+        );
+    let mut simulator = Service::start("the Shopify simulator", c, &dir.join("simulator.log"))?;
+    simulator.wait_ready(Duration::from_secs(30), |_| {
+        Ok(std::net::TcpStream::connect(SIMULATOR_ADDR).is_ok())
+    })?;
+    Ok(simulator)
+}
+
+/// The edge worker in workerd on [`EDGE_PORT`], posting to the demo's origin, with short
+/// retry delays and few retries so that the outage step reaches the dead-letter queue soon.
+fn start_edge(dir: &Path) -> Result<Service> {
+    let origin_url = format!("http://{ORIGIN_ADDR}");
+    Service::edge(
+        dir,
+        EDGE_PORT,
+        &[
+            ("ORIGIN_URL", &origin_url),
+            ("SHOPIFY_SECRET", SHOPIFY_SECRET),
+            ("EDGE_SIGNING_KEY_ID", KEY_ID),
+            ("EDGE_SIGNING_KEY", SIGNING_KEY),
+            ("SHOP_ALLOWLIST", SHOP),
+            ("RETRY_BASE_DELAY_SECS", "1"),
+            ("RETRY_MAX_DELAY_SECS", "1"),
+            ("QUEUE_MAX_RETRIES", "3"),
+            ("QUEUE_BATCH_TIMEOUT_SECS", "0.2"),
+        ],
+    )
 }
 
 /// The origin binary the demo built.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::service::Service;
 use super::{check, step, wait_until, Demo, EDGE_PORT, SHOP, SHOPIFY_SECRET};
+use crate::service::Service;
 use crate::shell::target_dir;
 
 /// Orders delivered with duplicates and disorder, applied once each; then the outage.
@@ -71,7 +71,7 @@ pub(super) fn deliveries_and_dead_letters(
     println!("   the edge retried origin, then moved the message to its dead-letter queue");
 
     step("Origin is back; the dead letter arrives; operations replay it");
-    *origin = Service::origin(&demo.config, &demo.dir)?;
+    *origin = Service::origin(&demo.config, &demo.dir, super::ORIGIN_ADDR)?;
     wait_until("the dead letter at origin", Duration::from_secs(90), || {
         demo.count("SELECT count(*) FROM inbox WHERE status = 'dead' AND source = 'edge_dlq'")
             .map(|n| n == 1)

@@ -1,4 +1,4 @@
-//! HTTP on loopback for the demo's calls and checks.
+//! HTTP on loopback for the demo's and the chaos test's calls and checks.
 
 use std::time::Duration;
 
