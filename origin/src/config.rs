@@ -67,6 +67,9 @@ pub struct Config {
     /// The background rules push (`[rules]`: quiet_ms, max_delay_ms, poll_interval_ms).
     #[serde(default)]
     pub rules: crate::rules::dirty::Settings,
+    /// Inbox retention (`[inbox]`: retention_days, purge_batch, purge_interval_ms).
+    #[serde(default)]
+    pub inbox: crate::retention::Settings,
 }
 
 /// Shopify app client secrets: current and, during a rotation, previous.
@@ -255,6 +258,7 @@ impl Config {
         self.keyring()?;
         self.shops()?;
         self.draft_orders.check().map_err(ConfigError::Invalid)?;
+        self.inbox.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -21,6 +21,8 @@ pub mod inbox;
 pub mod intake;
 pub mod listener;
 pub mod ops;
+pub mod quarantine;
+pub mod retention;
 pub mod rules;
 pub mod shops;
 pub mod worker;
