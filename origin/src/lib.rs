@@ -21,6 +21,7 @@ pub mod inbox;
 pub mod intake;
 pub mod listener;
 pub mod ops;
+pub mod parked;
 pub mod quarantine;
 pub mod retention;
 pub mod rules;

@@ -11,6 +11,7 @@
 //! origin [--config origin.toml] catalog runs|show ID|cancel ID
 //! origin [--config origin.toml] rules import --shop S --file rules.csv|rules.json | push --shop S [--all] | show --shop S --location GID
 //! origin [--config origin.toml] draft-orders create --file quote.json [--wait] | show JOB
+//! origin [--config origin.toml] parked list|recover|purge --edge-url URL …   (the edge's R2-parked envelopes)
 //! ```
 //!
 //! Logs are JSON lines on stderr; command output (listings) is JSON on stdout.
@@ -61,6 +62,9 @@ enum Command {
     /// B2B rules: import a rules file, push to Shopify, show a buyer's rules.
     #[command(subcommand)]
     Rules(wholesail_origin::rules::cli::RulesCommand),
+    /// Envelopes the edge parked in R2: list, recover into origin's intake, purge a shop's.
+    #[command(subcommand)]
+    Parked(wholesail_origin::parked::cli::ParkedCommand),
 }
 
 #[derive(Subcommand)]
@@ -168,6 +172,7 @@ async fn main() -> Result<()> {
             let pool = app::connect(&config).await?;
             wholesail_origin::rules::cli::run(&pool, &config.shops()?, cmd).await?;
         }
+        Command::Parked(cmd) => wholesail_origin::parked::cli::run(&config, cmd).await?,
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;
             match cmd {
