@@ -1,4 +1,5 @@
-//! The HTTP side of the worker: `POST /webhooks` and `GET /health`.
+//! The HTTP side of the worker: `POST /webhooks`, `GET /health` and the operators'
+//! `POST /internal/parked` ([`crate::recovery`]).
 //!
 //! A delivery is answered 200 only after its envelope is on the queue (and, when oversized,
 //! in R2 first): an event is never acknowledged to Shopify while the edge holds its only copy.
@@ -25,6 +26,7 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
     match (req.method(), req.path().as_str()) {
         (Method::Get, "/health") => Response::from_json(&json!({"status": "ok"})),
         (Method::Post, "/webhooks") => webhook(req, env).await,
+        (Method::Post, "/internal/parked") => crate::recovery::handle(req, env).await,
         (_, "/webhooks" | "/health") => answer(405, "method not allowed"),
         _ => answer(404, "not found"),
     }

@@ -8,9 +8,10 @@
 //! origin's dead-letter intake.
 //!
 //! The decisions live in plain modules tested on the host ([`config`], [`intake`], [`message`],
-//! [`forward`], [`backoff`], [`log`]); the runtime glue ([`ingress`], [`consumer`], [`batch`],
-//! [`bindings`], [`webcrypto`]) only moves bytes between them and the Workers APIs. The `worker` crate links
-//! on the host but its calls only work in workerd, where the glue is tested.
+//! [`forward`], [`backoff`], [`log`], [`parked`]); the runtime glue ([`ingress`], [`consumer`],
+//! [`batch`], [`bindings`], [`webcrypto`], [`recovery`]) only moves bytes between them and the
+//! Workers APIs. The `worker` crate links on the host but its calls only work in workerd, where
+//! the glue is tested.
 
 pub mod backoff;
 pub mod batch;
@@ -22,6 +23,8 @@ pub mod ingress;
 pub mod intake;
 pub mod log;
 pub mod message;
+pub mod parked;
+pub mod recovery;
 pub mod webcrypto;
 
 use worker::{event, Context, Env, Request, Response, Result};

@@ -5,12 +5,13 @@
 // suite is skipped.
 
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 
 import { deliver, fixture, SHOP, SIGNING_KEY, SIGNING_KEY_ID, startEdge, TEST_SECRETS } from "./support/edge.mjs";
 import { waitFor } from "./support/origin.mjs";
@@ -160,6 +161,54 @@ describe("edge with the real origin", { skip }, () => {
       await waitFor("e2e-dlq-1 stored as a dead letter", () => rows("webhook_id = 'e2e-dlq-1' AND source = 'edge_dlq' AND status = 'dead'") === 1, 30_000);
     } finally {
       await dlqEdge.mf.dispose();
+    }
+  });
+
+  test("parked envelopes: listed, a shop's purged, the rest recovered into origin by one command", async () => {
+    const parkEdge = await startEdge({
+      originUrl: `http://127.0.0.1:${originPort}`,
+      vars: { RETRY_BASE_DELAY_SECS: "1", RETRY_MAX_DELAY_SECS: "1", ORIGIN_TIMEOUT_MS: "5000", DLQ_PARK_AFTER_ATTEMPTS: "1" },
+      consumers: {
+        "wholesail-webhooks": { maxBatchTimeout: 0.2, maxRetries: 0 },
+        "wholesail-webhooks-dlq": { maxBatchTimeout: 0.2, maxRetries: 5 },
+      },
+    });
+    // Asynchronous, so Miniflare's side in this process keeps serving while the CLI runs.
+    const cli = async (...args) =>
+      (
+        await promisify(execFile)(ORIGIN_BIN, ["--config", join(originDir, "origin.toml"), "parked", ...args, "--edge-url", parkEdge.url], {
+          encoding: "utf8",
+          env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("WHOLESAIL_"))),
+        })
+      ).stdout;
+    const lines = (out) => out.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    try {
+      // Unsigned requests are refused.
+      assert.equal((await fetch(`${parkEdge.url}/internal/parked`, { method: "POST", body: '{"op":"list","prefix":"rejected/"}' })).status, 401);
+      await stopOrigin();
+      const other = "other-shop.myshopify.com";
+      assert.equal((await deliver(parkEdge.url, fixture("order-1.json"), { id: "e2e-parked-1" })).status, 200);
+      assert.equal((await deliver(parkEdge.url, fixture("order-1.json"), { id: "e2e-parked-2", shop: other })).status, 200);
+      await waitFor("both envelopes parked in R2", () => parkEdge.logs.filter((l) => l.includes('"outcome":"undelivered"')).length === 2, 30_000);
+      origin = await startOrigin();
+
+      const listed = lines(await cli("list"));
+      assert.equal(listed.length, 2);
+      assert.ok(listed.every((o) => o.key.startsWith("undelivered/") && o.size > 0), JSON.stringify(listed));
+
+      const purged = JSON.parse(await cli("purge", "--shop", other));
+      assert.equal(purged.deleted.length, 1);
+      assert.ok(purged.deleted[0].startsWith("undelivered/e2e-parked-2/"));
+
+      const recovered = lines(await cli("recover"));
+      assert.deepEqual(recovered.map((r) => [r.webhook_id, r.result]), [["e2e-parked-1", "accepted"]]);
+      assert.equal(rows("webhook_id = 'e2e-parked-1' AND source = 'edge'"), 1);
+      assert.equal(rows("webhook_id = 'e2e-parked-2'"), 0);
+      assert.deepEqual(lines(await cli("list")), []);
+      // Running it again finds nothing to do.
+      assert.deepEqual(lines(await cli("recover")), []);
+    } finally {
+      await parkEdge.mf.dispose();
     }
   });
 

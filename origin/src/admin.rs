@@ -1,11 +1,15 @@
 //! The admin API: dead-letter inspection and replay over HTTP, behind a bearer token.
 //!
 //! - `GET  /admin/dead-letters?topic=&shop=&since=&until=&id=&limit=` → `[DeadLetter]`
-//!   (`&quarantined=true`: the quarantined rows instead)
+//!   (`&quarantined=true`: the quarantined rows instead); header `X-Total-Count`: how many
+//!   rows match in all (the listing shows at most `limit`, default 100)
 //! - `GET  /admin/dead-letters/{id}` → `Detail` (404 when absent)
 //! - `POST /admin/dead-letters/replay` with a JSON [`Filter`] → `{"replayed": [ids]}`
-//!   (an empty filter is refused unless `"all": true`)
-//! - `POST /admin/dead-letters/{id}/replay` → `{"replayed": [ids]}`
+//!   (an empty filter is refused unless `"all": true`); with `"quarantined": true` the
+//!   matching quarantined rows are re-parsed instead → `{"replayed": [ids],
+//!   "still_quarantined": [{id, reason}]}` ([`quarantine::replay`])
+//! - `POST /admin/dead-letters/{id}/replay` → `{"replayed": [ids]}` (a quarantined row:
+//!   re-parsed, with `still_quarantined`)
 //!
 //! - the catalog routes of [`catalog::admin`] (`/admin/catalog/…`)
 //!
@@ -26,6 +30,7 @@ use time::OffsetDateTime;
 use crate::app::AppState;
 use crate::catalog::{self, admin::CatalogApi};
 use crate::dead_letters::{self, Filter, Shelf};
+use crate::quarantine;
 
 /// Why an admin request failed.
 #[derive(Debug, Error)]
@@ -107,6 +112,9 @@ pub(crate) fn check_bearer(
     }
 }
 
+/// The listing's header with the number of matching rows (the listing shows at most `limit`).
+pub const TOTAL_HEADER: &str = "x-total-count";
+
 /// Query parameters of the listing.
 #[derive(Debug, Deserialize)]
 struct ListQuery {
@@ -140,7 +148,8 @@ async fn list(
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let rows = dead_letters::list(&app.pool, shelf, &filter, limit).await?;
-    Ok(Json(rows).into_response())
+    let total = dead_letters::count(&app.pool, shelf, &filter).await?;
+    Ok(([(TOTAL_HEADER, total.to_string())], Json(rows)).into_response())
 }
 
 async fn show(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response, AdminError> {
@@ -157,6 +166,8 @@ struct ReplayRequest {
     filter: Filter,
     #[serde(default)]
     all: bool,
+    #[serde(default)]
+    quarantined: bool,
 }
 
 async fn replay(
@@ -167,6 +178,10 @@ async fn replay(
         return Err(AdminError::BadRequest(
             "refusing to replay every dead letter without \"all\": true".into(),
         ));
+    }
+    if req.quarantined {
+        let done = quarantine::replay(&app.pool, &req.filter).await?;
+        return Ok(Json(done).into_response());
     }
     let ids = dead_letters::replay(&app.pool, &req.filter).await?;
     Ok(Json(serde_json::json!({ "replayed": ids })).into_response())
@@ -181,5 +196,10 @@ async fn replay_one(
         ..Filter::default()
     };
     let ids = dead_letters::replay(&app.pool, &filter).await?;
-    Ok(Json(serde_json::json!({ "replayed": ids })).into_response())
+    if !ids.is_empty() {
+        return Ok(Json(serde_json::json!({ "replayed": ids })).into_response());
+    }
+    // Not a dead letter: a quarantined row is re-parsed; anything else replays nothing.
+    let done = quarantine::replay(&app.pool, &filter).await?;
+    Ok(Json(done).into_response())
 }

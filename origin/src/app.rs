@@ -150,6 +150,11 @@ pub async fn serve(
         config.rules,
         shutdown.clone(),
     ));
+    let retention = tokio::spawn(crate::retention::run(
+        pool.clone(),
+        config.inbox,
+        shutdown.clone(),
+    ));
     let (draft_routes, draft_loops) =
         draft_orders::start(&state, config.draft_orders, worker_id(), shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, "origin listening");
@@ -166,6 +171,9 @@ pub async fn serve(
     }
     if let Err(e) = rules_push.await {
         tracing::error!(error = %e, "rules push task failed");
+    }
+    if let Err(e) = retention.await {
+        tracing::error!(error = %e, "inbox retention task failed");
     }
     if let Err(e) = draft_loops.await {
         tracing::error!(error = %e, "draft-order job loop task failed");

@@ -70,6 +70,9 @@ pub struct Config {
     /// Each shop's Admin API circuit breaker (`[shop_breaker]`).
     #[serde(default)]
     pub shop_breaker: crate::shops::BreakerSettings,
+    /// Inbox retention (`[inbox]`: retention_days, purge_batch, purge_interval_ms).
+    #[serde(default)]
+    pub inbox: crate::retention::Settings,
 }
 
 /// Shopify app client secrets: current and, during a rotation, previous.
@@ -275,6 +278,7 @@ impl Config {
         self.keyring()?;
         self.shops()?;
         self.draft_orders.check().map_err(ConfigError::Invalid)?;
+        self.inbox.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

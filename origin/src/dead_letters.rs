@@ -90,7 +90,8 @@ pub struct Detail {
 const COLUMNS: &str = "id, webhook_id, event_id, shop, topic, source, attempts, replays, \
                        last_error, inserted_at";
 
-const MATCHES: &str = "(cardinality($1::int8[]) = 0 OR id = ANY($1))
+/// The [`Filter`] as SQL over binds $1..$5 (ids, topic, shop, since, until).
+pub(crate) const MATCHES: &str = "(cardinality($1::int8[]) = 0 OR id = ANY($1))
     AND ($2::text IS NULL OR topic = $2)
     AND ($3::text IS NULL OR shop = $3)
     AND ($4::timestamptz IS NULL OR inserted_at >= $4)
@@ -102,8 +103,8 @@ pub enum Shelf {
     /// Dead letters (replayable).
     #[default]
     Dead,
-    /// Quarantined rows: payloads that are not JSON, kept with the reason and the raw body
-    /// (not replayable: there is nothing a handler could apply).
+    /// Quarantined rows: payloads that could not be stored as JSON, kept with the reason and
+    /// the raw body (replayed through today's parsing by [`crate::quarantine::replay`]).
     Quarantined,
 }
 
@@ -135,6 +136,21 @@ pub async fn list(
     .bind(limit)
     .bind(shelf.status())
     .fetch_all(pool)
+    .await
+}
+
+/// How many rows on `shelf` match `filter` (what a limited listing leaves out is the rest).
+pub async fn count(pool: &PgPool, shelf: Shelf, filter: &Filter) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM inbox WHERE status = $6 AND {MATCHES}"
+    ))
+    .bind(&filter.ids)
+    .bind(&filter.topic)
+    .bind(&filter.shop)
+    .bind(filter.since)
+    .bind(filter.until)
+    .bind(shelf.status())
+    .fetch_one(pool)
     .await
 }
 

@@ -6,11 +6,12 @@
 //! origin [--config origin.toml] migrate
 //! origin [--config origin.toml] dead-letters list [--id N]… [--topic T] [--shop S] [--since RFC3339] [--until RFC3339] [--limit N] [--quarantined]
 //! origin [--config origin.toml] dead-letters show ID
-//! origin [--config origin.toml] dead-letters replay [--id N]… [--topic T] [--shop S] [--since …] [--until …] [--all]
+//! origin [--config origin.toml] dead-letters replay [--id N]… [--topic T] [--shop S] [--since …] [--until …] [--all] [--quarantined]
 //! origin [--config origin.toml] catalog resync --shop DOMAIN   (a [[shops]] entry, or SHOPIFY_ACCESS_TOKEN + --shop-url)
 //! origin [--config origin.toml] catalog runs|show ID|cancel ID
 //! origin [--config origin.toml] rules import --shop S --file rules.csv|rules.json | push --shop S [--all] | show --shop S --location GID
 //! origin [--config origin.toml] draft-orders create --file quote.json [--wait] | show JOB
+//! origin [--config origin.toml] parked list|recover|purge --edge-url URL …   (the edge's R2-parked envelopes)
 //! ```
 //!
 //! Logs are JSON lines on stderr; command output (listings) is JSON on stdout.
@@ -61,6 +62,9 @@ enum Command {
     /// B2B rules: import a rules file, push to Shopify, show a buyer's rules.
     #[command(subcommand)]
     Rules(wholesail_origin::rules::cli::RulesCommand),
+    /// Envelopes the edge parked in R2: list, recover into origin's intake, purge a shop's.
+    #[command(subcommand)]
+    Parked(wholesail_origin::parked::cli::ParkedCommand),
 }
 
 #[derive(Subcommand)]
@@ -88,6 +92,10 @@ enum DeadLetterCommand {
         /// Replay every dead letter (required when no filter is given).
         #[arg(long)]
         all: bool,
+        /// Replay quarantined rows instead: re-parse their bodies with today's parser and
+        /// allowlist; usable ones become pending, the others stay quarantined.
+        #[arg(long)]
+        quarantined: bool,
     },
 }
 
@@ -166,6 +174,7 @@ async fn main() -> Result<()> {
             let pool = app::connect(&config).await?;
             wholesail_origin::rules::cli::run(&pool, &config.shops()?, cmd).await?;
         }
+        Command::Parked(cmd) => wholesail_origin::parked::cli::run(&config, cmd).await?,
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;
             match cmd {
@@ -179,21 +188,36 @@ async fn main() -> Result<()> {
                     } else {
                         Shelf::Dead
                     };
-                    for row in dead_letters::list(&pool, shelf, &filter.into(), limit).await? {
-                        println!("{}", serde_json::to_string(&row)?);
+                    let filter: Filter = filter.into();
+                    let rows = dead_letters::list(&pool, shelf, &filter, limit).await?;
+                    for row in &rows {
+                        println!("{}", serde_json::to_string(row)?);
+                    }
+                    let total = dead_letters::count(&pool, shelf, &filter).await?;
+                    if total > rows.len() as i64 {
+                        eprintln!("showing {} of {total}; --limit to see more", rows.len());
                     }
                 }
                 DeadLetterCommand::Show { id } => match dead_letters::show(&pool, id).await? {
                     Some(row) => println!("{}", serde_json::to_string_pretty(&row)?),
                     None => bail!("no inbox row with id {id}"),
                 },
-                DeadLetterCommand::Replay { filter, all } => {
+                DeadLetterCommand::Replay {
+                    filter,
+                    all,
+                    quarantined,
+                } => {
                     let filter: Filter = filter.into();
                     if !filter.is_narrowed() && !all {
-                        bail!("refusing to replay every dead letter without --all");
+                        bail!("refusing to replay every row without --all");
                     }
-                    let ids = dead_letters::replay(&pool, &filter).await?;
-                    println!("{}", serde_json::json!({ "replayed": ids }));
+                    if quarantined {
+                        let done = wholesail_origin::quarantine::replay(&pool, &filter).await?;
+                        println!("{}", serde_json::to_string(&done)?);
+                    } else {
+                        let ids = dead_letters::replay(&pool, &filter).await?;
+                        println!("{}", serde_json::json!({ "replayed": ids }));
+                    }
                 }
             }
         }

@@ -41,6 +41,10 @@ const BENCHES: &[(&str, &str)] = &[
         "rules push of 10,000 buyers × 100,000 variants: metafieldsSet calls vs minimum, wall vs the bucket's bound",
     ),
     (
+        "inbox-retention",
+        "inbox purge of 500k expired done rows: batched DELETE vs a day-partitioned inbox's DROP",
+    ),
+    (
         "catalog",
         "catalog resync of 1M variants from the simulator vs psql \\copy; peak RSS at 100k and 1M",
     ),
@@ -92,6 +96,11 @@ pub fn run(args: &[&str]) -> Result<()> {
             let url = postgres::ensure()?;
             std::env::set_var("DATABASE_URL", url);
             bench_bin("handlers", rest)
+        }
+        "inbox-retention" => {
+            let url = postgres::ensure()?;
+            std::env::set_var("DATABASE_URL", url);
+            bench_bin("inbox_retention", rest)
         }
         "draft-orders" => {
             let url = postgres::ensure()?;

@@ -8,27 +8,35 @@
 //!   row exists, which personal fields in it are set, and the ids of the orders we hold for
 //!   the customer or that the request names (`orders_requested`). The merchant answers the
 //!   request; we hold nothing Shopify does not.
-//! - `customers/redact`: erases the customer's email, first and last name and phone in
-//!   `customers` (a redaction that arrives before the customer writes a tombstone row, so a late
+//! - `customers/redact`: erases the customer's personal data from the inbox (payloads, dead
+//!   letters, quarantined bodies), draft-order jobs and free-text columns ([`personal_data`]),
+//!   and the email, first and last name and phone in `customers` (a redaction that arrives before the customer writes a tombstone row, so a late
 //!   `customers/create` cannot bring the data back), and the email, shipping zip and city of
 //!   the customer's orders and of `orders_to_redact`. Redacted rows stay erased whatever
 //!   version arrives later (`redacted_at`).
 //! - `shop/redact`: deletes all the shop's operational rows (orders, order lines, customers,
 //!   companies, company locations, products, variants, inventory levels), keeps the `shops`
 //!   row with `redacted_at` set (events for the shop are then no longer applied) and records
-//!   the counts. The inbox and the audit table are kept.
+//!   the counts. It also deletes the shop's inbox rows (but its own), draft-order jobs and
+//!   catalog metafields ([`personal_data`]); the audit table is kept. It runs under the shop's
+//!   exclusive lock (`shop_lock`), so no event of the shop commits rows after it.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
+use super::personal_data;
 use super::version::digest;
 use super::{invalid, parse, HandlerError, InboxEvent, Outcome};
 
 #[derive(Deserialize)]
 struct CustomerIds {
     id: i64,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +167,27 @@ pub(super) async fn redact_customer(
 ) -> Result<Outcome, HandlerError> {
     let req: CustomerRedact = parse(event)?;
     check_shop(event, req.shop_domain.as_deref())?;
+    // Every email we know the customer by, read before the rows below are erased.
+    let mut emails: Vec<String> = sqlx::query_scalar(
+        "SELECT email FROM customers WHERE shop = $1 AND id = $2 AND email IS NOT NULL
+         UNION
+         SELECT email FROM orders
+         WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3)) AND email IS NOT NULL",
+    )
+    .bind(&event.shop)
+    .bind(req.customer.id)
+    .bind(&req.orders_to_redact)
+    .fetch_all(&mut *conn)
+    .await?;
+    emails.extend(req.customer.email.clone());
+    let elsewhere = personal_data::erase_customer(
+        conn,
+        event,
+        req.customer.id,
+        &emails,
+        req.customer.phone.as_deref(),
+    )
+    .await?;
     let (customers, orders): (i64, Vec<i64>) = sqlx::query_as(
         "WITH c AS (
              INSERT INTO customers AS t (shop, id, redacted_at) VALUES ($1, $2, now())
@@ -187,6 +216,7 @@ pub(super) async fn redact_customer(
         "customer_rows_erased": customers,
         "orders_erased": orders,
         "orders_to_redact": req.orders_to_redact,
+        "elsewhere": elsewhere,
     });
     let subject = format!("customer:{}", req.customer.id);
     Ok(Outcome::from_won(
@@ -225,7 +255,12 @@ pub(super) async fn redact_shop(
     .bind(req.shop_id)
     .execute(&mut *conn)
     .await?;
-    let details = json!({"action": "shop_data_deleted", "rows_deleted": deleted});
+    let elsewhere = personal_data::erase_shop(conn, event).await?;
+    let details = json!({
+        "action": "shop_data_deleted",
+        "rows_deleted": deleted,
+        "elsewhere": elsewhere,
+    });
     let subject = match req.shop_id {
         Some(id) => format!("shop:{id}"),
         None => format!("shop:{}", event.shop),

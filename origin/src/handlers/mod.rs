@@ -12,7 +12,9 @@
 //! final tombstones. The rules per table are in `README.md` next to this file.
 //!
 //! Once a shop is redacted (`shop/redact`), events for it are not applied ([`Outcome::Stale`])
-//! until the install flow clears `shops.redacted_at`.
+//! until the install flow clears `shops.redacted_at`. A per-shop advisory lock (shared for
+//! events, exclusive for `shop/redact`, see `shop_lock`) closes the window between an event's
+//! redacted check and its writes.
 
 mod bulk_operations;
 mod companies;
@@ -21,8 +23,10 @@ mod customers;
 mod inventory;
 mod money;
 mod orders;
+mod personal_data;
 mod products;
 mod shop;
+mod shop_lock;
 mod timestamp;
 mod tombstone;
 mod version;
@@ -91,6 +95,13 @@ impl Outcome {
 /// Applies `event` to the operational tables on `conn` (inside the caller's transaction).
 pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcome, HandlerError> {
     let topic = event.topic.as_str();
+    // `shop/redact` waits for the shop's events in flight; every other event waits for a
+    // redaction in flight, then sees the shop redacted (`shop_lock`).
+    if topic == "shop/redact" {
+        shop_lock::exclusive(conn, &event.shop).await?;
+    } else {
+        shop_lock::shared(conn, &event.shop).await?;
+    }
     // Compliance and shop topics act on redacted and uninstalled shops too.
     match topic {
         "customers/data_request" => return compliance::data_request(conn, event).await,
@@ -106,7 +117,7 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
     if shop::is_redacted(conn, &event.shop).await? {
         return Ok(Outcome::Stale);
     }
-    match topic {
+    let outcome = match topic {
         "orders/delete" => orders::delete(conn, event).await,
         "bulk_operations/finish" => bulk_operations::finished(conn, event).await,
         "products/create" | "products/update" => products::upsert(conn, event).await,
@@ -126,7 +137,12 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
         "company_locations/delete" => companies::delete_location(conn, event).await,
         // Every other orders/* topic in `handles` carries the full order.
         _ => orders::upsert(conn, event).await,
+    }?;
+    if topic.starts_with("orders/") || topic.starts_with("customers/") {
+        // A late event of a redacted customer keeps no personal data in the inbox either.
+        personal_data::scrub_if_customer_redacted(conn, event).await?;
     }
+    Ok(outcome)
 }
 
 /// The resource topics with a handler (compliance and shop topics are matched before).

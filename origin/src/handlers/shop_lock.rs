@@ -1,0 +1,32 @@
+//! The per-shop lock that orders `shop/redact` against the shop's other events.
+//!
+//! Every handler transaction takes the shop's transaction-scoped advisory lock in shared mode
+//! before it reads `shops.redacted_at`; `shop/redact` takes it exclusively. So a redaction waits
+//! for the events already past their redacted check to commit (and then deletes their rows),
+//! and events arriving meanwhile wait for the redaction and then see the shop redacted. Both
+//! locks are released when the worker's transaction ends. Claims hand a worker its events in
+//! shop order, so two workers take shop locks in the same order and cannot deadlock each other.
+
+use sqlx::PgConnection;
+
+/// The advisory lock key of `shop`: a 64-bit hash of a namespaced name, so other advisory lock
+/// users (sqlx's migration lock, catalog runs) do not collide with it by accident.
+const KEY: &str = "hashtextextended('wholesail-shop:' || $1, 0)";
+
+/// Takes `shop`'s lock in shared mode (every event except `shop/redact`).
+pub(super) async fn shared(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock_shared({KEY})"))
+        .bind(shop)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes `shop`'s lock exclusively (`shop/redact`): waits for the shop's events in flight.
+pub(super) async fn exclusive(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock({KEY})"))
+        .bind(shop)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

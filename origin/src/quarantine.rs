@@ -1,0 +1,118 @@
+//! Replaying quarantined inbox rows: bodies that could not be stored as a JSON payload when
+//! they arrived (not JSON, or JSON PostgreSQL's `jsonb` cannot hold). Replay runs each body
+//! through today's parsing and topic allowlist (`wholesail_webhook::strip`), as intake would
+//! now: a body that is now usable becomes an ordinary `pending` row (payload stored, raw body
+//! dropped, attempts reset, `replays` bumped) and goes through the handlers like any event;
+//! one that still is not stays quarantined with today's reason. Rows that are not quarantined
+//! are never touched, so replaying twice changes nothing the second time, and the handlers'
+//! version guards make the effect itself idempotent.
+
+use serde::Serialize;
+use sqlx::PgPool;
+use wholesail_webhook::Payload;
+
+use crate::dead_letters::{Filter, MATCHES};
+use crate::inbox;
+
+/// A quarantined row that replay could not make usable.
+#[derive(Debug, Serialize)]
+pub struct StillQuarantined {
+    /// The inbox row id.
+    pub id: i64,
+    /// Why the body is still not usable.
+    pub reason: String,
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Serialize)]
+pub struct Replayed {
+    /// Rows now `pending`, in id order.
+    pub replayed: Vec<i64>,
+    /// Rows left quarantined, with today's reason.
+    pub still_quarantined: Vec<StillQuarantined>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    topic: String,
+    body: Vec<u8>,
+}
+
+/// Re-parses the quarantined rows matching `filter` and queues those now usable; wakes the
+/// workers when any was queued.
+pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Replayed, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT id, topic, coalesce(raw_body, convert_to(payload::text, 'UTF8')) AS body
+         FROM inbox WHERE status = 'quarantined' AND {MATCHES}
+         ORDER BY id FOR UPDATE"
+    ))
+    .bind(&filter.ids)
+    .bind(&filter.topic)
+    .bind(&filter.shop)
+    .bind(filter.since)
+    .bind(filter.until)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut out = Replayed::default();
+    for row in rows {
+        match parse(&row.topic, &row.body) {
+            Ok((stripping, json)) => {
+                sqlx::query(
+                    "UPDATE inbox SET payload = $2::jsonb, raw_body = NULL, stripping = $3,
+                                      status = 'pending', attempts = 0, run_at = now(),
+                                      last_error = NULL, replays = replays + 1
+                     WHERE id = $1",
+                )
+                .bind(row.id)
+                .bind(&json)
+                .bind(&stripping)
+                .execute(&mut *tx)
+                .await?;
+                out.replayed.push(row.id);
+            }
+            Err(reason) => {
+                sqlx::query("UPDATE inbox SET last_error = $2 WHERE id = $1")
+                    .bind(row.id)
+                    .bind(&reason)
+                    .execute(&mut *tx)
+                    .await?;
+                out.still_quarantined
+                    .push(StillQuarantined { id: row.id, reason });
+            }
+        }
+    }
+    if !out.replayed.is_empty() {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(inbox::CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    metrics::counter!("wholesail_quarantine_replayed_total").increment(out.replayed.len() as u64);
+    tracing::info!(
+        replayed = out.replayed.len(),
+        still_quarantined = out.still_quarantined.len(),
+        "quarantined rows replayed"
+    );
+    Ok(out)
+}
+
+/// The stripped JSON payload and its stripping for `body` of `topic`, as intake stores it
+/// today, or why it still cannot be stored.
+fn parse(topic: &str, body: &[u8]) -> Result<(String, String), String> {
+    match Payload::from_strip(wholesail_webhook::strip(topic, body), body) {
+        Payload::Json { stripping, body } => {
+            if body.get().contains("\\u0000") {
+                return Err("payload contains \\u0000, which PostgreSQL jsonb cannot store".into());
+            }
+            let stripping = serde_json::to_value(stripping)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unknown".into());
+            Ok((stripping, body.get().to_owned()))
+        }
+        Payload::Malformed { reason, .. } => Err(reason),
+    }
+}
