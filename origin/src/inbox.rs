@@ -341,6 +341,8 @@ struct ClaimRow {
     topic: String,
     payload: String,
     attempts: i32,
+    /// The resource the event writes: topic's resource and the payload's key.
+    resource: String,
 }
 
 /// Claims up to `batch` due rows for `worker`, round-robin by shop starting after
@@ -388,7 +390,13 @@ pub async fn claim(
                           attempts = inbox.attempts + 1
          FROM picked WHERE inbox.id = picked.id
          RETURNING inbox.id, inbox.webhook_id, inbox.event_id, inbox.shop, inbox.topic,
-                   inbox.payload::text AS payload, inbox.attempts",
+                   inbox.payload::text AS payload, inbox.attempts,
+                   split_part(inbox.topic, '/', 1) || ' ' || coalesce(
+                       (inbox.payload->>'inventory_item_id') || '/' ||
+                           (inbox.payload->>'location_id'),
+                       inbox.payload->>'id',
+                       inbox.payload->>'admin_graphql_api_id',
+                       '') AS resource",
     )
     .bind(batch)
     .bind(after_shop)
@@ -397,7 +405,12 @@ pub async fn claim(
     .bind(lease.as_millis() as f64)
     .fetch_all(pool)
     .await?;
-    let mut claimed: Vec<Claimed> = rows
+    // Apply in one global order, shop then resource then age: two batches touching the same
+    // orders lock their rows in the same order and wait for each other instead of
+    // deadlocking. Events of one resource keep their inbox order.
+    let mut rows = rows;
+    rows.sort_by(|a, b| (&a.shop, &a.resource, a.id).cmp(&(&b.shop, &b.resource, b.id)));
+    Ok(rows
         .into_iter()
         .map(|r| Claimed {
             event: InboxEvent {
@@ -410,12 +423,7 @@ pub async fn claim(
             },
             attempts: r.attempts,
         })
-        .collect();
-    // UPDATE … RETURNING does not keep the picked order; process shop by shop, oldest first.
-    claimed.sort_by(|a, b| {
-        (a.event.shop.as_str(), a.event.id).cmp(&(b.event.shop.as_str(), b.event.id))
-    });
-    Ok(claimed)
+        .collect())
 }
 
 /// Locks the rows of `ids` that `worker` still holds, at the start of a completion
