@@ -392,9 +392,9 @@ pub async fn claim(
          RETURNING inbox.id, inbox.webhook_id, inbox.event_id, inbox.shop, inbox.topic,
                    inbox.payload::text AS payload, inbox.attempts,
                    split_part(inbox.topic, '/', 1) || ' ' || coalesce(
+                       inbox.payload->>'id',
                        (inbox.payload->>'inventory_item_id') || '/' ||
                            (inbox.payload->>'location_id'),
-                       inbox.payload->>'id',
                        inbox.payload->>'admin_graphql_api_id',
                        '') AS resource",
     )

@@ -297,3 +297,30 @@ async fn a_timestamp_of_i64_min_is_refused_not_a_crash(pool: PgPool) {
         "{err}"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_direct_body_shorter_than_its_content_length_is_a_bad_request(pool: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = serve_routes(pool.clone(), 1 << 20).await;
+    let body = full_order(81);
+    let hmac = ShopifySecrets::new(SHOPIFY_SECRET, None::<&str>).sign(&body);
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /webhooks/shopify HTTP/1.1\r\nhost: {addr}\r\nx-shopify-hmac-sha256: {hmac}\r\n\
+         x-shopify-topic: orders/create\r\nx-shopify-shop-domain: {SHOP}\r\n\
+         x-shopify-api-version: 2025-07\r\nx-shopify-webhook-id: short-1\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len() + 100
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    stream.shutdown().await.unwrap(); // the declared length never arrives
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
