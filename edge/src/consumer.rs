@@ -367,7 +367,11 @@ impl Consumer {
         headers
             .set(
                 SIGNATURE_HEADER,
-                &self.cfg.forward.signing_key.sign(body.as_bytes(), now_secs),
+                &self.cfg.forward.signing_key.sign_request(
+                    self.intake.path(),
+                    body.as_bytes(),
+                    now_secs,
+                ),
             )
             .map_err(unreachable)?;
         let mut init = RequestInit::new();

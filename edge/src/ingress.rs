@@ -53,11 +53,16 @@ async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
     if let Err(r) = check_declared_length(declared.as_deref(), &cfg.intake) {
         return refuse(&r, None);
     }
-    // The body's buffer goes to WebCrypto for the HMAC; its bytes into wasm for stripping.
+    // The body's buffer goes to WebCrypto for the HMAC and the digest; its bytes into wasm for
+    // stripping. A declared body that cannot be read whole (shorter than its Content-Length,
+    // the connection cut) is the sender's fault: 400, and Shopify retries.
     let (buffer, body) = match declared {
         // HTTP framing holds a declared body to its length, already checked against the cap.
         Some(_) => {
-            let buffer = JsFuture::from(req.inner().array_buffer()?).await?;
+            let buffer = match read_body(&req).await {
+                Ok(buffer) => buffer,
+                Err(e) => return refuse(&Refusal::UnreadableBody(e), None),
+            };
             let body = Uint8Array::new(&buffer).to_vec();
             (buffer, body)
         }
@@ -69,8 +74,9 @@ async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
     };
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let digest = webcrypto::sha256(buffer.clone(), &body).await;
     let mac = |secret: &[u8]| webcrypto::hmac(secret.to_vec(), buffer.clone(), &body);
-    let accepted = match accept(&body, pairs, &cfg.intake, received_at_ms, mac).await {
+    let accepted = match accept(&body, pairs, &cfg.intake, received_at_ms, digest, mac).await {
         Ok(a) => a,
         Err(r) => return refuse(&r, Some(body.len())),
     };
@@ -117,6 +123,20 @@ async fn read_capped(
     Ok(Ok(body))
 }
 
+/// The request body's `ArrayBuffer`, or why it could not be read.
+async fn read_body(req: &Request) -> std::result::Result<JsValue, String> {
+    let promise = req.inner().array_buffer().map_err(|e| format!("{e:?}"))?;
+    JsFuture::from(promise).await.map_err(|e| {
+        e.as_string()
+            .or_else(|| {
+                worker::js_sys::Reflect::get(&e, &"message".into())
+                    .ok()
+                    .and_then(|m| m.as_string())
+            })
+            .unwrap_or_else(|| "the body could not be read".to_owned())
+    })
+}
+
 /// Puts an oversized envelope in R2, then the message on the queue. Returns the outcome name.
 async fn store_and_enqueue(env: &Env, accepted: &Accepted) -> Result<&'static str> {
     let outcome = match &accepted.placement {
@@ -141,6 +161,7 @@ fn refuse(r: &Refusal, bytes_in: Option<usize>) -> Result<Response> {
     let reason = r.reason();
     let outcome = match r {
         Refusal::BodyTooLarge { .. } => "too_large",
+        Refusal::UnreadableBody(_) => "unreadable_body",
         Refusal::Unauthorized(_) => "unauthorized",
         Refusal::BadHeaders(_) => "bad_headers",
         Refusal::ShopNotAllowed(_) => "shop_not_allowed",

@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use wholesail_webhook::{
-    strip, Envelope, Payload, ShopDomain, Stripping, VerifiedWebhook, VerifyError, WebhookMeta,
+    hex, strip, Envelope, Payload, ShopDomain, Stripping, VerifiedWebhook, VerifyError, WebhookMeta,
 };
 
 use crate::config::IntakeConfig;
@@ -25,6 +25,8 @@ pub enum Refusal {
     BadHeaders(VerifyError),
     /// The shop is not on the allowlist (403).
     ShopNotAllowed(ShopDomain),
+    /// The body could not be read whole, e.g. shorter than its `Content-Length` (400).
+    UnreadableBody(String),
 }
 
 impl Refusal {
@@ -33,7 +35,7 @@ impl Refusal {
         match self {
             Refusal::BodyTooLarge { .. } => 413,
             Refusal::Unauthorized(_) => 401,
-            Refusal::BadHeaders(_) => 400,
+            Refusal::BadHeaders(_) | Refusal::UnreadableBody(_) => 400,
             Refusal::ShopNotAllowed(_) => 403,
         }
     }
@@ -44,6 +46,7 @@ impl Refusal {
             Refusal::BodyTooLarge { limit } => format!("body larger than {limit} bytes"),
             Refusal::Unauthorized(e) | Refusal::BadHeaders(e) => e.to_string(),
             Refusal::ShopNotAllowed(shop) => format!("shop {shop} is not allowed"),
+            Refusal::UnreadableBody(e) => format!("body could not be read whole: {e}"),
         }
     }
 }
@@ -77,13 +80,15 @@ pub fn check_declared_length(
 }
 
 /// Checks a delivery and builds its envelope. `received_at_ms` is the receive time in Unix
-/// milliseconds; `mac(secret)` computes the HMAC-SHA256 of `body` under `secret` (the worker
-/// uses WebCrypto, see [`VerifiedWebhook::verify_with`]).
+/// milliseconds; `body_sha256` is the SHA-256 of `body` (carried in the envelope so origin can
+/// tell a body replayed for another shop); `mac(secret)` computes the HMAC-SHA256 of `body`
+/// under `secret` (the worker uses WebCrypto, see [`VerifiedWebhook::verify_with`]).
 pub async fn accept<'h, F, Fut>(
     body: &[u8],
     headers: impl IntoIterator<Item = (&'h str, &'h str)>,
     cfg: &IntakeConfig,
     received_at_ms: i64,
+    body_sha256: [u8; 32],
     mac: F,
 ) -> Result<Accepted, Refusal>
 where
@@ -117,6 +122,7 @@ where
         meta: meta.clone(),
         received_at_ms,
         original_bytes: body.len() as u64,
+        body_sha256: Some(hex(&body_sha256)),
         payload,
     };
     let json = serde_json::to_string(&envelope).expect("envelopes always serialise");
@@ -174,7 +180,8 @@ mod tests {
         received_at_ms: i64,
     ) -> Result<Accepted, Refusal> {
         let mac = |secret: &[u8]| std::future::ready(crate::webcrypto::hmac_in_rust(secret, body));
-        let mut f = std::pin::pin!(accept(body, headers, cfg, received_at_ms, mac));
+        let digest = wholesail_webhook::body_sha256(body);
+        let mut f = std::pin::pin!(accept(body, headers, cfg, received_at_ms, digest, mac));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match f.as_mut().poll(&mut cx) {
             std::task::Poll::Ready(r) => r,
@@ -200,6 +207,10 @@ mod tests {
         assert_eq!(env.received_at_ms, 42);
         assert_eq!(env.original_bytes, body.len() as u64);
         assert_eq!(env.meta.event_id.as_deref(), Some("ev-1"));
+        assert_eq!(
+            env.body_sha256,
+            Some(hex(&wholesail_webhook::body_sha256(&body)))
+        );
         let Payload::Json { body: stripped, .. } = env.payload else {
             panic!("expected JSON payload")
         };
@@ -256,6 +267,18 @@ mod tests {
         let a = accept_now(body, headers(&sign(body), "orders/create"), &cfg(), 0).unwrap();
         assert_eq!(a.stripping, None);
         assert!(matches!(envelope_of(&a).payload, Payload::Malformed { .. }));
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_dropped_field_is_forwarded_for_quarantine() {
+        // Fails before the fix: the stripper skipped the dropped `note` without decoding it.
+        let body = b"{\"id\":1,\"note\":\"\xff\",\"name\":\"#1\"}";
+        let a = accept_now(body, headers(&sign(body), "orders/create"), &cfg(), 0).unwrap();
+        assert_eq!(a.stripping, None);
+        match envelope_of(&a).payload {
+            Payload::Malformed { reason, .. } => assert!(reason.contains("UTF-8"), "{reason}"),
+            Payload::Json { .. } => panic!("invalid UTF-8 must not be stripped away"),
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@ extern "C" {
 
     #[wasm_bindgen(catch, js_namespace = ["crypto", "subtle"], js_name = sign)]
     fn sign(algorithm: &str, key: &JsValue, data: &JsValue) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(catch, js_namespace = ["crypto", "subtle"], js_name = digest)]
+    fn digest(algorithm: &str, data: &JsValue) -> Result<Promise, JsValue>;
 }
 
 /// Imported keys, by secret. A handful at most: the current and the previous Shopify secret.
@@ -52,6 +55,25 @@ pub fn hmac_in_rust(secret: &[u8], body: &[u8]) -> [u8; 32] {
         .expect("the contract encodes its MAC in base64");
     out.copy_from_slice(&decoded);
     out
+}
+
+/// The SHA-256 of `data` (the body's `ArrayBuffer`, whose bytes are `body`), through
+/// WebCrypto, falling back to the contract crate's SHA-256 in Rust.
+pub async fn sha256(data: JsValue, body: &[u8]) -> [u8; 32] {
+    async fn subtle(data: &JsValue) -> Result<[u8; 32], JsValue> {
+        let hash = JsFuture::from(digest("SHA-256", data)?).await?;
+        let bytes = Uint8Array::new(&hash);
+        if bytes.length() != 32 {
+            return Err(JsValue::from_str("SHA-256 is not 32 bytes"));
+        }
+        let mut out = [0u8; 32];
+        bytes.copy_to(&mut out);
+        Ok(out)
+    }
+    match subtle(&data).await {
+        Ok(d) => d,
+        Err(_) => wholesail_webhook::body_sha256(body),
+    }
 }
 
 async fn subtle_hmac(secret: &[u8], data: &JsValue) -> Result<[u8; 32], JsValue> {

@@ -9,6 +9,7 @@ import { deliver, fixture, PREVIOUS_SECRET, ROOT, SHOP, SHOPIFY_SECRET, shopifyH
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 
 import { startOrigin, verifySignature, waitFor } from "./support/origin.mjs";
 
@@ -85,14 +86,16 @@ describe("origin stand-in", () => {
     const keys = { k1: "secret" };
     const body = Buffer.from('{"envelopes":[]}');
     const now = 1_800_000_000;
-    const sig = (kid, t, b, key = "secret") =>
-      `v1,kid=${kid},t=${t},sig=${createHmac("sha256", key).update(`wholesail-v1\n${kid}\n${t}\n`).update(b).digest("base64")}`;
-    assert.equal(verifySignature(sig("k1", now, body), body, keys, now), "k1");
-    assert.throws(() => verifySignature(sig("k1", now, body), Buffer.from('{"envelopes":[1]}'), keys, now), /mismatch/);
-    assert.throws(() => verifySignature(sig("k1", now, body, "other"), body, keys, now), /mismatch/);
-    assert.throws(() => verifySignature(sig("k1", now - 301, body), body, keys, now), /window/);
-    assert.throws(() => verifySignature(sig("k2", now, body), body, keys, now), /unknown key/);
-    assert.throws(() => verifySignature("v2,kid=k1,t=1,sig=AA==", body, keys, now), /version/);
+    const path = "/internal/webhooks";
+    const sig = (kid, t, b, key = "secret", p = path) =>
+      `v2,kid=${kid},t=${t},sig=${createHmac("sha256", key).update(`wholesail-v2\n${kid}\n${t}\n${p}\n`).update(b).digest("base64")}`;
+    assert.equal(verifySignature(sig("k1", now, body), path, body, keys, now), "k1");
+    assert.throws(() => verifySignature(sig("k1", now, body), path, Buffer.from('{"envelopes":[1]}'), keys, now), /mismatch/);
+    assert.throws(() => verifySignature(sig("k1", now, body, "other"), path, body, keys, now), /mismatch/);
+    assert.throws(() => verifySignature(sig("k1", now, body, "secret", "/internal/dead-letters"), path, body, keys, now), /mismatch/);
+    assert.throws(() => verifySignature(sig("k1", now - 301, body), path, body, keys, now), /window/);
+    assert.throws(() => verifySignature(sig("k2", now, body), path, body, keys, now), /unknown key/);
+    assert.throws(() => verifySignature("v1,kid=k1,t=1,sig=AA==", path, body, keys, now), /version/);
   });
 });
 
@@ -192,6 +195,29 @@ describe("intake", () => {
   test("authentic delivery with a malformed topic header is 400", async () => {
     const res = await deliver(edge.url, small(), { id: "bad-topic-1", topic: "Orders Create" });
     assert.equal(res.status, 400);
+  });
+
+  test("a body shorter than its Content-Length is 400, not 500", async () => {
+    // Fails before the fix: the unreadable body surfaced as a worker error (500).
+    const body = small();
+    const headers = shopifyHeaders(body, { id: "short-1" });
+    const { port, hostname } = new URL(edge.url);
+    const answer = await new Promise((resolve, reject) => {
+      const socket = connect({ port: Number(port), host: hostname }, () => {
+        const head = Object.entries({ ...headers, host: `${hostname}:${port}`, "content-length": body.length + 100 })
+          .map(([k, v]) => `${k}: ${v}`)
+          .join("\r\n");
+        socket.write(`POST /webhooks HTTP/1.1\r\n${head}\r\nconnection: close\r\n\r\n`);
+        socket.end(body); // half-close: the declared length never arrives
+      });
+      let text = "";
+      socket.on("data", (d) => (text += d));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 400/, answer.split("\r\n")[0]);
+    await sleep(300);
+    assert.equal(requestsFor("short-1").length, 0, "nothing is enqueued for a short body");
   });
 
   test("malformed JSON is forwarded for quarantine, not dropped", async () => {

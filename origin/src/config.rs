@@ -95,6 +95,11 @@ pub struct InternalConfig {
     /// How far a signature's timestamp may be from now, in seconds.
     #[serde(default = "default_tolerance")]
     pub tolerance_secs: i64,
+    /// Whether the intakes still accept v1 signatures (no path bound), for edges deployed
+    /// before v2. On by default during the rollout; set it to `false` once every edge signs
+    /// v2 (`wholesail_intake_signatures_total{version="v1"}` stays flat).
+    #[serde(default = "default_accept_v1")]
+    pub accept_v1: bool,
 }
 
 impl Default for InternalConfig {
@@ -102,8 +107,13 @@ impl Default for InternalConfig {
         InternalConfig {
             keys: Vec::new(),
             tolerance_secs: default_tolerance(),
+            accept_v1: default_accept_v1(),
         }
     }
+}
+
+fn default_accept_v1() -> bool {
+    true
 }
 
 fn default_tolerance() -> i64 {
@@ -293,7 +303,7 @@ impl Config {
                     .map_err(|e| ConfigError::Invalid(format!("internal.keys {:?}: {e}", k.id)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Keyring::new(keys, self.internal.tolerance_secs))
+        Ok(Keyring::new(keys, self.internal.tolerance_secs).accepting_v1(self.internal.accept_v1))
     }
 
     /// The configured shops, one Admin API client each.

@@ -78,6 +78,8 @@ pub struct NewEvent {
     pub stripping: String,
     /// Size of the body Shopify sent.
     pub original_bytes: i64,
+    /// SHA-256 of the body Shopify sent (see [`crate::body_guard`] for what is hashed).
+    pub body_sha256: [u8; 32],
     /// The payload.
     pub body: Body,
 }
@@ -102,6 +104,12 @@ pub const EDGE_DLQ_REASON: &str =
 /// Inserts `events` in one transaction with one multi-row statement, deduplicated on the
 /// webhook id, and notifies the workers when a due row was added. Returns one [`Stored`] per
 /// event, in order (the second of two events with the same id in one call is a duplicate).
+///
+/// A body replayed for another shop or as a delete ([`crate::body_guard`]) is stored
+/// quarantined with the reason. When PostgreSQL refuses the statement for a value it cannot
+/// store (a payload `jsonb` rejects: a lone surrogate escape, a number beyond `numeric`,
+/// nesting beyond its stack), the rows are inserted one by one and the refused ones are
+/// stored quarantined with PostgreSQL's reason, so their batch-mates are still stored.
 pub async fn insert(
     pool: &PgPool,
     source: Source,
@@ -110,7 +118,136 @@ pub async fn insert(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let n = events.len();
+    let mut tx = pool.begin().await?;
+    let replays = crate::body_guard::replay_reasons(&mut tx, events).await?;
+    let mut rows: Vec<Row<'_>> = events
+        .iter()
+        .zip(replays)
+        .map(|(e, replay)| Row::new(e, source, replay))
+        .collect();
+    let inserted = match insert_in_savepoint(&mut tx, source, &rows).await? {
+        Ok(inserted) => inserted,
+        Err(_) => {
+            let mut inserted = Vec::with_capacity(rows.len());
+            for row in rows.iter_mut() {
+                match insert_in_savepoint(&mut tx, source, std::slice::from_ref(&*row)).await? {
+                    Ok(ids) => inserted.extend(ids),
+                    Err(reason) => {
+                        row.quarantine_refused(reason);
+                        let one = std::slice::from_ref(&*row);
+                        inserted.extend(insert_rows(&mut tx, source, one).await?);
+                    }
+                }
+            }
+            inserted
+        }
+    };
+
+    let mut fresh: HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let stored: Vec<Stored> = rows
+        .iter()
+        .map(|row| {
+            if !fresh.remove(row.event.webhook_id.as_str()) {
+                return Stored::Duplicate;
+            }
+            match row.status {
+                "pending" => Stored::Pending,
+                "dead" => Stored::Dead,
+                _ => Stored::Quarantined,
+            }
+        })
+        .collect();
+    if stored.contains(&Stored::Pending) {
+        notify(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// One row to insert: the event and how it is stored.
+struct Row<'a> {
+    event: &'a NewEvent,
+    payload: Option<&'a str>,
+    raw: Option<std::borrow::Cow<'a, [u8]>>,
+    status: &'static str,
+    error: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl<'a> Row<'a> {
+    fn new(event: &'a NewEvent, source: Source, replay: Option<String>) -> Self {
+        match (&event.body, source, replay) {
+            (Body::Json(json), _, Some(reason)) => Row {
+                event,
+                payload: None,
+                raw: Some(json.as_bytes().into()),
+                status: "quarantined",
+                error: Some(reason.into()),
+            },
+            (Body::Json(json), Source::EdgeDeadLetter, None) => Row {
+                event,
+                payload: Some(json),
+                raw: None,
+                status: "dead",
+                error: Some(EDGE_DLQ_REASON.into()),
+            },
+            (Body::Json(json), _, None) => Row {
+                event,
+                payload: Some(json),
+                raw: None,
+                status: "pending",
+                error: None,
+            },
+            (Body::Malformed { bytes, reason }, _, _) => Row {
+                event,
+                payload: None,
+                raw: Some(bytes.as_slice().into()),
+                status: "quarantined",
+                error: Some(reason.as_str().into()),
+            },
+        }
+    }
+
+    /// Turns a row PostgreSQL refused into a quarantined one carrying the refusal.
+    fn quarantine_refused(&mut self, reason: String) {
+        if let Some(json) = self.payload.take() {
+            self.raw = Some(json.as_bytes().into());
+        }
+        self.status = "quarantined";
+        self.error = Some(format!("PostgreSQL cannot store this payload: {reason}").into());
+    }
+}
+
+/// [`insert_rows`] in a savepoint: `Ok(Err(reason))` when PostgreSQL refused a value (data
+/// exception or a program limit such as the stack depth), rolled back to the savepoint.
+async fn insert_in_savepoint(
+    tx: &mut Transaction<'_, Postgres>,
+    source: Source,
+    rows: &[Row<'_>],
+) -> Result<Result<Vec<String>, String>, sqlx::Error> {
+    let mut savepoint = sqlx::Connection::begin(&mut **tx).await?;
+    match insert_rows(&mut savepoint, source, rows).await {
+        Ok(ids) => {
+            savepoint.commit().await?;
+            Ok(Ok(ids))
+        }
+        Err(sqlx::Error::Database(e))
+            if e.code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("54")) =>
+        {
+            savepoint.rollback().await?;
+            Ok(Err(e.message().to_owned()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Inserts `rows` with one `UNNEST` statement; returns the webhook ids that were new.
+async fn insert_rows(
+    conn: &mut PgConnection,
+    source: Source,
+    rows: &[Row<'_>],
+) -> Result<Vec<String>, sqlx::Error> {
+    let n = rows.len();
     let mut webhook_ids = Vec::with_capacity(n);
     let mut event_ids = Vec::with_capacity(n);
     let mut shops = Vec::with_capacity(n);
@@ -124,7 +261,9 @@ pub async fn insert(
     let mut raws: Vec<Option<&[u8]>> = Vec::with_capacity(n);
     let mut statuses = Vec::with_capacity(n);
     let mut errors: Vec<Option<&str>> = Vec::with_capacity(n);
-    for e in events {
+    let mut digests: Vec<&[u8]> = Vec::with_capacity(n);
+    for r in rows {
+        let e = r.event;
         webhook_ids.push(e.webhook_id.as_str());
         event_ids.push(e.event_id.as_deref());
         shops.push(e.shop.as_str());
@@ -134,38 +273,21 @@ pub async fn insert(
         received.push(e.received_at);
         strippings.push(e.stripping.as_str());
         sizes.push(e.original_bytes);
-        match (&e.body, source) {
-            (Body::Json(json), Source::EdgeDeadLetter) => {
-                payloads.push(Some(json));
-                raws.push(None);
-                statuses.push("dead");
-                errors.push(Some(EDGE_DLQ_REASON));
-            }
-            (Body::Json(json), _) => {
-                payloads.push(Some(json));
-                raws.push(None);
-                statuses.push("pending");
-                errors.push(None);
-            }
-            (Body::Malformed { bytes, reason }, _) => {
-                payloads.push(None);
-                raws.push(Some(bytes));
-                statuses.push("quarantined");
-                errors.push(Some(reason));
-            }
-        }
+        payloads.push(r.payload);
+        raws.push(r.raw.as_deref());
+        statuses.push(r.status);
+        errors.push(r.error.as_deref());
+        digests.push(&e.body_sha256[..]);
     }
-
-    let mut tx = pool.begin().await?;
-    let inserted: Vec<String> = sqlx::query_scalar(
+    sqlx::query_scalar(
         "INSERT INTO inbox (webhook_id, event_id, shop, topic, api_version, triggered_at,
                             received_at, stripping, original_bytes, payload, raw_body, status,
-                            last_error, source)
-         SELECT w, e, s, t, v, tr, r, st, b, p::jsonb, raw, status, err, $14
+                            last_error, source, body_sha256)
+         SELECT w, e, s, t, v, tr, r, st, b, p::jsonb, raw, status, err, $14, h
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                      $6::timestamptz[], $7::timestamptz[], $8::text[], $9::int8[], $10::text[],
-                     $11::bytea[], $12::text[], $13::text[])
-              AS u(w, e, s, t, v, tr, r, st, b, p, raw, status, err)
+                     $11::bytea[], $12::text[], $13::text[], $15::bytea[])
+              AS u(w, e, s, t, v, tr, r, st, b, p, raw, status, err, h)
          -- Rows go in webhook id order: two batches sharing ids then wait on each other's
          -- uncommitted keys in the same order instead of deadlocking.
          ORDER BY w
@@ -186,29 +308,9 @@ pub async fn insert(
     .bind(&statuses)
     .bind(&errors)
     .bind(source.as_str())
-    .fetch_all(&mut *tx)
-    .await?;
-
-    let mut fresh: HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let stored: Vec<Stored> = events
-        .iter()
-        .zip(&statuses)
-        .map(|(e, status)| {
-            if !fresh.remove(e.webhook_id.as_str()) {
-                return Stored::Duplicate;
-            }
-            match *status {
-                "pending" => Stored::Pending,
-                "dead" => Stored::Dead,
-                _ => Stored::Quarantined,
-            }
-        })
-        .collect();
-    if stored.contains(&Stored::Pending) {
-        notify(&mut tx).await?;
-    }
-    tx.commit().await?;
-    Ok(stored)
+    .bind(&digests)
+    .fetch_all(conn)
+    .await
 }
 
 /// Signals waiting workers; delivered when the transaction commits.
@@ -239,6 +341,8 @@ struct ClaimRow {
     topic: String,
     payload: String,
     attempts: i32,
+    /// The resource the event writes: topic's resource and the payload's key.
+    resource: String,
 }
 
 /// Claims up to `batch` due rows for `worker`, round-robin by shop starting after
@@ -286,7 +390,13 @@ pub async fn claim(
                           attempts = inbox.attempts + 1
          FROM picked WHERE inbox.id = picked.id
          RETURNING inbox.id, inbox.webhook_id, inbox.event_id, inbox.shop, inbox.topic,
-                   inbox.payload::text AS payload, inbox.attempts",
+                   inbox.payload::text AS payload, inbox.attempts,
+                   split_part(inbox.topic, '/', 1) || ' ' || coalesce(
+                       inbox.payload->>'id',
+                       (inbox.payload->>'inventory_item_id') || '/' ||
+                           (inbox.payload->>'location_id'),
+                       inbox.payload->>'admin_graphql_api_id',
+                       '') AS resource",
     )
     .bind(batch)
     .bind(after_shop)
@@ -295,7 +405,12 @@ pub async fn claim(
     .bind(lease.as_millis() as f64)
     .fetch_all(pool)
     .await?;
-    let mut claimed: Vec<Claimed> = rows
+    // Apply in one global order, shop then resource then age: two batches touching the same
+    // orders lock their rows in the same order and wait for each other instead of
+    // deadlocking. Events of one resource keep their inbox order.
+    let mut rows = rows;
+    rows.sort_by(|a, b| (&a.shop, &a.resource, a.id).cmp(&(&b.shop, &b.resource, b.id)));
+    Ok(rows
         .into_iter()
         .map(|r| Claimed {
             event: InboxEvent {
@@ -308,12 +423,7 @@ pub async fn claim(
             },
             attempts: r.attempts,
         })
-        .collect();
-    // UPDATE … RETURNING does not keep the picked order; process shop by shop, oldest first.
-    claimed.sort_by(|a, b| {
-        (a.event.shop.as_str(), a.event.id).cmp(&(b.event.shop.as_str(), b.event.id))
-    });
-    Ok(claimed)
+        .collect())
 }
 
 /// Locks the rows of `ids` that `worker` still holds, at the start of a completion

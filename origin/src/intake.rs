@@ -8,7 +8,7 @@
 //! - `POST /webhooks/shopify`: direct mode without the edge: Shopify's HMAC, stripping here.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,8 +19,8 @@ use thiserror::Error;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use wholesail_webhook::{
-    BatchResponse, Envelope, EnvelopeBatch, ItemResult, ItemStatus, Payload, VerifiedWebhook,
-    SIGNATURE_HEADER,
+    parse_sha256_hex, BatchResponse, Envelope, EnvelopeBatch, ItemResult, ItemStatus, Payload,
+    SignatureVersion, VerifiedWebhook, SIGNATURE_HEADER,
 };
 
 use crate::app::AppState;
@@ -68,23 +68,26 @@ impl IntoResponse for IntakeError {
 /// `POST /internal/webhooks`.
 pub async fn internal_webhooks(
     State(app): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<BatchResponse>, IntakeError> {
-    envelopes(&app, &headers, &body, Source::Edge).await
+    envelopes(&app, uri.path(), &headers, &body, Source::Edge).await
 }
 
 /// `POST /internal/dead-letters`.
 pub async fn internal_dead_letters(
     State(app): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<BatchResponse>, IntakeError> {
-    envelopes(&app, &headers, &body, Source::EdgeDeadLetter).await
+    envelopes(&app, uri.path(), &headers, &body, Source::EdgeDeadLetter).await
 }
 
 async fn envelopes(
     app: &AppState,
+    path: &str,
     headers: &HeaderMap,
     body: &[u8],
     source: Source,
@@ -95,9 +98,15 @@ async fn envelopes(
         .to_str()
         .map_err(|_| IntakeError::Unauthorized(format!("{SIGNATURE_HEADER} is not ASCII")))?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    app.keyring
-        .verify(signature, body, now)
+    let (_, version) = app
+        .keyring
+        .verify_request(signature, path, body, now)
         .map_err(|e| IntakeError::Unauthorized(e.to_string()))?;
+    let version = match version {
+        SignatureVersion::V1 => "v1",
+        SignatureVersion::V2 => "v2",
+    };
+    metrics::counter!("wholesail_intake_signatures_total", "version" => version).increment(1);
 
     let items = split_items(body)?;
     let mut results: Vec<ItemResult> = Vec::with_capacity(items.len());
@@ -191,13 +200,14 @@ fn parse_item(raw: &str) -> Result<NewEvent, (Option<String>, String)> {
             .map_err(|_| reject("received_at_ms is out of range".into()))?;
     let original_bytes = i64::try_from(envelope.original_bytes)
         .map_err(|_| reject("original_bytes is out of range".into()))?;
+    let topic = envelope.meta.topic.as_str();
     let (stripping, body) = match envelope.payload {
         Payload::Json { stripping, body } => (
             serde_json::to_value(stripping)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_else(|| "unknown".into()),
-            json_body(body.get()),
+            json_body(topic, body.get()),
         ),
         Payload::Malformed {
             reason,
@@ -208,6 +218,15 @@ fn parse_item(raw: &str) -> Result<NewEvent, (Option<String>, String)> {
                 .map_err(|_| reject("malformed payload's body_base64 is not base64".into()))?;
             ("malformed".into(), Body::Malformed { bytes, reason })
         }
+    };
+    let body_sha256 = match envelope.body_sha256.as_deref() {
+        Some(hex) => parse_sha256_hex(hex)
+            .ok_or_else(|| reject("body_sha256 is not a hex SHA-256".into()))?,
+        // An edge before body_sha256: the digest of what it sent (see body_guard).
+        None => match &body {
+            Body::Json(json) => wholesail_webhook::body_sha256(json.as_bytes()),
+            Body::Malformed { bytes, .. } => wholesail_webhook::body_sha256(bytes),
+        },
     };
     let event = NewEvent {
         webhook_id: webhook_id.clone(),
@@ -222,6 +241,7 @@ fn parse_item(raw: &str) -> Result<NewEvent, (Option<String>, String)> {
         received_at,
         stripping,
         original_bytes,
+        body_sha256,
         body,
     };
     // PostgreSQL text cannot hold NUL; one such field would fail the whole batch's statement.
@@ -235,12 +255,20 @@ fn parse_item(raw: &str) -> Result<NewEvent, (Option<String>, String)> {
     Ok(event)
 }
 
-/// A JSON payload as a row body: quarantined when PostgreSQL's `jsonb` cannot store it.
-fn json_body(json: &str) -> Body {
+/// A JSON payload as a row body: quarantined when PostgreSQL's `jsonb` cannot store it, or
+/// when a delete topic's payload is not a delete payload (`wholesail_webhook::delete_shape`;
+/// the edge checks the raw body already, this covers edges that predate the check).
+fn json_body(topic: &str, json: &str) -> Body {
     if json.contains("\\u0000") {
         return Body::Malformed {
             bytes: json.as_bytes().to_vec(),
             reason: "payload contains \\u0000, which PostgreSQL jsonb cannot store".into(),
+        };
+    }
+    if let Err(e) = wholesail_webhook::delete_shape::check(topic, json) {
+        return Body::Malformed {
+            bytes: json.as_bytes().to_vec(),
+            reason: e.to_string(),
         };
     }
     Body::Json(json.to_owned())
@@ -266,6 +294,7 @@ pub async fn shopify_direct(
     })?;
     let meta = verified.into_meta();
     let original_bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
+    let body_sha256 = wholesail_webhook::body_sha256(&body);
     let (stripping, body) =
         match Payload::from_strip(wholesail_webhook::strip(meta.topic.as_str(), &body), &body) {
             Payload::Json { stripping, body } => (
@@ -273,7 +302,7 @@ pub async fn shopify_direct(
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_else(|| "unknown".into()),
-                json_body(body.get()),
+                json_body(meta.topic.as_str(), body.get()),
             ),
             Payload::Malformed { reason, .. } => (
                 "malformed".to_owned(),
@@ -295,6 +324,7 @@ pub async fn shopify_direct(
         received_at: OffsetDateTime::now_utc(),
         stripping,
         original_bytes,
+        body_sha256,
         body,
     };
     let stored = inbox::insert(&app.pool, Source::Direct, std::slice::from_ref(&event)).await?;

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod app;
 pub mod backoff;
+pub mod body_guard;
 pub mod catalog;
 pub mod config;
 pub mod dead_letters;

@@ -12,8 +12,9 @@
 //! 3. **Storm**: `--storm N` deliveries (default 100,000): 90% unique (two versions of each
 //!    order: create and update), 10% redeliveries of the same webhook id, 5% out of order
 //!    (updates before their create), sent in batches of 100 while origin is SIGKILLed and
-//!    restarted half-way (senders retry like the edge). Reports the time to drain and checks
-//!    zero lost / zero duplicated / final state against the generator's ground truth.
+//!    restarted half-way (senders retry like the edge). Reports the time to drain and the
+//!    deadlocks PostgreSQL detected, and checks zero lost / zero duplicated / final state
+//!    against the generator's ground truth. `--storm-only` runs this part alone.
 //!
 //! The origin under test is this binary re-executed with `--serve` (the library's
 //! `app::serve`, the same code as `origin serve`), so it can be killed as a process. Needs
@@ -50,9 +51,11 @@ fn main() -> Result<()> {
         return serve();
     }
     let mut storm = 100_000usize;
+    let mut storm_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--storm-only" => storm_only = true,
             "--storm" => {
                 storm = it
                     .next()
@@ -61,16 +64,18 @@ fn main() -> Result<()> {
                     .parse()
                     .context("--storm N")?
             }
-            other => bail!("unknown argument {other:?}; usage: origin [--storm N]"),
+            other => bail!("unknown argument {other:?}; usage: origin [--storm N] [--storm-only]"),
         }
     }
     let base = std::env::var("DATABASE_URL").context("DATABASE_URL (cargo xtask pg)")?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let bench = Bench::new(&base).await?;
-        bench.intake().await?;
-        let rate = bench.processing().await?;
-        bench.lag(rate).await?;
+        if !storm_only {
+            bench.intake().await?;
+            let rate = bench.processing().await?;
+            bench.lag(rate).await?;
+        }
         bench.storm(storm).await
     })
 }
@@ -202,8 +207,11 @@ impl Bench {
 
     /// Posts one signed body; returns the per-item statuses.
     async fn post(&self, body: String) -> Result<Vec<ItemStatus>> {
-        let sig = SigningKey::new(KEY_ID, KEY_SECRET)?
-            .sign(body.as_bytes(), OffsetDateTime::now_utc().unix_timestamp());
+        let sig = SigningKey::new(KEY_ID, KEY_SECRET)?.sign_request(
+            "/internal/webhooks",
+            body.as_bytes(),
+            OffsetDateTime::now_utc().unix_timestamp(),
+        );
         let resp = self
             .http
             .post(format!("{}/internal/webhooks", self.url))
@@ -522,6 +530,7 @@ impl Bench {
         let n_chunks = chunks.len();
         drop(seq);
 
+        let deadlocks_before = deadlocks(&pool).await?;
         let origin = Arc::new(Mutex::new(Some(self.start(2, 3_000).await?)));
         let sent = Arc::new(AtomicUsize::new(0));
         let queue = Arc::new(Mutex::new(chunks.into_iter()));
@@ -565,6 +574,8 @@ impl Bench {
         let intake_secs = t.elapsed().as_secs_f64();
         wait_drained(&pool, Duration::from_secs(600)).await?;
         let drain_secs = t.elapsed().as_secs_f64();
+        // Detected by PostgreSQL and resolved by aborting a transaction (the workers retry).
+        let deadlocks = deadlocks(&pool).await? - deadlocks_before;
 
         let (rows, done, dead, max_count, sum_count): (i64, i64, i64, i32, i64) = sqlx::query_as(
             "SELECT count(*), count(*) FILTER (WHERE status = 'done'),
@@ -607,6 +618,7 @@ impl Bench {
             total as f64 / drain_secs
         );
         println!("| inbox rows / done / dead / max processed_count | {rows} / {done} / {dead} / {max_count} (expect {unique} / {unique} / 0 / 1) |");
+        println!("| deadlocks (pg_stat_database, intake and workers) | {deadlocks} |");
         println!("| orders / at latest version / order lines | {order_rows} / {latest} / {lines} (expect {orders} / {orders} / {}) |", 2 * orders);
         println!(
             "| verdict | {} |",
@@ -623,6 +635,21 @@ impl Bench {
         }
         Ok(())
     }
+}
+
+/// Deadlocks PostgreSQL has detected in the bench database so far (statistics flushed first,
+/// so the other sessions' counts are current).
+async fn deadlocks(pool: &PgPool) -> Result<i64> {
+    // Busy backends flush their statistics at most once a second; the workers poll.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(pool)
+        .await?;
+    Ok(sqlx::query_scalar(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Waits until no row is pending or processing.

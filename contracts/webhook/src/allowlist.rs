@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
 
+use crate::delete_shape::DeleteShapeError;
+
 /// What to do with one field of an object.
 #[derive(Debug)]
 pub enum Field {
@@ -54,13 +56,27 @@ pub struct Stripped {
 /// Why a payload could not be stripped.
 #[derive(Debug, Error)]
 pub enum StripError {
-    /// The body is not a JSON document (or not UTF-8); the parser's message says where.
+    /// The body is not valid UTF-8 somewhere, kept field or dropped one.
+    #[error("payload is not valid UTF-8: {0}")]
+    InvalidUtf8(#[from] std::str::Utf8Error),
+    /// The body is not a JSON document; the parser's message says where.
     #[error("payload is not valid JSON: {0}")]
     Malformed(#[from] serde_json::Error),
+    /// A delete topic whose body is not the delete payload Shopify documents for it.
+    #[error(transparent)]
+    NotDeleteShape(#[from] DeleteShapeError),
 }
 
 /// Strips `body` by the allowlist of `topic`.
+///
+/// The whole body must be UTF-8 (JSON requires it): the parser skips dropped fields without
+/// decoding them, so invalid bytes there would otherwise pass while the same bytes in a kept
+/// field fail. Under a delete topic the body must also have the delete shape
+/// ([`crate::delete_shape`]).
 pub fn strip(topic: &str, body: &[u8]) -> Result<Stripped, StripError> {
+    let text = std::str::from_utf8(body)?;
+    crate::delete_shape::check(topic, text)?;
+    let body = text.as_bytes();
     match spec_for(topic) {
         Some(spec) => {
             let mut out = String::with_capacity(body.len() / 4);
@@ -250,7 +266,11 @@ const TOPICS: &[(&[&str], Spec)] = &[
         PRODUCT,
     ),
     (
-        &["inventory_levels/update", "inventory_levels/connect"],
+        &[
+            "inventory_levels/update",
+            "inventory_levels/connect",
+            "inventory_levels/disconnect",
+        ],
         INVENTORY_LEVEL,
     ),
     (
@@ -554,10 +574,37 @@ mod tests {
         ] {
             assert!(matches!(
                 strip("orders/create", body),
-                Err(StripError::Malformed(_))
+                Err(StripError::Malformed(_) | StripError::InvalidUtf8(_))
             ));
             assert!(strip("unknown/topic", body).is_err());
         }
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_in_dropped_and_kept_fields_alike() {
+        // Fails before the fix: the parser skipped the dropped `note` without decoding it.
+        let dropped = b"{\"id\":1,\"note\":\"\xff\xfe\",\"name\":\"#1\"}";
+        let kept = b"{\"id\":1,\"name\":\"\xff\xfe\"}";
+        for body in [&dropped[..], &kept[..]] {
+            let e = strip("orders/create", body).unwrap_err();
+            assert!(matches!(e, StripError::InvalidUtf8(_)), "{e}");
+            assert!(e.to_string().contains("UTF-8"), "{e}");
+        }
+    }
+
+    #[test]
+    fn delete_topics_take_only_the_delete_shape() {
+        let update = json!({"id": 1, "updated_at": "2026-11-23T10:00:00-05:00", "name": "#1",
+                            "line_items": []});
+        let e = strip("orders/delete", update.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(e, StripError::NotDeleteShape(_)), "{e}");
+        let s = strip("orders/delete", br#"{"id":1}"#).unwrap();
+        assert_eq!(s.json, r#"{"id":1}"#);
+        let level = br#"{"inventory_item_id":5,"location_id":6}"#;
+        assert_eq!(
+            strip("inventory_levels/disconnect", level).unwrap().json,
+            std::str::from_utf8(level).unwrap()
+        );
     }
 
     #[test]

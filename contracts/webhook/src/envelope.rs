@@ -4,12 +4,19 @@
 //! to origin. Every request carries [`SIGNATURE_HEADER`]:
 //!
 //! ```text
-//! X-Wholesail-Signature: v1,kid=<key id>,t=<unix seconds>,sig=<base64 HMAC-SHA256>
+//! X-Wholesail-Signature: v2,kid=<key id>,t=<unix seconds>,sig=<base64 HMAC-SHA256>
 //! ```
 //!
-//! The MAC covers `wholesail-v1\n<kid>\n<t>\n<body>`, so the key id, the timestamp and the body
-//! are all bound: a captured request cannot be replayed once it is older than the tolerance
-//! window, and keys rotate by adding a new id to origin's [`Keyring`] before the edge uses it.
+//! The v2 MAC covers `wholesail-v2\n<kid>\n<t>\n<request path>\n<body>`, so the key id, the
+//! timestamp, the intake path and the body are all bound: a captured request cannot be replayed
+//! once it is older than the tolerance window, nor sent to another intake (a batch for
+//! `/internal/webhooks` is not valid for `/internal/dead-letters`), and keys rotate by adding
+//! a new id to origin's [`Keyring`] before the edge uses it.
+//!
+//! v1 (`wholesail-v1\n<kid>\n<t>\n<body>`, no path) is what edges before v2 send; origin
+//! accepts it on the intakes only while its rollout setting allows
+//! ([`Keyring::accepting_v1`]). Draft-order callbacks still use v1
+//! ([`SigningKey::sign`], [`Keyring::verify`]): they have a single destination.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use serde::{Deserialize, Serialize};
@@ -32,8 +39,44 @@ pub struct Envelope {
     pub received_at_ms: i64,
     /// Size of the body Shopify sent, in bytes.
     pub original_bytes: u64,
+    /// SHA-256 of the body Shopify sent (lowercase hex), before stripping. Shopify's ids are
+    /// global, so one genuine body never belongs to two shops: origin quarantines a body
+    /// already accepted for another shop. Absent from edges that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
     /// The payload.
     pub payload: Payload,
+}
+
+/// The SHA-256 of `body`.
+pub fn body_sha256(body: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(body).into()
+}
+
+/// A digest as lowercase hex, the form [`Envelope::body_sha256`] carries.
+pub fn hex(digest: &[u8]) -> String {
+    use std::fmt::Write;
+    digest
+        .iter()
+        .fold(String::with_capacity(digest.len() * 2), |mut out, b| {
+            write!(out, "{b:02x}").expect("writing to a String cannot fail");
+            out
+        })
+}
+
+/// The bytes of a lowercase or uppercase hex SHA-256, if `text` is one.
+pub fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// An envelope's payload: the stripped JSON, or the raw body of a payload that is not JSON,
@@ -145,35 +188,65 @@ impl SigningKey {
         &self.id
     }
 
-    /// The signature header value for `body` sent at `unix_secs`.
+    /// The v1 signature header value for `body` sent at `unix_secs` (no path bound): for
+    /// draft-order callbacks, and what edges before v2 sent to the intakes.
     pub fn sign(&self, body: &[u8], unix_secs: i64) -> String {
         let t = unix_secs.to_string();
-        let mac = self.mac(&t, body);
+        let mac = hmac_sha256::mac(self.secret.expose(), &v1_parts(&self.id, &t, body));
         format!("v1,kid={},t={t},sig={}", self.id, STANDARD.encode(mac))
     }
 
-    fn mac(&self, t: &str, body: &[u8]) -> [u8; 32] {
-        hmac_sha256::mac(self.secret.expose(), &Self::parts(&self.id, t, body))
+    /// The v2 signature header value for a request to `path` (e.g. `/internal/webhooks`)
+    /// with `body`, sent at `unix_secs`.
+    pub fn sign_request(&self, path: &str, body: &[u8], unix_secs: i64) -> String {
+        let t = unix_secs.to_string();
+        let mac = hmac_sha256::mac(self.secret.expose(), &v2_parts(&self.id, &t, path, body));
+        format!("v2,kid={},t={t},sig={}", self.id, STANDARD.encode(mac))
     }
+}
 
-    fn parts<'a>(kid: &'a str, t: &'a str, body: &'a [u8]) -> [&'a [u8]; 6] {
-        [
-            b"wholesail-v1\n",
-            kid.as_bytes(),
-            b"\n",
-            t.as_bytes(),
-            b"\n",
-            body,
-        ]
-    }
+fn v1_parts<'a>(kid: &'a str, t: &'a str, body: &'a [u8]) -> [&'a [u8]; 6] {
+    [
+        b"wholesail-v1\n",
+        kid.as_bytes(),
+        b"\n",
+        t.as_bytes(),
+        b"\n",
+        body,
+    ]
+}
+
+fn v2_parts<'a>(kid: &'a str, t: &'a str, path: &'a str, body: &'a [u8]) -> [&'a [u8]; 8] {
+    [
+        b"wholesail-v2\n",
+        kid.as_bytes(),
+        b"\n",
+        t.as_bytes(),
+        b"\n",
+        path.as_bytes(),
+        b"\n",
+        body,
+    ]
+}
+
+/// The signature scheme a verified request used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureVersion {
+    /// `v1`: key id, timestamp and body.
+    V1,
+    /// `v2`: key id, timestamp, request path and body.
+    V2,
 }
 
 /// Why an envelope signature was refused.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SignatureError {
-    /// The header is not of the `v1,kid=…,t=…,sig=…` form.
+    /// The header is not of the `v2,kid=…,t=…,sig=…` (or `v1,…`) form.
     #[error("malformed signature header: {0}")]
     Malformed(&'static str),
+    /// A v1 signature where only v2 is accepted (origin's rollout window is over).
+    #[error("signature version v1 is no longer accepted; the sender must sign v2 (with the path)")]
+    VersionRetired,
     /// No key with this id is configured.
     #[error("unknown signing key id {0:?}")]
     UnknownKey(String),
@@ -185,29 +258,111 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// The keys origin accepts, by id, and how far a timestamp may be from now.
+/// The keys origin accepts, by id, how far a timestamp may be from now, and whether request
+/// signatures may still be v1.
 #[derive(Clone, Debug)]
 pub struct Keyring {
     keys: Vec<SigningKey>,
     tolerance_secs: i64,
+    accept_v1: bool,
 }
 
 impl Keyring {
-    /// A keyring accepting `keys` with timestamps within `tolerance_secs` of now.
+    /// A keyring accepting `keys` with timestamps within `tolerance_secs` of now; requests
+    /// must be signed v2 (see [`Keyring::accepting_v1`]).
     pub fn new(keys: Vec<SigningKey>, tolerance_secs: i64) -> Self {
         Keyring {
             keys,
             tolerance_secs,
+            accept_v1: false,
         }
     }
 
-    /// Verifies a signature header for `body` at `now_unix_secs`; returns the key id used.
+    /// The same keyring, accepting v1 request signatures too when `accept` (the rollout
+    /// window while edges still sign v1).
+    pub fn accepting_v1(mut self, accept: bool) -> Self {
+        self.accept_v1 = accept;
+        self
+    }
+
+    /// Verifies a v1 signature header for `body` at `now_unix_secs`; returns the key id used.
+    /// For draft-order callbacks; the intakes use [`Keyring::verify_request`].
     pub fn verify(
         &self,
         header: &str,
         body: &[u8],
         now_unix_secs: i64,
     ) -> Result<&str, SignatureError> {
+        let h = Header::parse(header)?;
+        if h.version != SignatureVersion::V1 {
+            return Err(SignatureError::Malformed("unsupported version"));
+        }
+        let key = self.check(&h, now_unix_secs)?;
+        let parts = v1_parts(h.kid, h.t, body);
+        self.finish(key, &parts, &h.sig)
+    }
+
+    /// Verifies the signature header of a request to `path` with `body` at `now_unix_secs`:
+    /// v2 (path bound), or v1 while the keyring is [`Keyring::accepting_v1`]. Returns the key
+    /// id and the version used.
+    pub fn verify_request(
+        &self,
+        header: &str,
+        path: &str,
+        body: &[u8],
+        now_unix_secs: i64,
+    ) -> Result<(&str, SignatureVersion), SignatureError> {
+        let h = Header::parse(header)?;
+        if h.version == SignatureVersion::V1 && !self.accept_v1 {
+            return Err(SignatureError::VersionRetired);
+        }
+        let key = self.check(&h, now_unix_secs)?;
+        let kid = match h.version {
+            SignatureVersion::V1 => self.finish(key, &v1_parts(h.kid, h.t, body), &h.sig)?,
+            SignatureVersion::V2 => self.finish(key, &v2_parts(h.kid, h.t, path, body), &h.sig)?,
+        };
+        Ok((kid, h.version))
+    }
+
+    /// The key of the header's id, if its timestamp is within the window.
+    fn check(&self, h: &Header<'_>, now_unix_secs: i64) -> Result<&SigningKey, SignatureError> {
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id == h.kid)
+            .ok_or_else(|| SignatureError::UnknownKey(h.kid.to_owned()))?;
+        // Saturating and unsigned: t = i64::MIN must be refused, not overflow.
+        let skew = h.t_secs.saturating_sub(now_unix_secs);
+        if skew.unsigned_abs() > self.tolerance_secs.unsigned_abs() {
+            return Err(SignatureError::OutsideWindow(skew));
+        }
+        Ok(key)
+    }
+
+    fn finish<'k>(
+        &'k self,
+        key: &'k SigningKey,
+        parts: &[&[u8]],
+        sig: &[u8],
+    ) -> Result<&'k str, SignatureError> {
+        if !hmac_sha256::verify(key.secret.expose(), parts, sig) {
+            return Err(SignatureError::Mismatch);
+        }
+        Ok(&key.id)
+    }
+}
+
+/// A parsed signature header.
+struct Header<'a> {
+    version: SignatureVersion,
+    kid: &'a str,
+    t: &'a str,
+    t_secs: i64,
+    sig: Vec<u8>,
+}
+
+impl<'a> Header<'a> {
+    fn parse(header: &'a str) -> Result<Self, SignatureError> {
         let mut version = None;
         let (mut kid, mut t, mut sig) = (None, None, None);
         for (i, part) in header.trim().split(',').enumerate() {
@@ -222,37 +377,27 @@ impl Keyring {
                 _ => return Err(SignatureError::Malformed("unexpected field")),
             }
         }
-        if version != Some("v1") {
-            return Err(SignatureError::Malformed("unsupported version"));
-        }
+        let version = match version {
+            Some("v1") => SignatureVersion::V1,
+            Some("v2") => SignatureVersion::V2,
+            _ => return Err(SignatureError::Malformed("unsupported version")),
+        };
         let kid = kid.ok_or(SignatureError::Malformed("missing kid"))?;
-        let t_str = t.ok_or(SignatureError::Malformed("missing t"))?;
+        let t = t.ok_or(SignatureError::Malformed("missing t"))?;
         let sig = sig.ok_or(SignatureError::Malformed("missing sig"))?;
-        let t: i64 = t_str
+        let t_secs: i64 = t
             .parse()
             .map_err(|_| SignatureError::Malformed("t is not an integer"))?;
         let sig = STANDARD
             .decode(sig)
             .map_err(|_| SignatureError::Malformed("sig is not base64"))?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.id == kid)
-            .ok_or_else(|| SignatureError::UnknownKey(kid.to_owned()))?;
-        // `i64::MIN` (saturated) has no `abs`: t = -2^63 panicked in debug builds and, wrapped
-        // to a negative skew, passed the window check in release builds.
-        let skew = t.saturating_sub(now_unix_secs);
-        if skew.checked_abs().is_none_or(|s| s > self.tolerance_secs) {
-            return Err(SignatureError::OutsideWindow(skew));
-        }
-        if !hmac_sha256::verify(
-            key.secret.expose(),
-            &SigningKey::parts(kid, t_str, body),
-            &sig,
-        ) {
-            return Err(SignatureError::Mismatch);
-        }
-        Ok(&key.id)
+        Ok(Header {
+            version,
+            kid,
+            t,
+            t_secs,
+            sig,
+        })
     }
 }
 
@@ -343,7 +488,7 @@ mod tests {
         );
         for bad in [
             "",
-            "v2,kid=k1,t=1,sig=AA==",
+            "v3,kid=k1,t=1,sig=AA==",
             "v1,kid=k1,t=x,sig=AA==",
             "v1,kid=k1",
             "token",
@@ -356,6 +501,79 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn timestamp_at_the_integer_limits_is_outside_the_window() {
+        // Fails before the fix: `(i64::MIN - now).abs()` overflowed (a panic in debug builds;
+        // in release it wrapped negative and passed the window check).
+        let key = SigningKey::new("k1", "old-secret").unwrap();
+        for t in [i64::MIN, i64::MAX] {
+            let h = format!("v2,kid=k1,t={t},sig=AA==");
+            assert!(
+                matches!(
+                    ring().verify_request(&h, "/p", b"x", NOW),
+                    Err(SignatureError::OutsideWindow(_))
+                ),
+                "{t}"
+            );
+            let v1 = key.sign(b"x", t);
+            assert!(matches!(
+                ring().verify(&v1, b"x", NOW),
+                Err(SignatureError::OutsideWindow(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn v2_binds_the_request_path() {
+        let key = SigningKey::new("k2", "new-secret").unwrap();
+        let h = key.sign_request("/internal/webhooks", b"{}", NOW);
+        assert!(h.starts_with("v2,kid=k2,t=1795000000,sig="), "{h}");
+        assert_eq!(
+            ring().verify_request(&h, "/internal/webhooks", b"{}", NOW),
+            Ok(("k2", SignatureVersion::V2))
+        );
+        assert_eq!(
+            ring()
+                .accepting_v1(true)
+                .verify_request(&h, "/internal/dead-letters", b"{}", NOW),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn v1_is_accepted_on_requests_only_during_the_rollout() {
+        let h = SigningKey::new("k1", "old-secret")
+            .unwrap()
+            .sign(b"{}", NOW);
+        assert_eq!(
+            ring()
+                .accepting_v1(true)
+                .verify_request(&h, "/internal/webhooks", b"{}", NOW),
+            Ok(("k1", SignatureVersion::V1))
+        );
+        assert_eq!(
+            ring().verify_request(&h, "/internal/webhooks", b"{}", NOW),
+            Err(SignatureError::VersionRetired)
+        );
+        // A v2 header is not a v1 callback signature.
+        let v2 = SigningKey::new("k1", "old-secret")
+            .unwrap()
+            .sign_request("/", b"{}", NOW);
+        assert!(ring().verify(&v2, b"{}", NOW).is_err());
+    }
+
+    #[test]
+    fn sha256_hex_round_trips() {
+        let d = body_sha256(b"abc");
+        let h = hex(&d);
+        assert_eq!(
+            h,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(parse_sha256_hex(&h), Some(d));
+        assert_eq!(parse_sha256_hex("zz"), None);
     }
 
     #[test]
@@ -373,6 +591,7 @@ mod tests {
             },
             received_at_ms: 1,
             original_bytes: body.len() as u64,
+            body_sha256: Some(hex(&body_sha256(body))),
             payload: Payload::from_strip(crate::strip("orders/create", body), body),
         };
         let text = serde_json::to_string(&env).unwrap();

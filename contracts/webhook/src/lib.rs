@@ -7,20 +7,23 @@
 //! - [`envelope`]: the internal message the edge sends to origin and its signature, which binds
 //!   a key id, a timestamp and the body so a captured request cannot be replayed later;
 //! - [`allowlist`]: the fields each topic keeps, and the streaming stripper that drops the rest
-//!   without ever materialising the dropped fields.
+//!   without ever materialising the dropped fields;
+//! - [`delete_shape`]: the payload each delete topic must have, so a captured body of another
+//!   topic cannot be re-sent as a final delete.
 //!
 //! The crate is pure Rust with no I/O, so it compiles for `wasm32-unknown-unknown` (the edge)
 //! and is tested on the host.
 
 pub mod allowlist;
+pub mod delete_shape;
 pub mod envelope;
 mod hmac_sha256;
 pub mod shopify;
 
 pub use allowlist::{strip, StripError, Stripped, Stripping};
 pub use envelope::{
-    BatchResponse, Envelope, EnvelopeBatch, ItemResult, ItemStatus, Keyring, Payload,
-    SignatureError, SigningKey, SIGNATURE_HEADER,
+    body_sha256, hex, parse_sha256_hex, BatchResponse, Envelope, EnvelopeBatch, ItemResult,
+    ItemStatus, Keyring, Payload, SignatureError, SignatureVersion, SigningKey, SIGNATURE_HEADER,
 };
 pub use shopify::{
     Secret, SecretSlot, ShopDomain, ShopifySecrets, Topic, VerifiedWebhook, VerifyError, WebhookId,

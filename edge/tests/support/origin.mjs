@@ -1,8 +1,8 @@
 // A stand-in for origin's batch intakes, for the edge worker's workerd tests and benchmark.
 //
 // It does what origin promises in the contract: checks `X-Wholesail-Signature` exactly
-// (HMAC-SHA256 over "wholesail-v1\n" + kid + "\n" + t + "\n" + body, base64, header
-// `v1,kid=..,t=..,sig=..`, timestamp within 300 s), parses each envelope of
+// (HMAC-SHA256 over "wholesail-v2\n" + kid + "\n" + t + "\n" + path + "\n" + body, base64,
+// header `v2,kid=..,t=..,sig=..`, timestamp within 300 s), parses each envelope of
 // `{"envelopes":[...]}` separately, deduplicates by webhook id and answers a `BatchResponse` in
 // input order. Tests can make it fail (HTTP 500), go down (connections reset) or reject ids.
 
@@ -11,10 +11,10 @@ import { createServer } from "node:http";
 
 const TOLERANCE_SECS = 300;
 
-/** Verifies an envelope signature header; returns the key id or throws with the reason. */
-export function verifySignature(header, body, keys, nowSecs = Math.floor(Date.now() / 1000)) {
+/** Verifies a v2 envelope signature header of a request to `path`; returns the key id or throws with the reason. */
+export function verifySignature(header, path, body, keys, nowSecs = Math.floor(Date.now() / 1000)) {
   const parts = (header ?? "").split(",");
-  if (parts[0] !== "v1") throw new Error("unsupported signature version");
+  if (parts[0] !== "v2") throw new Error("unsupported signature version");
   const fields = Object.fromEntries(
     parts.slice(1).map((p) => {
       const i = p.indexOf("=");
@@ -28,7 +28,7 @@ export function verifySignature(header, body, keys, nowSecs = Math.floor(Date.no
   if (key === undefined) throw new Error(`unknown key id ${kid}`);
   if (Math.abs(Number(t) - nowSecs) > TOLERANCE_SECS) throw new Error("timestamp outside window");
   const mac = createHmac("sha256", key)
-    .update(`wholesail-v1\n${kid}\n${t}\n`)
+    .update(`wholesail-v2\n${kid}\n${t}\n${path}\n`)
     .update(body)
     .digest();
   const given = Buffer.from(sig, "base64");
@@ -80,7 +80,7 @@ export async function startOrigin({ keys }) {
         return;
       }
       try {
-        verifySignature(req.headers["x-wholesail-signature"], body, keys);
+        verifySignature(req.headers["x-wholesail-signature"], req.url, body, keys);
       } catch (e) {
         origin.badSignatures++;
         res.writeHead(401, { "content-type": "text/plain" }).end(String(e.message));

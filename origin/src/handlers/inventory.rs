@@ -1,5 +1,6 @@
 //! `inventory_levels/update` and `inventory_levels/connect`: one row per inventory item and
-//! location, guarded by the level's `updated_at`.
+//! location, guarded by the level's `updated_at`. `inventory_levels/disconnect` removes the
+//! row unless it holds a version newer than the disconnect.
 
 use std::sync::LazyLock;
 
@@ -52,4 +53,38 @@ pub(super) async fn upsert(
         .await?
         .rows_affected();
     Ok(Outcome::from_won(written > 0))
+}
+
+/// An `inventory_levels/disconnect` payload: the pair only, no `updated_at`.
+#[derive(Deserialize)]
+struct Disconnected {
+    inventory_item_id: i64,
+    location_id: i64,
+}
+
+/// Removes the level. The payload has no `updated_at`, so the disconnect's version is when
+/// Shopify triggered it (`Shopify-Triggered-At`, else when it was received, else now): a
+/// level written by a later version (a reconnect already applied) is kept, `Stale`. A level
+/// update older than the disconnect that arrives after it can re-create the row; the next
+/// catalog resync removes it.
+pub(super) async fn disconnect(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+) -> Result<Outcome, HandlerError> {
+    let level: Disconnected = parse(event)?;
+    let removed = sqlx::query(
+        "DELETE FROM inventory_levels
+         WHERE shop = $1 AND inventory_item_id = $2 AND location_id = $3
+           AND source_updated_at <= coalesce(
+                   (SELECT coalesce(triggered_at, received_at) FROM inbox WHERE id = $4),
+                   now())",
+    )
+    .bind(&event.shop)
+    .bind(level.inventory_item_id)
+    .bind(level.location_id)
+    .bind(event.id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(Outcome::from_won(removed > 0))
 }

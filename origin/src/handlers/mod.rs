@@ -125,6 +125,7 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
         "inventory_levels/update" | "inventory_levels/connect" => {
             inventory::upsert(conn, event).await
         }
+        "inventory_levels/disconnect" => inventory::disconnect(conn, event).await,
         "customers/create" | "customers/update" | "customers/enable" | "customers/disable" => {
             customers::upsert(conn, event).await
         }
@@ -157,6 +158,7 @@ fn handles(topic: &str) -> bool {
                 | "products/delete"
                 | "inventory_levels/update"
                 | "inventory_levels/connect"
+                | "inventory_levels/disconnect"
                 | "customers/create"
                 | "customers/update"
                 | "customers/enable"

@@ -53,7 +53,17 @@ pub fn order(id: u64) -> Value {
     serde_json::from_str(&stripped.json).unwrap()
 }
 
-/// A body and its signature header, signed now.
+/// A body and its v2 signature header for a request to `url`, signed now.
+pub fn signed_for(url: &str, body: &Value) -> (Vec<u8>, String) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let path = reqwest::Url::parse(url).unwrap().path().to_owned();
+    let sig = SigningKey::new(KEY_ID, KEY_SECRET)
+        .unwrap()
+        .sign_request(&path, &bytes, now());
+    (bytes, sig)
+}
+
+/// A body and its v1 signature header (no path bound, as edges before v2 signed), signed now.
 pub fn signed(body: &Value) -> (Vec<u8>, String) {
     let bytes = serde_json::to_vec(body).unwrap();
     let sig = SigningKey::new(KEY_ID, KEY_SECRET)
@@ -180,7 +190,7 @@ impl Drop for Origin {
 
 /// Posts a signed envelope body to `url`.
 pub async fn post_signed(url: &str, body: &Value) -> reqwest::Response {
-    let (bytes, sig) = signed(body);
+    let (bytes, sig) = signed_for(url, body);
     reqwest::Client::new()
         .post(url)
         .header("content-type", "application/json")
@@ -229,10 +239,14 @@ pub async fn serve_routes(pool: PgPool, max_body_bytes: usize) -> SocketAddr {
     .unwrap();
     let state = AppState {
         pool,
-        keyring: Arc::new(wholesail_webhook::Keyring::new(
-            vec![SigningKey::new(KEY_ID, KEY_SECRET).unwrap()],
-            300,
-        )),
+        // v1 still accepted, as `internal.accept_v1` defaults to during the rollout.
+        keyring: Arc::new(
+            wholesail_webhook::Keyring::new(
+                vec![SigningKey::new(KEY_ID, KEY_SECRET).unwrap()],
+                300,
+            )
+            .accepting_v1(true),
+        ),
         shopify: Some(Arc::new(wholesail_webhook::ShopifySecrets::new(
             SHOPIFY_SECRET,
             None::<&str>,
