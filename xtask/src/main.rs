@@ -6,12 +6,15 @@
 //!   worker's tests in workerd and the Function's wasm build. The README's test command.
 //! - `demo`: the whole system locally. The README's demo command.
 //! - `bench <name>`: one benchmark; `bench` alone lists them.
-//! - `pg`: starts (or finds) the local PostgreSQL and prints `export DATABASE_URL=…`.
+//! - `pg [--tls]`: starts (or finds) the local PostgreSQL and prints `export DATABASE_URL=…`;
+//!   with `--tls`, turns TLS on for it (a self-signed CA, see `pg_tls`) and also prints
+//!   `export WHOLESAIL_PG_CA=…`. `test` does that for the private cluster by itself.
 
 mod bench;
 mod demo;
 mod edge;
 mod function;
+mod pg_tls;
 mod postgres;
 mod setup;
 mod shell;
@@ -37,8 +40,12 @@ fn run() -> Result<()> {
         Some("pg") => {
             let url = postgres::ensure()?;
             println!("export DATABASE_URL={url}");
+            if rest.contains(&"--tls") {
+                let ca = pg_tls::enable(&url)?;
+                println!("export WHOLESAIL_PG_CA={}", ca.display());
+            }
             Ok(())
         }
-        _ => bail!("usage: cargo xtask <setup|test|demo|bench [name]|pg>"),
+        _ => bail!("usage: cargo xtask <setup|test|demo|bench [name]|pg [--tls]>"),
     }
 }

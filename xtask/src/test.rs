@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::shell::{self, cmd};
-use crate::{edge, function, postgres, setup};
+use crate::{edge, function, pg_tls, postgres, setup};
 
 /// Runs setup, formatting, clippy, the workspace tests against a local PostgreSQL, the edge
 /// worker's tests in workerd and the Function's wasm build.
@@ -12,6 +12,7 @@ pub fn run() -> Result<()> {
     shell::run(&mut cmd("cargo", &["fmt", "--all", "--check"]))?;
     let url = postgres::ensure()?;
     std::env::set_var("DATABASE_URL", &url);
+    pg_tls::for_tests(&url);
     shell::run(&mut cmd(
         "cargo",
         &[

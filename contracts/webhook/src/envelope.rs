@@ -201,6 +201,14 @@ impl Keyring {
         }
     }
 
+    /// Checks what a signature header says before the body is read: its form, a known key
+    /// id and a timestamp within the window. Returns the key id; [`Keyring::verify`] still
+    /// has to check the MAC over the body.
+    pub fn precheck(&self, header: &str, now_unix_secs: i64) -> Result<&str, SignatureError> {
+        self.parse(header, now_unix_secs)
+            .map(|(key, ..)| key.id.as_str())
+    }
+
     /// Verifies a signature header for `body` at `now_unix_secs`; returns the key id used.
     pub fn verify(
         &self,
@@ -208,6 +216,24 @@ impl Keyring {
         body: &[u8],
         now_unix_secs: i64,
     ) -> Result<&str, SignatureError> {
+        let (key, t_str, sig) = self.parse(header, now_unix_secs)?;
+        if !hmac_sha256::verify(
+            key.secret.expose(),
+            &SigningKey::parts(&key.id, t_str, body),
+            &sig,
+        ) {
+            return Err(SignatureError::Mismatch);
+        }
+        Ok(&key.id)
+    }
+
+    /// The key, the timestamp as sent and the MAC of a header whose key is known and whose
+    /// timestamp is within the window.
+    fn parse<'h>(
+        &self,
+        header: &'h str,
+        now_unix_secs: i64,
+    ) -> Result<(&SigningKey, &'h str, Vec<u8>), SignatureError> {
         let mut version = None;
         let (mut kid, mut t, mut sig) = (None, None, None);
         for (i, part) in header.trim().split(',').enumerate() {
@@ -243,14 +269,7 @@ impl Keyring {
         if skew.abs() > self.tolerance_secs {
             return Err(SignatureError::OutsideWindow(skew));
         }
-        if !hmac_sha256::verify(
-            key.secret.expose(),
-            &SigningKey::parts(kid, t_str, body),
-            &sig,
-        ) {
-            return Err(SignatureError::Mismatch);
-        }
-        Ok(&key.id)
+        Ok((key, t_str, sig))
     }
 }
 
@@ -322,6 +341,25 @@ mod tests {
             ring().verify(&h, b"x", NOW - 400),
             Err(SignatureError::OutsideWindow(400))
         );
+    }
+
+    #[test]
+    fn precheck_needs_a_known_key_and_a_fresh_timestamp_but_no_body() {
+        let h = SigningKey::new("k2", "new-secret").unwrap().sign(b"x", NOW);
+        assert_eq!(ring().precheck(&h, NOW), Ok("k2"));
+        assert_eq!(
+            ring().precheck(&h, NOW + 301),
+            Err(SignatureError::OutsideWindow(-301))
+        );
+        let unknown = SigningKey::new("k9", "s").unwrap().sign(b"x", NOW);
+        assert_eq!(
+            ring().precheck(&unknown, NOW),
+            Err(SignatureError::UnknownKey("k9".into()))
+        );
+        assert!(matches!(
+            ring().precheck("v1,kid=k2", NOW),
+            Err(SignatureError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use wholesail_shopify_admin::{AdminClient, AdminConfig, AdminError};
 
 use super::run::{Outcome, Progress, RunError, Runner, Settings};
 use super::runs;
+use crate::pg_tls::{PgConnect, PgTlsError};
 use crate::shops::{ShopError, Shops, DEFAULT_API_VERSION};
 
 /// `origin catalog` subcommands.
@@ -93,9 +94,9 @@ pub enum CliError {
     /// No such run.
     #[error("no catalog run {0}")]
     NotFound(i64),
-    /// The database URL is not one tokio-postgres understands.
-    #[error("the database URL cannot be parsed for the COPY connections")]
-    DatabaseUrl,
+    /// The database URL cannot be used for the COPY connections.
+    #[error(transparent)]
+    DatabaseUrl(#[from] PgTlsError),
 }
 
 /// Runs a catalog command against `pool`; `database_url` (the same database) opens the COPY
@@ -108,10 +109,7 @@ pub async fn run(
 ) -> Result<(), CliError> {
     match cmd {
         CatalogCommand::Resync(args) => {
-            let copy = database_url
-                .expose_secret()
-                .parse()
-                .map_err(|_| CliError::DatabaseUrl)?;
+            let copy = PgConnect::from_url(database_url.expose_secret())?;
             let outcome = resync(pool, copy, shops, args).await?;
             println!("{}", summary(&outcome));
         }
@@ -137,7 +135,7 @@ pub async fn run(
 /// The resync with its progress bar.
 pub async fn resync(
     pool: PgPool,
-    copy: tokio_postgres::Config,
+    copy: impl Into<PgConnect>,
     shops: &Shops,
     args: ResyncArgs,
 ) -> Result<Outcome, CliError> {

@@ -13,7 +13,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::SinkExt;
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio_postgres::{Client, CopyInSink, NoTls};
+use tokio_postgres::{Client, CopyInSink};
+
+use crate::pg_tls::PgConnect;
 
 use super::jsonl::Record;
 
@@ -197,21 +199,12 @@ pub fn encode(record: &Record<'_>, buf: &mut BytesMut) {
     }
 }
 
-/// Connects to the database with `config`, the connection driven by a spawned task.
+/// Connects to the database with `config` (TLS as its URL says), the connection driven by a
+/// spawned task.
 pub fn connect(
-    config: &tokio_postgres::Config,
+    config: &PgConnect,
 ) -> impl std::future::Future<Output = Result<Client, tokio_postgres::Error>> + Send + 'static {
-    // Owned, so the future borrows nothing (callers' futures stay `Send` for any lifetime).
-    let config = config.clone();
-    async move {
-        let (client, connection) = config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "catalog COPY connection ended");
-            }
-        });
-        Ok(client)
-    }
+    config.connect()
 }
 
 /// Drops the staging tables of `run`, if they exist.
@@ -225,10 +218,7 @@ pub async fn drop_tables(client: &Client, run: i64) -> Result<(), tokio_postgres
 
 impl Staging {
     /// (Re)creates the staging tables of `run` and opens one COPY stream per kind.
-    pub async fn open(
-        config: &tokio_postgres::Config,
-        run: i64,
-    ) -> Result<Staging, tokio_postgres::Error> {
+    pub async fn open(config: &PgConnect, run: i64) -> Result<Staging, tokio_postgres::Error> {
         let admin = connect(config).await?;
         drop_tables(&admin, run).await?;
         let create: String = KINDS
