@@ -7,7 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use thiserror::Error;
@@ -18,7 +18,7 @@ use wholesail_webhook::{Keyring, ShopifySecrets};
 use crate::config::{Config, ConfigError};
 use crate::shops::Shops;
 use crate::worker::Workers;
-use crate::{admin, catalog, draft_orders, intake, ops};
+use crate::{admin, auth, catalog, draft_orders, intake, ops};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -52,8 +52,6 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// Shopify secrets for direct mode, when configured.
     pub shopify: Option<Arc<ShopifySecrets>>,
-    /// The admin bearer token, when configured.
-    pub admin_token: Option<Arc<SecretString>>,
     /// `/readyz` threshold.
     pub max_lag_secs: f64,
     /// The Prometheus recorder's handle.
@@ -72,7 +70,7 @@ pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
         .await
 }
 
-/// The HTTP routes.
+/// The HTTP routes, each behind [`auth::guard`] (the draft-order routes carry their own).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/internal/webhooks", post(intake::internal_webhooks))
@@ -85,6 +83,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/livez", get(ops::livez))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.pool.clone(),
+            auth::guard,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -128,7 +130,6 @@ pub async fn serve(
         pool: pool.clone(),
         keyring: Arc::new(config.keyring()?),
         shopify: config.shopify_secrets().map(Arc::new),
-        admin_token: config.admin.token.map(Arc::new),
         max_lag_secs: config.readiness.max_lag_secs,
         metrics: ops::recorder(),
         shops,

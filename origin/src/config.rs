@@ -48,7 +48,7 @@ pub struct Config {
     /// Keys the edge signs envelopes with.
     #[serde(default)]
     pub internal: InternalConfig,
-    /// The admin API (dead letters); disabled when no token is set.
+    /// Formerly the admin token; now refused (tokens are created with `origin tokens`).
     #[serde(default)]
     pub admin: AdminConfig,
     /// Inbox workers.
@@ -114,11 +114,12 @@ pub struct KeyConfig {
     pub secret: SecretString,
 }
 
-/// The admin API.
+/// The former admin section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// The bearer token; the admin API answers 404 when unset.
+    /// The former single admin token: refused with a pointer to `origin tokens create`, so a
+    /// deployment relying on it fails loudly instead of locking its operators out.
     pub token: Option<SecretString>,
 }
 
@@ -252,6 +253,14 @@ impl Config {
                 "worker.backoff_base_ms must be > 0 and ≤ worker.backoff_max_ms".into(),
             ));
         }
+        if self.admin.token.is_some() {
+            return Err(ConfigError::Invalid(
+                "admin.token was replaced by named, scoped tokens: create them with \
+                 `origin tokens create --name NAME --scope ops:read --scope ops:write` and \
+                 remove admin.token"
+                    .into(),
+            ));
+        }
         self.keyring()?;
         self.shops()?;
         self.draft_orders.check().map_err(ConfigError::Invalid)?;
@@ -312,7 +321,6 @@ mod tests {
             )?;
             jail.set_env("WHOLESAIL_WORKER__BATCH_SIZE", "77");
             jail.set_env("WHOLESAIL_SHOPIFY__SECRET", "shpss_topsecret");
-            jail.set_env("WHOLESAIL_ADMIN__TOKEN", "admin-token-value");
             let c = Config::load(Some(Path::new("origin.toml"))).expect("loads");
             assert_eq!(c.bind.port(), 9000);
             assert_eq!(c.worker.concurrency, 3);
@@ -321,7 +329,7 @@ mod tests {
             assert!(c.shopify_secrets().is_some());
             assert!(c.keyring().is_ok());
             let shown = format!("{c:?}");
-            for secret in ["file-key-secret", "shpss_topsecret", "admin-token-value"] {
+            for secret in ["file-key-secret", "shpss_topsecret"] {
                 assert!(!shown.contains(secret), "{secret} leaked in {shown}");
             }
             Ok(())
@@ -368,6 +376,17 @@ mod tests {
                 r#"[{domain="a.myshopify.com",access_token="x"},{domain="a.myshopify.com",access_token="y"}]"#,
             );
             assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_former_admin_token_is_refused_with_a_pointer_to_named_tokens() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WHOLESAIL_ADMIN__TOKEN", "admin-token-value");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("origin tokens create"), "{err}");
+            assert!(!err.contains("admin-token-value"), "{err}");
             Ok(())
         });
     }

@@ -11,6 +11,8 @@
 //! origin [--config origin.toml] catalog runs|show ID|cancel ID
 //! origin [--config origin.toml] rules import --shop S --file rules.csv|rules.json | push --shop S [--all] | show --shop S --location GID
 //! origin [--config origin.toml] draft-orders create --file quote.json [--wait] | show JOB
+//! origin [--config origin.toml] tokens create --name N --scope S [--scope S]… [--callback-secret] | list | rotate N [--grace-secs S] [--callback-secret] | revoke N
+//! origin [--config origin.toml] audit list [--actor A] [--limit N]
 //! ```
 //!
 //! Logs are JSON lines on stderr; command output (listings) is JSON on stdout.
@@ -61,6 +63,12 @@ enum Command {
     /// B2B rules: import a rules file, push to Shopify, show a buyer's rules.
     #[command(subcommand)]
     Rules(wholesail_origin::rules::cli::RulesCommand),
+    /// API tokens: create (prints the secret once), list, rotate, revoke.
+    #[command(subcommand)]
+    Tokens(wholesail_origin::auth::cli::TokensCommand),
+    /// The audit log of write actions.
+    #[command(subcommand)]
+    Audit(wholesail_origin::auth::cli::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -163,6 +171,14 @@ async fn main() -> Result<()> {
         Command::Rules(cmd) => {
             let pool = app::connect(&config).await?;
             wholesail_origin::rules::cli::run(&pool, &config.shops()?, cmd).await?;
+        }
+        Command::Tokens(cmd) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::auth::cli::tokens(&pool, cmd).await?;
+        }
+        Command::Audit(cmd) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::auth::cli::audit(&pool, cmd).await?;
         }
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;
