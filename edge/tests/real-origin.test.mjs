@@ -166,6 +166,7 @@ describe("edge with the real origin", { skip }, () => {
 
   test("parked envelopes: listed, a shop's purged, the rest recovered into origin by one command", async () => {
     const parkEdge = await startEdge({
+      secrets: TEST_SECRETS,
       originUrl: `http://127.0.0.1:${originPort}`,
       vars: { RETRY_BASE_DELAY_SECS: "1", RETRY_MAX_DELAY_SECS: "1", ORIGIN_TIMEOUT_MS: "5000", DLQ_PARK_AFTER_ATTEMPTS: "1" },
       consumers: {
