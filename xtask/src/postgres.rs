@@ -123,23 +123,39 @@ pub(crate) fn pg(bin: &Path, tool: &str, args: &[&str]) -> Result<()> {
 
 fn start_private_cluster(bin: &Path) -> Result<()> {
     let dir = data_dir();
-    let dir_s = dir
-        .to_str()
-        .context("data dir path is not UTF-8")?
-        .to_owned();
-    if !dir.join("PG_VERSION").is_file() {
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir_s}"))?;
+    let dir = dir.to_str().context("data dir path is not UTF-8")?;
+    init_and_start(
+        bin,
+        dir,
+        PORT,
+        "-c max_connections=300 -c shared_buffers=256MB",
+        "a private PostgreSQL cluster",
+    )
+}
+
+/// Creates the cluster in `dir` if it is missing (as `postgres` when root), starts it on
+/// 127.0.0.1:`port` with the extra server `settings`, and waits until it answers. `what`
+/// names the cluster in the message printed when it is created.
+pub(crate) fn init_and_start(
+    bin: &Path,
+    dir: &str,
+    port: u16,
+    settings: &str,
+    what: &str,
+) -> Result<()> {
+    if !Path::new(dir).join("PG_VERSION").is_file() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
         if is_root() {
-            run(&mut cmd("chown", &["postgres:postgres", &dir_s]))
+            run(&mut cmd("chown", &["postgres:postgres", dir]))
                 .context("as root, the cluster must belong to the `postgres` user")?;
         }
-        eprintln!("initialising a private PostgreSQL cluster in {dir_s}");
+        eprintln!("initialising {what} in {dir}");
         pg(
             bin,
             "initdb",
             &[
                 "-D",
-                &dir_s,
+                dir,
                 "-U",
                 "postgres",
                 "--auth=trust",
@@ -150,25 +166,24 @@ fn start_private_cluster(bin: &Path) -> Result<()> {
         )?;
     }
     let opts = format!(
-        "-p {PORT} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp \
-         -c max_connections=300 -c shared_buffers=256MB"
+        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp {settings}"
     );
-    let log = format!("{dir_s}/server.log");
+    let log = format!("{dir}/server.log");
     pg(
         bin,
         "pg_ctl",
-        &["-D", &dir_s, "-l", &log, "-o", &opts, "-w", "start"],
+        &["-D", dir, "-l", &log, "-o", &opts, "-w", "start"],
     )
     .with_context(|| format!("starting PostgreSQL; see {log}"))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !answers(
         bin,
-        &format!("postgres://postgres@127.0.0.1:{PORT}/postgres"),
+        &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
     ) {
         if Instant::now() > deadline {
             bail!("PostgreSQL did not answer within 30 s; see {log}");
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
 }

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::postgres::{answers, binaries, is_root, pg, query};
-use crate::shell::{cmd, run};
+use crate::postgres::{answers, binaries, init_and_start, pg, query};
 
 /// A private cluster the caller may restart.
 pub struct Cluster {
@@ -76,42 +75,13 @@ impl Cluster {
     }
 
     fn init_and_start(&self) -> Result<()> {
-        let dir = &self.dir;
-        if !std::path::Path::new(dir).join("PG_VERSION").is_file() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
-            if is_root() {
-                run(&mut cmd("chown", &["postgres:postgres", dir]))
-                    .context("as root, the cluster must belong to the `postgres` user")?;
-            }
-            eprintln!("initialising the chaos test's PostgreSQL cluster in {dir}");
-            pg(
-                &self.bin,
-                "initdb",
-                &[
-                    "-D",
-                    dir,
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ],
-            )?;
-        }
-        let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp \
-             -c max_connections=100 -c shared_buffers=64MB",
-            self.port
-        );
-        let log = self.log();
-        pg(
+        init_and_start(
             &self.bin,
-            "pg_ctl",
-            &["-D", dir, "-l", &log, "-o", &opts, "-w", "start"],
+            &self.dir,
+            self.port,
+            "-c max_connections=100 -c shared_buffers=64MB",
+            "the chaos test's PostgreSQL cluster",
         )
-        .with_context(|| format!("starting PostgreSQL; see {log}"))?;
-        self.wait_answering()
     }
 
     fn wait_answering(&self) -> Result<()> {
