@@ -4,21 +4,20 @@ use std::io;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wholesail_webhook::{Keyring, ShopifySecrets};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, HttpConfig};
 use crate::shops::Shops;
 use crate::worker::Workers;
-use crate::{admin, catalog, draft_orders, intake, ops};
+use crate::{admin, catalog, draft_orders, http_limits, http_server, intake, ops};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -39,8 +38,8 @@ pub enum ServeError {
     #[error("http: {0}")]
     Io(#[from] io::Error),
     /// The database URL cannot be used for the catalog's COPY connections.
-    #[error("database_url: {0}")]
-    CopyUrl(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    CopyUrl(#[from] crate::pg_tls::PgTlsError),
 }
 
 /// What every request handler shares.
@@ -64,27 +63,35 @@ pub struct AppState {
     pub catalog: catalog::Runner,
 }
 
-/// Opens the connection pool.
+/// Opens the connection pool, logging which server and database it uses (host and database
+/// name only: the URL may hold a password).
 pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = config.database_url.expose_secret().parse()?;
+    tracing::info!(
+        host = options.get_host(),
+        database = options.get_database().unwrap_or("(the user name)"),
+        "using PostgreSQL"
+    );
     PgPoolOptions::new()
         .max_connections(config.pool_size)
-        .connect(config.database_url.expose_secret())
+        .connect_with(options)
         .await
 }
 
-/// The HTTP routes.
+/// The HTTP routes with default `[http]` settings, without the concurrency limit (what
+/// in-process tests serve).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let ops = ops::Ops::new(&state, None);
+    api_routes(state, max_body_bytes, &HttpConfig::default())
+        .merge(ops::probe_routes(ops.clone()))
+        .merge(ops::metrics_routes(ops))
+}
+
+/// The intake and admin routes (no probes, no `/metrics`), intake behind its limits.
+pub fn api_routes(state: AppState, max_body_bytes: usize, http: &HttpConfig) -> Router {
     Router::new()
-        .route("/internal/webhooks", post(intake::internal_webhooks))
-        .route(
-            "/internal/dead-letters",
-            post(intake::internal_dead_letters),
-        )
-        .route("/webhooks/shopify", post(intake::shopify_direct))
+        .merge(intake::routes(state.clone(), max_body_bytes, http))
         .merge(admin::routes(state.clone()))
-        .route("/livez", get(ops::livez))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -157,13 +164,28 @@ pub async fn serve(
     ));
     let (draft_routes, draft_loops) =
         draft_orders::start(&state, config.draft_orders, worker_id(), shutdown.clone());
+    let ops = ops::Ops::new(&state, config.metrics.token);
+    let api = api_routes(state, config.max_body_bytes, &config.http).merge(draft_routes);
+    let mut app = http_limits::limit(api, &config.http).merge(ops::probe_routes(ops.clone()));
+    let header_timeout = config.http.header_timeout();
+    let metrics_server = match config.metrics.bind {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            Some(tokio::spawn(http_server::serve(
+                listener,
+                ops::metrics_routes(ops),
+                header_timeout,
+                shutdown.clone(),
+            )))
+        }
+        None => {
+            app = app.merge(ops::metrics_routes(ops));
+            None
+        }
+    };
     tracing::info!(addr = %listener.local_addr()?, "origin listening");
-    let http = axum::serve(
-        listener,
-        router(state, config.max_body_bytes).merge(draft_routes),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-    .await;
+    let http = http_server::serve(listener, app, header_timeout, shutdown.clone()).await;
     // If HTTP failed on its own, stop the workers too.
     shutdown.cancel();
     if let Err(e) = workers.await {
@@ -180,6 +202,13 @@ pub async fn serve(
     }
     if let Err(e) = catalog_adopt.await {
         tracing::error!(error = %e, "catalog adoption task failed");
+    }
+    if let Some(metrics_server) = metrics_server {
+        match metrics_server.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "metrics listener failed"),
+            Err(e) => tracing::error!(error = %e, "metrics listener task failed"),
+            Ok(Ok(())) => {}
+        }
     }
     pool.close().await;
     http?;

@@ -3,6 +3,8 @@
 //! Layers, later ones winning: built-in defaults → a TOML file (`--config`, or
 //! `WHOLESAIL_CONFIG`) → environment variables prefixed `WHOLESAIL_`, with `__` between
 //! nesting levels (`WHOLESAIL_WORKER__CONCURRENCY=4`, `WHOLESAIL_SHOPIFY__SECRET=…`).
+//! `DATABASE_URL` (sqlx's variable) sits between the defaults and the file: `database_url` in
+//! the file or `WHOLESAIL_DATABASE_URL` win over it.
 //! Every secret is a [`SecretString`]: its `Debug` output is redacted, so printing the config
 //! cannot leak it.
 
@@ -19,6 +21,11 @@ use wholesail_webhook::{Keyring, ShopifySecrets, SigningKey};
 
 use crate::shops::{ShopConfig, Shops};
 
+pub mod http;
+pub mod secrets;
+
+pub use http::{HttpConfig, MetricsConfig};
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -28,6 +35,9 @@ pub enum ConfigError {
     /// The values parsed but do not make sense together.
     #[error("configuration: {0}")]
     Invalid(String),
+    /// A secret or token is empty or too short to be safe.
+    #[error("configuration: {0}")]
+    WeakSecret(#[from] wholesail_webhook::WeakSecret),
 }
 
 /// The whole origin configuration.
@@ -73,6 +83,12 @@ pub struct Config {
     /// Inbox retention (`[inbox]`: retention_days, purge_batch, purge_interval_ms).
     #[serde(default)]
     pub inbox: crate::retention::Settings,
+    /// Timeouts, load shedding and body caps of the HTTP server (`[http]`).
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Who may read `/metrics` (`[metrics]`: bind, token).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// Shopify app client secrets: current and, during a rotation, previous.
@@ -259,14 +275,22 @@ impl Defaults {
 }
 
 impl Config {
-    /// Loads defaults, then `file` if given, then `WHOLESAIL_*` environment variables.
+    /// Loads defaults, then `DATABASE_URL`, then `file` if given, then `WHOLESAIL_*`
+    /// environment variables. Refuses weak secrets ([`secrets::check`]).
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Defaults::new()));
+        let mut figment = Figment::from(Serialized::defaults(Defaults::new()))
+            // The variable every sqlx tool reads; the file and WHOLESAIL_DATABASE_URL win.
+            .merge(Env::raw().only(&["DATABASE_URL"]));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
         let config: Config = figment
-            .merge(Env::prefixed("WHOLESAIL_").split("__").ignore(&["config"]))
+            // Not settings: the config file's path, and xtask's cluster directory and CA.
+            .merge(
+                Env::prefixed("WHOLESAIL_")
+                    .split("__")
+                    .ignore(&["config", "pg_data", "pg_ca"]),
+            )
             .extract()
             .map_err(Box::new)?;
         config.validate()?;
@@ -285,6 +309,7 @@ impl Config {
                 "worker.backoff_base_ms must be > 0 and ≤ worker.backoff_max_ms".into(),
             ));
         }
+        secrets::check(self)?;
         self.keyring()?;
         self.shops()?;
         self.draft_orders.check().map_err(ConfigError::Invalid)?;
@@ -342,12 +367,18 @@ mod tests {
                 concurrency = 3
                 [[internal.keys]]
                 id = "k1"
-                secret = "file-key-secret"
+                secret = "file-key-secret-0123456789abcdefghijkl"
                 "#,
             )?;
             jail.set_env("WHOLESAIL_WORKER__BATCH_SIZE", "77");
-            jail.set_env("WHOLESAIL_SHOPIFY__SECRET", "shpss_topsecret");
-            jail.set_env("WHOLESAIL_ADMIN__TOKEN", "admin-token-value");
+            jail.set_env(
+                "WHOLESAIL_SHOPIFY__SECRET",
+                "shpss_topsecret_0123456789abcdefghijkl",
+            );
+            jail.set_env(
+                "WHOLESAIL_ADMIN__TOKEN",
+                "admin-token-value-0123456789abcdefghij",
+            );
             let c = Config::load(Some(Path::new("origin.toml"))).expect("loads");
             assert_eq!(c.bind.port(), 9000);
             assert_eq!(c.worker.concurrency, 3);
@@ -356,7 +387,11 @@ mod tests {
             assert!(c.shopify_secrets().is_some());
             assert!(c.keyring().is_ok());
             let shown = format!("{c:?}");
-            for secret in ["file-key-secret", "shpss_topsecret", "admin-token-value"] {
+            for secret in [
+                "file-key-secret",
+                "shpss_topsecret_0123456789abcdefghijkl",
+                "admin-token-value-0123456789abcdefghij",
+            ] {
                 assert!(!shown.contains(secret), "{secret} leaked in {shown}");
             }
             Ok(())
@@ -368,7 +403,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env(
                 "WHOLESAIL_INTERNAL__KEYS",
-                r#"[{id="edge-2026",secret="s3cr3t"}]"#,
+                r#"[{id="edge-2026",secret="s3cr3t-0123456789abcdefghijklmnopqrstuv"}]"#,
             );
             let c = Config::load(None).expect("loads");
             assert_eq!(c.internal.keys.len(), 1);
@@ -412,6 +447,63 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("WHOLESAIL_WORKER__BACKOFF_MAX_MS", "10");
             assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
+            Ok(())
+        });
+    }
+    #[test]
+    fn a_weak_secret_is_refused_by_name_without_its_value() {
+        let cases = [
+            (
+                "WHOLESAIL_SHOPIFY__SECRET",
+                "short-shopify",
+                "shopify.secret",
+            ),
+            (
+                "WHOLESAIL_SHOPIFY__PREVIOUS_SECRET",
+                "short-previous",
+                "shopify.previous_secret",
+            ),
+            ("WHOLESAIL_ADMIN__TOKEN", "short-admin", "admin.token"),
+            (
+                "WHOLESAIL_DRAFT_ORDERS__CALLBACK_SECRET",
+                "short-callback",
+                "draft_orders.callback_secret",
+            ),
+            (
+                "WHOLESAIL_INTERNAL__KEYS",
+                r#"[{id="k1",secret="short-key"}]"#,
+                r#"internal.keys[id="k1"].secret"#,
+            ),
+            ("WHOLESAIL_ADMIN__TOKEN", "", "admin.token is empty"),
+        ];
+        for (var, value, named) in cases {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(var, value);
+                let err = Config::load(None).expect_err("weak secret refused");
+                assert!(matches!(err, ConfigError::WeakSecret(_)), "{err}");
+                let shown = err.to_string();
+                assert!(shown.contains(named), "{shown}");
+                assert!(value.is_empty() || !shown.contains(value), "{shown}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn database_url_is_used_unless_the_file_or_wholesail_variable_sets_one() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://u@db.example:6543/from_env");
+            let c = Config::load(None).expect("loads");
+            assert_eq!(
+                c.database_url.expose_secret(),
+                "postgres://u@db.example:6543/from_env"
+            );
+            jail.create_file("origin.toml", r#"database_url = "postgres://file/db""#)?;
+            let c = Config::load(Some(Path::new("origin.toml"))).expect("loads");
+            assert_eq!(c.database_url.expose_secret(), "postgres://file/db");
+            jail.set_env("WHOLESAIL_DATABASE_URL", "postgres://wholesail/db");
+            let c = Config::load(Some(Path::new("origin.toml"))).expect("loads");
+            assert_eq!(c.database_url.expose_secret(), "postgres://wholesail/db");
             Ok(())
         });
     }

@@ -6,24 +6,34 @@
 //! - `POST /internal/dead-letters`: the same body from the edge's dead-letter queue; rows are
 //!   stored as dead letters for an operator to inspect and replay.
 //! - `POST /webhooks/shopify`: direct mode without the edge: Shopify's HMAC, stripping here.
+//!
+//! [`routes`] puts them behind their limits: the internal routes check the signature header
+//! (form, known key id, timestamp in the window) before a byte of the body is read; each route
+//! has its own body cap (refused with 413 from `Content-Length` alone when it says too much);
+//! a request not answered within `http.request_timeout_ms`, upload included, gets 408.
 
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::value::RawValue;
 use thiserror::Error;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use wholesail_webhook::{
     parse_sha256_hex, BatchResponse, Envelope, EnvelopeBatch, ItemResult, ItemStatus, Payload,
     SignatureVersion, VerifiedWebhook, SIGNATURE_HEADER,
 };
 
 use crate::app::AppState;
+use crate::config::HttpConfig;
 use crate::inbox::{self, Body, NewEvent, Source, Stored};
 
 /// Why an intake request was refused as a whole.
@@ -65,6 +75,49 @@ impl IntoResponse for IntakeError {
     }
 }
 
+/// The intake routes behind their limits (see the module documentation): the internal routes
+/// capped at `max_body_bytes`, direct mode at `http.direct_max_body_bytes`.
+pub fn routes(state: AppState, max_body_bytes: usize, http: &HttpConfig) -> Router<AppState> {
+    let internal = Router::new()
+        .route("/internal/webhooks", post(internal_webhooks))
+        .route("/internal/dead-letters", post(internal_dead_letters))
+        .route_layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .route_layer(middleware::from_fn_with_state(state, signature_precheck));
+    let direct = Router::new()
+        .route("/webhooks/shopify", post(shopify_direct))
+        .route_layer(RequestBodyLimitLayer::new(http.direct_max_body_bytes));
+    internal
+        .merge(direct)
+        .route_layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            http.request_timeout(),
+        ))
+}
+
+/// Refuses with 401, before the body is read, a request whose signature header is missing,
+/// malformed, names an unknown key or carries a timestamp outside the window.
+async fn signature_precheck(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    match signature_header(req.headers())
+        .and_then(|h| app.keyring.precheck(h, now).map_err(unauthorized))
+    {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn signature_header(headers: &HeaderMap) -> Result<&str, IntakeError> {
+    headers
+        .get(SIGNATURE_HEADER)
+        .ok_or_else(|| IntakeError::Unauthorized(format!("missing {SIGNATURE_HEADER}")))?
+        .to_str()
+        .map_err(|_| IntakeError::Unauthorized(format!("{SIGNATURE_HEADER} is not ASCII")))
+}
+
+fn unauthorized(e: wholesail_webhook::SignatureError) -> IntakeError {
+    IntakeError::Unauthorized(e.to_string())
+}
+
 /// `POST /internal/webhooks`.
 pub async fn internal_webhooks(
     State(app): State<AppState>,
@@ -92,16 +145,12 @@ async fn envelopes(
     body: &[u8],
     source: Source,
 ) -> Result<Json<BatchResponse>, IntakeError> {
-    let signature = headers
-        .get(SIGNATURE_HEADER)
-        .ok_or_else(|| IntakeError::Unauthorized(format!("missing {SIGNATURE_HEADER}")))?
-        .to_str()
-        .map_err(|_| IntakeError::Unauthorized(format!("{SIGNATURE_HEADER} is not ASCII")))?;
+    let signature = signature_header(headers)?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let (_, version) = app
         .keyring
         .verify_request(signature, path, body, now)
-        .map_err(|e| IntakeError::Unauthorized(e.to_string()))?;
+        .map_err(unauthorized)?;
     let version = match version {
         SignatureVersion::V1 => "v1",
         SignatureVersion::V2 => "v2",

@@ -1,5 +1,10 @@
 //! Operations endpoints: `/livez`, `/readyz` and `/metrics` (Prometheus).
 //!
+//! They run outside the HTTP concurrency limit, and `/readyz` and `/metrics` read the database
+//! through a small pool of their own ([`Ops`]), so a full request pool or a flood of probes
+//! cannot starve each other. `/metrics` asks for `Authorization: Bearer <metrics.token>` when
+//! that is set, and is served on `metrics.bind` instead of the main listener when that is set.
+//!
 //! Metrics (all prefixed `wholesail_`):
 //! - `inbox_depth{status}` gauge: rows pending / processing / dead / quarantined (read at
 //!   scrape time);
@@ -14,16 +19,68 @@
 //! - `processing_lag_seconds` histogram: intake → applied;
 //! - `event_attempts` histogram: claims an event needed until done.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::inbox;
+
+/// What the probes and `/metrics` share.
+#[derive(Clone)]
+pub struct Ops {
+    /// At most two connections of their own, opened on first use; a probe waits at most
+    /// [`PROBE_ACQUIRE_TIMEOUT`] for one.
+    pool: PgPool,
+    max_lag_secs: f64,
+    metrics: PrometheusHandle,
+    token: Option<Arc<SecretString>>,
+}
+
+/// How long `/readyz` or `/metrics` waits for a connection of the probe pool.
+pub const PROBE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Ops {
+    /// The probes' state for the database of `state.pool`; `/metrics` asks for `token` when
+    /// given.
+    pub fn new(state: &AppState, token: Option<SecretString>) -> Ops {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(PROBE_ACQUIRE_TIMEOUT)
+            .connect_lazy_with((*state.pool.connect_options()).clone());
+        Ops {
+            pool,
+            max_lag_secs: state.max_lag_secs,
+            metrics: state.metrics.clone(),
+            token: token.map(Arc::new),
+        }
+    }
+}
+
+/// `/livez` and `/readyz`.
+pub fn probe_routes<S: Clone + Send + Sync + 'static>(ops: Ops) -> Router<S> {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .with_state(ops)
+}
+
+/// `/metrics`.
+pub fn metrics_routes<S: Clone + Send + Sync + 'static>(ops: Ops) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(ops)
+}
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn recorder() -> PrometheusHandle {
@@ -52,7 +109,7 @@ pub async fn livez() -> &'static str {
 
 /// `GET /readyz`: 200 when the database answers and the oldest due event has waited less than
 /// `readiness.max_lag_secs`; 503 with the reason otherwise.
-pub async fn readyz(State(app): State<AppState>) -> Response {
+pub async fn readyz(State(app): State<Ops>) -> Response {
     match inbox::lag_secs(&app.pool).await {
         Ok(lag) if lag <= app.max_lag_secs => Json(serde_json::json!({
             "status": "ready", "lag_secs": lag
@@ -77,7 +134,17 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format, inbox gauges refreshed at scrape time.
-pub async fn metrics(State(app): State<AppState>) -> Response {
+pub async fn metrics(State(app): State<Ops>, headers: HeaderMap) -> Response {
+    if let Some(token) = &app.token {
+        if !bearer_matches(&headers, token) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics.token required",
+            )
+                .into_response();
+        }
+    }
     match inbox::depth(&app.pool).await {
         Ok(depth) => {
             for (status, rows) in depth.by_status {
@@ -93,4 +160,13 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         app.metrics.render(),
     )
         .into_response()
+}
+
+/// Whether `Authorization: Bearer …` carries `token` (compared in constant time).
+fn bearer_matches(headers: &HeaderMap, token: &SecretString) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes())))
 }

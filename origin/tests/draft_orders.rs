@@ -29,7 +29,7 @@ use common::{database_url, eventually, ADMIN_TOKEN};
 const LOCATION: &str = "gid://shopify/CompanyLocation/8800001";
 /// Warehouses (Shopify location ids) the test stock is spread over.
 const WAREHOUSES: [i64; 3] = [601, 602, 603];
-const CALLBACK_SECRET: &str = "callback-test-secret";
+const CALLBACK_SECRET: &str = "callback-test-secret-0123456789abcdefg";
 
 /// The simulator, a catalog of `products` products, and their variant 0 synced into origin's
 /// tables: prices, stock in one of [`WAREHOUSES`] (line `i` → warehouse `i % 3`), the buyer.

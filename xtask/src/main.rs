@@ -12,7 +12,9 @@
 //! - `bench <name>`: setup, then one benchmark; `bench` alone lists them.
 //! - `fuzz [target] [--seconds N] [--merge]`: the cargo-fuzz targets in `fuzz/`, N seconds
 //!   each (default 20) on the saved corpus; fails on a crash.
-//! - `pg`: starts (or finds) the local PostgreSQL and prints `export DATABASE_URL=…`.
+//! - `pg [--tls]`: starts (or finds) the local PostgreSQL and prints `export DATABASE_URL=…`;
+//!   with `--tls`, turns TLS on for it (a self-signed CA, see `pg_tls`) and also prints
+//!   `export WHOLESAIL_PG_CA=…`. `test` does that for the private cluster by itself.
 
 mod bench;
 mod chaos;
@@ -21,6 +23,7 @@ mod edge;
 mod function;
 mod fuzz;
 mod http;
+mod pg_tls;
 mod postgres;
 mod service;
 mod setup;
@@ -49,10 +52,14 @@ fn run() -> Result<()> {
         Some("pg") => {
             let url = postgres::ensure()?;
             println!("export DATABASE_URL={url}");
+            if rest.contains(&"--tls") {
+                let ca = pg_tls::enable(&url)?;
+                println!("export WHOLESAIL_PG_CA={}", ca.display());
+            }
             Ok(())
         }
         _ => bail!(
-            "usage: cargo xtask <setup|test|demo [--ci]|chaos|bench [name]|fuzz [target] [--seconds N]|pg>"
+            "usage: cargo xtask <setup|test|demo [--ci]|chaos|bench [name]|fuzz [target] [--seconds N]|pg [--tls]>"
         ),
     }
 }

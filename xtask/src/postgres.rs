@@ -58,6 +58,19 @@ pub(crate) fn binaries() -> Result<PathBuf> {
         )
 }
 
+/// Whether the server at `url` answers over TLS, its certificate checked against `ca`.
+pub fn answers_with_tls(url: &str, ca: &Path) -> bool {
+    let Ok(bin) = binaries() else { return false };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}sslmode=verify-full&sslrootcert={}", ca.display());
+    answers(&bin, &url)
+}
+
+/// The URL of the project's private cluster's `wholesail` database.
+pub fn private_cluster_url() -> String {
+    format!("postgres://postgres@127.0.0.1:{PORT}/{DATABASE}")
+}
+
 /// Whether the server at `url` answers `select 1`.
 pub(crate) fn answers(bin: &Path, url: &str) -> bool {
     output(&mut cmd(

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::shell::{self, cmd};
-use crate::{chaos, edge, function, fuzz, postgres, setup};
+use crate::{chaos, edge, function, fuzz, pg_tls, postgres, setup};
 
 /// Runs setup, formatting, clippy, the workspace tests against a local PostgreSQL, the edge
 /// worker's tests in workerd, the Function's wasm build, each fuzz target briefly and the
@@ -13,6 +13,7 @@ pub fn run() -> Result<()> {
     shell::run(&mut cmd("cargo", &["fmt", "--all", "--check"]))?;
     let url = postgres::ensure()?;
     std::env::set_var("DATABASE_URL", &url);
+    pg_tls::for_tests(&url);
     shell::run(&mut cmd(
         "cargo",
         &[

@@ -39,7 +39,7 @@ use wholesail_webhook::{BatchResponse, ItemStatus, SigningKey, SIGNATURE_HEADER}
 
 const DB: &str = "wholesail_bench_origin";
 const KEY_ID: &str = "bench";
-const KEY_SECRET: &str = "bench-secret";
+const KEY_SECRET: &str = "bench-secret-0123456789abcdefghijklmnop";
 const IN_FLIGHT: usize = 4;
 const SHOPS: usize = 10;
 const V1: &str = "2026-11-23T10:00:00-05:00";

@@ -285,6 +285,17 @@ impl Keyring {
         self
     }
 
+    /// Checks what a signature header says before the body is read: its form, a version this
+    /// keyring accepts, a known key id and a timestamp within the window. Returns the key id;
+    /// [`Keyring::verify_request`] still has to check the MAC over the path and body.
+    pub fn precheck(&self, header: &str, now_unix_secs: i64) -> Result<&str, SignatureError> {
+        let h = Header::parse(header)?;
+        if h.version == SignatureVersion::V1 && !self.accept_v1 {
+            return Err(SignatureError::VersionRetired);
+        }
+        self.check(&h, now_unix_secs).map(|key| key.id.as_str())
+    }
+
     /// Verifies a v1 signature header for `body` at `now_unix_secs`; returns the key id used.
     /// For draft-order callbacks; the intakes use [`Keyring::verify_request`].
     pub fn verify(
@@ -416,6 +427,34 @@ mod tests {
             ],
             300,
         )
+    }
+
+    #[test]
+    fn precheck_needs_a_known_key_and_a_fresh_timestamp_but_no_body() {
+        let key = SigningKey::new("k2", "new-secret").unwrap();
+        let h = key.sign_request("/v1/events", b"x", NOW);
+        assert_eq!(ring().precheck(&h, NOW), Ok("k2"));
+        assert_eq!(
+            ring().precheck(&h, NOW + 301),
+            Err(SignatureError::OutsideWindow(-301))
+        );
+        let unknown = SigningKey::new("k9", "s")
+            .unwrap()
+            .sign_request("/p", b"x", NOW);
+        assert_eq!(
+            ring().precheck(&unknown, NOW),
+            Err(SignatureError::UnknownKey("k9".into()))
+        );
+        assert!(matches!(
+            ring().precheck("v2,kid=k2", NOW),
+            Err(SignatureError::Malformed(_))
+        ));
+        let v1 = key.sign(b"x", NOW);
+        assert_eq!(ring().accepting_v1(true).precheck(&v1, NOW), Ok("k2"));
+        assert_eq!(
+            ring().precheck(&v1, NOW),
+            Err(SignatureError::VersionRetired)
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!   [`VerifiedWebhook`];
 //! - [`envelope`]: the internal message the edge sends to origin and its signature, which binds
 //!   a key id, a timestamp and the body so a captured request cannot be replayed later;
+//! - [`strength`]: the minimum length of every shared secret and token;
 //! - [`allowlist`]: the fields each topic keeps, and the streaming stripper that drops the rest
 //!   without ever materialising the dropped fields;
 //! - [`delete_shape`]: the payload each delete topic must have, so a captured body of another
@@ -19,6 +20,7 @@ pub mod delete_shape;
 pub mod envelope;
 mod hmac_sha256;
 pub mod shopify;
+pub mod strength;
 
 pub use allowlist::{strip, StripError, Stripped, Stripping};
 pub use envelope::{
@@ -29,3 +31,4 @@ pub use shopify::{
     Secret, SecretSlot, ShopDomain, ShopifySecrets, Topic, VerifiedWebhook, VerifyError, WebhookId,
     WebhookMeta,
 };
+pub use strength::{require_strong, WeakSecret, MIN_SECRET_BYTES};

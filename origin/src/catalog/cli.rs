@@ -22,6 +22,7 @@ use wholesail_shopify_admin::{AdminClient, AdminConfig, AdminError};
 use super::driver::Take;
 use super::run::{Outcome, Progress, RunError, Runner, Settings};
 use super::runs;
+use crate::pg_tls::{PgConnect, PgTlsError};
 use crate::shops::{ShopError, Shops, DEFAULT_API_VERSION};
 
 /// `origin catalog` subcommands.
@@ -95,9 +96,9 @@ pub enum CliError {
     /// No such run.
     #[error("no catalog run {0}")]
     NotFound(i64),
-    /// The database URL is not one tokio-postgres understands.
-    #[error("the database URL cannot be parsed for the COPY connections")]
-    DatabaseUrl,
+    /// The database URL cannot be used for the COPY connections.
+    #[error(transparent)]
+    DatabaseUrl(#[from] PgTlsError),
     /// Ctrl-C while watching a run another process drives: the run goes on.
     #[error("stopped watching catalog run {0}; it goes on (origin catalog show {0})")]
     StoppedWatching(i64),
@@ -114,10 +115,7 @@ pub async fn run(
 ) -> Result<(), CliError> {
     match cmd {
         CatalogCommand::Resync(args) => {
-            let copy = database_url
-                .expose_secret()
-                .parse()
-                .map_err(|_| CliError::DatabaseUrl)?;
+            let copy = PgConnect::from_url(database_url.expose_secret())?;
             let outcome = resync(pool, copy, shops, settings, args).await?;
             println!("{}", summary(&outcome));
         }
@@ -143,7 +141,7 @@ pub async fn run(
 /// The resync with its progress bar; `settings` with the poll interval of `args`.
 pub async fn resync(
     pool: PgPool,
-    copy: tokio_postgres::Config,
+    copy: impl Into<PgConnect>,
     shops: &Shops,
     settings: Settings,
     args: ResyncArgs,

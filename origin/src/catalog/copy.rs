@@ -14,7 +14,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::SinkExt;
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio_postgres::{Client, CopyInSink, NoTls};
+use tokio_postgres::{Client, CopyInSink};
+
+use crate::pg_tls::PgConnect;
 
 use super::jsonl::Record;
 
@@ -198,21 +200,12 @@ pub fn encode(record: &Record<'_>, buf: &mut BytesMut) {
     }
 }
 
-/// Connects to the database with `config`, the connection driven by a spawned task.
+/// Connects to the database with `config` (TLS as its URL says), the connection driven by a
+/// spawned task.
 pub fn connect(
-    config: &tokio_postgres::Config,
+    config: &PgConnect,
 ) -> impl std::future::Future<Output = Result<Client, tokio_postgres::Error>> + Send + 'static {
-    // Owned, so the future borrows nothing (callers' futures stay `Send` for any lifetime).
-    let config = config.clone();
-    async move {
-        let (client, connection) = config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "catalog COPY connection ended");
-            }
-        });
-        Ok(client)
-    }
+    config.connect()
 }
 
 /// Drops the staging tables of attempt `attempt` of `run`, if they exist.
@@ -252,7 +245,7 @@ impl Staging {
     /// created once: finding them already there is an error) and opens one COPY stream per
     /// kind.
     pub async fn open(
-        config: &tokio_postgres::Config,
+        config: &PgConnect,
         run: i64,
         attempt: i32,
     ) -> Result<Staging, tokio_postgres::Error> {

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::oneshot;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+use crate::pg_tls::PgConnect;
 
 use super::run::RunError;
 
@@ -70,25 +72,14 @@ impl Lease {
 
 /// Takes run `id` for this process (`who` names it in the run's `driver`), if no other
 /// process holds it and it has not ended.
-pub async fn take(
-    config: &tokio_postgres::Config,
-    pool: &PgPool,
-    id: i64,
-    who: &str,
-) -> Result<Take, RunError> {
-    let mut config = config.clone();
+pub async fn take(config: &PgConnect, pool: &PgPool, id: i64, who: &str) -> Result<Take, RunError> {
     // A dead peer is noticed within about a minute, not after the OS default of two hours.
-    config
-        .keepalives(true)
-        .keepalives_idle(Duration::from_secs(30));
-    let (client, connection) = config.connect(NoTls).await.map_err(RunError::Lock)?;
-    let (done, closed) = oneshot::channel();
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "catalog driver lock connection ended");
-        }
-        let _ = done.send(());
-    });
+    let (client, closed) = config
+        .clone()
+        .keepalives(Duration::from_secs(30))
+        .connect_watched()
+        .await
+        .map_err(RunError::Lock)?;
     let locked: bool = client
         .query_one(LOCK, &[&id])
         .await

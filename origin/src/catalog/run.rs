@@ -23,6 +23,7 @@ use super::driver::{self, Lease, Take};
 use super::jsonl::{self, LineError};
 use super::merge::{self, MergeError, MergeSummary};
 use super::runs::{self, Run, FINISHED_CHANNEL};
+use crate::pg_tls::{PgConnect, PgTlsError};
 
 /// The bulk query: products, their variants with inventory levels per location, and the
 /// `wholesail` metafields of both (what the B2B rules read).
@@ -217,7 +218,7 @@ impl Outcome {
 #[derive(Clone)]
 pub struct Runner {
     pool: PgPool,
-    copy: tokio_postgres::Config,
+    copy: PgConnect,
     settings: Settings,
     /// This process, in the `driver` column of the runs it takes.
     who: String,
@@ -225,22 +226,27 @@ pub struct Runner {
 
 impl Runner {
     /// A runner with `settings`.
-    pub fn new(pool: PgPool, copy: tokio_postgres::Config, settings: Settings) -> Self {
+    pub fn new(pool: PgPool, copy: impl Into<PgConnect>, settings: Settings) -> Self {
         Runner {
             pool,
-            copy,
+            copy: copy.into(),
             settings,
             who: crate::app::worker_id(),
         }
     }
 
-    /// A runner whose COPY connections use `database_url` (the same database as `pool`).
+    /// A runner whose COPY connections use `database_url` (the same database as `pool`), TLS
+    /// as its `sslmode` says.
     pub fn from_url(
         pool: PgPool,
         database_url: &str,
         settings: Settings,
-    ) -> Result<Self, tokio_postgres::Error> {
-        Ok(Runner::new(pool, database_url.parse()?, settings))
+    ) -> Result<Self, PgTlsError> {
+        Ok(Runner::new(
+            pool,
+            PgConnect::from_url(database_url)?,
+            settings,
+        ))
     }
 
     /// The pool.

@@ -16,11 +16,11 @@ use wholesail_webhook::SigningKey;
 /// The envelope key id and secret every test server accepts.
 pub const KEY_ID: &str = "edge-test";
 /// The envelope secret.
-pub const KEY_SECRET: &str = "edge-test-secret";
+pub const KEY_SECRET: &str = "edge-test-secret-0123456789abcdefghij";
 /// The admin bearer token.
-pub const ADMIN_TOKEN: &str = "admin-test-token";
+pub const ADMIN_TOKEN: &str = "admin-test-token-0123456789abcdefghij";
 /// Shopify client secret for direct mode.
-pub const SHOPIFY_SECRET: &str = "shopify-test-secret";
+pub const SHOPIFY_SECRET: &str = "shopify-test-secret-0123456789abcdefgh";
 
 /// Seconds since the epoch.
 pub fn now() -> i64 {
@@ -100,6 +100,11 @@ impl Origin {
     /// Starts `origin serve` on a free port against `database_url`, with short worker timings
     /// and the test keys; `env` overrides (`WHOLESAIL_WORKER__…`).
     pub fn spawn(database_url: &str, env: &[(&str, &str)]) -> Origin {
+        Origin::start(Origin::command(database_url, env))
+    }
+
+    /// The command [`Origin::spawn`] runs, to adjust before [`Origin::start`].
+    pub fn command(database_url: &str, env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_origin"));
         cmd.arg("serve")
             .env_clear()
@@ -123,6 +128,11 @@ impl Origin {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    /// Runs `cmd` (an `origin serve`) and waits until it listens.
+    pub fn start(mut cmd: Command) -> Origin {
         let mut child = cmd.spawn().expect("origin binary starts");
         let stderr = child.stderr.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));

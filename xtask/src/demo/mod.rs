@@ -43,10 +43,10 @@ const EDGE_PORT: u16 = 18787;
 const SIMULATOR_ADDR: &str = "127.0.0.1:18700";
 const SHOP: &str = "wholesail-demo.myshopify.com";
 const SHOP_TOKEN: &str = "shpat_demo_token";
-const SHOPIFY_SECRET: &str = "demo-shopify-app-secret";
+const SHOPIFY_SECRET: &str = "demo-shopify-app-secret-0123456789abc";
 const KEY_ID: &str = "demo-edge-1";
-const SIGNING_KEY: &str = "demo-edge-signing-key";
-const ADMIN_TOKEN: &str = "demo-admin-token";
+const SIGNING_KEY: &str = "demo-edge-signing-key-0123456789abcde";
+const ADMIN_TOKEN: &str = "demo-admin-token-0123456789abcdefghijk";
 /// Products in the simulator's generated catalog (about 8 variants each).
 const CATALOG_PRODUCTS: u64 = 20_000;
 /// The catalog of `cargo xtask demo --ci`: every step, smaller data.

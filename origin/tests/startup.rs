@@ -1,0 +1,70 @@
+//! Start-up checks of the real `origin` binary: weak secrets refused by name, `DATABASE_URL`
+//! honoured and reported without credentials.
+
+mod common;
+
+use std::process::Command;
+
+use common::{database_url, Origin};
+use sqlx::PgPool;
+
+#[test]
+fn origin_refuses_to_start_with_a_weak_secret_and_names_only_the_setting() {
+    for (var, value, setting) in [
+        ("WHOLESAIL_ADMIN__TOKEN", "tiny-admin-token", "admin.token"),
+        (
+            "WHOLESAIL_SHOPIFY__SECRET",
+            "tiny-shopify-secret",
+            "shopify.secret",
+        ),
+        (
+            "WHOLESAIL_INTERNAL__KEYS",
+            r#"[{id="k1",secret="tiny-key"}]"#,
+            r#"internal.keys[id="k1"].secret"#,
+        ),
+        ("WHOLESAIL_METRICS__TOKEN", "", "metrics.token is empty"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_origin"))
+            .arg("serve")
+            .env_clear()
+            .env("WHOLESAIL_BIND", "127.0.0.1:0")
+            // Never reached: the configuration is refused first.
+            .env(
+                "WHOLESAIL_DATABASE_URL",
+                "postgres://nobody@127.0.0.1:9/none",
+            )
+            .env(var, value)
+            .output()
+            .expect("origin runs");
+        assert!(!out.status.success(), "{var}: origin started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(setting), "{var}: {stderr}");
+        assert!(
+            !stderr.contains("tiny-"),
+            "{var}: the value leaked: {stderr}"
+        );
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn database_url_is_used_and_logged_without_credentials(pool: PgPool) {
+    let url = database_url(&pool);
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    // A password the trust-authenticated test server ignores, to see that it is not logged.
+    let (user, host) = rest.split_once('@').expect("user@host");
+    let with_password = format!("{scheme}://{user}:hunter2-password@{host}");
+    let mut cmd = Origin::command(&with_password, &[]);
+    cmd.env_remove("WHOLESAIL_DATABASE_URL")
+        .env("DATABASE_URL", &with_password);
+    let origin = Origin::start(cmd);
+    let logs = origin.logs.lock().unwrap().join("\n");
+    let db = pool.connect_options().get_database().unwrap().to_owned();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("using PostgreSQL"))
+        .unwrap_or_else(|| panic!("no database line in {logs}"));
+    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["fields"]["database"], db.as_str());
+    assert_eq!(line["fields"]["host"], pool.connect_options().get_host());
+    assert!(!logs.contains("hunter2"), "{logs}");
+}
