@@ -2,10 +2,14 @@
 //! and secrets) into a typed struct.
 //!
 //! Secrets (`SHOPIFY_SECRET`, `SHOPIFY_PREVIOUS_SECRET`, `EDGE_SIGNING_KEY`) go straight into the
-//! contract crate's redacting types and are never logged.
+//! contract crate's redacting types and are never logged. Each must have at least
+//! [`wholesail_webhook::MIN_SECRET_BYTES`] bytes, as origin requires: a weak one makes the configuration invalid,
+//! so the first request answers 500 and logs which binding is weak (never its value).
 
 use thiserror::Error;
-use wholesail_webhook::{ShopDomain, ShopifySecrets, SignatureError, SigningKey};
+use wholesail_webhook::{
+    require_strong, ShopDomain, ShopifySecrets, SignatureError, SigningKey, WeakSecret,
+};
 
 use crate::backoff::RetryPolicy;
 
@@ -83,6 +87,9 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A secret binding is empty or shorter than [`wholesail_webhook::MIN_SECRET_BYTES`].
+    #[error(transparent)]
+    Weak(#[from] WeakSecret),
 }
 
 /// Default body cap: Shopify bodies can exceed 1 MB (a 1,000-line order is ~1.2 MB).
@@ -105,11 +112,19 @@ impl EdgeConfig {
             })
         };
 
-        let secrets =
-            ShopifySecrets::new(required("SHOPIFY_SECRET")?, get("SHOPIFY_PREVIOUS_SECRET"));
+        let strong = |name: &'static str, value: String| -> Result<String, ConfigError> {
+            require_strong(name, value.as_bytes())?;
+            Ok(value)
+        };
+        let secrets = ShopifySecrets::new(
+            strong("SHOPIFY_SECRET", required("SHOPIFY_SECRET")?)?,
+            get("SHOPIFY_PREVIOUS_SECRET")
+                .map(|p| strong("SHOPIFY_PREVIOUS_SECRET", p))
+                .transpose()?,
+        );
         let signing_key = SigningKey::new(
             required("EDGE_SIGNING_KEY_ID")?,
-            required("EDGE_SIGNING_KEY")?,
+            strong("EDGE_SIGNING_KEY", required("EDGE_SIGNING_KEY")?)?,
         )
         .map_err(|e: SignatureError| ConfigError::Invalid {
             name: "EDGE_SIGNING_KEY_ID",
@@ -174,9 +189,9 @@ mod tests {
     }
 
     const MINIMAL: &[(&str, &str)] = &[
-        ("SHOPIFY_SECRET", "s"),
+        ("SHOPIFY_SECRET", "shpss_0123456789abcdef0123456789abcdef"),
         ("EDGE_SIGNING_KEY_ID", "edge-1"),
-        ("EDGE_SIGNING_KEY", "k"),
+        ("EDGE_SIGNING_KEY", "edge-signing-key-0123456789abcdef0123"),
         ("ORIGIN_URL", "https://origin.example.com/"),
     ];
 
@@ -242,9 +257,31 @@ mod tests {
     #[test]
     fn configuration_debug_output_hides_secrets() {
         let mut pairs = MINIMAL.to_vec();
-        pairs[0] = ("SHOPIFY_SECRET", "very-secret-shopify");
-        pairs[2] = ("EDGE_SIGNING_KEY", "very-secret-signing");
+        pairs[0] = ("SHOPIFY_SECRET", "very-secret-shopify-0123456789abcdef");
+        pairs[2] = ("EDGE_SIGNING_KEY", "very-secret-signing-0123456789abcdef");
         let shown = format!("{:?}", EdgeConfig::from_lookup(lookup(&pairs)).unwrap());
         assert!(!shown.contains("very-secret"), "{shown}");
+    }
+
+    #[test]
+    fn a_weak_secret_is_refused_by_binding_name_without_its_value() {
+        for (name, index) in [
+            ("SHOPIFY_SECRET", Some(0)),
+            ("EDGE_SIGNING_KEY", Some(2)),
+            ("SHOPIFY_PREVIOUS_SECRET", None),
+        ] {
+            let mut pairs = MINIMAL.to_vec();
+            match index {
+                Some(i) => pairs[i] = (name, "weak-value"),
+                None => pairs.push((name, "weak-value")),
+            }
+            let err = EdgeConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert_eq!(err, ConfigError::Weak(WeakSecret::TooShort(name.into())));
+            let shown = err.to_string();
+            assert!(
+                shown.contains(name) && !shown.contains("weak-value"),
+                "{shown}"
+            );
+        }
     }
 }

@@ -238,6 +238,24 @@ describe("intake", () => {
   });
 });
 
+describe("weak secrets", () => {
+  test("a short secret makes the first request fail with 500 and a log naming the binding, not the value", async () => {
+    const weak = "weak-edge-secret";
+    const misconfigured = await startEdge({ vars: { SHOPIFY_SECRET: weak }, consumers: false });
+    try {
+      const res = await deliver(misconfigured.url, small(), { id: "weak-secret-1", secret: weak });
+      assert.equal(res.status, 500);
+      const line = await waitFor("the misconfigured log line", () =>
+        misconfigured.logs.map((l) => (l.startsWith("{") ? JSON.parse(l) : {})).find((l) => l.outcome === "misconfigured"),
+      );
+      assert.match(line.reason, /SHOPIFY_SECRET is shorter than 32 bytes/);
+      assert.ok(!misconfigured.logs.join("\n").includes(weak), "the weak value is not logged");
+    } finally {
+      await misconfigured.mf.dispose();
+    }
+  });
+});
+
 describe("delivery to origin", () => {
   test("oversized order goes through R2 and its object is removed once origin has it", async () => {
     const body = fixture("order-1000.json");

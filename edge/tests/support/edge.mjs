@@ -11,10 +11,10 @@ import { Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-export const SHOPIFY_SECRET = "shpss_edge_test_secret";
-export const PREVIOUS_SECRET = "shpss_edge_previous_secret";
+export const SHOPIFY_SECRET = "shpss_edge_test_secret_0123456789abcdef";
+export const PREVIOUS_SECRET = "shpss_edge_previous_secret_0123456789abc";
 export const SIGNING_KEY_ID = "edge-test";
-export const SIGNING_KEY = "edge-test-signing-key";
+export const SIGNING_KEY = "edge-test-signing-key-0123456789abcdefgh";
 export const SHOP = "acme-wholesale.myshopify.com";
 
 /**
