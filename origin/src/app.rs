@@ -149,6 +149,11 @@ pub async fn serve(
         shops,
         catalog,
     };
+    // Bound before anything is spawned, so a bad `metrics.bind` stops nothing half-started.
+    let metrics_listener = match config.metrics.bind {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
     let workers = Workers::new(pool.clone(), config.worker, worker_id());
     let workers = tokio::spawn(workers.run(shutdown.clone()));
     let rules_push = tokio::spawn(crate::rules::dirty::run(
@@ -168,9 +173,8 @@ pub async fn serve(
     let api = api_routes(state, config.max_body_bytes, &config.http).merge(draft_routes);
     let mut app = http_limits::limit(api, &config.http).merge(ops::probe_routes(ops.clone()));
     let header_timeout = config.http.header_timeout();
-    let metrics_server = match config.metrics.bind {
-        Some(addr) => {
-            let listener = TcpListener::bind(addr).await?;
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
             tracing::info!(addr = %listener.local_addr()?, "metrics listening");
             Some(tokio::spawn(http_server::serve(
                 listener,
