@@ -20,6 +20,7 @@ use shopify_simulator::{
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use wholesail_origin::app::{router, AppState};
+use wholesail_origin::draft_orders::callback::Callbacks;
 use wholesail_origin::draft_orders::{self, JobLoop, Settings};
 use wholesail_origin::shops::{ShopConfig, Shops};
 use wholesail_webhook::{Keyring, SigningKey};
@@ -30,6 +31,22 @@ const LOCATION: &str = "gid://shopify/CompanyLocation/8800001";
 /// Warehouses (Shopify location ids) the test stock is spread over.
 const WAREHOUSES: [i64; 3] = [601, 602, 603];
 const CALLBACK_SECRET: &str = "callback-test-secret-0123456789abcdefg";
+/// The callback receiver's host name; [`TestDns`] sends it to loopback (the real resolver
+/// would refuse loopback: callbacks only go to public addresses).
+const CALLBACK_HOST: &str = "erp.test";
+
+/// The test's DNS: [`CALLBACK_HOST`] is 127.0.0.1.
+struct TestDns;
+
+impl reqwest::dns::Resolve for TestDns {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let found = name.as_str() == CALLBACK_HOST;
+        Box::pin(async move {
+            let addrs = found.then(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
 
 /// The simulator, a catalog of `products` products, and their variant 0 synced into origin's
 /// tables: prices, stock in one of [`WAREHOUSES`] (line `i` → warehouse `i % 3`), the buyer.
@@ -146,7 +163,7 @@ fn settings() -> Settings {
         backoff_max_ms: 200,
         poll_interval_ms: 100,
         callback_secret: Some(SecretString::from(CALLBACK_SECRET)),
-        callback_hosts: vec!["127.0.0.1".into()],
+        callback_hosts: vec![CALLBACK_HOST.into()],
         ..Settings::default()
     }
 }
@@ -168,7 +185,16 @@ async fn origin(pool: &PgPool, sim: &Simulator, settings: Settings) -> Origin {
         .unwrap(),
     };
     let shutdown = CancellationToken::new();
-    let (routes, loops) = draft_orders::start(&state, settings, "loop-a".into(), shutdown.clone());
+    let routes = draft_orders::api::router(draft_orders::api::DraftOrdersApi {
+        pool: pool.clone(),
+        shops: state.shops.clone(),
+        admin_token: state.admin_token.clone(),
+        callbacks: settings.callback_policy(),
+    });
+    let callbacks = Callbacks::with_resolver(&settings, Arc::new(TestDns));
+    let loops = JobLoop::new(pool.clone(), state.shops.clone(), settings, "loop-a".into())
+        .with_callbacks(callbacks);
+    let loops = tokio::spawn(loops.run(shutdown.clone()));
     let app = router(state, 16 << 20).merge(routes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -568,7 +594,10 @@ async fn the_outcome_is_posted_signed_to_the_callback_retried_and_invoices_are_s
         .route("/hooks/quotes", axum::routing::post(receive))
         .with_state(receiver.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hooks/quotes", listener.local_addr().unwrap());
+    let hook = format!(
+        "http://{CALLBACK_HOST}:{}/hooks/quotes",
+        listener.local_addr().unwrap().port()
+    );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let sim = shop(&pool, 700, BucketConfig::STANDARD).await;

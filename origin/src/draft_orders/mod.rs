@@ -14,6 +14,7 @@ pub mod cli;
 pub mod jobs;
 pub mod plan;
 pub mod pricing;
+pub mod public_addr;
 pub mod quote;
 pub mod runner;
 pub mod split;
@@ -75,7 +76,8 @@ pub struct Settings {
     pub callback_timeout_ms: u64,
     /// Hosts a `callback_url` may name (`"*"`: any). Empty by default: origin does not send
     /// requests to hosts an operator has not listed (a quote could otherwise aim origin at
-    /// internal services).
+    /// internal services). Whatever is listed, callbacks only connect to public addresses
+    /// ([`public_addr`]) and never follow redirects.
     pub callback_hosts: Vec<String>,
 }
 
@@ -98,6 +100,14 @@ impl CallbackPolicy {
         let Some(host) = host else {
             return Some("callback_url must be an http(s) URL".into());
         };
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+            if !public_addr::is_public(ip) {
+                return Some(format!(
+                    "callback_url host {host} is not a public address (whatever callback_hosts says)"
+                ));
+            }
+        }
         if !self.signed {
             return Some(
                 "callback_url needs draft_orders.callback_secret in the configuration".into(),
@@ -174,7 +184,20 @@ mod tests {
             policy(true, &["erp.example.com"]),
             "http://169.254.169.254/latest"
         )
-        .contains("169.254.169.254 is not in"));
+        .contains("169.254.169.254 is not a public address"));
+        for inside in [
+            "http://127.0.0.1:8080/x",
+            "http://10.0.0.5/x",
+            "http://[::1]/x",
+            "http://[::ffff:169.254.169.254]/x",
+            "http://2130706433/x",
+            "http://0.0.0.0/x",
+        ] {
+            assert!(
+                refused(policy(true, &["*"]), inside).contains("not a public address"),
+                "{inside}"
+            );
+        }
         assert!(refused(policy(false, &["*"]), erp).contains("callback_secret"));
         assert!(refused(policy(true, &["*"]), "ftp://erp.example.com/x").contains("http(s)"));
         assert!(refused(policy(true, &["*"]), "not a url").contains("http(s)"));

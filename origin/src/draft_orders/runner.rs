@@ -122,6 +122,13 @@ impl JobLoop {
         }
     }
 
+    /// Delivers callbacks with `callbacks` instead of the default client (tests inject one
+    /// with a fixed resolver).
+    pub fn with_callbacks(mut self, callbacks: Callbacks) -> Self {
+        self.callbacks = callbacks;
+        self
+    }
+
     /// Runs `concurrency` claim loops and the NOTIFY listener until `shutdown`; then lets the
     /// current step finish and releases what this process still holds.
     pub async fn run(self, shutdown: CancellationToken) {
