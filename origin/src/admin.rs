@@ -1,4 +1,5 @@
-//! The admin API: dead-letter inspection and replay over HTTP, behind a bearer token.
+//! The admin API: dead-letter inspection and replay over HTTP, behind the scoped tokens of
+//! [`crate::auth`] (`ops:read` to read, `ops:write` to replay).
 //!
 //! - `GET  /admin/dead-letters?topic=&shop=&since=&until=&id=&limit=` → `[DeadLetter]`
 //!   (`&quarantined=true`: the quarantined rows instead); header `X-Total-Count`: how many
@@ -11,19 +12,18 @@
 //! - `POST /admin/dead-letters/{id}/replay` → `{"replayed": [ids]}` (a quarantined row:
 //!   re-parsed, with `still_quarantined`)
 //!
-//! - the catalog routes of [`catalog::admin`] (`/admin/catalog/…`)
+//! - the catalog routes of [`catalog::admin`] (`/admin/catalog/…`) and the rules routes of
+//!   [`crate::rules::api`]
+//! - `GET  /admin/audit?actor=&since=&limit=` → the audit log, newest first
 //!
-//! Without `admin.token` configured every admin route answers 404.
+//! Authentication is the app's [`crate::auth::guard`] layer, not these routes'.
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 use thiserror::Error;
 use time::OffsetDateTime;
 
@@ -35,10 +35,7 @@ use crate::quarantine;
 /// Why an admin request failed.
 #[derive(Debug, Error)]
 pub enum AdminError {
-    /// No or wrong bearer token.
-    #[error("missing or invalid bearer token")]
-    Unauthorized,
-    /// The admin API is disabled, or the row does not exist.
+    /// The row does not exist.
     #[error("not found")]
     NotFound,
     /// The request is not acceptable.
@@ -52,7 +49,6 @@ pub enum AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = match &self {
-            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
             AdminError::NotFound => StatusCode::NOT_FOUND,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Database(e) => {
@@ -68,7 +64,7 @@ impl IntoResponse for AdminError {
     }
 }
 
-/// The admin routes, with the bearer-token check in front.
+/// The admin routes (the app's auth layer goes in front of them).
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/dead-letters", get(list))
@@ -80,36 +76,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             shops: state.shops.clone(),
         }))
         .merge(crate::rules::api::routes())
-        .route_layer(axum::middleware::from_fn_with_state(state, authorize))
-}
-
-async fn authorize(
-    State(app): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, AdminError> {
-    check_bearer(app.admin_token.as_deref(), request.headers())?;
-    Ok(next.run(request).await)
-}
-
-/// Checks the `Authorization: Bearer` header against the admin token in constant time:
-/// [`AdminError::NotFound`] when no token is configured (the admin API is off),
-/// [`AdminError::Unauthorized`] when the header is missing or wrong.
-pub(crate) fn check_bearer(
-    token: Option<&SecretString>,
-    headers: &HeaderMap,
-) -> Result<(), AdminError> {
-    let token = token.ok_or(AdminError::NotFound)?;
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(AdminError::Unauthorized)?;
-    if bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
-        Ok(())
-    } else {
-        Err(AdminError::Unauthorized)
-    }
+        .route("/admin/audit", get(crate::auth::audit::list_route))
 }
 
 /// The listing's header with the number of matching rows (the listing shows at most `limit`).
@@ -181,10 +148,10 @@ async fn replay(
     }
     if req.quarantined {
         let done = quarantine::replay(&app.pool, &req.filter).await?;
-        return Ok(Json(done).into_response());
+        return Ok(requarantined(done));
     }
     let ids = dead_letters::replay(&app.pool, &req.filter).await?;
-    Ok(Json(serde_json::json!({ "replayed": ids })).into_response())
+    Ok(replayed(ids))
 }
 
 async fn replay_one(
@@ -197,9 +164,29 @@ async fn replay_one(
     };
     let ids = dead_letters::replay(&app.pool, &filter).await?;
     if !ids.is_empty() {
-        return Ok(Json(serde_json::json!({ "replayed": ids })).into_response());
+        return Ok(replayed(ids));
     }
     // Not a dead letter: a quarantined row is re-parsed; anything else replays nothing.
     let done = quarantine::replay(&app.pool, &filter).await?;
-    Ok(Json(done).into_response())
+    Ok(requarantined(done))
+}
+
+/// The replay answer, with the replayed ids for the audit log.
+fn replayed(ids: Vec<i64>) -> Response {
+    let detail = crate::auth::audit::Detail(format!("replayed {ids:?}"));
+    let mut response = Json(serde_json::json!({ "replayed": ids })).into_response();
+    response.extensions_mut().insert(detail);
+    response
+}
+
+/// The answer of a quarantine replay, with what it did for the audit log.
+fn requarantined(done: quarantine::Replayed) -> Response {
+    let still: Vec<i64> = done.still_quarantined.iter().map(|s| s.id).collect();
+    let detail = crate::auth::audit::Detail(format!(
+        "replayed quarantined {:?}; still quarantined {still:?}",
+        done.replayed
+    ));
+    let mut response = Json(done).into_response();
+    response.extensions_mut().insert(detail);
+    response
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use thiserror::Error;
@@ -17,7 +17,7 @@ use wholesail_webhook::{Keyring, ShopifySecrets};
 use crate::config::{Config, ConfigError, HttpConfig};
 use crate::shops::Shops;
 use crate::worker::Workers;
-use crate::{admin, catalog, draft_orders, http_limits, http_server, intake, ops};
+use crate::{admin, auth, catalog, draft_orders, http_limits, http_server, intake, ops};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -51,8 +51,6 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// Shopify secrets for direct mode, when configured.
     pub shopify: Option<Arc<ShopifySecrets>>,
-    /// The admin bearer token, when configured.
-    pub admin_token: Option<Arc<SecretString>>,
     /// `/readyz` threshold.
     pub max_lag_secs: f64,
     /// The Prometheus recorder's handle.
@@ -81,17 +79,22 @@ pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
 /// The HTTP routes with default `[http]` settings, without the concurrency limit (what
 /// in-process tests serve).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let ops = ops::Ops::new(&state, None);
+    let ops = ops::Ops::new(&state);
     api_routes(state, max_body_bytes, &HttpConfig::default())
         .merge(ops::probe_routes(ops.clone()))
         .merge(ops::metrics_routes(ops))
 }
 
-/// The intake and admin routes (no probes, no `/metrics`), intake behind its limits.
+/// The intake and admin routes (no probes, no `/metrics`), intake behind its limits, each
+/// behind [`auth::guard`] (the draft-order routes carry their own).
 pub fn api_routes(state: AppState, max_body_bytes: usize, http: &HttpConfig) -> Router {
     Router::new()
         .merge(intake::routes(state.clone(), max_body_bytes, http))
         .merge(admin::routes(state.clone()))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.pool.clone(),
+            auth::guard,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -143,7 +146,6 @@ pub async fn serve(
         pool: pool.clone(),
         keyring: Arc::new(config.keyring()?),
         shopify: config.shopify_secrets().map(Arc::new),
-        admin_token: config.admin.token.map(Arc::new),
         max_lag_secs: config.readiness.max_lag_secs,
         metrics,
         shops,
@@ -169,7 +171,7 @@ pub async fn serve(
     ));
     let (draft_routes, draft_loops) =
         draft_orders::start(&state, config.draft_orders, worker_id(), shutdown.clone());
-    let ops = ops::Ops::new(&state, config.metrics.token);
+    let ops = ops::Ops::new(&state);
     let api = api_routes(state, config.max_body_bytes, &config.http).merge(draft_routes);
     let mut app = http_limits::limit(api, &config.http).merge(ops::probe_routes(ops.clone()));
     let header_timeout = config.http.header_timeout();

@@ -58,7 +58,7 @@ pub struct Config {
     /// Keys the edge signs envelopes with.
     #[serde(default)]
     pub internal: InternalConfig,
-    /// The admin API (dead letters); disabled when no token is set.
+    /// Formerly the admin token; now refused (tokens are created with `origin tokens`).
     #[serde(default)]
     pub admin: AdminConfig,
     /// Inbox workers.
@@ -146,11 +146,12 @@ pub struct KeyConfig {
     pub secret: SecretString,
 }
 
-/// The admin API.
+/// The former admin section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// The bearer token; the admin API answers 404 when unset.
+    /// The former single admin token: refused with a pointer to `origin tokens create`, so a
+    /// deployment relying on it fails loudly instead of locking its operators out.
     pub token: Option<SecretString>,
 }
 
@@ -309,6 +310,14 @@ impl Config {
                 "worker.backoff_base_ms must be > 0 and ≤ worker.backoff_max_ms".into(),
             ));
         }
+        if self.admin.token.is_some() {
+            return Err(ConfigError::Invalid(
+                "admin.token was replaced by named, scoped tokens: create them with \
+                 `origin tokens create --name NAME --scope ops:read --scope ops:write` and \
+                 remove admin.token"
+                    .into(),
+            ));
+        }
         secrets::check(self)?;
         self.keyring()?;
         self.shops()?;
@@ -375,10 +384,6 @@ mod tests {
                 "WHOLESAIL_SHOPIFY__SECRET",
                 "shpss_topsecret_0123456789abcdefghijkl",
             );
-            jail.set_env(
-                "WHOLESAIL_ADMIN__TOKEN",
-                "admin-token-value-0123456789abcdefghij",
-            );
             let c = Config::load(Some(Path::new("origin.toml"))).expect("loads");
             assert_eq!(c.bind.port(), 9000);
             assert_eq!(c.worker.concurrency, 3);
@@ -387,11 +392,7 @@ mod tests {
             assert!(c.shopify_secrets().is_some());
             assert!(c.keyring().is_ok());
             let shown = format!("{c:?}");
-            for secret in [
-                "file-key-secret",
-                "shpss_topsecret_0123456789abcdefghijkl",
-                "admin-token-value-0123456789abcdefghij",
-            ] {
+            for secret in ["file-key-secret", "shpss_topsecret_0123456789abcdefghijkl"] {
                 assert!(!shown.contains(secret), "{secret} leaked in {shown}");
             }
             Ok(())
@@ -443,6 +444,17 @@ mod tests {
     }
 
     #[test]
+    fn the_former_admin_token_is_refused_with_a_pointer_to_named_tokens() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WHOLESAIL_ADMIN__TOKEN", "admin-token-value");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("origin tokens create"), "{err}");
+            assert!(!err.contains("admin-token-value"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn inconsistent_worker_settings_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("WHOLESAIL_WORKER__BACKOFF_MAX_MS", "10");
@@ -463,18 +475,12 @@ mod tests {
                 "short-previous",
                 "shopify.previous_secret",
             ),
-            ("WHOLESAIL_ADMIN__TOKEN", "short-admin", "admin.token"),
-            (
-                "WHOLESAIL_DRAFT_ORDERS__CALLBACK_SECRET",
-                "short-callback",
-                "draft_orders.callback_secret",
-            ),
             (
                 "WHOLESAIL_INTERNAL__KEYS",
                 r#"[{id="k1",secret="short-key"}]"#,
                 r#"internal.keys[id="k1"].secret"#,
             ),
-            ("WHOLESAIL_ADMIN__TOKEN", "", "admin.token is empty"),
+            ("WHOLESAIL_SHOPIFY__SECRET", "", "shopify.secret is empty"),
         ];
         for (var, value, named) in cases {
             figment::Jail::expect_with(|jail| {

@@ -12,6 +12,8 @@
 //! origin [--config origin.toml] rules import --shop S --file rules.csv|rules.json | push --shop S [--all] | show --shop S --location GID
 //! origin [--config origin.toml] draft-orders create --file quote.json [--wait] | show JOB
 //! origin [--config origin.toml] parked list|recover|purge --edge-url URL …   (the edge's R2-parked envelopes)
+//! origin [--config origin.toml] tokens create --name N --scope S [--scope S]… [--callback-secret] | list | rotate N [--grace-secs S] [--callback-secret] | revoke N
+//! origin [--config origin.toml] audit list [--actor A] [--limit N]
 //! ```
 //!
 //! Logs are JSON lines on stderr; command output (listings) is JSON on stdout.
@@ -65,6 +67,12 @@ enum Command {
     /// Envelopes the edge parked in R2: list, recover into origin's intake, purge a shop's.
     #[command(subcommand)]
     Parked(wholesail_origin::parked::cli::ParkedCommand),
+    /// API tokens: create (prints the secret once), list, rotate, revoke.
+    #[command(subcommand)]
+    Tokens(wholesail_origin::auth::cli::TokensCommand),
+    /// The audit log of write actions.
+    #[command(subcommand)]
+    Audit(wholesail_origin::auth::cli::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -175,6 +183,14 @@ async fn main() -> Result<()> {
             wholesail_origin::rules::cli::run(&pool, &config.shops()?, cmd).await?;
         }
         Command::Parked(cmd) => wholesail_origin::parked::cli::run(&config, cmd).await?,
+        Command::Tokens(cmd) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::auth::cli::tokens(&pool, cmd).await?;
+        }
+        Command::Audit(cmd) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::auth::cli::audit(&pool, cmd).await?;
+        }
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;
             match cmd {

@@ -2,8 +2,9 @@
 //!
 //! They run outside the HTTP concurrency limit, and `/readyz` and `/metrics` read the database
 //! through a small pool of their own ([`Ops`]), so a full request pool or a flood of probes
-//! cannot starve each other. `/metrics` asks for `Authorization: Bearer <metrics.token>` when
-//! that is set, and is served on `metrics.bind` instead of the main listener when that is set.
+//! cannot starve each other. `/metrics` asks for a token with `ops:read` ([`auth::guard`], its
+//! lookup on that pool too), and is served on `metrics.bind` instead of the main listener when
+//! that is set.
 //!
 //! Metrics (all prefixed `wholesail_`):
 //! - `inbox_depth{status}` gauge: rows pending / processing / dead / quarantined (read at
@@ -19,21 +20,20 @@
 //! - `processing_lag_seconds` histogram: intake → applied;
 //! - `event_attempts` histogram: claims an event needed until done.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
-use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
+use crate::auth;
 use crate::inbox;
 
 /// What the probes and `/metrics` share.
@@ -44,16 +44,14 @@ pub struct Ops {
     pool: PgPool,
     max_lag_secs: f64,
     metrics: PrometheusHandle,
-    token: Option<Arc<SecretString>>,
 }
 
 /// How long `/readyz` or `/metrics` waits for a connection of the probe pool.
 pub const PROBE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Ops {
-    /// The probes' state for the database of `state.pool`; `/metrics` asks for `token` when
-    /// given.
-    pub fn new(state: &AppState, token: Option<SecretString>) -> Ops {
+    /// The probes' state for the database of `state.pool`.
+    pub fn new(state: &AppState) -> Ops {
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(PROBE_ACQUIRE_TIMEOUT)
@@ -62,7 +60,6 @@ impl Ops {
             pool,
             max_lag_secs: state.max_lag_secs,
             metrics: state.metrics.clone(),
-            token: token.map(Arc::new),
         }
     }
 }
@@ -75,10 +72,14 @@ pub fn probe_routes<S: Clone + Send + Sync + 'static>(ops: Ops) -> Router<S> {
         .with_state(ops)
 }
 
-/// `/metrics`.
+/// `/metrics`, behind [`auth::guard`].
 pub fn metrics_routes<S: Clone + Send + Sync + 'static>(ops: Ops) -> Router<S> {
     Router::new()
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            ops.pool.clone(),
+            auth::guard,
+        ))
         .with_state(ops)
 }
 
@@ -134,17 +135,7 @@ pub async fn readyz(State(app): State<Ops>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format, inbox gauges refreshed at scrape time.
-pub async fn metrics(State(app): State<Ops>, headers: HeaderMap) -> Response {
-    if let Some(token) = &app.token {
-        if !bearer_matches(&headers, token) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "metrics.token required",
-            )
-                .into_response();
-        }
-    }
+pub async fn metrics(State(app): State<Ops>) -> Response {
     match inbox::depth(&app.pool).await {
         Ok(depth) => {
             for (status, rows) in depth.by_status {
@@ -160,13 +151,4 @@ pub async fn metrics(State(app): State<Ops>, headers: HeaderMap) -> Response {
         app.metrics.render(),
     )
         .into_response()
-}
-
-/// Whether `Authorization: Bearer …` carries `token` (compared in constant time).
-fn bearer_matches(headers: &HeaderMap, token: &SecretString) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes())))
 }

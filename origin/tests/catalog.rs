@@ -587,6 +587,7 @@ async fn until_ended(origin: &common::Origin, id: i64, limit: Duration) -> serde
 
 #[sqlx::test(migrations = "../migrations")]
 async fn admin_api_resyncs_a_configured_shop_behind_the_bearer_token(pool: PgPool) {
+    common::grant_admin(&pool).await;
     let spec = CatalogSpec::new(17, 25);
     let sim = simulator(spec.clone(), ChildOrder::Grouped, 200).await;
     let origin = common::Origin::spawn(
@@ -650,6 +651,7 @@ async fn admin_api_resyncs_a_configured_shop_behind_the_bearer_token(pool: PgPoo
 
 #[sqlx::test(migrations = "../migrations")]
 async fn finish_webhook_delivered_to_origin_wakes_its_run(pool: PgPool) {
+    common::grant_admin(&pool).await;
     // Origin's port is chosen first: the simulator's webhook subscription must name it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -703,6 +705,7 @@ async fn finish_webhook_delivered_to_origin_wakes_its_run(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_run_waiting_when_origin_dies_is_resumed_by_the_next_origin(pool: PgPool) {
+    common::grant_admin(&pool).await;
     let spec = CatalogSpec::new(9, 20);
     let sim = simulator(spec.clone(), ChildOrder::Grouped, 3_000).await;
     let env = [

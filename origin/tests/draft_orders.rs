@@ -25,12 +25,16 @@ use wholesail_origin::draft_orders::{self, JobLoop, Settings};
 use wholesail_origin::shops::{ShopConfig, Shops};
 use wholesail_webhook::{Keyring, SigningKey};
 
-use common::{database_url, eventually, ADMIN_TOKEN};
+use common::{database_url, eventually};
+use wholesail_origin::auth::{tokens, Scope};
 
 const LOCATION: &str = "gid://shopify/CompanyLocation/8800001";
 /// Warehouses (Shopify location ids) the test stock is spread over.
 const WAREHOUSES: [i64; 3] = [601, 602, 603];
 const CALLBACK_SECRET: &str = "callback-test-secret-0123456789abcdefg";
+/// The integrator token the tests submit quotes with (name `erp`, signs with
+/// [`CALLBACK_SECRET`]).
+const INTEGRATOR_TOKEN: &str = "wso_erp-integrator-test-token-000000000";
 /// The callback receiver's host name; [`TestDns`] sends it to loopback (the real resolver
 /// would refuse loopback: callbacks only go to public addresses).
 const CALLBACK_HOST: &str = "erp.test";
@@ -162,18 +166,25 @@ fn settings() -> Settings {
         backoff_base_ms: 50,
         backoff_max_ms: 200,
         poll_interval_ms: 100,
-        callback_secret: Some(SecretString::from(CALLBACK_SECRET)),
         callback_hosts: vec![CALLBACK_HOST.into()],
         ..Settings::default()
     }
 }
 
 async fn origin(pool: &PgPool, sim: &Simulator, settings: Settings) -> Origin {
+    tokens::insert(
+        pool,
+        "erp",
+        &[Scope::Integrator],
+        INTEGRATOR_TOKEN,
+        Some(CALLBACK_SECRET),
+    )
+    .await
+    .unwrap();
     let state = AppState {
         pool: pool.clone(),
         keyring: Arc::new(Keyring::new(vec![], 300)),
         shopify: None,
-        admin_token: Some(Arc::new(ADMIN_TOKEN.into())),
         max_lag_secs: 60.0,
         metrics: wholesail_origin::ops::recorder(),
         shops: shops(sim),
@@ -188,7 +199,6 @@ async fn origin(pool: &PgPool, sim: &Simulator, settings: Settings) -> Origin {
     let routes = draft_orders::api::router(draft_orders::api::DraftOrdersApi {
         pool: pool.clone(),
         shops: state.shops.clone(),
-        admin_token: state.admin_token.clone(),
         callbacks: settings.callback_policy(),
     });
     let callbacks = Callbacks::with_resolver(&settings, Arc::new(TestDns));
@@ -210,7 +220,7 @@ impl Origin {
     async fn post(&self, body: &Value) -> (StatusCode, Value) {
         let r = reqwest::Client::new()
             .post(format!("http://{}/v1/draft-orders", self.addr))
-            .bearer_auth(ADMIN_TOKEN)
+            .bearer_auth(INTEGRATOR_TOKEN)
             .json(body)
             .send()
             .await
@@ -222,7 +232,7 @@ impl Origin {
     async fn status(&self, job: &str) -> Value {
         reqwest::Client::new()
             .get(format!("http://{}/v1/draft-orders/{job}", self.addr))
-            .bearer_auth(ADMIN_TOKEN)
+            .bearer_auth(INTEGRATOR_TOKEN)
             .send()
             .await
             .unwrap()
@@ -617,10 +627,7 @@ async fn the_outcome_is_posted_signed_to_the_callback_retried_and_invoices_are_s
     assert_eq!(status["callback"]["attempts"], 2);
     let seen = receiver.0.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
-    let keyring = Keyring::new(
-        vec![SigningKey::new("wholesail-callback", CALLBACK_SECRET).unwrap()],
-        300,
-    );
+    let keyring = Keyring::new(vec![SigningKey::new("erp", CALLBACK_SECRET).unwrap()], 300);
     for (headers, body) in &seen {
         let sig = headers
             .get(wholesail_webhook::SIGNATURE_HEADER)
@@ -629,7 +636,7 @@ async fn the_outcome_is_posted_signed_to_the_callback_retried_and_invoices_are_s
             .unwrap();
         keyring
             .verify(sig, body, common::now())
-            .expect("the callback is signed with the callback secret");
+            .expect("the callback is signed with the integrator's callback secret");
         let posted: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(posted["status"], "completed");
         assert_eq!(posted["drafts"].as_array().unwrap().len(), 2);
@@ -642,6 +649,58 @@ async fn the_outcome_is_posted_signed_to_the_callback_retried_and_invoices_are_s
         .unwrap()
         .iter()
         .all(|d| d["invoice_sent_at"].is_string()));
+    origin.stop().await;
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_job_is_only_visible_to_its_token_and_a_callback_needs_a_callback_secret(pool: PgPool) {
+    let sim = shop(&pool, 10, BucketConfig::STANDARD).await;
+    let origin = origin(&pool, &sim, settings()).await;
+    let other = "wso_other-integrator-test-token-0000000";
+    tokens::insert(&pool, "other", &[Scope::Integrator], other, None)
+        .await
+        .unwrap();
+    let q = quote("Q-mine", &sim, 3);
+    let (status, accepted) = origin.post(&q).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let job = accepted["job"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", origin.addr);
+    let theirs = http
+        .get(url(&format!("/v1/draft-orders/{job}")))
+        .bearer_auth(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        theirs.status(),
+        404,
+        "another integrator's job is not found"
+    );
+    let again = http
+        .post(url("/v1/draft-orders"))
+        .bearer_auth(other)
+        .json(&q)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        409,
+        "another integrator's quote id is taken"
+    );
+    let mut q = quote("Q-theirs", &sim, 3);
+    q["callback_url"] = json!(format!("http://{CALLBACK_HOST}/hooks"));
+    let refused = http
+        .post(url("/v1/draft-orders"))
+        .bearer_auth(other)
+        .json(&q)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("callback secret"), "{body}");
     origin.stop().await;
 }
 
@@ -729,7 +788,7 @@ async fn a_job_whose_workers_keep_dying_fails_after_max_attempts_with_the_reason
     let q: draft_orders::quote::QuoteRequest =
         serde_json::from_value(quote("Q-doomed", &sim, 3)).unwrap();
     let shops = shops(&sim);
-    let (status, created) = draft_orders::api::submit(&pool, &shops, &Default::default(), &q)
+    let (status, created) = draft_orders::api::submit(&pool, &shops, &Default::default(), &q, None)
         .await
         .unwrap();
     assert!(created);
@@ -791,7 +850,7 @@ async fn a_job_waits_out_the_shops_open_breaker_then_completes(pool: PgPool) {
     );
     let client = shops.client(DEFAULT_SHOP).unwrap();
     let quote: QuoteRequest = serde_json::from_value(quote("Q-storm", &sim, 3)).unwrap();
-    let (job, _) = jobs::submit(&pool, &quote).await.unwrap();
+    let (job, _) = jobs::submit(&pool, &quote, None).await.unwrap();
     let runner = JobLoop::new(pool.clone(), shops.clone(), settings(), "loop-storm".into());
 
     sim.set_faults(shopify_simulator::FaultConfig {

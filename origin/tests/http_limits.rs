@@ -8,12 +8,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{database_url, envelope, now, post_signed, Origin, KEY_ID, KEY_SECRET};
+use common::{
+    database_url, envelope, grant_admin, now, post_signed, Origin, ADMIN_TOKEN, KEY_ID, KEY_SECRET,
+};
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use wholesail_origin::auth::{tokens, Scope};
 use wholesail_webhook::{SigningKey, SIGNATURE_HEADER};
+
+/// A token with the `integrator` scope only.
+const INTEGRATOR: &str = "wso_erp-integrator-token-0123456789abcdef";
 
 /// How a raw request ended.
 #[derive(Debug, PartialEq)]
@@ -231,6 +237,7 @@ async fn parallel_unsigned_16_mb_bodies_are_refused_quickly_with_bounded_memory(
 async fn over_the_limit_requests_get_503_at_once_while_probes_answer_from_their_own_pool(
     pool: PgPool,
 ) {
+    grant_admin(&pool).await;
     let origin = Origin::spawn(
         &database_url(&pool),
         &[
@@ -282,7 +289,8 @@ async fn over_the_limit_requests_get_503_at_once_while_probes_answer_from_their_
     for p in probes {
         assert_eq!(p.await.unwrap(), 200);
     }
-    let metrics = client.get(origin.url("/metrics")).send().await.unwrap();
+    let metrics = client.get(origin.url("/metrics")).bearer_auth(ADMIN_TOKEN);
+    let metrics = metrics.send().await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("wholesail_http_shed_total 1"), "{text}");
@@ -299,17 +307,26 @@ async fn over_the_limit_requests_get_503_at_once_while_probes_answer_from_their_
 }
 
 #[sqlx::test(migrations = false)]
-async fn metrics_can_require_a_token_or_move_to_their_own_address(pool: PgPool) {
-    let token = "metrics-token-0123456789abcdefghijklmnop";
+async fn metrics_need_an_ops_read_token_and_can_move_to_their_own_address(pool: PgPool) {
+    let reader = "wso_prometheus-reader-token-0123456789ab";
     let client = reqwest::Client::new();
-    let origin = Origin::spawn(&database_url(&pool), &[("WHOLESAIL_METRICS__TOKEN", token)]);
+    let origin = Origin::spawn(&database_url(&pool), &[]);
+    // `origin serve` has migrated the database by now.
+    tokens::insert(&pool, "prometheus", &[Scope::OpsRead], reader, None)
+        .await
+        .unwrap();
+    tokens::insert(&pool, "erp", &[Scope::Integrator], INTEGRATOR, None)
+        .await
+        .unwrap();
     let url = origin.url("/metrics");
     assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
     let wrong = client
         .get(&url)
-        .bearer_auth("metrics-token-0123456789abcdefghijklmnoX");
+        .bearer_auth("wso_prometheus-reader-token-0123456789aX");
     assert_eq!(wrong.send().await.unwrap().status(), 401);
-    let right = client.get(&url).bearer_auth(token).send().await.unwrap();
+    let integrator = client.get(&url).bearer_auth(INTEGRATOR);
+    assert_eq!(integrator.send().await.unwrap().status(), 403);
+    let right = client.get(&url).bearer_auth(reader).send().await.unwrap();
     assert_eq!(right.status(), 200);
     drop(origin);
 
@@ -326,13 +343,11 @@ async fn metrics_can_require_a_token_or_move_to_their_own_address(pool: PgPool) 
         .find(|v| v["fields"]["message"] == "metrics listening")
         .map(|v| v["fields"]["addr"].as_str().unwrap().to_owned())
         .expect("a metrics listening line");
-    let main = client.get(origin.url("/metrics")).send().await.unwrap();
-    assert_eq!(main.status(), 404);
-    let own = client
-        .get(format!("http://{metrics_addr}/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let main = client.get(origin.url("/metrics")).bearer_auth(reader);
+    assert_eq!(main.send().await.unwrap().status(), 404);
+    let own = format!("http://{metrics_addr}/metrics");
+    assert_eq!(client.get(&own).send().await.unwrap().status(), 401);
+    let own = client.get(&own).bearer_auth(reader).send().await.unwrap();
     assert_eq!(own.status(), 200);
     assert!(
         own.text().await.unwrap().contains("# TYPE"),

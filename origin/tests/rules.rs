@@ -727,6 +727,7 @@ async fn the_http_api_imports_all_or_nothing_and_validates_carts_with_every_erro
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
 async fn origin_serve_pushes_edited_rules_after_a_quiet_period(pool: PgPool) {
+    common::grant_admin(&pool).await;
     catalog(&pool).await;
     let sim = simulator().await;
     let shops = format!(

@@ -22,7 +22,11 @@ fn origin_refuses_to_start_with_a_weak_secret_and_names_only_the_setting() {
             r#"[{id="k1",secret="tiny-key"}]"#,
             r#"internal.keys[id="k1"].secret"#,
         ),
-        ("WHOLESAIL_METRICS__TOKEN", "", "metrics.token is empty"),
+        (
+            "WHOLESAIL_SHOPIFY__PREVIOUS_SECRET",
+            "",
+            "shopify.previous_secret is empty",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_origin"))
             .arg("serve")

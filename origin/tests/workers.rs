@@ -421,6 +421,7 @@ async fn one_shops_flood_does_not_starve_another_shop(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn health_and_metrics_report_the_inbox(pool: PgPool) {
+    grant_admin(&pool).await;
     let url = database_url(&pool);
     let origin = Origin::spawn(&url, &[]);
     post_events(&origin, "m", 5, &["m.myshopify.com"]).await;
@@ -442,6 +443,7 @@ async fn health_and_metrics_report_the_inbox(pool: PgPool) {
     assert_eq!(ready.status(), 200);
     let text = client
         .get(origin.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()

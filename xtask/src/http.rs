@@ -13,10 +13,11 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// The body of a GET as text.
-pub fn text(url: &str) -> Result<String> {
+/// The body of a GET with a bearer token, as text.
+pub fn text(url: &str, token: &str) -> Result<String> {
     let mut resp = agent()
         .get(url)
+        .header("Authorization", &format!("Bearer {token}"))
         .call()
         .with_context(|| format!("GET {url}"))?;
     Ok(resp.body_mut().read_to_string()?)
@@ -27,7 +28,7 @@ pub fn ok(url: &str) -> Result<bool> {
     Ok(agent().get(url).call()?.status().is_success())
 }
 
-/// A GET with the admin bearer token; the status and JSON answer.
+/// A GET with a bearer token; the status and JSON answer.
 pub fn get_json(url: &str, token: &str) -> Result<(u16, Value)> {
     let mut resp = agent()
         .get(url)
@@ -38,7 +39,7 @@ pub fn get_json(url: &str, token: &str) -> Result<(u16, Value)> {
     Ok((status, resp.body_mut().read_json().unwrap_or(Value::Null)))
 }
 
-/// A request with a JSON body (`POST`, `PUT`) and the admin bearer token; the status and JSON
+/// A request with a JSON body (`POST`, `PUT`) and a bearer token; the status and JSON
 /// answer.
 pub fn send_json(method: &str, url: &str, token: &str, body: &Value) -> Result<(u16, Value)> {
     let agent = agent();

@@ -27,6 +27,7 @@ use shopify_simulator::{
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use wholesail_bench::{median, scratch_database};
+use wholesail_origin::auth::Scope;
 use wholesail_origin::draft_orders::api::{router, DraftOrdersApi};
 use wholesail_origin::draft_orders::{jobs, JobLoop, Settings};
 use wholesail_origin::shops::{ShopConfig, Shops};
@@ -35,7 +36,8 @@ use wholesail_shopify_admin::metafields::{CompareDigest, MetafieldsSetInput};
 const DB: &str = "wholesail_bench_draft_orders";
 const SIZES: [u64; 3] = [500, 1200, 5000];
 const LOCATION: &str = "gid://shopify/CompanyLocation/8800001";
-const TOKEN: &str = "bench-admin-token";
+/// The integrator token the quotes are submitted with.
+const TOKEN: &str = "wso_bench-integrator-token-00000000000000";
 const SEED: u64 = 23;
 
 /// One measured run.
@@ -63,6 +65,8 @@ async fn main() -> Result<()> {
     let pool = scratch_database(&base, DB, &db_url, 8).await?;
     let catalog = CatalogSpec::new(SEED, *SIZES.iter().max().unwrap());
     seed(&pool, &catalog).await?;
+    wholesail_origin::auth::tokens::insert(&pool, "bench", &[Scope::Integrator], TOKEN, None)
+        .await?;
 
     println!("draft-orders: quote → linked draft orders, Shopify simulator at the Standard plan (bucket 2,000 points, 100 points/s)");
     println!("medians of {rounds} rounds; bound = max(0, points − points available at start) / 100 points/s\n");
@@ -198,7 +202,6 @@ async fn run(
     let app = router::<()>(DraftOrdersApi {
         pool: pool.clone(),
         shops: shops.clone(),
-        admin_token: Some(Arc::new(TOKEN.into())),
         callbacks: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

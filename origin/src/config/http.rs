@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::Deserialize;
 
 /// Timeouts, load shedding and body caps of the HTTP server (`[http]`).
@@ -58,12 +57,10 @@ impl HttpConfig {
     }
 }
 
-/// Who may read `/metrics` (`[metrics]`).
+/// Where `/metrics` is served (`[metrics]`); who may read it is an `ops:read` token.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Serve `/metrics` on this address only (e.g. a private interface), no longer on `bind`.
     pub bind: Option<SocketAddr>,
-    /// Require `Authorization: Bearer <token>` on `/metrics` (at least 32 bytes).
-    pub token: Option<SecretString>,
 }

@@ -1,5 +1,6 @@
-//! The HTTP API, behind the admin bearer token (`Authorization: Bearer <admin.token>`; 401
-//! without it, 404 when no admin token is configured):
+//! The HTTP API, for tokens with the `integrator` scope ([`crate::auth`]; 401 without a valid
+//! token, 403 without the scope). A job belongs to the token that submitted it: another token
+//! gets 404 for it, and 409 for its quote id.
 //!
 //! - `POST /v1/draft-orders` with a [`QuoteRequest`] → `202 Accepted` and the job's status
 //!   (`"status": "processing"`) for a new quote, `200` and the existing job for a quote id
@@ -11,19 +12,18 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use secrecy::SecretString;
+use axum::{Extension, Json, Router};
 use serde_json::json;
 use sqlx::PgPool;
 
 use super::jobs::{self, JobStatus, SubmitError};
 use super::quote::{QuoteRequest, QuoteViolation};
 use super::CallbackPolicy;
+use crate::auth::{audit, Caller};
 use crate::shops::Shops;
 
 /// Largest quote body accepted (50,000 lines fit comfortably).
@@ -36,18 +36,19 @@ pub struct DraftOrdersApi {
     pub pool: PgPool,
     /// The configured shops (a quote for another shop is refused).
     pub shops: Arc<Shops>,
-    /// The admin bearer token; `None` disables the routes (404).
-    pub admin_token: Option<Arc<SecretString>>,
     /// Which callback URLs quotes may name.
     pub callbacks: CallbackPolicy,
 }
 
-/// The routes, with their bearer-token check.
+/// The routes, behind [`crate::auth::guard`].
 pub fn router<S: Clone + Send + Sync + 'static>(api: DraftOrdersApi) -> Router<S> {
     Router::new()
         .route("/v1/draft-orders", post(create))
         .route("/v1/draft-orders/{job}", get(show))
-        .route_layer(axum::middleware::from_fn_with_state(api.clone(), authorize))
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.pool.clone(),
+            crate::auth::guard,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
 }
@@ -61,15 +62,6 @@ fn database(e: sqlx::Error) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
 }
 
-async fn authorize(
-    State(api): State<DraftOrdersApi>,
-    request: Request,
-    next: Next,
-) -> Result<Response, crate::admin::AdminError> {
-    crate::admin::check_bearer(api.admin_token.as_deref(), request.headers())?;
-    Ok(next.run(request).await)
-}
-
 /// Why a submission was refused before it became a job.
 #[derive(Debug)]
 pub enum Refused {
@@ -81,13 +73,14 @@ pub enum Refused {
     Database(sqlx::Error),
 }
 
-/// Checks `quote` and stores it as a job (or finds its existing job): the job's status and
-/// whether it was created now. Shared by the HTTP API and the CLI.
+/// Checks `quote` and stores it as a job of `token` (`None`: the CLI), or finds its existing
+/// job: the job's status and whether it was created now. Shared by the HTTP API and the CLI.
 pub async fn submit(
     pool: &PgPool,
     shops: &Shops,
     callbacks: &CallbackPolicy,
     quote: &QuoteRequest,
+    token: Option<i64>,
 ) -> Result<(JobStatus, bool), Refused> {
     let mut errors = quote.check(callbacks);
     if !quote.shop.is_empty() && shops.client(&quote.shop).is_err() {
@@ -103,11 +96,11 @@ pub async fn submit(
     if !errors.is_empty() {
         return Err(Refused::Invalid(errors));
     }
-    let (id, created) = match jobs::submit(pool, quote).await {
+    let (id, created) = match jobs::submit(pool, quote, token).await {
         Ok(r) => r,
         Err(SubmitError::Conflict { job, quote_id }) => {
             return Err(Refused::Conflict(format!(
-                "quote {quote_id} was already submitted with different content (job {job})"
+                "quote {quote_id} was already submitted with different content or by another token (job {job})"
             )))
         }
         Err(SubmitError::Database(e)) => return Err(Refused::Database(e)),
@@ -123,12 +116,29 @@ pub async fn submit(
     Ok((status, created))
 }
 
-async fn create(State(api): State<DraftOrdersApi>, body: Bytes) -> Response {
+async fn create(
+    State(api): State<DraftOrdersApi>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
     let quote: QuoteRequest = match serde_json::from_slice(&body) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid quote JSON: {e}")),
     };
-    match submit(&api.pool, &api.shops, &api.callbacks, &quote).await {
+    // Callbacks are signed with the submitting token's callback secret.
+    let callbacks = CallbackPolicy {
+        signed: caller.has_callback_secret,
+        ..api.callbacks.clone()
+    };
+    match submit(
+        &api.pool,
+        &api.shops,
+        &callbacks,
+        &quote,
+        Some(caller.token_id),
+    )
+    .await
+    {
         Ok((status, created)) => {
             let code = if created {
                 StatusCode::ACCEPTED
@@ -136,7 +146,10 @@ async fn create(State(api): State<DraftOrdersApi>, body: Bytes) -> Response {
                 StatusCode::OK
             };
             let location = format!("/v1/draft-orders/{}", status.job);
-            (code, [(header::LOCATION, location)], Json(status)).into_response()
+            let detail = audit::Detail(format!("job {}", status.job));
+            let mut response = (code, [(header::LOCATION, location)], Json(status)).into_response();
+            response.extensions_mut().insert(detail);
+            response
         }
         Err(Refused::Invalid(errors)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -148,7 +161,16 @@ async fn create(State(api): State<DraftOrdersApi>, body: Bytes) -> Response {
     }
 }
 
-async fn show(State(api): State<DraftOrdersApi>, Path(job): Path<String>) -> Response {
+async fn show(
+    State(api): State<DraftOrdersApi>,
+    Extension(caller): Extension<Caller>,
+    Path(job): Path<String>,
+) -> Response {
+    match jobs::owner(&api.pool, &job).await {
+        Ok(Some(owner)) if owner == caller.token_id => {}
+        Ok(_) => return error(StatusCode::NOT_FOUND, "no such job"),
+        Err(e) => return database(e),
+    }
     match jobs::status(&api.pool, &job).await {
         Ok(Some(s)) => Json(s).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such job"),

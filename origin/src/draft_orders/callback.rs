@@ -1,8 +1,8 @@
 //! The optional callback: when a job ends, its status (the body of
 //! `GET /v1/draft-orders/{job}`) is POSTed to the `callback_url` of the quote, signed like the
-//! edge's envelopes (`X-Wholesail-Signature: v1,kid=<callback_key_id>,t=<unix>,sig=<base64>`,
-//! HMAC-SHA256 over `wholesail-v1\n<kid>\n<t>\n<body>` with `draft_orders.callback_secret`;
-//! verify with `wholesail_webhook::Keyring`). Any 2xx is delivery; anything else is retried by
+//! edge's envelopes (`X-Wholesail-Signature: v1,kid=<token name>,t=<unix>,sig=<base64>`,
+//! HMAC-SHA256 over `wholesail-v1\n<kid>\n<t>\n<body>` with the callback secret of the
+//! integrator token that submitted the quote; verify with `wholesail_webhook::Keyring`). Any 2xx is delivery; anything else is retried by
 //! the job loop with backoff, up to `callback_max_attempts`.
 //!
 //! Requests reach public addresses only ([`super::public_addr`]), checked at connect time on
@@ -16,7 +16,6 @@ use std::time::Duration;
 use reqwest::dns::Resolve;
 use reqwest::redirect::Policy;
 use reqwest::Url;
-use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use wholesail_webhook::{SigningKey, SIGNATURE_HEADER};
 
@@ -27,12 +26,10 @@ use super::{jobs, Settings};
 #[derive(Clone)]
 pub struct Callbacks {
     http: reqwest::Client,
-    key: Option<Arc<SigningKey>>,
 }
 
 impl Callbacks {
-    /// Callbacks signed with the configured secret (none configured: every delivery fails,
-    /// which submission prevents by refusing a `callback_url`), to public addresses only.
+    /// Callbacks to public addresses only.
     pub fn new(settings: &Settings) -> Self {
         Self::with_resolver(settings, Arc::new(PublicOnly(SystemResolver)))
     }
@@ -41,14 +38,6 @@ impl Callbacks {
     /// fixed map here (wrapped in [`PublicOnly`], or bare to reach a local server).
     /// IP-literal hosts are still refused unless public.
     pub fn with_resolver(settings: &Settings, resolver: Arc<dyn Resolve>) -> Self {
-        let key = settings.callback_secret.as_ref().and_then(|s| {
-            SigningKey::new(
-                settings.callback_key_id.clone(),
-                s.expose_secret().as_bytes(),
-            )
-            .map(Arc::new)
-            .ok()
-        });
         Callbacks {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_millis(settings.callback_timeout_ms))
@@ -57,30 +46,34 @@ impl Callbacks {
                 .dns_resolver2(resolver)
                 .build()
                 .expect("a plain HTTP client builds"),
-            key,
         }
     }
 
-    /// POSTs the status of `job` to its callback URL once; `Err` says why it did not land.
+    /// POSTs the status of `job` to its callback URL once, signed with the callback secret of
+    /// the token that submitted it; `Err` says why it did not land.
     pub async fn deliver(&self, pool: &PgPool, job: &str) -> Result<(), String> {
-        let key = self
-            .key
-            .as_ref()
-            .ok_or("no draft_orders.callback_secret configured")?;
-        let url: Option<String> =
-            sqlx::query_scalar("SELECT callback_url FROM draft_order_jobs WHERE id = $1")
-                .bind(job)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| format!("database: {e}"))?
-                .flatten();
+        let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT j.callback_url, t.name, t.callback_secret
+             FROM draft_order_jobs j LEFT JOIN api_tokens t ON t.id = j.token_id
+             WHERE j.id = $1",
+        )
+        .bind(job)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+        let (url, name, secret) = row.ok_or("the job is gone")?;
         let url = url.ok_or("the job has no callback URL")?;
+        let (Some(name), Some(secret)) = (name, secret) else {
+            return Err("the job's token has no callback secret".into());
+        };
+        let key = SigningKey::new(name, secret.as_bytes())
+            .map_err(|e| format!("callback secret: {e}"))?;
         let status = jobs::status(pool, job)
             .await
             .map_err(|e| format!("database: {e}"))?
             .ok_or("the job is gone")?;
         let body = serde_json::to_vec(&status).expect("a status serialises");
-        self.post(&url, key, body).await?;
+        self.post(&url, &key, body).await?;
         tracing::info!(job, "callback delivered");
         Ok(())
     }

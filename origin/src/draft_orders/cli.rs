@@ -69,7 +69,7 @@ pub async fn run(pool: PgPool, config: &Config, cmd: DraftOrdersCommand) -> Resu
                 .map_err(|e| CliError::File(format!("{}: {e}", file.display())))?;
             let shops = config.shops()?;
             let callbacks = config.draft_orders.callback_policy();
-            let (status, _) = match submit(&pool, &shops, &callbacks, &quote).await {
+            let (status, _) = match submit(&pool, &shops, &callbacks, &quote, None).await {
                 Ok(r) => r,
                 Err(Refused::Invalid(errors)) => {
                     let shown = serde_json::to_string_pretty(&errors).unwrap_or_default();

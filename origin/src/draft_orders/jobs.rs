@@ -18,8 +18,10 @@ pub const CHANNEL: &str = "wholesail_draft_orders";
 /// Why a submission was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    /// The quote id was used before for a different quote.
-    #[error("quote {quote_id} was already submitted with different content (job {job})")]
+    /// The quote id was used before for a different quote, or by another token.
+    #[error(
+        "quote {quote_id} was already submitted with different content or by another token (job {job})"
+    )]
     Conflict {
         /// The existing job.
         job: String,
@@ -31,15 +33,21 @@ pub enum SubmitError {
     Database(#[from] sqlx::Error),
 }
 
-/// Stores `quote` as a new job, or returns the job already stored for its quote id (`false`:
-/// not created). The same quote id with different content is a [`SubmitError::Conflict`].
-pub async fn submit(pool: &PgPool, quote: &QuoteRequest) -> Result<(String, bool), SubmitError> {
+/// Stores `quote` as a new job of `token` (`None`: the CLI), or returns the job already
+/// stored for its quote id (`false`: not created). The same quote id with different content,
+/// or submitted by another token, is a [`SubmitError::Conflict`].
+pub async fn submit(
+    pool: &PgPool,
+    quote: &QuoteRequest,
+    token: Option<i64>,
+) -> Result<(String, bool), SubmitError> {
     let id = job_id(&quote.shop, &quote.quote_id);
     let request = serde_json::to_value(quote).expect("a quote serialises");
     let mut tx = pool.begin().await?;
     let created = sqlx::query(
-        "INSERT INTO draft_order_jobs (id, shop, quote_id, company_location_id, request, callback_url)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO draft_order_jobs
+             (id, shop, quote_id, company_location_id, request, callback_url, token_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT DO NOTHING",
     )
     .bind(&id)
@@ -48,6 +56,7 @@ pub async fn submit(pool: &PgPool, quote: &QuoteRequest) -> Result<(String, bool
     .bind(&quote.company_location_id)
     .bind(&request)
     .bind(&quote.callback_url)
+    .bind(token)
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -62,11 +71,12 @@ pub async fn submit(pool: &PgPool, quote: &QuoteRequest) -> Result<(String, bool
         return Ok((id, true));
     }
     tx.rollback().await?;
-    let stored: Value = sqlx::query_scalar("SELECT request FROM draft_order_jobs WHERE id = $1")
-        .bind(&id)
-        .fetch_one(pool)
-        .await?;
-    if stored == request {
+    let (stored, owner): (Value, Option<i64>) =
+        sqlx::query_as("SELECT request, token_id FROM draft_order_jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(pool)
+            .await?;
+    if stored == request && owner == token {
         Ok((id, false))
     } else {
         Err(SubmitError::Conflict {
@@ -74,6 +84,16 @@ pub async fn submit(pool: &PgPool, quote: &QuoteRequest) -> Result<(String, bool
             quote_id: quote.quote_id.clone(),
         })
     }
+}
+
+/// The token that submitted `job` (`None`: no such job, or submitted by the CLI).
+pub async fn owner(pool: &PgPool, job: &str) -> Result<Option<i64>, sqlx::Error> {
+    let owner: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT token_id FROM draft_order_jobs WHERE id = $1")
+            .bind(job)
+            .fetch_optional(pool)
+            .await?;
+    Ok(owner.flatten())
 }
 
 /// A job claimed by a loop.

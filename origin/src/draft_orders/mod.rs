@@ -20,7 +20,6 @@ pub mod runner;
 pub mod split;
 
 use axum::Router;
-use secrecy::SecretString;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +39,6 @@ pub fn start<S: Clone + Send + Sync + 'static>(
     let routes = api::router(api::DraftOrdersApi {
         pool: state.pool.clone(),
         shops: state.shops.clone(),
-        admin_token: state.admin_token.clone(),
         callbacks: settings.callback_policy(),
     });
     let loops = JobLoop::new(state.pool.clone(), state.shops.clone(), settings, worker);
@@ -66,10 +64,6 @@ pub struct Settings {
     pub lease_ms: u64,
     /// Poll interval when no NOTIFY arrives, in ms.
     pub poll_interval_ms: u64,
-    /// Secret that signs callbacks; a quote with a `callback_url` is refused without it.
-    pub callback_secret: Option<SecretString>,
-    /// Key id in the callback signature header.
-    pub callback_key_id: String,
     /// Callback attempts before giving up.
     pub callback_max_attempts: i32,
     /// Time allowed for one callback request, in ms.
@@ -84,7 +78,8 @@ pub struct Settings {
 /// Which callback URLs a quote may name.
 #[derive(Clone, Debug, Default)]
 pub struct CallbackPolicy {
-    /// Whether a callback secret is configured (callbacks are always signed).
+    /// Whether the submitting token has a callback secret (callbacks are always signed, with
+    /// that secret; the CLI has none).
     pub signed: bool,
     /// The allowed hosts (`"*"`: any).
     pub hosts: Vec<String>,
@@ -110,7 +105,9 @@ impl CallbackPolicy {
         }
         if !self.signed {
             return Some(
-                "callback_url needs draft_orders.callback_secret in the configuration".into(),
+                "callback_url needs an integrator token with a callback secret \
+                 (origin tokens create --scope integrator --callback-secret)"
+                    .into(),
             );
         }
         let listed = self
@@ -131,8 +128,6 @@ impl Default for Settings {
             backoff_max_ms: 300_000,
             lease_ms: 300_000,
             poll_interval_ms: 1_000,
-            callback_secret: None,
-            callback_key_id: "wholesail-callback".into(),
             callback_max_attempts: 12,
             callback_timeout_ms: 10_000,
             callback_hosts: Vec::new(),
@@ -141,10 +136,10 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The callback URLs quotes may name.
+    /// The callback URLs quotes may name (`signed` is the submitting token's to set).
     pub fn callback_policy(&self) -> CallbackPolicy {
         CallbackPolicy {
-            signed: self.callback_secret.is_some(),
+            signed: false,
             hosts: self.callback_hosts.clone(),
         }
     }
@@ -198,7 +193,7 @@ mod tests {
                 "{inside}"
             );
         }
-        assert!(refused(policy(false, &["*"]), erp).contains("callback_secret"));
+        assert!(refused(policy(false, &["*"]), erp).contains("callback secret"));
         assert!(refused(policy(true, &["*"]), "ftp://erp.example.com/x").contains("http(s)"));
         assert!(refused(policy(true, &["*"]), "not a url").contains("http(s)"));
     }

@@ -17,8 +17,8 @@ use wholesail_webhook::SigningKey;
 pub const KEY_ID: &str = "edge-test";
 /// The envelope secret.
 pub const KEY_SECRET: &str = "edge-test-secret-0123456789abcdefghij";
-/// The admin bearer token.
-pub const ADMIN_TOKEN: &str = "admin-test-token-0123456789abcdefghij";
+/// A bearer token with every scope, once [`grant_admin`] has stored it.
+pub const ADMIN_TOKEN: &str = "wso_admin-test-token-with-every-scope-00";
 /// Shopify client secret for direct mode.
 pub const SHOPIFY_SECRET: &str = "shopify-test-secret-0123456789abcdefgh";
 
@@ -116,7 +116,6 @@ impl Origin {
                 "WHOLESAIL_INTERNAL__KEYS",
                 format!(r#"[{{id="{KEY_ID}",secret="{KEY_SECRET}"}}]"#),
             )
-            .env("WHOLESAIL_ADMIN__TOKEN", ADMIN_TOKEN)
             .env("WHOLESAIL_SHOPIFY__SECRET", SHOPIFY_SECRET)
             .env("WHOLESAIL_POOL_SIZE", "5")
             .env("WHOLESAIL_WORKER__POLL_INTERVAL_MS", "200")
@@ -198,6 +197,14 @@ impl Drop for Origin {
     }
 }
 
+/// Stores [`ADMIN_TOKEN`] with every scope, as `test-admin`.
+pub async fn grant_admin(pool: &PgPool) {
+    use wholesail_origin::auth::{tokens, Scope};
+    tokens::insert(pool, "test-admin", &Scope::ALL, ADMIN_TOKEN, None)
+        .await
+        .expect("the admin test token is stored");
+}
+
 /// Posts a signed envelope body to `url`.
 pub async fn post_signed(url: &str, body: &Value) -> reqwest::Response {
     let (bytes, sig) = signed_for(url, body);
@@ -236,11 +243,14 @@ pub async fn count(pool: &PgPool, status: &str) -> i64 {
         .unwrap()
 }
 
-/// Serves the origin routes in-process on a free port over `pool` (no workers), with the test
-/// keys, `max_body_bytes` as the body cap.
+/// Serves every origin route (the draft-order ones included) in-process on a free port over
+/// `pool` (no workers, no shops), with the test keys, `max_body_bytes` as the body cap, and
+/// [`ADMIN_TOKEN`] granted.
 pub async fn serve_routes(pool: PgPool, max_body_bytes: usize) -> SocketAddr {
     use std::sync::Arc;
     use wholesail_origin::app::{router, AppState};
+    use wholesail_origin::draft_orders::{self, api::DraftOrdersApi};
+    grant_admin(&pool).await;
     let catalog = wholesail_origin::catalog::Runner::from_url(
         pool.clone(),
         &database_url(&pool),
@@ -261,16 +271,20 @@ pub async fn serve_routes(pool: PgPool, max_body_bytes: usize) -> SocketAddr {
             SHOPIFY_SECRET,
             None::<&str>,
         ))),
-        admin_token: Some(Arc::new(ADMIN_TOKEN.into())),
         max_lag_secs: 60.0,
         metrics: wholesail_origin::ops::recorder(),
         shops: Arc::new(wholesail_origin::shops::Shops::default()),
         catalog,
     };
+    let draft_orders = draft_orders::api::router(DraftOrdersApi {
+        pool: state.pool.clone(),
+        shops: state.shops.clone(),
+        callbacks: draft_orders::Settings::default().callback_policy(),
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, router(state, max_body_bytes))
+        axum::serve(listener, router(state, max_body_bytes).merge(draft_orders))
             .await
             .unwrap()
     });

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::{check, http, origin_bin, step, Demo, ADMIN_TOKEN, ORIGIN_ADDR, SHOP};
+use super::{check, http, origin_bin, step, Demo, ORIGIN_ADDR, SHOP};
 
 /// `origin catalog resync`, then the live tables checked against the run's summary.
 pub(super) fn resync(demo: &Demo) -> Result<()> {
@@ -52,7 +52,7 @@ pub(super) fn resync(demo: &Demo) -> Result<()> {
     )?;
     let (_, runs) = http::get_json(
         &format!("http://{ORIGIN_ADDR}/admin/catalog/runs?shop={SHOP}&limit=1"),
-        ADMIN_TOKEN,
+        &demo.ops_token,
     )?;
     let run = &runs[0];
     println!(

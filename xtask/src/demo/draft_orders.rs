@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use super::rules::LOCATION;
-use super::{check, http, step, wait_until, Demo, ADMIN_TOKEN, ORIGIN_ADDR, SHOP};
+use super::{check, http, step, wait_until, Demo, ORIGIN_ADDR, SHOP};
 
 /// Lines of the demo quote: more than two drafts' worth (Shopify: ≤ 499 lines per draft).
 const QUOTE_LINES: i64 = 1_200;
@@ -41,7 +41,7 @@ pub(super) fn split_quote(demo: &Demo) -> Result<()> {
     });
     let url = format!("http://{ORIGIN_ADDR}/v1/draft-orders");
     let started = Instant::now();
-    let (status, job) = http::send_json("POST", &url, ADMIN_TOKEN, &quote)?;
+    let (status, job) = http::send_json("POST", &url, &demo.integrator_token, &quote)?;
     let first = started.elapsed();
     println!(
         "   POST /v1/draft-orders → {status} {{job: {}, status: {}}} in {:.1} ms",
@@ -54,14 +54,14 @@ pub(super) fn split_quote(demo: &Demo) -> Result<()> {
         "the quote is accepted at once as a processing job",
     )?;
     let id = job["job"].as_str().context("job id")?.to_owned();
-    let (again, same) = http::send_json("POST", &url, ADMIN_TOKEN, &quote)?;
+    let (again, same) = http::send_json("POST", &url, &demo.integrator_token, &quote)?;
     check(
         again == 200 && same["job"] == job["job"],
         "the same quote submitted again is the same job",
     )?;
     let mut done = Value::Null;
     wait_until("the drafts", Duration::from_secs(120), || {
-        let (_, s) = http::get_json(&format!("{url}/{id}"), ADMIN_TOKEN)?;
+        let (_, s) = http::get_json(&format!("{url}/{id}"), &demo.integrator_token)?;
         let finished = s["status"] != "processing";
         done = s;
         Ok(finished)

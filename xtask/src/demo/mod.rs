@@ -46,7 +46,6 @@ const SHOP_TOKEN: &str = "shpat_demo_token";
 const SHOPIFY_SECRET: &str = "demo-shopify-app-secret-0123456789abc";
 const KEY_ID: &str = "demo-edge-1";
 const SIGNING_KEY: &str = "demo-edge-signing-key-0123456789abcde";
-const ADMIN_TOKEN: &str = "demo-admin-token-0123456789abcdefghijk";
 /// Products in the simulator's generated catalog (about 8 variants each).
 const CATALOG_PRODUCTS: u64 = 20_000;
 /// The catalog of `cargo xtask demo --ci`: every step, smaller data.
@@ -62,6 +61,10 @@ struct Demo {
     config: PathBuf,
     /// Products in the simulator's catalog.
     products: u64,
+    /// Bearer token with `ops:read` and `ops:write` (made with `origin tokens create`).
+    ops_token: String,
+    /// Bearer token with the `integrator` scope.
+    integrator_token: String,
 }
 
 impl Demo {
@@ -81,6 +84,20 @@ impl Demo {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Creates a token with `scopes` (`origin tokens create`); its secret.
+    fn create_token(&self, name: &str, scopes: &[&str]) -> Result<String> {
+        let mut args = vec!["tokens", "create", "--name", name];
+        for scope in scopes {
+            args.extend(["--scope", scope]);
+        }
+        let issued: serde_json::Value = serde_json::from_str(&self.origin_cli(&args)?)
+            .context("origin tokens create prints JSON")?;
+        issued["token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("origin tokens create printed no token")
     }
 
     /// A single number from a query on the demo database.
@@ -131,16 +148,21 @@ pub fn run(args: &[&str]) -> Result<()> {
     for log in ["origin.log", "edge.log", "simulator.log"] {
         std::fs::write(dir.join(log), "")?;
     }
-    let demo = Demo {
+    let mut demo = Demo {
         config: write_origin_config(&dir, &db)?,
         db,
         dir,
         products,
+        ops_token: String::new(),
+        integrator_token: String::new(),
     };
 
     step("Starting the Shopify simulator, origin and the edge (workerd)");
     let _simulator = simulator(&demo.dir, demo.products)?;
     let mut origin = Service::origin(&demo.config, &demo.dir, ORIGIN_ADDR)?;
+    demo.ops_token = demo.create_token("demo-ops", &["ops:read", "ops:write"])?;
+    demo.integrator_token = demo.create_token("demo-erp", &["integrator"])?;
+    println!("   tokens demo-ops (ops:read, ops:write) and demo-erp (integrator) created");
     let edge = start_edge(&demo.dir)?;
     println!(
         "   simulator http://{SIMULATOR_ADDR}, origin http://{ORIGIN_ADDR}, edge http://127.0.0.1:{EDGE_PORT}"
@@ -151,9 +173,20 @@ pub fn run(args: &[&str]) -> Result<()> {
     draft_orders::split_quote(&demo)?;
     webhooks::deliveries_and_dead_letters(&demo, &mut origin, &edge)?;
 
+    step("Audit log");
+    let audit = demo.origin_cli(&["audit", "list", "--limit", "1000"])?;
+    println!(
+        "   origin audit list: {} write actions",
+        audit.lines().count()
+    );
+    check(
+        audit.contains("\"PUT /admin/rules\"") && audit.contains("\"POST /v1/draft-orders\""),
+        "the rules edit and the quote are in the audit log, with their tokens",
+    )?;
+
     println!(
         "   metrics: {}",
-        metrics_summary(&format!("http://{ORIGIN_ADDR}/metrics"))
+        metrics_summary(&format!("http://{ORIGIN_ADDR}/metrics"), &demo.ops_token)
     );
     origin.stop();
     drop(edge);
@@ -231,7 +264,6 @@ fn write_origin_config(dir: &Path, db: &str) -> Result<PathBuf> {
         &path,
         format!(
             "bind = \"{ORIGIN_ADDR}\"\ndatabase_url = \"{db}\"\n\n\
-             [admin]\ntoken = \"{ADMIN_TOKEN}\"\n\n\
              [shopify]\nsecret = \"{SHOPIFY_SECRET}\"\n\n\
              [[internal.keys]]\nid = \"{KEY_ID}\"\nsecret = \"{SIGNING_KEY}\"\n\n\
              [[shops]]\ndomain = \"{SHOP}\"\nurl = \"http://{SIMULATOR_ADDR}\"\n\
@@ -255,8 +287,8 @@ fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> Result<boo
 }
 
 /// A few of origin's metrics, by name prefix.
-fn metrics_summary(url: &str) -> String {
-    let body = http::text(url).unwrap_or_default();
+fn metrics_summary(url: &str, token: &str) -> String {
+    let body = http::text(url, token).unwrap_or_default();
     body.lines()
         .filter(|l| {
             !l.starts_with('#')

@@ -9,8 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::{
-    check, http, step, wait_until, webhooks, Demo, ADMIN_TOKEN, ORIGIN_ADDR, SHOP, SHOP_TOKEN,
-    SIMULATOR_ADDR,
+    check, http, step, wait_until, webhooks, Demo, ORIGIN_ADDR, SHOP, SHOP_TOKEN, SIMULATOR_ADDR,
 };
 use crate::function;
 use crate::shell::{self, cmd, target_dir};
@@ -117,7 +116,7 @@ pub(super) fn rule_change_reaches_checkout(demo: &Demo) -> Result<()> {
     let (status, answer) = http::send_json(
         "PUT",
         &format!("http://{ORIGIN_ADDR}/admin/rules"),
-        ADMIN_TOKEN,
+        &demo.ops_token,
         &json!({"shop": SHOP, "rules": [{"rule": "limits", "company_location": LOCATION,
                  "target": format!("variant:{variant}"), "increment": 2, "min_quantity": 2,
                  "max_quantity": 120}]}),

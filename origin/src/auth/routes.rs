@@ -1,0 +1,84 @@
+//! The access table: every route origin serves, with who may call it. [`super::guard`] refuses
+//! a matched route that is not listed here, and the route-matrix test
+//! (`origin/tests/auth.rs`) exercises every entry with every kind of caller and checks that
+//! every route in the source is listed.
+
+use super::Scope;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health probes).
+    Public,
+    /// Authenticated by the handler with an HMAC signature, not a token (intake).
+    Signed,
+    /// A bearer token holding this scope.
+    Scope(Scope),
+}
+
+/// One route.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    /// The HTTP method (`HEAD` is checked as `GET`).
+    pub method: &'static str,
+    /// The path as given to axum (`{id}` for parameters).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Whether each call (also one refused for its scope) is written to the audit log.
+    pub audited: bool,
+}
+
+const fn route(method: &'static str, path: &'static str, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        audited: false,
+    }
+}
+
+const fn audited(method: &'static str, path: &'static str, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        audited: true,
+    }
+}
+
+const READ: Access = Access::Scope(Scope::OpsRead);
+const WRITE: Access = Access::Scope(Scope::OpsWrite);
+const INTEGRATOR: Access = Access::Scope(Scope::Integrator);
+
+/// Every route of `origin serve`.
+pub const ROUTES: &[Route] = &[
+    route("POST", "/internal/webhooks", Access::Signed),
+    route("POST", "/internal/dead-letters", Access::Signed),
+    route("POST", "/webhooks/shopify", Access::Signed),
+    route("GET", "/livez", Access::Public),
+    route("GET", "/readyz", Access::Public),
+    route("GET", "/metrics", READ),
+    route("GET", "/admin/dead-letters", READ),
+    route("GET", "/admin/dead-letters/{id}", READ),
+    audited("POST", "/admin/dead-letters/replay", WRITE),
+    audited("POST", "/admin/dead-letters/{id}/replay", WRITE),
+    audited("POST", "/admin/catalog/resync", WRITE),
+    route("GET", "/admin/catalog/runs", READ),
+    route("GET", "/admin/catalog/runs/{id}", READ),
+    audited("POST", "/admin/catalog/runs/{id}/cancel", WRITE),
+    route("GET", "/admin/rules", READ),
+    audited("PUT", "/admin/rules", WRITE),
+    audited("DELETE", "/admin/rules", WRITE),
+    audited("POST", "/admin/rules/import", WRITE),
+    audited("POST", "/admin/rules/push", WRITE),
+    route("GET", "/admin/audit", READ),
+    route("POST", "/v1/carts/validate", INTEGRATOR),
+    audited("POST", "/v1/draft-orders", INTEGRATOR),
+    route("GET", "/v1/draft-orders/{job}", INTEGRATOR),
+];
+
+/// The entry for `method` on `path` (the matched route's path).
+pub fn find(method: &str, path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
+}
