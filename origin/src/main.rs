@@ -16,7 +16,9 @@
 //! origin [--config origin.toml] audit list [--actor A] [--limit N]
 //! ```
 //!
-//! Logs are JSON lines on stderr; command output (listings) is JSON on stdout.
+//! Logs are JSON lines on stderr; command output (listings) is JSON on stdout. Write commands
+//! (replay, resync, cancel, rules import and push, draft-order create, token changes) are
+//! recorded in the audit log with actor `cli` and the command line as target.
 
 use std::path::PathBuf;
 
@@ -28,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use wholesail_origin::app::{self, MIGRATOR};
+use wholesail_origin::auth::audit::{self, Outcome};
 use wholesail_origin::config::Config;
 use wholesail_origin::dead_letters::{self, Filter, Shelf};
 
@@ -153,7 +156,48 @@ async fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
-    match cli.command {
+    let Some(action) = write_action(&cli.command) else {
+        return run(cli.command, config).await;
+    };
+    let pool = app::connect(&config).await?;
+    let result = run(cli.command, config).await;
+    let target = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    let (outcome, detail) = match &result {
+        Ok(()) => (Outcome::Success, None),
+        Err(e) => (Outcome::Error, Some(format!("{e:#}"))),
+    };
+    audit::record(
+        &pool,
+        None,
+        action,
+        &target,
+        outcome,
+        None,
+        detail.as_deref(),
+    )
+    .await?;
+    result
+}
+
+/// The audit action of a write command (token commands audit themselves).
+fn write_action(command: &Command) -> Option<&'static str> {
+    use wholesail_origin::catalog::cli::CatalogCommand;
+    use wholesail_origin::draft_orders::cli::DraftOrdersCommand;
+    use wholesail_origin::rules::cli::RulesCommand;
+    match command {
+        Command::DeadLetters(DeadLetterCommand::Replay { .. }) => Some("dead-letters replay"),
+        Command::Catalog(CatalogCommand::Resync(_)) => Some("catalog resync"),
+        Command::Catalog(CatalogCommand::Cancel { .. }) => Some("catalog cancel"),
+        Command::Rules(RulesCommand::Import { .. }) => Some("rules import"),
+        Command::Rules(RulesCommand::Push { .. }) => Some("rules push"),
+        Command::DraftOrders(DraftOrdersCommand::Create { .. }) => Some("draft-orders create"),
+        _ => None,
+    }
+}
+
+/// Runs one command.
+async fn run(command: Command, config: Config) -> Result<()> {
+    match command {
         Command::Serve { no_migrate } => {
             let listener = TcpListener::bind(config.bind)
                 .await

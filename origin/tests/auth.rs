@@ -314,7 +314,9 @@ async fn write_actions_land_in_the_audit_log_with_token_action_target_and_outcom
 }
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
-async fn the_cli_creates_a_token_that_works_once_printed_and_audits_it(pool: PgPool) {
+async fn the_cli_creates_a_token_that_works_once_printed_and_audits_its_write_commands(
+    pool: PgPool,
+) {
     let db = common::database_url(&pool);
     let origin = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_origin"))
@@ -359,6 +361,8 @@ async fn the_cli_creates_a_token_that_works_once_printed_and_audits_it(pool: PgP
     origin(&["tokens", "revoke", "erp"]);
     assert!(tokens::authenticate(&pool, new).await.unwrap().is_none());
 
+    origin(&["dead-letters", "replay", "--all"]);
+
     let audit = origin(&["audit", "list"]);
     let actions: Vec<(String, String, String)> = audit
         .lines()
@@ -375,10 +379,15 @@ async fn the_cli_creates_a_token_that_works_once_printed_and_audits_it(pool: PgP
     assert_eq!(
         actions,
         [
+            cli("dead-letters replay"),
             cli("tokens revoke"),
             cli("tokens rotate"),
             cli("tokens create")
         ]
+    );
+    assert!(
+        audit.contains(r#""target":"dead-letters replay --all""#),
+        "{audit}"
     );
     assert!(!audit.contains(token) && !audit.contains(new));
 }
