@@ -1,7 +1,7 @@
 //! The audit log (`audit_log`): one row per write action, by a token over HTTP (written by
 //! [`super::guard`] for the audited routes, refusals for a missing scope included) or by the
-//! CLI's write commands on the host (`actor` = `cli`). Read with `GET /admin/audit` (`ops:read`) or
-//! `origin audit list`.
+//! CLI's write commands on the host (`actor` = `cli`). Read with `GET /admin/audit`
+//! (`ops:read`) or `origin audit list`.
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
