@@ -183,6 +183,7 @@ async fn main() -> Result<()> {
 fn write_action(command: &Command) -> Option<&'static str> {
     use wholesail_origin::catalog::cli::CatalogCommand;
     use wholesail_origin::draft_orders::cli::DraftOrdersCommand;
+    use wholesail_origin::parked::cli::ParkedCommand;
     use wholesail_origin::rules::cli::RulesCommand;
     match command {
         Command::DeadLetters(DeadLetterCommand::Replay { .. }) => Some("dead-letters replay"),
@@ -191,6 +192,8 @@ fn write_action(command: &Command) -> Option<&'static str> {
         Command::Rules(RulesCommand::Import { .. }) => Some("rules import"),
         Command::Rules(RulesCommand::Push { .. }) => Some("rules push"),
         Command::DraftOrders(DraftOrdersCommand::Create { .. }) => Some("draft-orders create"),
+        Command::Parked(ParkedCommand::Recover { .. }) => Some("parked recover"),
+        Command::Parked(ParkedCommand::Purge { .. }) => Some("parked purge"),
         _ => None,
     }
 }

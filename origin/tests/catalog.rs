@@ -859,6 +859,7 @@ async fn assert_merged_once(
 
 #[sqlx::test(migrations = "../migrations")]
 async fn cli_resync_during_a_servers_run_watches_it_and_never_drives_it(pool: PgPool) {
+    common::grant_admin(&pool).await;
     let started = std::time::Instant::now();
     let spec = CatalogSpec::new(31, 400);
     let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 500 }, 2_000).await;
@@ -913,6 +914,7 @@ async fn cli_resync_during_a_servers_run_watches_it_and_never_drives_it(pool: Pg
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_second_server_never_drives_a_run_the_first_one_drives(pool: PgPool) {
+    common::grant_admin(&pool).await;
     let started = std::time::Instant::now();
     let spec = CatalogSpec::new(37, 400);
     let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 500 }, 2_000).await;
@@ -944,6 +946,7 @@ async fn a_second_server_never_drives_a_run_the_first_one_drives(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_running_server_takes_over_a_run_whose_driver_was_killed(pool: PgPool) {
+    common::grant_admin(&pool).await;
     let spec = CatalogSpec::new(41, 20);
     let sim = simulator(spec.clone(), ChildOrder::Grouped, 3_000).await;
     let env = [
@@ -985,6 +988,7 @@ async fn a_running_server_takes_over_a_run_whose_driver_was_killed(pool: PgPool)
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_watching_cli_ends_with_the_drivers_error_when_the_run_fails(pool: PgPool) {
+    common::grant_admin(&pool).await;
     let spec = CatalogSpec::new(43, 50);
     let sim = simulator(spec.clone(), ChildOrder::Grouped, 1_500).await;
     sim.inject_bulk_fault(DEFAULT_SHOP, BulkFault::CorruptLine { line: 137 });

@@ -764,7 +764,10 @@ async fn origin_serve_pushes_edited_rules_after_a_quiet_period(pool: PgPool) {
         (12, Some(96))
     );
     // The shop's breaker state is exported from the start (0: closed).
-    let metrics = reqwest::get(origin.url("/metrics"))
+    let metrics = reqwest::Client::new()
+        .get(origin.url("/metrics"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
         .await
         .unwrap()
         .text()
