@@ -35,9 +35,9 @@ use crate::shell::{self, cmd, target_dir};
 use cluster::Cluster;
 
 const SHOP: &str = "wholesail-chaos.myshopify.com";
-const SHOPIFY_SECRET: &str = "chaos-shopify-app-secret";
+const SHOPIFY_SECRET: &str = "chaos-shopify-app-secret-0123456789ab";
 const KEY_ID: &str = "chaos-edge-1";
-const SIGNING_KEY: &str = "chaos-edge-signing-key";
+const SIGNING_KEY: &str = "chaos-edge-signing-key-0123456789abcd";
 /// How long origin stays down in the third fault.
 const HOLD: Duration = Duration::from_secs(10);
 /// The longest any one wait may take before the test fails.
