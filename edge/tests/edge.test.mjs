@@ -77,7 +77,23 @@ function postChunked(url, headers, write) {
   });
 }
 const requestsFor = (id, intake = "webhooks") => origin.requests.filter((r) => r.intake === intake && r.ids.includes(id));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** The edge's JSON log lines about webhook `id` (the edge's own per-message record). */
+const linesFor = (id) =>
+  edge.logs
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.webhook_id === id);
+/** Whether the edge put delivery `id` on the queue (it logs `queued` before answering 200). */
+const queued = (id) => linesFor(id).some((l) => l.event === "webhook" && l.outcome === "queued");
+/**
+ * Waits until the consumer has settled `n` messages of `id` with one of `outcomes` (a settled
+ * message is acknowledged, so it is never delivered again): after that, a count of origin's
+ * requests is final, with no sleep standing in for "nothing more will come".
+ */
+const settled = (id, n = 1, outcomes = ["accepted", "duplicate"]) =>
+  waitFor(`${n} settled message(s) of ${id}`, () =>
+    linesFor(id).filter((l) => l.event === "forward" && outcomes.includes(l.outcome)).length >= n,
+  );
 const bucket = () => edge.mf.getR2Bucket("PAYLOADS");
 const keys = async (prefix) => (await (await bucket()).list({ prefix })).objects.map((o) => o.key);
 
@@ -129,7 +145,7 @@ describe("intake", () => {
     assert.equal(order.id, JSON.parse(body).id);
     assert.equal(order.line_items.length, 1);
     assert.equal(order.browser_ip, undefined, "stripped fields must not reach origin");
-    await sleep(1500);
+    await settled("valid-1");
     assert.equal(requestsFor("valid-1").length, 1, "forwarded exactly once");
   });
 
@@ -151,8 +167,8 @@ describe("intake", () => {
     // A genuine delivery sent after them arrives; the forged ones never do.
     assert.equal((await deliver(edge.url, small(), { id: "after-forged" })).status, 200);
     await waitFor("after-forged at origin", () => origin.records.webhooks.get("after-forged"));
-    await sleep(500);
     for (const id of ["forged-1", "forged-2"]) {
+      assert.equal(queued(id), false, `${id} must not be queued`);
       assert.equal(requestsFor(id).length, 0, `${id} must not be forwarded`);
     }
   });
@@ -183,7 +199,7 @@ describe("intake", () => {
     });
     assert.equal(res.status, 413);
     assert.match(res.text, /larger than/);
-    await sleep(300);
+    assert.equal(queued("chunked-big"), false);
     assert.equal(requestsFor("chunked-big").length, 0);
   });
 
@@ -216,8 +232,8 @@ describe("intake", () => {
       socket.on("error", reject);
     });
     assert.match(answer, /^HTTP\/1\.1 400/, answer.split("\r\n")[0]);
-    await sleep(300);
-    assert.equal(requestsFor("short-1").length, 0, "nothing is enqueued for a short body");
+    assert.equal(queued("short-1"), false, "nothing is enqueued for a short body");
+    assert.equal(requestsFor("short-1").length, 0);
   });
 
   test("malformed JSON is forwarded for quarantine, not dropped", async () => {
@@ -280,8 +296,7 @@ describe("delivery to origin", () => {
     assert.equal((await deliver(edge.url, body, { id: "dup-1" })).status, 200);
     await waitFor("dup-1 at origin", () => origin.records.webhooks.get("dup-1"));
     assert.equal((await deliver(edge.url, body, { id: "dup-1" })).status, 200);
-    await waitFor("the second delivery answered", () => requestsFor("dup-1").length === 2);
-    await sleep(1500);
+    await settled("dup-1", 2);
     assert.equal(requestsFor("dup-1").length, 2, "a duplicate verdict is acknowledged, not retried");
     assert.equal([...origin.records.webhooks.keys()].filter((k) => k === "dup-1").length, 1);
   });
@@ -296,9 +311,8 @@ describe("delivery to origin", () => {
     const record = await (await (await bucket()).get(parked[0])).json();
     assert.equal(record.reason, "test asked to reject");
     assert.equal(record.envelope.meta.webhook_id, "reject-1");
-    await sleep(1500);
+    await settled("reject-1", 1, ["rejected"]);
     assert.equal(requestsFor("reject-1").length, 1);
-    assert.ok(edge.logs.some((l) => l.includes('"outcome":"rejected"') && l.includes("reject-1")));
   });
 
   test("origin down for a while, then up: everything arrives once", async () => {
@@ -307,13 +321,15 @@ describe("delivery to origin", () => {
     try {
       const answers = await Promise.all(ids.map((id) => deliver(edge.url, small(), { id })));
       assert.deepEqual(answers.map((r) => r.status), ids.map(() => 200), "Shopify sees 200 while origin is down");
-      await waitFor("a failed attempt", () => origin.requests.some((r) => r.mode === "down" && r.ids.includes(ids[0])));
-      await sleep(1500);
+      // Every message fails at least once before origin comes back.
+      await waitFor("a failed attempt of each", () =>
+        ids.every((id) => origin.requests.some((r) => r.mode === "down" && r.ids.includes(id))),
+      );
     } finally {
       origin.mode.webhooks = "ok";
     }
     await waitFor("all 20 at origin", () => ids.every((id) => origin.records.webhooks.has(id)), 30_000);
-    await sleep(1500);
+    for (const id of ids) await settled(id);
     for (const id of ids) {
       const answered = origin.requests.filter((r) => r.mode === "ok" && r.intake === "webhooks" && r.ids.includes(id));
       assert.equal(answered.length, 1, `${id} answered once after origin came back`);

@@ -652,31 +652,23 @@ async fn admin_api_resyncs_a_configured_shop_behind_the_bearer_token(pool: PgPoo
 #[sqlx::test(migrations = "../migrations")]
 async fn finish_webhook_delivered_to_origin_wakes_its_run(pool: PgPool) {
     common::grant_admin(&pool).await;
-    // Origin's port is chosen first: the simulator's webhook subscription must name it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let spec = CatalogSpec::new(4, 10);
     let mut c = SimulatorConfig::default();
     c.shops[0].catalog = spec.clone();
     c.bulk.duration = Duration::from_millis(300);
     c.app_secret = common::SHOPIFY_SECRET.into();
-    c.webhook_subscriptions = vec![(
-        "bulk_operations/finish".into(),
-        format!("http://127.0.0.1:{port}/webhooks/shopify"),
-    )];
     let sim = Simulator::start(c).await.unwrap();
     let origin = common::Origin::spawn(
         &common::database_url(&pool),
         &[
-            ("WHOLESAIL_BIND", &format!("127.0.0.1:{port}")),
             ("WHOLESAIL_SHOPS", &shops_env(&sim)),
             // Without the webhook the run would wait a minute for its next poll.
             ("WHOLESAIL_CATALOG__POLL_INTERVAL_MS", "60000"),
         ],
     );
+    // Subscribed once origin listens (on a port of its own choosing, so no other process can
+    // take it between a probe and the bind).
+    sim.subscribe("bulk_operations/finish", &origin.url("/webhooks/shopify"));
     let started = std::time::Instant::now();
     let (_, run) = admin(
         &origin,

@@ -345,8 +345,20 @@ async fn invalid_payload_is_a_dead_letter_at_once_and_others_in_the_batch_still_
 async fn notify_wakes_the_workers_without_waiting_for_the_poll(pool: PgPool) {
     let url = database_url(&pool);
     let origin = Origin::spawn(&url, &[("WHOLESAIL_WORKER__POLL_INTERVAL_MS", "60000")]);
-    // Let the claim loops go idle on the (60 s) poll.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The workers listen before they go idle on the (60 s) poll: wait for the LISTEN, not a
+    // guessed time.
+    eventually(Duration::from_secs(10), "the inbox LISTEN", || async {
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND query = $1",
+        )
+        .bind(format!("LISTEN \"{}\"", wholesail_origin::inbox::CHANNEL))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        listening > 0
+    })
+    .await;
     let started = std::time::Instant::now();
     post_events(&origin, "wake", 1, &["n.myshopify.com"]).await;
     eventually(

@@ -46,9 +46,21 @@ async fn a_bulk_export_streams_exactly_the_generated_catalog() {
     .await;
     let client = client(&sim);
     let op = client.bulk_run_query(CATALOG_QUERY, false).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(120)).await;
-    let running = client.bulk_operation(&op.id).await.unwrap().unwrap();
-    assert_eq!(running.status, BulkStatus::Running);
+    // Created, then running for 800 ms: poll for the running state instead of guessing when.
+    let started = std::time::Instant::now();
+    loop {
+        let status = client.bulk_operation(&op.id).await.unwrap().unwrap().status;
+        if status == BulkStatus::Running {
+            break;
+        }
+        assert_eq!(
+            status,
+            BulkStatus::Created,
+            "running comes before anything else"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(
         client.current_bulk_operation().await.unwrap().unwrap().id,
         op.id

@@ -278,6 +278,16 @@ impl Simulator {
             .extend(std::iter::repeat_n(server::Fault::Delay(delay), n));
     }
 
+    /// Adds a webhook subscription of `topic` to `url` (for a receiver whose address is known
+    /// only once it listens).
+    pub fn subscribe(&self, topic: &str, url: &str) {
+        self.shared
+            .subscriptions
+            .lock()
+            .unwrap()
+            .push((topic.to_owned(), url.to_owned()));
+    }
+
     /// Replaces the random failure injection.
     pub fn set_faults(&self, faults: FaultConfig) {
         self.shared.faults.lock().unwrap().set(faults);

@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     shops: HashMap<String, Mutex<Shop>>,
     tokens: HashMap<String, String>,
     pub(crate) faults: Mutex<Faults>,
+    /// Webhook subscriptions (topic, URL): the configured ones, then any added at run time.
+    pub(crate) subscriptions: Mutex<Vec<(String, String)>>,
     pub(crate) webhooks: WebhookSender,
     pub(crate) requests: AtomicU64,
     next_id: AtomicU64,
@@ -127,6 +129,7 @@ impl Shared {
         faults.set(config.faults.clone());
         let webhooks = WebhookSender::new(config.app_secret.as_bytes(), config.delivery.clone());
         Ok(Arc::new(Shared {
+            subscriptions: Mutex::new(config.webhook_subscriptions.clone()),
             base_url,
             shops,
             tokens,
@@ -653,7 +656,8 @@ async fn run_lifecycle(st: Arc<Shared>, domain: String, op: BulkOperation) {
         finished = Some(o.finish_webhook());
     });
     let Some(body) = finished else { return };
-    for (topic, url) in &st.config.webhook_subscriptions {
+    let subscriptions = st.subscriptions.lock().unwrap().clone();
+    for (topic, url) in &subscriptions {
         if topic == "bulk_operations/finish" {
             let w = st.webhooks.webhook(topic, body.to_string().into_bytes());
             let sender = st.webhooks.clone();
