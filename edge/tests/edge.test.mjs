@@ -257,7 +257,7 @@ describe("intake", () => {
 describe("weak secrets", () => {
   test("a short secret makes the first request fail with 500 and a log naming the binding, not the value", async () => {
     const weak = "weak-edge-secret";
-    const misconfigured = await startEdge({ vars: { SHOPIFY_SECRET: weak }, consumers: false });
+    const misconfigured = await startEdge({ secrets: { ...TEST_SECRETS, SHOPIFY_SECRET: weak }, consumers: false });
     try {
       const res = await deliver(misconfigured.url, small(), { id: "weak-secret-1", secret: weak });
       assert.equal(res.status, 500);
@@ -414,15 +414,15 @@ describe("serve.mjs", () => {
   test("it has no built-in previous secret: a delivery signed with the tests' published one is 401", async () => {
     const { started, stop } = serve({
       ORIGIN_URL: "http://127.0.0.1:9",
-      SHOPIFY_SECRET: "serve-test-current-secret",
-      EDGE_SIGNING_KEY: "serve-test-signing-key",
+      SHOPIFY_SECRET: "serve-test-current-secret-0123456789ab",
+      EDGE_SIGNING_KEY: "serve-test-signing-key-0123456789abcdef",
     });
     try {
       const r = await started;
       assert.ok(r.url, `serve.mjs did not start: ${r.stderr}`);
       const body = small();
       assert.equal((await deliver(r.url, body, { id: "serve-published", secret: PREVIOUS_SECRET })).status, 401);
-      assert.equal((await deliver(r.url, body, { id: "serve-current", secret: "serve-test-current-secret" })).status, 200);
+      assert.equal((await deliver(r.url, body, { id: "serve-current", secret: "serve-test-current-secret-0123456789ab" })).status, 200);
     } finally {
       await stop();
     }
