@@ -19,7 +19,6 @@
 //! Authentication is the app's [`crate::auth::guard`] layer, not these routes'.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,11 +29,12 @@ use time::OffsetDateTime;
 use crate::app::AppState;
 use crate::catalog::{self, admin::CatalogApi};
 use crate::dead_letters::{self, Filter, Shelf};
+use crate::http_error::ApiError;
 use crate::quarantine;
 
 /// Why an admin request failed.
 #[derive(Debug, Error)]
-pub enum AdminError {
+pub enum DeadLetterApiError {
     /// The row does not exist.
     #[error("not found")]
     NotFound,
@@ -46,21 +46,14 @@ pub enum AdminError {
     Database(#[from] sqlx::Error),
 }
 
-impl IntoResponse for AdminError {
+impl IntoResponse for DeadLetterApiError {
     fn into_response(self) -> Response {
-        let status = match &self {
-            AdminError::NotFound => StatusCode::NOT_FOUND,
-            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AdminError::Database(e) => {
-                tracing::error!(error = %e, "admin request failed");
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        };
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        match &self {
+            DeadLetterApiError::NotFound => ApiError::not_found(self.to_string()),
+            DeadLetterApiError::BadRequest(m) => ApiError::bad_request(m.as_str()),
+            DeadLetterApiError::Database(e) => ApiError::database(e),
+        }
+        .into_response()
     }
 }
 
@@ -100,7 +93,7 @@ struct ListQuery {
 async fn list(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Response, AdminError> {
+) -> Result<Response, DeadLetterApiError> {
     let filter = Filter {
         ids: q.id.into_iter().collect(),
         topic: q.topic,
@@ -119,10 +112,13 @@ async fn list(
     Ok(([(TOTAL_HEADER, total.to_string())], Json(rows)).into_response())
 }
 
-async fn show(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response, AdminError> {
+async fn show(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, DeadLetterApiError> {
     let row = dead_letters::show(&app.pool, id)
         .await?
-        .ok_or(AdminError::NotFound)?;
+        .ok_or(DeadLetterApiError::NotFound)?;
     Ok(Json(row).into_response())
 }
 
@@ -140,9 +136,9 @@ struct ReplayRequest {
 async fn replay(
     State(app): State<AppState>,
     Json(req): Json<ReplayRequest>,
-) -> Result<Response, AdminError> {
+) -> Result<Response, DeadLetterApiError> {
     if !req.filter.is_narrowed() && !req.all {
-        return Err(AdminError::BadRequest(
+        return Err(DeadLetterApiError::BadRequest(
             "refusing to replay every dead letter without \"all\": true".into(),
         ));
     }
@@ -157,7 +153,7 @@ async fn replay(
 async fn replay_one(
     State(app): State<AppState>,
     Path(id): Path<i64>,
-) -> Result<Response, AdminError> {
+) -> Result<Response, DeadLetterApiError> {
     let filter = Filter {
         ids: vec![id],
         ..Filter::default()

@@ -17,7 +17,9 @@ use wholesail_webhook::{Keyring, ShopifySecrets};
 use crate::config::{Config, ConfigError, HttpConfig};
 use crate::shops::Shops;
 use crate::worker::Workers;
-use crate::{admin, auth, catalog, draft_orders, http_limits, http_server, intake, ops};
+use crate::{
+    admin, auth, catalog, draft_orders, http_error, http_limits, http_server, intake, ops,
+};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -83,6 +85,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     api_routes(state, max_body_bytes, &HttpConfig::default())
         .merge(ops::probe_routes(ops.clone()))
         .merge(ops::metrics_routes(ops))
+        .layer(axum::middleware::map_response(http_error::json_errors))
 }
 
 /// The intake and admin routes (no probes, no `/metrics`), intake behind its limits, each

@@ -1,6 +1,7 @@
 //! The HTTP server loop: hyper-util's connection builder (HTTP/1 and HTTP/2) with a header
 //! read timeout (`http.header_timeout_ms`), which `axum::serve` does not set, and graceful
 //! shutdown: on `shutdown` the listener closes and open connections finish their requests.
+//! Every refusal leaves in the one error shape of [`crate::http_error`].
 
 use std::io;
 use std::time::Duration;
@@ -13,6 +14,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::http_error::json_errors;
+
 /// Serves `app` on `listener` until `shutdown`, then waits for open connections to finish.
 /// A connection that has not sent a whole header block within `header_timeout` is closed.
 pub async fn serve(
@@ -21,6 +24,8 @@ pub async fn serve(
     header_timeout: Duration,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    // The one error shape for every refusal, whichever layer made it.
+    let app = app.layer(axum::middleware::map_response(json_errors));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()

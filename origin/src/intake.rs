@@ -34,6 +34,7 @@ use wholesail_webhook::{
 
 use crate::app::AppState;
 use crate::config::HttpConfig;
+use crate::http_error::ApiError;
 use crate::inbox::{self, Body, NewEvent, Source, Stored};
 
 /// Why an intake request was refused as a whole.
@@ -66,12 +67,14 @@ impl IntoResponse for IntakeError {
             IntakeError::Database(e) => tracing::error!(error = %e, "inbox write failed"),
             other => tracing::warn!(error = %other, "intake request refused"),
         }
+        let code = match &self {
+            IntakeError::Unauthorized(_) => "unauthorized",
+            IntakeError::BadRequest(_) => "bad_request",
+            IntakeError::NotConfigured => "not_configured",
+            IntakeError::Database(_) => "database_unavailable",
+        };
         // Database details stay in the log; the client learns only the class of failure.
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        ApiError::new(status, code, self.to_string()).into_response()
     }
 }
 

@@ -1,14 +1,18 @@
-//! Wholesail's origin service: the PostgreSQL-backed webhook inbox, its workers and the
-//! operational tables they maintain.
+//! Wholesail's origin service: PostgreSQL as the operational truth, kept in step with Shopify.
 //!
-//! Events enter through [`intake`] (signed envelopes from the edge, or Shopify directly), are
-//! stored once in the [`inbox`] (deduplicated on Shopify's webhook id), and are applied by the
-//! [`worker`]s through the topic [`handlers`], exactly once, with durable [`backoff`] and
-//! [`dead_letters`] an operator can replay from the CLI or the [`admin`] API, behind the
-//! scoped tokens of [`auth`]. [`ops`] serves
-//! health and Prometheus metrics; [`app`] assembles it all; [`config`] is the typed
-//! configuration. [`shops`] holds one Shopify Admin API client per shop, used by the
-//! [`catalog`] resync and the features after it. The `origin` binary is the CLI on top.
+//! - The webhook pipeline: [`intake`] (signed envelopes from the edge, or Shopify directly;
+//!   [`body_guard`]) stores each event once in the [`inbox`]; the [`worker`]s apply it through
+//!   the topic [`handlers`] with durable [`backoff`]; [`dead_letters`] and [`quarantine`] are
+//!   replayed from the CLI or the [`admin`] API; [`retention`] purges old rows; [`parked`]
+//!   recovers what the edge parked in R2; [`listener`] wakes loops on NOTIFY.
+//! - Features: the [`catalog`] resync (bulk export → COPY → merge), the B2B [`rules`] (import,
+//!   compute, push to metafields, validate carts) and [`draft_orders`] (quotes split into draft
+//!   orders), all reaching Shopify through [`shops`].
+//! - The boundary: [`app`] assembles routes and loops; [`auth`] (scoped tokens, audit log) and
+//!   [`http_limits`] guard every route; [`http_error`] is the one error shape; [`http_server`]
+//!   serves; [`ops`] answers probes and metrics; [`config`] and [`pg_tls`] set it up.
+//!
+//! The `origin` binary is the CLI on top.
 
 pub mod admin;
 pub mod app;
@@ -20,6 +24,7 @@ pub mod config;
 pub mod dead_letters;
 pub mod draft_orders;
 pub mod handlers;
+pub mod http_error;
 pub mod http_limits;
 pub mod http_server;
 pub mod inbox;

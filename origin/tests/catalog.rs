@@ -612,7 +612,10 @@ async fn admin_api_resyncs_a_configured_shop_behind_the_bearer_token(pool: PgPoo
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("not configured"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not configured"),
         "{body}"
     );
 

@@ -536,7 +536,7 @@ async fn a_quote_with_invalid_lines_is_rejected_with_every_error_and_no_draft(po
     let (code, refused) = origin.post(&broken).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        refused["errors"].as_array().unwrap().len(),
+        refused["error"]["details"].as_array().unwrap().len(),
         3,
         "{refused:#}"
     );
@@ -910,7 +910,8 @@ async fn a_quantity_over_the_cap_is_refused_at_submission(pool: PgPool) {
     q["lines"][2]["quantity"] = json!(4_000_000_000u32);
     let (code, refused) = origin.post(&q).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(refused["errors"][0]["line"], 2, "{refused:#}");
-    assert_eq!(refused["errors"][0]["code"], "INVALID_QUANTITY");
+    assert_eq!(refused["error"]["code"], "invalid_quote", "{refused:#}");
+    assert_eq!(refused["error"]["details"][0]["line"], 2, "{refused:#}");
+    assert_eq!(refused["error"]["details"][0]["code"], "INVALID_QUANTITY");
     origin.stop().await;
 }

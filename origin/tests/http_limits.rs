@@ -279,6 +279,8 @@ async fn over_the_limit_requests_get_503_at_once_while_probes_answer_from_their_
     let shed = post_signed(&url, &envelope("shed", "a.myshopify.com", 9)).await;
     assert_eq!(shed.status(), 503);
     assert_eq!(shed.headers()["retry-after"], "1");
+    let shed: Value = shed.json().await.unwrap();
+    assert_eq!(shed["error"]["code"], "unavailable", "{shed}");
     let probes: Vec<_> = (0..20)
         .map(|i| {
             let url = origin.url(if i % 2 == 0 { "/readyz" } else { "/livez" });
@@ -353,4 +355,64 @@ async fn metrics_need_an_ops_read_token_and_can_move_to_their_own_address(pool: 
         own.text().await.unwrap().contains("# TYPE"),
         "Prometheus text"
     );
+}
+
+#[sqlx::test(migrations = false)]
+async fn every_refusal_has_the_one_error_shape_whichever_layer_made_it(pool: PgPool) {
+    let origin = Origin::spawn(
+        &database_url(&pool),
+        &[("WHOLESAIL_HTTP__DIRECT_MAX_BODY_BYTES", "1024")],
+    );
+    let client = reqwest::Client::new();
+    let refusal = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        assert_eq!(headers["content-type"], "application/json", "{status}");
+        let body: Value = r.json().await.unwrap();
+        let error = &body["error"];
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        (status, error["code"].as_str().unwrap().to_owned(), headers)
+    };
+    // axum's fallback: no such route.
+    let (status, code, _) = refusal(client.get(origin.url("/nope")).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (404, "not_found"));
+    // axum's method router, keeping its Allow header.
+    let wrong_method = client
+        .get(origin.url("/internal/webhooks"))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, headers) = refusal(wrong_method).await;
+    assert_eq!((status, code.as_str()), (405, "method_not_allowed"));
+    assert!(headers.contains_key("allow"));
+    // tower-http's body limit, before the handler.
+    let big = client
+        .post(origin.url("/webhooks/shopify"))
+        .body(vec![b'a'; 4096])
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = refusal(big).await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+    // The auth layer, keeping WWW-Authenticate.
+    let anonymous = client
+        .get(origin.url("/admin/dead-letters"))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, headers) = refusal(anonymous).await;
+    assert_eq!((status, code.as_str()), (401, "unauthorized"));
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    // A handler's own refusal: intake without a signature.
+    let unsigned = client
+        .post(origin.url("/internal/webhooks"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = refusal(unsigned).await;
+    assert_eq!((status, code.as_str()), (401, "unauthorized"));
 }

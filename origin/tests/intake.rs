@@ -164,7 +164,10 @@ async fn bad_or_expired_signatures_are_refused_with_the_reason_and_store_nothing
         let resp = send(sig).await.unwrap();
         assert_eq!(resp.status(), 401);
         let err: Value = resp.json().await.unwrap();
-        assert!(err["error"].as_str().unwrap().contains(reason), "{err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(reason),
+            "{err}"
+        );
     }
     let garbage = post_signed_bytes(&url, b"{not json").await;
     assert_eq!(garbage.status(), 400);

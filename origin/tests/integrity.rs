@@ -271,7 +271,10 @@ async fn v1_is_refused_once_the_rollout_is_over(pool: PgPool) {
         .unwrap();
     assert_eq!(resp.status(), 401);
     let err: Value = resp.json().await.unwrap();
-    assert!(err["error"].as_str().unwrap().contains("v1"), "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("v1"),
+        "{err}"
+    );
     let ok = post_signed(&origin.url("/internal/webhooks"), &env).await;
     assert_eq!(ok.status(), 200);
 }
@@ -293,7 +296,10 @@ async fn a_timestamp_of_i64_min_is_refused_not_a_crash(pool: PgPool) {
     assert_eq!(resp.status(), 401);
     let err: Value = resp.json().await.unwrap();
     assert!(
-        err["error"].as_str().unwrap().contains("tolerance window"),
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tolerance window"),
         "{err}"
     );
 }

@@ -593,7 +593,8 @@ async fn the_http_api_imports_all_or_nothing_and_validates_carts_with_every_erro
         .unwrap();
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
-    let errors: Vec<(u64, String)> = body["errors"]
+    assert_eq!(body["error"]["code"], "invalid_rules", "{body}");
+    let errors: Vec<(u64, String)> = body["error"]["details"]
         .as_array()
         .unwrap()
         .iter()
@@ -621,9 +622,9 @@ async fn the_http_api_imports_all_or_nothing_and_validates_carts_with_every_erro
         .unwrap();
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["errors"][0]["row"], 3);
+    assert_eq!(body["error"]["details"][0]["row"], 3);
     assert_eq!(
-        body["errors"][0]["message"],
+        body["error"]["details"][0]["message"],
         "sku \"NOPE\": no variant of the shop has this SKU"
     );
     let count: i64 = sqlx::query_scalar(
@@ -1001,7 +1002,7 @@ async fn amounts_that_overflow_and_huge_quantities_are_refused_naming_the_line(p
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
     assert!(
-        body["error"]
+        body["error"]["message"]
             .as_str()
             .unwrap()
             .starts_with("line 1: quantity must be at most"),

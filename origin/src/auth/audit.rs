@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::Caller;
-use crate::admin::AdminError;
+use crate::admin::DeadLetterApiError;
 use crate::app::AppState;
 
 /// What a handler adds to its response's extensions to say what the action did (a job id,
@@ -155,6 +155,6 @@ pub async fn list(pool: &PgPool, q: &ListQuery) -> Result<Vec<Entry>, sqlx::Erro
 pub async fn list_route(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Response, AdminError> {
+) -> Result<Response, DeadLetterApiError> {
     Ok(Json(list(&app.pool, &q).await?).into_response())
 }

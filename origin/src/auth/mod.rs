@@ -22,10 +22,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::PgPool;
+
+use crate::http_error::ApiError;
 
 use routes::Access;
 
@@ -98,7 +98,7 @@ impl Caller {
 }
 
 fn refusal(status: StatusCode, message: &str) -> Response {
-    let mut response = (status, Json(json!({ "error": message }))).into_response();
+    let mut response = ApiError::status_only(status, message).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response
             .headers_mut()

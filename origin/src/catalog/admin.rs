@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use super::run::Runner;
 use super::{background, runs};
+use crate::http_error::ApiError;
 use crate::shops::Shops;
 
 /// What the catalog routes need.
@@ -43,16 +44,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: CatalogApi) -> Router<S> {
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(serde_json::json!({"error": message.to_string()})),
-    )
-        .into_response()
+    ApiError::status_only(status, message.to_string()).into_response()
 }
 
 fn database(e: sqlx::Error) -> Response {
-    tracing::error!(error = %e, "catalog admin request failed");
-    error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    ApiError::database(&e).into_response()
 }
 
 #[derive(Deserialize)]

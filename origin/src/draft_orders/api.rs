@@ -24,6 +24,7 @@ use super::jobs::{self, JobStatus, SubmitError};
 use super::quote::{QuoteRequest, QuoteViolation};
 use super::CallbackPolicy;
 use crate::auth::{audit, Caller};
+use crate::http_error::ApiError;
 use crate::shops::Shops;
 
 /// Largest quote body accepted (50,000 lines fit comfortably).
@@ -54,7 +55,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: DraftOrdersApi) -> Router<S
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({"error": message.to_string()}))).into_response()
+    ApiError::status_only(status, message.to_string()).into_response()
 }
 
 fn database(e: sqlx::Error) -> Response {
@@ -151,11 +152,13 @@ async fn create(
             response.extensions_mut().insert(detail);
             response
         }
-        Err(Refused::Invalid(errors)) => (
+        Err(Refused::Invalid(errors)) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": "invalid quote", "errors": errors})),
+            "invalid_quote",
+            "invalid quote",
         )
-            .into_response(),
+        .with_details(json!(errors))
+        .into_response(),
         Err(Refused::Conflict(message)) => error(StatusCode::CONFLICT, message),
         Err(Refused::Database(e)) => database(e),
     }

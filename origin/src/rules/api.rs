@@ -2,7 +2,7 @@
 //!
 //! - `GET    /admin/rules?shop=S[&location=GID]` → `{"rules": [row…]}` (rows in the file format)
 //! - `PUT    /admin/rules` `{"shop": S, "rules": [row…]}` → `{"written": n}`; any bad row → 422
-//!   `{"errors": [{"row", "message"}…]}` and nothing written
+//!   `{"error": {"code": "invalid_rules", "details": [{"row", "message"}…]}}` and nothing written
 //! - `DELETE /admin/rules` `{"shop": S, "rules": [row…]}` (key fields only) → `{"deleted": n}`
 //! - `POST   /admin/rules/import?shop=S&format=csv|json` with the file as body → as `PUT`
 //! - `POST   /admin/rules/push?shop=S[&all=true]` → the push report (dirty buyers, or all)
@@ -24,10 +24,11 @@ use super::quote::{self, QuoteError, QuoteLine};
 use super::store::{self, StoreError};
 use super::{dirty, push};
 use crate::app::AppState;
+use crate::http_error::ApiError;
 
 /// Why a rules request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum RulesApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -48,44 +49,43 @@ pub enum ApiError {
     Database(#[from] sqlx::Error),
 }
 
-impl From<StoreError> for ApiError {
+impl From<StoreError> for RulesApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Invalid(rows) => ApiError::Invalid(rows),
-            StoreError::Database(e) => ApiError::Database(e),
+            StoreError::Invalid(rows) => RulesApiError::Invalid(rows),
+            StoreError::Database(e) => RulesApiError::Database(e),
         }
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for RulesApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match &self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "error": m })),
-            ApiError::Invalid(rows) => (
+        match &self {
+            RulesApiError::BadRequest(m) => ApiError::bad_request(m.as_str()),
+            RulesApiError::Invalid(rows) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                json!({ "error": "invalid rules, nothing written", "errors": rows }),
-            ),
-            ApiError::Quote(QuoteError::Database(e)) | ApiError::Database(e) => {
-                tracing::error!(error = %e, "rules request failed");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({ "error": "database unavailable" }),
-                )
+                "invalid_rules",
+                "invalid rules, nothing written",
+            )
+            .with_details(json!(rows)),
+            RulesApiError::Quote(QuoteError::Database(e)) | RulesApiError::Database(e) => {
+                ApiError::database(e)
             }
-            ApiError::Quote(e @ QuoteError::UnknownLocation(_)) => {
-                (StatusCode::NOT_FOUND, json!({ "error": e.to_string() }))
+            RulesApiError::Quote(e @ QuoteError::UnknownLocation(_)) => {
+                ApiError::not_found(e.to_string())
             }
-            ApiError::Quote(e) => (
+            RulesApiError::Quote(e) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                json!({ "error": e.to_string() }),
+                "invalid_cart",
+                e.to_string(),
             ),
-            ApiError::Shop(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
-            ApiError::Push(e) => {
+            RulesApiError::Shop(m) => ApiError::not_found(m.as_str()),
+            RulesApiError::Push(e) => {
                 tracing::error!(error = %e, "rules push failed");
-                (StatusCode::BAD_GATEWAY, json!({ "error": e.to_string() }))
+                ApiError::new(StatusCode::BAD_GATEWAY, "shopify_failed", e.to_string())
             }
-        };
-        (status, Json(body)).into_response()
+        }
+        .into_response()
     }
 }
 
@@ -107,7 +107,7 @@ struct ListQuery {
 async fn list(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RulesApiError> {
     let rules = store::list(&app.pool, &q.shop, q.location.as_deref()).await?;
     let rows: Vec<_> = rules.iter().map(|r| r.to_row()).collect();
     Ok(Json(json!({ "rules": rows })))
@@ -122,8 +122,8 @@ struct RulesBody {
 async fn put(
     State(app): State<AppState>,
     Json(body): Json<RulesBody>,
-) -> Result<Json<Value>, ApiError> {
-    let rules = file::parse_rows(&body.rules).map_err(ApiError::Invalid)?;
+) -> Result<Json<Value>, RulesApiError> {
+    let rules = file::parse_rows(&body.rules).map_err(RulesApiError::Invalid)?;
     let written = store::upsert(&app.pool, &body.shop, rules).await?;
     Ok(Json(json!({ "written": written })))
 }
@@ -131,8 +131,8 @@ async fn put(
 async fn delete(
     State(app): State<AppState>,
     Json(body): Json<RulesBody>,
-) -> Result<Json<Value>, ApiError> {
-    let rules = file::parse_rows(&body.rules).map_err(ApiError::Invalid)?;
+) -> Result<Json<Value>, RulesApiError> {
+    let rules = file::parse_rows(&body.rules).map_err(RulesApiError::Invalid)?;
     let deleted = store::delete(&app.pool, &body.shop, rules).await?;
     Ok(Json(json!({ "deleted": deleted })))
 }
@@ -147,17 +147,17 @@ async fn import(
     State(app): State<AppState>,
     Query(q): Query<ImportQuery>,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RulesApiError> {
     let format = match q.format.as_str() {
         "csv" => Format::Csv,
         "json" => Format::Json,
         other => {
-            return Err(ApiError::BadRequest(format!(
+            return Err(RulesApiError::BadRequest(format!(
                 "format {other:?}: expected csv or json"
             )))
         }
     };
-    let rules = file::parse(&body, format).map_err(ApiError::Invalid)?;
+    let rules = file::parse(&body, format).map_err(RulesApiError::Invalid)?;
     let written = store::upsert(&app.pool, &q.shop, rules).await?;
     Ok(Json(json!({ "written": written })))
 }
@@ -172,17 +172,17 @@ struct PushQuery {
 async fn push_now(
     State(app): State<AppState>,
     Query(q): Query<PushQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RulesApiError> {
     let client = app
         .shops
         .client(&q.shop)
-        .map_err(|e| ApiError::Shop(e.to_string()))?;
+        .map_err(|e| RulesApiError::Shop(e.to_string()))?;
     let report = if q.all {
         push::push(&app.pool, &client, &q.shop, None).await
     } else {
         dirty::push_dirty(&app.pool, &client, &q.shop).await
     }
-    .map_err(ApiError::Push)?;
+    .map_err(RulesApiError::Push)?;
     Ok(Json(json!(report)))
 }
 
@@ -196,10 +196,10 @@ struct ValidateBody {
 async fn validate(
     State(app): State<AppState>,
     Json(body): Json<ValidateBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RulesApiError> {
     let q = quote::quote(&app.pool, &body.shop, &body.company_location, &body.lines)
         .await
-        .map_err(ApiError::Quote)?;
+        .map_err(RulesApiError::Quote)?;
     let errors: Vec<Value> = q
         .violations
         .iter()
