@@ -26,11 +26,11 @@ use serde::Deserialize;
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::app::AppState;
 use crate::catalog::{self, admin::CatalogApi};
 use crate::dead_letters::{self, Filter, Shelf};
 use crate::http_error::ApiError;
 use crate::quarantine;
+use crate::state::AppState;
 
 /// Why an admin request failed.
 #[derive(Debug, Error)]

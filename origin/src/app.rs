@@ -5,17 +5,15 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use wholesail_webhook::{Keyring, ShopifySecrets};
 
 use crate::config::{Config, ConfigError, HttpConfig};
-use crate::shops::Shops;
+pub use crate::state::AppState;
 use crate::worker::Workers;
 use crate::{
     admin, auth, catalog, draft_orders, http_error, http_limits, http_server, intake, ops,
@@ -42,25 +40,6 @@ pub enum ServeError {
     /// The database URL cannot be used for the catalog's COPY connections.
     #[error(transparent)]
     CopyUrl(#[from] crate::pg_tls::PgTlsError),
-}
-
-/// What every request handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// The database pool.
-    pub pool: PgPool,
-    /// Keys for envelope signatures.
-    pub keyring: Arc<Keyring>,
-    /// Shopify secrets for direct mode, when configured.
-    pub shopify: Option<Arc<ShopifySecrets>>,
-    /// `/readyz` threshold.
-    pub max_lag_secs: f64,
-    /// The Prometheus recorder's handle.
-    pub metrics: PrometheusHandle,
-    /// The configured shops, one Admin API client each.
-    pub shops: Arc<Shops>,
-    /// Drives catalog resyncs.
-    pub catalog: catalog::Runner,
 }
 
 /// Opens the connection pool, logging which server and database it uses (host and database

@@ -60,7 +60,7 @@ pub struct Config {
     pub internal: InternalConfig,
     /// Formerly the admin token; now refused (tokens are created with `origin tokens`).
     #[serde(default)]
-    pub admin: AdminConfig,
+    pub admin: RetiredAdminConfig,
     /// Inbox workers.
     pub worker: WorkerConfig,
     /// Readiness thresholds.
@@ -149,7 +149,7 @@ pub struct KeyConfig {
 /// The former admin section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AdminConfig {
+pub struct RetiredAdminConfig {
     /// The former single admin token: refused with a pointer to `origin tokens create`, so a
     /// deployment relying on it fails loudly instead of locking its operators out.
     pub token: Option<SecretString>,

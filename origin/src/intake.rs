@@ -32,10 +32,10 @@ use wholesail_webhook::{
     SignatureVersion, VerifiedWebhook, SIGNATURE_HEADER,
 };
 
-use crate::app::AppState;
 use crate::config::HttpConfig;
 use crate::http_error::ApiError;
 use crate::inbox::{self, Body, NewEvent, Source, Stored};
+use crate::state::AppState;
 
 /// Why an intake request was refused as a whole.
 #[derive(Debug, Error)]

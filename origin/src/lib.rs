@@ -8,7 +8,7 @@
 //! - Features: the [`catalog`] resync (bulk export → COPY → merge), the B2B [`rules`] (import,
 //!   compute, push to metafields, validate carts) and [`draft_orders`] (quotes split into draft
 //!   orders), all reaching Shopify through [`shops`].
-//! - The boundary: [`app`] assembles routes and loops; [`auth`] (scoped tokens, audit log) and
+//! - The boundary: [`app`] assembles routes and loops around the [`state`] handlers share; [`auth`] (scoped tokens, audit log) and
 //!   [`http_limits`] guard every route; [`http_error`] is the one error shape; [`http_server`]
 //!   serves; [`ops`] answers probes and metrics; [`config`] and [`pg_tls`] set it up.
 //!
@@ -37,4 +37,5 @@ pub mod quarantine;
 pub mod retention;
 pub mod rules;
 pub mod shops;
+pub mod state;
 pub mod worker;

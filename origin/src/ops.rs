@@ -32,9 +32,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use crate::app::AppState;
 use crate::auth;
 use crate::inbox;
+use crate::state::AppState;
 
 /// What the probes and `/metrics` share.
 #[derive(Clone)]

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::Caller;
 use crate::admin::DeadLetterApiError;
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// What a handler adds to its response's extensions to say what the action did (a job id,
 /// the replayed rows); it lands in the row's `detail`.

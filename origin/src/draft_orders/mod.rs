@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use runner::JobLoop;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Wires draft orders into `origin serve`: the API routes (merge them into the app) and the
 /// job loops, which run until `shutdown` (await the handle: they release their leases).

@@ -23,8 +23,8 @@ use super::push::PushError;
 use super::quote::{self, QuoteError, QuoteLine};
 use super::store::{self, StoreError};
 use super::{dirty, push};
-use crate::app::AppState;
 use crate::http_error::ApiError;
+use crate::state::AppState;
 
 /// Why a rules request failed.
 #[derive(Debug, thiserror::Error)]
