@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use wholesail_origin::app::{self, MIGRATOR};
-use wholesail_origin::auth::audit::{self, Outcome};
+use wholesail_origin::auth::audit;
 use wholesail_origin::config::Config;
 use wholesail_origin::dead_letters::{self, Filter, Shelf};
 
@@ -162,20 +162,8 @@ async fn main() -> Result<()> {
     let pool = app::connect(&config).await?;
     let result = run(cli.command, config).await;
     let target = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
-    let (outcome, detail) = match &result {
-        Ok(()) => (Outcome::Success, None),
-        Err(e) => (Outcome::Error, Some(format!("{e:#}"))),
-    };
-    audit::record(
-        &pool,
-        None,
-        action,
-        &target,
-        outcome,
-        None,
-        detail.as_deref(),
-    )
-    .await?;
+    let shown = result.as_ref().map(drop).map_err(|e| format!("{e:#}"));
+    audit::record_cli(&pool, action, &target, &shown).await?;
     result
 }
 

@@ -98,6 +98,21 @@ pub async fn record(
     .map(drop)
 }
 
+/// Writes the row of a CLI action (actor `cli`, no token): success, or failure with the error
+/// (`detail`, as the operator saw it).
+pub async fn record_cli<T>(
+    pool: &PgPool,
+    action: &str,
+    target: &str,
+    result: &Result<T, String>,
+) -> Result<(), sqlx::Error> {
+    let (outcome, detail) = match result {
+        Ok(_) => (Outcome::Success, None),
+        Err(e) => (Outcome::Error, Some(e.as_str())),
+    };
+    record(pool, None, action, target, outcome, None, detail).await
+}
+
 /// Writes the row of an HTTP action that answered `status`; a failure is logged (the action
 /// has happened either way).
 pub(crate) async fn record_http(

@@ -4,7 +4,7 @@
 use clap::Subcommand;
 use sqlx::PgPool;
 
-use super::audit::{self, Outcome};
+use super::audit;
 use super::tokens::{self, TokenError};
 use super::Scope;
 
@@ -102,21 +102,8 @@ pub async fn tokens(pool: &PgPool, cmd: TokensCommand) -> Result<(), CliError> {
             ("tokens revoke", name, revoked.map(|_| None))
         }
     };
-    let outcome = match &result {
-        Ok(_) => Outcome::Success,
-        Err(_) => Outcome::Error,
-    };
-    let detail = result.as_ref().err().map(ToString::to_string);
-    audit::record(
-        pool,
-        None,
-        action,
-        &target,
-        outcome,
-        None,
-        detail.as_deref(),
-    )
-    .await?;
+    let shown = result.as_ref().map(drop).map_err(ToString::to_string);
+    audit::record_cli(pool, action, &target, &shown).await?;
     match result? {
         Some(issued) => println!("{}", serde_json::to_string(&issued)?),
         None => println!("{}", serde_json::json!({ "revoked": target })),
