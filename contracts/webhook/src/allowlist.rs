@@ -11,6 +11,7 @@
 //! - at every level, `id` and any `*_id` key survive;
 //! - unknown topics pass through unstripped, flagged [`Stripping::UnknownTopic`].
 
+use crate::topics::{Family, KnownTopic};
 use std::fmt::{self, Write};
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -105,15 +106,15 @@ pub fn strip(topic: &str, body: &[u8]) -> Result<Stripped, StripError> {
 
 /// The topics that have an allowlist.
 pub fn known_topics() -> impl Iterator<Item = &'static str> {
-    TOPICS.iter().flat_map(|(topics, _)| topics.iter().copied())
+    KnownTopic::ALL
+        .iter()
+        .filter(|t| spec_of(t.family()).is_some())
+        .map(|t| t.as_str())
 }
 
 /// The allowlist of `topic`, if it has one.
 pub fn spec_for(topic: &str) -> Option<Spec> {
-    TOPICS
-        .iter()
-        .find(|(topics, _)| topics.contains(&topic))
-        .map(|(_, spec)| *spec)
+    KnownTopic::parse(topic).and_then(|t| spec_of(t.family()))
 }
 
 use Field::{Keep, Nested};
@@ -248,60 +249,21 @@ const COMPLIANCE: Spec = &[
     ("data_request", Keep),
 ];
 
-const TOPICS: &[(&[&str], Spec)] = &[
-    (
-        &[
-            "orders/create",
-            "orders/updated",
-            "orders/paid",
-            "orders/cancelled",
-            "orders/fulfilled",
-            "orders/partially_fulfilled",
-            "orders/delete",
-        ],
-        ORDER,
-    ),
-    (
-        &["products/create", "products/update", "products/delete"],
-        PRODUCT,
-    ),
-    (
-        &[
-            "inventory_levels/update",
-            "inventory_levels/connect",
-            "inventory_levels/disconnect",
-        ],
-        INVENTORY_LEVEL,
-    ),
-    (
-        &[
-            "customers/create",
-            "customers/update",
-            "customers/enable",
-            "customers/disable",
-            "customers/delete",
-        ],
-        CUSTOMER,
-    ),
-    (
-        &["companies/create", "companies/update", "companies/delete"],
-        COMPANY,
-    ),
-    (
-        &[
-            "company_locations/create",
-            "company_locations/update",
-            "company_locations/delete",
-        ],
-        COMPANY_LOCATION,
-    ),
-    (&["bulk_operations/finish"], BULK_OPERATION),
-    (&["app/uninstalled", "shop/update"], SHOP),
-    (
-        &["customers/data_request", "customers/redact", "shop/redact"],
-        COMPLIANCE,
-    ),
-];
+/// The allowlist of each family of topics (topics without one are stored as sent).
+const fn spec_of(family: Family) -> Option<Spec> {
+    match family {
+        Family::Order => Some(ORDER),
+        Family::Product => Some(PRODUCT),
+        Family::InventoryLevel => Some(INVENTORY_LEVEL),
+        Family::Customer => Some(CUSTOMER),
+        Family::Company => Some(COMPANY),
+        Family::CompanyLocation => Some(COMPANY_LOCATION),
+        Family::BulkOperation => Some(BULK_OPERATION),
+        Family::Shop => Some(SHOP),
+        Family::Compliance => Some(COMPLIANCE),
+        Family::Untracked => None,
+    }
+}
 
 /// Whether `key` survives at any level whatever the allowlist says.
 fn always_kept(key: &str, top: bool) -> bool {

@@ -20,6 +20,7 @@
 //! through [`crate::strip`]) and again on the stripped payload at origin's intake; stripping
 //! only removes keys, so a raw body that passes yields a stripped payload that passes.
 
+use crate::topics::KnownTopic;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use thiserror::Error;
@@ -96,27 +97,35 @@ const INVENTORY_LEVEL: &[Key] = &[
     req("location_id", Kind::Id),
 ];
 
-const SHAPES: &[(&str, &[Key])] = &[
-    ("orders/delete", ID_ONLY),
-    ("products/delete", ID_ONLY),
-    ("collections/delete", ID_ONLY),
-    ("locations/delete", ID_ONLY),
-    ("customers/delete", CUSTOMER),
-    ("inventory_items/delete", INVENTORY_ITEM),
-    ("companies/delete", BY_GID),
-    ("company_locations/delete", BY_GID),
-    ("inventory_levels/disconnect", INVENTORY_LEVEL),
-];
+/// The delete shape of `topic`, if it removes a resource.
+fn shape(topic: KnownTopic) -> Option<&'static [Key]> {
+    use KnownTopic as T;
+    match topic {
+        T::OrdersDelete | T::ProductsDelete | T::CollectionsDelete | T::LocationsDelete => {
+            Some(ID_ONLY)
+        }
+        T::CustomersDelete => Some(CUSTOMER),
+        T::InventoryItemsDelete => Some(INVENTORY_ITEM),
+        T::CompaniesDelete | T::CompanyLocationsDelete => Some(BY_GID),
+        T::InventoryLevelsDisconnect => Some(INVENTORY_LEVEL),
+        _ => None,
+    }
+}
+
+/// The delete shape of the topic named `topic`, if it is a known delete topic.
+fn shape_of(topic: &str) -> Option<&'static [Key]> {
+    KnownTopic::parse(topic).and_then(shape)
+}
 
 /// Whether `topic` removes a resource (its body must pass [`check`]).
 pub fn is_delete_topic(topic: &str) -> bool {
-    SHAPES.iter().any(|(t, _)| *t == topic)
+    shape_of(topic).is_some()
 }
 
 /// Checks that `json` (a parsed JSON document's text) has the delete shape of `topic`; any
 /// body passes for a topic that is not a delete topic.
 pub fn check(topic: &str, json: &str) -> Result<(), DeleteShapeError> {
-    let Some((_, keys)) = SHAPES.iter().find(|(t, _)| *t == topic) else {
+    let Some(keys) = shape_of(topic) else {
         return Ok(());
     };
     let err = |reason: String| DeleteShapeError {

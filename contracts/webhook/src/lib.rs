@@ -21,6 +21,7 @@ pub mod envelope;
 mod hmac_sha256;
 pub mod shopify;
 pub mod strength;
+pub mod topics;
 
 pub use allowlist::{strip, StripError, Stripped, Stripping};
 pub use envelope::{
@@ -32,3 +33,4 @@ pub use shopify::{
     WebhookMeta,
 };
 pub use strength::{require_strong, WeakSecret, MIN_SECRET_BYTES};
+pub use topics::{Family, KnownTopic};

@@ -34,6 +34,7 @@ mod version;
 use serde::Deserialize;
 use sqlx::PgConnection;
 use thiserror::Error;
+use wholesail_webhook::{Family, KnownTopic};
 
 /// One inbox event, as the worker hands it to a handler.
 #[derive(Debug, Clone)]
@@ -94,83 +95,64 @@ impl Outcome {
 
 /// Applies `event` to the operational tables on `conn` (inside the caller's transaction).
 pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcome, HandlerError> {
-    let topic = event.topic.as_str();
+    use KnownTopic as T;
+    let topic = KnownTopic::parse(&event.topic);
     // `shop/redact` waits for the shop's events in flight; every other event waits for a
     // redaction in flight, then sees the shop redacted (`shop_lock`).
-    if topic == "shop/redact" {
+    if topic == Some(T::ShopRedact) {
         shop_lock::exclusive(conn, &event.shop).await?;
     } else {
         shop_lock::shared(conn, &event.shop).await?;
     }
-    // Compliance and shop topics act on redacted and uninstalled shops too.
-    match topic {
-        "customers/data_request" => return compliance::data_request(conn, event).await,
-        "customers/redact" => return compliance::redact_customer(conn, event).await,
-        "shop/redact" => return compliance::redact_shop(conn, event).await,
-        "app/uninstalled" => return shop::uninstalled(conn, event).await,
-        "shop/update" => return shop::update(conn, event).await,
-        _ => {}
-    }
-    if !handles(topic) {
+    let Some(topic) = topic else {
         return Ok(Outcome::Ignored);
-    }
-    if shop::is_redacted(conn, &event.shop).await? {
+    };
+    // Compliance and shop topics act on redacted and uninstalled shops too.
+    let on_redacted_shops = matches!(
+        topic.family(),
+        Family::Compliance | Family::Shop | Family::Untracked
+    );
+    if !on_redacted_shops && shop::is_redacted(conn, &event.shop).await? {
         return Ok(Outcome::Stale);
     }
+    // Exhaustive: a new topic in `KnownTopic` does not compile until it has a handler here.
     let outcome = match topic {
-        "orders/delete" => orders::delete(conn, event).await,
-        "bulk_operations/finish" => bulk_operations::finished(conn, event).await,
-        "products/create" | "products/update" => products::upsert(conn, event).await,
-        "products/delete" => products::delete(conn, event).await,
-        "inventory_levels/update" | "inventory_levels/connect" => {
+        T::CustomersDataRequest => compliance::data_request(conn, event).await,
+        T::CustomersRedact => compliance::redact_customer(conn, event).await,
+        T::ShopRedact => compliance::redact_shop(conn, event).await,
+        T::AppUninstalled => shop::uninstalled(conn, event).await,
+        T::ShopUpdate => shop::update(conn, event).await,
+        T::CollectionsDelete | T::LocationsDelete | T::InventoryItemsDelete => Ok(Outcome::Ignored),
+        T::OrdersCreate
+        | T::OrdersUpdated
+        | T::OrdersPaid
+        | T::OrdersCancelled
+        | T::OrdersFulfilled
+        | T::OrdersPartiallyFulfilled => orders::upsert(conn, event).await,
+        T::OrdersDelete => orders::delete(conn, event).await,
+        T::BulkOperationsFinish => bulk_operations::finished(conn, event).await,
+        T::ProductsCreate | T::ProductsUpdate => products::upsert(conn, event).await,
+        T::ProductsDelete => products::delete(conn, event).await,
+        T::InventoryLevelsUpdate | T::InventoryLevelsConnect => {
             inventory::upsert(conn, event).await
         }
-        "inventory_levels/disconnect" => inventory::disconnect(conn, event).await,
-        "customers/create" | "customers/update" | "customers/enable" | "customers/disable" => {
+        T::InventoryLevelsDisconnect => inventory::disconnect(conn, event).await,
+        T::CustomersCreate | T::CustomersUpdate | T::CustomersEnable | T::CustomersDisable => {
             customers::upsert(conn, event).await
         }
-        "customers/delete" => customers::delete(conn, event).await,
-        "companies/create" | "companies/update" => companies::upsert_company(conn, event).await,
-        "companies/delete" => companies::delete_company(conn, event).await,
-        "company_locations/create" | "company_locations/update" => {
+        T::CustomersDelete => customers::delete(conn, event).await,
+        T::CompaniesCreate | T::CompaniesUpdate => companies::upsert_company(conn, event).await,
+        T::CompaniesDelete => companies::delete_company(conn, event).await,
+        T::CompanyLocationsCreate | T::CompanyLocationsUpdate => {
             companies::upsert_location(conn, event).await
         }
-        "company_locations/delete" => companies::delete_location(conn, event).await,
-        // Every other orders/* topic in `handles` carries the full order.
-        _ => orders::upsert(conn, event).await,
+        T::CompanyLocationsDelete => companies::delete_location(conn, event).await,
     }?;
-    if topic.starts_with("orders/") || topic.starts_with("customers/") {
+    if matches!(topic.family(), Family::Order | Family::Customer) {
         // A late event of a redacted customer keeps no personal data in the inbox either.
         personal_data::scrub_if_customer_redacted(conn, event).await?;
     }
     Ok(outcome)
-}
-
-/// The resource topics with a handler (compliance and shop topics are matched before).
-fn handles(topic: &str) -> bool {
-    orders::TOPICS.contains(&topic)
-        || matches!(
-            topic,
-            "orders/delete"
-                | "bulk_operations/finish"
-                | "products/create"
-                | "products/update"
-                | "products/delete"
-                | "inventory_levels/update"
-                | "inventory_levels/connect"
-                | "inventory_levels/disconnect"
-                | "customers/create"
-                | "customers/update"
-                | "customers/enable"
-                | "customers/disable"
-                | "customers/delete"
-                | "companies/create"
-                | "companies/update"
-                | "companies/delete"
-                | "company_locations/create"
-                | "company_locations/update"
-                | "company_locations/delete"
-        )
 }
 
 /// Parses the event's payload into the topic's typed shape.

@@ -21,16 +21,6 @@ use super::tombstone::{self, Children};
 use super::version::{Version, NEWER};
 use super::{invalid, parse, Address, HandlerError, InboxEvent, Outcome};
 
-/// The topics whose payload is the whole order.
-pub(super) const TOPICS: &[&str] = &[
-    "orders/create",
-    "orders/updated",
-    "orders/paid",
-    "orders/cancelled",
-    "orders/fulfilled",
-    "orders/partially_fulfilled",
-];
-
 #[derive(Deserialize)]
 struct Order {
     id: i64,

@@ -15,18 +15,19 @@
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 
+use wholesail_webhook::{Family, KnownTopic};
+
 use super::InboxEvent;
 
-/// The `customers/*` topics, whose payload `id` is the customer id.
-const CUSTOMER_TOPICS: [&str; 7] = [
-    "customers/create",
-    "customers/update",
-    "customers/enable",
-    "customers/disable",
-    "customers/delete",
-    "customers/data_request",
-    "customers/redact",
-];
+/// The `customers/*` topics: the customer family and the customer compliance requests.
+fn customer_topics() -> Vec<&'static str> {
+    KnownTopic::names_of(Family::Customer)
+        .chain([
+            KnownTopic::CustomersDataRequest.as_str(),
+            KnownTopic::CustomersRedact.as_str(),
+        ])
+        .collect()
+}
 
 /// Free-text columns (table, column) of a shop's rows where a person's email could have been
 /// typed; occurrences are replaced. (Each is a scan of the shop's rows of that table, so the
@@ -109,7 +110,7 @@ pub(super) async fn erase_customer(
     .bind(&event.shop)
     .bind(customer_id)
     .bind(&emails)
-    .bind(&CUSTOMER_TOPICS[..])
+    .bind(customer_topics())
     .bind(&patterns)
     .bind(&raw_needles)
     .bind(event.id)
