@@ -1,5 +1,9 @@
 //! How long a message waits before its next delivery when origin did not confirm it.
 
+use std::time::Duration;
+
+use wholesail_backoff::Backoff;
+
 /// Exponential backoff with equal jitter: the ceiling is `base · 2^(attempt−1)` seconds,
 /// capped at `max`; the delay is drawn uniformly from its upper half, `[⌈ceiling/2⌉, ceiling]`
 /// whole seconds. The jitter spreads the retries of messages that failed together (one batch,
@@ -17,27 +21,30 @@ pub struct RetryPolicy {
 pub const MAX_QUEUE_DELAY_SECS: u64 = 24 * 60 * 60;
 
 impl RetryPolicy {
+    /// The shared backoff with this policy's seconds, capped at the queue's limit.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(
+            Duration::from_secs(self.base_secs),
+            Duration::from_secs(self.max_secs.min(MAX_QUEUE_DELAY_SECS)),
+        )
+    }
+
     /// The delay ceiling for a message that has been delivered `attempts` times (Cloudflare
     /// counts the first delivery as 1).
     pub fn ceiling_secs(&self, attempts: u32) -> u32 {
-        let doublings = attempts.saturating_sub(1).min(32);
-        let delay = self.base_secs.saturating_mul(1u64 << doublings);
-        let capped = delay.min(self.max_secs).min(MAX_QUEUE_DELAY_SECS);
+        let capped = self.backoff().ceiling(attempts).as_secs();
         u32::try_from(capped).expect("capped at 24 hours")
     }
 
     /// The delay before the next delivery, with `unit` a uniform random number in `[0, 1)`
-    /// (the worker passes `Math.random()`); see [`RetryPolicy`].
+    /// (the worker passes `Math.random()`); see [`RetryPolicy`]. Whole seconds, rounded up.
     pub fn delay_secs(&self, attempts: u32, unit: f64) -> u32 {
-        let ceiling = self.ceiling_secs(attempts);
-        let floor = ceiling - ceiling / 2;
-        let unit = if unit.is_finite() {
-            unit.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let extra = (unit * f64::from(ceiling - floor + 1)) as u32;
-        (floor + extra).min(ceiling)
+        let delay = self
+            .backoff()
+            .equal_jitter(attempts, unit)
+            .as_secs_f64()
+            .ceil();
+        (delay as u32).min(self.ceiling_secs(attempts))
     }
 }
 

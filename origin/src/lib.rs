@@ -2,7 +2,7 @@
 //!
 //! - The webhook pipeline: [`intake`] (signed envelopes from the edge, or Shopify directly;
 //!   [`body_guard`]) stores each event once in the [`inbox`]; the [`worker`]s apply it through
-//!   the topic [`handlers`] with durable [`backoff`]; [`dead_letters`] and [`quarantine`] are
+//!   the topic [`handlers`] with durable backoff (`wholesail_backoff`); [`dead_letters`] and [`quarantine`] are
 //!   replayed from the CLI or the [`admin`] API; [`retention`] purges old rows; [`parked`]
 //!   recovers what the edge parked in R2; [`listener`] wakes loops on NOTIFY.
 //! - Features: the [`catalog`] resync (bulk export → COPY → merge), the B2B [`rules`] (import,
@@ -17,7 +17,6 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
-pub mod backoff;
 pub mod body_guard;
 pub mod catalog;
 pub mod config;

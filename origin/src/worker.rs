@@ -26,11 +26,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::backoff::Backoff;
 use crate::config::WorkerConfig;
 use crate::handlers::{self, HandlerError, Outcome};
 use crate::inbox::{self, Claimed, Failure};
 use crate::listener;
+use rand::Rng;
+use wholesail_backoff::Backoff;
 
 /// The worker pool of one process.
 #[derive(Clone)]
@@ -164,7 +165,10 @@ impl Workers {
                 .map(|c| Failure {
                     id: c.event.id,
                     error: format!("batch transaction failed: {e}"),
-                    retry_after: Some(self.backoff.delay(c.attempts, &mut rand::thread_rng())),
+                    retry_after: Some(
+                        self.backoff
+                            .equal_jitter(c.attempts.unsigned_abs(), rand::thread_rng().gen()),
+                    ),
                 })
                 .collect();
             let recorded = async {
@@ -223,7 +227,7 @@ impl Workers {
                         let retry_after = match &e {
                             HandlerError::InvalidPayload { .. } => None,
                             HandlerError::Database(_) => {
-                                Some(self.backoff.delay(claimed.attempts, &mut rand::thread_rng()))
+                                Some(self.backoff.equal_jitter(claimed.attempts.unsigned_abs(), rand::thread_rng().gen()))
                             }
                         };
                         let kind = if retry_after.is_some() { "transient" } else { "permanent" };

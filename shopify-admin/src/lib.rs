@@ -23,6 +23,7 @@ pub mod pacing;
 pub mod retry_after;
 
 use std::time::Duration;
+use wholesail_backoff::Backoff;
 
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
@@ -287,12 +288,8 @@ impl AdminClient {
 
     /// Full-jitter exponential backoff: uniform in [0, min(max, base × 2^(attempt-1))].
     fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self
-            .config
-            .backoff_base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.config.backoff_max);
-        cap.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+        Backoff::new(self.config.backoff_base, self.config.backoff_max)
+            .full_jitter(attempt, rand::thread_rng().gen())
     }
 
     async fn attempt(&self, body: &Value, attempt: u32) -> (Attempt, Option<QueryCost>) {

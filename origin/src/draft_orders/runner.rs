@@ -35,8 +35,9 @@ use super::jobs::{self, Claimed, CreatedDraft, End};
 use super::plan::{self, Group, PART_TAG_PREFIX};
 use super::pricing::{self, PricingError};
 use super::Settings;
-use crate::backoff::Backoff;
 use crate::shops::Shops;
+use rand::Rng;
+use wholesail_backoff::Backoff;
 
 /// How long after a breaker's cool-down a job waiting for it comes back, so that the probe
 /// (sent by whichever user of the shop's client comes first) has had its chance.
@@ -190,8 +191,10 @@ impl JobLoop {
             let outcome = outcome.map_err(|error| {
                 let retry =
                     (job.callback_attempts < self.settings.callback_max_attempts).then(|| {
-                        self.backoff
-                            .delay(job.callback_attempts, &mut rand::thread_rng())
+                        self.backoff.equal_jitter(
+                            job.callback_attempts.unsigned_abs(),
+                            rand::thread_rng().gen(),
+                        )
                     });
                 tracing::warn!(error = %error, ?retry, "callback failed");
                 (error, retry)
@@ -230,14 +233,16 @@ impl JobLoop {
                 // Past the cool-down, so the job does not come back while the breaker is open.
                 let delay = self
                     .backoff
-                    .delay(job.attempts, &mut rand::thread_rng())
+                    .equal_jitter(job.attempts.unsigned_abs(), rand::thread_rng().gen())
                     .max(retry_in + BREAKER_MARGIN);
                 tracing::warn!(job = %job.id, %error, ?delay, "shop's Shopify circuit is open; draft-order job will be retried after its cool-down");
                 metrics::counter!("wholesail_draft_order_retries_total").increment(1);
                 return jobs::retry_later(&self.pool, &job.id, &self.id, delay, &error).await;
             }
             Err(StepError::Transient(e)) if job.attempts < self.settings.max_attempts => {
-                let delay = self.backoff.delay(job.attempts, &mut rand::thread_rng());
+                let delay = self
+                    .backoff
+                    .equal_jitter(job.attempts.unsigned_abs(), rand::thread_rng().gen());
                 tracing::warn!(job = %job.id, error = %e, ?delay, "draft-order job will be retried");
                 metrics::counter!("wholesail_draft_order_retries_total").increment(1);
                 return jobs::retry_later(&self.pool, &job.id, &self.id, delay, &e).await;
