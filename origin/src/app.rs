@@ -140,7 +140,7 @@ pub async fn serve(
     };
     let workers = Workers::new(pool.clone(), config.worker, worker_id());
     let workers = tokio::spawn(workers.run(shutdown.clone()));
-    let rules_push = tokio::spawn(crate::rules::dirty::run(
+    let rules_push = tokio::spawn(crate::rules::scheduler::run(
         pool.clone(),
         state.shops.clone(),
         config.rules,

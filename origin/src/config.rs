@@ -76,7 +76,7 @@ pub struct Config {
     pub draft_orders: crate::draft_orders::Settings,
     /// The background rules push (`[rules]`: quiet_ms, max_delay_ms, poll_interval_ms).
     #[serde(default)]
-    pub rules: crate::rules::dirty::Settings,
+    pub rules: crate::rules::scheduler::Settings,
     /// Each shop's Admin API circuit breaker (`[shop_breaker]`).
     #[serde(default)]
     pub shop_breaker: crate::shops::BreakerSettings,

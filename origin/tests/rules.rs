@@ -12,7 +12,7 @@ use wholesail_origin::handlers::{self, InboxEvent};
 use wholesail_origin::rules::compute::{Scope, ShopRules};
 use wholesail_origin::rules::file::{self, Format};
 use wholesail_origin::rules::quote::{self, QuoteError, QuoteLine};
-use wholesail_origin::rules::{dirty, push, store};
+use wholesail_origin::rules::{marks, push, scheduler, store};
 use wholesail_rules::payload::{self, MAX_PAGES, MAX_PAGE_BYTES, NAMESPACE, PAGE_KEYS};
 use wholesail_rules::BuyerRules;
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
@@ -306,7 +306,7 @@ async fn a_push_sends_only_what_changed_and_never_overdraws_the_bucket(pool: PgP
     assert_eq!(l2.variants()[0].stock, Some(7));
 
     // The import marked its 60 buyers dirty: recomputed, unchanged, nothing sent.
-    let again = dirty::push_dirty(&pool, &client, SHOP).await.unwrap();
+    let again = scheduler::push_dirty(&pool, &client, SHOP).await.unwrap();
     assert_eq!(
         (again.buyers, again.metafields, again.calls),
         (60, 0, 0),
@@ -321,7 +321,7 @@ async fn a_push_sends_only_what_changed_and_never_overdraws_the_bucket(pool: PgP
         json!([{"rule": "limits", "company_location": L1, "target": "variant:12", "max_quantity": 20}]),
     )
     .await;
-    let third = dirty::push_dirty(&pool, &client, SHOP).await.unwrap();
+    let third = scheduler::push_dirty(&pool, &client, SHOP).await.unwrap();
     assert_eq!((third.buyers, third.metafields, third.calls), (1, 1, 1));
     assert_eq!(writes(&sim, L1), 2);
     assert_eq!(writes(&sim, L2), 1);
@@ -367,7 +367,7 @@ async fn metafields_written_by_someone_else_are_overwritten_after_a_digest_refre
         json!([{"rule": "quota", "company_location": L1, "target": "variant:21", "quantity": 40, "period": "week"}]),
     )
     .await;
-    let report = dirty::push_dirty(&pool, &client, SHOP).await.unwrap();
+    let report = scheduler::push_dirty(&pool, &client, SHOP).await.unwrap();
     assert_eq!(
         (report.metafields, report.calls),
         (1, 2),
@@ -537,7 +537,7 @@ async fn orders_consuming_quota_and_stock_changes_mark_buyers_dirty_and_the_push
         .await
         .unwrap();
     assert_eq!(marked, [L1]);
-    let report = dirty::push_dirty(&pool, &client, SHOP).await.unwrap();
+    let report = scheduler::push_dirty(&pool, &client, SHOP).await.unwrap();
     assert_eq!((report.buyers, report.metafields), (1, 1));
     assert_eq!(
         rule(&pushed(&sim, L1).unwrap(), 21).quota_remaining,
@@ -560,7 +560,7 @@ async fn orders_consuming_quota_and_stock_changes_mark_buyers_dirty_and_the_push
 
     // Stock of variant 12 at the US warehouse drops: L1 (whose limits cover 12) is pushed.
     set_stock(&pool, 1012, 501, 3).await;
-    let report = dirty::push_dirty(&pool, &client, SHOP).await.unwrap();
+    let report = scheduler::push_dirty(&pool, &client, SHOP).await.unwrap();
     assert_eq!((report.buyers, report.metafields), (1, 1));
     assert_eq!(rule(&pushed(&sim, L1).unwrap(), 12).stock, Some(3));
     assert!(sim.throttled(SHOP).is_empty());
@@ -1039,7 +1039,7 @@ async fn a_shop_failing_with_5xx_is_backed_off_by_its_breaker_and_pushed_after_r
     .unwrap();
     let client = shops.client(SHOP).unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    dirty::mark_locations(&mut conn, SHOP, &[L1.to_owned()])
+    marks::mark_locations(&mut conn, SHOP, &[L1.to_owned()])
         .await
         .unwrap();
     drop(conn);
@@ -1054,7 +1054,7 @@ async fn a_shop_failing_with_5xx_is_backed_off_by_its_breaker_and_pushed_after_r
         error_rate: 1.0,
         ..Default::default()
     });
-    dirty::push_all_dirty(&pool, &shops).await.unwrap();
+    scheduler::push_all_dirty(&pool, &shops).await.unwrap();
     assert!(
         matches!(client.breaker().state(), BreakerState::Open { .. }),
         "{:?}",
@@ -1063,7 +1063,7 @@ async fn a_shop_failing_with_5xx_is_backed_off_by_its_breaker_and_pushed_after_r
     let after_storm = sim.requests();
     assert_eq!(after_storm, 3, "the third failure opened the breaker");
     for _ in 0..10 {
-        dirty::push_all_dirty(&pool, &shops).await.unwrap();
+        scheduler::push_all_dirty(&pool, &shops).await.unwrap();
     }
     assert_eq!(
         sim.requests(),
@@ -1077,7 +1077,7 @@ async fn a_shop_failing_with_5xx_is_backed_off_by_its_breaker_and_pushed_after_r
         client.breaker().state() == BreakerState::HalfOpen
     })
     .await;
-    dirty::push_all_dirty(&pool, &shops).await.unwrap();
+    scheduler::push_all_dirty(&pool, &shops).await.unwrap();
     assert_eq!(client.breaker().state(), BreakerState::Closed);
     assert_eq!(marks().await, 0);
     assert!(pushed(&sim, L1).is_some());

@@ -30,7 +30,7 @@ use wholesail_origin::rules::compute::{Scope, ShopRules};
 use wholesail_origin::rules::file::{Rule, Target};
 use wholesail_origin::rules::push::{push, PushReport};
 use wholesail_origin::rules::quote::{self, QuoteLine};
-use wholesail_origin::rules::{dirty, store};
+use wholesail_origin::rules::{scheduler, store};
 use wholesail_rules::payload;
 use wholesail_shopify_admin::metafields::MAX_PER_CALL;
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
@@ -237,7 +237,7 @@ async fn run(
     let change = measured(
         "1% of buyers changed (dirty push)",
         &sim,
-        dirty::push_dirty(&pool, &client, SHOP),
+        scheduler::push_dirty(&pool, &client, SHOP),
     )
     .await?;
 

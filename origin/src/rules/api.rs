@@ -22,7 +22,7 @@ use super::file::{self, Format, RowError};
 use super::push::PushError;
 use super::quote::{self, QuoteError, QuoteLine};
 use super::store::{self, StoreError};
-use super::{dirty, push};
+use super::{push, scheduler};
 use crate::http_error::ApiError;
 use crate::state::AppState;
 
@@ -180,7 +180,7 @@ async fn push_now(
     let report = if q.all {
         push::push(&app.pool, &client, &q.shop, None).await
     } else {
-        dirty::push_dirty(&app.pool, &client, &q.shop).await
+        scheduler::push_dirty(&app.pool, &client, &q.shop).await
     }
     .map_err(RulesApiError::Push)?;
     Ok(Json(json!(report)))

@@ -17,7 +17,7 @@ use wholesail_rules::payload;
 use super::compute::{Scope, ShopRules};
 use super::file::{self, Format};
 use super::store::{self, StoreError};
-use super::{dirty, push};
+use super::{push, scheduler};
 use crate::shops::Shops;
 
 /// The `rules` subcommands.
@@ -75,7 +75,7 @@ pub async fn run(pool: &PgPool, shops: &Shops, command: RulesCommand) -> Result<
             let report = if all {
                 push::push(pool, &client, &shop, None).await?
             } else {
-                dirty::push_dirty(pool, &client, &shop).await?
+                scheduler::push_dirty(pool, &client, &shop).await?
             };
             println!("{}", serde_json::to_string(&report)?);
             if !report.failed.is_empty() {

@@ -5,9 +5,9 @@
 //! reads the per-buyer metafields origin pushes.
 //!
 //! [`compute`] turns the tables into each buyer's `BuyerRules` with a few set-based queries per
-//! shop; [`push`] sends the encoded pages that changed with `metafieldsSet`; [`dirty`] tracks
-//! what changed (rule edits, orders consuming quotas, stock) and runs the debounced background
-//! push of `origin serve`. Rules come in through [`file`] (CSV / JSON, checked row by row) and
+//! shop; [`push`] sends the encoded pages that changed with `metafieldsSet`; [`marks`] records
+//! what changed (rule edits, orders consuming quotas, stock) and [`scheduler`] runs the
+//! debounced background push of `origin serve`. Rules come in through [`file`] (CSV / JSON, checked row by row) and
 //! [`store`], from the CLI ([`cli`]) or the admin API ([`api`], which also serves
 //! `POST /v1/carts/validate`). See `README.md` in this directory for the rules file format and
 //! operations.
@@ -15,8 +15,9 @@
 pub mod api;
 pub mod cli;
 pub mod compute;
-pub mod dirty;
 pub mod file;
+pub mod marks;
 pub mod push;
 pub mod quote;
+pub mod scheduler;
 pub mod store;

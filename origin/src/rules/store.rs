@@ -4,8 +4,8 @@
 
 use sqlx::{PgConnection, PgPool};
 
-use super::dirty::{mark_locations, ALL_BUYERS};
 use super::file::{Period, RowError, Rule, Target};
+use super::marks::{mark_locations, ALL_BUYERS};
 
 /// Why rules were not written.
 #[derive(Debug, thiserror::Error)]

@@ -1,19 +1,7 @@
-//! What makes a buyer's pushed rules stale, and the background loop that pushes them again.
-//!
-//! Marks live in two tables (migration `0020_rules.sql`):
-//! - `rules_dirty(shop, company_location)`: written by a trigger on `orders` (an order of a
-//!   location with quotas consumes them), and by rule edits ([`mark_locations`]; `*` marks
-//!   every buyer of the shop, for SKU-level and routing rules);
-//! - `rules_dirty_variants(shop, variant_id)`: written by a statement trigger on
-//!   `inventory_levels` (stock changed); resolved to the buyers whose rules cover the variant.
-//!
-//! Rule edits and the inventory trigger `NOTIFY` [`CHANNEL`]; the orders trigger does not (a
-//! NOTIFY serialises the commits of every order transaction on PostgreSQL's notify lock), so
-//! order marks are found by polling. [`run`] (spawned by `origin serve`) waits for a
-//! notification or the poll interval, lets a burst settle for a quiet period, then
-//! [`push_dirty`]s each shop: only the marked buyers are recomputed, only changed pages sent.
-//! Marks are append-only rows (never upserts, so concurrent order and inventory writers never
-//! wait on each other's marks); a push deletes exactly the marks it read.
+//! The background rules push: [`run`] (spawned by `origin serve`) waits for a NOTIFY on
+//! [`marks::CHANNEL`] or the poll interval (order marks are found by polling), lets a burst
+//! settle for a quiet period, then [`push_dirty`]s each marked shop: only the marked buyers are
+//! recomputed, only changed pages sent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,14 +11,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use wholesail_shopify_admin::{AdminClient, AdminError, BreakerState};
 
+use super::marks::{self, CHANNEL};
 use super::push::{push, PushError, PushReport};
 use crate::shops::Shops;
-
-/// The NOTIFY channel of the marks (payload: the shop).
-pub const CHANNEL: &str = "wholesail_rules_dirty";
-
-/// The mark meaning "every buyer of the shop".
-pub const ALL_BUYERS: &str = "*";
 
 /// How the background push waits (`[rules]` in the configuration).
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
@@ -54,100 +37,23 @@ impl Default for Settings {
     }
 }
 
-/// Marks buyers of `shop` dirty (or all of them with [`ALL_BUYERS`]) and notifies, inside the
-/// caller's transaction.
-pub async fn mark_locations(
-    conn: &mut sqlx::PgConnection,
-    shop: &str,
-    locations: &[String],
-) -> Result<(), sqlx::Error> {
-    if locations.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO rules_dirty (shop, company_location)
-         SELECT $1, l FROM unnest($2::text[]) l",
-    )
-    .bind(shop)
-    .bind(locations)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(shop)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// Pushes the buyers of `shop` that are marked dirty, then clears the marks it handled.
 pub async fn push_dirty(
     pool: &PgPool,
     client: &AdminClient,
     shop: &str,
 ) -> Result<PushReport, PushError> {
-    // The marks as read now; exactly these are deleted after the push, so a mark committed
-    // meanwhile survives for the next round.
-    let marks: Vec<(String, i64)> =
-        sqlx::query_as("SELECT company_location, mark_id FROM rules_dirty WHERE shop = $1")
-            .bind(shop)
-            .fetch_all(pool)
-            .await?;
-    let variant_marks: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT variant_id, mark_id FROM rules_dirty_variants WHERE shop = $1")
-            .bind(shop)
-            .fetch_all(pool)
-            .await?;
-    if marks.is_empty() && variant_marks.is_empty() {
+    let Some(taken) = marks::take(pool, shop).await? else {
         return Ok(PushReport::default());
-    }
-    let variants: Vec<i64> = variant_marks.iter().map(|m| m.0).collect();
-    let mut buyers: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT r.company_location
-         FROM variants v
-         JOIN (SELECT shop, company_location, target_kind, target_id FROM rule_line_limits
-               UNION ALL
-               SELECT shop, company_location, target_kind, target_id FROM rule_quotas) r
-           ON r.shop = v.shop
-          AND ((r.target_kind = 'variant' AND r.target_id = v.id)
-               OR (r.target_kind = 'product' AND r.target_id = v.product_id))
-         WHERE v.shop = $1 AND v.id = ANY($2)
-         UNION
-         -- A variant restricted per SKU is in every buyer's rules.
-         SELECT $3 FROM variants v
-         WHERE v.shop = $1 AND v.id = ANY($2) AND EXISTS (
-           SELECT 1 FROM (SELECT shop, target_kind, target_id FROM rule_sku_warehouses
-                          UNION ALL
-                          SELECT shop, target_kind, target_id FROM rule_sku_regions) s
-           WHERE s.shop = v.shop
-             AND ((s.target_kind = 'variant' AND s.target_id = v.id)
-                  OR (s.target_kind = 'product' AND s.target_id = v.product_id)))",
-    )
-    .bind(shop)
-    .bind(&variants)
-    .bind(ALL_BUYERS)
-    .fetch_all(pool)
-    .await?;
-    buyers.extend(marks.iter().map(|m| m.0.clone()));
-    buyers.sort_unstable();
-    buyers.dedup();
-    let report = if buyers.iter().any(|l| l == ALL_BUYERS) {
+    };
+    let report = if taken.all_buyers() {
         push(pool, client, shop, None).await?
-    } else if buyers.is_empty() {
+    } else if taken.buyers.is_empty() {
         PushReport::default()
     } else {
-        push(pool, client, shop, Some(&buyers)).await?
+        push(pool, client, shop, Some(&taken.buyers)).await?
     };
-    let handled: Vec<i64> = marks.iter().map(|m| m.1).collect();
-    sqlx::query("DELETE FROM rules_dirty WHERE mark_id = ANY($1)")
-        .bind(&handled)
-        .execute(pool)
-        .await?;
-    let handled: Vec<i64> = variant_marks.iter().map(|m| m.1).collect();
-    sqlx::query("DELETE FROM rules_dirty_variants WHERE mark_id = ANY($1)")
-        .bind(&handled)
-        .execute(pool)
-        .await?;
+    marks::clear(pool, &taken).await?;
     Ok(report)
 }
 
@@ -155,12 +61,7 @@ pub async fn push_dirty(
 /// its Shopify circuit breaker is open: then its push waits (marks kept) until the breaker's
 /// cool-down has passed, when the push's first call is the breaker's probe.
 pub async fn push_all_dirty(pool: &PgPool, shops: &Shops) -> Result<(), sqlx::Error> {
-    let marked: Vec<String> = sqlx::query_scalar(
-        "SELECT shop FROM rules_dirty UNION SELECT shop FROM rules_dirty_variants",
-    )
-    .fetch_all(pool)
-    .await?;
-    for shop in marked {
+    for shop in marks::marked_shops(pool).await? {
         let client = match shops.client(&shop) {
             Ok(c) => c,
             Err(error) => {

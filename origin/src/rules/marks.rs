@@ -1,0 +1,134 @@
+//! The marks that make a buyer's pushed rules stale (migration `0020_rules.sql`):
+//! - `rules_dirty(shop, company_location)`: written by a trigger on `orders` (an order of a
+//!   location with quotas consumes them), and by rule edits ([`mark_locations`]; [`ALL_BUYERS`]
+//!   marks every buyer of the shop, for SKU-level and routing rules);
+//! - `rules_dirty_variants(shop, variant_id)`: written by a statement trigger on
+//!   `inventory_levels` (stock changed); resolved to the buyers whose rules cover the variant.
+//!
+//! Rule edits and the inventory trigger `NOTIFY` [`CHANNEL`]; the orders trigger does not (a
+//! NOTIFY serialises the commits of every order transaction on PostgreSQL's notify lock).
+//! Marks are append-only rows (never upserts, so concurrent order and inventory writers never
+//! wait on each other's marks); a push [`clear`]s exactly the marks it [`take`]s.
+
+use sqlx::PgPool;
+
+/// The NOTIFY channel of the marks (payload: the shop).
+pub const CHANNEL: &str = "wholesail_rules_dirty";
+
+/// The mark meaning "every buyer of the shop".
+pub const ALL_BUYERS: &str = "*";
+
+/// Marks buyers of `shop` dirty (or all of them with [`ALL_BUYERS`]) and notifies, inside the
+/// caller's transaction.
+pub async fn mark_locations(
+    conn: &mut sqlx::PgConnection,
+    shop: &str,
+    locations: &[String],
+) -> Result<(), sqlx::Error> {
+    if locations.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO rules_dirty (shop, company_location)
+         SELECT $1, l FROM unnest($2::text[]) l",
+    )
+    .bind(shop)
+    .bind(locations)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(shop)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The marks of one shop as read by [`take`], and the buyers they make stale.
+#[derive(Debug)]
+pub struct Marks {
+    /// The stale buyers (company locations), sorted; [`ALL_BUYERS`] among them means all.
+    pub buyers: Vec<String>,
+    location_marks: Vec<i64>,
+    variant_marks: Vec<i64>,
+}
+
+impl Marks {
+    /// Whether every buyer of the shop is stale.
+    pub fn all_buyers(&self) -> bool {
+        self.buyers.iter().any(|l| l == ALL_BUYERS)
+    }
+}
+
+/// The marks of `shop` as they are now, resolved to buyers; `None` when there are none. Only
+/// these are deleted by [`clear`], so a mark committed meanwhile survives for the next round.
+pub async fn take(pool: &PgPool, shop: &str) -> Result<Option<Marks>, sqlx::Error> {
+    let marks: Vec<(String, i64)> =
+        sqlx::query_as("SELECT company_location, mark_id FROM rules_dirty WHERE shop = $1")
+            .bind(shop)
+            .fetch_all(pool)
+            .await?;
+    let variant_marks: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT variant_id, mark_id FROM rules_dirty_variants WHERE shop = $1")
+            .bind(shop)
+            .fetch_all(pool)
+            .await?;
+    if marks.is_empty() && variant_marks.is_empty() {
+        return Ok(None);
+    }
+    let variants: Vec<i64> = variant_marks.iter().map(|m| m.0).collect();
+    let mut buyers: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT r.company_location
+         FROM variants v
+         JOIN (SELECT shop, company_location, target_kind, target_id FROM rule_line_limits
+               UNION ALL
+               SELECT shop, company_location, target_kind, target_id FROM rule_quotas) r
+           ON r.shop = v.shop
+          AND ((r.target_kind = 'variant' AND r.target_id = v.id)
+               OR (r.target_kind = 'product' AND r.target_id = v.product_id))
+         WHERE v.shop = $1 AND v.id = ANY($2)
+         UNION
+         -- A variant restricted per SKU is in every buyer's rules.
+         SELECT $3 FROM variants v
+         WHERE v.shop = $1 AND v.id = ANY($2) AND EXISTS (
+           SELECT 1 FROM (SELECT shop, target_kind, target_id FROM rule_sku_warehouses
+                          UNION ALL
+                          SELECT shop, target_kind, target_id FROM rule_sku_regions) s
+           WHERE s.shop = v.shop
+             AND ((s.target_kind = 'variant' AND s.target_id = v.id)
+                  OR (s.target_kind = 'product' AND s.target_id = v.product_id)))",
+    )
+    .bind(shop)
+    .bind(&variants)
+    .bind(ALL_BUYERS)
+    .fetch_all(pool)
+    .await?;
+    buyers.extend(marks.iter().map(|m| m.0.clone()));
+    buyers.sort_unstable();
+    buyers.dedup();
+    Ok(Some(Marks {
+        buyers,
+        location_marks: marks.iter().map(|m| m.1).collect(),
+        variant_marks: variant_marks.iter().map(|m| m.1).collect(),
+    }))
+}
+
+/// Deletes the marks `taken` read.
+pub async fn clear(pool: &PgPool, taken: &Marks) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM rules_dirty WHERE mark_id = ANY($1)")
+        .bind(&taken.location_marks)
+        .execute(pool)
+        .await?;
+    sqlx::query("DELETE FROM rules_dirty_variants WHERE mark_id = ANY($1)")
+        .bind(&taken.variant_marks)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The shops that have marks.
+pub async fn marked_shops(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT shop FROM rules_dirty UNION SELECT shop FROM rules_dirty_variants")
+        .fetch_all(pool)
+        .await
+}
