@@ -27,9 +27,9 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::catalog::{self, admin::CatalogApi};
-use crate::dead_letters::{self, Filter, Shelf};
 use crate::http_error::ApiError;
-use crate::quarantine;
+use crate::pipeline::dead_letters::{self, Filter, Shelf};
+use crate::pipeline::quarantine;
 use crate::state::AppState;
 
 /// Why an admin request failed.

@@ -13,11 +13,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, HttpConfig};
+use crate::pipeline::intake;
+use crate::pipeline::worker::Workers;
 pub use crate::state::AppState;
-use crate::worker::Workers;
-use crate::{
-    admin, auth, catalog, draft_orders, http_error, http_limits, http_server, intake, ops,
-};
+use crate::{admin, auth, catalog, draft_orders, http_error, http_limits, http_server, ops};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -146,7 +145,7 @@ pub async fn serve(
         config.rules,
         shutdown.clone(),
     ));
-    let retention = tokio::spawn(crate::retention::run(
+    let retention = tokio::spawn(crate::pipeline::retention::run(
         pool.clone(),
         config.inbox,
         shutdown.clone(),

@@ -82,7 +82,7 @@ pub struct Config {
     pub shop_breaker: crate::shops::BreakerSettings,
     /// Inbox retention (`[inbox]`: retention_days, purge_batch, purge_interval_ms).
     #[serde(default)]
-    pub inbox: crate::retention::Settings,
+    pub inbox: crate::pipeline::retention::Settings,
     /// Timeouts, load shedding and body caps of the HTTP server (`[http]`).
     #[serde(default)]
     pub http: HttpConfig,

@@ -8,7 +8,7 @@
 //!   fails.
 //!
 //! Header read timeouts are the server's ([`crate::http_server`]); per-route body caps and the
-//! intake request timeout are on the intake routes ([`crate::intake::routes`]).
+//! intake request timeout are on the intake routes ([`crate::pipeline::intake::routes`]).
 
 use axum::error_handling::HandleErrorLayer;
 use axum::http::{header, StatusCode};

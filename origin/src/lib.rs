@@ -1,9 +1,7 @@
 //! Wholesail's origin service: PostgreSQL as the operational truth, kept in step with Shopify.
 //!
-//! - The webhook pipeline: [`intake`] (signed envelopes from the edge, or Shopify directly;
-//!   [`body_guard`]) stores each event once in the [`inbox`]; the [`worker`]s apply it through
-//!   the topic [`handlers`] with durable backoff (`wholesail_backoff`); [`dead_letters`] and [`quarantine`] are
-//!   replayed from the CLI or the [`admin`] API; [`retention`] purges old rows; [`parked`]
+//! - The webhook [`pipeline`]: intake, the deduplicated inbox, the workers applying events
+//!   through the topic [`handlers`], dead letters, quarantine and retention; [`parked`]
 //!   recovers what the edge parked in R2; [`listener`] wakes loops on NOTIFY.
 //! - Features: the [`catalog`] resync (bulk export → COPY → merge), the B2B [`rules`] (import,
 //!   compute, push to metafields, validate carts) and [`draft_orders`] (quotes split into draft
@@ -17,24 +15,18 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
-pub mod body_guard;
 pub mod catalog;
 pub mod config;
-pub mod dead_letters;
 pub mod draft_orders;
 pub mod handlers;
 pub mod http_error;
 pub mod http_limits;
 pub mod http_server;
-pub mod inbox;
-pub mod intake;
 pub mod listener;
 pub mod ops;
 pub mod parked;
 pub mod pg_tls;
-pub mod quarantine;
-pub mod retention;
+pub mod pipeline;
 pub mod rules;
 pub mod shops;
 pub mod state;
-pub mod worker;

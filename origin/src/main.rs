@@ -32,7 +32,7 @@ use tracing_subscriber::EnvFilter;
 use wholesail_origin::app::{self, MIGRATOR};
 use wholesail_origin::auth::audit;
 use wholesail_origin::config::Config;
-use wholesail_origin::dead_letters::{self, Filter, Shelf};
+use wholesail_origin::pipeline::dead_letters::{self, Filter, Shelf};
 
 /// Wholesail origin: webhook inbox, workers, dead letters.
 #[derive(Parser)]
@@ -263,7 +263,8 @@ async fn run(command: Command, config: Config) -> Result<()> {
                         bail!("refusing to replay every row without --all");
                     }
                     if quarantined {
-                        let done = wholesail_origin::quarantine::replay(&pool, &filter).await?;
+                        let done =
+                            wholesail_origin::pipeline::quarantine::replay(&pool, &filter).await?;
                         println!("{}", serde_json::to_string(&done)?);
                     } else {
                         let ids = dead_letters::replay(&pool, &filter).await?;

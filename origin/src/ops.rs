@@ -33,7 +33,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 use crate::auth;
-use crate::inbox;
+use crate::pipeline::inbox;
 use crate::state::AppState;
 
 /// What the probes and `/metrics` share.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use wholesail_origin::inbox::{self, Body, NewEvent, Source};
+use wholesail_origin::pipeline::inbox::{self, Body, NewEvent, Source};
 
 const SHOP: &str = "acme-wholesale.myshopify.com";
 

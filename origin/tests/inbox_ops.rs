@@ -10,7 +10,7 @@ use common::*;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use wholesail_origin::retention::{self, Purged, Settings};
+use wholesail_origin::pipeline::retention::{self, Purged, Settings};
 
 const SHOP: &str = "acme-wholesale.myshopify.com";
 

@@ -352,7 +352,10 @@ async fn notify_wakes_the_workers_without_waiting_for_the_poll(pool: PgPool) {
             "SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND query = $1",
         )
-        .bind(format!("LISTEN \"{}\"", wholesail_origin::inbox::CHANNEL))
+        .bind(format!(
+            "LISTEN \"{}\"",
+            wholesail_origin::pipeline::inbox::CHANNEL
+        ))
         .fetch_one(&pool)
         .await
         .unwrap();

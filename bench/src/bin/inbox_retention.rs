@@ -11,7 +11,7 @@
 //! The partitioned table's unique key has to include the partition key (`webhook_id,
 //! inserted_at`): PostgreSQL has no global unique index, so it no longer deduplicates a
 //! redelivery that lands in another day's partition. That is why the inbox stays one table
-//! (see origin/src/retention.rs and the report in BENCHMARKS.md).
+//! (see origin/src/pipeline/retention.rs and the report in BENCHMARKS.md).
 
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 use tokio_util::sync::CancellationToken;
-use wholesail_origin::retention::{self, Settings};
+use wholesail_origin::pipeline::retention::{self, Settings};
 
 const DB: &str = "wholesail_bench_retention";
 const DAYS: i64 = 60;

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use sqlx::PgConnection;
 use wholesail_webhook::delete_shape::is_delete_topic;
 
-use crate::inbox::{Body, NewEvent};
+use crate::pipeline::inbox::{Body, NewEvent};
 
 /// An accepted inbox row with a given body digest.
 #[derive(sqlx::FromRow)]

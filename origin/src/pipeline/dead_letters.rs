@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use crate::inbox;
+use crate::pipeline::inbox;
 
 /// Which dead letters to list or replay. Empty fields do not filter.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -104,7 +104,7 @@ pub enum Shelf {
     #[default]
     Dead,
     /// Quarantined rows: payloads that could not be stored as JSON, kept with the reason and
-    /// the raw body (replayed through today's parsing by [`crate::quarantine::replay`]).
+    /// the raw body (replayed through today's parsing by [`crate::pipeline::quarantine::replay`]).
     Quarantined,
 }
 

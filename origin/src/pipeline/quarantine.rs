@@ -11,8 +11,8 @@ use serde::Serialize;
 use sqlx::PgPool;
 use wholesail_webhook::Payload;
 
-use crate::dead_letters::{Filter, MATCHES};
-use crate::inbox;
+use crate::pipeline::dead_letters::{Filter, MATCHES};
+use crate::pipeline::inbox;
 
 /// A quarantined row that replay could not make usable.
 #[derive(Debug, Serialize)]

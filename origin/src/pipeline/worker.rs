@@ -28,8 +28,8 @@ use tracing::Instrument;
 
 use crate::config::WorkerConfig;
 use crate::handlers::{self, HandlerError, Outcome};
-use crate::inbox::{self, Claimed, Failure};
 use crate::listener;
+use crate::pipeline::inbox::{self, Claimed, Failure};
 use rand::Rng;
 use wholesail_backoff::Backoff;
 

@@ -78,7 +78,7 @@ pub struct NewEvent {
     pub stripping: String,
     /// Size of the body Shopify sent.
     pub original_bytes: i64,
-    /// SHA-256 of the body Shopify sent (see [`crate::body_guard`] for what is hashed).
+    /// SHA-256 of the body Shopify sent (see [`crate::pipeline::body_guard`] for what is hashed).
     pub body_sha256: [u8; 32],
     /// The payload.
     pub body: Body,
@@ -105,7 +105,7 @@ pub const EDGE_DLQ_REASON: &str =
 /// webhook id, and notifies the workers when a due row was added. Returns one [`Stored`] per
 /// event, in order (the second of two events with the same id in one call is a duplicate).
 ///
-/// A body replayed for another shop or as a delete ([`crate::body_guard`]) is stored
+/// A body replayed for another shop or as a delete ([`crate::pipeline::body_guard`]) is stored
 /// quarantined with the reason. When PostgreSQL refuses the statement for a value it cannot
 /// store (a payload `jsonb` rejects: a lone surrogate escape, a number beyond `numeric`,
 /// nesting beyond its stack), the rows are inserted one by one and the refused ones are
@@ -119,7 +119,7 @@ pub async fn insert(
         return Ok(Vec::new());
     }
     let mut tx = pool.begin().await?;
-    let replays = crate::body_guard::replay_reasons(&mut tx, events).await?;
+    let replays = crate::pipeline::body_guard::replay_reasons(&mut tx, events).await?;
     let mut rows: Vec<Row<'_>> = events
         .iter()
         .zip(replays)

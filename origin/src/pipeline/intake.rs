@@ -34,7 +34,7 @@ use wholesail_webhook::{
 
 use crate::config::HttpConfig;
 use crate::http_error::ApiError;
-use crate::inbox::{self, Body, NewEvent, Source, Stored};
+use crate::pipeline::inbox::{self, Body, NewEvent, Source, Stored};
 use crate::state::AppState;
 
 /// Why an intake request was refused as a whole.
