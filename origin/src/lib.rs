@@ -22,6 +22,7 @@ pub mod handlers;
 pub mod http_error;
 pub mod http_limits;
 pub mod http_server;
+pub mod lease_loop;
 pub mod listener;
 pub mod ops;
 pub mod parked;

@@ -23,8 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use wholesail_shopify_admin::draft_orders::DraftOrder;
@@ -35,6 +33,7 @@ use super::jobs::{self, Claimed, CreatedDraft, End};
 use super::plan::{self, Group, PART_TAG_PREFIX};
 use super::pricing::{self, PricingError};
 use super::Settings;
+use crate::lease_loop::{self, LeaseQueue, LoopSettings};
 use crate::shops::Shops;
 use rand::Rng;
 use wholesail_backoff::Backoff;
@@ -131,49 +130,18 @@ impl JobLoop {
     }
 
     /// Runs `concurrency` claim loops and the NOTIFY listener until `shutdown`; then lets the
-    /// current step finish and releases what this process still holds.
+    /// current step finish and releases what this process still holds ([`lease_loop::run`]).
     pub async fn run(self, shutdown: CancellationToken) {
-        let (wake_tx, wake_rx) = watch::channel(0u64);
-        let listener = tokio::spawn(crate::listener::forward(
-            self.pool.clone(),
-            jobs::CHANNEL,
-            wake_tx,
-            shutdown.clone(),
-        ));
-        let mut loops = JoinSet::new();
-        for _ in 0..self.settings.concurrency {
-            let me = self.clone();
-            let (rx, stop) = (wake_rx.clone(), shutdown.clone());
-            loops.spawn(async move { me.claim_loop(rx, stop).await });
-        }
-        tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "draft-order job loops started");
-        while loops.join_next().await.is_some() {}
-        listener.abort();
-        match jobs::release(&self.pool, &self.id).await {
-            Ok(n) => {
-                tracing::info!(worker = %self.id, released = n, "draft-order job loops stopped")
-            }
-            Err(e) => tracing::error!(error = %e, "release failed; leases will expire"),
-        }
-    }
-
-    async fn claim_loop(&self, mut wake: watch::Receiver<u64>, stop: CancellationToken) {
-        let poll = Duration::from_millis(self.settings.poll_interval_ms);
-        while !stop.is_cancelled() {
-            wake.borrow_and_update();
-            match self.run_once().await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "draft-order claim or step failed; the lease will expire")
-                }
-            }
-            tokio::select! {
-                _ = wake.changed() => {}
-                _ = tokio::time::sleep(poll) => {}
-                _ = stop.cancelled() => {}
-            }
-        }
+        let settings = LoopSettings {
+            name: "draft_orders",
+            worker: self.id.clone(),
+            channel: jobs::CHANNEL,
+            concurrency: self.settings.concurrency,
+            poll: Duration::from_millis(self.settings.poll_interval_ms),
+            grace: None,
+        };
+        let pool = self.pool.clone();
+        lease_loop::run(self, pool, settings, shutdown).await;
     }
 
     /// Claims one due job and moves it forward; `false` when nothing was due.
@@ -359,6 +327,18 @@ impl JobLoop {
         } else {
             Err(StepError::LeaseLost)
         }
+    }
+}
+
+impl LeaseQueue for JobLoop {
+    type Cursor = ();
+
+    async fn step(&self, _: &mut ()) -> Result<bool, sqlx::Error> {
+        self.run_once().await
+    }
+
+    async fn release(&self) -> Result<u64, sqlx::Error> {
+        jobs::release(&self.pool, &self.id).await
     }
 }
 

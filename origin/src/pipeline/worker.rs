@@ -13,22 +13,20 @@
 //!   fix).
 //! - **Crashes**: a reaper returns expired leases to `pending` (or `dead` when the claims
 //!   used up `max_attempts`, so an event that kills its worker cannot loop forever).
-//! - **Wake-up**: LISTEN on [`inbox::CHANNEL`], with polling as the fallback.
-//! - **Shutdown**: stop claiming, let in-flight batches finish within the grace period, then
-//!   release whatever is still held.
+//! - **Loops**: [`crate::lease_loop`]: woken by LISTEN on [`inbox::CHANNEL`] or polling; on
+//!   shutdown, claiming stops, in-flight batches finish within the grace period, and whatever
+//!   is still held is released.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgPool};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::WorkerConfig;
 use crate::handlers::{self, HandlerError, Outcome};
-use crate::listener;
+use crate::lease_loop::{self, LeaseQueue, LoopSettings};
 use crate::pipeline::inbox::{self, Claimed, Failure};
 use rand::Rng;
 use wholesail_backoff::Backoff;
@@ -58,99 +56,18 @@ impl Workers {
     }
 
     /// Runs the claim loops, the listener and the reaper until `shutdown` is cancelled, then
-    /// drains within the grace period and releases what is still held.
+    /// drains within the grace period and releases what is still held ([`lease_loop::run`]).
     pub async fn run(self, shutdown: CancellationToken) {
-        let (wake_tx, wake_rx) = watch::channel(0u64);
-        let stop_claiming = shutdown.child_token();
-        let mut helpers = JoinSet::new();
-        helpers.spawn(listener::forward(
-            self.pool.clone(),
-            inbox::CHANNEL,
-            wake_tx,
-            shutdown.clone(),
-        ));
-        helpers.spawn(reap(self.clone(), shutdown.clone()));
-        let mut loops = JoinSet::new();
-        for n in 0..self.config.concurrency {
-            let w = self.clone();
-            let rx = wake_rx.clone();
-            let stop = stop_claiming.clone();
-            loops.spawn(
-                async move { w.claim_loop(rx, stop).await }
-                    .instrument(tracing::info_span!("worker", worker = %self.id, loop_n = n)),
-            );
-        }
-        tracing::info!(worker = %self.id, concurrency = self.config.concurrency, "workers started");
-        shutdown.cancelled().await;
-
-        let grace = Duration::from_millis(self.config.shutdown_grace_ms);
-        let drained =
-            tokio::time::timeout(grace, async { while loops.join_next().await.is_some() {} })
-                .await
-                .is_ok();
-        if !drained {
-            tracing::warn!(worker = %self.id, ?grace, "in-flight batches exceeded the grace period; aborting them");
-            loops.abort_all();
-            while loops.join_next().await.is_some() {}
-        }
-        helpers.abort_all();
-        match inbox::release(&self.pool, &self.id).await {
-            Ok(n) => tracing::info!(worker = %self.id, released = n, drained, "workers stopped"),
-            Err(e) => {
-                tracing::error!(worker = %self.id, error = %e, "release failed; leases will expire")
-            }
-        }
-    }
-
-    async fn claim_loop(&self, mut wake: watch::Receiver<u64>, stop: CancellationToken) {
-        let poll = Duration::from_millis(self.config.poll_interval_ms);
-        let mut after_shop = String::new();
-        while !stop.is_cancelled() {
-            wake.borrow_and_update();
-            let claimed = inbox::claim(
-                &self.pool,
-                &self.id,
-                self.config.batch_size,
-                self.config.per_shop,
-                &after_shop,
-                self.config.lease(),
-            )
-            .await;
-            let batch = match claimed {
-                Ok(batch) => batch,
-                Err(e) => {
-                    tracing::error!(error = %e, "claim failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(poll) => {}
-                        _ = stop.cancelled() => {}
-                    }
-                    continue;
-                }
-            };
-            if batch.is_empty() {
-                if !after_shop.is_empty() {
-                    // Nothing after the cursor: wrap around to the first shop at once.
-                    after_shop.clear();
-                    continue;
-                }
-                tokio::select! {
-                    _ = wake.changed() => {}
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = stop.cancelled() => {}
-                }
-                continue;
-            }
-            let full = batch.len() as i64 >= self.config.batch_size;
-            after_shop = if full {
-                batch
-                    .last()
-                    .map(|c| c.event.shop.clone())
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            };
-            self.complete(batch).await;
-        }
+        let settings = LoopSettings {
+            name: "inbox",
+            worker: self.id.clone(),
+            channel: inbox::CHANNEL,
+            concurrency: self.config.concurrency,
+            poll: Duration::from_millis(self.config.poll_interval_ms),
+            grace: Some(Duration::from_millis(self.config.shutdown_grace_ms)),
+        };
+        let pool = self.pool.clone();
+        lease_loop::run(self, pool, settings, shutdown).await;
     }
 
     /// Applies a claimed batch and records every outcome.
@@ -262,6 +179,44 @@ impl Workers {
             tracing::warn!(dead, "events moved to the dead letters");
         }
         Ok(())
+    }
+}
+
+impl LeaseQueue for Workers {
+    /// The shop after which the next claim starts (round-robin across shops).
+    type Cursor = String;
+
+    async fn step(&self, after_shop: &mut String) -> Result<bool, sqlx::Error> {
+        let batch = inbox::claim(
+            &self.pool,
+            &self.id,
+            self.config.batch_size,
+            self.config.per_shop,
+            after_shop,
+            self.config.lease(),
+        )
+        .await?;
+        if batch.is_empty() {
+            // Nothing after the cursor: wrap around to the first shop at once.
+            let wrapped = !after_shop.is_empty();
+            after_shop.clear();
+            return Ok(wrapped);
+        }
+        let full = batch.len() as i64 >= self.config.batch_size;
+        *after_shop = match batch.last() {
+            Some(c) if full => c.event.shop.clone(),
+            _ => String::new(),
+        };
+        self.complete(batch).await;
+        Ok(true)
+    }
+
+    async fn release(&self) -> Result<u64, sqlx::Error> {
+        inbox::release(&self.pool, &self.id).await
+    }
+
+    async fn housekeeping(&self, shutdown: CancellationToken) {
+        reap(self.clone(), shutdown).await
     }
 }
 
