@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use sqlx::PgPool;
 use thiserror::Error;
 use time::OffsetDateTime;
 
@@ -30,6 +31,7 @@ use crate::catalog::{self, admin::CatalogApi};
 use crate::http_error::ApiError;
 use crate::pipeline::dead_letters::{self, Filter, Shelf};
 use crate::pipeline::quarantine;
+use crate::rules::api::RulesApi;
 use crate::state::AppState;
 
 /// Why an admin request failed.
@@ -57,19 +59,25 @@ impl IntoResponse for DeadLetterApiError {
     }
 }
 
-/// The admin routes (the app's auth layer goes in front of them).
-pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
+/// The admin routes, each feature with the state it needs (the app's auth layer goes in front
+/// of them).
+pub fn routes<S: Clone + Send + Sync + 'static>(state: &AppState) -> Router<S> {
+    let dead_letters = Router::new()
         .route("/admin/dead-letters", get(list))
         .route("/admin/dead-letters/replay", post(replay))
         .route("/admin/dead-letters/{id}", get(show))
         .route("/admin/dead-letters/{id}/replay", post(replay_one))
+        .route("/admin/audit", get(crate::auth::audit::list_route))
+        .with_state(state.pool.clone());
+    dead_letters
         .merge(catalog::admin::router(CatalogApi {
             runner: state.catalog.clone(),
             shops: state.shops.clone(),
         }))
-        .merge(crate::rules::api::routes())
-        .route("/admin/audit", get(crate::auth::audit::list_route))
+        .merge(crate::rules::api::routes(RulesApi {
+            pool: state.pool.clone(),
+            shops: state.shops.clone(),
+        }))
 }
 
 /// The listing's header with the number of matching rows (the listing shows at most `limit`).
@@ -91,7 +99,7 @@ struct ListQuery {
 }
 
 async fn list(
-    State(app): State<AppState>,
+    State(pool): State<PgPool>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, DeadLetterApiError> {
     let filter = Filter {
@@ -107,16 +115,16 @@ async fn list(
         Shelf::Dead
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    let rows = dead_letters::list(&app.pool, shelf, &filter, limit).await?;
-    let total = dead_letters::count(&app.pool, shelf, &filter).await?;
+    let rows = dead_letters::list(&pool, shelf, &filter, limit).await?;
+    let total = dead_letters::count(&pool, shelf, &filter).await?;
     Ok(([(TOTAL_HEADER, total.to_string())], Json(rows)).into_response())
 }
 
 async fn show(
-    State(app): State<AppState>,
+    State(pool): State<PgPool>,
     Path(id): Path<i64>,
 ) -> Result<Response, DeadLetterApiError> {
-    let row = dead_letters::show(&app.pool, id)
+    let row = dead_letters::show(&pool, id)
         .await?
         .ok_or(DeadLetterApiError::NotFound)?;
     Ok(Json(row).into_response())
@@ -134,7 +142,7 @@ struct ReplayRequest {
 }
 
 async fn replay(
-    State(app): State<AppState>,
+    State(pool): State<PgPool>,
     Json(req): Json<ReplayRequest>,
 ) -> Result<Response, DeadLetterApiError> {
     if !req.filter.is_narrowed() && !req.all {
@@ -143,27 +151,27 @@ async fn replay(
         ));
     }
     if req.quarantined {
-        let done = quarantine::replay(&app.pool, &req.filter).await?;
+        let done = quarantine::replay(&pool, &req.filter).await?;
         return Ok(requarantined(done));
     }
-    let ids = dead_letters::replay(&app.pool, &req.filter).await?;
+    let ids = dead_letters::replay(&pool, &req.filter).await?;
     Ok(replayed(ids))
 }
 
 async fn replay_one(
-    State(app): State<AppState>,
+    State(pool): State<PgPool>,
     Path(id): Path<i64>,
 ) -> Result<Response, DeadLetterApiError> {
     let filter = Filter {
         ids: vec![id],
         ..Filter::default()
     };
-    let ids = dead_letters::replay(&app.pool, &filter).await?;
+    let ids = dead_letters::replay(&pool, &filter).await?;
     if !ids.is_empty() {
         return Ok(replayed(ids));
     }
     // Not a dead letter: a quarantined row is re-parsed; anything else replays nothing.
-    let done = quarantine::replay(&app.pool, &filter).await?;
+    let done = quarantine::replay(&pool, &filter).await?;
     Ok(requarantined(done))
 }
 

@@ -70,14 +70,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 /// behind [`auth::guard`] (the draft-order routes carry their own).
 pub fn api_routes(state: AppState, max_body_bytes: usize, http: &HttpConfig) -> Router {
     Router::new()
-        .merge(intake::routes(state.clone(), max_body_bytes, http))
-        .merge(admin::routes(state.clone()))
+        .merge(intake::routes(
+            intake::Intake::from(&state),
+            max_body_bytes,
+            http,
+        ))
+        .merge(admin::routes(&state))
         .route_layer(axum::middleware::from_fn_with_state(
             state.pool.clone(),
             auth::guard,
         ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
 }
 
 /// A name for this process in `locked_by`: host, pid and a random suffix.

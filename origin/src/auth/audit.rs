@@ -12,7 +12,6 @@ use time::OffsetDateTime;
 
 use super::Caller;
 use crate::admin::DeadLetterApiError;
-use crate::state::AppState;
 
 /// What a handler adds to its response's extensions to say what the action did (a job id,
 /// the replayed rows); it lands in the row's `detail`.
@@ -168,8 +167,8 @@ pub async fn list(pool: &PgPool, q: &ListQuery) -> Result<Vec<Entry>, sqlx::Erro
 
 /// `GET /admin/audit?actor=&since=&limit=` → `[Entry]`, newest first.
 pub async fn list_route(
-    State(app): State<AppState>,
+    State(pool): State<PgPool>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, DeadLetterApiError> {
-    Ok(Json(list(&app.pool, &q).await?).into_response())
+    Ok(Json(list(&pool, &q).await?).into_response())
 }

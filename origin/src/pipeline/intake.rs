@@ -12,6 +12,8 @@
 //! has its own body cap (refused with 413 from `Content-Length` alone when it says too much);
 //! a request not answered within `http.request_timeout_ms`, upload included, gets 408.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,14 +24,15 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::value::RawValue;
+use sqlx::PgPool;
 use thiserror::Error;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use wholesail_webhook::{
-    parse_sha256_hex, BatchResponse, Envelope, EnvelopeBatch, ItemResult, ItemStatus, Payload,
-    SignatureVersion, VerifiedWebhook, SIGNATURE_HEADER,
+    parse_sha256_hex, BatchResponse, Envelope, EnvelopeBatch, ItemResult, ItemStatus, Keyring,
+    Payload, ShopifySecrets, SignatureVersion, VerifiedWebhook, SIGNATURE_HEADER,
 };
 
 use crate::config::HttpConfig;
@@ -78,14 +81,42 @@ impl IntoResponse for IntakeError {
     }
 }
 
+/// What the intake routes need.
+#[derive(Clone)]
+pub struct Intake {
+    /// The database.
+    pub pool: PgPool,
+    /// Keys for envelope signatures.
+    pub keyring: Arc<Keyring>,
+    /// Shopify secrets for direct mode, when configured.
+    pub shopify: Option<Arc<ShopifySecrets>>,
+}
+
+impl From<&AppState> for Intake {
+    fn from(state: &AppState) -> Self {
+        Intake {
+            pool: state.pool.clone(),
+            keyring: state.keyring.clone(),
+            shopify: state.shopify.clone(),
+        }
+    }
+}
+
 /// The intake routes behind their limits (see the module documentation): the internal routes
 /// capped at `max_body_bytes`, direct mode at `http.direct_max_body_bytes`.
-pub fn routes(state: AppState, max_body_bytes: usize, http: &HttpConfig) -> Router<AppState> {
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    state: Intake,
+    max_body_bytes: usize,
+    http: &HttpConfig,
+) -> Router<S> {
     let internal = Router::new()
         .route("/internal/webhooks", post(internal_webhooks))
         .route("/internal/dead-letters", post(internal_dead_letters))
         .route_layer(RequestBodyLimitLayer::new(max_body_bytes))
-        .route_layer(middleware::from_fn_with_state(state, signature_precheck));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            signature_precheck,
+        ));
     let direct = Router::new()
         .route("/webhooks/shopify", post(shopify_direct))
         .route_layer(RequestBodyLimitLayer::new(http.direct_max_body_bytes));
@@ -95,11 +126,12 @@ pub fn routes(state: AppState, max_body_bytes: usize, http: &HttpConfig) -> Rout
             StatusCode::REQUEST_TIMEOUT,
             http.request_timeout(),
         ))
+        .with_state(state)
 }
 
 /// Refuses with 401, before the body is read, a request whose signature header is missing,
 /// malformed, names an unknown key or carries a timestamp outside the window.
-async fn signature_precheck(State(app): State<AppState>, req: Request, next: Next) -> Response {
+async fn signature_precheck(State(app): State<Intake>, req: Request, next: Next) -> Response {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     match signature_header(req.headers())
         .and_then(|h| app.keyring.precheck(h, now).map_err(unauthorized))
@@ -123,7 +155,7 @@ fn unauthorized(e: wholesail_webhook::SignatureError) -> IntakeError {
 
 /// `POST /internal/webhooks`.
 pub async fn internal_webhooks(
-    State(app): State<AppState>,
+    State(app): State<Intake>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
@@ -133,7 +165,7 @@ pub async fn internal_webhooks(
 
 /// `POST /internal/dead-letters`.
 pub async fn internal_dead_letters(
-    State(app): State<AppState>,
+    State(app): State<Intake>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
@@ -142,7 +174,7 @@ pub async fn internal_dead_letters(
 }
 
 async fn envelopes(
-    app: &AppState,
+    app: &Intake,
     path: &str,
     headers: &HeaderMap,
     body: &[u8],
@@ -329,7 +361,7 @@ fn json_body(topic: &str, json: &str) -> Body {
 /// `POST /webhooks/shopify`: direct mode. 401 on a bad HMAC (Shopify's compliance topics
 /// require it), 400 on other header errors, 200 once the event is durable (or a duplicate).
 pub async fn shopify_direct(
-    State(app): State<AppState>,
+    State(app): State<Intake>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, IntakeError> {

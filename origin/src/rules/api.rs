@@ -10,6 +10,8 @@
 //!   "quantity"}]}` → `{"valid", "currency", "subtotal", "lines": [priced…], "errors":
 //!   [{"code", "target", "message"}…]}` (amounts in hundredths of the currency)
 
+use std::sync::Arc;
+
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use sqlx::PgPool;
 
 use super::file::{self, Format, RowError};
 use super::push::PushError;
@@ -24,7 +27,7 @@ use super::quote::{self, QuoteError, QuoteLine};
 use super::store::{self, StoreError};
 use super::{push, scheduler};
 use crate::http_error::ApiError;
-use crate::state::AppState;
+use crate::shops::Shops;
 
 /// Why a rules request failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,13 +92,23 @@ impl IntoResponse for RulesApiError {
     }
 }
 
+/// What the rules routes need.
+#[derive(Clone)]
+pub struct RulesApi {
+    /// The database.
+    pub pool: PgPool,
+    /// The configured shops (pushes go through their clients).
+    pub shops: Arc<Shops>,
+}
+
 /// The rules routes; the caller adds the bearer-token layer.
-pub fn routes() -> Router<AppState> {
+pub fn routes<S: Clone + Send + Sync + 'static>(api: RulesApi) -> Router<S> {
     Router::new()
         .route("/admin/rules", get(list).put(put).delete(delete))
         .route("/admin/rules/import", post(import))
         .route("/admin/rules/push", post(push_now))
         .route("/v1/carts/validate", post(validate))
+        .with_state(api)
 }
 
 #[derive(Deserialize)]
@@ -105,7 +118,7 @@ struct ListQuery {
 }
 
 async fn list(
-    State(app): State<AppState>,
+    State(app): State<RulesApi>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, RulesApiError> {
     let rules = store::list(&app.pool, &q.shop, q.location.as_deref()).await?;
@@ -120,7 +133,7 @@ struct RulesBody {
 }
 
 async fn put(
-    State(app): State<AppState>,
+    State(app): State<RulesApi>,
     Json(body): Json<RulesBody>,
 ) -> Result<Json<Value>, RulesApiError> {
     let rules = file::parse_rows(&body.rules).map_err(RulesApiError::Invalid)?;
@@ -129,7 +142,7 @@ async fn put(
 }
 
 async fn delete(
-    State(app): State<AppState>,
+    State(app): State<RulesApi>,
     Json(body): Json<RulesBody>,
 ) -> Result<Json<Value>, RulesApiError> {
     let rules = file::parse_rows(&body.rules).map_err(RulesApiError::Invalid)?;
@@ -144,7 +157,7 @@ struct ImportQuery {
 }
 
 async fn import(
-    State(app): State<AppState>,
+    State(app): State<RulesApi>,
     Query(q): Query<ImportQuery>,
     body: String,
 ) -> Result<Json<Value>, RulesApiError> {
@@ -170,7 +183,7 @@ struct PushQuery {
 }
 
 async fn push_now(
-    State(app): State<AppState>,
+    State(app): State<RulesApi>,
     Query(q): Query<PushQuery>,
 ) -> Result<Json<Value>, RulesApiError> {
     let client = app
@@ -194,7 +207,7 @@ struct ValidateBody {
 }
 
 async fn validate(
-    State(app): State<AppState>,
+    State(app): State<RulesApi>,
     Json(body): Json<ValidateBody>,
 ) -> Result<Json<Value>, RulesApiError> {
     let q = quote::quote(&app.pool, &body.shop, &body.company_location, &body.lines)
