@@ -29,5 +29,6 @@ pub mod parked;
 pub mod pg_tls;
 pub mod pipeline;
 pub mod rules;
+pub mod shop_lock;
 pub mod shops;
 pub mod state;

@@ -12,6 +12,7 @@ use shopify_simulator::{
     DEFAULT_TOKEN,
 };
 use sqlx::PgPool;
+use wholesail_origin::catalog::merge::MergeError;
 use wholesail_origin::catalog::{runs, Progress, RunError, Runner, Settings};
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
 
@@ -1053,4 +1054,42 @@ async fn a_driver_whose_run_was_taken_over_stops_without_touching_it(pool: PgPoo
     assert_eq!(after.status, "waiting", "the stale driver changed the run");
     assert_eq!(after.driver.as_deref(), Some("other"));
     assert!(after.error.is_none());
+}
+
+/// A resync that reaches its merge after `shop/redact` writes nothing (fails before: the merge
+/// took no shop lock and did not look at the redaction, so the catalog came back).
+#[sqlx::test(migrations = "../migrations")]
+async fn a_resync_of_a_redacted_shop_fails_and_writes_nothing(pool: PgPool) {
+    let sim = simulator(CatalogSpec::new(3, 20), ChildOrder::Grouped, 50).await;
+    sqlx::query("INSERT INTO shops (shop, redacted_at) VALUES ($1, now())")
+        .bind(DEFAULT_SHOP)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = runner(&pool)
+        .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RunError::Merge(MergeError::ShopRedacted)),
+        "{err}"
+    );
+    let run = runs::list(&pool, Some(DEFAULT_SHOP), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(run.status, "failed");
+    assert!(run.error.unwrap().contains("redacted"));
+    for table in [
+        "products",
+        "variants",
+        "inventory_levels",
+        "catalog_metafields",
+    ] {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "{table}");
+    }
 }

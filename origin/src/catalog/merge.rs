@@ -87,6 +87,9 @@ pub enum MergeError {
         /// Live products of the shop.
         live: i64,
     },
+    /// `shop/redact` removed the shop's data; its catalog is not written again.
+    #[error("the shop was redacted (shop/redact); its catalog is not imported")]
+    ShopRedacted,
     /// The database failed.
     #[error("merge failed: {0}")]
     Database(#[from] sqlx::Error),
@@ -142,7 +145,8 @@ async fn staged_rows(
 /// Merges the staging tables of attempt `attempt` of run `run` into the live tables of
 /// `shop`, on `conn` (inside the caller's transaction); returns the rows it found staged and
 /// what it did. `snapshot` is the bulk operation's `createdAt`. The staged counts and the
-/// empty-export guard are read from the staging tables in this transaction.
+/// empty-export guard are read from the staging tables in this transaction; the shop's lock
+/// ([`crate::shop_lock`]) is held shared, and a redacted shop is refused.
 pub async fn merge(
     conn: &mut PgConnection,
     run: i64,
@@ -150,6 +154,12 @@ pub async fn merge(
     shop: &str,
     snapshot: OffsetDateTime,
 ) -> Result<(StagedCounts, MergeSummary), MergeError> {
+    // Ordered against shop/redact like every event: a redaction waits for this merge, and a
+    // merge after a redaction writes nothing.
+    crate::shop_lock::shared(conn, shop).await?;
+    if crate::shop_lock::is_redacted(conn, shop).await? {
+        return Err(MergeError::ShopRedacted);
+    }
     let tables = KINDS.map(|k| table(run, attempt, k));
     let staged = staged_rows(conn, &tables).await?;
     let [sp, sv, sl, sm] = tables;

@@ -26,7 +26,6 @@ mod orders;
 mod personal_data;
 mod products;
 mod shop;
-mod shop_lock;
 mod timestamp;
 mod tombstone;
 mod version;
@@ -100,9 +99,9 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
     // `shop/redact` waits for the shop's events in flight; every other event waits for a
     // redaction in flight, then sees the shop redacted (`shop_lock`).
     if topic == Some(T::ShopRedact) {
-        shop_lock::exclusive(conn, &event.shop).await?;
+        crate::shop_lock::exclusive(conn, &event.shop).await?;
     } else {
-        shop_lock::shared(conn, &event.shop).await?;
+        crate::shop_lock::shared(conn, &event.shop).await?;
     }
     let Some(topic) = topic else {
         return Ok(Outcome::Ignored);
@@ -112,7 +111,7 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
         topic.family(),
         Family::Compliance | Family::Shop | Family::Untracked
     );
-    if !on_redacted_shops && shop::is_redacted(conn, &event.shop).await? {
+    if !on_redacted_shops && crate::shop_lock::is_redacted(conn, &event.shop).await? {
         return Ok(Outcome::Stale);
     }
     // Exhaustive: a new topic in `KnownTopic` does not compile until it has a handler here.

@@ -44,16 +44,6 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Whether `shop/redact` has removed the shop's data (its events are then not applied).
-pub(super) async fn is_redacted(conn: &mut PgConnection, shop: &str) -> Result<bool, sqlx::Error> {
-    let redacted: Option<bool> =
-        sqlx::query_scalar("SELECT redacted_at IS NOT NULL FROM shops WHERE shop = $1")
-            .bind(shop)
-            .fetch_optional(conn)
-            .await?;
-    Ok(redacted.unwrap_or(false))
-}
-
 /// Upserts the shop row when its version is newer; true when it was written.
 async fn upsert(
     conn: &mut PgConnection,

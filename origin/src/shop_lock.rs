@@ -1,6 +1,6 @@
-//! The per-shop lock that orders `shop/redact` against the shop's other events.
+//! The per-shop lock that orders `shop/redact` against the shop's other writes.
 //!
-//! Every handler transaction takes the shop's transaction-scoped advisory lock in shared mode
+//! Every handler transaction, and every catalog merge, takes the shop's transaction-scoped advisory lock in shared mode
 //! before it reads `shops.redacted_at`; `shop/redact` takes it exclusively. So a redaction waits
 //! for the events already past their redacted check to commit (and then deletes their rows),
 //! and events arriving meanwhile wait for the redaction and then see the shop redacted. Both
@@ -13,8 +13,8 @@ use sqlx::PgConnection;
 /// users (sqlx's migration lock, catalog runs) do not collide with it by accident.
 const KEY: &str = "hashtextextended('wholesail-shop:' || $1, 0)";
 
-/// Takes `shop`'s lock in shared mode (every event except `shop/redact`).
-pub(super) async fn shared(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
+/// Takes `shop`'s lock in shared mode (every event except `shop/redact`, catalog merges).
+pub(crate) async fn shared(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
     sqlx::query(&format!("SELECT pg_advisory_xact_lock_shared({KEY})"))
         .bind(shop)
         .execute(conn)
@@ -23,10 +23,20 @@ pub(super) async fn shared(conn: &mut PgConnection, shop: &str) -> Result<(), sq
 }
 
 /// Takes `shop`'s lock exclusively (`shop/redact`): waits for the shop's events in flight.
-pub(super) async fn exclusive(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn exclusive(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
     sqlx::query(&format!("SELECT pg_advisory_xact_lock({KEY})"))
         .bind(shop)
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Whether `shop/redact` has removed the shop's data (its events are then not applied).
+pub(crate) async fn is_redacted(conn: &mut PgConnection, shop: &str) -> Result<bool, sqlx::Error> {
+    let redacted: Option<bool> =
+        sqlx::query_scalar("SELECT redacted_at IS NOT NULL FROM shops WHERE shop = $1")
+            .bind(shop)
+            .fetch_optional(conn)
+            .await?;
+    Ok(redacted.unwrap_or(false))
 }
