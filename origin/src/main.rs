@@ -1,5 +1,5 @@
-//! The `origin` binary: serve the origin service, apply migrations, inspect and replay dead
-//! letters.
+//! The `origin` binary: serve the origin service and operate it (migrations, dead letters,
+//! catalog resyncs, rules, draft orders, parked envelopes, API tokens, the audit log).
 //!
 //! ```text
 //! origin [--config origin.toml] serve [--no-migrate]
@@ -34,7 +34,8 @@ use wholesail_origin::auth::audit;
 use wholesail_origin::config::Config;
 use wholesail_origin::pipeline::dead_letters::{self, Filter, Shelf};
 
-/// Wholesail origin: webhook inbox, workers, dead letters.
+/// Wholesail origin: the webhook inbox and its workers, catalog resyncs, B2B rules, draft
+/// orders, and the operations on them.
 #[derive(Parser)]
 #[command(name = "origin", version)]
 struct Cli {
@@ -47,7 +48,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve HTTP (intake, admin, health, metrics) and run the inbox workers.
+    /// Serve HTTP (intake, admin, carts, draft orders, health, metrics) and run the background
+    /// loops (inbox workers, catalog adoption, rules push, draft-order jobs, retention).
     Serve {
         /// Do not apply pending migrations at start-up.
         #[arg(long)]
