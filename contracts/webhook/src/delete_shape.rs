@@ -148,7 +148,7 @@ pub fn check(topic: &str, json: &str) -> Result<(), DeleteShapeError> {
             ),
             Kind::Gid => matches!(
                 serde_json::from_str::<Value>(raw.get()),
-                Ok(Value::String(s)) if s.starts_with("gid://shopify/")
+                Ok(Value::String(s)) if crate::Gid::parse(&s).is_ok()
             ),
         };
         if !ok {

@@ -18,6 +18,7 @@
 pub mod allowlist;
 pub mod delete_shape;
 pub mod envelope;
+pub mod gid;
 mod hmac_sha256;
 pub mod shopify;
 pub mod strength;
@@ -28,6 +29,7 @@ pub use envelope::{
     body_sha256, hex, parse_sha256_hex, BatchResponse, Envelope, EnvelopeBatch, ItemResult,
     ItemStatus, Keyring, Payload, SignatureError, SignatureVersion, SigningKey, SIGNATURE_HEADER,
 };
+pub use gid::{Gid, GidError};
 pub use shopify::{
     Secret, SecretSlot, ShopDomain, ShopifySecrets, Topic, VerifiedWebhook, VerifyError, WebhookId,
     WebhookMeta,

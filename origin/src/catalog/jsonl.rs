@@ -9,6 +9,7 @@
 //! joined in the database: no parent map is kept in memory, whatever the order of the lines.
 
 use std::borrow::Cow;
+use wholesail_webhook::gid::{numeric_id, Gid as ShopifyGid};
 
 use serde::de::{SeqAccess, Visitor};
 use serde::Deserialize;
@@ -311,34 +312,18 @@ fn route(l: Line<'_>) -> Result<Record<'_>, String> {
 
 /// `gid://shopify/<Type>/<rest>` → (`Type`, `rest`).
 fn split_gid(gid: &str) -> Result<(&str, &str), String> {
-    gid.strip_prefix("gid://shopify/")
-        .and_then(|r| r.split_once('/'))
-        .ok_or_else(|| format!("{gid:?} is not a Shopify gid"))
+    ShopifyGid::parse(gid)
+        .map(|g| (g.kind(), g.rest()))
+        .map_err(|e| e.to_string())
 }
 
 fn numeric(digits: &str, gid: &str) -> Result<i64, String> {
-    // Plain digits (the usual case) without the general integer parser; 18 digits never
-    // overflow an i64. Anything else (and 0) gets the parser's verdict.
-    let b = digits.as_bytes();
-    if (1..=18).contains(&b.len()) && b.iter().all(u8::is_ascii_digit) {
-        let n = b.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-        if n > 0 {
-            return Ok(n);
-        }
-    }
-    digits
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{gid:?} has no numeric id"))
+    numeric_id(digits).ok_or_else(|| format!("{gid:?} has no numeric id"))
 }
 
 /// The numeric id of a gid of type `kind`.
 fn gid_number(gid: &str, kind: &str) -> Result<i64, String> {
-    match split_gid(gid)? {
-        (k, rest) if k == kind => numeric(rest, gid),
-        _ => Err(format!("{gid:?} is not a {kind} gid")),
-    }
+    ShopifyGid::number_of(gid, kind).map_err(|e| e.to_string())
 }
 
 fn parent(parent: Option<&str>, kind: &str) -> Result<i64, String> {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use wholesail_webhook::Gid;
 
 use super::CallbackPolicy;
 use crate::rules::quote::{MAX_AMOUNT, MAX_LINE_QUANTITY};
@@ -126,18 +127,14 @@ impl QuoteRequest {
                 "quote_id must be 1 to 100 characters",
             ));
         }
-        let location = self
-            .company_location_id
-            .strip_prefix("gid://shopify/CompanyLocation/");
-        if location.and_then(|n| n.parse::<u64>().ok()).is_none() {
+        if Gid::number_of(&self.company_location_id, "CompanyLocation").is_err() {
             errors.push(QuoteViolation::quote(
                 "INVALID_FIELD",
                 "company_location_id must be a gid://shopify/CompanyLocation/<id>",
             ));
         }
         if let Some(contact) = &self.company_contact_id {
-            let id = contact.strip_prefix("gid://shopify/CompanyContact/");
-            if id.and_then(|n| n.parse::<u64>().ok()).is_none() {
+            if Gid::number_of(contact, "CompanyContact").is_err() {
                 errors.push(QuoteViolation::quote(
                     "INVALID_FIELD",
                     "company_contact_id must be a gid://shopify/CompanyContact/<id>",
