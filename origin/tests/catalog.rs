@@ -13,7 +13,8 @@ use shopify_simulator::{
 };
 use sqlx::PgPool;
 use wholesail_origin::catalog::merge::MergeError;
-use wholesail_origin::catalog::{runs, Progress, RunError, Runner, Settings};
+use wholesail_origin::catalog::runs::{self, RunStatus};
+use wholesail_origin::catalog::{Progress, RunError, Runner, Settings};
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
 
 mod common;
@@ -165,7 +166,7 @@ async fn small_catalog_resync_loads_exactly_the_export_without_throttling(pool: 
     let truth = sim
         .bulk_ground_truth(DEFAULT_SHOP, out.run.bulk_operation_id.as_deref().unwrap())
         .unwrap();
-    assert_eq!(out.run.status, "completed");
+    assert_eq!(out.run.status, RunStatus::Completed);
     assert_eq!(out.staged.products, truth.counts.products);
     assert_eq!(out.staged.variants, truth.counts.variants);
     assert_eq!(out.staged.inventory_levels, truth.counts.inventory_levels);
@@ -273,7 +274,7 @@ async fn failed_file(
         .await
         .unwrap()
         .remove(0);
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.is_some());
     line_check(run.error_line.expect("the failure names its line"));
     assert_eq!(
@@ -326,7 +327,7 @@ async fn failed_bulk_operation_fails_the_run_with_shopifys_error_code(pool: PgPo
         .await
         .unwrap()
         .remove(0);
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.unwrap().contains("INTERNAL_SERVER_ERROR"));
     let products: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
         .fetch_one(&pool)
@@ -349,7 +350,7 @@ async fn restart_while_the_bulk_operation_runs_resumes_the_same_operation(pool: 
     let run = loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if let Some(r) = runs::active(&pool, DEFAULT_SHOP).await.unwrap() {
-            if r.status == "waiting" {
+            if r.status == RunStatus::Waiting {
                 break r;
             }
         }
@@ -451,7 +452,7 @@ async fn cancel_while_waiting_cancels_the_bulk_operation_and_ends_the_run(pool: 
     let run = loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if let Some(r) = runs::active(&pool, DEFAULT_SHOP).await.unwrap() {
-            if r.status == "waiting" {
+            if r.status == RunStatus::Waiting {
                 break r;
             }
         }
@@ -460,7 +461,7 @@ async fn cancel_while_waiting_cancels_the_bulk_operation_and_ends_the_run(pool: 
     let err = task.await.unwrap().unwrap_err();
     assert!(matches!(err, RunError::Canceled), "{err}");
     let run = runs::get(&pool, run.id).await.unwrap().unwrap();
-    assert_eq!(run.status, "canceled");
+    assert_eq!(run.status, RunStatus::Canceled);
     assert!(run.finished_at.is_some());
 }
 
@@ -719,7 +720,7 @@ async fn a_run_waiting_when_origin_dies_is_resumed_by_the_next_origin(pool: PgPo
     let id = run["id"].as_i64().unwrap();
     let waiting = loop {
         let r = runs::get(&pool, id).await.unwrap().unwrap();
-        if r.status == "waiting" && r.bulk_operation_id.is_some() {
+        if r.status == RunStatus::Waiting && r.bulk_operation_id.is_some() {
             break r;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -823,7 +824,7 @@ async fn assert_merged_once(
     more: &[String],
 ) {
     let run = runs::get(pool, id).await.unwrap().unwrap();
-    assert_eq!(run.status, "completed", "{run:?}");
+    assert_eq!(run.status, RunStatus::Completed, "{run:?}");
     let merges = || {
         let mut n = logged(more, "catalog resync completed");
         for o in origins {
@@ -961,7 +962,7 @@ async fn a_running_server_takes_over_a_run_whose_driver_was_killed(pool: PgPool)
     let id = run["id"].as_i64().unwrap();
     let waiting = loop {
         let r = runs::get(&pool, id).await.unwrap().unwrap();
-        if r.status == "waiting" && r.bulk_operation_id.is_some() {
+        if r.status == RunStatus::Waiting && r.bulk_operation_id.is_some() {
             break r;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1034,7 +1035,7 @@ async fn a_driver_whose_run_was_taken_over_stops_without_touching_it(pool: PgPoo
     let run = loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if let Some(r) = runs::active(&pool, DEFAULT_SHOP).await.unwrap() {
-            if r.status == "waiting" {
+            if r.status == RunStatus::Waiting {
                 break r;
             }
         }
@@ -1051,7 +1052,11 @@ async fn a_driver_whose_run_was_taken_over_stops_without_touching_it(pool: PgPoo
         "{err}"
     );
     let after = runs::get(&pool, run.id).await.unwrap().unwrap();
-    assert_eq!(after.status, "waiting", "the stale driver changed the run");
+    assert_eq!(
+        after.status,
+        RunStatus::Waiting,
+        "the stale driver changed the run"
+    );
     assert_eq!(after.driver.as_deref(), Some("other"));
     assert!(after.error.is_none());
 }
@@ -1078,7 +1083,7 @@ async fn a_resync_of_a_redacted_shop_fails_and_writes_nothing(pool: PgPool) {
         .await
         .unwrap()
         .remove(0);
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.unwrap().contains("redacted"));
     for table in [
         "products",

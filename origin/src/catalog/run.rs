@@ -22,7 +22,7 @@ use super::copy::{self, StagedCounts, Staging};
 use super::driver::{self, Lease, Take};
 use super::jsonl::{self, LineError};
 use super::merge::{self, MergeError, MergeSummary};
-use super::runs::{self, Run, FINISHED_CHANNEL};
+use super::runs::{self, Run, RunStatus, FINISHED_CHANNEL};
 use crate::pg_tls::{PgConnect, PgTlsError};
 
 /// The bulk query: products, their variants with inventory levels per location, and the
@@ -376,15 +376,15 @@ impl Runner {
     ) -> Result<Outcome, RunError> {
         loop {
             let run = self.load(id).await?;
-            match run.status.as_str() {
-                "completed" => return Ok(Outcome::of(run)),
-                "canceled" => return Err(RunError::Canceled),
-                "failed" => {
+            match run.status {
+                RunStatus::Completed => return Ok(Outcome::of(run)),
+                RunStatus::Canceled => return Err(RunError::Canceled),
+                RunStatus::Failed => {
                     return Err(RunError::Failed(
                         run.error.unwrap_or_else(|| "failed".into()),
                     ))
                 }
-                "importing" => progress(Progress {
+                RunStatus::Importing => progress(Progress {
                     lines: run.lines_read as u64,
                     bytes: run.bytes_read as u64,
                     file_size: run.file_size.map(|s| s as u64),
@@ -410,7 +410,7 @@ impl Runner {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Outcome, RunError> {
         let mut run = self.load(id).await?;
-        if run.status == "starting" {
+        if run.status == RunStatus::Starting {
             if run.cancel_requested {
                 return Err(RunError::Canceled);
             }

@@ -5,6 +5,25 @@ use serde::Serialize;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
+/// A run's status (the `catalog_runs.status` text column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Created; the bulk operation is not started yet.
+    Starting,
+    /// The bulk operation runs at Shopify.
+    Waiting,
+    /// The result file is being staged and merged.
+    Importing,
+    /// Merged.
+    Completed,
+    /// Ended with an error.
+    Failed,
+    /// Canceled by an operator.
+    Canceled,
+}
+
 /// A run's stored state.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Run {
@@ -12,8 +31,8 @@ pub struct Run {
     pub id: i64,
     /// Shop domain.
     pub shop: String,
-    /// `starting`, `waiting`, `importing`, `completed`, `failed` or `canceled`.
-    pub status: String,
+    /// Where the run stands.
+    pub status: RunStatus,
     /// The bulk operation's gid.
     pub bulk_operation_id: Option<String>,
     /// The bulk operation's `createdAt`.
@@ -70,7 +89,10 @@ pub struct Run {
 impl Run {
     /// Whether the run has ended.
     pub fn is_final(&self) -> bool {
-        matches!(self.status.as_str(), "completed" | "failed" | "canceled")
+        matches!(
+            self.status,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Canceled
+        )
     }
 }
 

@@ -10,7 +10,6 @@
 //! carry no shipping line. The buyer pays shipping once, and the quote's total is the sum of
 //! the parts' totals.
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wholesail_shopify_admin::draft_orders::{
     AppliedDiscount, DraftOrderInput, DraftOrderLineItemInput, MetafieldInput, ShippingLineInput,
@@ -30,34 +29,8 @@ pub const METAFIELD: (&str, &str) = ("$app:wholesail", "draft_group");
 /// Title of the per-line discount that carries the negotiated price.
 pub const DISCOUNT_TITLE: &str = "Negotiated price";
 
-/// A priced quote line, as stored with its part.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Line {
-    /// The line's position in the quote (0-based).
-    pub position: usize,
-    /// The variant's numeric id.
-    pub variant_id: u64,
-    /// Units.
-    pub quantity: u32,
-    /// SKU, when known.
-    pub sku: Option<String>,
-    /// Title, when known.
-    pub title: Option<String>,
-    /// The variant's list price per unit, in cents.
-    pub list_price: u64,
-    /// The negotiated price per unit, in cents.
-    pub unit_price: u64,
-    /// The Shopify location that serves the line for this buyer.
-    pub warehouse: Option<i64>,
-}
-
-impl Line {
-    /// Negotiated price × quantity (saturating at [`MAX_AMOUNT`]; [`plan`] refuses lines
-    /// whose totals do not fit).
-    pub fn total_cents(&self) -> u64 {
-        line_total(self.unit_price, self.quantity).unwrap_or(MAX_AMOUNT)
-    }
-}
+/// A priced quote line, as stored with its part: the rules' priced line.
+pub use crate::rules::quote::PricedLine as Line;
 
 /// One draft order to be.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -46,21 +46,7 @@ pub async fn price(
     match price_and_validate(pool, &quote.shop, &quote.company_location_id, &lines).await {
         Ok(Ok(priced)) => Ok(Ok(Priced {
             currency: priced.currency,
-            lines: priced
-                .lines
-                .into_iter()
-                .enumerate()
-                .map(|(position, l)| Line {
-                    position,
-                    variant_id: l.variant_id,
-                    quantity: l.quantity,
-                    sku: l.sku,
-                    title: l.title,
-                    list_price: l.list_price,
-                    unit_price: l.unit_price,
-                    warehouse: l.warehouse,
-                })
-                .collect(),
+            lines: priced.lines,
         })),
         Ok(Err(violations)) => Ok(Err(violations
             .into_iter()

@@ -7,10 +7,11 @@
 //! at most once more and never duplicates an effect.
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, PgPool};
 use time::OffsetDateTime;
 
-use crate::pipeline::inbox;
+use crate::pipeline::inbox::{self, InboxStatus};
 
 /// Which dead letters to list or replay. Empty fields do not filter.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -32,6 +33,18 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The filter's values as arguments `$1`–`$5` of a query using [`MATCHES`] (callers bind
+    /// theirs from `$6` on).
+    pub(crate) fn arguments(&self) -> Result<PgArguments, sqlx::Error> {
+        let mut args = PgArguments::default();
+        args.add(&self.ids).map_err(sqlx::Error::Encode)?;
+        args.add(&self.topic).map_err(sqlx::Error::Encode)?;
+        args.add(&self.shop).map_err(sqlx::Error::Encode)?;
+        args.add(self.since).map_err(sqlx::Error::Encode)?;
+        args.add(self.until).map_err(sqlx::Error::Encode)?;
+        Ok(args)
+    }
+
     /// Whether the filter selects something narrower than "every dead letter".
     pub fn is_narrowed(&self) -> bool {
         !self.ids.is_empty()
@@ -76,7 +89,7 @@ pub struct Detail {
     #[serde(flatten)]
     pub summary: DeadLetter,
     /// Current status.
-    pub status: String,
+    pub status: InboxStatus,
     /// The Admin API version.
     pub api_version: String,
     /// Times the row was marked done (never above 1).
@@ -109,10 +122,10 @@ pub enum Shelf {
 }
 
 impl Shelf {
-    fn status(self) -> &'static str {
+    fn status(self) -> InboxStatus {
         match self {
-            Shelf::Dead => "dead",
-            Shelf::Quarantined => "quarantined",
+            Shelf::Dead => InboxStatus::Dead,
+            Shelf::Quarantined => InboxStatus::Quarantined,
         }
     }
 }
@@ -124,15 +137,13 @@ pub async fn list(
     filter: &Filter,
     limit: i64,
 ) -> Result<Vec<DeadLetter>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM inbox WHERE status = $7 AND {MATCHES}
-         ORDER BY inserted_at, id LIMIT $6"
-    ))
-    .bind(&filter.ids)
-    .bind(&filter.topic)
-    .bind(&filter.shop)
-    .bind(filter.since)
-    .bind(filter.until)
+    sqlx::query_as_with(
+        &format!(
+            "SELECT {COLUMNS} FROM inbox WHERE status = $7 AND {MATCHES}
+             ORDER BY inserted_at, id LIMIT $6"
+        ),
+        filter.arguments()?,
+    )
     .bind(limit)
     .bind(shelf.status())
     .fetch_all(pool)
@@ -141,14 +152,10 @@ pub async fn list(
 
 /// How many rows on `shelf` match `filter` (what a limited listing leaves out is the rest).
 pub async fn count(pool: &PgPool, shelf: Shelf, filter: &Filter) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM inbox WHERE status = $6 AND {MATCHES}"
-    ))
-    .bind(&filter.ids)
-    .bind(&filter.topic)
-    .bind(&filter.shop)
-    .bind(filter.since)
-    .bind(filter.until)
+    sqlx::query_scalar_with(
+        &format!("SELECT count(*) FROM inbox WHERE status = $6 AND {MATCHES}"),
+        filter.arguments()?,
+    )
     .bind(shelf.status())
     .fetch_one(pool)
     .await
@@ -170,17 +177,15 @@ pub async fn show(pool: &PgPool, id: i64) -> Result<Option<Detail>, sqlx::Error>
 /// workers. Returns the replayed row ids.
 pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Vec<i64>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar(&format!(
-        "UPDATE inbox SET status = 'pending', attempts = 0, run_at = now(),
-                          replays = replays + 1
-         WHERE status = 'dead' AND {MATCHES} AND payload IS NOT NULL
-         RETURNING id"
-    ))
-    .bind(&filter.ids)
-    .bind(&filter.topic)
-    .bind(&filter.shop)
-    .bind(filter.since)
-    .bind(filter.until)
+    let ids: Vec<i64> = sqlx::query_scalar_with(
+        &format!(
+            "UPDATE inbox SET status = 'pending', attempts = 0, run_at = now(),
+                              replays = replays + 1
+             WHERE status = 'dead' AND {MATCHES} AND payload IS NOT NULL
+             RETURNING id"
+        ),
+        filter.arguments()?,
+    )
     .fetch_all(&mut *tx)
     .await?;
     if !ids.is_empty() {

@@ -22,6 +22,23 @@ use crate::handlers::InboxEvent;
 /// The NOTIFY channel intake signals after inserting due rows.
 pub const CHANNEL: &str = "wholesail_inbox";
 
+/// An inbox row's status (the `inbox.status` text column and its CHECK constraint).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type, serde::Serialize)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum InboxStatus {
+    /// Waiting for a worker (due at `run_at`).
+    Pending,
+    /// Claimed under a lease.
+    Processing,
+    /// Applied (or found stale or ignored).
+    Done,
+    /// Failed for good, or came from the edge's dead-letter queue: replayable.
+    Dead,
+    /// Could not be stored as JSON: kept raw with the reason, replayable after a fix.
+    Quarantined,
+}
+
 /// Where an event entered origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -151,8 +168,8 @@ pub async fn insert(
                 return Stored::Duplicate;
             }
             match row.status {
-                "pending" => Stored::Pending,
-                "dead" => Stored::Dead,
+                InboxStatus::Pending => Stored::Pending,
+                InboxStatus::Dead => Stored::Dead,
                 _ => Stored::Quarantined,
             }
         })
@@ -169,7 +186,7 @@ struct Row<'a> {
     event: &'a NewEvent,
     payload: Option<&'a str>,
     raw: Option<std::borrow::Cow<'a, [u8]>>,
-    status: &'static str,
+    status: InboxStatus,
     error: Option<std::borrow::Cow<'a, str>>,
 }
 
@@ -180,28 +197,28 @@ impl<'a> Row<'a> {
                 event,
                 payload: None,
                 raw: Some(json.as_bytes().into()),
-                status: "quarantined",
+                status: InboxStatus::Quarantined,
                 error: Some(reason.into()),
             },
             (Body::Json(json), Source::EdgeDeadLetter, None) => Row {
                 event,
                 payload: Some(json),
                 raw: None,
-                status: "dead",
+                status: InboxStatus::Dead,
                 error: Some(EDGE_DLQ_REASON.into()),
             },
             (Body::Json(json), _, None) => Row {
                 event,
                 payload: Some(json),
                 raw: None,
-                status: "pending",
+                status: InboxStatus::Pending,
                 error: None,
             },
             (Body::Malformed { bytes, reason }, _, _) => Row {
                 event,
                 payload: None,
                 raw: Some(bytes.as_slice().into()),
-                status: "quarantined",
+                status: InboxStatus::Quarantined,
                 error: Some(reason.as_str().into()),
             },
         }
@@ -212,7 +229,7 @@ impl<'a> Row<'a> {
         if let Some(json) = self.payload.take() {
             self.raw = Some(json.as_bytes().into());
         }
-        self.status = "quarantined";
+        self.status = InboxStatus::Quarantined;
         self.error = Some(format!("PostgreSQL cannot store this payload: {reason}").into());
     }
 }

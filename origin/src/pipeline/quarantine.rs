@@ -43,16 +43,14 @@ struct Row {
 /// workers when any was queued.
 pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Replayed, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT id, topic, coalesce(raw_body, convert_to(payload::text, 'UTF8')) AS body
-         FROM inbox WHERE status = 'quarantined' AND {MATCHES}
-         ORDER BY id FOR UPDATE"
-    ))
-    .bind(&filter.ids)
-    .bind(&filter.topic)
-    .bind(&filter.shop)
-    .bind(filter.since)
-    .bind(filter.until)
+    let rows: Vec<Row> = sqlx::query_as_with(
+        &format!(
+            "SELECT id, topic, coalesce(raw_body, convert_to(payload::text, 'UTF8')) AS body
+             FROM inbox WHERE status = 'quarantined' AND {MATCHES}
+             ORDER BY id FOR UPDATE"
+        ),
+        filter.arguments()?,
+    )
     .fetch_all(&mut *tx)
     .await?;
     let mut out = Replayed::default();

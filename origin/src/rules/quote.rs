@@ -42,9 +42,12 @@ pub struct QuoteLine {
     pub quantity: u32,
 }
 
-/// One priced line, in request order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One priced line: what a cart validation answers and what a draft-order plan splits and
+/// stores with its part (one type for both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PricedLine {
+    /// The line's position in the request (0-based).
+    pub position: usize,
     /// The numeric product variant id.
     pub variant_id: u64,
     /// The quantity.
@@ -59,6 +62,14 @@ pub struct PricedLine {
     pub unit_price: u64,
     /// The Shopify location id of the warehouse serving this line for this buyer.
     pub warehouse: Option<i64>,
+}
+
+impl PricedLine {
+    /// Negotiated price × quantity (saturating at [`MAX_AMOUNT`]; quotes and plans refuse
+    /// lines whose totals do not fit).
+    pub fn total_cents(&self) -> u64 {
+        line_total(self.unit_price, self.quantity).unwrap_or(MAX_AMOUNT)
+    }
 }
 
 /// A priced cart.
@@ -213,7 +224,7 @@ pub async fn quote(
     }
 
     let mut priced = Vec::with_capacity(lines.len());
-    for l in lines {
+    for (position, l) in lines.iter().enumerate() {
         let id = l.variant_id as i64;
         let (sku, title, list_price) = catalog
             .get(&id)
@@ -229,6 +240,7 @@ pub async fn quote(
             })
             .map_or(list_price, |(_, price)| *price);
         priced.push(PricedLine {
+            position,
             variant_id: l.variant_id,
             quantity: l.quantity,
             sku,
