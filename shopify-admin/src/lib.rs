@@ -23,13 +23,13 @@ pub mod pacing;
 pub mod retry_after;
 
 use std::time::Duration;
-use wholesail_backoff::Backoff;
 
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
+use wholesail_backoff::Backoff;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use error::{AdminError, GraphqlError, UserError};

@@ -11,7 +11,6 @@
 //! - at every level, `id` and any `*_id` key survive;
 //! - unknown topics pass through unstripped, flagged [`Stripping::UnknownTopic`].
 
-use crate::topics::{Family, KnownTopic};
 use std::fmt::{self, Write};
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -20,6 +19,7 @@ use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::delete_shape::DeleteShapeError;
+use crate::topics::{Family, KnownTopic};
 
 /// What to do with one field of an object.
 #[derive(Debug)]

@@ -20,10 +20,11 @@
 //! through [`crate::strip`]) and again on the stripped payload at origin's intake; stripping
 //! only removes keys, so a raw body that passes yields a stripped payload that passes.
 
-use crate::topics::KnownTopic;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use thiserror::Error;
+
+use crate::topics::KnownTopic;
 
 /// Why a body under a delete topic is not a delete payload.
 #[derive(Debug, Error, PartialEq, Eq)]

@@ -9,12 +9,12 @@
 //! joined in the database: no parent map is kept in memory, whatever the order of the lines.
 
 use std::borrow::Cow;
-use wholesail_webhook::gid::{numeric_id, Gid as ShopifyGid};
 
 use serde::de::{SeqAccess, Visitor};
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+use wholesail_webhook::gid::{numeric_id, Gid as ShopifyGid};
 
 /// Why a line could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

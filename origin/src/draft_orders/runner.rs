@@ -22,9 +22,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::Rng;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use wholesail_backoff::Backoff;
 use wholesail_shopify_admin::draft_orders::DraftOrder;
 use wholesail_shopify_admin::{AdminClient, AdminError};
 
@@ -35,8 +37,6 @@ use super::pricing::{self, PricingError};
 use super::Settings;
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
 use crate::shops::Shops;
-use rand::Rng;
-use wholesail_backoff::Backoff;
 
 /// How long after a breaker's cool-down a job waiting for it comes back, so that the probe
 /// (sent by whichever user of the shop's client comes first) has had its chance.

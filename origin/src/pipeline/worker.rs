@@ -20,16 +20,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand::Rng;
 use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use wholesail_backoff::Backoff;
 
 use crate::config::WorkerConfig;
 use crate::handlers::{self, HandlerError, Outcome};
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
 use crate::pipeline::inbox::{self, Claimed, Failure};
-use rand::Rng;
-use wholesail_backoff::Backoff;
 
 /// The worker pool of one process.
 #[derive(Clone)]
