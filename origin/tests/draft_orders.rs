@@ -21,6 +21,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use wholesail_origin::app::{router, AppState};
 use wholesail_origin::draft_orders::callback::Callbacks;
+use wholesail_origin::draft_orders::jobs::JobState;
 use wholesail_origin::draft_orders::{self, JobLoop, Settings};
 use wholesail_origin::shops::{ShopConfig, Shops};
 use wholesail_webhook::{Keyring, SigningKey};
@@ -444,13 +445,13 @@ async fn a_worker_that_dies_between_parts_leaves_exactly_n_drafts_after_another_
             .await
             .unwrap()
             .unwrap();
-        if s.status != "processing" {
+        if s.status != JobState::Processing {
             break s;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "{s:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(done.status, "completed");
+    assert_eq!(done.status, JobState::Completed);
     assert_eq!(sim.draft_orders(DEFAULT_SHOP).len(), 3);
     assert!(done.drafts[2].recovered);
     assert_eq!(done.drafts.iter().filter_map(|d| d.id.as_ref()).count(), 3);
@@ -816,7 +817,7 @@ async fn a_job_whose_workers_keep_dying_fails_after_max_attempts_with_the_reason
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(done.status, "failed");
+    assert_eq!(done.status, JobState::Failed);
     assert!(done.error.unwrap().contains("gave up after 3 claims"));
     assert!(sim.draft_orders(DEFAULT_SHOP).is_empty());
     assert!(!jobs.run_once().await.unwrap(), "nothing left to do");
@@ -894,7 +895,7 @@ async fn a_job_waits_out_the_shops_open_breaker_then_completes(pool: PgPool) {
     sim.set_faults(shopify_simulator::FaultConfig::default());
     eventually(Duration::from_secs(20), "the job to complete", || async {
         runner.run_once().await.unwrap();
-        jobs::status(&pool, &job).await.unwrap().unwrap().status == "completed"
+        jobs::status(&pool, &job).await.unwrap().unwrap().status == JobState::Completed
     })
     .await;
     assert_eq!(client.breaker().state(), BreakerState::Closed);

@@ -29,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 use wholesail_bench::{median, scratch_database};
 use wholesail_origin::auth::Scope;
 use wholesail_origin::draft_orders::api::{router, DraftOrdersApi};
-use wholesail_origin::draft_orders::{jobs, JobLoop, Settings};
+use wholesail_origin::draft_orders::jobs::{self, JobState};
+use wholesail_origin::draft_orders::{JobLoop, Settings};
 use wholesail_origin::shops::{ShopConfig, Shops};
 use wholesail_shopify_admin::metafields::{CompareDigest, MetafieldsSetInput};
 
@@ -240,7 +241,7 @@ async fn run(
     let job = accepted["job"].as_str().context("job id")?.to_owned();
     let status = loop {
         let s = jobs::status(pool, &job).await?.context("job")?;
-        if s.status != "processing" {
+        if s.status != JobState::Processing {
             break s;
         }
         if sent.elapsed() > Duration::from_secs(300) {
@@ -249,7 +250,7 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let done = sent.elapsed();
-    if status.status != "completed" {
+    if status.status != JobState::Completed {
         bail!(
             "job {job} ended {}: {:?} {:?}",
             status.status,

@@ -16,7 +16,7 @@ use clap::Subcommand;
 use sqlx::PgPool;
 
 use super::api::{submit, Refused};
-use super::jobs;
+use super::jobs::{self, JobState};
 use super::quote::QuoteRequest;
 use crate::config::Config;
 
@@ -95,7 +95,7 @@ pub async fn run(pool: PgPool, config: &Config, cmd: DraftOrdersCommand) -> Resu
                         );
                         last = Some(progress);
                     }
-                    if s.status != "processing" {
+                    if s.status != JobState::Processing {
                         println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
                         break;
                     }

@@ -96,6 +96,32 @@ pub async fn owner(pool: &PgPool, job: &str) -> Result<Option<i64>, sqlx::Error>
     Ok(owner.flatten())
 }
 
+/// A job's state (the `draft_order_jobs.status` text column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Being priced, planned or created.
+    Processing,
+    /// Every draft exists.
+    Completed,
+    /// The quote broke the buyer's rules: nothing was created.
+    Rejected,
+    /// Shopify or the stored rules failed for good.
+    Failed,
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JobState::Processing => "processing",
+            JobState::Completed => "completed",
+            JobState::Rejected => "rejected",
+            JobState::Failed => "failed",
+        })
+    }
+}
+
 /// A job claimed by a loop.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claimed {
@@ -105,8 +131,8 @@ pub struct Claimed {
     pub shop: String,
     /// The quote as submitted.
     pub request: sqlx::types::Json<QuoteRequest>,
-    /// `processing`, or an ended status whose callback is due.
-    pub status: String,
+    /// `processing`, or an ended state whose callback is due.
+    pub status: JobState,
     /// Whether the parts are written.
     pub planned: bool,
     /// Shop currency, once planned.
@@ -394,9 +420,9 @@ pub async fn finish(
     end: &End,
 ) -> Result<bool, sqlx::Error> {
     let (status, violations, error) = match end {
-        End::Completed => ("completed", None, None),
-        End::Rejected(v) => ("rejected", Some(sqlx::types::Json(v)), None),
-        End::Failed(reason) => ("failed", None, Some(reason.as_str())),
+        End::Completed => (JobState::Completed, None, None),
+        End::Rejected(v) => (JobState::Rejected, Some(sqlx::types::Json(v)), None),
+        End::Failed(reason) => (JobState::Failed, None, Some(reason.as_str())),
     };
     Ok(sqlx::query(
         "UPDATE draft_order_jobs
@@ -538,8 +564,8 @@ pub struct JobStatus {
     pub shop: String,
     /// The caller's quote id.
     pub quote_id: String,
-    /// `processing`, `completed`, `rejected` or `failed`.
-    pub status: String,
+    /// Where the job stands.
+    pub status: JobState,
     /// Parts created / total.
     pub progress: Progress,
     /// Shop currency (once priced).
@@ -576,7 +602,7 @@ pub async fn status(pool: &PgPool, job: &str) -> Result<Option<JobStatus>, sqlx:
         id: String,
         shop: String,
         quote_id: String,
-        status: String,
+        status: JobState,
         parts_created: i32,
         parts_total: Option<i32>,
         currency: Option<String>,

@@ -31,7 +31,7 @@ use wholesail_shopify_admin::draft_orders::DraftOrder;
 use wholesail_shopify_admin::{AdminClient, AdminError};
 
 use super::callback::Callbacks;
-use super::jobs::{self, Claimed, CreatedDraft, End};
+use super::jobs::{self, Claimed, CreatedDraft, End, JobState};
 use super::plan::{self, Group, PART_TAG_PREFIX};
 use super::pricing::{self, PricingError};
 use super::Settings;
@@ -152,7 +152,7 @@ impl JobLoop {
         let span = tracing::info_span!("draft_order_job", job = %job.id, shop = %job.shop,
             attempt = job.attempts, status = %job.status);
         async {
-            if job.status == "processing" {
+            if job.status == JobState::Processing {
                 return self.process(&job).await;
             }
             let outcome = self.callbacks.deliver(&self.pool, &job.id).await;
