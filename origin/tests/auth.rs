@@ -318,21 +318,7 @@ async fn the_cli_creates_a_token_that_works_once_printed_and_audits_its_write_co
     pool: PgPool,
 ) {
     let db = common::database_url(&pool);
-    let origin = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_origin"))
-            .args(args)
-            .env_clear()
-            .env("WHOLESAIL_DATABASE_URL", &db)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let origin = |args: &[&str]| common::origin_cli(&db, args).0;
     let created: Value = serde_json::from_str(&origin(&[
         "tokens",
         "create",

@@ -138,6 +138,14 @@ async fn live(pool: &PgPool) -> Catalog {
 }
 
 /// Every live row of the shop as text, to show a failed run changed nothing.
+/// The shop's newest catalog run.
+async fn latest_run(pool: &PgPool) -> runs::Run {
+    runs::list(pool, Some(DEFAULT_SHOP), 1)
+        .await
+        .unwrap()
+        .remove(0)
+}
+
 async fn snapshot(pool: &PgPool) -> Vec<String> {
     sqlx::query_scalar(
         "SELECT x FROM (
@@ -270,10 +278,7 @@ async fn failed_file(
         matches!(err, RunError::Line(_) | RunError::Truncated { .. }),
         "{err}"
     );
-    let run = runs::list(&pool, Some(DEFAULT_SHOP), 1)
-        .await
-        .unwrap()
-        .remove(0);
+    let run = latest_run(&pool).await;
     assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.is_some());
     line_check(run.error_line.expect("the failure names its line"));
@@ -323,10 +328,7 @@ async fn failed_bulk_operation_fails_the_run_with_shopifys_error_code(pool: PgPo
         .await
         .unwrap_err();
     assert!(matches!(err, RunError::BulkFailed { .. }), "{err}");
-    let run = runs::list(&pool, Some(DEFAULT_SHOP), 1)
-        .await
-        .unwrap()
-        .remove(0);
+    let run = latest_run(&pool).await;
     assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.unwrap().contains("INTERNAL_SERVER_ERROR"));
     let products: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
@@ -1079,10 +1081,7 @@ async fn a_resync_of_a_redacted_shop_fails_and_writes_nothing(pool: PgPool) {
         matches!(err, RunError::Merge(MergeError::ShopRedacted)),
         "{err}"
     );
-    let run = runs::list(&pool, Some(DEFAULT_SHOP), 1)
-        .await
-        .unwrap()
-        .remove(0);
+    let run = latest_run(&pool).await;
     assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.unwrap().contains("redacted"));
     for table in [

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -35,17 +34,6 @@ async fn row(pool: &PgPool, webhook_id: &str, status: &str, raw: Option<&[u8]>, 
     .unwrap();
 }
 
-fn cli(url: &str, args: &[&str]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_origin"))
-        .args(args)
-        .env("WHOLESAIL_DATABASE_URL", url)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
-    (String::from_utf8(out.stdout).unwrap(), stderr)
-}
-
 /// A limited listing says how many rows match in all: the CLI on stderr, the admin API in
 /// `X-Total-Count`. (Before, 100 rows were shown without a word about the rest.)
 #[sqlx::test(migrations = "../migrations")]
@@ -54,10 +42,10 @@ async fn dead_letter_listings_say_how_many_match(pool: PgPool) {
         row(&pool, &format!("d-{i}"), "dead", None, 0.0).await;
     }
     let url = database_url(&pool);
-    let (out, err) = cli(&url, &["dead-letters", "list", "--limit", "2"]);
+    let (out, err) = origin_cli(&url, &["dead-letters", "list", "--limit", "2"]);
     assert_eq!(out.lines().count(), 2);
     assert!(err.contains("showing 2 of 3; --limit to see more"), "{err}");
-    let (out, err) = cli(&url, &["dead-letters", "list"]);
+    let (out, err) = origin_cli(&url, &["dead-letters", "list"]);
     assert_eq!(out.lines().count(), 3);
     assert!(!err.contains("showing"), "{err}");
 
@@ -139,7 +127,7 @@ async fn quarantined_rows_are_replayed_through_todays_parsing(pool: PgPool) {
     let again = replay(json!({"ids": [ok, bad], "quarantined": true})).await;
     assert_eq!(again["replayed"], json!([]));
 
-    let (out, _) = cli(
+    let (out, _) = origin_cli(
         &database_url(&pool),
         &[
             "dead-letters",

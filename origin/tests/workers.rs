@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -265,19 +264,7 @@ async fn failing_event_is_retried_with_growing_delay_then_dead_then_replayed_onc
     // (plus the poll), and the second bound would fail.
     assert!(gaps[0] >= 0.3 && gaps[1] >= 0.6, "gaps {gaps:?}");
 
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_origin"))
-            .args(args)
-            .env("WHOLESAIL_DATABASE_URL", &url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| common::origin_cli(&url, args).0;
     let listed = cli(&["dead-letters", "list", "--shop", "p.myshopify.com"]);
     let row: Value = serde_json::from_str(listed.lines().next().expect("one dead letter")).unwrap();
     assert_eq!(row["id"], id);

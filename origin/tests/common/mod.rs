@@ -290,3 +290,18 @@ pub async fn serve_routes(pool: PgPool, max_body_bytes: usize) -> SocketAddr {
     });
     addr
 }
+
+/// Runs `origin <args>` against the database at `url` and asserts it succeeded; returns its
+/// stdout and stderr.
+pub fn origin_cli(url: &str, args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_origin"))
+        .args(args)
+        .env_clear()
+        .env("WHOLESAIL_DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
