@@ -32,10 +32,17 @@ use crate::pipeline::inbox::{Body, NewEvent};
 /// An accepted inbox row with a given body digest.
 #[derive(sqlx::FromRow)]
 struct Seen {
-    body_sha256: Vec<u8>,
     shop: String,
     topic: String,
     webhook_id: String,
+}
+
+/// [`Seen`] with the digest it was found by.
+#[derive(sqlx::FromRow)]
+struct SeenRow {
+    body_sha256: Vec<u8>,
+    #[sqlx(flatten)]
+    seen: Seen,
 }
 
 /// For each event, in order, why it must be quarantined (`None`: it may be stored as usual).
@@ -46,24 +53,26 @@ pub async fn replay_reasons(
     events: &[NewEvent],
 ) -> Result<Vec<Option<String>>, sqlx::Error> {
     let digests: Vec<&[u8]> = events.iter().map(|e| &e.body_sha256[..]).collect();
-    let seen: Vec<Seen> = sqlx::query_as(
+    let seen: Vec<SeenRow> = sqlx::query_as(
         "SELECT body_sha256, shop, topic, webhook_id FROM inbox
          WHERE body_sha256 = ANY($1::bytea[]) AND status <> 'quarantined'",
     )
     .bind(&digests)
     .fetch_all(conn)
     .await?;
-    let mut by_digest: HashMap<Vec<u8>, Vec<Seen>> = HashMap::new();
-    for s in seen {
-        by_digest.entry(s.body_sha256.clone()).or_default().push(s);
+    // Keyed by the fixed-size digest: no allocation per event to look a digest up.
+    let mut by_digest: HashMap<[u8; 32], Vec<Seen>> = HashMap::new();
+    for row in seen {
+        if let Ok(digest) = <[u8; 32]>::try_from(row.body_sha256.as_slice()) {
+            by_digest.entry(digest).or_default().push(row.seen);
+        }
     }
     let mut reasons = Vec::with_capacity(events.len());
     for e in events {
-        let earlier = by_digest.entry(e.body_sha256.to_vec()).or_default();
+        let earlier = by_digest.entry(e.body_sha256).or_default();
         let reason = judge(e, earlier);
         if reason.is_none() && matches!(e.body, Body::Json(_)) {
             earlier.push(Seen {
-                body_sha256: e.body_sha256.to_vec(),
                 shop: e.shop.clone(),
                 topic: e.topic.clone(),
                 webhook_id: e.webhook_id.clone(),
