@@ -83,8 +83,8 @@ async fn partitioned(pool: &PgPool) -> Result<()> {
     .execute(pool)
     .await?;
     for ddl in [
-        "ALTER TABLE inbox_by_day ADD PRIMARY KEY (id, inserted_at)",
-        "ALTER TABLE inbox_by_day ADD UNIQUE (webhook_id, inserted_at)",
+        "ALTER TABLE inbox_by_day ADD PRIMARY KEY (shop, id, inserted_at)",
+        "ALTER TABLE inbox_by_day ADD UNIQUE (shop, webhook_id, inserted_at)",
         "CREATE INDEX ON inbox_by_day (shop, run_at, id) WHERE status = 'pending'",
         "CREATE INDEX ON inbox_by_day (run_at) WHERE status = 'pending'",
         "CREATE INDEX ON inbox_by_day (locked_until) WHERE status = 'processing'",

@@ -3,7 +3,7 @@
 //!
 //! 1. **Intake**: events/s accepted through `POST /internal/webhooks` (signed, batches of 100
 //!    and single envelopes, 4 requests in flight) against a raw sqlx client inserting the same
-//!    rows with the same `ON CONFLICT (webhook_id) DO NOTHING` in same-sized transactions
+//!    rows with the same `ON CONFLICT (shop, webhook_id) DO NOTHING` in same-sized transactions
 //!    (4 connections). Workers off, so only intake is measured. Median of 3 interleaved runs.
 //! 2. **Processing**: 500-line orders committed to the inbox in one transaction, then timed
 //!    until the workers have applied them all (events/s); then the p50/p99 lag from intake to
@@ -282,7 +282,7 @@ impl Bench {
                          SELECT w, e, s, 'orders/create', '2025-07', $5, 'allowlist', b, p::jsonb
                          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::int8[])
                               AS u(w, e, s, p, b)
-                         ON CONFLICT (webhook_id) DO NOTHING",
+                         ON CONFLICT (shop, webhook_id) DO NOTHING",
                     )
                     .bind(&ids)
                     .bind(&events)

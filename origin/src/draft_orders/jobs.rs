@@ -228,8 +228,9 @@ pub async fn record_plan(
     let total: u64 = parts.iter().map(PartPlan::total_cents).sum();
     for p in parts {
         sqlx::query(
-            "INSERT INTO draft_order_parts (job_id, part, key, lines, line_count, shipping_cents, total_cents)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO draft_order_parts
+                 (shop, job_id, part, key, lines, line_count, shipping_cents, total_cents)
+             SELECT j.shop, $1, $2, $3, $4, $5, $6, $7 FROM draft_order_jobs j WHERE j.id = $1",
         )
         .bind(job)
         .bind(p.part as i32)

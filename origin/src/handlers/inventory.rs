@@ -76,7 +76,7 @@ pub(super) async fn disconnect(
         "DELETE FROM inventory_levels
          WHERE shop = $1 AND inventory_item_id = $2 AND location_id = $3
            AND source_updated_at <= coalesce(
-                   (SELECT coalesce(triggered_at, received_at) FROM inbox WHERE id = $4),
+                   (SELECT coalesce(triggered_at, received_at) FROM inbox WHERE shop = $1 AND id = $4),
                    now())",
     )
     .bind(&event.shop)

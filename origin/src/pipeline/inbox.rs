@@ -308,7 +308,7 @@ async fn insert_rows(
          -- Rows go in webhook id order: two batches sharing ids then wait on each other's
          -- uncommitted keys in the same order instead of deadlocking.
          ORDER BY w
-         ON CONFLICT (webhook_id) DO NOTHING
+         ON CONFLICT (shop, webhook_id) DO NOTHING
          RETURNING webhook_id",
     )
     .bind(&webhook_ids)
@@ -393,7 +393,7 @@ pub async fn claim(
              FROM found
          ),
          picked AS (
-             SELECT c.id FROM found f CROSS JOIN LATERAL (
+             SELECT f.shop, c.id FROM found f CROSS JOIN LATERAL (
                  SELECT i.id FROM inbox i
                  WHERE i.status = 'pending' AND i.shop = f.shop AND i.run_at <= now()
                  ORDER BY i.run_at, i.id
@@ -405,7 +405,7 @@ pub async fn claim(
          UPDATE inbox SET status = 'processing', locked_by = $4,
                           locked_until = now() + $5 * interval '1 millisecond',
                           attempts = inbox.attempts + 1
-         FROM picked WHERE inbox.id = picked.id
+         FROM picked WHERE inbox.shop = picked.shop AND inbox.id = picked.id
          RETURNING inbox.id, inbox.webhook_id, inbox.event_id, inbox.shop, inbox.topic,
                    inbox.payload::text AS payload, inbox.attempts,
                    split_part(inbox.topic, '/', 1) || ' ' || coalesce(
@@ -443,46 +443,76 @@ pub async fn claim(
         .collect())
 }
 
-/// Locks the rows of `ids` that `worker` still holds, at the start of a completion
-/// transaction, so no one can reclaim them while their effect is being applied.
+/// Inbox rows by primary key, bound as two parallel arrays (`UNNEST($n::text[], $m::int8[])`).
+#[derive(Debug, Default)]
+pub struct Keys<'a> {
+    shops: Vec<&'a str>,
+    ids: Vec<i64>,
+}
+
+impl<'a> Keys<'a> {
+    /// The keys of `events`.
+    pub fn of(events: impl IntoIterator<Item = &'a InboxEvent>) -> Self {
+        let mut keys = Keys::default();
+        for e in events {
+            keys.push(e);
+        }
+        keys
+    }
+
+    /// Adds one event's key.
+    pub fn push(&mut self, event: &'a InboxEvent) {
+        self.shops.push(&event.shop);
+        self.ids.push(event.id);
+    }
+}
+
+/// Locks the rows of `keys` that `worker` still holds, at the start of a completion
+/// transaction, so no one can reclaim them while their effect is being applied. Returns their
+/// ids.
 pub async fn lock_held(
     tx: &mut Transaction<'_, Postgres>,
     worker: &str,
-    ids: &[i64],
+    keys: &Keys<'_>,
 ) -> Result<HashSet<i64>, sqlx::Error> {
     let held: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM inbox
-         WHERE id = ANY($1) AND locked_by = $2 AND status = 'processing'
+         WHERE (shop, id) IN (SELECT * FROM UNNEST($1::text[], $2::int8[]))
+           AND locked_by = $3 AND status = 'processing'
          FOR UPDATE",
     )
-    .bind(ids)
+    .bind(&keys.shops)
+    .bind(&keys.ids)
     .bind(worker)
     .fetch_all(&mut **tx)
     .await?;
     Ok(held.into_iter().collect())
 }
 
-/// Marks `ids` done in the completion transaction; returns each row's intake→applied lag in
+/// Marks `keys` done in the completion transaction; returns each row's intake→applied lag in
 /// seconds.
 pub async fn mark_done(
     tx: &mut Transaction<'_, Postgres>,
-    ids: &[i64],
+    keys: &Keys<'_>,
 ) -> Result<Vec<f64>, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE inbox SET status = 'done', processed_at = clock_timestamp(),
                           processed_count = processed_count + 1,
                           locked_by = NULL, locked_until = NULL, last_error = NULL
-         WHERE id = ANY($1)
+         WHERE (shop, id) IN (SELECT * FROM UNNEST($1::text[], $2::int8[]))
          RETURNING extract(epoch FROM clock_timestamp() - inserted_at)::float8",
     )
-    .bind(ids)
+    .bind(&keys.shops)
+    .bind(&keys.ids)
     .fetch_all(&mut **tx)
     .await
 }
 
 /// A failed attempt to record.
 #[derive(Debug)]
-pub struct Failure {
+pub struct Failure<'a> {
+    /// The row's shop.
+    pub shop: &'a str,
     /// The row.
     pub id: i64,
     /// The error, stored as `last_error`.
@@ -498,12 +528,13 @@ pub struct Failure {
 pub async fn record_failures(
     conn: &mut PgConnection,
     worker: &str,
-    failures: &[Failure],
+    failures: &[Failure<'_>],
     max_attempts: i32,
 ) -> Result<u64, sqlx::Error> {
     if failures.is_empty() {
         return Ok(0);
     }
+    let shops: Vec<&str> = failures.iter().map(|f| f.shop).collect();
     let ids: Vec<i64> = failures.iter().map(|f| f.id).collect();
     let errors: Vec<&str> = failures.iter().map(|f| f.error.as_str()).collect();
     let delays: Vec<Option<f64>> = failures
@@ -512,7 +543,8 @@ pub async fn record_failures(
         .collect();
     let dead: i64 = sqlx::query_scalar(
         "WITH f AS (
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::float8[]) AS f(id, err, delay_ms)
+             SELECT * FROM UNNEST($6::text[], $1::int8[], $2::text[], $3::float8[])
+                 AS f(shop, id, err, delay_ms)
          ), u AS (
              UPDATE inbox SET
                  status = CASE WHEN f.delay_ms IS NULL OR inbox.attempts >= $4
@@ -520,7 +552,7 @@ pub async fn record_failures(
                  run_at = CASE WHEN f.delay_ms IS NULL OR inbox.attempts >= $4 THEN inbox.run_at
                                ELSE now() + f.delay_ms * interval '1 millisecond' END,
                  last_error = f.err, locked_by = NULL, locked_until = NULL
-             FROM f WHERE inbox.id = f.id AND inbox.status = 'processing' AND inbox.locked_by = $5
+             FROM f WHERE inbox.shop = f.shop AND inbox.id = f.id AND inbox.status = 'processing' AND inbox.locked_by = $5
              RETURNING inbox.status
          )
          SELECT count(*) FILTER (WHERE status = 'dead') FROM u",
@@ -530,6 +562,7 @@ pub async fn record_failures(
     .bind(&delays)
     .bind(max_attempts)
     .bind(worker)
+    .bind(&shops)
     .fetch_one(conn)
     .await?;
     Ok(dead as u64)

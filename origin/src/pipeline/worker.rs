@@ -29,7 +29,7 @@ use wholesail_backoff::Backoff;
 use crate::config::WorkerConfig;
 use crate::handlers::{self, HandlerError, Outcome};
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
-use crate::pipeline::inbox::{self, Claimed, Failure};
+use crate::pipeline::inbox::{self, Claimed, Failure, Keys};
 
 /// The worker pool of one process.
 #[derive(Clone)]
@@ -72,14 +72,14 @@ impl Workers {
 
     /// Applies a claimed batch and records every outcome.
     async fn complete(&self, batch: Vec<Claimed>) {
-        let ids: Vec<i64> = batch.iter().map(|c| c.event.id).collect();
         if let Err(e) = self.apply_batch(&batch).await {
             // The transaction rolled back: nothing was applied. Schedule retries now rather
             // than waiting for the leases to expire (rows already done are left alone).
-            tracing::error!(error = %e, rows = ids.len(), "batch transaction failed");
+            tracing::error!(error = %e, rows = batch.len(), "batch transaction failed");
             let failures: Vec<Failure> = batch
                 .iter()
                 .map(|c| Failure {
+                    shop: &c.event.shop,
                     id: c.event.id,
                     error: format!("batch transaction failed: {e}"),
                     retry_after: Some(
@@ -100,10 +100,10 @@ impl Workers {
     }
 
     async fn apply_batch(&self, batch: &[Claimed]) -> Result<(), sqlx::Error> {
-        let ids: Vec<i64> = batch.iter().map(|c| c.event.id).collect();
         let mut tx = self.pool.begin().await?;
-        let held = inbox::lock_held(&mut tx, &self.id, &ids).await?;
-        let mut done = Vec::with_capacity(batch.len());
+        let held =
+            inbox::lock_held(&mut tx, &self.id, &Keys::of(batch.iter().map(|c| &c.event))).await?;
+        let mut done = Keys::default();
         let mut done_attempts = Vec::with_capacity(batch.len());
         let mut failures = Vec::new();
         for claimed in batch {
@@ -136,7 +136,7 @@ impl Workers {
                         metrics::counter!("wholesail_events_processed_total", "outcome" => outcome)
                             .increment(1);
                         tracing::info!(outcome, "event processed");
-                        done.push(event.id);
+                        done.push(event);
                         done_attempts.push(claimed.attempts);
                     }
                     Err(e) => {
@@ -152,6 +152,7 @@ impl Workers {
                             .increment(1);
                         tracing::warn!(error = %e, kind, ?retry_after, "event failed");
                         failures.push(Failure {
+                            shop: &event.shop,
                             id: event.id,
                             error: e.to_string(),
                             retry_after,
