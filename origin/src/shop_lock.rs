@@ -9,34 +9,40 @@
 
 use sqlx::PgConnection;
 
-/// The advisory lock key of `shop`: a 64-bit hash of a namespaced name, so other advisory lock
-/// users (sqlx's migration lock, catalog runs) do not collide with it by accident.
-const KEY: &str = "hashtextextended('wholesail-shop:' || $1, 0)";
-
+/// The lock is keyed by a 64-bit hash of a namespaced name (`'wholesail-shop:' || shop`), so
+/// other advisory lock users (sqlx's migration lock, catalog runs) do not collide with it.
 /// Takes `shop`'s lock in shared mode (every event except `shop/redact`, catalog merges).
 pub(crate) async fn shared(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!("SELECT pg_advisory_xact_lock_shared({KEY})"))
-        .bind(shop)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "SELECT 1 AS locked FROM pg_advisory_xact_lock_shared(
+             hashtextextended('wholesail-shop:' || $1, 0))",
+        shop
+    )
+    .fetch_one(conn)
+    .await?;
     Ok(())
 }
 
 /// Takes `shop`'s lock exclusively (`shop/redact`): waits for the shop's events in flight.
+/// Same key as [`shared`].
 pub(crate) async fn exclusive(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!("SELECT pg_advisory_xact_lock({KEY})"))
-        .bind(shop)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "SELECT 1 AS locked FROM pg_advisory_xact_lock(
+             hashtextextended('wholesail-shop:' || $1, 0))",
+        shop
+    )
+    .fetch_one(conn)
+    .await?;
     Ok(())
 }
 
 /// Whether `shop/redact` has removed the shop's data (its events are then not applied).
 pub(crate) async fn is_redacted(conn: &mut PgConnection, shop: &str) -> Result<bool, sqlx::Error> {
-    let redacted: Option<bool> =
-        sqlx::query_scalar("SELECT redacted_at IS NOT NULL FROM shops WHERE shop = $1")
-            .bind(shop)
-            .fetch_optional(conn)
-            .await?;
+    let redacted = sqlx::query_scalar!(
+        r#"SELECT redacted_at IS NOT NULL AS "redacted!" FROM shops WHERE shop = $1"#,
+        shop
+    )
+    .fetch_optional(conn)
+    .await?;
     Ok(redacted.unwrap_or(false))
 }

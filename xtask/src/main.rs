@@ -12,6 +12,8 @@
 //! - `bench <name>`: setup, then one benchmark; `bench` alone lists them.
 //! - `fuzz [target] [--seconds N] [--merge]`: the cargo-fuzz targets in `fuzz/`, N seconds
 //!   each (default 20) on the saved corpus; fails on a crash.
+//! - `sqlx [--check]`: regenerates `.sqlx/`, the offline data of origin's checked queries,
+//!   from a freshly migrated database; `--check` fails when it is out of date (`test` runs it).
 //! - `pg [--tls]`: starts (or finds) the local PostgreSQL and prints `export DATABASE_URL=…`;
 //!   with `--tls`, turns TLS on for it (a self-signed CA, see `pg_tls`) and also prints
 //!   `export WHOLESAIL_PG_CA=…`. `test` does that for the private cluster by itself.
@@ -28,6 +30,7 @@ mod postgres;
 mod service;
 mod setup;
 mod shell;
+mod sqlx_data;
 mod test;
 
 use anyhow::{bail, Result};
@@ -49,6 +52,7 @@ fn run() -> Result<()> {
         Some("chaos") => setup::run().and_then(|()| chaos::run()),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
+        Some("sqlx") => sqlx_data::run(rest.contains(&"--check")),
         Some("pg") => {
             let url = postgres::ensure()?;
             println!("export DATABASE_URL={url}");
@@ -59,7 +63,7 @@ fn run() -> Result<()> {
             Ok(())
         }
         _ => bail!(
-            "usage: cargo xtask <setup|test|demo [--ci]|chaos|bench [name]|fuzz [target] [--seconds N]|pg [--tls]>"
+            "usage: cargo xtask <setup|test|demo [--ci]|chaos|bench [name]|fuzz [target] [--seconds N]|pg [--tls]|sqlx [--check]>"
         ),
     }
 }

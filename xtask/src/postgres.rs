@@ -221,6 +221,26 @@ pub fn query(url: &str, sql: &str) -> Result<String> {
     .with_context(|| format!("psql failed on: {sql}"))
 }
 
+/// Runs the SQL file `path` with psql on `url`, stopping at its first error.
+pub fn run_file(url: &str, path: &Path) -> Result<()> {
+    let psql = binaries()?.join("psql");
+    output(&mut cmd(
+        psql.to_str().expect("utf-8 path"),
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-f",
+            path.to_str().context("utf-8 path")?,
+        ],
+    ))
+    .with_context(|| format!("psql failed on {}", path.display()))?;
+    Ok(())
+}
+
 /// Drops and creates the database `name` on the server `ensure` found; returns its URL.
 pub fn recreate_database(name: &str) -> Result<String> {
     let url = ensure()?;

@@ -3,9 +3,9 @@
 use anyhow::Result;
 
 use crate::shell::{self, cmd};
-use crate::{chaos, edge, function, fuzz, pg_tls, postgres, setup};
+use crate::{chaos, edge, function, fuzz, pg_tls, postgres, setup, sqlx_data};
 
-/// Runs setup, formatting, clippy, the workspace tests against a local PostgreSQL, the edge
+/// Runs setup, formatting, the check that `.sqlx/` is current, clippy, the workspace tests against a local PostgreSQL, the edge
 /// worker's tests in workerd, the Function's wasm build, each fuzz target briefly and the
 /// chaos test.
 pub fn run() -> Result<()> {
@@ -14,6 +14,7 @@ pub fn run() -> Result<()> {
     let url = postgres::ensure()?;
     std::env::set_var("DATABASE_URL", &url);
     pg_tls::for_tests(&url);
+    sqlx_data::run(true)?;
     shell::run(&mut cmd(
         "cargo",
         &[
