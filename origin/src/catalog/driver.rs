@@ -88,13 +88,13 @@ pub async fn take(config: &PgConnect, pool: &PgPool, id: i64, who: &str) -> Resu
     if !locked {
         return Ok(Take::Busy);
     }
-    let attempt: Option<i32> = sqlx::query_scalar(
+    let attempt = sqlx::query_scalar!(
         "UPDATE catalog_runs SET attempt = attempt + 1, driver = $2, updated_at = now()
          WHERE id = $1 AND status IN ('starting', 'waiting', 'importing')
          RETURNING attempt",
+        id,
+        who,
     )
-    .bind(id)
-    .bind(who)
     .fetch_optional(pool)
     .await?;
     Ok(match attempt {

@@ -342,16 +342,16 @@ impl Runner {
         if let Some(e) = err {
             tracing::warn!(run = id, error = %e, "catalog run failed");
         }
-        let ended = sqlx::query(
+        let ended = sqlx::query!(
             "UPDATE catalog_runs SET status = $2, error = $3, error_line = $4,
                     updated_at = now(), finished_at = now()
              WHERE id = $1 AND attempt = $5 AND status IN ('starting', 'waiting', 'importing')",
+            id,
+            status,
+            err.map(|e| e.to_string()),
+            err.and_then(RunError::line).map(|l| l as i64),
+            attempt,
         )
-        .bind(id)
-        .bind(status)
-        .bind(err.map(|e| e.to_string()))
-        .bind(err.and_then(RunError::line).map(|l| l as i64))
-        .bind(attempt)
         .execute(&self.pool)
         .await?
         .rows_affected()
@@ -453,16 +453,16 @@ impl Runner {
             },
         };
         tracing::info!(run = run.id, bulk = %op.id, "catalog bulk operation started");
-        let n = sqlx::query(
+        let n = sqlx::query!(
             "UPDATE catalog_runs SET status = 'waiting', bulk_operation_id = $2,
-                    snapshot_at = $3::timestamptz, bulk_status = $4, updated_at = now()
+                    snapshot_at = $3::text::timestamptz, bulk_status = $4, updated_at = now()
              WHERE id = $1 AND attempt = $5",
+            run.id,
+            op.id,
+            op.created_at,
+            format!("{:?}", op.status).to_ascii_uppercase(),
+            attempt,
         )
-        .bind(run.id)
-        .bind(&op.id)
-        .bind(&op.created_at)
-        .bind(format!("{:?}", op.status).to_ascii_uppercase())
-        .bind(attempt)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -480,11 +480,12 @@ impl Runner {
         let mut listener = crate::listener::listen(&self.pool, FINISHED_CHANNEL).await?;
         let started = Instant::now();
         loop {
-            let cancel: bool =
-                sqlx::query_scalar("SELECT cancel_requested FROM catalog_runs WHERE id = $1")
-                    .bind(run.id)
-                    .fetch_one(&self.pool)
-                    .await?;
+            let cancel = sqlx::query_scalar!(
+                "SELECT cancel_requested FROM catalog_runs WHERE id = $1",
+                run.id
+            )
+            .fetch_one(&self.pool)
+            .await?;
             let op = match client.bulk_operation(bulk_id).await {
                 // The bulk operation goes on at Shopify: wait for the breaker, not give up.
                 Err(AdminError::CircuitOpen { retry_in })
@@ -502,16 +503,16 @@ impl Runner {
                     AdminError::Decode(format!("bulk operation {bulk_id} not found"))
                 })?,
             };
-            let n = sqlx::query(
+            let n = sqlx::query!(
                 "UPDATE catalog_runs SET bulk_status = $2, bulk_object_count = $3, file_size = $4,
                         updated_at = now()
                  WHERE id = $1 AND attempt = $5",
+                run.id,
+                format!("{:?}", op.status).to_ascii_uppercase(),
+                op.object_count as i64,
+                op.file_size.map(|s| s as i64),
+                attempt,
             )
-            .bind(run.id)
-            .bind(format!("{:?}", op.status).to_ascii_uppercase())
-            .bind(op.object_count as i64)
-            .bind(op.file_size.map(|s| s as i64))
-            .bind(attempt)
             .execute(&self.pool)
             .await?
             .rows_affected();
@@ -552,13 +553,13 @@ impl Runner {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Outcome, RunError> {
         let started = Instant::now();
-        let n = sqlx::query(
+        let n = sqlx::query!(
             "UPDATE catalog_runs SET status = 'importing', lines_read = 0, bytes_read = 0,
                     updated_at = now()
              WHERE id = $1 AND attempt = $2",
+            id,
+            attempt,
         )
-        .bind(id)
-        .bind(attempt)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -681,39 +682,42 @@ impl Runner {
             });
         }
         let total = merged.total();
-        let run: Option<Run> = sqlx::query_as(
+        let completed = sqlx::query_scalar!(
             "UPDATE catalog_runs SET status = 'completed', staged = $2, merged = $3,
                     inserted = $4, updated = $5, deleted = $6, stage_ms = $8, merge_ms = $9,
                     updated_at = now(), finished_at = now()
-             WHERE id = $1 AND attempt = $7 AND status = 'importing' RETURNING *",
+             WHERE id = $1 AND attempt = $7 AND status = 'importing' RETURNING id",
+            id,
+            serde_json::to_value(staged).unwrap_or_default(),
+            serde_json::to_value(merged).unwrap_or_default(),
+            total.inserted as i64,
+            total.updated as i64,
+            total.deleted as i64,
+            attempt,
+            stage_time.as_millis() as i64,
+            started.elapsed().as_millis() as i64,
         )
-        .bind(id)
-        .bind(serde_json::to_value(staged).unwrap_or_default())
-        .bind(serde_json::to_value(merged).unwrap_or_default())
-        .bind(total.inserted as i64)
-        .bind(total.updated as i64)
-        .bind(total.deleted as i64)
-        .bind(attempt)
-        .bind(stage_time.as_millis() as i64)
-        .bind(started.elapsed().as_millis() as i64)
         .fetch_optional(&mut *tx)
         .await?;
         // Not ours any more: the transaction rolls back when dropped.
-        let run = run.ok_or(RunError::Superseded(id))?;
+        completed.ok_or(RunError::Superseded(id))?;
         tx.commit().await?;
+        let run = runs::get(&self.pool, id)
+            .await?
+            .ok_or(RunError::Superseded(id))?;
         Ok((run, staged, merged, total))
     }
 
     /// Stores progress and stops if a cancel was requested.
     async fn report(&self, id: i64, attempt: i32, p: Progress) -> Result<(), RunError> {
-        let cancel: Option<bool> = sqlx::query_scalar(
+        let cancel = sqlx::query_scalar!(
             "UPDATE catalog_runs SET lines_read = $2, bytes_read = $3, updated_at = now()
              WHERE id = $1 AND attempt = $4 RETURNING cancel_requested",
+            id,
+            p.lines as i64,
+            p.bytes as i64,
+            attempt,
         )
-        .bind(id)
-        .bind(p.lines as i64)
-        .bind(p.bytes as i64)
-        .bind(attempt)
         .fetch_optional(&self.pool)
         .await?;
         if cancel.ok_or(RunError::Superseded(id))? {

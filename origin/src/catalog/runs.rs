@@ -25,7 +25,7 @@ pub enum RunStatus {
 }
 
 /// A run's stored state.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Run {
     /// Run id.
     pub id: i64,
@@ -96,42 +96,76 @@ impl Run {
     }
 }
 
+/// Which runs [`select`] reads; empty fields do not filter.
+#[derive(Default)]
+struct Which<'a> {
+    id: Option<i64>,
+    shop: Option<&'a str>,
+    active_only: bool,
+    limit: Option<i64>,
+}
+
+/// The one query that reads runs, newest first: every reader goes through it, so the column
+/// list is written once.
+async fn select(pool: &PgPool, which: Which<'_>) -> Result<Vec<Run>, sqlx::Error> {
+    sqlx::query_as!(
+        Run,
+        r#"SELECT id, shop, status AS "status: RunStatus", bulk_operation_id, snapshot_at,
+                  bulk_status, bulk_object_count, file_size, cancel_requested, lines_read,
+                  bytes_read, staged, merged, inserted, updated, deleted, error, error_line,
+                  created_at, updated_at, bulk_finished_at, finished_at, attempt, driver,
+                  stage_ms, merge_ms
+         FROM catalog_runs
+         WHERE ($1::int8 IS NULL OR id = $1) AND ($2::text IS NULL OR shop = $2)
+           AND (NOT $3 OR status IN ('starting', 'waiting', 'importing'))
+         ORDER BY id DESC LIMIT $4"#,
+        which.id,
+        which.shop,
+        which.active_only,
+        which.limit,
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// The run `id`.
 pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Run>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM catalog_runs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    let which = Which {
+        id: Some(id),
+        ..Which::default()
+    };
+    Ok(select(pool, which).await?.pop())
 }
 
-/// The latest runs of `shop` (all shops when `None`), newest first.
+/// The newest runs, of `shop` or of every shop.
 pub async fn list(pool: &PgPool, shop: Option<&str>, limit: i64) -> Result<Vec<Run>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT * FROM catalog_runs WHERE ($1::text IS NULL OR shop = $1) ORDER BY id DESC LIMIT $2",
-    )
-    .bind(shop)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    let which = Which {
+        shop,
+        limit: Some(limit),
+        ..Which::default()
+    };
+    select(pool, which).await
 }
 
-/// The active (not final) run of `shop`, if any.
+/// The active run of `shop` (at most one, by the partial unique index).
 pub async fn active(pool: &PgPool, shop: &str) -> Result<Option<Run>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT * FROM catalog_runs WHERE shop = $1 AND status IN ('starting', 'waiting', 'importing')",
-    )
-    .bind(shop)
-    .fetch_optional(pool)
-    .await
+    let which = Which {
+        shop: Some(shop),
+        active_only: true,
+        ..Which::default()
+    };
+    Ok(select(pool, which).await?.pop())
 }
 
-/// Every active run (to resume after a restart).
+/// Every active run, oldest first (serve adopts those whose driver died).
 pub async fn all_active(pool: &PgPool) -> Result<Vec<Run>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT * FROM catalog_runs WHERE status IN ('starting', 'waiting', 'importing') ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await
+    let which = Which {
+        active_only: true,
+        ..Which::default()
+    };
+    let mut runs = select(pool, which).await?;
+    runs.reverse();
+    Ok(runs)
 }
 
 /// The active run of `shop`, or a new one; `(run, created)`. At most one run per shop is
@@ -141,15 +175,16 @@ pub async fn start(pool: &PgPool, shop: &str) -> Result<(Run, bool), sqlx::Error
         if let Some(run) = active(pool, shop).await? {
             return Ok((run, false));
         }
-        let created: Option<Run> = sqlx::query_as(
+        let created = sqlx::query_scalar!(
             "INSERT INTO catalog_runs (shop) VALUES ($1)
              ON CONFLICT (shop) WHERE status IN ('starting', 'waiting', 'importing') DO NOTHING
-             RETURNING *",
+             RETURNING id",
+            shop,
         )
-        .bind(shop)
         .fetch_optional(pool)
         .await?;
         if let Some(run) = created {
+            let run = get(pool, run).await?.ok_or(sqlx::Error::RowNotFound)?;
             return Ok((run, true));
         }
     }
@@ -157,11 +192,11 @@ pub async fn start(pool: &PgPool, shop: &str) -> Result<(Run, bool), sqlx::Error
 
 /// Asks run `id` to stop; returns false if it does not exist or has already ended.
 pub async fn cancel(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
+    let n = sqlx::query!(
         "UPDATE catalog_runs SET cancel_requested = true, updated_at = now()
          WHERE id = $1 AND status IN ('starting', 'waiting', 'importing')",
+        id,
     )
-    .bind(id)
     .execute(pool)
     .await?
     .rows_affected();
@@ -181,17 +216,17 @@ pub async fn bulk_finished(
     shop: &str,
     bulk_gid: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "WITH r AS (UPDATE catalog_runs SET bulk_finished_at = coalesce(bulk_finished_at, now()),
+    sqlx::query_scalar!(
+        r#"WITH r AS (UPDATE catalog_runs SET bulk_finished_at = coalesce(bulk_finished_at, now()),
                                           updated_at = now()
                     WHERE shop = $3 AND bulk_operation_id = $1
                       AND status IN ('starting', 'waiting', 'importing')
                     RETURNING id)
-         SELECT id FROM r, pg_notify($2, r.id::text)",
+         SELECT id AS "id!" FROM r, pg_notify($2, r.id::text)"#,
+        bulk_gid,
+        FINISHED_CHANNEL,
+        shop,
     )
-    .bind(bulk_gid)
-    .bind(FINISHED_CHANNEL)
-    .bind(shop)
     .fetch_optional(db)
     .await
 }

@@ -30,19 +30,10 @@ use wholesail_webhook::delete_shape::is_delete_topic;
 use crate::pipeline::inbox::{Body, NewEvent};
 
 /// An accepted inbox row with a given body digest.
-#[derive(sqlx::FromRow)]
 struct Seen {
     shop: String,
     topic: String,
     webhook_id: String,
-}
-
-/// [`Seen`] with the digest it was found by.
-#[derive(sqlx::FromRow)]
-struct SeenRow {
-    body_sha256: Vec<u8>,
-    #[sqlx(flatten)]
-    seen: Seen,
 }
 
 /// For each event, in order, why it must be quarantined (`None`: it may be stored as usual).
@@ -53,18 +44,22 @@ pub async fn replay_reasons(
     events: &[NewEvent],
 ) -> Result<Vec<Option<String>>, sqlx::Error> {
     let digests: Vec<&[u8]> = events.iter().map(|e| &e.body_sha256[..]).collect();
-    let seen: Vec<SeenRow> = sqlx::query_as(
-        "SELECT body_sha256, shop, topic, webhook_id FROM inbox
-         WHERE body_sha256 = ANY($1::bytea[]) AND status <> 'quarantined'",
+    let seen = sqlx::query!(
+        r#"SELECT body_sha256 AS "body_sha256!", shop, topic, webhook_id FROM inbox
+         WHERE body_sha256 = ANY($1::bytea[]) AND status <> 'quarantined'"#,
+        &digests as &[&[u8]],
     )
-    .bind(&digests)
     .fetch_all(conn)
     .await?;
     // Keyed by the fixed-size digest: no allocation per event to look a digest up.
     let mut by_digest: HashMap<[u8; 32], Vec<Seen>> = HashMap::new();
     for row in seen {
         if let Ok(digest) = <[u8; 32]>::try_from(row.body_sha256.as_slice()) {
-            by_digest.entry(digest).or_default().push(row.seen);
+            by_digest.entry(digest).or_default().push(Seen {
+                shop: row.shop,
+                topic: row.topic,
+                webhook_id: row.webhook_id,
+            });
         }
     }
     let mut reasons = Vec::with_capacity(events.len());

@@ -7,8 +7,7 @@
 //! at most once more and never duplicates an effect.
 
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgArguments;
-use sqlx::{Arguments, PgPool};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::pipeline::inbox::{self, InboxStatus};
@@ -33,18 +32,6 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// The filter's values as arguments `$1`–`$5` of a query using [`MATCHES`] (callers bind
-    /// theirs from `$6` on).
-    pub(crate) fn arguments(&self) -> Result<PgArguments, sqlx::Error> {
-        let mut args = PgArguments::default();
-        args.add(&self.ids).map_err(sqlx::Error::Encode)?;
-        args.add(&self.topic).map_err(sqlx::Error::Encode)?;
-        args.add(&self.shop).map_err(sqlx::Error::Encode)?;
-        args.add(self.since).map_err(sqlx::Error::Encode)?;
-        args.add(self.until).map_err(sqlx::Error::Encode)?;
-        Ok(args)
-    }
-
     /// Whether the filter selects something narrower than "every dead letter".
     pub fn is_narrowed(&self) -> bool {
         !self.ids.is_empty()
@@ -56,7 +43,7 @@ impl Filter {
 }
 
 /// One dead letter in a listing.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 pub struct DeadLetter {
     /// Inbox row id (what `show` and `replay --id` take).
     pub id: i64,
@@ -82,10 +69,9 @@ pub struct DeadLetter {
 }
 
 /// One inbox row in full, for `show` (any status, so a replayed row can be followed).
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 pub struct Detail {
     /// The row's listing fields.
-    #[sqlx(flatten)]
     #[serde(flatten)]
     pub summary: DeadLetter,
     /// Current status.
@@ -99,16 +85,6 @@ pub struct Detail {
     /// The body as received when it is not JSON (quarantined rows), base64.
     pub raw_body_base64: Option<String>,
 }
-
-const COLUMNS: &str = "id, webhook_id, event_id, shop, topic, source, attempts, replays, \
-                       last_error, inserted_at";
-
-/// The [`Filter`] as SQL over binds $1..$5 (ids, topic, shop, since, until).
-pub(crate) const MATCHES: &str = "(cardinality($1::int8[]) = 0 OR id = ANY($1))
-    AND ($2::text IS NULL OR topic = $2)
-    AND ($3::text IS NULL OR shop = $3)
-    AND ($4::timestamptz IS NULL OR inserted_at >= $4)
-    AND ($5::timestamptz IS NULL OR inserted_at < $5)";
 
 /// Which failed rows to list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -137,62 +113,95 @@ pub async fn list(
     filter: &Filter,
     limit: i64,
 ) -> Result<Vec<DeadLetter>, sqlx::Error> {
-    sqlx::query_as_with(
-        &format!(
-            "SELECT {COLUMNS} FROM inbox WHERE status = $7 AND {MATCHES}
-             ORDER BY inserted_at, id LIMIT $6"
-        ),
-        filter.arguments()?,
+    sqlx::query_as!(
+        DeadLetter,
+        "SELECT id, webhook_id, event_id, shop, topic, source, attempts, replays, last_error,
+                inserted_at
+         FROM inbox
+         WHERE status = $7
+           AND wholesail_inbox_matches(id, topic, shop, inserted_at, $1, $2, $3, $4, $5)
+         ORDER BY inserted_at, id LIMIT $6",
+        &filter.ids,
+        filter.topic.as_deref(),
+        filter.shop.as_deref(),
+        filter.since,
+        filter.until,
+        limit,
+        shelf.status() as _,
     )
-    .bind(limit)
-    .bind(shelf.status())
     .fetch_all(pool)
     .await
 }
 
 /// How many rows on `shelf` match `filter` (what a limited listing leaves out is the rest).
 pub async fn count(pool: &PgPool, shelf: Shelf, filter: &Filter) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar_with(
-        &format!("SELECT count(*) FROM inbox WHERE status = $6 AND {MATCHES}"),
-        filter.arguments()?,
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "rows!" FROM inbox
+         WHERE status = $6
+           AND wholesail_inbox_matches(id, topic, shop, inserted_at, $1, $2, $3, $4, $5)"#,
+        &filter.ids,
+        filter.topic.as_deref(),
+        filter.shop.as_deref(),
+        filter.since,
+        filter.until,
+        shelf.status() as _,
     )
-    .bind(shelf.status())
     .fetch_one(pool)
     .await
 }
 
 /// The inbox row `id`, whatever its status.
 pub async fn show(pool: &PgPool, id: i64) -> Result<Option<Detail>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS}, status, api_version, processed_count, payload,
-                encode(raw_body, 'base64') AS raw_body_base64
-         FROM inbox WHERE id = $1"
-    ))
-    .bind(id)
+    let row = sqlx::query!(
+        r#"SELECT id, webhook_id, event_id, shop, topic, source, attempts, replays, last_error,
+                inserted_at, status AS "status: InboxStatus", api_version, processed_count,
+                payload, encode(raw_body, 'base64') AS raw_body_base64
+         FROM inbox WHERE id = $1"#,
+        id,
+    )
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(row.map(|r| Detail {
+        summary: DeadLetter {
+            id: r.id,
+            webhook_id: r.webhook_id,
+            event_id: r.event_id,
+            shop: r.shop,
+            topic: r.topic,
+            source: r.source,
+            attempts: r.attempts,
+            replays: r.replays,
+            last_error: r.last_error,
+            inserted_at: r.inserted_at,
+        },
+        status: r.status,
+        api_version: r.api_version,
+        processed_count: r.processed_count,
+        payload: r.payload,
+        raw_body_base64: r.raw_body_base64,
+    }))
 }
 
 /// Puts the matching dead letters back to `pending` (attempts reset, due now) and wakes the
 /// workers. Returns the replayed row ids.
 pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Vec<i64>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar_with(
-        &format!(
-            "UPDATE inbox SET status = 'pending', attempts = 0, run_at = now(),
-                              replays = replays + 1
-             WHERE status = 'dead' AND {MATCHES} AND payload IS NOT NULL
-             RETURNING id"
-        ),
-        filter.arguments()?,
+    let ids = sqlx::query_scalar!(
+        "UPDATE inbox SET status = 'pending', attempts = 0, run_at = now(),
+                          replays = replays + 1
+         WHERE status = 'dead' AND payload IS NOT NULL
+           AND wholesail_inbox_matches(id, topic, shop, inserted_at, $1, $2, $3, $4, $5)
+         RETURNING id",
+        &filter.ids,
+        filter.topic.as_deref(),
+        filter.shop.as_deref(),
+        filter.since,
+        filter.until,
     )
     .fetch_all(&mut *tx)
     .await?;
     if !ids.is_empty() {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(inbox::CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        inbox::notify(&mut tx).await?;
     }
     tx.commit().await?;
     metrics::counter!("wholesail_dead_letters_replayed_total").increment(ids.len() as u64);

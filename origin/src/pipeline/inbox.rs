@@ -296,7 +296,7 @@ async fn insert_rows(
         errors.push(r.error.as_deref());
         digests.push(&e.body_sha256[..]);
     }
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO inbox (webhook_id, event_id, shop, topic, api_version, triggered_at,
                             received_at, stripping, original_bytes, payload, raw_body, status,
                             last_error, source, body_sha256)
@@ -310,31 +310,30 @@ async fn insert_rows(
          ORDER BY w
          ON CONFLICT (shop, webhook_id) DO NOTHING
          RETURNING webhook_id",
+        &webhook_ids as &[&str],
+        &event_ids as &[Option<&str>],
+        &shops as &[&str],
+        &topics as &[&str],
+        &versions as &[&str],
+        &triggered as _,
+        &received as _,
+        &strippings as &[&str],
+        &sizes as &[i64],
+        &payloads as &[Option<&str>],
+        &raws as _,
+        &statuses as _,
+        &errors as &[Option<&str>],
+        source.as_str(),
+        &digests as &[&[u8]],
     )
-    .bind(&webhook_ids)
-    .bind(&event_ids)
-    .bind(&shops)
-    .bind(&topics)
-    .bind(&versions)
-    .bind(&triggered)
-    .bind(&received)
-    .bind(&strippings)
-    .bind(&sizes)
-    .bind(&payloads)
-    .bind(&raws)
-    .bind(&statuses)
-    .bind(&errors)
-    .bind(source.as_str())
-    .bind(&digests)
     .fetch_all(conn)
     .await
 }
 
 /// Signals waiting workers; delivered when the transaction commits.
-async fn notify(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(conn)
+pub(crate) async fn notify(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT pg_notify($1, '') AS sent", CHANNEL)
+        .fetch_one(conn)
         .await?;
     Ok(())
 }
@@ -349,7 +348,6 @@ pub struct Claimed {
 }
 
 /// A claimed row as the claim statement returns it.
-#[derive(sqlx::FromRow)]
 struct ClaimRow {
     id: i64,
     webhook_id: String,
@@ -374,8 +372,9 @@ pub async fn claim(
     after_shop: &str,
     lease: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    let rows: Vec<ClaimRow> = sqlx::query_as(
-        "WITH RECURSIVE shops(shop, n) AS (
+    let mut rows = sqlx::query_as!(
+        ClaimRow,
+        r#"WITH RECURSIVE shops(shop, n) AS (
              (SELECT shop, 1 FROM inbox
               WHERE status = 'pending' AND run_at <= now() AND shop > $2
               ORDER BY shop LIMIT 1)
@@ -385,11 +384,11 @@ pub async fn claim(
                      ORDER BY i.shop LIMIT 1),
                     s.n + 1
              FROM shops s
-             WHERE s.shop IS NOT NULL AND s.n < $1
+             WHERE s.shop IS NOT NULL AND s.n < $1::int8
          ),
          found AS (SELECT shop FROM shops WHERE shop IS NOT NULL),
          share AS (
-             SELECT greatest($3, ceil($1::float8 / greatest(count(*), 1)))::int8 AS per
+             SELECT greatest($3::int8, ceil($1::float8 / greatest(count(*), 1)))::int8 AS per
              FROM found
          ),
          picked AS (
@@ -407,25 +406,24 @@ pub async fn claim(
                           attempts = inbox.attempts + 1
          FROM picked WHERE inbox.shop = picked.shop AND inbox.id = picked.id
          RETURNING inbox.id, inbox.webhook_id, inbox.event_id, inbox.shop, inbox.topic,
-                   inbox.payload::text AS payload, inbox.attempts,
+                   inbox.payload::text AS "payload!", inbox.attempts,
                    split_part(inbox.topic, '/', 1) || ' ' || coalesce(
                        inbox.payload->>'id',
                        (inbox.payload->>'inventory_item_id') || '/' ||
                            (inbox.payload->>'location_id'),
                        inbox.payload->>'admin_graphql_api_id',
-                       '') AS resource",
+                       '') AS "resource!""#,
+        batch,
+        after_shop,
+        per_shop,
+        worker,
+        lease.as_millis() as f64,
     )
-    .bind(batch)
-    .bind(after_shop)
-    .bind(per_shop)
-    .bind(worker)
-    .bind(lease.as_millis() as f64)
     .fetch_all(pool)
     .await?;
     // Apply in one global order, shop then resource then age: two batches touching the same
     // orders lock their rows in the same order and wait for each other instead of
     // deadlocking. Events of one resource keep their inbox order.
-    let mut rows = rows;
     rows.sort_by(|a, b| (&a.shop, &a.resource, a.id).cmp(&(&b.shop, &b.resource, b.id)));
     Ok(rows
         .into_iter()
@@ -475,15 +473,15 @@ pub async fn lock_held(
     worker: &str,
     keys: &Keys<'_>,
 ) -> Result<HashSet<i64>, sqlx::Error> {
-    let held: Vec<i64> = sqlx::query_scalar(
+    let held = sqlx::query_scalar!(
         "SELECT id FROM inbox
          WHERE (shop, id) IN (SELECT * FROM UNNEST($1::text[], $2::int8[]))
            AND locked_by = $3 AND status = 'processing'
          FOR UPDATE",
+        &keys.shops as &[&str],
+        &keys.ids,
+        worker,
     )
-    .bind(&keys.shops)
-    .bind(&keys.ids)
-    .bind(worker)
     .fetch_all(&mut **tx)
     .await?;
     Ok(held.into_iter().collect())
@@ -495,15 +493,15 @@ pub async fn mark_done(
     tx: &mut Transaction<'_, Postgres>,
     keys: &Keys<'_>,
 ) -> Result<Vec<f64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE inbox SET status = 'done', processed_at = clock_timestamp(),
+    sqlx::query_scalar!(
+        r#"UPDATE inbox SET status = 'done', processed_at = clock_timestamp(),
                           processed_count = processed_count + 1,
                           locked_by = NULL, locked_until = NULL, last_error = NULL
          WHERE (shop, id) IN (SELECT * FROM UNNEST($1::text[], $2::int8[]))
-         RETURNING extract(epoch FROM clock_timestamp() - inserted_at)::float8",
+         RETURNING extract(epoch FROM clock_timestamp() - inserted_at)::float8 AS "lag!""#,
+        &keys.shops as &[&str],
+        &keys.ids,
     )
-    .bind(&keys.shops)
-    .bind(&keys.ids)
     .fetch_all(&mut **tx)
     .await
 }
@@ -541,8 +539,8 @@ pub async fn record_failures(
         .iter()
         .map(|f| f.retry_after.map(|d| d.as_millis() as f64))
         .collect();
-    let dead: i64 = sqlx::query_scalar(
-        "WITH f AS (
+    let dead = sqlx::query_scalar!(
+        r#"WITH f AS (
              SELECT * FROM UNNEST($6::text[], $1::int8[], $2::text[], $3::float8[])
                  AS f(shop, id, err, delay_ms)
          ), u AS (
@@ -555,14 +553,14 @@ pub async fn record_failures(
              FROM f WHERE inbox.shop = f.shop AND inbox.id = f.id AND inbox.status = 'processing' AND inbox.locked_by = $5
              RETURNING inbox.status
          )
-         SELECT count(*) FILTER (WHERE status = 'dead') FROM u",
+         SELECT count(*) FILTER (WHERE status = 'dead') AS "dead!" FROM u"#,
+        &ids,
+        &errors as &[&str],
+        &delays as &[Option<f64>],
+        max_attempts,
+        worker,
+        &shops as &[&str],
     )
-    .bind(&ids)
-    .bind(&errors)
-    .bind(&delays)
-    .bind(max_attempts)
-    .bind(worker)
-    .bind(&shops)
     .fetch_one(conn)
     .await?;
     Ok(dead as u64)
@@ -572,8 +570,8 @@ pub async fn record_failures(
 /// claims used up `max_attempts`. Rows a live worker is committing are skipped.
 /// Returns (reclaimed, dead).
 pub async fn reclaim_expired(pool: &PgPool, max_attempts: i32) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as(
-        "WITH u AS (
+    let r = sqlx::query!(
+        r#"WITH u AS (
              UPDATE inbox SET
                  status = CASE WHEN attempts >= $1 THEN 'dead' ELSE 'pending' END,
                  last_error = 'lease of ' || locked_by || ' expired (worker crashed or hung)',
@@ -583,25 +581,27 @@ pub async fn reclaim_expired(pool: &PgPool, max_attempts: i32) -> Result<(i64, i
                           FOR UPDATE SKIP LOCKED)
              RETURNING status
          )
-         SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'dead')
-         FROM u",
+         SELECT count(*) FILTER (WHERE status = 'pending') AS "reclaimed!",
+                count(*) FILTER (WHERE status = 'dead') AS "dead!"
+         FROM u"#,
+        max_attempts,
     )
-    .bind(max_attempts)
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok((r.reclaimed, r.dead))
 }
 
 /// Gives back the rows `worker` still holds (graceful shutdown): pending again, due now, and
 /// the unfinished claim not counted as an attempt. Rows still locked by an aborted completion
 /// are left to lease expiry.
 pub async fn release(pool: &PgPool, worker: &str) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE inbox SET status = 'pending', locked_by = NULL, locked_until = NULL,
                           attempts = greatest(attempts - 1, 0), run_at = now()
          WHERE id IN (SELECT id FROM inbox WHERE locked_by = $1 AND status = 'processing'
                       FOR UPDATE SKIP LOCKED)",
+        worker,
     )
-    .bind(worker)
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
@@ -618,23 +618,23 @@ pub struct Depth {
 
 /// Reads [`Depth`]. `done` rows are not counted (they only grow; see the done counter).
 pub async fn depth(pool: &PgPool) -> Result<Depth, sqlx::Error> {
-    let by_status: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT s, (SELECT count(*) FROM inbox WHERE status = s)
-         FROM unnest(ARRAY['pending', 'processing', 'dead', 'quarantined']) AS s",
+    let by_status = sqlx::query!(
+        r#"SELECT s AS "status!", (SELECT count(*) FROM inbox WHERE status = s) AS "rows!"
+         FROM unnest(ARRAY['pending', 'processing', 'dead', 'quarantined']) AS s"#,
     )
     .fetch_all(pool)
     .await?;
     Ok(Depth {
-        by_status,
+        by_status: by_status.into_iter().map(|r| (r.status, r.rows)).collect(),
         lag_secs: lag_secs(pool).await?,
     })
 }
 
 /// Seconds the oldest due pending row has waited (0 when none).
 pub async fn lag_secs(pool: &PgPool) -> Result<f64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8
-         FROM inbox WHERE status = 'pending' AND run_at <= now()",
+    sqlx::query_scalar!(
+        r#"SELECT coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8 AS "lag!"
+         FROM inbox WHERE status = 'pending' AND run_at <= now()"#,
     )
     .fetch_one(pool)
     .await

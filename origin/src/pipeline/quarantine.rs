@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use wholesail_webhook::Payload;
 
-use crate::pipeline::dead_letters::{Filter, MATCHES};
+use crate::pipeline::dead_letters::Filter;
 use crate::pipeline::inbox;
 
 /// A quarantined row that replay could not make usable.
@@ -32,24 +32,22 @@ pub struct Replayed {
     pub still_quarantined: Vec<StillQuarantined>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: i64,
-    topic: String,
-    body: Vec<u8>,
-}
-
 /// Re-parses the quarantined rows matching `filter` and queues those now usable; wakes the
 /// workers when any was queued.
 pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Replayed, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<Row> = sqlx::query_as_with(
-        &format!(
-            "SELECT id, topic, coalesce(raw_body, convert_to(payload::text, 'UTF8')) AS body
-             FROM inbox WHERE status = 'quarantined' AND {MATCHES}
-             ORDER BY id FOR UPDATE"
-        ),
-        filter.arguments()?,
+    let rows = sqlx::query!(
+        r#"SELECT shop, id, topic,
+                  coalesce(raw_body, convert_to(payload::text, 'UTF8')) AS "body!"
+         FROM inbox
+         WHERE status = 'quarantined'
+           AND wholesail_inbox_matches(id, topic, shop, inserted_at, $1, $2, $3, $4, $5)
+         ORDER BY id FOR UPDATE"#,
+        &filter.ids,
+        filter.topic.as_deref(),
+        filter.shop.as_deref(),
+        filter.since,
+        filter.until,
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -57,35 +55,36 @@ pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Replayed, sqlx::Er
     for row in rows {
         match parse(&row.topic, &row.body) {
             Ok((stripping, json)) => {
-                sqlx::query(
-                    "UPDATE inbox SET payload = $2::jsonb, raw_body = NULL, stripping = $3,
+                sqlx::query!(
+                    "UPDATE inbox SET payload = $3::text::jsonb, raw_body = NULL, stripping = $4,
                                       status = 'pending', attempts = 0, run_at = now(),
                                       last_error = NULL, replays = replays + 1
-                     WHERE id = $1",
+                     WHERE shop = $1 AND id = $2",
+                    row.shop,
+                    row.id,
+                    json,
+                    stripping,
                 )
-                .bind(row.id)
-                .bind(&json)
-                .bind(&stripping)
                 .execute(&mut *tx)
                 .await?;
                 out.replayed.push(row.id);
             }
             Err(reason) => {
-                sqlx::query("UPDATE inbox SET last_error = $2 WHERE id = $1")
-                    .bind(row.id)
-                    .bind(&reason)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query!(
+                    "UPDATE inbox SET last_error = $3 WHERE shop = $1 AND id = $2",
+                    row.shop,
+                    row.id,
+                    reason,
+                )
+                .execute(&mut *tx)
+                .await?;
                 out.still_quarantined
                     .push(StillQuarantined { id: row.id, reason });
             }
         }
     }
     if !out.replayed.is_empty() {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(inbox::CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        inbox::notify(&mut tx).await?;
     }
     tx.commit().await?;
     metrics::counter!("wholesail_quarantine_replayed_total").increment(out.replayed.len() as u64);

@@ -76,14 +76,14 @@ pub async fn purge(
     let mut purged = Purged::default();
     if settings.retention_days > 0 {
         loop {
-            let n = sqlx::query(
-                "DELETE FROM inbox WHERE id IN (
-                     SELECT id FROM inbox
-                     WHERE inserted_at < now() - $1 * interval '1 day' AND status = 'done'
+            let n = sqlx::query!(
+                "DELETE FROM inbox WHERE (shop, id) IN (
+                     SELECT shop, id FROM inbox
+                     WHERE inserted_at < now() - $1::float8 * interval '1 day' AND status = 'done'
                      LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                f64::from(settings.retention_days),
+                settings.purge_batch,
             )
-            .bind(f64::from(settings.retention_days))
-            .bind(settings.purge_batch)
             .execute(pool)
             .await?
             .rows_affected();
@@ -95,14 +95,14 @@ pub async fn purge(
         }
     }
     loop {
-        let n = sqlx::query(
-            "DELETE FROM inbox WHERE id IN (
-                 SELECT i.id FROM shops s JOIN inbox i ON i.shop = s.shop
+        let n = sqlx::query!(
+            "DELETE FROM inbox WHERE (shop, id) IN (
+                 SELECT i.shop, i.id FROM shops s JOIN inbox i ON i.shop = s.shop
                  WHERE s.redacted_at IS NOT NULL AND i.topic <> 'shop/redact'
                    AND i.status IN ('done', 'dead', 'quarantined')
                  LIMIT $1 FOR UPDATE OF i SKIP LOCKED)",
+            settings.purge_batch,
         )
-        .bind(settings.purge_batch)
         .execute(pool)
         .await?
         .rows_affected();
