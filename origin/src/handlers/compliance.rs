@@ -100,20 +100,20 @@ pub(super) async fn record(
     subject: &str,
     details: Value,
 ) -> Result<bool, HandlerError> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO compliance_audit (shop, topic, subject, request_key, inbox_id, webhook_id,
                                        event_id, details)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT ON CONSTRAINT compliance_audit_request DO NOTHING",
+        event.shop,
+        event.topic,
+        subject,
+        format!("{:016x}", digest(&event.payload)),
+        event.id,
+        event.webhook_id,
+        event.event_id,
+        Json(details) as _,
     )
-    .bind(&event.shop)
-    .bind(&event.topic)
-    .bind(subject)
-    .bind(format!("{:016x}", digest(&event.payload)))
-    .bind(event.id)
-    .bind(&event.webhook_id)
-    .bind(&event.event_id)
-    .bind(Json(details))
     .execute(conn)
     .await?
     .rows_affected();
@@ -127,8 +127,8 @@ pub(super) async fn data_request(
 ) -> Result<Outcome, HandlerError> {
     let req: DataRequest = parse(event)?;
     check_shop(event, req.shop_domain.as_deref())?;
-    let held: Value = sqlx::query_scalar(
-        "SELECT jsonb_build_object(
+    let held = sqlx::query_scalar!(
+        r#"SELECT jsonb_build_object(
              'customer_row', (SELECT jsonb_build_object(
                      'deleted', deleted_at IS NOT NULL,
                      'redacted', redacted_at IS NOT NULL,
@@ -141,11 +141,11 @@ pub(super) async fn data_request(
              'orders_held', (SELECT coalesce(jsonb_agg(id ORDER BY id), '[]'::jsonb)
                  FROM orders
                  WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3))
-                   AND deleted_at IS NULL))",
+                   AND deleted_at IS NULL)) AS "held!: Value""#,
+        event.shop,
+        req.customer.id,
+        &req.orders_requested,
     )
-    .bind(&event.shop)
-    .bind(req.customer.id)
-    .bind(&req.orders_requested)
     .fetch_one(&mut *conn)
     .await?;
     let details = json!({
@@ -168,15 +168,16 @@ pub(super) async fn redact_customer(
     let req: CustomerRedact = parse(event)?;
     check_shop(event, req.shop_domain.as_deref())?;
     // Every email we know the customer by, read before the rows below are erased.
-    let mut emails: Vec<String> = sqlx::query_scalar(
-        "SELECT email FROM customers WHERE shop = $1 AND id = $2 AND email IS NOT NULL
+    let mut emails = sqlx::query_scalar!(
+        r#"SELECT email AS "email!" FROM customers
+         WHERE shop = $1 AND id = $2 AND email IS NOT NULL
          UNION
          SELECT email FROM orders
-         WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3)) AND email IS NOT NULL",
+         WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3)) AND email IS NOT NULL"#,
+        event.shop,
+        req.customer.id,
+        &req.orders_to_redact,
     )
-    .bind(&event.shop)
-    .bind(req.customer.id)
-    .bind(&req.orders_to_redact)
     .fetch_all(&mut *conn)
     .await?;
     emails.extend(req.customer.email.clone());
@@ -188,8 +189,8 @@ pub(super) async fn redact_customer(
         req.customer.phone.as_deref(),
     )
     .await?;
-    let (customers, orders): (i64, Vec<i64>) = sqlx::query_as(
-        "WITH c AS (
+    let redacted = sqlx::query!(
+        r#"WITH c AS (
              INSERT INTO customers AS t (shop, id, redacted_at) VALUES ($1, $2, now())
              ON CONFLICT (shop, id) DO UPDATE SET
                  email = NULL, first_name = NULL, last_name = NULL, phone = NULL,
@@ -203,14 +204,15 @@ pub(super) async fn redact_customer(
              WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3)) AND redacted_at IS NULL
              RETURNING id
          )
-         SELECT (SELECT count(*) FROM c),
-                (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM o)",
+         SELECT (SELECT count(*) FROM c) AS "customers!",
+                (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM o) AS "orders!""#,
+        event.shop,
+        req.customer.id,
+        &req.orders_to_redact,
     )
-    .bind(&event.shop)
-    .bind(req.customer.id)
-    .bind(&req.orders_to_redact)
     .fetch_one(&mut *conn)
     .await?;
+    let (customers, orders) = (redacted.customers, redacted.orders);
     let details = json!({
         "action": "customer_redacted",
         "customer_rows_erased": customers,
@@ -243,16 +245,16 @@ pub(super) async fn redact_shop(
             .rows_affected();
         deleted.insert(table.to_owned(), rows.into());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO shops AS t (shop, shopify_id, uninstalled_at, redacted_at)
          VALUES ($1, $2, now(), now())
          ON CONFLICT (shop) DO UPDATE SET
              uninstalled_at = coalesce(t.uninstalled_at, now()),
              redacted_at = coalesce(t.redacted_at, now()),
              applied_at = now()",
+        event.shop,
+        req.shop_id,
     )
-    .bind(&event.shop)
-    .bind(req.shop_id)
     .execute(&mut *conn)
     .await?;
     let elsewhere = personal_data::erase_shop(conn, event).await?;

@@ -72,17 +72,17 @@ pub(super) async fn disconnect(
     event: &InboxEvent,
 ) -> Result<Outcome, HandlerError> {
     let level: Disconnected = parse(event)?;
-    let removed = sqlx::query(
+    let removed = sqlx::query!(
         "DELETE FROM inventory_levels
          WHERE shop = $1 AND inventory_item_id = $2 AND location_id = $3
            AND source_updated_at <= coalesce(
                    (SELECT coalesce(triggered_at, received_at) FROM inbox WHERE shop = $1 AND id = $4),
                    now())",
+        event.shop,
+        level.inventory_item_id,
+        level.location_id,
+        event.id,
     )
-    .bind(&event.shop)
-    .bind(level.inventory_item_id)
-    .bind(level.location_id)
-    .bind(event.id)
     .execute(conn)
     .await?
     .rows_affected();

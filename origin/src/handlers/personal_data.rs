@@ -80,7 +80,7 @@ pub(super) async fn erase_customer(
         .map(|e| format!("%{}%", like_escape(e)))
         .collect();
 
-    let inbox_rows = sqlx::query(
+    let inbox_rows = sqlx::query!(
         "WITH targets AS (
              SELECT id FROM inbox
              WHERE shop = $1 AND payload ? 'customer'
@@ -105,17 +105,17 @@ pub(super) async fn erase_customer(
                                                $8)::jsonb,
              raw_body = CASE WHEN raw_body IS NOT NULL THEN convert_to($9, 'UTF8') END,
              last_error = wholesail_erase_needles(last_error, $8)
-         FROM targets WHERE inbox.id = targets.id",
+         FROM targets WHERE inbox.shop = $1 AND inbox.id = targets.id",
+        event.shop,
+        customer_id,
+        emails as _,
+        customer_topics() as _,
+        patterns as _,
+        raw_needles as _,
+        event.id,
+        needles as _,
+        ERASED_BODY,
     )
-    .bind(&event.shop)
-    .bind(customer_id)
-    .bind(&emails)
-    .bind(customer_topics())
-    .bind(&patterns)
-    .bind(&raw_needles)
-    .bind(event.id)
-    .bind(&needles)
-    .bind(ERASED_BODY)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -157,32 +157,26 @@ pub(super) async fn erase_shop(
     conn: &mut PgConnection,
     event: &InboxEvent,
 ) -> Result<Value, sqlx::Error> {
-    let inbox = sqlx::query(
-        "DELETE FROM inbox WHERE id IN (
+    let inbox = sqlx::query!(
+        "DELETE FROM inbox WHERE shop = $1 AND id IN (
              SELECT id FROM inbox
              WHERE shop = $1 AND id <> $2 AND status IN ('done', 'dead', 'quarantined')
              FOR UPDATE SKIP LOCKED)",
+        event.shop,
+        event.id,
     )
-    .bind(&event.shop)
-    .bind(event.id)
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let parts = sqlx::query(
-        "DELETE FROM draft_order_parts
-         WHERE job_id IN (SELECT id FROM draft_order_jobs WHERE shop = $1)",
-    )
-    .bind(&event.shop)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    let jobs = sqlx::query("DELETE FROM draft_order_jobs WHERE shop = $1")
-        .bind(&event.shop)
+    let parts = sqlx::query!("DELETE FROM draft_order_parts WHERE shop = $1", event.shop)
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    let metafields = sqlx::query("DELETE FROM catalog_metafields WHERE shop = $1")
-        .bind(&event.shop)
+    let jobs = sqlx::query!("DELETE FROM draft_order_jobs WHERE shop = $1", event.shop)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let metafields = sqlx::query!("DELETE FROM catalog_metafields WHERE shop = $1", event.shop)
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -200,7 +194,7 @@ pub(super) async fn scrub_if_customer_redacted(
     conn: &mut PgConnection,
     event: &InboxEvent,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE inbox SET payload = wholesail_scrub_personal(payload)
          WHERE id = $1 AND shop = $2
            AND EXISTS (SELECT 1 FROM customers c
@@ -208,9 +202,9 @@ pub(super) async fn scrub_if_customer_redacted(
                          AND c.id = coalesce(inbox.payload -> 'customer' ->> 'id',
                                              CASE WHEN inbox.topic LIKE 'customers/%'
                                                   THEN inbox.payload ->> 'id' END)::int8)",
+        event.id,
+        event.shop,
     )
-    .bind(event.id)
-    .bind(&event.shop)
     .execute(conn)
     .await?;
     Ok(())

@@ -85,10 +85,10 @@ pub(super) async fn uninstalled(
     if !record(conn, event, &format!("shop:{}", shop.id), details).await? {
         return Ok(Outcome::Stale);
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE shops SET uninstalled_at = now() WHERE shop = $1 AND uninstalled_at IS NULL",
+        event.shop,
     )
-    .bind(&event.shop)
     .execute(conn)
     .await?;
     Ok(Outcome::Applied)
