@@ -298,6 +298,11 @@ impl Simulator {
         self.shared.in_flight.long_running()
     }
 
+    /// Rows locked by writes in flight now.
+    pub fn locked_rows(&self) -> usize {
+        self.shared.locks.held()
+    }
+
     /// Records of `object`.
     pub fn count(&self, object: &str) -> usize {
         self.shared.org.lock().unwrap().count(object)

@@ -20,6 +20,11 @@ pub struct LockSet {
 }
 
 impl RowLocks {
+    /// Rows locked now.
+    pub fn held(&self) -> usize {
+        self.held.lock().unwrap().len()
+    }
+
     /// A new, empty lock set for one request.
     pub fn owner(self: &Arc<Self>) -> LockSet {
         LockSet {
