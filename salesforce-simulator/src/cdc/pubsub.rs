@@ -201,7 +201,7 @@ async fn serve_subscription(
         ReplayPreset::Latest => st.bus.latest(),
         ReplayPreset::Earliest => st.bus.before_earliest(now),
         ReplayPreset::Custom => {
-            let id = replay_from_bytes(&first.replay_id)
+            replay_from_bytes(&first.replay_id)
                 .filter(|id| st.bus.is_retained(*id, now))
                 .ok_or_else(|| {
                     status(
@@ -209,8 +209,7 @@ async fn serve_subscription(
                         "The Replay ID validation failed. Ensure that the Replay ID is valid and within the retention window.",
                         REPLAY_ID_CORRUPTED,
                     )
-                })?;
-            id
+                })?
         }
     };
     let mut credit = i64::from(first.num_requested.max(0));
