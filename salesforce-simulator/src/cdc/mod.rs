@@ -1,0 +1,12 @@
+//! Change Data Capture: [`avro`] schemas and payloads, the [`bus`] of retained events with
+//! replay ids, and the [`pubsub`] gRPC service (`eventbus.v1.PubSub`) that serves them.
+
+pub mod avro;
+pub mod bus;
+pub mod pubsub;
+
+/// The generated Pub/Sub API types, client and server.
+pub mod proto {
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("eventbus.v1");
+}
