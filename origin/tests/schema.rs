@@ -31,13 +31,20 @@ async fn every_key_of_a_per_shop_table_leads_with_shop(pool: PgPool) {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert!(tables.len() > 20, "the migrations created {} tables", tables.len());
+    assert!(
+        tables.len() > 20,
+        "the migrations created {} tables",
+        tables.len()
+    );
     let without_shop: Vec<&str> = tables
         .iter()
         .filter(|(t, has_shop)| !has_shop && !NOT_PER_SHOP.contains(&t.as_str()))
         .map(|(t, _)| t.as_str())
         .collect();
-    assert!(without_shop.is_empty(), "per-shop tables without a shop column: {without_shop:?}");
+    assert!(
+        without_shop.is_empty(),
+        "per-shop tables without a shop column: {without_shop:?}"
+    );
 
     // Primary keys, unique constraints and foreign keys (both ends), and unique indexes that
     // back no constraint (partial ones included).
@@ -61,7 +68,10 @@ async fn every_key_of_a_per_shop_table_leads_with_shop(pool: PgPool) {
         .filter(|(_, _, def)| !leads_with_shop(def))
         .map(|(table, name, def)| format!("{table}.{name}: {def}"))
         .collect();
-    assert!(offending.is_empty(), "keys that do not lead with shop: {offending:#?}");
+    assert!(
+        offending.is_empty(),
+        "keys that do not lead with shop: {offending:#?}"
+    );
 }
 
 /// Whether every column list in a constraint or index definition starts with `shop`:
@@ -93,13 +103,17 @@ fn the_key_check_tells_leading_shop_from_the_rest() {
     assert!(leads_with_shop(
         "FOREIGN KEY (shop, job_id) REFERENCES draft_order_jobs(shop, id)"
     ));
-    assert!(leads_with_shop("FOREIGN KEY (token_id) REFERENCES api_tokens(id)"));
+    assert!(leads_with_shop(
+        "FOREIGN KEY (token_id) REFERENCES api_tokens(id)"
+    ));
     assert!(leads_with_shop(
         "CREATE UNIQUE INDEX x ON public.catalog_runs USING btree (shop) WHERE (status = 'a')"
     ));
     assert!(!leads_with_shop("PRIMARY KEY (id)"));
     assert!(!leads_with_shop("UNIQUE (webhook_id, shop)"));
-    assert!(!leads_with_shop("FOREIGN KEY (job_id) REFERENCES draft_order_jobs(id)"));
+    assert!(!leads_with_shop(
+        "FOREIGN KEY (job_id) REFERENCES draft_order_jobs(id)"
+    ));
     assert!(!leads_with_shop(
         "FOREIGN KEY (shop, job_id) REFERENCES draft_order_jobs(id, shop)"
     ));

@@ -33,8 +33,7 @@ pub fn run(check: bool) -> Result<()> {
     fs::create_dir_all(&fresh)?;
     // Forces the macros to run again: cargo cannot see a changed schema.
     shell::run(
-        cmd("cargo", &["clean", "--package", "wholesail-origin"])
-            .env("CARGO_TARGET_DIR", &target),
+        cmd("cargo", &["clean", "--package", "wholesail-origin"]).env("CARGO_TARGET_DIR", &target),
     )?;
     shell::run(
         cmd(
@@ -49,7 +48,10 @@ pub fn run(check: bool) -> Result<()> {
     let committed = shell::root().join(".sqlx");
     let (want, have) = (files(&fresh)?, files(&committed)?);
     if check {
-        let stale: Vec<&String> = have.keys().filter(|k| want.get(*k) != have.get(*k)).collect();
+        let stale: Vec<&String> = have
+            .keys()
+            .filter(|k| want.get(*k) != have.get(*k))
+            .collect();
         let missing: Vec<&String> = want.keys().filter(|k| !have.contains_key(*k)).collect();
         if !stale.is_empty() || !missing.is_empty() {
             bail!(
