@@ -111,17 +111,17 @@ pub async fn run(pool: &PgPool, shops: &Shops, command: RulesCommand) -> Result<
                 })
                 .collect();
             let pages = payload::encode(&location, &rules).map_err(|e| e.to_string());
-            let pushed: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT key, digest, pushed_at::text FROM rules_pushed
-                 WHERE shop = $1 AND owner_id = $2 ORDER BY key",
+            let pushed = sqlx::query!(
+                r#"SELECT key, digest, pushed_at::text AS "pushed_at!" FROM rules_pushed
+                   WHERE shop = $1 AND owner_id = $2 ORDER BY key"#,
+                shop,
+                location
             )
-            .bind(&shop)
-            .bind(&location)
             .fetch_all(pool)
             .await?;
             let pushed: Vec<_> = pushed
                 .into_iter()
-                .map(|(key, digest, at)| json!({"key": key, "digest": digest, "pushed_at": at}))
+                .map(|r| json!({"key": r.key, "digest": r.digest, "pushed_at": r.pushed_at}))
                 .collect();
             let out = json!({
                 "shop": shop,

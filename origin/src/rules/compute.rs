@@ -84,237 +84,339 @@ pub struct ShopRules {
     levels: HashMap<i64, Vec<(i64, i64)>>,
 }
 
-const RESOLVE_ORDER: &str = "ORDER BY loc, variant_id, rank";
-
-/// The variant-level rows of `table` for the buyers and variants in scope, and its
-/// product-level rows spread over the product's variants; the caller keeps the first row per
-/// (loc, variant) ordered by rank (variant level 0 wins over product level 1).
-fn resolved(table: &str, columns: &str) -> String {
-    format!(
-        "SELECT DISTINCT ON (loc, variant_id) * FROM (
-           SELECT r.company_location AS loc, r.target_id AS variant_id, 0 AS rank, {columns}
-           FROM {table} r
-           WHERE r.shop = $1 AND r.target_kind = 'variant'
-             AND ($2::text[] IS NULL OR r.company_location = ANY($2))
-             AND ($3::bigint[] IS NULL OR r.target_id = ANY($3))
-           UNION ALL
-           SELECT r.company_location, v.id, 1, {columns}
-           FROM {table} r JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
-           WHERE r.shop = $1 AND r.target_kind = 'product'
-             AND ($2::text[] IS NULL OR r.company_location = ANY($2))
-             AND ($3::bigint[] IS NULL OR v.id = ANY($3))
-         ) x {RESOLVE_ORDER}"
-    )
-}
-
-/// Shop-level per-SKU rows of `table` (`value` column), variant rows else product rows.
-fn resolved_sku(table: &str, value: &str) -> String {
-    format!(
-        "SELECT r.target_id, r.{value} FROM {table} r
-         WHERE r.shop = $1 AND r.target_kind = 'variant'
-           AND ($2::bigint[] IS NULL OR r.target_id = ANY($2))
-         UNION ALL
-         SELECT v.id, r.{value} FROM {table} r
-         JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
-         WHERE r.shop = $1 AND r.target_kind = 'product'
-           AND ($2::bigint[] IS NULL OR v.id = ANY($2))
-           AND NOT EXISTS (SELECT 1 FROM {table} x
-                           WHERE x.shop = $1 AND x.target_kind = 'variant' AND x.target_id = v.id)"
-    )
-}
-
 fn to_u32(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
 impl ShopRules {
     /// Loads the rule inputs of `shop` for `scope`.
+    ///
+    /// Buyer rules (limits, quotas) come from the variant-level row, else the product-level row
+    /// spread over the product's variants; per-SKU rows likewise.
     pub async fn load(pool: &PgPool, shop: &str, scope: Scope<'_>) -> Result<Self, ComputeError> {
-        let locs = scope.locations;
-        let vars = scope.variants;
         let mut out = ShopRules::default();
+        out.load_buyers(pool, shop, scope).await?;
+        out.load_limits(pool, shop, scope).await?;
+        out.load_quotas(pool, shop, scope).await?;
+        out.load_order_minimums(pool, shop, scope).await?;
+        out.load_sku_warehouses(pool, shop, scope).await?;
+        out.load_sku_regions(pool, shop, scope).await?;
+        out.load_routing(pool, shop).await?;
+        out.load_levels(pool, shop, scope).await?;
+        Ok(out)
+    }
 
-        let buyers: Vec<(String, Option<String>)> = sqlx::query_as(
-            "SELECT b.loc, max(b.country) FROM (
-               SELECT admin_graphql_api_id AS loc, shipping_country_code AS country
-               FROM company_locations WHERE shop = $1 AND deleted_at IS NULL
-               UNION ALL
-               SELECT DISTINCT company_location, NULL FROM rule_line_limits WHERE shop = $1
-               UNION ALL
-               SELECT DISTINCT company_location, NULL FROM rule_quotas WHERE shop = $1
-               UNION ALL
-               SELECT company_location, NULL FROM rule_order_minimums WHERE shop = $1
-             ) b
-             WHERE ($2::text[] IS NULL OR b.loc = ANY($2))
-               AND NOT EXISTS (SELECT 1 FROM company_locations d
-                               WHERE d.shop = $1 AND d.admin_graphql_api_id = b.loc
-                                 AND d.deleted_at IS NOT NULL)
-             GROUP BY b.loc",
+    /// The live company locations, and the locations that have buyer rules, with their country.
+    async fn load_buyers(
+        &mut self,
+        pool: &PgPool,
+        shop: &str,
+        scope: Scope<'_>,
+    ) -> Result<(), sqlx::Error> {
+        let buyers = sqlx::query!(
+            r#"SELECT b.loc AS "loc!", max(b.country) AS country FROM (
+                 SELECT admin_graphql_api_id AS loc, shipping_country_code AS country
+                 FROM company_locations WHERE shop = $1 AND deleted_at IS NULL
+                 UNION ALL
+                 SELECT DISTINCT company_location, NULL FROM rule_line_limits WHERE shop = $1
+                 UNION ALL
+                 SELECT DISTINCT company_location, NULL FROM rule_quotas WHERE shop = $1
+                 UNION ALL
+                 SELECT company_location, NULL FROM rule_order_minimums WHERE shop = $1
+               ) b
+               WHERE ($2::text[] IS NULL OR b.loc = ANY($2))
+                 AND NOT EXISTS (SELECT 1 FROM company_locations d
+                                 WHERE d.shop = $1 AND d.admin_graphql_api_id = b.loc
+                                   AND d.deleted_at IS NOT NULL)
+               GROUP BY b.loc"#,
+            shop,
+            scope.locations
         )
-        .bind(shop)
-        .bind(locs)
         .fetch_all(pool)
         .await?;
-        for (loc, country) in buyers {
-            out.buyers.insert(
-                loc,
+        for b in buyers {
+            self.buyers.insert(
+                b.loc,
                 Buyer {
-                    country: country.map(|c| c.to_ascii_uppercase()),
+                    country: b.country.map(|c| c.to_ascii_uppercase()),
                     ..Buyer::default()
                 },
             );
         }
+        Ok(())
+    }
 
-        let limits: Vec<(String, i64, i32, i32, i32, Option<i32>)> = sqlx::query_as(&resolved(
-            "rule_line_limits",
-            "r.increment, r.min_quantity, r.max_quantity",
-        ))
-        .bind(shop)
-        .bind(locs)
-        .bind(vars)
+    /// Line limits per (buyer, variant); rank 0 (variant level) wins over rank 1 (product).
+    async fn load_limits(
+        &mut self,
+        pool: &PgPool,
+        shop: &str,
+        scope: Scope<'_>,
+    ) -> Result<(), sqlx::Error> {
+        let limits = sqlx::query!(
+            r#"SELECT DISTINCT ON (loc, variant_id) loc AS "loc!", variant_id AS "variant_id!",
+                      increment AS "increment!", min_quantity AS "min_quantity!",
+                      max_quantity AS "max_quantity?"
+               FROM (
+                 SELECT r.company_location AS loc, r.target_id AS variant_id, 0 AS rank,
+                        r.increment, r.min_quantity, r.max_quantity
+                 FROM rule_line_limits r
+                 WHERE r.shop = $1 AND r.target_kind = 'variant'
+                   AND ($2::text[] IS NULL OR r.company_location = ANY($2))
+                   AND ($3::bigint[] IS NULL OR r.target_id = ANY($3))
+                 UNION ALL
+                 SELECT r.company_location, v.id, 1, r.increment, r.min_quantity, r.max_quantity
+                 FROM rule_line_limits r
+                 JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
+                 WHERE r.shop = $1 AND r.target_kind = 'product'
+                   AND ($2::text[] IS NULL OR r.company_location = ANY($2))
+                   AND ($3::bigint[] IS NULL OR v.id = ANY($3))
+               ) x ORDER BY loc, variant_id, rank"#,
+            shop,
+            scope.locations,
+            scope.variants
+        )
         .fetch_all(pool)
         .await?;
-        for (loc, variant, _, inc, min, max) in limits {
-            if let Some(b) = out.buyers.get_mut(&loc) {
+        for l in limits {
+            if let Some(b) = self.buyers.get_mut(&l.loc) {
                 b.limits.insert(
-                    variant,
+                    l.variant_id,
                     Limits {
-                        increment: to_u32(inc.into()).max(1),
-                        min: to_u32(min.into()),
-                        max: max.map(|m| to_u32(m.into())),
+                        increment: to_u32(l.increment.into()).max(1),
+                        min: to_u32(l.min_quantity.into()),
+                        max: l.max_quantity.map(|m| to_u32(m.into())),
                     },
                 );
             }
         }
+        Ok(())
+    }
 
-        let location_numbers: Option<Vec<i64>> =
-            locs.map(|l| l.iter().filter_map(|g| location_number(g)).collect());
-        let quotas: Vec<(String, i64, i32, i64)> = sqlx::query_as(&format!(
-            "WITH q AS ({}),
-             bounds AS (
-               SELECT date_trunc('week', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week_start,
-                      date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS month_start
-             ),
-             used AS (
-               SELECT $5 || o.company_location_id AS loc, ol.variant_id,
-                      sum(greatest(coalesce(ol.current_quantity, ol.quantity), 0))
-                        FILTER (WHERE o.created_at >= b.week_start) AS week,
-                      sum(greatest(coalesce(ol.current_quantity, ol.quantity), 0))
-                        FILTER (WHERE o.created_at >= b.month_start) AS month
-               FROM bounds b, orders o
-               JOIN order_lines ol ON ol.shop = o.shop AND ol.order_id = o.id
-               WHERE o.shop = $1 AND o.company_location_id IS NOT NULL
-                 AND ($4::bigint[] IS NULL OR o.company_location_id = ANY($4))
-                 AND o.deleted_at IS NULL AND o.cancelled_at IS NULL
-                 AND o.created_at >= least(b.week_start, b.month_start)
-                 AND ol.variant_id IS NOT NULL
-                 AND ($3::bigint[] IS NULL OR ol.variant_id = ANY($3))
-               GROUP BY 1, 2
-             )
-             SELECT q.loc, q.variant_id, q.quantity,
-                    coalesce(CASE q.period WHEN 'week' THEN u.week ELSE u.month END, 0)::bigint
-             FROM q LEFT JOIN used u ON u.loc = q.loc AND u.variant_id = q.variant_id",
-            resolved("rule_quotas", "r.quantity, r.period")
-        ))
-        .bind(shop)
-        .bind(locs)
-        .bind(vars)
-        .bind(location_numbers.as_deref())
-        .bind(LOCATION_GID_PREFIX)
+    /// Quota left per (buyer, variant), resolved like [`Self::load_limits`], minus the units
+    /// ordered in the current UTC week or month.
+    async fn load_quotas(
+        &mut self,
+        pool: &PgPool,
+        shop: &str,
+        scope: Scope<'_>,
+    ) -> Result<(), sqlx::Error> {
+        let location_numbers: Option<Vec<i64>> = scope
+            .locations
+            .map(|l| l.iter().filter_map(|g| location_number(g)).collect());
+        let quotas = sqlx::query!(
+            r#"WITH q AS (
+                 SELECT DISTINCT ON (loc, variant_id) * FROM (
+                   SELECT r.company_location AS loc, r.target_id AS variant_id, 0 AS rank,
+                          r.quantity, r.period
+                   FROM rule_quotas r
+                   WHERE r.shop = $1 AND r.target_kind = 'variant'
+                     AND ($2::text[] IS NULL OR r.company_location = ANY($2))
+                     AND ($3::bigint[] IS NULL OR r.target_id = ANY($3))
+                   UNION ALL
+                   SELECT r.company_location, v.id, 1, r.quantity, r.period
+                   FROM rule_quotas r
+                   JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
+                   WHERE r.shop = $1 AND r.target_kind = 'product'
+                     AND ($2::text[] IS NULL OR r.company_location = ANY($2))
+                     AND ($3::bigint[] IS NULL OR v.id = ANY($3))
+                 ) x ORDER BY loc, variant_id, rank
+               ),
+               bounds AS (
+                 SELECT date_trunc('week', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week_start,
+                        date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS month_start
+               ),
+               used AS (
+                 SELECT $5 || o.company_location_id AS loc, ol.variant_id,
+                        sum(greatest(coalesce(ol.current_quantity, ol.quantity), 0))
+                          FILTER (WHERE o.created_at >= b.week_start) AS week,
+                        sum(greatest(coalesce(ol.current_quantity, ol.quantity), 0))
+                          FILTER (WHERE o.created_at >= b.month_start) AS month
+                 FROM bounds b, orders o
+                 JOIN order_lines ol ON ol.shop = o.shop AND ol.order_id = o.id
+                 WHERE o.shop = $1 AND o.company_location_id IS NOT NULL
+                   AND ($4::bigint[] IS NULL OR o.company_location_id = ANY($4))
+                   AND o.deleted_at IS NULL AND o.cancelled_at IS NULL
+                   AND o.created_at >= least(b.week_start, b.month_start)
+                   AND ol.variant_id IS NOT NULL
+                   AND ($3::bigint[] IS NULL OR ol.variant_id = ANY($3))
+                 GROUP BY 1, 2
+               )
+               SELECT q.loc AS "loc!", q.variant_id AS "variant_id!", q.quantity AS "quantity!",
+                      coalesce(CASE q.period WHEN 'week' THEN u.week ELSE u.month END, 0)::bigint
+                        AS "used!"
+               FROM q LEFT JOIN used u ON u.loc = q.loc AND u.variant_id = q.variant_id"#,
+            shop,
+            scope.locations,
+            scope.variants,
+            location_numbers.as_deref(),
+            LOCATION_GID_PREFIX
+        )
         .fetch_all(pool)
         .await?;
-        for (loc, variant, quantity, used) in quotas {
-            if let Some(b) = out.buyers.get_mut(&loc) {
+        for q in quotas {
+            if let Some(b) = self.buyers.get_mut(&q.loc) {
                 b.quota_left
-                    .insert(variant, to_u32(i64::from(quantity) - used));
+                    .insert(q.variant_id, to_u32(i64::from(q.quantity) - q.used));
             }
         }
+        Ok(())
+    }
 
-        let minimums: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT company_location, round(amount * 100)::bigint, currency
-             FROM rule_order_minimums
-             WHERE shop = $1 AND ($2::text[] IS NULL OR company_location = ANY($2))",
+    async fn load_order_minimums(
+        &mut self,
+        pool: &PgPool,
+        shop: &str,
+        scope: Scope<'_>,
+    ) -> Result<(), ComputeError> {
+        let minimums = sqlx::query!(
+            r#"SELECT company_location, round(amount * 100)::bigint AS "hundredths!", currency
+               FROM rule_order_minimums
+               WHERE shop = $1 AND ($2::text[] IS NULL OR company_location = ANY($2))"#,
+            shop,
+            scope.locations
         )
-        .bind(shop)
-        .bind(locs)
         .fetch_all(pool)
         .await?;
-        for (loc, hundredths, currency) in minimums {
-            if let Some(b) = out.buyers.get_mut(&loc) {
-                let currency = CurrencyCode::parse(&currency)
+        for m in minimums {
+            let loc = m.company_location;
+            if let Some(b) = self.buyers.get_mut(&loc) {
+                let currency = CurrencyCode::parse(&m.currency)
                     .ok_or(ComputeError::OrderMinimum(loc.clone()))?;
                 b.order_minimum = Some(Money {
-                    hundredths: u64::try_from(hundredths)
+                    hundredths: u64::try_from(m.hundredths)
                         .map_err(|_| ComputeError::OrderMinimum(loc.clone()))?,
                     currency,
                 });
             }
         }
+        Ok(())
+    }
 
-        let warehouses: Vec<(i64, i64)> =
-            sqlx::query_as(&resolved_sku("rule_sku_warehouses", "warehouse_id"))
-                .bind(shop)
-                .bind(vars)
-                .fetch_all(pool)
-                .await?;
-        for (variant, w) in warehouses {
-            out.sku_warehouses.entry(variant).or_default().insert(w);
-        }
-        let regions: Vec<(i64, String)> =
-            sqlx::query_as(&resolved_sku("rule_sku_regions", "country_code"))
-                .bind(shop)
-                .bind(vars)
-                .fetch_all(pool)
-                .await?;
-        for (variant, c) in regions {
-            out.sku_regions.entry(variant).or_default().insert(c);
-        }
-
-        let routing: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT warehouse_id, country_code FROM rule_warehouse_regions WHERE shop = $1",
+    /// Warehouses allowed per variant: its variant-level rows, else its product's rows.
+    async fn load_sku_warehouses(
+        &mut self,
+        pool: &PgPool,
+        shop: &str,
+        scope: Scope<'_>,
+    ) -> Result<(), sqlx::Error> {
+        let warehouses = sqlx::query!(
+            r#"SELECT r.target_id AS "variant_id!", r.warehouse_id AS "warehouse_id!"
+               FROM rule_sku_warehouses r
+               WHERE r.shop = $1 AND r.target_kind = 'variant'
+                 AND ($2::bigint[] IS NULL OR r.target_id = ANY($2))
+               UNION ALL
+               SELECT v.id, r.warehouse_id FROM rule_sku_warehouses r
+               JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
+               WHERE r.shop = $1 AND r.target_kind = 'product'
+                 AND ($2::bigint[] IS NULL OR v.id = ANY($2))
+                 AND NOT EXISTS (SELECT 1 FROM rule_sku_warehouses x
+                                 WHERE x.shop = $1 AND x.target_kind = 'variant'
+                                   AND x.target_id = v.id)"#,
+            shop,
+            scope.variants
         )
-        .bind(shop)
+        .fetch_all(pool)
+        .await?;
+        for w in warehouses {
+            self.sku_warehouses
+                .entry(w.variant_id)
+                .or_default()
+                .insert(w.warehouse_id);
+        }
+        Ok(())
+    }
+
+    /// Countries allowed per variant: its variant-level rows, else its product's rows.
+    async fn load_sku_regions(
+        &mut self,
+        pool: &PgPool,
+        shop: &str,
+        scope: Scope<'_>,
+    ) -> Result<(), sqlx::Error> {
+        let regions = sqlx::query!(
+            r#"SELECT r.target_id AS "variant_id!", r.country_code AS "country_code!"
+               FROM rule_sku_regions r
+               WHERE r.shop = $1 AND r.target_kind = 'variant'
+                 AND ($2::bigint[] IS NULL OR r.target_id = ANY($2))
+               UNION ALL
+               SELECT v.id, r.country_code FROM rule_sku_regions r
+               JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
+               WHERE r.shop = $1 AND r.target_kind = 'product'
+                 AND ($2::bigint[] IS NULL OR v.id = ANY($2))
+                 AND NOT EXISTS (SELECT 1 FROM rule_sku_regions x
+                                 WHERE x.shop = $1 AND x.target_kind = 'variant'
+                                   AND x.target_id = v.id)"#,
+            shop,
+            scope.variants
+        )
+        .fetch_all(pool)
+        .await?;
+        for r in regions {
+            self.sku_regions
+                .entry(r.variant_id)
+                .or_default()
+                .insert(r.country_code);
+        }
+        Ok(())
+    }
+
+    async fn load_routing(&mut self, pool: &PgPool, shop: &str) -> Result<(), sqlx::Error> {
+        let routing = sqlx::query!(
+            "SELECT warehouse_id, country_code FROM rule_warehouse_regions WHERE shop = $1",
+            shop
+        )
         .fetch_all(pool)
         .await?;
         if !routing.is_empty() {
             let mut map: HashMap<String, BTreeSet<i64>> = HashMap::new();
-            for (w, c) in routing {
-                map.entry(c).or_default().insert(w);
+            for r in routing {
+                map.entry(r.country_code)
+                    .or_default()
+                    .insert(r.warehouse_id);
             }
-            out.routing = Some(map);
+            self.routing = Some(map);
         }
+        Ok(())
+    }
 
-        // Stock only for the variants some buyer's rules cover (or the requested ones).
-        let wanted: Vec<i64> = match vars {
+    /// Stock only for the variants some buyer's rules cover (or the requested ones); call last.
+    async fn load_levels(
+        &mut self,
+        pool: &PgPool,
+        shop: &str,
+        scope: Scope<'_>,
+    ) -> Result<(), sqlx::Error> {
+        let wanted: Vec<i64> = match scope.variants {
             Some(v) => v.to_vec(),
             None => {
-                let mut all: BTreeSet<i64> = out.sku_warehouses.keys().copied().collect();
-                all.extend(out.sku_regions.keys().copied());
-                for b in out.buyers.values() {
+                let mut all: BTreeSet<i64> = self.sku_warehouses.keys().copied().collect();
+                all.extend(self.sku_regions.keys().copied());
+                for b in self.buyers.values() {
                     all.extend(b.limits.keys().copied());
                     all.extend(b.quota_left.keys().copied());
                 }
                 all.into_iter().collect()
             }
         };
-        let levels: Vec<(i64, i64, Option<i32>)> = sqlx::query_as(
+        let levels = sqlx::query!(
             "SELECT v.id, il.location_id, il.available
              FROM variants v
              JOIN inventory_levels il
                ON il.shop = v.shop AND il.inventory_item_id = v.inventory_item_id
              WHERE v.shop = $1 AND v.id = ANY($2)",
+            shop,
+            &wanted
         )
-        .bind(shop)
-        .bind(&wanted)
         .fetch_all(pool)
         .await?;
-        for (variant, location, available) in levels {
-            out.levels
-                .entry(variant)
+        for l in levels {
+            self.levels
+                .entry(l.id)
                 .or_default()
-                .push((location, i64::from(available.unwrap_or(0))));
+                .push((l.location_id, i64::from(l.available.unwrap_or(0))));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The buyers loaded, by company location GID.

@@ -28,18 +28,16 @@ pub async fn mark_locations(
     if locations.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO rules_dirty (shop, company_location)
          SELECT $1, l FROM unnest($2::text[]) l",
+        shop,
+        locations
     )
-    .bind(shop)
-    .bind(locations)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(shop)
-        .execute(&mut *conn)
+    sqlx::query!("SELECT 1 AS notified FROM pg_notify($1, $2)", CHANNEL, shop)
+        .fetch_one(&mut *conn)
         .await?;
     Ok(())
 }
@@ -63,22 +61,24 @@ impl Marks {
 /// The marks of `shop` as they are now, resolved to buyers; `None` when there are none. Only
 /// these are deleted by [`clear`], so a mark committed meanwhile survives for the next round.
 pub async fn take(pool: &PgPool, shop: &str) -> Result<Option<Marks>, sqlx::Error> {
-    let marks: Vec<(String, i64)> =
-        sqlx::query_as("SELECT company_location, mark_id FROM rules_dirty WHERE shop = $1")
-            .bind(shop)
-            .fetch_all(pool)
-            .await?;
-    let variant_marks: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT variant_id, mark_id FROM rules_dirty_variants WHERE shop = $1")
-            .bind(shop)
-            .fetch_all(pool)
-            .await?;
+    let marks = sqlx::query!(
+        "SELECT company_location, mark_id FROM rules_dirty WHERE shop = $1",
+        shop
+    )
+    .fetch_all(pool)
+    .await?;
+    let variant_marks = sqlx::query!(
+        "SELECT variant_id, mark_id FROM rules_dirty_variants WHERE shop = $1",
+        shop
+    )
+    .fetch_all(pool)
+    .await?;
     if marks.is_empty() && variant_marks.is_empty() {
         return Ok(None);
     }
-    let variants: Vec<i64> = variant_marks.iter().map(|m| m.0).collect();
-    let mut buyers: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT r.company_location
+    let variants: Vec<i64> = variant_marks.iter().map(|m| m.variant_id).collect();
+    let mut buyers: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT DISTINCT r.company_location AS "company_location!"
          FROM variants v
          JOIN (SELECT shop, company_location, target_kind, target_id FROM rule_line_limits
                UNION ALL
@@ -96,39 +96,45 @@ pub async fn take(pool: &PgPool, shop: &str) -> Result<Option<Marks>, sqlx::Erro
                           SELECT shop, target_kind, target_id FROM rule_sku_regions) s
            WHERE s.shop = v.shop
              AND ((s.target_kind = 'variant' AND s.target_id = v.id)
-                  OR (s.target_kind = 'product' AND s.target_id = v.product_id)))",
+                  OR (s.target_kind = 'product' AND s.target_id = v.product_id)))"#,
+        shop,
+        &variants,
+        ALL_BUYERS
     )
-    .bind(shop)
-    .bind(&variants)
-    .bind(ALL_BUYERS)
     .fetch_all(pool)
     .await?;
-    buyers.extend(marks.iter().map(|m| m.0.clone()));
+    buyers.extend(marks.iter().map(|m| m.company_location.clone()));
     buyers.sort_unstable();
     buyers.dedup();
     Ok(Some(Marks {
         buyers,
-        location_marks: marks.iter().map(|m| m.1).collect(),
-        variant_marks: variant_marks.iter().map(|m| m.1).collect(),
+        location_marks: marks.iter().map(|m| m.mark_id).collect(),
+        variant_marks: variant_marks.iter().map(|m| m.mark_id).collect(),
     }))
 }
 
 /// Deletes the marks `taken` read.
 pub async fn clear(pool: &PgPool, taken: &Marks) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM rules_dirty WHERE mark_id = ANY($1)")
-        .bind(&taken.location_marks)
-        .execute(pool)
-        .await?;
-    sqlx::query("DELETE FROM rules_dirty_variants WHERE mark_id = ANY($1)")
-        .bind(&taken.variant_marks)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM rules_dirty WHERE mark_id = ANY($1)",
+        &taken.location_marks
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM rules_dirty_variants WHERE mark_id = ANY($1)",
+        &taken.variant_marks
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
 /// The shops that have marks.
 pub async fn marked_shops(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT shop FROM rules_dirty UNION SELECT shop FROM rules_dirty_variants")
-        .fetch_all(pool)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT shop AS "shop!" FROM rules_dirty UNION SELECT shop FROM rules_dirty_variants"#
+    )
+    .fetch_all(pool)
+    .await
 }

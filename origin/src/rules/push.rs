@@ -86,10 +86,13 @@ pub async fn push(
     // One push per shop at a time (the background loop, the CLI and the admin API may race):
     // a transaction-scoped advisory lock, held until this function returns.
     let mut lock = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('wholesail_rules_push'), hashtext($1))")
-        .bind(shop)
-        .execute(&mut *lock)
-        .await?;
+    sqlx::query!(
+        "SELECT 1 AS locked
+         FROM pg_advisory_xact_lock(hashtext('wholesail_rules_push'), hashtext($1))",
+        shop
+    )
+    .fetch_one(&mut *lock)
+    .await?;
     let rules = ShopRules::load(
         pool,
         shop,
@@ -99,18 +102,7 @@ pub async fn push(
         },
     )
     .await?;
-    let pushed: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT owner_id, key, digest, compare_digest FROM rules_pushed
-         WHERE shop = $1 AND ($2::text[] IS NULL OR owner_id = ANY($2))",
-    )
-    .bind(shop)
-    .bind(locations)
-    .fetch_all(pool)
-    .await?;
-    let last: HashMap<(String, String), (String, Option<String>)> = pushed
-        .into_iter()
-        .map(|(o, k, d, c)| ((o, k), (d, c)))
-        .collect();
+    let last = last_pushed(pool, shop, locations).await?;
 
     let mut report = PushReport::default();
     let mut fitting: Vec<String> = Vec::new();
@@ -164,41 +156,74 @@ pub async fn push(
 
     for mut batch in batches(changed) {
         let written = send(client, shop, &mut batch, &last, &mut report).await?;
-        // Shopify answers in input order; a key that does not line up is recorded without a
-        // digest (the next write then refreshes it through the STALE_OBJECT path).
-        let compare: Vec<Option<String>> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                written
-                    .get(i)
-                    .filter(|m| m.key == p.key)
-                    .map(|m| m.compare_digest.clone())
-            })
-            .collect();
-        let owners: Vec<String> = batch.iter().map(|p| p.owner.clone()).collect();
-        let keys: Vec<String> = batch.iter().map(|p| p.key.to_owned()).collect();
-        let digests: Vec<String> = batch.iter().map(|p| p.digest.clone()).collect();
-        sqlx::query(
-            "INSERT INTO rules_pushed (shop, owner_id, key, digest, compare_digest)
-             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
-             ON CONFLICT (shop, owner_id, key) DO UPDATE
-             SET digest = EXCLUDED.digest, compare_digest = EXCLUDED.compare_digest,
-                 pushed_at = now()",
-        )
-        .bind(shop)
-        .bind(&owners)
-        .bind(&keys)
-        .bind(&digests)
-        .bind(&compare)
-        .execute(pool)
-        .await?;
+        record_pushed(pool, shop, &batch, &written).await?;
         report.metafields += batch.len();
     }
     fitting.retain(|b| !report.failed.iter().any(|(f, _)| f == b));
     record_failures(pool, shop, &fitting, &report.failed).await?;
     lock.rollback().await?;
     Ok(report)
+}
+
+/// What was last pushed for the buyers of `shop` in `locations` (`None`: all):
+/// (owner, key) → (digest, compare digest).
+async fn last_pushed(
+    pool: &PgPool,
+    shop: &str,
+    locations: Option<&[String]>,
+) -> Result<HashMap<(String, String), (String, Option<String>)>, sqlx::Error> {
+    let pushed = sqlx::query!(
+        "SELECT owner_id, key, digest, compare_digest FROM rules_pushed
+         WHERE shop = $1 AND ($2::text[] IS NULL OR owner_id = ANY($2))",
+        shop,
+        locations
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(pushed
+        .into_iter()
+        .map(|r| ((r.owner_id, r.key), (r.digest, r.compare_digest)))
+        .collect())
+}
+
+/// Records the digests of `batch`, which Shopify answered with `written`.
+async fn record_pushed(
+    pool: &PgPool,
+    shop: &str,
+    batch: &[Page],
+    written: &[Metafield],
+) -> Result<(), sqlx::Error> {
+    // Shopify answers in input order; a key that does not line up is recorded without a
+    // digest (the next write then refreshes it through the STALE_OBJECT path).
+    let compare: Vec<Option<String>> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            written
+                .get(i)
+                .filter(|m| m.key == p.key)
+                .map(|m| m.compare_digest.clone())
+        })
+        .collect();
+    let owners: Vec<String> = batch.iter().map(|p| p.owner.clone()).collect();
+    let keys: Vec<String> = batch.iter().map(|p| p.key.to_owned()).collect();
+    let digests: Vec<String> = batch.iter().map(|p| p.digest.clone()).collect();
+    sqlx::query!(
+        "INSERT INTO rules_pushed (shop, owner_id, key, digest, compare_digest)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+         ON CONFLICT (shop, owner_id, key) DO UPDATE
+         SET digest = EXCLUDED.digest, compare_digest = EXCLUDED.compare_digest,
+             pushed_at = now()",
+        shop,
+        &owners,
+        &keys,
+        &digests,
+        // `as _`: the macros type arrays without NULL elements.
+        &compare as _
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Sends one batch. On `STALE_OBJECT` the current digests are read and the call repeated once;
@@ -305,21 +330,23 @@ async fn record_failures(
     failed: &[(String, String)],
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("DELETE FROM rules_push_errors WHERE shop = $1 AND company_location = ANY($2)")
-        .bind(shop)
-        .bind(fitting)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM rules_push_errors WHERE shop = $1 AND company_location = ANY($2)",
+        shop,
+        fitting
+    )
+    .execute(&mut *tx)
+    .await?;
     let (locs, errors): (Vec<String>, Vec<String>) = failed.iter().cloned().unzip();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO rules_push_errors (shop, company_location, error)
          SELECT $1, * FROM unnest($2::text[], $3::text[])
          ON CONFLICT (shop, company_location) DO UPDATE
          SET error = EXCLUDED.error, recorded_at = now()",
+        shop,
+        &locs,
+        &errors
     )
-    .bind(shop)
-    .bind(&locs)
-    .bind(&errors)
     .execute(&mut *tx)
     .await?;
     tx.commit().await

@@ -143,8 +143,14 @@ impl From<ComputeError> for QuoteError {
     }
 }
 
-/// A variant as the quote reads it: id, SKU, title, list price in hundredths.
-type CatalogRow = (i64, Option<String>, Option<String>, Option<i64>);
+/// A variant as the quote reads it.
+struct CatalogRow {
+    id: i64,
+    sku: Option<String>,
+    title: Option<String>,
+    /// The list price in hundredths.
+    price: Option<i64>,
+}
 
 /// Prices the lines for the buyer and runs every validator; `Ok(Err(violations))` when invalid.
 pub async fn price_and_validate(
@@ -195,24 +201,25 @@ pub async fn quote(
         return Err(QuoteError::UnknownLocation(company_location_gid.to_owned()));
     }
 
-    let catalog: Vec<CatalogRow> = sqlx::query_as(
-        "SELECT v.id, v.sku,
-                CASE WHEN v.title IS NULL OR v.title = 'Default Title' THEN p.title
-                     WHEN p.title IS NULL THEN v.title
-                     ELSE p.title || ' - ' || v.title END,
-                least(round(v.price * 100), 9223372036854775807)::bigint
-         FROM variants v LEFT JOIN products p ON p.shop = v.shop AND p.id = v.product_id
-         WHERE v.shop = $1 AND v.id = ANY($2)",
+    let catalog = sqlx::query_as!(
+        CatalogRow,
+        r#"SELECT v.id, v.sku,
+                  CASE WHEN v.title IS NULL OR v.title = 'Default Title' THEN p.title
+                       WHEN p.title IS NULL THEN v.title
+                       ELSE p.title || ' - ' || v.title END AS "title?",
+                  least(round(v.price * 100), 9223372036854775807)::bigint AS "price?"
+           FROM variants v LEFT JOIN products p ON p.shop = v.shop AND p.id = v.product_id
+           WHERE v.shop = $1 AND v.id = ANY($2)"#,
+        shop,
+        &ids
     )
-    .bind(shop)
-    .bind(&ids)
     .fetch_all(pool)
     .await?;
     let catalog: HashMap<i64, (Option<String>, Option<String>, u64)> = catalog
         .into_iter()
-        .filter_map(|(id, sku, title, price)| {
-            let price = u64::try_from(price?).ok()?;
-            Some((id, (sku, title, price)))
+        .filter_map(|r| {
+            let price = u64::try_from(r.price?).ok()?;
+            Some((r.id, (r.sku, r.title, price)))
         })
         .collect();
 
@@ -285,31 +292,36 @@ async fn price_breaks(
     location: &str,
     ids: &[i64],
 ) -> Result<HashMap<i64, Vec<(u64, u64)>>, sqlx::Error> {
-    let rows: Vec<(i64, i32, i32, i64)> = sqlx::query_as(
-        "SELECT r.target_id, 0, r.min_quantity, least(round(r.unit_price * 100), 9223372036854775807)::bigint
-         FROM rule_price_breaks r
-         WHERE r.shop = $1 AND r.company_location = $2 AND r.target_kind = 'variant'
-           AND r.target_id = ANY($3)
-         UNION ALL
-         SELECT v.id, 1, r.min_quantity, least(round(r.unit_price * 100), 9223372036854775807)::bigint
-         FROM rule_price_breaks r JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
-         WHERE r.shop = $1 AND r.company_location = $2 AND r.target_kind = 'product'
-           AND v.id = ANY($3)",
+    let rows = sqlx::query!(
+        r#"SELECT r.target_id AS "variant_id!", 0 AS "rank!", r.min_quantity AS "min_quantity!",
+                  least(round(r.unit_price * 100), 9223372036854775807)::bigint AS "price!"
+           FROM rule_price_breaks r
+           WHERE r.shop = $1 AND r.company_location = $2 AND r.target_kind = 'variant'
+             AND r.target_id = ANY($3)
+           UNION ALL
+           SELECT v.id, 1, r.min_quantity, least(round(r.unit_price * 100), 9223372036854775807)::bigint
+           FROM rule_price_breaks r JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
+           WHERE r.shop = $1 AND r.company_location = $2 AND r.target_kind = 'product'
+             AND v.id = ANY($3)"#,
+        shop,
+        location,
+        ids
     )
-    .bind(shop)
-    .bind(location)
-    .bind(ids)
     .fetch_all(pool)
     .await?;
-    let with_variant_level: HashSet<i64> = rows.iter().filter(|r| r.1 == 0).map(|r| r.0).collect();
+    let with_variant_level: HashSet<i64> = rows
+        .iter()
+        .filter(|r| r.rank == 0)
+        .map(|r| r.variant_id)
+        .collect();
     let mut out: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
-    for (id, rank, min, price) in rows {
-        if rank == 1 && with_variant_level.contains(&id) {
+    for r in rows {
+        if r.rank == 1 && with_variant_level.contains(&r.variant_id) {
             continue;
         }
-        out.entry(id).or_default().push((
-            u64::try_from(min).unwrap_or(1),
-            u64::try_from(price).unwrap_or(0),
+        out.entry(r.variant_id).or_default().push((
+            u64::try_from(r.min_quantity).unwrap_or(1),
+            u64::try_from(r.price).unwrap_or(0),
         ));
     }
     Ok(out)
@@ -328,15 +340,16 @@ async fn currency(
         return Ok(m.currency);
     }
     let number = super::compute::location_number(location);
-    let seen: Option<String> = sqlx::query_scalar(
-        "SELECT coalesce(
-           (SELECT currency FROM orders
-            WHERE shop = $1 AND company_location_id = $2 AND currency IS NOT NULL
-            ORDER BY created_at DESC LIMIT 1),
-           (SELECT currency FROM orders WHERE shop = $1 AND currency IS NOT NULL LIMIT 1))",
+    let seen = sqlx::query_scalar!(
+        r#"SELECT coalesce(
+             (SELECT currency FROM orders
+              WHERE shop = $1 AND company_location_id = $2 AND currency IS NOT NULL
+              ORDER BY created_at DESC LIMIT 1),
+             (SELECT currency FROM orders WHERE shop = $1 AND currency IS NOT NULL LIMIT 1))
+           AS "currency?""#,
+        shop,
+        number
     )
-    .bind(shop)
-    .bind(number)
     .fetch_one(pool)
     .await?;
     Ok(seen

@@ -34,16 +34,18 @@ async fn resolve_skus(
     if skus.is_empty() {
         return Ok(());
     }
-    let found: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT sku, min(id), count(*) FROM variants
-         WHERE shop = $1 AND sku = ANY($2) GROUP BY sku",
+    let found = sqlx::query!(
+        r#"SELECT sku AS "sku!", min(id) AS "id!", count(*) AS "variants!" FROM variants
+           WHERE shop = $1 AND sku = ANY($2) GROUP BY sku"#,
+        shop,
+        &skus
     )
-    .bind(shop)
-    .bind(&skus)
     .fetch_all(&mut *conn)
     .await?;
-    let found: std::collections::HashMap<String, (i64, i64)> =
-        found.into_iter().map(|(s, id, n)| (s, (id, n))).collect();
+    let found: std::collections::HashMap<String, (i64, i64)> = found
+        .into_iter()
+        .map(|r| (r.sku, (r.id, r.variants)))
+        .collect();
     let mut errors = Vec::new();
     for (i, r) in rules.iter_mut().enumerate() {
         let Some(t) = r.target_mut() else { continue };
@@ -118,209 +120,285 @@ async fn upsert_all(
     shop: &str,
     rules: &[Rule],
 ) -> Result<(), sqlx::Error> {
-    let (mut price, mut limits, mut quota) =
-        (Columns::default(), Columns::default(), Columns::default());
-    let (mut minimum, mut sku_wh, mut sku_region, mut routing) = (
-        Columns::default(),
-        Columns::default(),
-        Columns::default(),
-        Columns::default(),
-    );
-    for rule in last_of_each_key(rules) {
-        match rule {
-            Rule::Price {
-                location,
-                target,
-                min_quantity,
-                unit_price,
-            } => {
-                price.target(location, target);
-                price.ints.push(Some(*min_quantity));
-                price.texts.push(unit_price.clone());
-            }
-            Rule::Limits {
-                location,
-                target,
-                increment,
-                min_quantity,
-                max_quantity,
-            } => {
-                limits.target(location, target);
-                limits.ints.push(Some(*increment));
-                limits.ints2.push(Some(*min_quantity));
-                limits.ints3.push(*max_quantity);
-            }
-            Rule::Quota {
-                location,
-                target,
-                quantity,
-                period,
-            } => {
-                quota.target(location, target);
-                quota.ints.push(Some(*quantity));
-                quota.texts.push(period.as_str().to_owned());
-            }
-            Rule::OrderMinimum {
-                location,
-                amount,
-                currency,
-            } => {
-                minimum.locations.push(location.clone());
-                minimum.texts.push(amount.clone());
-                minimum.texts2.push(currency.clone());
-            }
-            Rule::SkuWarehouse { target, warehouse } => {
-                sku_wh.target("", target);
-                sku_wh.bigints.push(*warehouse);
-            }
-            Rule::SkuRegion { target, country } => {
-                sku_region.target("", target);
-                sku_region.texts.push(country.clone());
-            }
-            Rule::Routing { warehouse, country } => {
-                routing.bigints.push(*warehouse);
-                routing.texts.push(country.clone());
-            }
+    let rules = last_of_each_key(rules);
+    upsert_price_breaks(conn, shop, &rules).await?;
+    upsert_line_limits(conn, shop, &rules).await?;
+    upsert_quotas(conn, shop, &rules).await?;
+    upsert_order_minimums(conn, shop, &rules).await?;
+    upsert_sku_warehouses(conn, shop, &rules).await?;
+    upsert_sku_regions(conn, shop, &rules).await?;
+    upsert_routing(conn, shop, &rules).await
+}
+
+/// The key columns of a table's rows: buyer (absent for shop-level tables) and target.
+#[derive(Default)]
+struct Keys {
+    locations: Vec<String>,
+    kinds: Vec<String>,
+    ids: Vec<i64>,
+}
+
+impl Keys {
+    fn push(&mut self, location: Option<&str>, target: &Target) {
+        self.locations.extend(location.map(str::to_owned));
+        let (kind, id) = key(target);
+        self.kinds.push(kind.to_owned());
+        self.ids.push(id);
+    }
+}
+
+async fn upsert_price_breaks(
+    conn: &mut PgConnection,
+    shop: &str,
+    rules: &[&Rule],
+) -> Result<(), sqlx::Error> {
+    let (mut keys, mut min_quantities, mut prices) = (Keys::default(), Vec::new(), Vec::new());
+    for rule in rules {
+        if let Rule::Price {
+            location,
+            target,
+            min_quantity,
+            unit_price,
+        } = rule
+        {
+            keys.push(Some(location), target);
+            min_quantities.push(*min_quantity);
+            prices.push(unit_price.clone());
         }
     }
-    if !price.kinds.is_empty() {
-        sqlx::query(
-            "INSERT INTO rule_price_breaks
-               (shop, company_location, target_kind, target_id, min_quantity, unit_price)
-             SELECT $1, l, k, t, q, p::numeric
-             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[]) AS r(l, k, t, q, p)
-             ON CONFLICT (shop, company_location, target_kind, target_id, min_quantity)
-             DO UPDATE SET unit_price = EXCLUDED.unit_price, updated_at = now()",
-        )
-        .bind(shop)
-        .bind(&price.locations)
-        .bind(&price.kinds)
-        .bind(&price.ids)
-        .bind(&price.ints)
-        .bind(&price.texts)
-        .execute(&mut *conn)
-        .await?;
+    if keys.ids.is_empty() {
+        return Ok(());
     }
-    if !limits.kinds.is_empty() {
-        sqlx::query(
-            "INSERT INTO rule_line_limits
-               (shop, company_location, target_kind, target_id, increment, min_quantity, max_quantity)
-             SELECT $1, l, k, t, i, mn, mx
-             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::int[], $6::int[], $7::int[])
-                  AS r(l, k, t, i, mn, mx)
-             ON CONFLICT (shop, company_location, target_kind, target_id)
-             DO UPDATE SET increment = EXCLUDED.increment, min_quantity = EXCLUDED.min_quantity,
-                           max_quantity = EXCLUDED.max_quantity, updated_at = now()",
-        )
-        .bind(shop)
-        .bind(&limits.locations)
-        .bind(&limits.kinds)
-        .bind(&limits.ids)
-        .bind(&limits.ints)
-        .bind(&limits.ints2)
-        .bind(&limits.ints3)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !quota.kinds.is_empty() {
-        sqlx::query(
-            "INSERT INTO rule_quotas
-               (shop, company_location, target_kind, target_id, quantity, period)
-             SELECT $1, l, k, t, q, p
-             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[]) AS r(l, k, t, q, p)
-             ON CONFLICT (shop, company_location, target_kind, target_id)
-             DO UPDATE SET quantity = EXCLUDED.quantity, period = EXCLUDED.period,
-                           updated_at = now()",
-        )
-        .bind(shop)
-        .bind(&quota.locations)
-        .bind(&quota.kinds)
-        .bind(&quota.ids)
-        .bind(&quota.ints)
-        .bind(&quota.texts)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !minimum.locations.is_empty() {
-        sqlx::query(
-            "INSERT INTO rule_order_minimums (shop, company_location, amount, currency)
-             SELECT $1, l, a::numeric, c FROM unnest($2::text[], $3::text[], $4::text[]) AS r(l, a, c)
-             ON CONFLICT (shop, company_location)
-             DO UPDATE SET amount = EXCLUDED.amount, currency = EXCLUDED.currency,
-                           updated_at = now()",
-        )
-        .bind(shop)
-        .bind(&minimum.locations)
-        .bind(&minimum.texts)
-        .bind(&minimum.texts2)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !sku_wh.kinds.is_empty() {
-        sqlx::query(
-            "INSERT INTO rule_sku_warehouses (shop, target_kind, target_id, warehouse_id)
-             SELECT $1, k, t, w FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS r(k, t, w)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(shop)
-        .bind(&sku_wh.kinds)
-        .bind(&sku_wh.ids)
-        .bind(&sku_wh.bigints)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !sku_region.kinds.is_empty() {
-        sqlx::query(
-            "INSERT INTO rule_sku_regions (shop, target_kind, target_id, country_code)
-             SELECT $1, k, t, c FROM unnest($2::text[], $3::bigint[], $4::text[]) AS r(k, t, c)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(shop)
-        .bind(&sku_region.kinds)
-        .bind(&sku_region.ids)
-        .bind(&sku_region.texts)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !routing.bigints.is_empty() {
-        sqlx::query(
-            "INSERT INTO rule_warehouse_regions (shop, warehouse_id, country_code)
-             SELECT $1, w, c FROM unnest($2::bigint[], $3::text[]) AS r(w, c)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(shop)
-        .bind(&routing.bigints)
-        .bind(&routing.texts)
-        .execute(&mut *conn)
-        .await?;
-    }
+    sqlx::query!(
+        "INSERT INTO rule_price_breaks
+           (shop, company_location, target_kind, target_id, min_quantity, unit_price)
+         SELECT $1, l, k, t, q, p::numeric
+         FROM unnest($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[]) AS r(l, k, t, q, p)
+         ON CONFLICT (shop, company_location, target_kind, target_id, min_quantity)
+         DO UPDATE SET unit_price = EXCLUDED.unit_price, updated_at = now()",
+        shop,
+        &keys.locations,
+        &keys.kinds,
+        &keys.ids,
+        &min_quantities,
+        &prices
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// Column arrays of one table's upsert (each table uses the columns it has).
-#[derive(Default)]
-struct Columns {
-    locations: Vec<String>,
-    kinds: Vec<&'static str>,
-    ids: Vec<i64>,
-    ints: Vec<Option<i32>>,
-    ints2: Vec<Option<i32>>,
-    ints3: Vec<Option<i32>>,
-    bigints: Vec<i64>,
-    texts: Vec<String>,
-    texts2: Vec<String>,
+async fn upsert_line_limits(
+    conn: &mut PgConnection,
+    shop: &str,
+    rules: &[&Rule],
+) -> Result<(), sqlx::Error> {
+    let mut keys = Keys::default();
+    let (mut increments, mut mins, mut maxes) = (Vec::new(), Vec::new(), Vec::<Option<i32>>::new());
+    for rule in rules {
+        if let Rule::Limits {
+            location,
+            target,
+            increment,
+            min_quantity,
+            max_quantity,
+        } = rule
+        {
+            keys.push(Some(location), target);
+            increments.push(*increment);
+            mins.push(*min_quantity);
+            maxes.push(*max_quantity);
+        }
+    }
+    if keys.ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO rule_line_limits
+           (shop, company_location, target_kind, target_id, increment, min_quantity, max_quantity)
+         SELECT $1, l, k, t, i, mn, mx
+         FROM unnest($2::text[], $3::text[], $4::bigint[], $5::int[], $6::int[], $7::int[])
+              AS r(l, k, t, i, mn, mx)
+         ON CONFLICT (shop, company_location, target_kind, target_id)
+         DO UPDATE SET increment = EXCLUDED.increment, min_quantity = EXCLUDED.min_quantity,
+                       max_quantity = EXCLUDED.max_quantity, updated_at = now()",
+        shop,
+        &keys.locations,
+        &keys.kinds,
+        &keys.ids,
+        &increments,
+        &mins,
+        // `as _`: the macros type arrays without NULL elements.
+        &maxes as _
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
-impl Columns {
-    /// Pushes a buyer (`""` for shop-wide rules, whose tables have no buyer column) and target.
-    fn target(&mut self, location: &str, target: &Target) {
-        if !location.is_empty() {
-            self.locations.push(location.to_owned());
+async fn upsert_quotas(
+    conn: &mut PgConnection,
+    shop: &str,
+    rules: &[&Rule],
+) -> Result<(), sqlx::Error> {
+    let (mut keys, mut quantities, mut periods) = (Keys::default(), Vec::new(), Vec::new());
+    for rule in rules {
+        if let Rule::Quota {
+            location,
+            target,
+            quantity,
+            period,
+        } = rule
+        {
+            keys.push(Some(location), target);
+            quantities.push(*quantity);
+            periods.push(period.as_str().to_owned());
         }
-        let (kind, id) = key(target);
-        self.kinds.push(kind);
-        self.ids.push(id);
     }
+    if keys.ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO rule_quotas
+           (shop, company_location, target_kind, target_id, quantity, period)
+         SELECT $1, l, k, t, q, p
+         FROM unnest($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[]) AS r(l, k, t, q, p)
+         ON CONFLICT (shop, company_location, target_kind, target_id)
+         DO UPDATE SET quantity = EXCLUDED.quantity, period = EXCLUDED.period,
+                       updated_at = now()",
+        shop,
+        &keys.locations,
+        &keys.kinds,
+        &keys.ids,
+        &quantities,
+        &periods
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_order_minimums(
+    conn: &mut PgConnection,
+    shop: &str,
+    rules: &[&Rule],
+) -> Result<(), sqlx::Error> {
+    let (mut locations, mut amounts, mut currencies) = (Vec::new(), Vec::new(), Vec::new());
+    for rule in rules {
+        if let Rule::OrderMinimum {
+            location,
+            amount,
+            currency,
+        } = rule
+        {
+            locations.push(location.clone());
+            amounts.push(amount.clone());
+            currencies.push(currency.clone());
+        }
+    }
+    if locations.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO rule_order_minimums (shop, company_location, amount, currency)
+         SELECT $1, l, a::numeric, c FROM unnest($2::text[], $3::text[], $4::text[]) AS r(l, a, c)
+         ON CONFLICT (shop, company_location)
+         DO UPDATE SET amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+                       updated_at = now()",
+        shop,
+        &locations,
+        &amounts,
+        &currencies
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_sku_warehouses(
+    conn: &mut PgConnection,
+    shop: &str,
+    rules: &[&Rule],
+) -> Result<(), sqlx::Error> {
+    let (mut keys, mut warehouses) = (Keys::default(), Vec::new());
+    for rule in rules {
+        if let Rule::SkuWarehouse { target, warehouse } = rule {
+            keys.push(None, target);
+            warehouses.push(*warehouse);
+        }
+    }
+    if keys.ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO rule_sku_warehouses (shop, target_kind, target_id, warehouse_id)
+         SELECT $1, k, t, w FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS r(k, t, w)
+         ON CONFLICT DO NOTHING",
+        shop,
+        &keys.kinds,
+        &keys.ids,
+        &warehouses
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_sku_regions(
+    conn: &mut PgConnection,
+    shop: &str,
+    rules: &[&Rule],
+) -> Result<(), sqlx::Error> {
+    let (mut keys, mut countries) = (Keys::default(), Vec::new());
+    for rule in rules {
+        if let Rule::SkuRegion { target, country } = rule {
+            keys.push(None, target);
+            countries.push(country.clone());
+        }
+    }
+    if keys.ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO rule_sku_regions (shop, target_kind, target_id, country_code)
+         SELECT $1, k, t, c FROM unnest($2::text[], $3::bigint[], $4::text[]) AS r(k, t, c)
+         ON CONFLICT DO NOTHING",
+        shop,
+        &keys.kinds,
+        &keys.ids,
+        &countries
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_routing(
+    conn: &mut PgConnection,
+    shop: &str,
+    rules: &[&Rule],
+) -> Result<(), sqlx::Error> {
+    let (mut warehouses, mut countries) = (Vec::new(), Vec::new());
+    for rule in rules {
+        if let Rule::Routing { warehouse, country } = rule {
+            warehouses.push(*warehouse);
+            countries.push(country.clone());
+        }
+    }
+    if warehouses.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO rule_warehouse_regions (shop, warehouse_id, country_code)
+         SELECT $1, w, c FROM unnest($2::bigint[], $3::text[]) AS r(w, c)
+         ON CONFLICT DO NOTHING",
+        shop,
+        &warehouses,
+        &countries
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Deletes the rules with the keys of `rules` (other fields ignored) in one transaction,
@@ -329,76 +407,114 @@ pub async fn delete(pool: &PgPool, shop: &str, mut rules: Vec<Rule>) -> Result<u
     let mut tx = pool.begin().await?;
     resolve_skus(&mut tx, shop, &mut rules).await?;
     let mut deleted = 0;
-    for r in &rules {
-        let q = match r {
-            Rule::Price {
-                location,
-                target,
-                min_quantity,
-                ..
-            } => sqlx::query(
-                "DELETE FROM rule_price_breaks WHERE shop = $1 AND company_location = $2
-                   AND target_kind = $3 AND target_id = $4 AND min_quantity = $5",
-            )
-            .bind(shop)
-            .bind(location)
-            .bind(key(target).0)
-            .bind(key(target).1)
-            .bind(min_quantity),
-            Rule::Limits {
-                location, target, ..
-            } => sqlx::query(
-                "DELETE FROM rule_line_limits WHERE shop = $1 AND company_location = $2
-                   AND target_kind = $3 AND target_id = $4",
-            )
-            .bind(shop)
-            .bind(location)
-            .bind(key(target).0)
-            .bind(key(target).1),
-            Rule::Quota {
-                location, target, ..
-            } => sqlx::query(
-                "DELETE FROM rule_quotas WHERE shop = $1 AND company_location = $2
-                   AND target_kind = $3 AND target_id = $4",
-            )
-            .bind(shop)
-            .bind(location)
-            .bind(key(target).0)
-            .bind(key(target).1),
-            Rule::OrderMinimum { location, .. } => sqlx::query(
-                "DELETE FROM rule_order_minimums WHERE shop = $1 AND company_location = $2",
-            )
-            .bind(shop)
-            .bind(location),
-            Rule::SkuWarehouse { target, warehouse } => sqlx::query(
-                "DELETE FROM rule_sku_warehouses WHERE shop = $1 AND target_kind = $2
-                   AND target_id = $3 AND warehouse_id = $4",
-            )
-            .bind(shop)
-            .bind(key(target).0)
-            .bind(key(target).1)
-            .bind(warehouse),
-            Rule::SkuRegion { target, country } => sqlx::query(
-                "DELETE FROM rule_sku_regions WHERE shop = $1 AND target_kind = $2
-                   AND target_id = $3 AND country_code = $4",
-            )
-            .bind(shop)
-            .bind(key(target).0)
-            .bind(key(target).1)
-            .bind(country),
-            Rule::Routing { warehouse, country } => sqlx::query(
-                "DELETE FROM rule_warehouse_regions WHERE shop = $1 AND warehouse_id = $2
-                   AND country_code = $3",
-            )
-            .bind(shop)
-            .bind(warehouse)
-            .bind(country),
-        };
-        deleted += q.execute(&mut *tx).await?.rows_affected();
+    for rule in &rules {
+        deleted += delete_one(&mut tx, shop, rule).await?;
     }
     mark_locations(&mut tx, shop, &concerned(&rules)).await?;
     tx.commit().await?;
     Ok(deleted)
+}
+
+/// Deletes the row with the key of `rule`; returns how many rows were deleted (0 or 1).
+async fn delete_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<u64, sqlx::Error> {
+    let done = match rule {
+        Rule::Price {
+            location,
+            target,
+            min_quantity,
+            ..
+        } => {
+            let (kind, id) = key(target);
+            sqlx::query!(
+                "DELETE FROM rule_price_breaks WHERE shop = $1 AND company_location = $2
+                   AND target_kind = $3 AND target_id = $4 AND min_quantity = $5",
+                shop,
+                location,
+                kind,
+                id,
+                min_quantity
+            )
+            .execute(conn)
+            .await?
+        }
+        Rule::Limits {
+            location, target, ..
+        } => {
+            let (kind, id) = key(target);
+            sqlx::query!(
+                "DELETE FROM rule_line_limits WHERE shop = $1 AND company_location = $2
+                   AND target_kind = $3 AND target_id = $4",
+                shop,
+                location,
+                kind,
+                id
+            )
+            .execute(conn)
+            .await?
+        }
+        Rule::Quota {
+            location, target, ..
+        } => {
+            let (kind, id) = key(target);
+            sqlx::query!(
+                "DELETE FROM rule_quotas WHERE shop = $1 AND company_location = $2
+                   AND target_kind = $3 AND target_id = $4",
+                shop,
+                location,
+                kind,
+                id
+            )
+            .execute(conn)
+            .await?
+        }
+        Rule::OrderMinimum { location, .. } => {
+            sqlx::query!(
+                "DELETE FROM rule_order_minimums WHERE shop = $1 AND company_location = $2",
+                shop,
+                location
+            )
+            .execute(conn)
+            .await?
+        }
+        Rule::SkuWarehouse { target, warehouse } => {
+            let (kind, id) = key(target);
+            sqlx::query!(
+                "DELETE FROM rule_sku_warehouses WHERE shop = $1 AND target_kind = $2
+                   AND target_id = $3 AND warehouse_id = $4",
+                shop,
+                kind,
+                id,
+                warehouse
+            )
+            .execute(conn)
+            .await?
+        }
+        Rule::SkuRegion { target, country } => {
+            let (kind, id) = key(target);
+            sqlx::query!(
+                "DELETE FROM rule_sku_regions WHERE shop = $1 AND target_kind = $2
+                   AND target_id = $3 AND country_code = $4",
+                shop,
+                kind,
+                id,
+                country
+            )
+            .execute(conn)
+            .await?
+        }
+        Rule::Routing { warehouse, country } => {
+            sqlx::query!(
+                "DELETE FROM rule_warehouse_regions WHERE shop = $1 AND warehouse_id = $2
+                   AND country_code = $3",
+                shop,
+                warehouse,
+                country
+            )
+            .execute(conn)
+            .await?
+        }
+    };
+    Ok(done.rows_affected())
 }
 
 /// The rules of `shop`: those of `location` (every buyer's when `None`) and the shop-level
@@ -416,123 +532,104 @@ pub async fn list(
         }
     };
     let mut out = Vec::new();
-    let prices: Vec<(String, String, i64, i32, String)> = sqlx::query_as(
-        "SELECT company_location, target_kind, target_id, min_quantity, unit_price::text
-         FROM rule_price_breaks WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
-         ORDER BY 1, 2, 3, 4",
+    let prices = sqlx::query!(
+        r#"SELECT company_location, target_kind, target_id, min_quantity,
+                  unit_price::text AS "unit_price!"
+           FROM rule_price_breaks WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
+           ORDER BY 1, 2, 3, 4"#,
+        shop,
+        location
     )
-    .bind(shop)
-    .bind(location)
     .fetch_all(pool)
     .await?;
-    out.extend(
-        prices
-            .into_iter()
-            .map(|(l, k, id, min, price)| Rule::Price {
-                location: l,
-                target: target(&k, id),
-                min_quantity: min,
-                unit_price: price,
-            }),
-    );
-    let limits: Vec<(String, String, i64, i32, i32, Option<i32>)> = sqlx::query_as(
+    out.extend(prices.into_iter().map(|r| Rule::Price {
+        target: target(&r.target_kind, r.target_id),
+        location: r.company_location,
+        min_quantity: r.min_quantity,
+        unit_price: r.unit_price,
+    }));
+    let limits = sqlx::query!(
         "SELECT company_location, target_kind, target_id, increment, min_quantity, max_quantity
          FROM rule_line_limits WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
          ORDER BY 1, 2, 3",
+        shop,
+        location
     )
-    .bind(shop)
-    .bind(location)
     .fetch_all(pool)
     .await?;
-    out.extend(
-        limits
-            .into_iter()
-            .map(|(l, k, id, increment, min, max)| Rule::Limits {
-                location: l,
-                target: target(&k, id),
-                increment,
-                min_quantity: min,
-                max_quantity: max,
-            }),
-    );
-    let quotas: Vec<(String, String, i64, i32, String)> = sqlx::query_as(
+    out.extend(limits.into_iter().map(|r| Rule::Limits {
+        target: target(&r.target_kind, r.target_id),
+        location: r.company_location,
+        increment: r.increment,
+        min_quantity: r.min_quantity,
+        max_quantity: r.max_quantity,
+    }));
+    let quotas = sqlx::query!(
         "SELECT company_location, target_kind, target_id, quantity, period
          FROM rule_quotas WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
          ORDER BY 1, 2, 3",
+        shop,
+        location
     )
-    .bind(shop)
-    .bind(location)
     .fetch_all(pool)
     .await?;
-    out.extend(
-        quotas
-            .into_iter()
-            .map(|(l, k, id, quantity, period)| Rule::Quota {
-                location: l,
-                target: target(&k, id),
-                quantity,
-                period: if period == "week" {
-                    Period::Week
-                } else {
-                    Period::Month
-                },
-            }),
-    );
-    let minimums: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT company_location, amount::text, currency
-         FROM rule_order_minimums WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
-         ORDER BY 1",
+    out.extend(quotas.into_iter().map(|r| Rule::Quota {
+        target: target(&r.target_kind, r.target_id),
+        location: r.company_location,
+        quantity: r.quantity,
+        period: if r.period == "week" {
+            Period::Week
+        } else {
+            Period::Month
+        },
+    }));
+    let minimums = sqlx::query!(
+        r#"SELECT company_location, amount::text AS "amount!", currency
+           FROM rule_order_minimums
+           WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
+           ORDER BY 1"#,
+        shop,
+        location
     )
-    .bind(shop)
-    .bind(location)
     .fetch_all(pool)
     .await?;
-    out.extend(
-        minimums
-            .into_iter()
-            .map(|(l, amount, currency)| Rule::OrderMinimum {
-                location: l,
-                amount,
-                currency,
-            }),
-    );
-    let warehouses: Vec<(String, i64, i64)> = sqlx::query_as(
+    out.extend(minimums.into_iter().map(|r| Rule::OrderMinimum {
+        location: r.company_location,
+        amount: r.amount,
+        currency: r.currency,
+    }));
+    let warehouses = sqlx::query!(
         "SELECT target_kind, target_id, warehouse_id FROM rule_sku_warehouses
          WHERE shop = $1 ORDER BY 1, 2, 3",
+        shop
     )
-    .bind(shop)
     .fetch_all(pool)
     .await?;
-    out.extend(
-        warehouses
-            .into_iter()
-            .map(|(k, id, warehouse)| Rule::SkuWarehouse {
-                target: target(&k, id),
-                warehouse,
-            }),
-    );
-    let regions: Vec<(String, i64, String)> = sqlx::query_as(
+    out.extend(warehouses.into_iter().map(|r| Rule::SkuWarehouse {
+        target: target(&r.target_kind, r.target_id),
+        warehouse: r.warehouse_id,
+    }));
+    let regions = sqlx::query!(
         "SELECT target_kind, target_id, country_code FROM rule_sku_regions
          WHERE shop = $1 ORDER BY 1, 2, 3",
+        shop
     )
-    .bind(shop)
     .fetch_all(pool)
     .await?;
-    out.extend(regions.into_iter().map(|(k, id, country)| Rule::SkuRegion {
-        target: target(&k, id),
-        country,
+    out.extend(regions.into_iter().map(|r| Rule::SkuRegion {
+        target: target(&r.target_kind, r.target_id),
+        country: r.country_code,
     }));
-    let routing: Vec<(i64, String)> = sqlx::query_as(
+    let routing = sqlx::query!(
         "SELECT warehouse_id, country_code FROM rule_warehouse_regions
          WHERE shop = $1 ORDER BY 1, 2",
+        shop
     )
-    .bind(shop)
     .fetch_all(pool)
     .await?;
-    out.extend(
-        routing
-            .into_iter()
-            .map(|(warehouse, country)| Rule::Routing { warehouse, country }),
-    );
+    out.extend(routing.into_iter().map(|r| Rule::Routing {
+        warehouse: r.warehouse_id,
+        country: r.country_code,
+    }));
     Ok(out)
 }
