@@ -76,39 +76,6 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The variant set replacement, run after [`UPSERT`] won, in a statement of its own so its
-/// snapshot sees the variants of a concurrent writer that committed while this one waited for
-/// the product row lock.
-const REPLACE_VARIANTS: &str = "
-    WITH input AS (
-        SELECT * FROM unnest($3::int8[], $4::text[], $5::text[], $6::text[],
-                             $7::text[]::numeric[], $8::text[]::numeric[], $9::int4[],
-                             $10::int4[], $11::int8[], $12::timestamptz[])
-                 AS v(id, sku, barcode, title, price, compare_at_price, position,
-                      inventory_quantity, inventory_item_id, source_updated_at)
-    ),
-    gone AS (
-        DELETE FROM variants d
-        WHERE d.shop = $1 AND d.product_id = $2 AND d.id <> ALL($3::int8[])
-    )
-    INSERT INTO variants AS t (shop, id, product_id, sku, barcode, title, price,
-                               compare_at_price, position, inventory_quantity,
-                               inventory_item_id, source_updated_at)
-    SELECT $1, v.id, $2, v.sku, v.barcode, v.title, v.price, v.compare_at_price,
-           v.position, v.inventory_quantity, v.inventory_item_id, v.source_updated_at
-    FROM input v
-    ON CONFLICT (shop, id) DO UPDATE SET
-        product_id = EXCLUDED.product_id,
-        sku = EXCLUDED.sku,
-        barcode = EXCLUDED.barcode,
-        title = EXCLUDED.title,
-        price = EXCLUDED.price,
-        compare_at_price = EXCLUDED.compare_at_price,
-        position = EXCLUDED.position,
-        inventory_quantity = EXCLUDED.inventory_quantity,
-        inventory_item_id = EXCLUDED.inventory_item_id,
-        source_updated_at = EXCLUDED.source_updated_at";
-
 /// Upserts the product and, when its version wins, replaces its variants.
 pub(super) async fn upsert(
     conn: &mut PgConnection,
@@ -168,21 +135,53 @@ pub(super) async fn upsert(
     if !won {
         return Ok(Outcome::Stale);
     }
-    sqlx::query(REPLACE_VARIANTS)
-        .bind(&event.shop)
-        .bind(product.id)
-        .bind(id)
-        .bind(sku)
-        .bind(barcode)
-        .bind(title)
-        .bind(price)
-        .bind(compare_at)
-        .bind(position)
-        .bind(quantity)
-        .bind(item)
-        .bind(updated)
-        .execute(conn)
-        .await?;
+    // The variant set replacement, run after [`UPSERT`] won, in a statement of its own so its
+    // snapshot sees the variants of a concurrent writer that committed while this one waited for
+    // the product row lock.
+    sqlx::query!(
+        "WITH input AS (
+        SELECT * FROM unnest($3::int8[], $4::text[], $5::text[], $6::text[],
+                             $7::text[]::numeric[], $8::text[]::numeric[], $9::int4[],
+                             $10::int4[], $11::int8[], $12::timestamptz[])
+                 AS v(id, sku, barcode, title, price, compare_at_price, position,
+                      inventory_quantity, inventory_item_id, source_updated_at)
+    ),
+    gone AS (
+        DELETE FROM variants d
+        WHERE d.shop = $1 AND d.product_id = $2 AND d.id <> ALL($3::int8[])
+    )
+    INSERT INTO variants AS t (shop, id, product_id, sku, barcode, title, price,
+                               compare_at_price, position, inventory_quantity,
+                               inventory_item_id, source_updated_at)
+    SELECT $1, v.id, $2, v.sku, v.barcode, v.title, v.price, v.compare_at_price,
+           v.position, v.inventory_quantity, v.inventory_item_id, v.source_updated_at
+    FROM input v
+    ON CONFLICT (shop, id) DO UPDATE SET
+        product_id = EXCLUDED.product_id,
+        sku = EXCLUDED.sku,
+        barcode = EXCLUDED.barcode,
+        title = EXCLUDED.title,
+        price = EXCLUDED.price,
+        compare_at_price = EXCLUDED.compare_at_price,
+        position = EXCLUDED.position,
+        inventory_quantity = EXCLUDED.inventory_quantity,
+        inventory_item_id = EXCLUDED.inventory_item_id,
+        source_updated_at = EXCLUDED.source_updated_at",
+        event.shop,
+        product.id,
+        &id as _,
+        &sku as _,
+        &barcode as _,
+        &title as _,
+        &price as _,
+        &compare_at as _,
+        &position as _,
+        &quantity as _,
+        &item as _,
+        &updated as _,
+    )
+    .execute(conn)
+    .await?;
     Ok(Outcome::Applied)
 }
 
