@@ -196,55 +196,6 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The line set replacement, run after [`UPSERT`] won: a statement of its own, so its snapshot
-/// is taken after the order row lock was granted and sees the lines of a concurrent writer
-/// that committed meanwhile (one statement would miss them and leave their extra lines).
-const REPLACE_LINES: &str = "
-    WITH input AS (
-        SELECT * FROM unnest($3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[],
-                             $8::int4[], $9::text[]::numeric[], $10::text[]::numeric[])
-                 WITH ORDINALITY
-                 AS l(id, variant_id, product_id, sku, quantity, current_quantity, price,
-                      total_discount, position)
-    ),
-    gone AS (
-        DELETE FROM order_lines d
-        WHERE d.shop = $1 AND d.order_id = $2 AND d.id <> ALL($3::int8[])
-    )
-    INSERT INTO order_lines AS t (shop, order_id, id, position, variant_id, product_id, sku,
-                                  quantity, current_quantity, price, total_discount)
-    SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
-           l.current_quantity, l.price, l.total_discount
-    FROM input l
-    ON CONFLICT (shop, order_id, id) DO UPDATE SET
-        position = EXCLUDED.position,
-        variant_id = EXCLUDED.variant_id,
-        product_id = EXCLUDED.product_id,
-        sku = EXCLUDED.sku,
-        quantity = EXCLUDED.quantity,
-        current_quantity = EXCLUDED.current_quantity,
-        price = EXCLUDED.price,
-        total_discount = EXCLUDED.total_discount
-    WHERE (t.position, t.variant_id, t.product_id, t.sku, t.quantity, t.current_quantity,
-           t.price, t.total_discount)
-          IS DISTINCT FROM
-          (EXCLUDED.position, EXCLUDED.variant_id, EXCLUDED.product_id, EXCLUDED.sku,
-           EXCLUDED.quantity, EXCLUDED.current_quantity, EXCLUDED.price,
-           EXCLUDED.total_discount)";
-
-/// The lines of a new order: nothing to delete and nothing to conflict with (lines are only
-/// ever written after their order row, and removed with it).
-const INSERT_LINES: &str = "
-    INSERT INTO order_lines (shop, order_id, id, position, variant_id, product_id, sku,
-                             quantity, current_quantity, price, total_discount)
-    SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
-           l.current_quantity, l.price, l.total_discount
-    FROM unnest($3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[], $8::int4[],
-                $9::text[]::numeric[], $10::text[]::numeric[])
-         WITH ORDINALITY
-         AS l(id, variant_id, product_id, sku, quantity, current_quantity, price,
-              total_discount, position)";
-
 /// Upserts the order and, when its version wins, replaces its lines.
 pub(super) async fn upsert(
     conn: &mut PgConnection,
@@ -300,25 +251,103 @@ pub(super) async fn upsert(
         .bind(line_count)
         .fetch_one(&mut *conn)
         .await?;
-    let statement = match won {
+    match won {
         None => return Ok(Outcome::Stale),
-        Some(true) => INSERT_LINES,
-        Some(false) => REPLACE_LINES,
-    };
-    sqlx::query(statement)
-        .bind(&event.shop)
-        .bind(order_id)
-        .bind(lines.id)
-        .bind(lines.variant_id)
-        .bind(lines.product_id)
-        .bind(lines.sku)
-        .bind(lines.quantity)
-        .bind(lines.current_quantity)
-        .bind(lines.price)
-        .bind(lines.total_discount)
-        .execute(conn)
-        .await?;
+        Some(true) => insert_lines(conn, &event.shop, order_id, &lines).await?,
+        Some(false) => replace_lines(conn, &event.shop, order_id, &lines).await?,
+    }
     Ok(Outcome::Applied)
+}
+
+/// The lines of a new order: nothing to delete and nothing to conflict with (lines are only
+/// ever written after their order row, and removed with it).
+async fn insert_lines(
+    conn: &mut PgConnection,
+    shop: &str,
+    order_id: i64,
+    lines: &Lines,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO order_lines (shop, order_id, id, position, variant_id, product_id, sku,
+                                  quantity, current_quantity, price, total_discount)
+         SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
+                l.current_quantity, l.price, l.total_discount
+         FROM unnest($3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[], $8::int4[],
+                     $9::text[]::numeric[], $10::text[]::numeric[])
+              WITH ORDINALITY
+              AS l(id, variant_id, product_id, sku, quantity, current_quantity, price,
+                   total_discount, position)",
+        shop,
+        order_id,
+        &lines.id,
+        &lines.variant_id as _,
+        &lines.product_id as _,
+        &lines.sku as _,
+        &lines.quantity,
+        &lines.current_quantity as _,
+        &lines.price,
+        &lines.total_discount as _,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The line set replacement, run after [`UPSERT`] won: a statement of its own, so its snapshot
+/// is taken after the order row lock was granted and sees the lines of a concurrent writer
+/// that committed meanwhile (one statement would miss them and leave their extra lines).
+async fn replace_lines(
+    conn: &mut PgConnection,
+    shop: &str,
+    order_id: i64,
+    lines: &Lines,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "WITH input AS (
+             SELECT * FROM unnest($3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[],
+                                  $8::int4[], $9::text[]::numeric[], $10::text[]::numeric[])
+                      WITH ORDINALITY
+                      AS l(id, variant_id, product_id, sku, quantity, current_quantity, price,
+                           total_discount, position)
+         ),
+         gone AS (
+             DELETE FROM order_lines d
+             WHERE d.shop = $1 AND d.order_id = $2 AND d.id <> ALL($3::int8[])
+         )
+         INSERT INTO order_lines AS t (shop, order_id, id, position, variant_id, product_id, sku,
+                                       quantity, current_quantity, price, total_discount)
+         SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
+                l.current_quantity, l.price, l.total_discount
+         FROM input l
+         ON CONFLICT (shop, order_id, id) DO UPDATE SET
+             position = EXCLUDED.position,
+             variant_id = EXCLUDED.variant_id,
+             product_id = EXCLUDED.product_id,
+             sku = EXCLUDED.sku,
+             quantity = EXCLUDED.quantity,
+             current_quantity = EXCLUDED.current_quantity,
+             price = EXCLUDED.price,
+             total_discount = EXCLUDED.total_discount
+         WHERE (t.position, t.variant_id, t.product_id, t.sku, t.quantity, t.current_quantity,
+                t.price, t.total_discount)
+               IS DISTINCT FROM
+               (EXCLUDED.position, EXCLUDED.variant_id, EXCLUDED.product_id, EXCLUDED.sku,
+                EXCLUDED.quantity, EXCLUDED.current_quantity, EXCLUDED.price,
+                EXCLUDED.total_discount)",
+        shop,
+        order_id,
+        &lines.id,
+        &lines.variant_id as _,
+        &lines.product_id as _,
+        &lines.sku as _,
+        &lines.quantity,
+        &lines.current_quantity as _,
+        &lines.price,
+        &lines.total_discount as _,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// `orders/delete`: a final tombstone; the lines are removed.

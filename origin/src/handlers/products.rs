@@ -140,33 +140,33 @@ pub(super) async fn upsert(
     // the product row lock.
     sqlx::query!(
         "WITH input AS (
-        SELECT * FROM unnest($3::int8[], $4::text[], $5::text[], $6::text[],
-                             $7::text[]::numeric[], $8::text[]::numeric[], $9::int4[],
-                             $10::int4[], $11::int8[], $12::timestamptz[])
-                 AS v(id, sku, barcode, title, price, compare_at_price, position,
-                      inventory_quantity, inventory_item_id, source_updated_at)
-    ),
-    gone AS (
-        DELETE FROM variants d
-        WHERE d.shop = $1 AND d.product_id = $2 AND d.id <> ALL($3::int8[])
-    )
-    INSERT INTO variants AS t (shop, id, product_id, sku, barcode, title, price,
-                               compare_at_price, position, inventory_quantity,
-                               inventory_item_id, source_updated_at)
-    SELECT $1, v.id, $2, v.sku, v.barcode, v.title, v.price, v.compare_at_price,
-           v.position, v.inventory_quantity, v.inventory_item_id, v.source_updated_at
-    FROM input v
-    ON CONFLICT (shop, id) DO UPDATE SET
-        product_id = EXCLUDED.product_id,
-        sku = EXCLUDED.sku,
-        barcode = EXCLUDED.barcode,
-        title = EXCLUDED.title,
-        price = EXCLUDED.price,
-        compare_at_price = EXCLUDED.compare_at_price,
-        position = EXCLUDED.position,
-        inventory_quantity = EXCLUDED.inventory_quantity,
-        inventory_item_id = EXCLUDED.inventory_item_id,
-        source_updated_at = EXCLUDED.source_updated_at",
+             SELECT * FROM unnest($3::int8[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[]::numeric[], $8::text[]::numeric[], $9::int4[],
+                                  $10::int4[], $11::int8[], $12::timestamptz[])
+                      AS v(id, sku, barcode, title, price, compare_at_price, position,
+                           inventory_quantity, inventory_item_id, source_updated_at)
+         ),
+         gone AS (
+             DELETE FROM variants d
+             WHERE d.shop = $1 AND d.product_id = $2 AND d.id <> ALL($3::int8[])
+         )
+         INSERT INTO variants AS t (shop, id, product_id, sku, barcode, title, price,
+                                    compare_at_price, position, inventory_quantity,
+                                    inventory_item_id, source_updated_at)
+         SELECT $1, v.id, $2, v.sku, v.barcode, v.title, v.price, v.compare_at_price,
+                v.position, v.inventory_quantity, v.inventory_item_id, v.source_updated_at
+         FROM input v
+         ON CONFLICT (shop, id) DO UPDATE SET
+             product_id = EXCLUDED.product_id,
+             sku = EXCLUDED.sku,
+             barcode = EXCLUDED.barcode,
+             title = EXCLUDED.title,
+             price = EXCLUDED.price,
+             compare_at_price = EXCLUDED.compare_at_price,
+             position = EXCLUDED.position,
+             inventory_quantity = EXCLUDED.inventory_quantity,
+             inventory_item_id = EXCLUDED.inventory_item_id,
+             source_updated_at = EXCLUDED.source_updated_at",
         event.shop,
         product.id,
         &id as _,
