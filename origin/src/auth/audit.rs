@@ -48,7 +48,7 @@ impl Outcome {
 }
 
 /// One audit row.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 pub struct Entry {
     /// Its id.
     pub id: i64,
@@ -81,17 +81,17 @@ pub async fn record(
     status: Option<u16>,
     detail: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (token_id, actor, action, target, outcome, status, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        caller.map(|c| c.token_id),
+        caller.map_or("cli", |c| c.name.as_str()),
+        action,
+        target,
+        outcome.as_str(),
+        status.map(i32::from),
+        detail
     )
-    .bind(caller.map(|c| c.token_id))
-    .bind(caller.map_or("cli", |c| c.name.as_str()))
-    .bind(action)
-    .bind(target)
-    .bind(outcome.as_str())
-    .bind(status.map(i32::from))
-    .bind(detail)
     .execute(pool)
     .await
     .map(drop)
@@ -152,15 +152,16 @@ pub struct ListQuery {
 
 /// The newest rows first.
 pub async fn list(pool: &PgPool, q: &ListQuery) -> Result<Vec<Entry>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Entry,
         "SELECT id, at, token_id, actor, action, target, outcome, status, detail
          FROM audit_log
          WHERE ($1::text IS NULL OR actor = $1) AND ($2::timestamptz IS NULL OR at >= $2)
          ORDER BY id DESC LIMIT $3",
+        q.actor,
+        q.since,
+        q.limit.unwrap_or(100).clamp(1, 10_000)
     )
-    .bind(&q.actor)
-    .bind(q.since)
-    .bind(q.limit.unwrap_or(100).clamp(1, 10_000))
     .fetch_all(pool)
     .await
 }

@@ -63,7 +63,7 @@ pub struct Issued {
 }
 
 /// A token as listed (no secrets).
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 pub struct TokenInfo {
     /// Its id.
     pub id: i64,
@@ -105,8 +105,8 @@ fn check_name(name: &str) -> Result<(), TokenError> {
         .ok_or_else(|| TokenError::BadName(name.to_owned()))
 }
 
-fn scope_names(scopes: &[Scope]) -> Vec<&'static str> {
-    let mut names: Vec<_> = scopes.iter().map(|s| s.as_str()).collect();
+fn scope_names(scopes: &[Scope]) -> Vec<String> {
+    let mut names: Vec<_> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
     names.sort_unstable();
     names.dedup();
     names
@@ -150,14 +150,14 @@ pub async fn insert(
     if callback_secret.is_some() && !scopes.contains(&Scope::Integrator) {
         return Err(TokenError::CallbackWithoutIntegrator);
     }
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO api_tokens (name, scopes, secret_hash, callback_secret)
          VALUES ($1, $2, $3, $4) RETURNING id",
+        name,
+        &scope_names(scopes),
+        hash(token),
+        callback_secret
     )
-    .bind(name)
-    .bind(scope_names(scopes))
-    .bind(hash(token))
-    .bind(callback_secret)
     .fetch_one(pool)
     .await
     .map_err(|e| {
@@ -175,10 +175,11 @@ pub async fn insert(
 
 /// Every token, live and revoked, by id.
 pub async fn list(pool: &PgPool) -> Result<Vec<TokenInfo>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, name, scopes, callback_secret IS NOT NULL AS callback_secret, created_at,
-                rotated_at, previous_valid_until, revoked_at
-         FROM api_tokens ORDER BY id",
+    sqlx::query_as!(
+        TokenInfo,
+        r#"SELECT id, name, scopes, callback_secret IS NOT NULL AS "callback_secret!", created_at,
+                  rotated_at, previous_valid_until, revoked_at
+           FROM api_tokens ORDER BY id"#
     )
     .fetch_all(pool)
     .await
@@ -194,10 +195,10 @@ pub async fn rotate(
     callback_secret: bool,
 ) -> Result<Issued, TokenError> {
     if callback_secret {
-        let scopes: Vec<String> = sqlx::query_scalar(
+        let scopes = sqlx::query_scalar!(
             "SELECT scopes FROM api_tokens WHERE name = $1 AND revoked_at IS NULL",
+            name
         )
-        .bind(name)
         .fetch_optional(pool)
         .await?
         .ok_or_else(|| TokenError::NotFound(name.to_owned()))?;
@@ -207,26 +208,26 @@ pub async fn rotate(
     }
     let token = generate();
     let callback = callback_secret.then(generate);
-    let row: Option<(i64, Vec<String>)> = sqlx::query_as(
+    let row = sqlx::query!(
         "UPDATE api_tokens
-         SET previous_hash = CASE WHEN $3 > 0 THEN secret_hash END,
+         SET previous_hash = CASE WHEN $3::float8 > 0 THEN secret_hash END,
              previous_valid_until = CASE WHEN $3 > 0 THEN now() + make_interval(secs => $3) END,
              secret_hash = $2, rotated_at = now(),
              callback_secret = COALESCE($4, callback_secret)
          WHERE name = $1 AND revoked_at IS NULL
          RETURNING id, scopes",
+        name,
+        hash(&token),
+        f64::from(grace_secs),
+        callback.as_deref()
     )
-    .bind(name)
-    .bind(hash(&token))
-    .bind(f64::from(grace_secs))
-    .bind(callback.as_deref())
     .fetch_optional(pool)
-    .await?;
-    let (id, scopes) = row.ok_or_else(|| TokenError::NotFound(name.to_owned()))?;
+    .await?
+    .ok_or_else(|| TokenError::NotFound(name.to_owned()))?;
     Ok(Issued {
-        id,
+        id: row.id,
         name: name.to_owned(),
-        scopes: scopes.iter().filter_map(|s| s.parse().ok()).collect(),
+        scopes: row.scopes.iter().filter_map(|s| s.parse().ok()).collect(),
         token,
         callback_secret: callback,
     })
@@ -234,18 +235,17 @@ pub async fn rotate(
 
 /// Revokes the live token `name` (at once, with any grace period of a rotation); its id.
 pub async fn revoke(pool: &PgPool, name: &str) -> Result<i64, TokenError> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL
          RETURNING id",
+        name
     )
-    .bind(name)
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| TokenError::NotFound(name.to_owned()))
 }
 
 /// A token row as [`authenticate`] reads it.
-#[derive(sqlx::FromRow)]
 struct Stored {
     id: i64,
     name: String,
@@ -262,14 +262,15 @@ pub async fn authenticate(pool: &PgPool, presented: &str) -> Result<Option<Calle
         return Ok(None);
     }
     let hash = hash(presented);
-    let row: Option<Stored> = sqlx::query_as(
-        "SELECT id, name, scopes, secret_hash, previous_hash,
-                callback_secret IS NOT NULL AS has_callback_secret
-         FROM api_tokens
-         WHERE revoked_at IS NULL
-           AND (secret_hash = $1 OR (previous_hash = $1 AND previous_valid_until > now()))",
+    let row = sqlx::query_as!(
+        Stored,
+        r#"SELECT id, name, scopes, secret_hash, previous_hash,
+                  callback_secret IS NOT NULL AS "has_callback_secret!"
+           FROM api_tokens
+           WHERE revoked_at IS NULL
+             AND (secret_hash = $1 OR (previous_hash = $1 AND previous_valid_until > now()))"#,
+        hash
     )
-    .bind(&hash)
     .fetch_optional(pool)
     .await?;
     let Some(Stored {

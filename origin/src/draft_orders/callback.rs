@@ -52,18 +52,18 @@ impl Callbacks {
     /// POSTs the status of `job` to its callback URL once, signed with the callback secret of
     /// the token that submitted it; `Err` says why it did not land.
     pub async fn deliver(&self, pool: &PgPool, job: &str) -> Result<(), String> {
-        let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT j.callback_url, t.name, t.callback_secret
-             FROM draft_order_jobs j LEFT JOIN api_tokens t ON t.id = j.token_id
-             WHERE j.id = $1",
+        let row = sqlx::query!(
+            r#"SELECT j.callback_url, t.name AS "token_name?", t.callback_secret
+               FROM draft_order_jobs j LEFT JOIN api_tokens t ON t.id = j.token_id
+               WHERE j.id = $1"#,
+            job
         )
-        .bind(job)
         .fetch_optional(pool)
         .await
-        .map_err(|e| format!("database: {e}"))?;
-        let (url, name, secret) = row.ok_or("the job is gone")?;
-        let url = url.ok_or("the job has no callback URL")?;
-        let (Some(name), Some(secret)) = (name, secret) else {
+        .map_err(|e| format!("database: {e}"))?
+        .ok_or("the job is gone")?;
+        let url = row.callback_url.ok_or("the job has no callback URL")?;
+        let (Some(name), Some(secret)) = (row.token_name, row.callback_secret) else {
             return Err("the job's token has no callback secret".into());
         };
         let key = SigningKey::new(name, secret.as_bytes())

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 
@@ -44,39 +44,38 @@ pub async fn submit(
     let id = job_id(&quote.shop, &quote.quote_id);
     let request = serde_json::to_value(quote).expect("a quote serialises");
     let mut tx = pool.begin().await?;
-    let created = sqlx::query(
+    let created = sqlx::query!(
         "INSERT INTO draft_order_jobs
              (id, shop, quote_id, company_location_id, request, callback_url, token_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT DO NOTHING",
+        id,
+        quote.shop,
+        quote.quote_id,
+        quote.company_location_id,
+        request,
+        quote.callback_url,
+        token
     )
-    .bind(&id)
-    .bind(&quote.shop)
-    .bind(&quote.quote_id)
-    .bind(&quote.company_location_id)
-    .bind(&request)
-    .bind(&quote.callback_url)
-    .bind(token)
     .execute(&mut *tx)
     .await?
     .rows_affected()
         == 1;
     if created {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(&id)
-            .execute(&mut *tx)
+        sqlx::query!("SELECT 1 AS notified FROM pg_notify($1, $2)", CHANNEL, id)
+            .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
         return Ok((id, true));
     }
     tx.rollback().await?;
-    let (stored, owner): (Value, Option<i64>) =
-        sqlx::query_as("SELECT request, token_id FROM draft_order_jobs WHERE id = $1")
-            .bind(&id)
-            .fetch_one(pool)
-            .await?;
-    if stored == request && owner == token {
+    let stored = sqlx::query!(
+        "SELECT request, token_id FROM draft_order_jobs WHERE id = $1",
+        id
+    )
+    .fetch_one(pool)
+    .await?;
+    if stored.request == request && stored.token_id == token {
         Ok((id, false))
     } else {
         Err(SubmitError::Conflict {
@@ -88,11 +87,9 @@ pub async fn submit(
 
 /// The token that submitted `job` (`None`: no such job, or submitted by the CLI).
 pub async fn owner(pool: &PgPool, job: &str) -> Result<Option<i64>, sqlx::Error> {
-    let owner: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT token_id FROM draft_order_jobs WHERE id = $1")
-            .bind(job)
-            .fetch_optional(pool)
-            .await?;
+    let owner = sqlx::query_scalar!("SELECT token_id FROM draft_order_jobs WHERE id = $1", job)
+        .fetch_optional(pool)
+        .await?;
     Ok(owner.flatten())
 }
 
@@ -123,14 +120,14 @@ impl std::fmt::Display for JobState {
 }
 
 /// A job claimed by a loop.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     /// Job id.
     pub id: String,
     /// Shop.
     pub shop: String,
     /// The quote as submitted.
-    pub request: sqlx::types::Json<QuoteRequest>,
+    pub request: Json<QuoteRequest>,
     /// `processing`, or an ended state whose callback is due.
     pub status: JobState,
     /// Whether the parts are written.
@@ -152,8 +149,9 @@ pub async fn claim(
     worker: &str,
     lease: Duration,
 ) -> Result<Option<Claimed>, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE draft_order_jobs j
+    sqlx::query_as!(
+        Claimed,
+        r#"UPDATE draft_order_jobs j
          SET locked_by = $1, locked_until = now() + $2 * interval '1 millisecond',
              attempts = j.attempts + (j.status = 'processing')::int,
              callback_attempts = j.callback_attempts + (j.status <> 'processing')::int,
@@ -166,11 +164,12 @@ pub async fn claim(
                LIMIT 1
                FOR UPDATE SKIP LOCKED) due
          WHERE j.id = due.id
-         RETURNING j.id, j.shop, j.request, j.status, j.planned_at IS NOT NULL AS planned,
-                   j.currency, j.parts_total, j.attempts, j.callback_attempts",
+         RETURNING j.id, j.shop, j.request AS "request: Json<QuoteRequest>",
+                   j.status AS "status: JobState", j.planned_at IS NOT NULL AS "planned!",
+                   j.currency, j.parts_total, j.attempts, j.callback_attempts"#,
+        worker,
+        lease.as_millis() as f64
     )
-    .bind(worker)
-    .bind(lease.as_millis() as f64)
     .fetch_optional(pool)
     .await
 }
@@ -183,13 +182,13 @@ pub async fn renew(
     worker: &str,
     lease: Duration,
 ) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE draft_order_jobs SET locked_until = now() + $3 * interval '1 millisecond'
          WHERE id = $1 AND locked_by = $2",
+        job,
+        worker,
+        lease.as_millis() as f64
     )
-    .bind(job)
-    .bind(worker)
-    .bind(lease.as_millis() as f64)
     .execute(pool)
     .await?
     .rows_affected()
@@ -202,11 +201,11 @@ async fn hold(
     job: &str,
     worker: &str,
 ) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar::<_, String>(
+    Ok(sqlx::query_scalar!(
         "SELECT id FROM draft_order_jobs WHERE id = $1 AND locked_by = $2 FOR UPDATE",
+        job,
+        worker
     )
-    .bind(job)
-    .bind(worker)
     .fetch_optional(&mut **tx)
     .await?
     .is_some())
@@ -227,31 +226,31 @@ pub async fn record_plan(
     }
     let total: u64 = parts.iter().map(PartPlan::total_cents).sum();
     for p in parts {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO draft_order_parts
                  (shop, job_id, part, key, lines, line_count, shipping_cents, total_cents)
              SELECT j.shop, $1, $2, $3, $4, $5, $6, $7 FROM draft_order_jobs j WHERE j.id = $1",
+            job,
+            p.part as i32,
+            p.key,
+            Json(&p.lines) as _,
+            p.lines.len() as i32,
+            p.shipping_cents as i64,
+            p.total_cents() as i64
         )
-        .bind(job)
-        .bind(p.part as i32)
-        .bind(&p.key)
-        .bind(sqlx::types::Json(&p.lines))
-        .bind(p.lines.len() as i32)
-        .bind(p.shipping_cents as i64)
-        .bind(p.total_cents() as i64)
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE draft_order_jobs
          SET planned_at = now(), currency = $2, quote_total_cents = $3, parts_total = $4,
              updated_at = now()
          WHERE id = $1",
+        job,
+        currency,
+        total as i64,
+        parts.len() as i32
     )
-    .bind(job)
-    .bind(currency)
-    .bind(total as i64)
-    .bind(parts.len() as i32)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -259,14 +258,14 @@ pub async fn record_plan(
 }
 
 /// A stored part still to be created.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct PendingPart {
     /// 1-based.
     pub part: i32,
     /// Deterministic key.
     pub key: String,
     /// Its lines.
-    pub lines: sqlx::types::Json<Vec<Line>>,
+    pub lines: Json<Vec<Line>>,
     /// Shipping it carries.
     pub shipping_cents: i64,
     /// Lines plus shipping.
@@ -289,13 +288,14 @@ impl PendingPart {
 
 /// The parts of `job` without a draft yet, in order.
 pub async fn pending_parts(pool: &PgPool, job: &str) -> Result<Vec<PendingPart>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT part, key, lines, shipping_cents, total_cents,
-                create_sent_at IS NOT NULL AS create_sent
-         FROM draft_order_parts
-         WHERE job_id = $1 AND draft_id IS NULL ORDER BY part",
+    sqlx::query_as!(
+        PendingPart,
+        r#"SELECT part, key, lines AS "lines: Json<Vec<Line>>", shipping_cents, total_cents,
+                  create_sent_at IS NOT NULL AS "create_sent!"
+           FROM draft_order_parts
+           WHERE job_id = $1 AND draft_id IS NULL ORDER BY part"#,
+        job
     )
-    .bind(job)
     .fetch_all(pool)
     .await
 }
@@ -308,14 +308,14 @@ pub async fn mark_create_sent(
     worker: &str,
     part: i32,
 ) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE draft_order_parts p SET create_sent_at = now()
          FROM draft_order_jobs j
          WHERE p.job_id = $1 AND p.part = $2 AND j.id = p.job_id AND j.locked_by = $3",
+        job,
+        part,
+        worker
     )
-    .bind(job)
-    .bind(part)
-    .bind(worker)
     .execute(pool)
     .await?
     .rows_affected()
@@ -350,52 +350,63 @@ pub async fn record_part(
     if !hold(&mut tx, job, worker).await? {
         return Ok(false);
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE draft_order_parts
          SET draft_id = $3, draft_name = $4, invoice_url = $5, shopify_total_cents = $6,
              recovered = $7, created_at = now()
          WHERE job_id = $1 AND part = $2 AND draft_id IS NULL",
+        job,
+        part,
+        draft.id,
+        draft.name,
+        draft.invoice_url,
+        draft.total_cents.map(|c| c as i64),
+        draft.recovered
     )
-    .bind(job)
-    .bind(part)
-    .bind(&draft.id)
-    .bind(&draft.name)
-    .bind(&draft.invoice_url)
-    .bind(draft.total_cents.map(|c| c as i64))
-    .bind(draft.recovered)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE draft_order_jobs SET updated_at = now(),
              parts_created = (SELECT count(*) FROM draft_order_parts
                               WHERE job_id = $1 AND draft_id IS NOT NULL)
          WHERE id = $1",
+        job
     )
-    .bind(job)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(true)
 }
 
-/// Drafts of `job` whose invoice is still to be sent: (part, draft id).
-pub async fn invoices_to_send(pool: &PgPool, job: &str) -> Result<Vec<(i32, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT part, draft_id FROM draft_order_parts
-         WHERE job_id = $1 AND draft_id IS NOT NULL AND invoice_sent_at IS NULL ORDER BY part",
+/// A draft whose invoice is still to be sent.
+#[derive(Debug, Clone)]
+pub struct UnsentInvoice {
+    /// 1-based part number.
+    pub part: i32,
+    /// Draft gid.
+    pub draft_id: String,
+}
+
+/// Drafts of `job` whose invoice is still to be sent, in part order.
+pub async fn invoices_to_send(pool: &PgPool, job: &str) -> Result<Vec<UnsentInvoice>, sqlx::Error> {
+    sqlx::query_as!(
+        UnsentInvoice,
+        r#"SELECT part, draft_id AS "draft_id!" FROM draft_order_parts
+           WHERE job_id = $1 AND draft_id IS NOT NULL AND invoice_sent_at IS NULL
+           ORDER BY part"#,
+        job
     )
-    .bind(job)
     .fetch_all(pool)
     .await
 }
 
 /// Records that the invoice of `part` was sent.
 pub async fn record_invoice_sent(pool: &PgPool, job: &str, part: i32) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE draft_order_parts SET invoice_sent_at = now() WHERE job_id = $1 AND part = $2",
+        job,
+        part
     )
-    .bind(job)
-    .bind(part)
     .execute(pool)
     .await?;
     Ok(())
@@ -422,21 +433,21 @@ pub async fn finish(
 ) -> Result<bool, sqlx::Error> {
     let (status, violations, error) = match end {
         End::Completed => (JobState::Completed, None, None),
-        End::Rejected(v) => (JobState::Rejected, Some(sqlx::types::Json(v)), None),
+        End::Rejected(v) => (JobState::Rejected, Some(Json(v)), None),
         End::Failed(reason) => (JobState::Failed, None, Some(reason.as_str())),
     };
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE draft_order_jobs
          SET status = $3, violations = $4, error = $5, finished_at = now(), updated_at = now(),
              locked_by = NULL, locked_until = NULL, run_at = now(),
              callback_state = CASE WHEN callback_url IS NULL THEN 'none' ELSE 'pending' END
          WHERE id = $1 AND locked_by = $2",
+        job,
+        worker,
+        status as JobState,
+        violations as _,
+        error
     )
-    .bind(job)
-    .bind(worker)
-    .bind(status)
-    .bind(violations)
-    .bind(error)
     .execute(pool)
     .await?
     .rows_affected()
@@ -451,16 +462,16 @@ pub async fn retry_later(
     delay: Duration,
     error: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE draft_order_jobs
          SET run_at = now() + $3 * interval '1 millisecond', error = $4,
              locked_by = NULL, locked_until = NULL, updated_at = now()
          WHERE id = $1 AND locked_by = $2",
+        job,
+        worker,
+        delay.as_millis() as f64,
+        error
     )
-    .bind(job)
-    .bind(worker)
-    .bind(delay.as_millis() as f64)
-    .bind(error)
     .execute(pool)
     .await?;
     Ok(())
@@ -478,18 +489,18 @@ pub async fn record_callback(
         Err((e, Some(d))) => ("pending", Some(e.as_str()), *d),
         Err((e, None)) => ("failed", Some(e.as_str()), Duration::ZERO),
     };
-    sqlx::query(
+    sqlx::query!(
         "UPDATE draft_order_jobs
          SET callback_state = $3, callback_error = $4,
              run_at = now() + $5 * interval '1 millisecond',
              locked_by = NULL, locked_until = NULL, updated_at = now()
          WHERE id = $1 AND locked_by = $2",
+        job,
+        worker,
+        state,
+        error,
+        delay.as_millis() as f64
     )
-    .bind(job)
-    .bind(worker)
-    .bind(state)
-    .bind(error)
-    .bind(delay.as_millis() as f64)
     .execute(pool)
     .await?;
     Ok(())
@@ -498,10 +509,10 @@ pub async fn record_callback(
 /// Returns every lease `worker` holds (at shutdown), so other processes need not wait for
 /// them to expire.
 pub async fn release(pool: &PgPool, worker: &str) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE draft_order_jobs SET locked_by = NULL, locked_until = NULL WHERE locked_by = $1",
+        worker
     )
-    .bind(worker)
     .execute(pool)
     .await?
     .rows_affected())
@@ -598,7 +609,6 @@ fn decimal(cents: i64) -> String {
 
 /// The status of `job`, with its drafts; `None` when there is no such job.
 pub async fn status(pool: &PgPool, job: &str) -> Result<Option<JobStatus>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
     struct JobRow {
         id: String,
         shop: String,
@@ -608,7 +618,7 @@ pub async fn status(pool: &PgPool, job: &str) -> Result<Option<JobStatus>, sqlx:
         parts_total: Option<i32>,
         currency: Option<String>,
         quote_total_cents: Option<i64>,
-        violations: Option<sqlx::types::Json<Vec<QuoteViolation>>>,
+        violations: Option<Json<Vec<QuoteViolation>>>,
         error: Option<String>,
         attempts: i32,
         callback_state: String,
@@ -618,7 +628,6 @@ pub async fn status(pool: &PgPool, job: &str) -> Result<Option<JobStatus>, sqlx:
         created_at: OffsetDateTime,
         finished_at: Option<OffsetDateTime>,
     }
-    #[derive(sqlx::FromRow)]
     struct PartRow {
         part: i32,
         key: String,
@@ -632,24 +641,28 @@ pub async fn status(pool: &PgPool, job: &str) -> Result<Option<JobStatus>, sqlx:
         recovered: bool,
         invoice_sent_at: Option<OffsetDateTime>,
     }
-    let Some(j): Option<JobRow> = sqlx::query_as(
-        "SELECT id, shop, quote_id, status, parts_created, parts_total, currency,
-                quote_total_cents, violations, error, attempts, callback_state,
-                callback_attempts, callback_error, callback_url, created_at, finished_at
-         FROM draft_order_jobs WHERE id = $1",
+    let Some(j) = sqlx::query_as!(
+        JobRow,
+        r#"SELECT id, shop, quote_id, status AS "status: JobState", parts_created, parts_total,
+                  currency, quote_total_cents,
+                  violations AS "violations: Json<Vec<QuoteViolation>>", error, attempts,
+                  callback_state, callback_attempts, callback_error, callback_url, created_at,
+                  finished_at
+           FROM draft_order_jobs WHERE id = $1"#,
+        job
     )
-    .bind(job)
     .fetch_optional(pool)
     .await?
     else {
         return Ok(None);
     };
-    let parts: Vec<PartRow> = sqlx::query_as(
+    let parts = sqlx::query_as!(
+        PartRow,
         "SELECT part, key, line_count, total_cents, shipping_cents, draft_id, draft_name,
                 invoice_url, shopify_total_cents, recovered, invoice_sent_at
          FROM draft_order_parts WHERE job_id = $1 ORDER BY part",
+        job
     )
-    .bind(job)
     .fetch_all(pool)
     .await?;
     Ok(Some(JobStatus {

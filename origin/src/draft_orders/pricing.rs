@@ -92,12 +92,12 @@ pub async fn purchasing_entity(
     let Some(contact) = &quote.company_contact_id else {
         return Ok(Ok(None));
     };
-    let company: Option<String> = sqlx::query_scalar(
+    let company = sqlx::query_scalar!(
         "SELECT company_admin_graphql_api_id FROM company_locations
          WHERE shop = $1 AND admin_graphql_api_id = $2 AND deleted_at IS NULL",
+        quote.shop,
+        quote.company_location_id
     )
-    .bind(&quote.shop)
-    .bind(&quote.company_location_id)
     .fetch_optional(pool)
     .await?
     .flatten();
@@ -129,11 +129,11 @@ async fn unknown_variants(
         .iter()
         .map(|l| i64::try_from(l.variant_id).unwrap_or(-1))
         .collect();
-    let known: Vec<i64> = sqlx::query_scalar(
+    let known = sqlx::query_scalar!(
         "SELECT id FROM variants WHERE shop = $1 AND id = ANY($2) AND price IS NOT NULL",
+        quote.shop,
+        &ids
     )
-    .bind(&quote.shop)
-    .bind(&ids)
     .fetch_all(pool)
     .await?;
     let known: std::collections::HashSet<i64> = known.into_iter().collect();

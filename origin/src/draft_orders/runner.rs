@@ -312,10 +312,10 @@ impl JobLoop {
             tracing::info!(job = %job.id, part = part.part, of = parts_total, draft = %draft.id, recovered = draft.recovered, "draft order created");
         }
         if quote.send_invoice {
-            for (part, draft_id) in jobs::invoices_to_send(&self.pool, &job.id).await? {
+            for invoice in jobs::invoices_to_send(&self.pool, &job.id).await? {
                 self.renew(job).await?;
-                client.draft_order_invoice_send(&draft_id).await?;
-                jobs::record_invoice_sent(&self.pool, &job.id, part).await?;
+                client.draft_order_invoice_send(&invoice.draft_id).await?;
+                jobs::record_invoice_sent(&self.pool, &job.id, invoice.part).await?;
             }
         }
         Ok(End::Completed)
