@@ -55,3 +55,8 @@ pub async fn scratch_database(
     wholesail_origin::app::MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
+
+/// `s` as a shop domain (the benchmarks' shops are valid `*.myshopify.com` names).
+pub fn shop_domain(s: &str) -> wholesail_webhook::ShopDomain {
+    wholesail_webhook::ShopDomain::parse(s).expect("a myshopify domain")
+}

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use thiserror::Error;
 use time::OffsetDateTime;
+use wholesail_webhook::ShopDomain;
 
 use crate::catalog::{self, admin::CatalogApi};
 use crate::http_error::ApiError;
@@ -88,7 +89,7 @@ pub const TOTAL_HEADER: &str = "x-total-count";
 struct ListQuery {
     id: Option<i64>,
     topic: Option<String>,
-    shop: Option<String>,
+    shop: Option<ShopDomain>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     since: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]

@@ -33,6 +33,7 @@ use wholesail_origin::app::{self, MIGRATOR};
 use wholesail_origin::auth::audit;
 use wholesail_origin::config::Config;
 use wholesail_origin::pipeline::dead_letters::{self, Filter, Shelf};
+use wholesail_webhook::ShopDomain;
 
 /// Wholesail origin: the webhook inbox and its workers, catalog resyncs, B2B rules, draft
 /// orders, and the operations on them.
@@ -122,7 +123,7 @@ struct FilterArgs {
     topic: Option<String>,
     /// Shop domain.
     #[arg(long)]
-    shop: Option<String>,
+    shop: Option<ShopDomain>,
     /// Received at or after (RFC 3339).
     #[arg(long, value_parser = parse_time)]
     since: Option<OffsetDateTime>,

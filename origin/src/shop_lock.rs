@@ -8,15 +8,16 @@
 //! shop order, so two workers take shop locks in the same order and cannot deadlock each other.
 
 use sqlx::PgConnection;
+use wholesail_webhook::ShopDomain;
 
 /// The lock is keyed by a 64-bit hash of a namespaced name (`'wholesail-shop:' || shop`), so
 /// other advisory lock users (sqlx's migration lock, catalog runs) do not collide with it.
 /// Takes `shop`'s lock in shared mode (every event except `shop/redact`, catalog merges).
-pub(crate) async fn shared(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn shared(conn: &mut PgConnection, shop: &ShopDomain) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "SELECT 1 AS locked FROM pg_advisory_xact_lock_shared(
              hashtextextended('wholesail-shop:' || $1, 0))",
-        shop
+        shop.as_str()
     )
     .fetch_one(conn)
     .await?;
@@ -25,11 +26,14 @@ pub(crate) async fn shared(conn: &mut PgConnection, shop: &str) -> Result<(), sq
 
 /// Takes `shop`'s lock exclusively (`shop/redact`): waits for the shop's events in flight.
 /// Same key as [`shared`].
-pub(crate) async fn exclusive(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn exclusive(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "SELECT 1 AS locked FROM pg_advisory_xact_lock(
              hashtextextended('wholesail-shop:' || $1, 0))",
-        shop
+        shop.as_str()
     )
     .fetch_one(conn)
     .await?;
@@ -37,10 +41,13 @@ pub(crate) async fn exclusive(conn: &mut PgConnection, shop: &str) -> Result<(),
 }
 
 /// Whether `shop/redact` has removed the shop's data (its events are then not applied).
-pub(crate) async fn is_redacted(conn: &mut PgConnection, shop: &str) -> Result<bool, sqlx::Error> {
+pub(crate) async fn is_redacted(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+) -> Result<bool, sqlx::Error> {
     let redacted = sqlx::query_scalar!(
         r#"SELECT redacted_at IS NOT NULL AS "redacted!" FROM shops WHERE shop = $1"#,
-        shop
+        shop.as_str()
     )
     .fetch_optional(conn)
     .await?;

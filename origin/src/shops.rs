@@ -16,6 +16,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use thiserror::Error;
 use wholesail_shopify_admin::{AdminClient, AdminConfig, AdminError, BreakerConfig};
+use wholesail_webhook::ShopDomain;
 
 /// The Admin API version used when a shop does not pin its own.
 pub const DEFAULT_API_VERSION: &str = "2026-01";
@@ -25,7 +26,7 @@ pub const DEFAULT_API_VERSION: &str = "2026-01";
 #[serde(deny_unknown_fields)]
 pub struct ShopConfig {
     /// The shop's myshopify domain, e.g. `acme.myshopify.com`.
-    pub domain: String,
+    pub domain: ShopDomain,
     /// The Admin API base URL; `https://<domain>` when unset.
     pub url: Option<String>,
     /// The Admin API access token.
@@ -74,15 +75,15 @@ impl BreakerSettings {
 pub enum ShopError {
     /// The shop is not in the configuration.
     #[error("shop {0} is not configured (add a [[shops]] entry with its access token)")]
-    Unknown(String),
+    Unknown(ShopDomain),
     /// Two entries name the same shop (two clients would pace one bucket independently).
     #[error("shop {0} is configured twice")]
-    Duplicate(String),
+    Duplicate(ShopDomain),
     /// The client could not be built.
     #[error("shop {shop}: {source}")]
     Client {
         /// The shop.
-        shop: String,
+        shop: ShopDomain,
         /// Why.
         source: AdminError,
     },
@@ -91,7 +92,7 @@ pub enum ShopError {
 /// The configured shops, each with its shared client.
 #[derive(Debug, Default)]
 pub struct Shops {
-    clients: HashMap<String, Arc<AdminClient>>,
+    clients: HashMap<ShopDomain, Arc<AdminClient>>,
 }
 
 impl Shops {
@@ -112,7 +113,7 @@ impl Shops {
                 .api_version
                 .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
             let mut config = AdminConfig::new(url, version, shop.access_token);
-            config.shop = shop.domain.clone();
+            config.shop = shop.domain.to_string();
             config.breaker = breaker;
             let client = AdminClient::new(config).map_err(|source| ShopError::Client {
                 shop: shop.domain.clone(),
@@ -129,16 +130,16 @@ impl Shops {
     }
 
     /// The client of `domain`.
-    pub fn client(&self, domain: &str) -> Result<Arc<AdminClient>, ShopError> {
+    pub fn client(&self, domain: &ShopDomain) -> Result<Arc<AdminClient>, ShopError> {
         self.clients
             .get(domain)
             .cloned()
-            .ok_or_else(|| ShopError::Unknown(domain.to_owned()))
+            .ok_or_else(|| ShopError::Unknown(domain.clone()))
     }
 
     /// The configured domains, sorted.
-    pub fn domains(&self) -> Vec<&str> {
-        let mut d: Vec<&str> = self.clients.keys().map(String::as_str).collect();
+    pub fn domains(&self) -> Vec<&ShopDomain> {
+        let mut d: Vec<&ShopDomain> = self.clients.keys().collect();
         d.sort_unstable();
         d
     }

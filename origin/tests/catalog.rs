@@ -140,7 +140,7 @@ async fn live(pool: &PgPool) -> Catalog {
 /// Every live row of the shop as text, to show a failed run changed nothing.
 /// The shop's newest catalog run.
 async fn latest_run(pool: &PgPool) -> runs::Run {
-    runs::list(pool, Some(DEFAULT_SHOP), 1)
+    runs::list(pool, Some(&common::domain(DEFAULT_SHOP)), 1)
         .await
         .unwrap()
         .remove(0)
@@ -168,7 +168,7 @@ async fn small_catalog_resync_loads_exactly_the_export_without_throttling(pool: 
     let seen = std::sync::Mutex::new(Vec::new());
     let on_progress = |p: Progress| seen.lock().unwrap().push(p);
     let out = runner(&pool)
-        .resync(&client(&sim), DEFAULT_SHOP, &on_progress)
+        .resync(&client(&sim), &common::domain(DEFAULT_SHOP), &on_progress)
         .await
         .unwrap();
     let truth = sim
@@ -206,10 +206,15 @@ async fn resync_after_a_revision_inserts_updates_and_deletes_to_the_new_ground_t
     let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 300 }, 50).await;
     let r = runner(&pool);
     let c = client(&sim);
-    r.resync(&c, DEFAULT_SHOP, &no_progress).await.unwrap();
+    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
     let next = spec.at_revision(1);
     sim.set_catalog(DEFAULT_SHOP, next.clone());
-    let out = r.resync(&c, DEFAULT_SHOP, &no_progress).await.unwrap();
+    let out = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
     assert_eq!(live(&pool).await, expected(&next));
     let m = out.merged;
     assert!(m.products.inserted > 0 && m.products.deleted > 0, "{m:?}");
@@ -232,7 +237,10 @@ async fn resync_after_a_revision_inserts_updates_and_deletes_to_the_new_ground_t
     .unwrap();
     assert_eq!(tombstones as u64, m.products.deleted);
     // The same export again changes nothing.
-    let again = r.resync(&c, DEFAULT_SHOP, &no_progress).await.unwrap();
+    let again = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
     let t = again.merged.total();
     assert_eq!((t.inserted, t.updated, t.deleted), (0, 0, 0));
     assert!(sim.throttled(DEFAULT_SHOP).is_empty());
@@ -252,7 +260,7 @@ async fn children_before_or_long_after_their_parents_load_the_same_catalog(pool:
             .unwrap();
         let sim = simulator(spec.clone(), order, 50).await;
         runner(&pool)
-            .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+            .resync(&client(&sim), &common::domain(DEFAULT_SHOP), &no_progress)
             .await
             .unwrap();
         assert_eq!(live(&pool).await, expected(&spec), "{order:?}");
@@ -268,12 +276,17 @@ async fn failed_file(
     let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 100 }, 50).await;
     let r = runner(&pool);
     let c = client(&sim);
-    r.resync(&c, DEFAULT_SHOP, &no_progress).await.unwrap();
+    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
     let before = snapshot(&pool).await;
     let next = spec.at_revision(1);
     sim.set_catalog(DEFAULT_SHOP, next.clone());
     sim.inject_bulk_fault(DEFAULT_SHOP, fault(&next));
-    let err = r.resync(&c, DEFAULT_SHOP, &no_progress).await.unwrap_err();
+    let err = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, RunError::Line(_) | RunError::Truncated { .. }),
         "{err}"
@@ -324,7 +337,7 @@ async fn failed_bulk_operation_fails_the_run_with_shopifys_error_code(pool: PgPo
         },
     );
     let err = runner(&pool)
-        .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+        .resync(&client(&sim), &common::domain(DEFAULT_SHOP), &no_progress)
         .await
         .unwrap_err();
     assert!(matches!(err, RunError::BulkFailed { .. }), "{err}");
@@ -346,12 +359,17 @@ async fn restart_while_the_bulk_operation_runs_resumes_the_same_operation(pool: 
     let c = client(&sim);
     let task = tokio::spawn(async move {
         let c = c;
-        first.resync(&c, DEFAULT_SHOP, &no_progress).await
+        first
+            .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+            .await
     });
     // Wait until the run is waiting for its bulk operation, then "crash".
     let run = loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if let Some(r) = runs::active(&pool, DEFAULT_SHOP).await.unwrap() {
+        if let Some(r) = runs::active(&pool, &common::domain(DEFAULT_SHOP))
+            .await
+            .unwrap()
+        {
             if r.status == RunStatus::Waiting {
                 break r;
             }
@@ -377,7 +395,7 @@ async fn restart_while_the_bulk_operation_runs_resumes_the_same_operation(pool: 
     .await;
     // A new process: resyncing the shop takes the stored run over.
     let out = runner(&pool)
-        .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+        .resync(&client(&sim), &common::domain(DEFAULT_SHOP), &no_progress)
         .await
         .unwrap();
     assert_eq!(out.run.id, run.id);
@@ -397,7 +415,9 @@ async fn webhook_versions_newer_than_the_export_are_not_overwritten(pool: PgPool
     let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
     let r = runner(&pool);
     let c = client(&sim);
-    r.resync(&c, DEFAULT_SHOP, &no_progress).await.unwrap();
+    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
     // A products/update webhook applied after the export: newer version, new title, one
     // variant less.
     let (pid, vid): (i64, i64) =
@@ -421,7 +441,9 @@ async fn webhook_versions_newer_than_the_export_are_not_overwritten(pool: PgPool
         .execute(&pool)
         .await
         .unwrap();
-    r.resync(&c, DEFAULT_SHOP, &no_progress).await.unwrap();
+    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
     let title: String =
         sqlx::query_scalar("SELECT title FROM products WHERE shop = $1 AND id = $2")
             .bind(DEFAULT_SHOP)
@@ -449,11 +471,15 @@ async fn cancel_while_waiting_cancels_the_bulk_operation_and_ends_the_run(pool: 
     let c = client(&sim);
     let task = tokio::spawn(async move {
         let c = c;
-        r.resync(&c, DEFAULT_SHOP, &no_progress).await
+        r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+            .await
     });
     let run = loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if let Some(r) = runs::active(&pool, DEFAULT_SHOP).await.unwrap() {
+        if let Some(r) = runs::active(&pool, &common::domain(DEFAULT_SHOP))
+            .await
+            .unwrap()
+        {
             if r.status == RunStatus::Waiting {
                 break r;
             }
@@ -483,13 +509,17 @@ async fn finish_webhook_wakes_the_runner_before_its_next_poll(pool: PgPool) {
     let started = std::time::Instant::now();
     let task = tokio::spawn(async move {
         let c = c;
-        slow.resync(&c, DEFAULT_SHOP, &no_progress).await
+        slow.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+            .await
     });
     // Play the webhook handler: once Shopify reports the operation finished, call the hook.
     let probe = client(&sim);
     let run = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let Some(r) = runs::active(&pool, DEFAULT_SHOP).await.unwrap() else {
+        let Some(r) = runs::active(&pool, &common::domain(DEFAULT_SHOP))
+            .await
+            .unwrap()
+        else {
             continue;
         };
         let Some(gid) = r.bulk_operation_id.clone() else {
@@ -497,9 +527,13 @@ async fn finish_webhook_wakes_the_runner_before_its_next_poll(pool: PgPool) {
         };
         let op = probe.bulk_operation(&gid).await.unwrap().unwrap();
         if op.status.is_final() {
-            let woke = wholesail_origin::catalog::bulk_finished(&pool, DEFAULT_SHOP, &gid)
-                .await
-                .unwrap();
+            let woke = wholesail_origin::catalog::bulk_finished(
+                &pool,
+                &common::domain(DEFAULT_SHOP),
+                &gid,
+            )
+            .await
+            .unwrap();
             assert_eq!(woke, Some(r.id));
             break r;
         }
@@ -520,7 +554,7 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
     let spec = CatalogSpec::new(21, 15);
     let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
     let args = || cli::ResyncArgs {
-        shop: DEFAULT_SHOP.into(),
+        shop: common::domain(DEFAULT_SHOP),
         shop_url: Some(sim.base_url().to_owned()),
         api_version: "2026-01".into(),
         access_token: Some(SecretString::from(DEFAULT_TOKEN)),
@@ -796,7 +830,7 @@ async fn finish_webhook(pool: &PgPool, sim: &Simulator, id: i64) {
         };
         let op = probe.bulk_operation(&gid).await.unwrap().unwrap();
         op.status.is_final()
-            && wholesail_origin::catalog::bulk_finished(pool, DEFAULT_SHOP, &gid)
+            && wholesail_origin::catalog::bulk_finished(pool, &common::domain(DEFAULT_SHOP), &gid)
                 .await
                 .unwrap()
                 .is_some()
@@ -864,7 +898,7 @@ async fn cli_resync_during_a_servers_run_watches_it_and_never_drives_it(pool: Pg
     let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 500 }, 2_000).await;
     // The live catalog, from a first resync.
     runner(&pool)
-        .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+        .resync(&client(&sim), &common::domain(DEFAULT_SHOP), &no_progress)
         .await
         .unwrap();
     let origin = common::Origin::spawn(
@@ -918,7 +952,7 @@ async fn a_second_server_never_drives_a_run_the_first_one_drives(pool: PgPool) {
     let spec = CatalogSpec::new(37, 400);
     let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 500 }, 2_000).await;
     runner(&pool)
-        .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+        .resync(&client(&sim), &common::domain(DEFAULT_SHOP), &no_progress)
         .await
         .unwrap();
     let env = [
@@ -1032,11 +1066,15 @@ async fn a_driver_whose_run_was_taken_over_stops_without_touching_it(pool: PgPoo
     let c = client(&sim);
     let task = tokio::spawn(async move {
         let c = c;
-        r.resync(&c, DEFAULT_SHOP, &no_progress).await
+        r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+            .await
     });
     let run = loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if let Some(r) = runs::active(&pool, DEFAULT_SHOP).await.unwrap() {
+        if let Some(r) = runs::active(&pool, &common::domain(DEFAULT_SHOP))
+            .await
+            .unwrap()
+        {
             if r.status == RunStatus::Waiting {
                 break r;
             }
@@ -1074,7 +1112,7 @@ async fn a_resync_of_a_redacted_shop_fails_and_writes_nothing(pool: PgPool) {
         .await
         .unwrap();
     let err = runner(&pool)
-        .resync(&client(&sim), DEFAULT_SHOP, &no_progress)
+        .resync(&client(&sim), &common::domain(DEFAULT_SHOP), &no_progress)
         .await
         .unwrap_err();
     assert!(

@@ -15,7 +15,7 @@ fn event(webhook_id: &str, topic: &str, payload: serde_json::Value) -> NewEvent 
     NewEvent {
         webhook_id: webhook_id.to_owned(),
         event_id: None,
-        shop: SHOP.to_owned(),
+        shop: wholesail_webhook::ShopDomain::parse(SHOP).unwrap(),
         topic: topic.to_owned(),
         api_version: "2025-07".to_owned(),
         triggered_at: None,

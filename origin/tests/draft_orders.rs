@@ -153,7 +153,7 @@ struct Origin {
 fn shops(sim: &Simulator) -> Arc<Shops> {
     Arc::new(
         Shops::new(vec![ShopConfig {
-            domain: DEFAULT_SHOP.into(),
+            domain: common::domain(DEFAULT_SHOP),
             url: Some(sim.base_url().into()),
             access_token: SecretString::from(DEFAULT_TOKEN),
             api_version: Some("2026-01".into()),
@@ -836,7 +836,7 @@ async fn a_job_waits_out_the_shops_open_breaker_then_completes(pool: PgPool) {
     let shops = Arc::new(
         Shops::with_breaker(
             vec![ShopConfig {
-                domain: DEFAULT_SHOP.into(),
+                domain: common::domain(DEFAULT_SHOP),
                 url: Some(sim.base_url().into()),
                 access_token: SecretString::from(DEFAULT_TOKEN),
                 api_version: Some("2026-01".into()),
@@ -849,7 +849,7 @@ async fn a_job_waits_out_the_shops_open_breaker_then_completes(pool: PgPool) {
         )
         .unwrap(),
     );
-    let client = shops.client(DEFAULT_SHOP).unwrap();
+    let client = shops.client(&common::domain(DEFAULT_SHOP)).unwrap();
     let quote: QuoteRequest = serde_json::from_value(quote("Q-storm", &sim, 3)).unwrap();
     let (job, _) = jobs::submit(&pool, &quote, None).await.unwrap();
     let runner = JobLoop::new(pool.clone(), shops.clone(), settings(), "loop-storm".into());

@@ -24,7 +24,7 @@ fn event(topic: &str, payload: &Value) -> InboxEvent {
         id,
         webhook_id: format!("wh-{id}"),
         event_id: Some(format!("ev-{id}")),
-        shop: SHOP.to_owned(),
+        shop: shop_domain(SHOP),
         topic: topic.to_owned(),
         payload: stripped,
     }
@@ -655,7 +655,7 @@ async fn shop_redact_deletes_operational_data_and_later_events_are_not_applied(p
         .unwrap();
     // Another shop's data must survive.
     let mut other = event("orders/create", &order_at(14, 1, T1));
-    other.shop = "other.myshopify.com".into();
+    other.shop = shop_domain("other.myshopify.com");
     apply(&pool, &other).await.unwrap();
 
     let redact = json!({"shop_id": 954889, "shop_domain": SHOP});
@@ -946,4 +946,8 @@ async fn inventory_level_disconnect_removes_the_level_unless_a_newer_version_hol
         Outcome::Stale
     );
     assert_eq!(count(&pool, "inventory_levels").await, 1);
+}
+
+fn shop_domain(s: &str) -> wholesail_webhook::ShopDomain {
+    wholesail_webhook::ShopDomain::parse(s).expect("a myshopify domain")
 }

@@ -20,7 +20,7 @@ fn event(id: i64, topic: &str, payload: &Value) -> InboxEvent {
         id,
         webhook_id: format!("wh-{id}"),
         event_id: Some(format!("ev-{id}")),
-        shop: SHOP.to_owned(),
+        shop: wholesail_webhook::ShopDomain::parse(SHOP).unwrap(),
         topic: topic.to_owned(),
         payload: stripped.json,
     }

@@ -125,9 +125,14 @@ fn line(variant_id: u64, quantity: u32) -> QuoteLine {
 async fn a_cart_is_priced_by_quantity_breaks_and_every_broken_rule_reported(pool: PgPool) {
     catalog(&pool).await;
     rules_sql(&pool).await;
-    let q = quote::quote(&pool, SHOP, L1, &[line(11, 30), line(12, 12), line(21, 5)])
-        .await
-        .unwrap();
+    let q = quote::quote(
+        &pool,
+        &common::domain(SHOP),
+        L1,
+        &[line(11, 30), line(12, 12), line(21, 5)],
+    )
+    .await
+    .unwrap();
     assert_eq!(q.priced.currency, "USD");
     let prices: Vec<(u64, u64, Option<i64>)> = q
         .priced
@@ -169,13 +174,13 @@ async fn a_cart_is_priced_by_quantity_breaks_and_every_broken_rule_reported(pool
 async fn a_valid_cart_is_priced_and_an_invalid_one_gives_its_violations(pool: PgPool) {
     catalog(&pool).await;
     rules_sql(&pool).await;
-    let ok = quote::price_and_validate(&pool, SHOP, L1, &[line(11, 72)])
+    let ok = quote::price_and_validate(&pool, &common::domain(SHOP), L1, &[line(11, 72)])
         .await
         .unwrap()
         .expect("72 gloves in packs of 6 above the minimum order value");
     assert_eq!(ok.lines[0].unit_price, 750);
     assert_eq!(ok.subtotal(), 54_000);
-    let bad = quote::price_and_validate(&pool, SHOP, L1, &[line(11, 7)])
+    let bad = quote::price_and_validate(&pool, &common::domain(SHOP), L1, &[line(11, 7)])
         .await
         .unwrap()
         .unwrap_err();
@@ -183,7 +188,7 @@ async fn a_valid_cart_is_priced_and_an_invalid_one_gives_its_violations(pool: Pg
     assert_eq!(codes, ["CASE_PACK", "ORDER_MINIMUM"]);
     // The other buyer has no rules: list prices, German stock is not limited for it (no rule
     // covers the variant), and nothing to violate.
-    let other = quote::price_and_validate(&pool, SHOP, L2, &[line(11, 7)])
+    let other = quote::price_and_validate(&pool, &common::domain(SHOP), L2, &[line(11, 7)])
         .await
         .unwrap()
         .unwrap();
@@ -196,7 +201,7 @@ async fn unknown_buyers_variants_and_zero_quantities_are_refused(pool: PgPool) {
     catalog(&pool).await;
     let err = quote::quote(
         &pool,
-        SHOP,
+        &common::domain(SHOP),
         "gid://shopify/CompanyLocation/1",
         &[line(11, 1)],
     )
@@ -206,11 +211,16 @@ async fn unknown_buyers_variants_and_zero_quantities_are_refused(pool: PgPool) {
         matches!(err, QuoteError::UnknownLocation(ref l) if l.ends_with("/1")),
         "{err}"
     );
-    let err = quote::quote(&pool, SHOP, L1, &[line(11, 1), line(999, 1)])
-        .await
-        .unwrap_err();
+    let err = quote::quote(
+        &pool,
+        &common::domain(SHOP),
+        L1,
+        &[line(11, 1), line(999, 1)],
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, QuoteError::UnknownVariant(999)), "{err}");
-    let err = quote::quote(&pool, SHOP, L1, &[line(11, 0)])
+    let err = quote::quote(&pool, &common::domain(SHOP), L1, &[line(11, 0)])
         .await
         .unwrap_err();
     assert!(matches!(err, QuoteError::ZeroQuantity(0)), "{err}");
@@ -256,7 +266,7 @@ fn writes(sim: &Simulator, location: &str) -> u32 {
 }
 
 async fn computed(pool: &PgPool, location: &str) -> BuyerRules {
-    ShopRules::load(pool, SHOP, Scope::default())
+    ShopRules::load(pool, &common::domain(SHOP), Scope::default())
         .await
         .unwrap()
         .buyer_rules(location)
@@ -269,7 +279,9 @@ fn extra_location(i: u32) -> String {
 
 async fn import_json(pool: &PgPool, rows: Value) -> usize {
     let rules = file::parse(&rows.to_string(), Format::Json).unwrap();
-    store::upsert(pool, SHOP, rules).await.unwrap()
+    store::upsert(pool, &common::domain(SHOP), rules)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
@@ -288,7 +300,9 @@ async fn a_push_sends_only_what_changed_and_never_overdraws_the_bucket(pool: PgP
 
     // 62 buyers with rules (L1, L2 through the SKU-level warehouse rule on variant 21, and
     // 60 more), one page each: 3 calls of at most 25.
-    let first = push::push(&pool, &client, SHOP, None).await.unwrap();
+    let first = push::push(&pool, &client, &common::domain(SHOP), None)
+        .await
+        .unwrap();
     assert_eq!(
         (
             first.buyers,
@@ -306,13 +320,17 @@ async fn a_push_sends_only_what_changed_and_never_overdraws_the_bucket(pool: PgP
     assert_eq!(l2.variants()[0].stock, Some(7));
 
     // The import marked its 60 buyers dirty: recomputed, unchanged, nothing sent.
-    let again = scheduler::push_dirty(&pool, &client, SHOP).await.unwrap();
+    let again = scheduler::push_dirty(&pool, &client, &common::domain(SHOP))
+        .await
+        .unwrap();
     assert_eq!(
         (again.buyers, again.metafields, again.calls),
         (60, 0, 0),
         "nothing changed"
     );
-    let again = push::push(&pool, &client, SHOP, None).await.unwrap();
+    let again = push::push(&pool, &client, &common::domain(SHOP), None)
+        .await
+        .unwrap();
     assert_eq!((again.metafields, again.calls), (0, 0), "nothing changed");
 
     // One rule changes: only that buyer's page is sent, by the background path.
@@ -321,7 +339,9 @@ async fn a_push_sends_only_what_changed_and_never_overdraws_the_bucket(pool: PgP
         json!([{"rule": "limits", "company_location": L1, "target": "variant:12", "max_quantity": 20}]),
     )
     .await;
-    let third = scheduler::push_dirty(&pool, &client, SHOP).await.unwrap();
+    let third = scheduler::push_dirty(&pool, &client, &common::domain(SHOP))
+        .await
+        .unwrap();
     assert_eq!((third.buyers, third.metafields, third.calls), (1, 1, 1));
     assert_eq!(writes(&sim, L1), 2);
     assert_eq!(writes(&sim, L2), 1);
@@ -349,7 +369,9 @@ async fn metafields_written_by_someone_else_are_overwritten_after_a_digest_refre
     rules_sql(&pool).await;
     let sim = simulator().await;
     let client = client(&sim);
-    push::push(&pool, &client, SHOP, None).await.unwrap();
+    push::push(&pool, &client, &common::domain(SHOP), None)
+        .await
+        .unwrap();
     // Someone else writes L1's page: the stored compareDigest no longer matches.
     client
         .metafields_set(&[wholesail_shopify_admin::metafields::MetafieldsSetInput {
@@ -367,7 +389,9 @@ async fn metafields_written_by_someone_else_are_overwritten_after_a_digest_refre
         json!([{"rule": "quota", "company_location": L1, "target": "variant:21", "quantity": 40, "period": "week"}]),
     )
     .await;
-    let report = scheduler::push_dirty(&pool, &client, SHOP).await.unwrap();
+    let report = scheduler::push_dirty(&pool, &client, &common::domain(SHOP))
+        .await
+        .unwrap();
     assert_eq!(
         (report.metafields, report.calls),
         (1, 2),
@@ -401,7 +425,9 @@ async fn a_buyer_too_large_for_the_function_is_named_and_the_others_are_pushed(p
     .await
     .unwrap();
     let sim = simulator().await;
-    let report = push::push(&pool, &client(&sim), SHOP, None).await.unwrap();
+    let report = push::push(&pool, &client(&sim), &common::domain(SHOP), None)
+        .await
+        .unwrap();
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].0, L2);
     assert!(
@@ -440,7 +466,9 @@ async fn a_buyer_too_large_for_the_function_is_named_and_the_others_are_pushed(p
         .execute(&pool)
         .await
         .unwrap();
-    let report = push::push(&pool, &client(&sim), SHOP, None).await.unwrap();
+    let report = push::push(&pool, &client(&sim), &common::domain(SHOP), None)
+        .await
+        .unwrap();
     assert!(report.failed.is_empty());
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM rules_push_errors")
         .fetch_one(&pool)
@@ -467,7 +495,7 @@ async fn order_of(pool: &PgPool, id: u64, location: i64, variant: i64, quantity:
         id: id as i64,
         webhook_id: format!("wh-{id}"),
         event_id: None,
-        shop: SHOP.to_owned(),
+        shop: common::domain(SHOP),
         topic: "orders/create".to_owned(),
         payload: stripped.json,
     };
@@ -491,7 +519,7 @@ async fn orders_of_one_buyer_in_concurrent_transactions_do_not_wait_on_its_mark(
             id,
             webhook_id: format!("wh-{id}"),
             event_id: None,
-            shop: SHOP.to_owned(),
+            shop: common::domain(SHOP),
             topic: "orders/create".to_owned(),
             payload: stripped.json,
         }
@@ -524,7 +552,9 @@ async fn orders_consuming_quota_and_stock_changes_mark_buyers_dirty_and_the_push
     rules_sql(&pool).await;
     let sim = simulator().await;
     let client = client(&sim);
-    push::push(&pool, &client, SHOP, None).await.unwrap();
+    push::push(&pool, &client, &common::domain(SHOP), None)
+        .await
+        .unwrap();
     let rule = |r: &BuyerRules, v: u64| r.variants()[r.position(v).unwrap()];
     assert_eq!(
         rule(&pushed(&sim, L1).unwrap(), 21).quota_remaining,
@@ -537,7 +567,9 @@ async fn orders_consuming_quota_and_stock_changes_mark_buyers_dirty_and_the_push
         .await
         .unwrap();
     assert_eq!(marked, [L1]);
-    let report = scheduler::push_dirty(&pool, &client, SHOP).await.unwrap();
+    let report = scheduler::push_dirty(&pool, &client, &common::domain(SHOP))
+        .await
+        .unwrap();
     assert_eq!((report.buyers, report.metafields), (1, 1));
     assert_eq!(
         rule(&pushed(&sim, L1).unwrap(), 21).quota_remaining,
@@ -551,16 +583,23 @@ async fn orders_consuming_quota_and_stock_changes_mark_buyers_dirty_and_the_push
         .unwrap();
     assert_eq!(marks, 0);
     // The quote sees the same consumption.
-    let err = quote::price_and_validate(&pool, SHOP, L1, &[line(11, 72), line(21, 43)])
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = quote::price_and_validate(
+        &pool,
+        &common::domain(SHOP),
+        L1,
+        &[line(11, 72), line(21, 43)],
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     let codes: Vec<&str> = err.iter().map(|v| v.code.as_str()).collect();
     assert!(codes.contains(&"QUOTA_EXCEEDED"), "{codes:?}");
 
     // Stock of variant 12 at the US warehouse drops: L1 (whose limits cover 12) is pushed.
     set_stock(&pool, 1012, 501, 3).await;
-    let report = scheduler::push_dirty(&pool, &client, SHOP).await.unwrap();
+    let report = scheduler::push_dirty(&pool, &client, &common::domain(SHOP))
+        .await
+        .unwrap();
     assert_eq!((report.buyers, report.metafields), (1, 1));
     assert_eq!(rule(&pushed(&sim, L1).unwrap(), 12).stock, Some(3));
     assert!(sim.throttled(SHOP).is_empty());
@@ -885,7 +924,9 @@ async fn a_buyer_shopify_refuses_is_recorded_and_the_rest_of_its_call_is_pushed(
     .await
     .unwrap();
     let sim = simulator().await;
-    let report = push::push(&pool, &client(&sim), SHOP, None).await.unwrap();
+    let report = push::push(&pool, &client(&sim), &common::domain(SHOP), None)
+        .await
+        .unwrap();
     assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
     assert_eq!(report.failed[0].0, "not-a-gid");
     assert!(
@@ -914,9 +955,10 @@ async fn concurrent_pushes_of_one_shop_send_each_change_once(pool: PgPool) {
     rules_sql(&pool).await;
     let sim = simulator().await;
     let (a, b) = (client(&sim), client(&sim));
+    let shop = common::domain(SHOP);
     let (ra, rb) = tokio::join!(
-        push::push(&pool, &a, SHOP, None),
-        push::push(&pool, &b, SHOP, None)
+        push::push(&pool, &a, &shop, None),
+        push::push(&pool, &b, &shop, None)
     );
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(ra.metafields + rb.metafields, 2, "{ra:?} {rb:?}");
@@ -966,9 +1008,14 @@ async fn amounts_that_overflow_and_huge_quantities_are_refused_naming_the_line(p
         .execute(&pool)
         .await
         .unwrap();
-    let err = quote::quote(&pool, SHOP, L1, &[line(11, 2), line(21, 1_000)])
-        .await
-        .unwrap_err();
+    let err = quote::quote(
+        &pool,
+        &common::domain(SHOP),
+        L1,
+        &[line(11, 2), line(21, 1_000)],
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, QuoteError::AmountTooLarge(1)), "{err}");
     assert!(err.to_string().starts_with("line 1:"), "{err}");
     // 10^15 dollars fits a bigint of cents; 1,000 of them do not fit a u64.
@@ -977,18 +1024,30 @@ async fn amounts_that_overflow_and_huge_quantities_are_refused_naming_the_line(p
         .execute(&pool)
         .await
         .unwrap();
-    let err = quote::quote(&pool, SHOP, L1, &[line(12, 1_000), line(11, 1)])
-        .await
-        .unwrap_err();
+    let err = quote::quote(
+        &pool,
+        &common::domain(SHOP),
+        L1,
+        &[line(12, 1_000), line(11, 1)],
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, QuoteError::AmountTooLarge(0)), "{err}");
     let max = quote::MAX_LINE_QUANTITY;
-    let err = quote::quote(&pool, SHOP, L1, &[line(11, 2), line(12, max + 1)])
-        .await
-        .unwrap_err();
+    let err = quote::quote(
+        &pool,
+        &common::domain(SHOP),
+        L1,
+        &[line(11, 2), line(12, max + 1)],
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, QuoteError::QuantityTooLarge(1)), "{err}");
-    assert!(quote::quote(&pool, SHOP, L1, &[line(11, max)])
-        .await
-        .is_ok());
+    assert!(
+        quote::quote(&pool, &common::domain(SHOP), L1, &[line(11, max)])
+            .await
+            .is_ok()
+    );
 
     let addr = common::serve_routes(pool.clone(), 1 << 20).await;
     let r = reqwest::Client::new()
@@ -1025,7 +1084,7 @@ async fn a_shop_failing_with_5xx_is_backed_off_by_its_breaker_and_pushed_after_r
     let sim = simulator().await;
     let shops = Shops::with_breaker(
         vec![ShopConfig {
-            domain: SHOP.into(),
+            domain: common::domain(SHOP),
             url: Some(sim.base_url().into()),
             access_token: SecretString::from(DEFAULT_TOKEN),
             api_version: None,
@@ -1037,9 +1096,9 @@ async fn a_shop_failing_with_5xx_is_backed_off_by_its_breaker_and_pushed_after_r
         },
     )
     .unwrap();
-    let client = shops.client(SHOP).unwrap();
+    let client = shops.client(&common::domain(SHOP)).unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    marks::mark_locations(&mut conn, SHOP, &[L1.to_owned()])
+    marks::mark_locations(&mut conn, &common::domain(SHOP), &[L1.to_owned()])
         .await
         .unwrap();
     drop(conn);

@@ -97,7 +97,8 @@ fn import(sim_url: &str, db_url: &str) -> Result<()> {
             "2026-01",
             SecretString::from(DEFAULT_TOKEN),
         ))?;
-        let out = runner.resync(&client, DEFAULT_SHOP, &|_| {}).await?;
+        let shop = wholesail_bench::shop_domain(DEFAULT_SHOP);
+        let out = runner.resync(&client, &shop, &|_| {}).await?;
         anyhow::Ok(Report {
             total_s: out.import_time.as_secs_f64(),
             stage_s: out.stage_time.as_secs_f64(),

@@ -188,7 +188,7 @@ async fn run(
     config.bucket = BucketConfig::STANDARD;
     let sim = Simulator::start(config).await?;
     let shops = Arc::new(Shops::new(vec![ShopConfig {
-        domain: DEFAULT_SHOP.into(),
+        domain: wholesail_bench::shop_domain(DEFAULT_SHOP),
         url: Some(sim.base_url().into()),
         access_token: SecretString::from(DEFAULT_TOKEN),
         api_version: Some("2026-01".into()),
@@ -293,7 +293,7 @@ async fn run(
 /// Empties the shop's bucket through the shop's own client (so its pacer knows), as other
 /// traffic of the shop would.
 async fn drain(sim: &Simulator, shops: &Shops) -> Result<()> {
-    let client = shops.client(DEFAULT_SHOP)?;
+    let client = shops.client(&wholesail_bench::shop_domain(DEFAULT_SHOP))?;
     let write = [MetafieldsSetInput {
         owner_id: "gid://shopify/Shop/1".into(),
         namespace: "$app:bench".into(),

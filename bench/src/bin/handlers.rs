@@ -32,7 +32,7 @@ fn event(id: i64, topic: &str, body: &Value) -> Result<InboxEvent> {
         id,
         webhook_id: format!("bench-{id}"),
         event_id: None,
-        shop: SHOP.to_owned(),
+        shop: wholesail_bench::shop_domain(SHOP),
         topic: topic.to_owned(),
         payload: stripped.json,
     })

@@ -171,7 +171,8 @@ async fn run(
 
     // 1. The database side alone: compute and encode every buyer.
     let t = Instant::now();
-    let rules = ShopRules::load(&pool, SHOP, Scope::default()).await?;
+    let rules =
+        ShopRules::load(&pool, &wholesail_bench::shop_domain(SHOP), Scope::default()).await?;
     let load_s = t.elapsed().as_secs_f64();
     let (mut pages, mut bytes, mut entries, mut buyers) = (0usize, 0usize, 0usize, 0usize);
     for b in rules.buyers() {
@@ -203,13 +204,13 @@ async fn run(
     let initial = measured(
         "initial push, every buyer",
         &sim,
-        push(&pool, &client, SHOP, None),
+        push(&pool, &client, &wholesail_bench::shop_domain(SHOP), None),
     )
     .await?;
     let unchanged = measured(
         "full recompute, nothing changed",
         &sim,
-        push(&pool, &client, SHOP, None),
+        push(&pool, &client, &wholesail_bench::shop_domain(SHOP), None),
     )
     .await?;
 
@@ -232,12 +233,12 @@ async fn run(
     edited.dedup();
     let edited = edited.len();
     let t = Instant::now();
-    store::upsert(&pool, SHOP, edits).await?;
+    store::upsert(&pool, &wholesail_bench::shop_domain(SHOP), edits).await?;
     let import_s = t.elapsed().as_secs_f64();
     let change = measured(
         "1% of buyers changed (dirty push)",
         &sim,
-        scheduler::push_dirty(&pool, &client, SHOP),
+        scheduler::push_dirty(&pool, &client, &wholesail_bench::shop_domain(SHOP)),
     )
     .await?;
 
@@ -253,7 +254,13 @@ async fn run(
             .collect();
         let location = format!("gid://shopify/CompanyLocation/{}", 9_000_000 + b);
         let t = Instant::now();
-        quote::quote(&pool, SHOP, &location, &lines).await?;
+        quote::quote(
+            &pool,
+            &wholesail_bench::shop_domain(SHOP),
+            &location,
+            &lines,
+        )
+        .await?;
         quote_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let quote_ms = median(quote_ms);

@@ -185,9 +185,11 @@ impl Topic {
     }
 }
 
-/// A shop's permanent `*.myshopify.com` domain, lowercased.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A shop's permanent `*.myshopify.com` domain, lowercased. With the `sqlx` feature it is
+/// stored as text; a value read back is trusted as it was parsed on the way in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 pub struct ShopDomain(String);
 
 impl ShopDomain {
@@ -212,6 +214,19 @@ impl ShopDomain {
 
     /// The domain as text.
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ShopDomain {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ShopDomain::parse(s)
+    }
+}
+
+impl AsRef<str> for ShopDomain {
+    fn as_ref(&self) -> &str {
         &self.0
     }
 }

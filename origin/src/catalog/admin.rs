@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use wholesail_webhook::ShopDomain;
 
 use super::run::Runner;
 use super::{background, runs};
@@ -53,7 +54,7 @@ fn database(e: sqlx::Error) -> Response {
 
 #[derive(Deserialize)]
 struct ResyncRequest {
-    shop: String,
+    shop: ShopDomain,
 }
 
 async fn resync(State(api): State<CatalogApi>, Json(req): Json<ResyncRequest>) -> Response {
@@ -73,14 +74,14 @@ async fn resync(State(api): State<CatalogApi>, Json(req): Json<ResyncRequest>) -
 
 #[derive(Deserialize)]
 struct ListQuery {
-    shop: Option<String>,
+    shop: Option<ShopDomain>,
     limit: Option<i64>,
 }
 
 async fn list(State(api): State<CatalogApi>, Query(q): Query<ListQuery>) -> Response {
     match runs::list(
         api.runner.pool(),
-        q.shop.as_deref(),
+        q.shop.as_ref(),
         q.limit.unwrap_or(20).clamp(1, 500),
     )
     .await

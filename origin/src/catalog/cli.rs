@@ -18,6 +18,7 @@ use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use wholesail_shopify_admin::{AdminClient, AdminConfig, AdminError};
+use wholesail_webhook::ShopDomain;
 
 use super::driver::Take;
 use super::run::{Outcome, Progress, RunError, Runner, Settings};
@@ -35,7 +36,7 @@ pub enum CatalogCommand {
     Runs {
         /// Only this shop.
         #[arg(long)]
-        shop: Option<String>,
+        shop: Option<ShopDomain>,
         /// At most this many.
         #[arg(long, default_value_t = 20)]
         limit: i64,
@@ -58,7 +59,7 @@ pub enum CatalogCommand {
 pub struct ResyncArgs {
     /// The shop's myshopify domain.
     #[arg(long)]
-    pub shop: String,
+    pub shop: ShopDomain,
     /// Base URL of the shop's Admin API when the token comes from `SHOPIFY_ACCESS_TOKEN`
     /// (default `https://<shop>`; the simulator's for tests).
     #[arg(long, env = "SHOPIFY_SHOP_URL")]
@@ -120,7 +121,7 @@ pub async fn run(
             println!("{}", summary(&outcome));
         }
         CatalogCommand::Runs { shop, limit } => {
-            for r in runs::list(&pool, shop.as_deref(), limit).await? {
+            for r in runs::list(&pool, shop.as_ref(), limit).await? {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
             }
         }

@@ -32,6 +32,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
+use wholesail_webhook::ShopDomain;
 
 use super::copy::{table, StagedCounts, KINDS};
 
@@ -105,7 +106,7 @@ async fn update_then_insert(
     conn: &mut PgConnection,
     update: &str,
     insert: &str,
-    shop: &str,
+    shop: &ShopDomain,
 ) -> Result<(u64, u64), sqlx::Error> {
     let updated = sqlx::query(update)
         .bind(shop)
@@ -151,7 +152,7 @@ pub async fn merge(
     conn: &mut PgConnection,
     run: i64,
     attempt: i32,
-    shop: &str,
+    shop: &ShopDomain,
     snapshot: OffsetDateTime,
 ) -> Result<(StagedCounts, MergeSummary), MergeError> {
     // Ordered against shop/redact like every event: a redaction waits for this merge, and a
@@ -166,7 +167,7 @@ pub async fn merge(
     if staged.products == 0 {
         let live = sqlx::query_scalar!(
             r#"SELECT count(*) AS "live!" FROM products WHERE shop = $1 AND deleted_at IS NULL"#,
-            shop,
+            shop.as_str(),
         )
         .fetch_one(&mut *conn)
         .await?;
@@ -203,7 +204,7 @@ pub async fn merge(
 async fn products(
     conn: &mut PgConnection,
     sp: &str,
-    shop: &str,
+    shop: &ShopDomain,
     snapshot: OffsetDateTime,
 ) -> Result<(TableChanges, u64), sqlx::Error> {
     let mut c = TableChanges::default();
@@ -259,7 +260,7 @@ async fn variants(
     conn: &mut PgConnection,
     sp: &str,
     sv: &str,
-    shop: &str,
+    shop: &ShopDomain,
     snapshot: OffsetDateTime,
 ) -> Result<TableChanges, sqlx::Error> {
     let mut c = TableChanges::default();
@@ -316,7 +317,7 @@ async fn variants(
 async fn inventory_levels(
     conn: &mut PgConnection,
     sl: &str,
-    shop: &str,
+    shop: &ShopDomain,
     snapshot: OffsetDateTime,
 ) -> Result<TableChanges, sqlx::Error> {
     let mut c = TableChanges::default();
@@ -365,7 +366,7 @@ async fn inventory_levels(
 async fn metafields(
     conn: &mut PgConnection,
     sm: &str,
-    shop: &str,
+    shop: &ShopDomain,
 ) -> Result<TableChanges, sqlx::Error> {
     let mut c = TableChanges::default();
     (c.inserted, c.updated) = update_then_insert(

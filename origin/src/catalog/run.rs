@@ -17,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use wholesail_shopify_admin::bulk::{BulkOperation, BulkStatus, SHOPIFY_RESULT_HOSTS};
 use wholesail_shopify_admin::{AdminClient, AdminError};
+use wholesail_webhook::ShopDomain;
 
 use super::copy::{self, StagedCounts, Staging};
 use super::driver::{self, Lease, Take};
@@ -259,7 +260,7 @@ impl Runner {
     pub async fn resync(
         &self,
         client: &AdminClient,
-        shop: &str,
+        shop: &ShopDomain,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Outcome, RunError> {
         let (run, _) = runs::start(&self.pool, shop).await?;
@@ -546,7 +547,7 @@ impl Runner {
         &self,
         id: i64,
         attempt: i32,
-        shop: &str,
+        shop: &ShopDomain,
         snapshot: OffsetDateTime,
         op: &BulkOperation,
         client: &AdminClient,
@@ -645,7 +646,7 @@ impl Runner {
         }
         tracing::info!(
             run = id,
-            shop,
+            %shop,
             inserted = total.inserted,
             updated = total.updated,
             deleted = total.deleted,
@@ -667,7 +668,7 @@ impl Runner {
         &self,
         id: i64,
         attempt: i32,
-        shop: &str,
+        shop: &ShopDomain,
         snapshot: OffsetDateTime,
         written: &StagedCounts,
         stage_time: Duration,

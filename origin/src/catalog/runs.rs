@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use wholesail_webhook::ShopDomain;
 
 /// A run's status (the `catalog_runs.status` text column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sqlx::Type)]
@@ -30,7 +31,7 @@ pub struct Run {
     /// Run id.
     pub id: i64,
     /// Shop domain.
-    pub shop: String,
+    pub shop: ShopDomain,
     /// Where the run stands.
     pub status: RunStatus,
     /// The bulk operation's gid.
@@ -100,7 +101,7 @@ impl Run {
 #[derive(Default)]
 struct Which<'a> {
     id: Option<i64>,
-    shop: Option<&'a str>,
+    shop: Option<&'a ShopDomain>,
     active_only: bool,
     limit: Option<i64>,
 }
@@ -110,7 +111,7 @@ struct Which<'a> {
 async fn select(pool: &PgPool, which: Which<'_>) -> Result<Vec<Run>, sqlx::Error> {
     sqlx::query_as!(
         Run,
-        r#"SELECT id, shop, status AS "status: RunStatus", bulk_operation_id, snapshot_at,
+        r#"SELECT id, shop AS "shop: ShopDomain", status AS "status: RunStatus", bulk_operation_id, snapshot_at,
                   bulk_status, bulk_object_count, file_size, cancel_requested, lines_read,
                   bytes_read, staged, merged, inserted, updated, deleted, error, error_line,
                   created_at, updated_at, bulk_finished_at, finished_at, attempt, driver,
@@ -120,7 +121,7 @@ async fn select(pool: &PgPool, which: Which<'_>) -> Result<Vec<Run>, sqlx::Error
            AND (NOT $3 OR status IN ('starting', 'waiting', 'importing'))
          ORDER BY id DESC LIMIT $4"#,
         which.id,
-        which.shop,
+        which.shop.map(ShopDomain::as_str),
         which.active_only,
         which.limit,
     )
@@ -138,7 +139,11 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Run>, sqlx::Error> {
 }
 
 /// The newest runs, of `shop` or of every shop.
-pub async fn list(pool: &PgPool, shop: Option<&str>, limit: i64) -> Result<Vec<Run>, sqlx::Error> {
+pub async fn list(
+    pool: &PgPool,
+    shop: Option<&ShopDomain>,
+    limit: i64,
+) -> Result<Vec<Run>, sqlx::Error> {
     let which = Which {
         shop,
         limit: Some(limit),
@@ -148,7 +153,7 @@ pub async fn list(pool: &PgPool, shop: Option<&str>, limit: i64) -> Result<Vec<R
 }
 
 /// The active run of `shop` (at most one, by the partial unique index).
-pub async fn active(pool: &PgPool, shop: &str) -> Result<Option<Run>, sqlx::Error> {
+pub async fn active(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Run>, sqlx::Error> {
     let which = Which {
         shop: Some(shop),
         active_only: true,
@@ -170,7 +175,7 @@ pub async fn all_active(pool: &PgPool) -> Result<Vec<Run>, sqlx::Error> {
 
 /// The active run of `shop`, or a new one; `(run, created)`. At most one run per shop is
 /// active (a unique index), so two concurrent callers get the same run.
-pub async fn start(pool: &PgPool, shop: &str) -> Result<(Run, bool), sqlx::Error> {
+pub async fn start(pool: &PgPool, shop: &ShopDomain) -> Result<(Run, bool), sqlx::Error> {
     loop {
         if let Some(run) = active(pool, shop).await? {
             return Ok((run, false));
@@ -179,7 +184,7 @@ pub async fn start(pool: &PgPool, shop: &str) -> Result<(Run, bool), sqlx::Error
             "INSERT INTO catalog_runs (shop) VALUES ($1)
              ON CONFLICT (shop) WHERE status IN ('starting', 'waiting', 'importing') DO NOTHING
              RETURNING id",
-            shop,
+            shop.as_str(),
         )
         .fetch_optional(pool)
         .await?;
@@ -213,7 +218,7 @@ pub const FINISHED_CHANNEL: &str = "catalog_bulk_finished";
 /// guaranteed, so the runner also polls.
 pub async fn bulk_finished(
     db: impl sqlx::PgExecutor<'_>,
-    shop: &str,
+    shop: &ShopDomain,
     bulk_gid: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar!(
@@ -225,7 +230,7 @@ pub async fn bulk_finished(
          SELECT id AS "id!" FROM r, pg_notify($2, r.id::text)"#,
         bulk_gid,
         FINISHED_CHANNEL,
-        shop,
+        shop.as_str(),
     )
     .fetch_optional(db)
     .await

@@ -8,6 +8,7 @@ use serde::Serialize;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
+use wholesail_webhook::ShopDomain;
 
 use super::plan::{Line, PartPlan};
 use super::quote::{job_id, QuoteRequest, QuoteViolation};
@@ -50,7 +51,7 @@ pub async fn submit(
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT DO NOTHING",
         id,
-        quote.shop,
+        quote.shop.as_str(),
         quote.quote_id,
         quote.company_location_id,
         request,
@@ -125,7 +126,7 @@ pub struct Claimed {
     /// Job id.
     pub id: String,
     /// Shop.
-    pub shop: String,
+    pub shop: ShopDomain,
     /// The quote as submitted.
     pub request: Json<QuoteRequest>,
     /// `processing`, or an ended state whose callback is due.
@@ -164,7 +165,7 @@ pub async fn claim(
                LIMIT 1
                FOR UPDATE SKIP LOCKED) due
          WHERE j.id = due.id
-         RETURNING j.id, j.shop, j.request AS "request: Json<QuoteRequest>",
+         RETURNING j.id, j.shop AS "shop: ShopDomain", j.request AS "request: Json<QuoteRequest>",
                    j.status AS "status: JobState", j.planned_at IS NOT NULL AS "planned!",
                    j.currency, j.parts_total, j.attempts, j.callback_attempts"#,
         worker,
@@ -573,7 +574,7 @@ pub struct JobStatus {
     /// Job id (also the drafts' group id).
     pub job: String,
     /// Shop.
-    pub shop: String,
+    pub shop: ShopDomain,
     /// The caller's quote id.
     pub quote_id: String,
     /// Where the job stands.
@@ -611,7 +612,7 @@ fn decimal(cents: i64) -> String {
 pub async fn status(pool: &PgPool, job: &str) -> Result<Option<JobStatus>, sqlx::Error> {
     struct JobRow {
         id: String,
-        shop: String,
+        shop: ShopDomain,
         quote_id: String,
         status: JobState,
         parts_created: i32,
@@ -643,7 +644,8 @@ pub async fn status(pool: &PgPool, job: &str) -> Result<Option<JobStatus>, sqlx:
     }
     let Some(j) = sqlx::query_as!(
         JobRow,
-        r#"SELECT id, shop, quote_id, status AS "status: JobState", parts_created, parts_total,
+        r#"SELECT id, shop AS "shop: ShopDomain", quote_id, status AS "status: JobState",
+                  parts_created, parts_total,
                   currency, quote_total_cents,
                   violations AS "violations: Json<Vec<QuoteViolation>>", error, attempts,
                   callback_state, callback_attempts, callback_error, callback_url, created_at,

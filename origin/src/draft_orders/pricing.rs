@@ -95,7 +95,7 @@ pub async fn purchasing_entity(
     let company = sqlx::query_scalar!(
         "SELECT company_admin_graphql_api_id FROM company_locations
          WHERE shop = $1 AND admin_graphql_api_id = $2 AND deleted_at IS NULL",
-        quote.shop,
+        quote.shop.as_str(),
         quote.company_location_id
     )
     .fetch_optional(pool)
@@ -131,7 +131,7 @@ async fn unknown_variants(
         .collect();
     let known = sqlx::query_scalar!(
         "SELECT id FROM variants WHERE shop = $1 AND id = ANY($2) AND price IS NOT NULL",
-        quote.shop,
+        quote.shop.as_str(),
         &ids
     )
     .fetch_all(pool)

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use wholesail_webhook::Gid;
+use wholesail_webhook::{Gid, ShopDomain};
 
 use super::CallbackPolicy;
 use crate::rules::quote::{MAX_AMOUNT, MAX_LINE_QUANTITY};
@@ -16,7 +16,7 @@ pub const MAX_QUOTE_LINES: usize = 50_000;
 #[serde(deny_unknown_fields)]
 pub struct QuoteRequest {
     /// The shop's myshopify domain (one of the configured `[[shops]]`).
-    pub shop: String,
+    pub shop: ShopDomain,
     /// The caller's quote id; a quote id is used once per shop (resubmitting it returns the
     /// existing job).
     pub quote_id: String,
@@ -88,9 +88,9 @@ impl QuoteViolation {
 
 /// The job id (and drafts' group id) of a quote: `dq_` and 20 hex digits of
 /// SHA-256(shop, quote id). The same quote always gets the same id.
-pub fn job_id(shop: &str, quote_id: &str) -> String {
+pub fn job_id(shop: &ShopDomain, quote_id: &str) -> String {
     let mut h = Sha256::new();
-    h.update(shop.as_bytes());
+    h.update(shop.as_str().as_bytes());
     h.update([0]);
     h.update(quote_id.as_bytes());
     let digest = h.finalize();
@@ -118,9 +118,6 @@ impl QuoteRequest {
     /// refuses.
     pub fn check(&self, callbacks: &CallbackPolicy) -> Vec<QuoteViolation> {
         let mut errors = Vec::new();
-        if self.shop.trim().is_empty() {
-            errors.push(QuoteViolation::quote("INVALID_FIELD", "shop is required"));
-        }
         if self.quote_id.trim().is_empty() || self.quote_id.len() > 100 {
             errors.push(QuoteViolation::quote(
                 "INVALID_FIELD",
@@ -206,7 +203,7 @@ mod tests {
 
     fn quote() -> QuoteRequest {
         QuoteRequest {
-            shop: "acme.myshopify.com".into(),
+            shop: shop("acme.myshopify.com"),
             quote_id: "Q-1".into(),
             company_location_id: "gid://shopify/CompanyLocation/42".into(),
             company_contact_id: None,
@@ -264,12 +261,16 @@ mod tests {
         assert_eq!(parse_cents("1e3"), None);
     }
 
+    fn shop(domain: &str) -> ShopDomain {
+        ShopDomain::parse(domain).unwrap()
+    }
+
     #[test]
     fn the_job_id_depends_on_shop_and_quote_only() {
-        let a = job_id("acme.myshopify.com", "Q-1");
-        assert_eq!(a, job_id("acme.myshopify.com", "Q-1"));
-        assert_ne!(a, job_id("acme.myshopify.com", "Q-2"));
-        assert_ne!(a, job_id("other.myshopify.com", "Q-1"));
+        let a = job_id(&shop("acme.myshopify.com"), "Q-1");
+        assert_eq!(a, job_id(&shop("acme.myshopify.com"), "Q-1"));
+        assert_ne!(a, job_id(&shop("acme.myshopify.com"), "Q-2"));
+        assert_ne!(a, job_id(&shop("other.myshopify.com"), "Q-1"));
         assert_eq!(a.len(), 23);
     }
 }

@@ -82,7 +82,7 @@ const OPERATIONAL_TABLES: [&str; 8] = [
 /// Rejects a payload that names another shop than the one that delivered it.
 fn check_shop(event: &InboxEvent, shop_domain: Option<&str>) -> Result<(), HandlerError> {
     match shop_domain {
-        Some(domain) if domain != event.shop => Err(invalid(
+        Some(domain) if domain != event.shop.as_str() => Err(invalid(
             event,
             format!(
                 "shop_domain {domain:?} is not the delivering shop {:?}",
@@ -105,7 +105,7 @@ pub(super) async fn record(
                                        event_id, details)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT ON CONSTRAINT compliance_audit_request DO NOTHING",
-        event.shop,
+        event.shop.as_str(),
         event.topic,
         subject,
         format!("{:016x}", digest(&event.payload)),
@@ -142,7 +142,7 @@ pub(super) async fn data_request(
                  FROM orders
                  WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3))
                    AND deleted_at IS NULL)) AS "held!: Value""#,
-        event.shop,
+        event.shop.as_str(),
         req.customer.id,
         &req.orders_requested,
     )
@@ -174,7 +174,7 @@ pub(super) async fn redact_customer(
          UNION
          SELECT email FROM orders
          WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3)) AND email IS NOT NULL"#,
-        event.shop,
+        event.shop.as_str(),
         req.customer.id,
         &req.orders_to_redact,
     )
@@ -206,7 +206,7 @@ pub(super) async fn redact_customer(
          )
          SELECT (SELECT count(*) FROM c) AS "customers!",
                 (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM o) AS "orders!""#,
-        event.shop,
+        event.shop.as_str(),
         req.customer.id,
         &req.orders_to_redact,
     )
@@ -252,7 +252,7 @@ pub(super) async fn redact_shop(
              uninstalled_at = coalesce(t.uninstalled_at, now()),
              redacted_at = coalesce(t.redacted_at, now()),
              applied_at = now()",
-        event.shop,
+        event.shop.as_str(),
         req.shop_id,
     )
     .execute(&mut *conn)

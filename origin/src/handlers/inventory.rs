@@ -78,7 +78,7 @@ pub(super) async fn disconnect(
            AND source_updated_at <= coalesce(
                    (SELECT coalesce(triggered_at, received_at) FROM inbox WHERE shop = $1 AND id = $4),
                    now())",
-        event.shop,
+        event.shop.as_str(),
         level.inventory_item_id,
         level.location_id,
         event.id,

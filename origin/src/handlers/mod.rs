@@ -33,7 +33,7 @@ mod version;
 use serde::Deserialize;
 use sqlx::PgConnection;
 use thiserror::Error;
-use wholesail_webhook::{Family, KnownTopic};
+use wholesail_webhook::{Family, KnownTopic, ShopDomain};
 
 /// One inbox event, as the worker hands it to a handler.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub struct InboxEvent {
     /// Shopify's per-action id, shared by all deliveries of one merchant action.
     pub event_id: Option<String>,
     /// The shop's myshopify domain.
-    pub shop: String,
+    pub shop: ShopDomain,
     /// The webhook topic, e.g. `orders/create`.
     pub topic: String,
     /// The stripped JSON payload as text.

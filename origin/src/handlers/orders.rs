@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
+use wholesail_webhook::ShopDomain;
 
 use super::money::Money;
 use super::tombstone::{self, Children};
@@ -263,7 +264,7 @@ pub(super) async fn upsert(
 /// ever written after their order row, and removed with it).
 async fn insert_lines(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     order_id: i64,
     lines: &Lines,
 ) -> Result<(), sqlx::Error> {
@@ -277,7 +278,7 @@ async fn insert_lines(
               WITH ORDINALITY
               AS l(id, variant_id, product_id, sku, quantity, current_quantity, price,
                    total_discount, position)",
-        shop,
+        shop.as_str(),
         order_id,
         &lines.id,
         &lines.variant_id as _,
@@ -298,7 +299,7 @@ async fn insert_lines(
 /// that committed meanwhile (one statement would miss them and leave their extra lines).
 async fn replace_lines(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     order_id: i64,
     lines: &Lines,
 ) -> Result<(), sqlx::Error> {
@@ -334,7 +335,7 @@ async fn replace_lines(
                (EXCLUDED.position, EXCLUDED.variant_id, EXCLUDED.product_id, EXCLUDED.sku,
                 EXCLUDED.quantity, EXCLUDED.current_quantity, EXCLUDED.price,
                 EXCLUDED.total_discount)",
-        shop,
+        shop.as_str(),
         order_id,
         &lines.id,
         &lines.variant_id as _,

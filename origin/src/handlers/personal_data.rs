@@ -106,7 +106,7 @@ pub(super) async fn erase_customer(
              raw_body = CASE WHEN raw_body IS NOT NULL THEN convert_to($9, 'UTF8') END,
              last_error = wholesail_erase_needles(last_error, $8)
          FROM targets WHERE inbox.shop = $1 AND inbox.id = targets.id",
-        event.shop,
+        event.shop.as_str(),
         customer_id,
         emails as _,
         customer_topics() as _,
@@ -162,24 +162,33 @@ pub(super) async fn erase_shop(
              SELECT id FROM inbox
              WHERE shop = $1 AND id <> $2 AND status IN ('done', 'dead', 'quarantined')
              FOR UPDATE SKIP LOCKED)",
-        event.shop,
+        event.shop.as_str(),
         event.id,
     )
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let parts = sqlx::query!("DELETE FROM draft_order_parts WHERE shop = $1", event.shop)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    let jobs = sqlx::query!("DELETE FROM draft_order_jobs WHERE shop = $1", event.shop)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    let metafields = sqlx::query!("DELETE FROM catalog_metafields WHERE shop = $1", event.shop)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let parts = sqlx::query!(
+        "DELETE FROM draft_order_parts WHERE shop = $1",
+        event.shop.as_str()
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let jobs = sqlx::query!(
+        "DELETE FROM draft_order_jobs WHERE shop = $1",
+        event.shop.as_str()
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let metafields = sqlx::query!(
+        "DELETE FROM catalog_metafields WHERE shop = $1",
+        event.shop.as_str()
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     Ok(json!({
         "inbox": inbox,
         "draft_order_parts": parts,
@@ -203,7 +212,7 @@ pub(super) async fn scrub_if_customer_redacted(
                                              CASE WHEN inbox.topic LIKE 'customers/%'
                                                   THEN inbox.payload ->> 'id' END)::int8)",
         event.id,
-        event.shop,
+        event.shop.as_str(),
     )
     .execute(conn)
     .await?;

@@ -167,7 +167,7 @@ pub(super) async fn upsert(
              inventory_quantity = EXCLUDED.inventory_quantity,
              inventory_item_id = EXCLUDED.inventory_item_id,
              source_updated_at = EXCLUDED.source_updated_at",
-        event.shop,
+        event.shop.as_str(),
         product.id,
         &id as _,
         &sku as _,

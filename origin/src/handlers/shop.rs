@@ -87,7 +87,7 @@ pub(super) async fn uninstalled(
     }
     sqlx::query!(
         "UPDATE shops SET uninstalled_at = now() WHERE shop = $1 AND uninstalled_at IS NULL",
-        event.shop,
+        event.shop.as_str(),
     )
     .execute(conn)
     .await?;

@@ -12,7 +12,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use secrecy::ExposeSecret;
-use wholesail_webhook::SigningKey;
+use wholesail_webhook::{ShopDomain, SigningKey};
 
 use super::{purge, recover, EdgeClient, PARKED_PREFIXES};
 use crate::config::Config;
@@ -44,7 +44,7 @@ pub enum ParkedCommand {
         edge: EdgeArgs,
         /// The shop's myshopify domain.
         #[arg(long)]
-        shop: String,
+        shop: ShopDomain,
         /// Only objects containing this text.
         #[arg(long)]
         contains: Option<String>,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use thiserror::Error;
-use wholesail_webhook::{BatchResponse, ItemStatus, SigningKey, SIGNATURE_HEADER};
+use wholesail_webhook::{BatchResponse, ItemStatus, ShopDomain, SigningKey, SIGNATURE_HEADER};
 
 /// The prefixes of envelopes parked by the edge's queue consumer.
 pub const PARKED_PREFIXES: [&str; 3] = ["undelivered/", "rejected/", "unreadable/"];
@@ -284,7 +284,7 @@ pub async fn recover(
 /// `contains`, when given). Returns the deleted keys.
 pub async fn purge(
     edge: &EdgeClient,
-    shop: &str,
+    shop: &ShopDomain,
     contains: Option<&str>,
 ) -> Result<Vec<String>, ParkedError> {
     let mut deleted = Vec::new();
@@ -308,16 +308,20 @@ pub async fn purge(
 
 /// Whether a parked object's text is about `shop`: its envelope's `meta.shop`, or for an
 /// unreadable message, the shop's domain anywhere in it.
-fn names_shop(text: &str, shop: &str) -> bool {
+fn names_shop(text: &str, shop: &ShopDomain) -> bool {
     match serde_json::from_str::<ParkedRecord>(text) {
         Ok(ParkedRecord {
             envelope: Some(envelope),
             ..
         }) => serde_json::from_str::<Value>(envelope.get())
             .ok()
-            .and_then(|v| v.pointer("/meta/shop")?.as_str().map(|s| s == shop))
+            .and_then(|v| {
+                v.pointer("/meta/shop")?
+                    .as_str()
+                    .map(|s| s == shop.as_str())
+            })
             .unwrap_or(false),
-        _ => text.contains(shop),
+        _ => text.contains(shop.as_str()),
     }
 }
 
@@ -329,10 +333,22 @@ mod tests {
     fn a_parked_object_is_the_shops_by_its_envelope_or_its_text() {
         let parked = r#"{"reason":"r","queue":"q","attempts":1,
             "envelope":{"meta":{"shop":"a.myshopify.com","webhook_id":"w"}}}"#;
-        assert!(names_shop(parked, "a.myshopify.com"));
-        assert!(!names_shop(parked, "b.myshopify.com"));
+        assert!(names_shop(
+            parked,
+            &ShopDomain::parse("a.myshopify.com").unwrap()
+        ));
+        assert!(!names_shop(
+            parked,
+            &ShopDomain::parse("b.myshopify.com").unwrap()
+        ));
         let unreadable = r#"{"reason":"r","queue":"q","attempts":1,"message":"x b.myshopify.com"}"#;
-        assert!(names_shop(unreadable, "b.myshopify.com"));
-        assert!(!names_shop(unreadable, "a.myshopify.com"));
+        assert!(names_shop(
+            unreadable,
+            &ShopDomain::parse("b.myshopify.com").unwrap()
+        ));
+        assert!(!names_shop(
+            unreadable,
+            &ShopDomain::parse("a.myshopify.com").unwrap()
+        ));
     }
 }

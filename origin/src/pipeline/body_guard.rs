@@ -26,12 +26,13 @@ use std::collections::HashMap;
 
 use sqlx::PgConnection;
 use wholesail_webhook::delete_shape::is_delete_topic;
+use wholesail_webhook::ShopDomain;
 
 use crate::pipeline::inbox::{Body, NewEvent};
 
 /// An accepted inbox row with a given body digest.
 struct Seen {
-    shop: String,
+    shop: ShopDomain,
     topic: String,
     webhook_id: String,
 }
@@ -45,7 +46,8 @@ pub async fn replay_reasons(
 ) -> Result<Vec<Option<String>>, sqlx::Error> {
     let digests: Vec<&[u8]> = events.iter().map(|e| &e.body_sha256[..]).collect();
     let seen = sqlx::query!(
-        r#"SELECT body_sha256 AS "body_sha256!", shop, topic, webhook_id FROM inbox
+        r#"SELECT body_sha256 AS "body_sha256!", shop AS "shop: ShopDomain", topic, webhook_id
+         FROM inbox
          WHERE body_sha256 = ANY($1::bytea[]) AND status <> 'quarantined'"#,
         &digests as &[&[u8]],
     )

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use wholesail_webhook::ShopDomain;
 
 use crate::pipeline::inbox::{self, InboxStatus};
 
@@ -22,7 +23,7 @@ pub struct Filter {
     /// Only this topic.
     pub topic: Option<String>,
     /// Only this shop domain.
-    pub shop: Option<String>,
+    pub shop: Option<ShopDomain>,
     /// Received at or after (RFC 3339).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub since: Option<OffsetDateTime>,
@@ -52,7 +53,7 @@ pub struct DeadLetter {
     /// Shopify's per-action id.
     pub event_id: Option<String>,
     /// Shop domain.
-    pub shop: String,
+    pub shop: ShopDomain,
     /// Topic.
     pub topic: String,
     /// How it arrived: `edge`, `direct` or `edge_dlq`.
@@ -115,15 +116,15 @@ pub async fn list(
 ) -> Result<Vec<DeadLetter>, sqlx::Error> {
     sqlx::query_as!(
         DeadLetter,
-        "SELECT id, webhook_id, event_id, shop, topic, source, attempts, replays, last_error,
-                inserted_at
+        r#"SELECT id, webhook_id, event_id, shop AS "shop: ShopDomain", topic, source, attempts,
+                replays, last_error, inserted_at
          FROM inbox
          WHERE status = $7
            AND wholesail_inbox_matches(id, topic, shop, inserted_at, $1, $2, $3, $4, $5)
-         ORDER BY inserted_at, id LIMIT $6",
+         ORDER BY inserted_at, id LIMIT $6"#,
         &filter.ids,
         filter.topic.as_deref(),
-        filter.shop.as_deref(),
+        filter.shop.as_ref().map(ShopDomain::as_str),
         filter.since,
         filter.until,
         limit,
@@ -141,7 +142,7 @@ pub async fn count(pool: &PgPool, shelf: Shelf, filter: &Filter) -> Result<i64, 
            AND wholesail_inbox_matches(id, topic, shop, inserted_at, $1, $2, $3, $4, $5)"#,
         &filter.ids,
         filter.topic.as_deref(),
-        filter.shop.as_deref(),
+        filter.shop.as_ref().map(ShopDomain::as_str),
         filter.since,
         filter.until,
         shelf.status() as _,
@@ -153,8 +154,8 @@ pub async fn count(pool: &PgPool, shelf: Shelf, filter: &Filter) -> Result<i64, 
 /// The inbox row `id`, whatever its status.
 pub async fn show(pool: &PgPool, id: i64) -> Result<Option<Detail>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT id, webhook_id, event_id, shop, topic, source, attempts, replays, last_error,
-                inserted_at, status AS "status: InboxStatus", api_version, processed_count,
+        r#"SELECT id, webhook_id, event_id, shop AS "shop: ShopDomain", topic, source, attempts,
+                replays, last_error, inserted_at, status AS "status: InboxStatus", api_version, processed_count,
                 payload, encode(raw_body, 'base64') AS raw_body_base64
          FROM inbox WHERE id = $1"#,
         id,
@@ -194,7 +195,7 @@ pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Vec<i64>, sqlx::Er
          RETURNING id",
         &filter.ids,
         filter.topic.as_deref(),
-        filter.shop.as_deref(),
+        filter.shop.as_ref().map(ShopDomain::as_str),
         filter.since,
         filter.until,
     )

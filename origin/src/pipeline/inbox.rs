@@ -17,6 +17,8 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 
+use wholesail_webhook::ShopDomain;
+
 use crate::handlers::InboxEvent;
 
 /// The NOTIFY channel intake signals after inserting due rows.
@@ -82,7 +84,7 @@ pub struct NewEvent {
     /// Shopify's per-action id.
     pub event_id: Option<String>,
     /// Shop domain.
-    pub shop: String,
+    pub shop: ShopDomain,
     /// Topic.
     pub topic: String,
     /// Admin API version of the payload.
@@ -352,7 +354,7 @@ struct ClaimRow {
     id: i64,
     webhook_id: String,
     event_id: Option<String>,
-    shop: String,
+    shop: ShopDomain,
     topic: String,
     payload: String,
     attempts: i32,
@@ -405,7 +407,8 @@ pub async fn claim(
                           locked_until = now() + $5 * interval '1 millisecond',
                           attempts = inbox.attempts + 1
          FROM picked WHERE inbox.shop = picked.shop AND inbox.id = picked.id
-         RETURNING inbox.id, inbox.webhook_id, inbox.event_id, inbox.shop, inbox.topic,
+         RETURNING inbox.id, inbox.webhook_id, inbox.event_id,
+                   inbox.shop AS "shop: ShopDomain", inbox.topic,
                    inbox.payload::text AS "payload!", inbox.attempts,
                    split_part(inbox.topic, '/', 1) || ' ' || coalesce(
                        inbox.payload->>'id',
@@ -460,7 +463,7 @@ impl<'a> Keys<'a> {
 
     /// Adds one event's key.
     pub fn push(&mut self, event: &'a InboxEvent) {
-        self.shops.push(&event.shop);
+        self.shops.push(event.shop.as_str());
         self.ids.push(event.id);
     }
 }
@@ -510,7 +513,7 @@ pub async fn mark_done(
 #[derive(Debug)]
 pub struct Failure<'a> {
     /// The row's shop.
-    pub shop: &'a str,
+    pub shop: &'a ShopDomain,
     /// The row.
     pub id: i64,
     /// The error, stored as `last_error`.
@@ -532,7 +535,7 @@ pub async fn record_failures(
     if failures.is_empty() {
         return Ok(0);
     }
-    let shops: Vec<&str> = failures.iter().map(|f| f.shop).collect();
+    let shops: Vec<&str> = failures.iter().map(|f| f.shop.as_str()).collect();
     let ids: Vec<i64> = failures.iter().map(|f| f.id).collect();
     let errors: Vec<&str> = failures.iter().map(|f| f.error.as_str()).collect();
     let delays: Vec<Option<f64>> = failures

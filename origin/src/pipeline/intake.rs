@@ -315,7 +315,7 @@ fn parse_item(raw: &str) -> Result<NewEvent, (Option<String>, String)> {
     let event = NewEvent {
         webhook_id: webhook_id.clone(),
         event_id: envelope.meta.event_id,
-        shop: envelope.meta.shop.to_string(),
+        shop: envelope.meta.shop,
         topic: envelope.meta.topic.to_string(),
         api_version: envelope.meta.api_version,
         triggered_at: envelope
@@ -399,7 +399,7 @@ pub async fn shopify_direct(
     let event = NewEvent {
         webhook_id: meta.webhook_id.to_string(),
         event_id: meta.event_id,
-        shop: meta.shop.to_string(),
+        shop: meta.shop,
         topic: meta.topic.to_string(),
         api_version: meta.api_version,
         triggered_at: meta

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 use sqlx::PgPool;
-use wholesail_webhook::Payload;
+use wholesail_webhook::{Payload, ShopDomain};
 
 use crate::pipeline::dead_letters::Filter;
 use crate::pipeline::inbox;
@@ -45,7 +45,7 @@ pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Replayed, sqlx::Er
          ORDER BY id FOR UPDATE"#,
         &filter.ids,
         filter.topic.as_deref(),
-        filter.shop.as_deref(),
+        filter.shop.as_ref().map(ShopDomain::as_str),
         filter.since,
         filter.until,
     )

@@ -205,7 +205,7 @@ impl LeaseQueue for Workers {
         }
         let full = batch.len() as i64 >= self.config.batch_size;
         *after_shop = match batch.last() {
-            Some(c) if full => c.event.shop.clone(),
+            Some(c) if full => c.event.shop.to_string(),
             _ => String::new(),
         };
         self.complete(batch).await;

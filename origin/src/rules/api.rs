@@ -20,6 +20,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;
+use wholesail_webhook::ShopDomain;
 
 use super::file::{self, Format, RowError};
 use super::push::PushError;
@@ -113,7 +114,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(api: RulesApi) -> Router<S> {
 
 #[derive(Deserialize)]
 struct ListQuery {
-    shop: String,
+    shop: ShopDomain,
     location: Option<String>,
 }
 
@@ -128,7 +129,7 @@ async fn list(
 
 #[derive(Deserialize)]
 struct RulesBody {
-    shop: String,
+    shop: ShopDomain,
     rules: Vec<Map<String, Value>>,
 }
 
@@ -152,7 +153,7 @@ async fn delete(
 
 #[derive(Deserialize)]
 struct ImportQuery {
-    shop: String,
+    shop: ShopDomain,
     format: String,
 }
 
@@ -177,7 +178,7 @@ async fn import(
 
 #[derive(Deserialize)]
 struct PushQuery {
-    shop: String,
+    shop: ShopDomain,
     #[serde(default)]
     all: bool,
 }
@@ -201,7 +202,7 @@ async fn push_now(
 
 #[derive(Deserialize)]
 struct ValidateBody {
-    shop: String,
+    shop: ShopDomain,
     company_location: String,
     lines: Vec<QuoteLine>,
 }

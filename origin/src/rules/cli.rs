@@ -13,6 +13,7 @@ use clap::Subcommand;
 use serde_json::json;
 use sqlx::PgPool;
 use wholesail_rules::payload;
+use wholesail_webhook::ShopDomain;
 
 use super::compute::{Scope, ShopRules};
 use super::file::{self, Format};
@@ -27,7 +28,7 @@ pub enum RulesCommand {
     Import {
         /// The shop's myshopify domain.
         #[arg(long)]
-        shop: String,
+        shop: ShopDomain,
         /// The file; its extension (.csv or .json) gives the format.
         #[arg(long)]
         file: PathBuf,
@@ -36,7 +37,7 @@ pub enum RulesCommand {
     Push {
         /// The shop's myshopify domain.
         #[arg(long)]
-        shop: String,
+        shop: ShopDomain,
         /// Recompute every buyer of the shop.
         #[arg(long)]
         all: bool,
@@ -45,7 +46,7 @@ pub enum RulesCommand {
     Show {
         /// The shop's myshopify domain.
         #[arg(long)]
-        shop: String,
+        shop: ShopDomain,
         /// The company location GID.
         #[arg(long)]
         location: String,
@@ -114,7 +115,7 @@ pub async fn run(pool: &PgPool, shops: &Shops, command: RulesCommand) -> Result<
             let pushed = sqlx::query!(
                 r#"SELECT key, digest, pushed_at::text AS "pushed_at!" FROM rules_pushed
                    WHERE shop = $1 AND owner_id = $2 ORDER BY key"#,
-                shop,
+                shop.as_str(),
                 location
             )
             .fetch_all(pool)

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sqlx::PgPool;
 use wholesail_rules::{BuyerRules, CurrencyCode, Money, RulesError, VariantRule};
+use wholesail_webhook::ShopDomain;
 
 /// The GID prefix of company locations.
 pub const LOCATION_GID_PREFIX: &str = "gid://shopify/CompanyLocation/";
@@ -93,7 +94,11 @@ impl ShopRules {
     ///
     /// Buyer rules (limits, quotas) come from the variant-level row, else the product-level row
     /// spread over the product's variants; per-SKU rows likewise.
-    pub async fn load(pool: &PgPool, shop: &str, scope: Scope<'_>) -> Result<Self, ComputeError> {
+    pub async fn load(
+        pool: &PgPool,
+        shop: &ShopDomain,
+        scope: Scope<'_>,
+    ) -> Result<Self, ComputeError> {
         let mut out = ShopRules::default();
         out.load_buyers(pool, shop, scope).await?;
         out.load_limits(pool, shop, scope).await?;
@@ -110,7 +115,7 @@ impl ShopRules {
     async fn load_buyers(
         &mut self,
         pool: &PgPool,
-        shop: &str,
+        shop: &ShopDomain,
         scope: Scope<'_>,
     ) -> Result<(), sqlx::Error> {
         let buyers = sqlx::query!(
@@ -129,7 +134,7 @@ impl ShopRules {
                                  WHERE d.shop = $1 AND d.admin_graphql_api_id = b.loc
                                    AND d.deleted_at IS NOT NULL)
                GROUP BY b.loc"#,
-            shop,
+            shop.as_str(),
             scope.locations
         )
         .fetch_all(pool)
@@ -150,7 +155,7 @@ impl ShopRules {
     async fn load_limits(
         &mut self,
         pool: &PgPool,
-        shop: &str,
+        shop: &ShopDomain,
         scope: Scope<'_>,
     ) -> Result<(), sqlx::Error> {
         let limits = sqlx::query!(
@@ -172,7 +177,7 @@ impl ShopRules {
                    AND ($2::text[] IS NULL OR r.company_location = ANY($2))
                    AND ($3::bigint[] IS NULL OR v.id = ANY($3))
                ) x ORDER BY loc, variant_id, rank"#,
-            shop,
+            shop.as_str(),
             scope.locations,
             scope.variants
         )
@@ -198,7 +203,7 @@ impl ShopRules {
     async fn load_quotas(
         &mut self,
         pool: &PgPool,
-        shop: &str,
+        shop: &ShopDomain,
         scope: Scope<'_>,
     ) -> Result<(), sqlx::Error> {
         let location_numbers: Option<Vec<i64>> = scope
@@ -246,7 +251,7 @@ impl ShopRules {
                       coalesce(CASE q.period WHEN 'week' THEN u.week ELSE u.month END, 0)::bigint
                         AS "used!"
                FROM q LEFT JOIN used u ON u.loc = q.loc AND u.variant_id = q.variant_id"#,
-            shop,
+            shop.as_str(),
             scope.locations,
             scope.variants,
             location_numbers.as_deref(),
@@ -266,14 +271,14 @@ impl ShopRules {
     async fn load_order_minimums(
         &mut self,
         pool: &PgPool,
-        shop: &str,
+        shop: &ShopDomain,
         scope: Scope<'_>,
     ) -> Result<(), ComputeError> {
         let minimums = sqlx::query!(
             r#"SELECT company_location, round(amount * 100)::bigint AS "hundredths!", currency
                FROM rule_order_minimums
                WHERE shop = $1 AND ($2::text[] IS NULL OR company_location = ANY($2))"#,
-            shop,
+            shop.as_str(),
             scope.locations
         )
         .fetch_all(pool)
@@ -297,7 +302,7 @@ impl ShopRules {
     async fn load_sku_warehouses(
         &mut self,
         pool: &PgPool,
-        shop: &str,
+        shop: &ShopDomain,
         scope: Scope<'_>,
     ) -> Result<(), sqlx::Error> {
         let warehouses = sqlx::query!(
@@ -313,7 +318,7 @@ impl ShopRules {
                  AND NOT EXISTS (SELECT 1 FROM rule_sku_warehouses x
                                  WHERE x.shop = $1 AND x.target_kind = 'variant'
                                    AND x.target_id = v.id)"#,
-            shop,
+            shop.as_str(),
             scope.variants
         )
         .fetch_all(pool)
@@ -331,7 +336,7 @@ impl ShopRules {
     async fn load_sku_regions(
         &mut self,
         pool: &PgPool,
-        shop: &str,
+        shop: &ShopDomain,
         scope: Scope<'_>,
     ) -> Result<(), sqlx::Error> {
         let regions = sqlx::query!(
@@ -347,7 +352,7 @@ impl ShopRules {
                  AND NOT EXISTS (SELECT 1 FROM rule_sku_regions x
                                  WHERE x.shop = $1 AND x.target_kind = 'variant'
                                    AND x.target_id = v.id)"#,
-            shop,
+            shop.as_str(),
             scope.variants
         )
         .fetch_all(pool)
@@ -361,10 +366,10 @@ impl ShopRules {
         Ok(())
     }
 
-    async fn load_routing(&mut self, pool: &PgPool, shop: &str) -> Result<(), sqlx::Error> {
+    async fn load_routing(&mut self, pool: &PgPool, shop: &ShopDomain) -> Result<(), sqlx::Error> {
         let routing = sqlx::query!(
             "SELECT warehouse_id, country_code FROM rule_warehouse_regions WHERE shop = $1",
-            shop
+            shop.as_str()
         )
         .fetch_all(pool)
         .await?;
@@ -384,7 +389,7 @@ impl ShopRules {
     async fn load_levels(
         &mut self,
         pool: &PgPool,
-        shop: &str,
+        shop: &ShopDomain,
         scope: Scope<'_>,
     ) -> Result<(), sqlx::Error> {
         let wanted: Vec<i64> = match scope.variants {
@@ -405,7 +410,7 @@ impl ShopRules {
              JOIN inventory_levels il
                ON il.shop = v.shop AND il.inventory_item_id = v.inventory_item_id
              WHERE v.shop = $1 AND v.id = ANY($2)",
-            shop,
+            shop.as_str(),
             &wanted
         )
         .fetch_all(pool)

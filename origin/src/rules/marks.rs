@@ -11,6 +11,7 @@
 //! wait on each other's marks); a push [`clear`]s exactly the marks it [`take`]s.
 
 use sqlx::PgPool;
+use wholesail_webhook::ShopDomain;
 
 /// The NOTIFY channel of the marks (payload: the shop).
 pub const CHANNEL: &str = "wholesail_rules_dirty";
@@ -22,7 +23,7 @@ pub const ALL_BUYERS: &str = "*";
 /// caller's transaction.
 pub async fn mark_locations(
     conn: &mut sqlx::PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     locations: &[String],
 ) -> Result<(), sqlx::Error> {
     if locations.is_empty() {
@@ -31,14 +32,18 @@ pub async fn mark_locations(
     sqlx::query!(
         "INSERT INTO rules_dirty (shop, company_location)
          SELECT $1, l FROM unnest($2::text[]) l",
-        shop,
+        shop.as_str(),
         locations
     )
     .execute(&mut *conn)
     .await?;
-    sqlx::query!("SELECT 1 AS notified FROM pg_notify($1, $2)", CHANNEL, shop)
-        .fetch_one(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "SELECT 1 AS notified FROM pg_notify($1, $2)",
+        CHANNEL,
+        shop.as_str()
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -60,16 +65,16 @@ impl Marks {
 
 /// The marks of `shop` as they are now, resolved to buyers; `None` when there are none. Only
 /// these are deleted by [`clear`], so a mark committed meanwhile survives for the next round.
-pub async fn take(pool: &PgPool, shop: &str) -> Result<Option<Marks>, sqlx::Error> {
+pub async fn take(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Marks>, sqlx::Error> {
     let marks = sqlx::query!(
         "SELECT company_location, mark_id FROM rules_dirty WHERE shop = $1",
-        shop
+        shop.as_str()
     )
     .fetch_all(pool)
     .await?;
     let variant_marks = sqlx::query!(
         "SELECT variant_id, mark_id FROM rules_dirty_variants WHERE shop = $1",
-        shop
+        shop.as_str()
     )
     .fetch_all(pool)
     .await?;
@@ -97,7 +102,7 @@ pub async fn take(pool: &PgPool, shop: &str) -> Result<Option<Marks>, sqlx::Erro
            WHERE s.shop = v.shop
              AND ((s.target_kind = 'variant' AND s.target_id = v.id)
                   OR (s.target_kind = 'product' AND s.target_id = v.product_id)))"#,
-        shop,
+        shop.as_str(),
         &variants,
         ALL_BUYERS
     )
@@ -131,9 +136,9 @@ pub async fn clear(pool: &PgPool, taken: &Marks) -> Result<(), sqlx::Error> {
 }
 
 /// The shops that have marks.
-pub async fn marked_shops(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+pub async fn marked_shops(pool: &PgPool) -> Result<Vec<ShopDomain>, sqlx::Error> {
     sqlx::query_scalar!(
-        r#"SELECT shop AS "shop!" FROM rules_dirty UNION SELECT shop FROM rules_dirty_variants"#
+        r#"SELECT shop AS "shop!: ShopDomain" FROM rules_dirty UNION SELECT shop FROM rules_dirty_variants"#
     )
     .fetch_all(pool)
     .await

@@ -28,6 +28,7 @@ use wholesail_shopify_admin::metafields::{
     CompareDigest, Metafield, MetafieldsSetInput, MAX_PER_CALL,
 };
 use wholesail_shopify_admin::{AdminClient, AdminError};
+use wholesail_webhook::ShopDomain;
 
 use super::compute::{ComputeError, Scope, ShopRules};
 
@@ -80,7 +81,7 @@ struct Page {
 pub async fn push(
     pool: &PgPool,
     client: &AdminClient,
-    shop: &str,
+    shop: &ShopDomain,
     locations: Option<&[String]>,
 ) -> Result<PushReport, PushError> {
     // One push per shop at a time (the background loop, the CLI and the admin API may race):
@@ -89,7 +90,7 @@ pub async fn push(
     sqlx::query!(
         "SELECT 1 AS locked
          FROM pg_advisory_xact_lock(hashtext('wholesail_rules_push'), hashtext($1))",
-        shop
+        shop.as_str()
     )
     .fetch_one(&mut *lock)
     .await?;
@@ -122,7 +123,7 @@ pub async fn push(
         let (pages, empty) = match encoded {
             Ok(p) => p,
             Err(error) => {
-                tracing::error!(shop, buyer, %error, "buyer's rules cannot be pushed");
+                tracing::error!(%shop, buyer, %error, "buyer's rules cannot be pushed");
                 report.failed.push((buyer.to_owned(), error));
                 continue;
             }
@@ -169,13 +170,13 @@ pub async fn push(
 /// (owner, key) → (digest, compare digest).
 async fn last_pushed(
     pool: &PgPool,
-    shop: &str,
+    shop: &ShopDomain,
     locations: Option<&[String]>,
 ) -> Result<HashMap<(String, String), (String, Option<String>)>, sqlx::Error> {
     let pushed = sqlx::query!(
         "SELECT owner_id, key, digest, compare_digest FROM rules_pushed
          WHERE shop = $1 AND ($2::text[] IS NULL OR owner_id = ANY($2))",
-        shop,
+        shop.as_str(),
         locations
     )
     .fetch_all(pool)
@@ -189,7 +190,7 @@ async fn last_pushed(
 /// Records the digests of `batch`, which Shopify answered with `written`.
 async fn record_pushed(
     pool: &PgPool,
-    shop: &str,
+    shop: &ShopDomain,
     batch: &[Page],
     written: &[Metafield],
 ) -> Result<(), sqlx::Error> {
@@ -214,7 +215,7 @@ async fn record_pushed(
          ON CONFLICT (shop, owner_id, key) DO UPDATE
          SET digest = EXCLUDED.digest, compare_digest = EXCLUDED.compare_digest,
              pushed_at = now()",
-        shop,
+        shop.as_str(),
         &owners,
         &keys,
         &digests,
@@ -231,7 +232,7 @@ async fn record_pushed(
 /// are taken out of the batch and reported as failed, and the rest is sent again.
 async fn send(
     client: &AdminClient,
-    shop: &str,
+    shop: &ShopDomain,
     batch: &mut Vec<Page>,
     last: &HashMap<(String, String), (String, Option<String>)>,
     report: &mut PushReport,
@@ -273,7 +274,7 @@ async fn send(
             .iter()
             .any(|e| e.code.as_deref() == Some("STALE_OBJECT"));
         if stale && !stale_retried {
-            tracing::warn!(shop, "metafields changed outside origin; overwriting");
+            tracing::warn!(%shop, "metafields changed outside origin; overwriting");
             stale_retried = true;
             for input in &inputs {
                 let current = client
@@ -302,7 +303,7 @@ async fn send(
         }
         for (owner, error) in refused {
             if !report.failed.iter().any(|(f, _)| *f == owner) {
-                tracing::error!(shop, buyer = %owner, %error, "buyer's rules cannot be pushed");
+                tracing::error!(%shop, buyer = %owner, %error, "buyer's rules cannot be pushed");
                 batch.retain(|p| p.owner != owner);
                 report.failed.push((owner, error));
             }
@@ -325,14 +326,14 @@ fn batches(buyers: Vec<Vec<Page>>) -> Vec<Vec<Page>> {
 /// Records the buyers that failed and clears the marks of those that fit now.
 async fn record_failures(
     pool: &PgPool,
-    shop: &str,
+    shop: &ShopDomain,
     fitting: &[String],
     failed: &[(String, String)],
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
         "DELETE FROM rules_push_errors WHERE shop = $1 AND company_location = ANY($2)",
-        shop,
+        shop.as_str(),
         fitting
     )
     .execute(&mut *tx)
@@ -343,7 +344,7 @@ async fn record_failures(
          SELECT $1, * FROM unnest($2::text[], $3::text[])
          ON CONFLICT (shop, company_location) DO UPDATE
          SET error = EXCLUDED.error, recorded_at = now()",
-        shop,
+        shop.as_str(),
         &locs,
         &errors
     )

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use sqlx::PgPool;
 use wholesail_rules::{Cart, CartLine, CurrencyCode, Money, Violation};
+use wholesail_webhook::ShopDomain;
 
 use super::compute::{ComputeError, Scope, ShopRules};
 
@@ -155,7 +156,7 @@ struct CatalogRow {
 /// Prices the lines for the buyer and runs every validator; `Ok(Err(violations))` when invalid.
 pub async fn price_and_validate(
     pool: &PgPool,
-    shop: &str,
+    shop: &ShopDomain,
     company_location_gid: &str,
     lines: &[QuoteLine],
 ) -> Result<Result<PricedQuote, Vec<Violation>>, QuoteError> {
@@ -171,7 +172,7 @@ pub async fn price_and_validate(
 /// lines of an invalid cart too).
 pub async fn quote(
     pool: &PgPool,
-    shop: &str,
+    shop: &ShopDomain,
     company_location_gid: &str,
     lines: &[QuoteLine],
 ) -> Result<Quote, QuoteError> {
@@ -210,7 +211,7 @@ pub async fn quote(
                   least(round(v.price * 100), 9223372036854775807)::bigint AS "price?"
            FROM variants v LEFT JOIN products p ON p.shop = v.shop AND p.id = v.product_id
            WHERE v.shop = $1 AND v.id = ANY($2)"#,
-        shop,
+        shop.as_str(),
         &ids
     )
     .fetch_all(pool)
@@ -288,7 +289,7 @@ pub async fn quote(
 /// variant-level breaks, else the product's.
 async fn price_breaks(
     pool: &PgPool,
-    shop: &str,
+    shop: &ShopDomain,
     location: &str,
     ids: &[i64],
 ) -> Result<HashMap<i64, Vec<(u64, u64)>>, sqlx::Error> {
@@ -303,7 +304,7 @@ async fn price_breaks(
            FROM rule_price_breaks r JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
            WHERE r.shop = $1 AND r.company_location = $2 AND r.target_kind = 'product'
              AND v.id = ANY($3)"#,
-        shop,
+        shop.as_str(),
         location,
         ids
     )
@@ -332,7 +333,7 @@ async fn price_breaks(
 /// [`FALLBACK_CURRENCY`].
 async fn currency(
     pool: &PgPool,
-    shop: &str,
+    shop: &ShopDomain,
     rules: &ShopRules,
     location: &str,
 ) -> Result<CurrencyCode, sqlx::Error> {
@@ -347,7 +348,7 @@ async fn currency(
               ORDER BY created_at DESC LIMIT 1),
              (SELECT currency FROM orders WHERE shop = $1 AND currency IS NOT NULL LIMIT 1))
            AS "currency?""#,
-        shop,
+        shop.as_str(),
         number
     )
     .fetch_one(pool)

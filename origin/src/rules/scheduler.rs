@@ -10,6 +10,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use wholesail_shopify_admin::{AdminClient, AdminError, BreakerState};
+use wholesail_webhook::ShopDomain;
 
 use super::marks::{self, CHANNEL};
 use super::push::{push, PushError, PushReport};
@@ -41,7 +42,7 @@ impl Default for Settings {
 pub async fn push_dirty(
     pool: &PgPool,
     client: &AdminClient,
-    shop: &str,
+    shop: &ShopDomain,
 ) -> Result<PushReport, PushError> {
     let Some(taken) = marks::take(pool, shop).await? else {
         return Ok(PushReport::default());

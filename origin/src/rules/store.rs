@@ -3,6 +3,7 @@
 //! transaction, so the background push picks the change up.
 
 use sqlx::{PgConnection, PgPool};
+use wholesail_webhook::ShopDomain;
 
 use super::file::{Period, RowError, Rule, Target};
 use super::marks::{mark_locations, ALL_BUYERS};
@@ -21,7 +22,7 @@ pub enum StoreError {
 /// Resolves `sku:` targets to variant ids; unknown or ambiguous SKUs are row errors.
 async fn resolve_skus(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     rules: &mut [Rule],
 ) -> Result<(), StoreError> {
     let skus: Vec<String> = rules
@@ -37,7 +38,7 @@ async fn resolve_skus(
     let found = sqlx::query!(
         r#"SELECT sku AS "sku!", min(id) AS "id!", count(*) AS "variants!" FROM variants
            WHERE shop = $1 AND sku = ANY($2) GROUP BY sku"#,
-        shop,
+        shop.as_str(),
         &skus
     )
     .fetch_all(&mut *conn)
@@ -91,7 +92,11 @@ fn concerned(rules: &[Rule]) -> Vec<String> {
 
 /// Upserts `rules` for `shop` in one transaction (same key: replaced; running it twice
 /// changes nothing), marks the buyers concerned dirty. Returns how many rules were written.
-pub async fn upsert(pool: &PgPool, shop: &str, mut rules: Vec<Rule>) -> Result<usize, StoreError> {
+pub async fn upsert(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    mut rules: Vec<Rule>,
+) -> Result<usize, StoreError> {
     let mut tx = pool.begin().await?;
     resolve_skus(&mut tx, shop, &mut rules).await?;
     upsert_all(&mut tx, shop, &rules).await?;
@@ -117,7 +122,7 @@ fn last_of_each_key(rules: &[Rule]) -> Vec<&Rule> {
 /// a file of 100,000 rules is seven statements, not 100,000 round trips.
 async fn upsert_all(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     rules: &[Rule],
 ) -> Result<(), sqlx::Error> {
     let rules = last_of_each_key(rules);
@@ -149,7 +154,7 @@ impl Keys {
 
 async fn upsert_price_breaks(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     rules: &[&Rule],
 ) -> Result<(), sqlx::Error> {
     let (mut keys, mut min_quantities, mut prices) = (Keys::default(), Vec::new(), Vec::new());
@@ -176,7 +181,7 @@ async fn upsert_price_breaks(
          FROM unnest($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[]) AS r(l, k, t, q, p)
          ON CONFLICT (shop, company_location, target_kind, target_id, min_quantity)
          DO UPDATE SET unit_price = EXCLUDED.unit_price, updated_at = now()",
-        shop,
+        shop.as_str(),
         &keys.locations,
         &keys.kinds,
         &keys.ids,
@@ -190,7 +195,7 @@ async fn upsert_price_breaks(
 
 async fn upsert_line_limits(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     rules: &[&Rule],
 ) -> Result<(), sqlx::Error> {
     let mut keys = Keys::default();
@@ -222,7 +227,7 @@ async fn upsert_line_limits(
          ON CONFLICT (shop, company_location, target_kind, target_id)
          DO UPDATE SET increment = EXCLUDED.increment, min_quantity = EXCLUDED.min_quantity,
                        max_quantity = EXCLUDED.max_quantity, updated_at = now()",
-        shop,
+        shop.as_str(),
         &keys.locations,
         &keys.kinds,
         &keys.ids,
@@ -238,7 +243,7 @@ async fn upsert_line_limits(
 
 async fn upsert_quotas(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     rules: &[&Rule],
 ) -> Result<(), sqlx::Error> {
     let (mut keys, mut quantities, mut periods) = (Keys::default(), Vec::new(), Vec::new());
@@ -266,7 +271,7 @@ async fn upsert_quotas(
          ON CONFLICT (shop, company_location, target_kind, target_id)
          DO UPDATE SET quantity = EXCLUDED.quantity, period = EXCLUDED.period,
                        updated_at = now()",
-        shop,
+        shop.as_str(),
         &keys.locations,
         &keys.kinds,
         &keys.ids,
@@ -280,7 +285,7 @@ async fn upsert_quotas(
 
 async fn upsert_order_minimums(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     rules: &[&Rule],
 ) -> Result<(), sqlx::Error> {
     let (mut locations, mut amounts, mut currencies) = (Vec::new(), Vec::new(), Vec::new());
@@ -305,7 +310,7 @@ async fn upsert_order_minimums(
          ON CONFLICT (shop, company_location)
          DO UPDATE SET amount = EXCLUDED.amount, currency = EXCLUDED.currency,
                        updated_at = now()",
-        shop,
+        shop.as_str(),
         &locations,
         &amounts,
         &currencies
@@ -317,7 +322,7 @@ async fn upsert_order_minimums(
 
 async fn upsert_sku_warehouses(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     rules: &[&Rule],
 ) -> Result<(), sqlx::Error> {
     let (mut keys, mut warehouses) = (Keys::default(), Vec::new());
@@ -334,7 +339,7 @@ async fn upsert_sku_warehouses(
         "INSERT INTO rule_sku_warehouses (shop, target_kind, target_id, warehouse_id)
          SELECT $1, k, t, w FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS r(k, t, w)
          ON CONFLICT DO NOTHING",
-        shop,
+        shop.as_str(),
         &keys.kinds,
         &keys.ids,
         &warehouses
@@ -346,7 +351,7 @@ async fn upsert_sku_warehouses(
 
 async fn upsert_sku_regions(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     rules: &[&Rule],
 ) -> Result<(), sqlx::Error> {
     let (mut keys, mut countries) = (Keys::default(), Vec::new());
@@ -363,7 +368,7 @@ async fn upsert_sku_regions(
         "INSERT INTO rule_sku_regions (shop, target_kind, target_id, country_code)
          SELECT $1, k, t, c FROM unnest($2::text[], $3::bigint[], $4::text[]) AS r(k, t, c)
          ON CONFLICT DO NOTHING",
-        shop,
+        shop.as_str(),
         &keys.kinds,
         &keys.ids,
         &countries
@@ -375,7 +380,7 @@ async fn upsert_sku_regions(
 
 async fn upsert_routing(
     conn: &mut PgConnection,
-    shop: &str,
+    shop: &ShopDomain,
     rules: &[&Rule],
 ) -> Result<(), sqlx::Error> {
     let (mut warehouses, mut countries) = (Vec::new(), Vec::new());
@@ -392,7 +397,7 @@ async fn upsert_routing(
         "INSERT INTO rule_warehouse_regions (shop, warehouse_id, country_code)
          SELECT $1, w, c FROM unnest($2::bigint[], $3::text[]) AS r(w, c)
          ON CONFLICT DO NOTHING",
-        shop,
+        shop.as_str(),
         &warehouses,
         &countries
     )
@@ -403,7 +408,11 @@ async fn upsert_routing(
 
 /// Deletes the rules with the keys of `rules` (other fields ignored) in one transaction,
 /// marks the buyers concerned dirty. Returns how many rows were deleted.
-pub async fn delete(pool: &PgPool, shop: &str, mut rules: Vec<Rule>) -> Result<u64, StoreError> {
+pub async fn delete(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    mut rules: Vec<Rule>,
+) -> Result<u64, StoreError> {
     let mut tx = pool.begin().await?;
     resolve_skus(&mut tx, shop, &mut rules).await?;
     let mut deleted = 0;
@@ -416,7 +425,11 @@ pub async fn delete(pool: &PgPool, shop: &str, mut rules: Vec<Rule>) -> Result<u
 }
 
 /// Deletes the row with the key of `rule`; returns how many rows were deleted (0 or 1).
-async fn delete_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<u64, sqlx::Error> {
+async fn delete_one(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+    rule: &Rule,
+) -> Result<u64, sqlx::Error> {
     let done = match rule {
         Rule::Price {
             location,
@@ -428,7 +441,7 @@ async fn delete_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<
             sqlx::query!(
                 "DELETE FROM rule_price_breaks WHERE shop = $1 AND company_location = $2
                    AND target_kind = $3 AND target_id = $4 AND min_quantity = $5",
-                shop,
+                shop.as_str(),
                 location,
                 kind,
                 id,
@@ -444,7 +457,7 @@ async fn delete_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<
             sqlx::query!(
                 "DELETE FROM rule_line_limits WHERE shop = $1 AND company_location = $2
                    AND target_kind = $3 AND target_id = $4",
-                shop,
+                shop.as_str(),
                 location,
                 kind,
                 id
@@ -459,7 +472,7 @@ async fn delete_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<
             sqlx::query!(
                 "DELETE FROM rule_quotas WHERE shop = $1 AND company_location = $2
                    AND target_kind = $3 AND target_id = $4",
-                shop,
+                shop.as_str(),
                 location,
                 kind,
                 id
@@ -470,7 +483,7 @@ async fn delete_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<
         Rule::OrderMinimum { location, .. } => {
             sqlx::query!(
                 "DELETE FROM rule_order_minimums WHERE shop = $1 AND company_location = $2",
-                shop,
+                shop.as_str(),
                 location
             )
             .execute(conn)
@@ -481,7 +494,7 @@ async fn delete_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<
             sqlx::query!(
                 "DELETE FROM rule_sku_warehouses WHERE shop = $1 AND target_kind = $2
                    AND target_id = $3 AND warehouse_id = $4",
-                shop,
+                shop.as_str(),
                 kind,
                 id,
                 warehouse
@@ -494,7 +507,7 @@ async fn delete_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<
             sqlx::query!(
                 "DELETE FROM rule_sku_regions WHERE shop = $1 AND target_kind = $2
                    AND target_id = $3 AND country_code = $4",
-                shop,
+                shop.as_str(),
                 kind,
                 id,
                 country
@@ -506,7 +519,7 @@ async fn delete_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<
             sqlx::query!(
                 "DELETE FROM rule_warehouse_regions WHERE shop = $1 AND warehouse_id = $2
                    AND country_code = $3",
-                shop,
+                shop.as_str(),
                 warehouse,
                 country
             )
@@ -521,7 +534,7 @@ async fn delete_one(conn: &mut PgConnection, shop: &str, rule: &Rule) -> Result<
 /// ones, in a stable order.
 pub async fn list(
     pool: &PgPool,
-    shop: &str,
+    shop: &ShopDomain,
     location: Option<&str>,
 ) -> Result<Vec<Rule>, sqlx::Error> {
     let target = |kind: &str, id: i64| {
@@ -537,7 +550,7 @@ pub async fn list(
                   unit_price::text AS "unit_price!"
            FROM rule_price_breaks WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
            ORDER BY 1, 2, 3, 4"#,
-        shop,
+        shop.as_str(),
         location
     )
     .fetch_all(pool)
@@ -552,7 +565,7 @@ pub async fn list(
         "SELECT company_location, target_kind, target_id, increment, min_quantity, max_quantity
          FROM rule_line_limits WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
          ORDER BY 1, 2, 3",
-        shop,
+        shop.as_str(),
         location
     )
     .fetch_all(pool)
@@ -568,7 +581,7 @@ pub async fn list(
         "SELECT company_location, target_kind, target_id, quantity, period
          FROM rule_quotas WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
          ORDER BY 1, 2, 3",
-        shop,
+        shop.as_str(),
         location
     )
     .fetch_all(pool)
@@ -588,7 +601,7 @@ pub async fn list(
            FROM rule_order_minimums
            WHERE shop = $1 AND ($2::text IS NULL OR company_location = $2)
            ORDER BY 1"#,
-        shop,
+        shop.as_str(),
         location
     )
     .fetch_all(pool)
@@ -601,7 +614,7 @@ pub async fn list(
     let warehouses = sqlx::query!(
         "SELECT target_kind, target_id, warehouse_id FROM rule_sku_warehouses
          WHERE shop = $1 ORDER BY 1, 2, 3",
-        shop
+        shop.as_str()
     )
     .fetch_all(pool)
     .await?;
@@ -612,7 +625,7 @@ pub async fn list(
     let regions = sqlx::query!(
         "SELECT target_kind, target_id, country_code FROM rule_sku_regions
          WHERE shop = $1 ORDER BY 1, 2, 3",
-        shop
+        shop.as_str()
     )
     .fetch_all(pool)
     .await?;
@@ -623,7 +636,7 @@ pub async fn list(
     let routing = sqlx::query!(
         "SELECT warehouse_id, country_code FROM rule_warehouse_regions
          WHERE shop = $1 ORDER BY 1, 2",
-        shop
+        shop.as_str()
     )
     .fetch_all(pool)
     .await?;

@@ -305,3 +305,8 @@ pub fn origin_cli(url: &str, args: &[&str]) -> (String, String) {
     assert!(out.status.success(), "{stderr}");
     (String::from_utf8(out.stdout).unwrap(), stderr)
 }
+
+/// `s` as a shop domain (test shops are valid `*.myshopify.com` names).
+pub fn domain(s: &str) -> wholesail_webhook::ShopDomain {
+    wholesail_webhook::ShopDomain::parse(s).expect("a myshopify domain")
+}
