@@ -34,6 +34,24 @@ async fn row(pool: &PgPool, webhook_id: &str, status: &str, raw: Option<&[u8]>, 
     .unwrap();
 }
 
+/// A shop is parsed where it enters: a CLI filter that is not a `*.myshopify.com` domain is
+/// refused with the reason, before anything is read (it used to match nothing, silently).
+#[sqlx::test(migrations = "../migrations")]
+async fn a_shop_that_is_not_a_myshopify_domain_is_refused_by_name(pool: PgPool) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_origin"))
+        .args(["dead-letters", "list", "--shop", "acme.example.com"])
+        .env_clear()
+        .env("WHOLESAIL_DATABASE_URL", database_url(&pool))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("acme.example.com") && stderr.contains("not a .myshopify.com domain"),
+        "{stderr}"
+    );
+}
+
 /// A limited listing says how many rows match in all: the CLI on stderr, the admin API in
 /// `X-Total-Count`. (Before, 100 rows were shown without a word about the rest.)
 #[sqlx::test(migrations = "../migrations")]
