@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, HttpConfig};
 use crate::pipeline::intake;
-use crate::pipeline::worker::Workers;
+use crate::pipeline::runner::Workers;
 pub use crate::state::AppState;
 use crate::{admin, auth, catalog, draft_orders, http_error, http_limits, http_server, ops};
 

@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use wholesail_webhook::ShopDomain;
 
-use super::run::Runner;
+use super::runner::Runner;
 use super::{background, runs};
 use crate::http_error::ApiError;
 use crate::shops::Shops;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wholesail_shopify_admin::AdminClient;
 
-use super::run::{Progress, RunError, Runner};
+use super::runner::{Progress, RunError, Runner};
 use super::runs;
 use crate::shops::Shops;
 

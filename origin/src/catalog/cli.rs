@@ -21,7 +21,7 @@ use wholesail_shopify_admin::{AdminClient, AdminConfig, AdminError};
 use wholesail_webhook::ShopDomain;
 
 use super::driver::Take;
-use super::run::{Outcome, Progress, RunError, Runner, Settings};
+use super::runner::{Outcome, Progress, RunError, Runner, Settings};
 use super::runs;
 use crate::pg_tls::{PgConnect, PgTlsError};
 use crate::shops::{ShopError, Shops, DEFAULT_API_VERSION};

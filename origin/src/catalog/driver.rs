@@ -16,7 +16,7 @@ use tokio_postgres::Client;
 
 use crate::pg_tls::PgConnect;
 
-use super::run::RunError;
+use super::runner::RunError;
 
 /// How often the lock connection is checked while a run is driven.
 const HEARTBEAT: Duration = Duration::from_secs(10);

@@ -1,7 +1,7 @@
 //! Catalog sync: a full resync of a shop's products, variants, inventory levels and
 //! `wholesail` metafields from a Shopify bulk operation, in constant memory.
 //!
-//! [`run::Runner`] drives a run ([`runs`] stores its state in `catalog_runs`): it starts
+//! [`runner::Runner`] drives a run ([`runs`] stores its state in `catalog_runs`): it starts
 //! `bulkOperationRunQuery`, waits for it (polling, woken early by [`runs::bulk_finished`]
 //! from the `bulk_operations/finish` webhook), downloads the JSONL as a stream, parses each
 //! line into a typed record ([`jsonl`]), writes it by binary COPY into the run's staging tables
@@ -17,8 +17,8 @@ pub mod copy;
 pub mod driver;
 pub mod jsonl;
 pub mod merge;
-pub mod run;
+pub mod runner;
 pub mod runs;
 
-pub use run::{Outcome, Progress, RunError, Runner, Settings};
+pub use runner::{Outcome, Progress, RunError, Runner, Settings};
 pub use runs::{bulk_finished, Run};

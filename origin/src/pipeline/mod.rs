@@ -2,7 +2,7 @@
 //!
 //! [`intake`] verifies and stores each event once in the [`inbox`] (deduplicated on Shopify's
 //! webhook id; [`body_guard`] refuses a body replayed for another shop or topic); the
-//! [`worker`]s claim due rows and apply them through [`crate::handlers`], retrying with a
+//! [`runner::Workers`] claim due rows and apply them through [`crate::handlers`], retrying with a
 //! durable backoff; what cannot be applied becomes a dead letter ([`dead_letters`]) or is
 //! quarantined ([`quarantine`]), both replayable; [`retention`] purges old done rows.
 
@@ -12,4 +12,4 @@ pub mod inbox;
 pub mod intake;
 pub mod quarantine;
 pub mod retention;
-pub mod worker;
+pub mod runner;
