@@ -59,24 +59,28 @@ pub struct RecordFailure {
 }
 
 impl RecordFailure {
-    fn from_errors(errors: Vec<SaveError>) -> Self {
-        let retryable = !errors.is_empty()
-            && errors
-                .iter()
-                .all(|e| RETRYABLE_CODES.contains(&e.status_code.as_str()));
+    /// A failure with these codes, classified retryable or permanent.
+    pub(crate) fn new(codes: Vec<String>, message: String, fields: Vec<String>) -> Self {
+        let retryable =
+            !codes.is_empty() && codes.iter().all(|c| RETRYABLE_CODES.contains(&c.as_str()));
         RecordFailure {
-            message: errors
+            codes,
+            message,
+            fields,
+            retryable,
+        }
+    }
+
+    fn from_errors(errors: Vec<SaveError>) -> Self {
+        RecordFailure::new(
+            errors.iter().map(|e| e.status_code.clone()).collect(),
+            errors
                 .iter()
                 .map(|e| e.message.as_str())
                 .collect::<Vec<_>>()
                 .join("; "),
-            fields: errors
-                .iter()
-                .flat_map(|e| e.fields.iter().cloned())
-                .collect(),
-            codes: errors.into_iter().map(|e| e.status_code).collect(),
-            retryable,
-        }
+            errors.into_iter().flat_map(|e| e.fields).collect(),
+        )
     }
 }
 

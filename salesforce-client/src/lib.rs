@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod bulk;
 pub mod collections;
 pub mod composite;
 mod error;

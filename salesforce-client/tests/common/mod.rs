@@ -38,7 +38,7 @@ pub fn client(sim: &Simulator) -> Client {
 /// An Account row as Wholesail writes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct AccountIn {
-    #[serde(rename = "Name", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "Name")]
     pub name: Option<String>,
     #[serde(rename = "Shopify_Company_Id__c")]
     pub company_id: String,
