@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod budget;
 pub mod bulk;
+pub mod cdc;
 pub mod collections;
 pub mod composite;
 mod error;
