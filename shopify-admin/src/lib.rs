@@ -205,7 +205,7 @@ impl AdminClient {
                 config.shop_url, config.api_version
             ),
             http,
-            breaker: Breaker::new(config.shop.clone(), config.breaker),
+            breaker: breaker::for_shop(config.shop.clone(), config.breaker),
             config,
             pacer: pacing::Pacer::default(),
         })

@@ -5,8 +5,5 @@ pub mod avro;
 pub mod bus;
 pub mod pubsub;
 
-/// The generated Pub/Sub API types, client and server.
-pub mod proto {
-    #![allow(missing_docs, clippy::all, clippy::pedantic)]
-    tonic::include_proto!("eventbus.v1");
-}
+/// The generated Pub/Sub API types, client and server (the shared `salesforce-pubsub`).
+pub use salesforce_pubsub as proto;
