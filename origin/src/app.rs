@@ -39,6 +39,32 @@ pub enum ServeError {
     /// The database URL cannot be used for the catalog's COPY connections.
     #[error(transparent)]
     CopyUrl(#[from] crate::pg_tls::PgTlsError),
+    /// A Salesforce org's client could not be built.
+    #[error("salesforce: {0}")]
+    Salesforce(#[from] wholesail_salesforce::Error),
+}
+
+/// Connects the configured shops to their Salesforce orgs and starts the sync; `None` when no
+/// org is configured.
+async fn start_salesforce(
+    pool: &PgPool,
+    config: &crate::salesforce::SalesforceConfig,
+    shutdown: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
+    if config.orgs.is_empty() {
+        return Ok(None);
+    }
+    let clients = config.clients()?;
+    for shop in clients.keys() {
+        crate::salesforce::outbox::connect(pool, shop).await?;
+    }
+    let sync = crate::salesforce::runner::Sync::new(
+        pool.clone(),
+        clients,
+        worker_id(),
+        config.sync.clone(),
+    );
+    Ok(Some(tokio::spawn(sync.run(shutdown))))
 }
 
 /// Opens the connection pool, logging which server and database it uses (host and database
@@ -155,6 +181,7 @@ pub async fn serve(
     ));
     let (draft_routes, draft_loops) =
         draft_orders::start(&state, config.draft_orders, worker_id(), shutdown.clone());
+    let salesforce = start_salesforce(&pool, &config.salesforce, shutdown.clone()).await?;
     let ops = ops::Ops::new(&state);
     let api = api_routes(state, config.max_body_bytes, &config.http).merge(draft_routes);
     let mut app = http_limits::limit(api, &config.http).merge(ops::probe_routes(ops.clone()));
@@ -192,6 +219,12 @@ pub async fn serve(
     }
     if let Err(e) = catalog_adopt.await {
         tracing::error!(error = %e, "catalog adoption task failed");
+    }
+    if let Some(Err(e)) = match salesforce {
+        Some(task) => Some(task.await),
+        None => None,
+    } {
+        tracing::error!(error = %e, "salesforce sync task failed");
     }
     if let Some(metrics_server) = metrics_server {
         match metrics_server.await {

@@ -89,6 +89,9 @@ pub struct Config {
     /// Who may read `/metrics` (`[metrics]`: bind, token).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Salesforce orgs and the sync (`[salesforce]`, `[[salesforce.orgs]]`).
+    #[serde(default)]
+    pub salesforce: crate::salesforce::SalesforceConfig,
 }
 
 /// Shopify app client secrets: current and, during a rotation, previous.

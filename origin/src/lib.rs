@@ -29,6 +29,7 @@ pub mod parked;
 pub mod pg_tls;
 pub mod pipeline;
 pub mod rules;
+pub mod salesforce;
 pub mod shop_lock;
 pub mod shops;
 pub mod state;

@@ -147,6 +147,10 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
         }
         T::CompanyLocationsDelete => companies::delete_location(conn, event).await,
     }?;
+    if outcome == Outcome::Applied {
+        // The change and the promise to send it to Salesforce commit together.
+        crate::salesforce::outbox::enqueue(conn, event, topic).await?;
+    }
     if matches!(topic.family(), Family::Order | Family::Customer) {
         // A late event of a redacted customer keeps no personal data in the inbox either.
         personal_data::scrub_if_customer_redacted(conn, event).await?;

@@ -1,0 +1,58 @@
+//! Salesforce sync (#14, first part): the transactional outbox (`outbox`), the mapping and
+//! field ownership declared once (`mapping`), and the loop that sends the outbox through
+//! `wholesail-salesforce` (`runner`). A shop's changes are enqueued only once it is connected
+//! (`[[salesforce.orgs]]` in the configuration).
+
+use std::collections::HashMap;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use wholesail_webhook::ShopDomain;
+
+pub mod mapping;
+pub mod outbox;
+pub mod runner;
+
+/// `[salesforce]`: the orgs and the loop settings.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SalesforceConfig {
+    /// One org per connected shop.
+    pub orgs: Vec<OrgConfig>,
+    /// The sync loop.
+    pub sync: runner::Settings,
+}
+
+/// `[[salesforce.orgs]]`: how one shop reaches its org (OAuth client credentials).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgConfig {
+    /// The Shopify shop whose records go to this org.
+    pub shop: ShopDomain,
+    /// The org's My Domain URL (or the simulator's).
+    pub login_url: String,
+    /// The connected app's consumer key.
+    pub client_id: String,
+    /// The connected app's consumer secret.
+    pub client_secret: SecretString,
+}
+
+impl SalesforceConfig {
+    /// A client per connected shop.
+    pub fn clients(
+        &self,
+    ) -> Result<HashMap<ShopDomain, wholesail_salesforce::Client>, wholesail_salesforce::Error>
+    {
+        self.orgs
+            .iter()
+            .map(|o| {
+                let config = wholesail_salesforce::Config::new(
+                    o.login_url.clone(),
+                    o.client_id.clone(),
+                    o.client_secret.clone(),
+                );
+                Ok((o.shop.clone(), wholesail_salesforce::Client::new(config)?))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,261 @@
+//! The `salesforce_outbox` table: every statement on it.
+//!
+//! [`enqueue`] runs inside the handler's transaction (see `handlers::apply`), so a change and
+//! the promise to send it commit together. One pending row per record: a newer change of a
+//! pending record only moves `changed_at`, and the sync sends the record as it is when it is
+//! sent. Claims take due pending rows under a lease (`FOR UPDATE SKIP LOCKED`), like the
+//! inbox's; rows whose lease expired are reclaimed.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use wholesail_webhook::{Family, KnownTopic, ShopDomain};
+
+use crate::handlers::InboxEvent;
+
+/// The NOTIFY channel that wakes the sync when rows are enqueued.
+pub const CHANNEL: &str = "salesforce_outbox";
+
+/// What a row sends: the Salesforce object family, parents before children in [`Object::ALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Object {
+    /// A company → Account.
+    Account,
+    /// A B2B customer → Contact (under its company's Account).
+    Contact,
+    /// A product's variants → Product2 (+ standard PricebookEntry).
+    Product,
+    /// An order → Order + OrderItems.
+    Order,
+}
+
+impl Object {
+    /// Every object, parents first: the order a batch is sent in.
+    pub const ALL: [Object; 4] = [
+        Object::Account,
+        Object::Contact,
+        Object::Product,
+        Object::Order,
+    ];
+
+    /// The object a topic's change is sent as (deletes are not sent).
+    fn of(topic: KnownTopic) -> Option<Object> {
+        use KnownTopic as T;
+        match (topic.family(), topic) {
+            (_, T::CompaniesCreate | T::CompaniesUpdate) => Some(Object::Account),
+            (_, T::CustomersCreate | T::CustomersUpdate) => Some(Object::Contact),
+            (_, T::ProductsCreate | T::ProductsUpdate) => Some(Object::Product),
+            (Family::Order, t) if t != T::OrdersDelete => Some(Object::Order),
+            _ => None,
+        }
+    }
+}
+
+/// The fields that key a record in a payload (the rest is skipped, not parsed).
+#[derive(Deserialize)]
+struct RecordKey {
+    id: Option<i64>,
+    admin_graphql_api_id: Option<String>,
+}
+
+impl RecordKey {
+    /// The record key of `object` in `payload`: a company's GID, otherwise the numeric id.
+    fn of(payload: &str, object: Object) -> Option<String> {
+        let key: RecordKey = serde_json::from_str(payload).ok()?;
+        match object {
+            Object::Account => key.admin_graphql_api_id,
+            _ => key.id.map(|id| id.to_string()),
+        }
+    }
+}
+
+/// Enqueues the record `event` changed, when its shop is connected to Salesforce and the topic
+/// maps to an object (deletes are not sent). Runs in the handler's transaction.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+    topic: KnownTopic,
+) -> Result<(), sqlx::Error> {
+    let Some(object) = Object::of(topic) else {
+        return Ok(());
+    };
+    let Some(key) = RecordKey::of(&event.payload, object) else {
+        return Ok(());
+    };
+    let enqueued = sqlx::query_scalar!(
+        r#"INSERT INTO salesforce_outbox (shop, object, record_key, first_changed_at)
+         SELECT $1, $2, $3,
+                coalesce((SELECT coalesce(triggered_at, received_at) FROM inbox
+                          WHERE shop = $1 AND id = $4), now())
+         WHERE EXISTS (SELECT 1 FROM salesforce_orgs WHERE shop = $1)
+         ON CONFLICT (shop, object, record_key) WHERE status = 'pending'
+             DO UPDATE SET changed_at = now()
+         RETURNING 1 AS "one!""#,
+        event.shop.as_str(),
+        object as Object,
+        key,
+        event.id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if enqueued.is_some() {
+        sqlx::query!("SELECT pg_notify($1, '') AS sent", CHANNEL)
+            .fetch_one(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Connects `shop` to Salesforce: its changes are enqueued from now on.
+pub async fn connect(pool: &PgPool, shop: &ShopDomain) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO salesforce_orgs (shop) VALUES ($1) ON CONFLICT (shop) DO NOTHING",
+        shop.as_str()
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A claimed outbox row.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The shop.
+    pub shop: ShopDomain,
+    /// The row.
+    pub id: i64,
+    /// What it sends.
+    pub object: Object,
+    /// Shopify's id of the record.
+    pub record_key: String,
+    /// Claims so far, this one included.
+    pub attempts: i32,
+    /// When Shopify triggered the first change it carries.
+    pub first_changed_at: OffsetDateTime,
+}
+
+/// Claims up to `batch` due pending rows of `shop` for `worker` (oldest first), under a lease.
+pub async fn claim(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    worker: &str,
+    batch: i64,
+    lease: Duration,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as!(
+        Claimed,
+        r#"UPDATE salesforce_outbox o
+         SET status = 'processing', locked_by = $2,
+             locked_until = now() + $3::float8 * interval '1 millisecond',
+             attempts = o.attempts + 1
+         FROM (SELECT shop, id FROM salesforce_outbox
+               WHERE shop = $1 AND status = 'pending' AND run_at <= now()
+               ORDER BY run_at, id LIMIT $4
+               FOR UPDATE SKIP LOCKED) due
+         WHERE o.shop = due.shop AND o.id = due.id
+         RETURNING o.shop AS "shop: ShopDomain", o.id, o.object AS "object: Object",
+                   o.record_key, o.attempts, o.first_changed_at"#,
+        shop.as_str(),
+        worker,
+        lease.as_millis() as f64,
+        batch,
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The shops with due pending rows.
+pub async fn due_shops(pool: &PgPool) -> Result<Vec<ShopDomain>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT DISTINCT shop AS "shop!: ShopDomain" FROM salesforce_outbox
+         WHERE status = 'pending' AND run_at <= now()"#
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Marks row `id` done with the Salesforce id it was written to, if `worker` still holds it.
+/// Returns the lag in seconds from Shopify's change to now.
+pub async fn mark_done(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    id: i64,
+    worker: &str,
+    salesforce_id: &str,
+) -> Result<Option<f64>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"UPDATE salesforce_outbox
+         SET status = 'done', done_at = now(), salesforce_id = $4, locked_by = NULL,
+             locked_until = NULL, last_error = NULL
+         WHERE shop = $1 AND id = $2 AND locked_by = $3 AND status = 'processing'
+         RETURNING extract(epoch FROM now() - first_changed_at)::float8 AS "lag!""#,
+        shop.as_str(),
+        id,
+        worker,
+        salesforce_id,
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Records a failed attempt on row `id`: back to pending after `retry_after`, or dead (with
+/// Salesforce's message) when permanent or out of `max_attempts`. Returns whether it is dead.
+pub async fn record_failure(
+    pool: &PgPool,
+    row: &Claimed,
+    worker: &str,
+    error: &str,
+    retry_after: Option<Duration>,
+    max_attempts: i32,
+) -> Result<bool, sqlx::Error> {
+    let dead = sqlx::query_scalar!(
+        r#"UPDATE salesforce_outbox SET
+             status = CASE WHEN $5::float8 IS NULL OR attempts >= $6 THEN 'dead' ELSE 'pending' END,
+             run_at = CASE WHEN $5::float8 IS NULL OR attempts >= $6 THEN run_at
+                           ELSE now() + $5::float8 * interval '1 millisecond' END,
+             last_error = $4, locked_by = NULL, locked_until = NULL
+         WHERE shop = $1 AND id = $2 AND locked_by = $3 AND status = 'processing'
+         RETURNING status = 'dead' AS "dead!""#,
+        row.shop.as_str(),
+        row.id,
+        worker,
+        error,
+        retry_after.map(|d| d.as_millis() as f64),
+        max_attempts,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(dead.unwrap_or(false))
+}
+
+/// Returns expired leases to pending (a crashed sync). Returns how many.
+pub async fn reclaim_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE salesforce_outbox SET status = 'pending', locked_by = NULL, locked_until = NULL,
+                                      run_at = now()
+         WHERE (shop, id) IN (SELECT shop, id FROM salesforce_outbox
+                              WHERE status = 'processing' AND locked_until < now()
+                              FOR UPDATE SKIP LOCKED)"
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Gives back what `worker` holds (graceful shutdown). Returns how many rows.
+pub async fn release(pool: &PgPool, worker: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE salesforce_outbox SET status = 'pending', locked_by = NULL, locked_until = NULL,
+                                      attempts = greatest(attempts - 1, 0), run_at = now()
+         WHERE (shop, id) IN (SELECT shop, id FROM salesforce_outbox
+                              WHERE locked_by = $1 AND status = 'processing'
+                              FOR UPDATE SKIP LOCKED)",
+        worker
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

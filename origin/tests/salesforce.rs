@@ -1,0 +1,252 @@
+//! The Salesforce sync against the simulator: handlers enqueue in their own transaction, the
+//! loop sends parents first by external id, a write whose answer was lost creates nothing
+//! twice, permanent failures become dead rows with Salesforce's message, and Salesforce-owned
+//! fields are never written.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use salesforce_simulator::{AfterApply, Simulator, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use shopify_simulator::payloads::{order, OrderSpec};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use wholesail_origin::handlers::{self, InboxEvent, Outcome};
+use wholesail_origin::salesforce::outbox;
+use wholesail_origin::salesforce::runner::{Settings, Sync};
+
+const SHOP: &str = "acme.myshopify.com";
+const T1: &str = "2026-11-23T10:00:00-05:00";
+const T2: &str = "2026-11-23T10:05:00-05:00";
+
+fn event(id: i64, topic: &str, payload: &Value) -> InboxEvent {
+    let stripped = wholesail_webhook::strip(topic, payload.to_string().as_bytes()).unwrap();
+    InboxEvent {
+        id,
+        webhook_id: format!("wh-{id}"),
+        event_id: None,
+        shop: common::domain(SHOP),
+        topic: topic.to_owned(),
+        payload: stripped.json,
+    }
+}
+
+async fn apply(pool: &PgPool, event: &InboxEvent) -> Outcome {
+    let mut tx = pool.begin().await.unwrap();
+    let outcome = handlers::apply(&mut tx, event).await.unwrap();
+    tx.commit().await.unwrap();
+    outcome
+}
+
+fn company(id: u64, name: &str, at: &str) -> Value {
+    json!({"admin_graphql_api_id": format!("gid://shopify/Company/{id}"), "name": name,
+           "external_id": null, "note": null, "customer_since": "2025-01-01T00:00:00Z",
+           "created_at": "2025-01-01T00:00:00Z", "updated_at": at,
+           "main_contact_admin_graphql_api_id": null})
+}
+
+/// An order of `seed` (its company is `9_000_000 + seed % 500`).
+fn order_of(seed: u64, at: &str) -> (Value, u64) {
+    let mut spec = OrderSpec::new(seed, 2);
+    spec.updated_at = at.to_owned();
+    (order(&spec), 9_000_000 + seed % 500)
+}
+
+async fn simulator() -> Simulator {
+    Simulator::start(salesforce_simulator::Config::default())
+        .await
+        .unwrap()
+}
+
+fn sync(pool: &PgPool, sim: &Simulator) -> Sync {
+    let config = wholesail_salesforce::Config::new(
+        sim.base_url(),
+        DEFAULT_CLIENT_ID,
+        SecretString::from(DEFAULT_CLIENT_SECRET),
+    );
+    let client = wholesail_salesforce::Client::new(config).unwrap();
+    let settings = Settings {
+        backoff_base_ms: 20,
+        backoff_max_ms: 100,
+        max_attempts: 5,
+        poll_interval_ms: 50,
+        ..Settings::default()
+    };
+    Sync::new(
+        pool.clone(),
+        HashMap::from([(common::domain(SHOP), client)]),
+        "test-sync",
+        settings,
+    )
+}
+
+/// Outbox rows by status.
+async fn outbox_status(pool: &PgPool) -> HashMap<String, i64> {
+    sqlx::query_as::<_, (String, i64)>(
+        "SELECT status, count(*) FROM salesforce_outbox GROUP BY status",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+/// Runs the sync until nothing is pending or in flight.
+async fn drain(pool: &PgPool, sim: &Simulator) {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(sync(pool, sim).run(stop.clone()));
+    common::eventually(Duration::from_secs(20), "the outbox drains", || async {
+        let s = outbox_status(pool).await;
+        s.get("pending").is_none() && s.get("processing").is_none()
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn changes_reach_salesforce_parents_first_by_external_id(pool: PgPool) {
+    let sim = simulator().await;
+    // Before the shop is connected, nothing is enqueued.
+    let (first, company_id) = order_of(7, T1);
+    apply(
+        &pool,
+        &event(1, "companies/create", &company(company_id, "Northwind", T1)),
+    )
+    .await;
+    assert!(outbox_status(&pool).await.is_empty());
+
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    apply(
+        &pool,
+        &event(
+            2,
+            "companies/update",
+            &company(company_id, "Northwind Ltd", T2),
+        ),
+    )
+    .await;
+    let customer = first["customer"]["id"].as_i64().unwrap();
+    apply(
+        &pool,
+        &event(
+            3,
+            "customers/create",
+            &json!({"id": customer, "email": "avery@northwind.example",
+            "first_name": "Avery", "last_name": "Buyer", "updated_at": T1}),
+        ),
+    )
+    .await;
+    apply(&pool, &event(4, "orders/create", &first)).await;
+    // A second change of a pending record does not add a row (coalescing).
+    let (again, _) = order_of(7, T2);
+    apply(&pool, &event(5, "orders/updated", &again)).await;
+    assert_eq!(outbox_status(&pool).await.get("pending"), Some(&3));
+
+    drain(&pool, &sim).await;
+    assert_eq!(outbox_status(&pool).await.get("done"), Some(&3));
+    let account = sim
+        .record_by_external_id("Account", "Shopify_Company_Id__c", &company_id.to_string())
+        .expect("the account");
+    assert_eq!(account["Name"], json!("Northwind Ltd"));
+    let contact = sim
+        .record_by_external_id("Contact", "Shopify_Customer_Id__c", &customer.to_string())
+        .expect("the contact");
+    assert_eq!(contact["AccountId"], json!(account["Id"]));
+    let order_id = first["id"].as_i64().unwrap().to_string();
+    let sf_order = sim
+        .record_by_external_id("Order", "Shopify_Order_Id__c", &order_id)
+        .expect("the order");
+    assert_eq!(sf_order["AccountId"], json!(account["Id"]));
+    // The done row names the record it wrote.
+    let written: String =
+        sqlx::query_scalar("SELECT salesforce_id FROM salesforce_outbox WHERE object = 'order'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(json!(written), sf_order["Id"]);
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_write_whose_answer_was_lost_is_sent_again_without_a_second_record(pool: PgPool) {
+    let sim = simulator().await;
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    let (o, company_id) = order_of(11, T1);
+    apply(
+        &pool,
+        &event(1, "companies/create", &company(company_id, "Contoso", T1)),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    apply(&pool, &event(2, "orders/create", &o)).await;
+    // Salesforce commits the order, then the answer is a 503.
+    sim.fail_after_applying(1, AfterApply::Status(503));
+    drain(&pool, &sim).await;
+    assert_eq!(
+        sim.count("Order"),
+        1,
+        "the retry updated the record it had created"
+    );
+    let attempts: i32 =
+        sqlx::query_scalar("SELECT attempts FROM salesforce_outbox WHERE object = 'order'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 2);
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_record_salesforce_refuses_is_a_dead_row_with_its_message(pool: PgPool) {
+    let sim = simulator().await;
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    // The order's company was never sent: Salesforce cannot resolve the Account.
+    let (o, _) = order_of(12, T1);
+    apply(&pool, &event(1, "orders/create", &o)).await;
+    drain(&pool, &sim).await;
+    let (status, error): (String, String) =
+        sqlx::query_as("SELECT status, last_error FROM salesforce_outbox WHERE object = 'order'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "dead");
+    assert!(error.contains("Shopify_Company_Id__c"), "{error}");
+    assert_eq!(sim.count("Order"), 0);
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn salesforce_owned_fields_survive_a_sync(pool: PgPool) {
+    let sim = simulator().await;
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    apply(
+        &pool,
+        &event(1, "companies/create", &company(42, "Fabrikam", T1)),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    let account = sim
+        .record_by_external_id("Account", "Shopify_Company_Id__c", "42")
+        .unwrap();
+    // A salesperson describes the account and rates it in Salesforce.
+    sim.user_update(
+        "Account",
+        account["Id"].as_str().unwrap(),
+        json!({"Description": "Key account, net 60", "Industry": "Retail"}),
+    )
+    .unwrap();
+    apply(
+        &pool,
+        &event(2, "companies/update", &company(42, "Fabrikam Inc", T2)),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    let after = sim
+        .record("Account", account["Id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(after["Name"], json!("Fabrikam Inc"));
+    assert_eq!(after["Description"], json!("Key account, net 60"));
+    assert_eq!(after["Industry"], json!("Retail"));
+}
