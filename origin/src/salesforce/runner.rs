@@ -203,7 +203,7 @@ fn retryable(e: &SalesforceError) -> bool {
     e.is_retryable()
         || matches!(
             e,
-            SalesforceError::BudgetExhausted { .. } | SalesforceError::CircuitOpen { .. }
+            SalesforceError::BudgetExhausted | SalesforceError::CircuitOpen { .. }
         )
 }
 
