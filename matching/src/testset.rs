@@ -4,7 +4,7 @@
 //! or ambiguous, each labelled with what the matcher should do. Built for the integration test
 //! and `cargo xtask bench matching`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::contact::Contact;
 use crate::decide::Decision;
@@ -425,6 +425,7 @@ pub fn generate(seed: u64, accounts: usize, incoming: usize) -> TestSet {
         rng: Rng(seed),
         names: HashSet::new(),
         domains: HashSet::new(),
+        lands_of: HashMap::new(),
         accounts: Vec::with_capacity(accounts),
         entities: Vec::with_capacity(accounts),
         entity_accounts: Vec::with_capacity(accounts),
@@ -437,6 +438,8 @@ struct Generator {
     /// Compact name keys taken, so unrelated entities never share a name by chance.
     names: HashSet<String>,
     domains: HashSet<String>,
+    /// The countries each name is used in.
+    lands_of: HashMap<String, Vec<&'static str>>,
     accounts: Vec<TestAccount>,
     entities: Vec<Entity>,
     /// The Accounts (indices into `accounts`) of each entity.
@@ -581,7 +584,7 @@ impl Generator {
     }
 
     fn add_entity(&mut self, e: Entity) -> usize {
-        self.entities.push(e);
+        self.push_entity(e);
         let i = self.entities.len() - 1;
         let acc = self.account_for(i);
         self.entity_accounts.push(vec![self.accounts.len()]);
@@ -592,14 +595,18 @@ impl Generator {
     /// An unrelated company with entity `of`'s name in a country where no company of that name
     /// is yet: two same-named companies in one country with nothing else to tell them apart
     /// are what the name-and-country rule cannot see (README, "Limits").
+    /// Records an entity and the country its name is now used in.
+    fn push_entity(&mut self, e: Entity) {
+        self.lands_of
+            .entry(e.core.clone())
+            .or_default()
+            .push(e.land.code);
+        self.entities.push(e);
+    }
+
     fn homonym_abroad(&mut self, of: usize) -> Entity {
         let core = self.entities[of].core.clone();
-        let taken: Vec<&str> = self
-            .entities
-            .iter()
-            .filter(|e| e.core == core)
-            .map(|e| e.land.code)
-            .collect();
+        let taken = self.lands_of.get(&core).cloned().unwrap_or_default();
         let free: Vec<&'static Land> = LANDS.iter().filter(|l| !taken.contains(&l.code)).collect();
         let land = *self.rng.pick(&free);
         let domain = self.rng.pct(80).then(|| self.fresh_domain(&core, land));
@@ -804,7 +811,7 @@ impl Generator {
             (e, "new/shared-free-mailbox")
         };
         let shared = scenario == "new/shared-free-mailbox";
-        self.entities.push(entity);
+        self.push_entity(entity);
         let i = self.entities.len() - 1;
         self.entity_accounts.push(Vec::new());
         let mut company = self.company_like(i, &[]);
