@@ -45,6 +45,10 @@ const BENCHES: &[(&str, &str)] = &[
         "inbox purge of 500k expired done rows: batched DELETE vs a day-partitioned inbox's DROP",
     ),
     (
+        "matching",
+        "duplicate matcher: precision/recall/review rate on the seeded test set vs email-only; companies/s at 1k and 100k Accounts",
+    ),
+    (
         "catalog",
         "catalog resync of 1M variants from the simulator vs psql \\copy; peak RSS at 100k and 1M",
     ),
@@ -62,6 +66,7 @@ pub fn run(args: &[&str]) -> Result<()> {
     setup::run()?;
     match *name {
         "strip" => bench_bin("strip", rest),
+        "matching" => bench_bin("matching", rest),
         "rules" => function::build_and_check().and_then(|()| bench_bin("rules", rest)),
         "edge" => edge::bench(),
         "shopify" => shell::run(&mut cmd(
