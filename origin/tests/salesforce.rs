@@ -250,3 +250,77 @@ async fn salesforce_owned_fields_survive_a_sync(pool: PgPool) {
     assert_eq!(after["Description"], json!("Key account, net 60"));
     assert_eq!(after["Industry"], json!("Retail"));
 }
+
+/// An Account created in Salesforce by a person, with the match keys a backfill writes.
+fn user_account(sim: &Simulator, name: &str, domain: Option<&str>) -> String {
+    let key = wholesail_matching::NameKey::new(name).to_string();
+    sim.user_create(
+        "Account",
+        json!({"Name": name, "Wholesail_Name_Key__c": key, "Wholesail_Domain__c": domain}),
+    )
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_company_already_in_salesforce_is_linked_not_duplicated(pool: PgPool) {
+    let sim = simulator().await;
+    let existing = user_account(&sim, "Northwind Traders, Inc.", Some("northwind.example"));
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    let (mut o, company_id) = order_of(21, T1);
+    o["email"] = json!("buyer@northwind.example");
+    apply(&pool, &event(1, "orders/create", &o)).await;
+    apply(
+        &pool,
+        &event(
+            2,
+            "companies/create",
+            &company(company_id, "Northwind Traders", T1),
+        ),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    assert_eq!(sim.count("Account"), 1, "no second Account");
+    let linked = sim
+        .record_by_external_id("Account", "Shopify_Company_Id__c", &company_id.to_string())
+        .expect("the external id was written onto the existing Account");
+    assert_eq!(linked["Id"], json!(existing));
+    let decision: String =
+        sqlx::query_scalar("SELECT decision FROM salesforce_links WHERE company LIKE '%Company/%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(decision, "linked");
+    // The order went to the linked Account.
+    let sf_order = sim
+        .record_by_external_id("Order", "Shopify_Order_Id__c", &o["id"].to_string())
+        .unwrap();
+    assert_eq!(sf_order["AccountId"], json!(existing));
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn an_ambiguous_company_waits_for_review_and_nothing_is_created(pool: PgPool) {
+    let sim = simulator().await;
+    user_account(&sim, "Contoso Ltd", None);
+    user_account(&sim, "Contoso Limited", None);
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    apply(
+        &pool,
+        &event(1, "companies/create", &company(77, "Contoso", T1)),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    assert_eq!(sim.count("Account"), 2, "nothing created while in review");
+    let (status, error): (String, String) =
+        sqlx::query_as("SELECT status, last_error FROM salesforce_outbox")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "dead");
+    assert!(error.contains("waiting for review: 2"), "{error}");
+    let candidates: Value =
+        sqlx::query_scalar("SELECT candidates FROM salesforce_links WHERE decision = 'review'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(candidates.as_array().unwrap().len(), 2, "{candidates}");
+}

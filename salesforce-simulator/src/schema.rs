@@ -184,6 +184,10 @@ pub fn standard_objects() -> Vec<SObjectType> {
                     length: Some(50),
                     ..external_id("Tax_Id__c")
                 },
+                // Match keys the sync writes (normalised name, business domain) so that
+                // candidates are found by SOQL; a managed package would install them.
+                text("Wholesail_Name_Key__c", 255),
+                text("Wholesail_Domain__c", 255),
             ],
         ),
         object(

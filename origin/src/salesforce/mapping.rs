@@ -34,6 +34,8 @@ pub const OWNERSHIP: &[(&str, &str, Owner)] = &[
     ("Account", "Shopify_Company_Id__c", Owner::Shopify),
     ("Account", "Name", Owner::Shopify),
     ("Account", "Tax_Id__c", Owner::Shopify),
+    ("Account", "Wholesail_Name_Key__c", Owner::Shopify),
+    ("Account", "Wholesail_Domain__c", Owner::Shopify),
     ("Account", "OwnerId", Owner::Salesforce),
     ("Account", "Rating", Owner::Salesforce),
     ("Account", "Description", Owner::Salesforce),
@@ -113,6 +115,12 @@ fn company_number(gid: &str) -> Result<String, MappingError> {
         .map_err(|e| MappingError::Incomplete(format!("company id {gid:?}: {e}")))
 }
 
+/// A record key that must be a Shopify numeric id.
+fn numeric_key(kind: &str, key: &str) -> Result<i64, MappingError> {
+    key.parse()
+        .map_err(|_| MappingError::Incomplete(format!("{kind} id {key:?} is not a number")))
+}
+
 /// Refuses a record that sets a field Shopify does not own (a mapping mistake must not
 /// overwrite what people maintain in Salesforce).
 pub fn check_ownership(sobject: &str, record: &Value) -> Result<(), MappingError> {
@@ -140,14 +148,22 @@ async fn account(
         shop.as_str(),
         gid,
     )
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| MappingError::Missing("company", gid.to_owned()))?;
     let name = row
         .name
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| MappingError::Incomplete(format!("company {gid} has no name")))?;
-    Ok(json!({ "Shopify_Company_Id__c": company_number(gid)?, "Name": name }))
+    // The match keys, so that later companies find this Account (see `accounts`).
+    let company = super::accounts::profile(conn, shop, gid, &name).await?;
+    let profile = wholesail_matching::Profile::of_company(&company);
+    Ok(json!({
+        "Shopify_Company_Id__c": company_number(gid)?,
+        "Name": name,
+        "Wholesail_Name_Key__c": profile.name.to_string(),
+        "Wholesail_Domain__c": profile.domains.first().map(|d| d.as_str()),
+    }))
 }
 
 async fn contact(
@@ -155,9 +171,7 @@ async fn contact(
     shop: &ShopDomain,
     key: &str,
 ) -> Result<Value, MappingError> {
-    let id: i64 = key
-        .parse()
-        .map_err(|_| MappingError::Incomplete(format!("customer id {key:?} is not a number")))?;
+    let id = numeric_key("customer", key)?;
     let row = sqlx::query!(
         "SELECT c.email, c.first_name, c.last_name, c.phone,
                 (SELECT o.company_id FROM orders o
@@ -198,9 +212,7 @@ async fn order(
     shop: &ShopDomain,
     key: &str,
 ) -> Result<Value, MappingError> {
-    let id: i64 = key
-        .parse()
-        .map_err(|_| MappingError::Incomplete(format!("order id {key:?} is not a number")))?;
+    let id = numeric_key("order", key)?;
     let row = sqlx::query!(
         r#"SELECT company_id, po_number, cancelled_at,
                   to_char(coalesce(processed_at, created_at, applied_at) AT TIME ZONE 'UTC',

@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use wholesail_webhook::ShopDomain;
 
+pub mod accounts;
 pub mod mapping;
 pub mod outbox;
 pub mod runner;

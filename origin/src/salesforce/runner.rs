@@ -22,6 +22,7 @@ use wholesail_backoff::Backoff;
 use wholesail_salesforce::{Client, Error as SalesforceError, RecordOutcome};
 use wholesail_webhook::ShopDomain;
 
+use super::accounts::{self, Resolution, ResolveError};
 use super::mapping::{self, MappingError};
 use super::outbox::{self, Claimed, Object};
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
@@ -115,6 +116,9 @@ impl Sync {
                 }
             }
             drop(conn);
+            if object == Object::Account {
+                ready = self.resolve_accounts(client, ready).await?;
+            }
             let (sobject, external_id) = object.sobject();
             for chunk in ready.chunks(wholesail_salesforce::collections::MAX_RECORDS) {
                 let records: Vec<&Value> = chunk.iter().map(|(_, r)| r).collect();
@@ -143,6 +147,39 @@ impl Sync {
                 .set(usage.used as f64 / usage.max.max(1) as f64);
         }
         Ok(())
+    }
+
+    /// Keeps the Accounts to upsert: a company never written before is first matched against
+    /// Salesforce's Accounts ([`accounts`]); a linked one is done, one waiting for review is
+    /// parked in the dead letters with the reason.
+    async fn resolve_accounts<'a>(
+        &self,
+        client: &Client,
+        ready: Vec<(&'a Claimed, Value)>,
+    ) -> Result<Vec<(&'a Claimed, Value)>, sqlx::Error> {
+        let mut upsert = Vec::with_capacity(ready.len());
+        for (row, record) in ready {
+            match accounts::resolve(&self.pool, client, &row.shop, &row.record_key, &record).await {
+                Ok(Resolution::Upsert) => upsert.push((row, record)),
+                Ok(Resolution::Linked(id)) => {
+                    self.record(row, "Account", RecordOutcome::Updated { id })
+                        .await?;
+                }
+                Ok(Resolution::Review(n)) => {
+                    let reason = format!(
+                        "waiting for review: {n} possible Accounts in Salesforce \
+                         (origin salesforce review)"
+                    );
+                    self.fail(row, &reason, false).await?;
+                }
+                Err(ResolveError::Database(e)) => return Err(e),
+                Err(ResolveError::Salesforce(e)) => {
+                    self.fail(row, &e.to_string(), retryable(&e)).await?;
+                }
+                Err(e @ ResolveError::Link(..)) => self.fail(row, &e.to_string(), false).await?,
+            }
+        }
+        Ok(upsert)
     }
 
     /// Records one record's outcome.
