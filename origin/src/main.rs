@@ -79,6 +79,9 @@ enum Command {
     /// The audit log of write actions.
     #[command(subcommand)]
     Audit(wholesail_origin::auth::cli::AuditCommand),
+    /// Salesforce sync: status, companies waiting for review (link or create), dead letters.
+    #[command(subcommand)]
+    Salesforce(wholesail_origin::salesforce::cli::SalesforceCommand),
 }
 
 #[derive(Subcommand)]
@@ -185,6 +188,7 @@ fn write_action(command: &Command) -> Option<&'static str> {
         Command::DraftOrders(DraftOrdersCommand::Create { .. }) => Some("draft-orders create"),
         Command::Parked(ParkedCommand::Recover { .. }) => Some("parked recover"),
         Command::Parked(ParkedCommand::Purge { .. }) => Some("parked purge"),
+        Command::Salesforce(cmd) if cmd.writes() => Some("salesforce"),
         _ => None,
     }
 }
@@ -228,6 +232,10 @@ async fn run(command: Command, config: Config) -> Result<()> {
         Command::Audit(cmd) => {
             let pool = app::connect(&config).await?;
             wholesail_origin::auth::cli::audit(&pool, cmd).await?;
+        }
+        Command::Salesforce(cmd) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::salesforce::cli::run(&pool, cmd).await?;
         }
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;

@@ -323,4 +323,53 @@ async fn an_ambiguous_company_waits_for_review_and_nothing_is_created(pool: PgPo
             .await
             .unwrap();
     assert_eq!(candidates.as_array().unwrap().len(), 2, "{candidates}");
+
+    // The operator sees it and links it to the first Account; the next round writes the
+    // external id onto that Account and nothing else is created.
+    let url = common::database_url(&pool);
+    let (listed, _) = common::origin_cli(&url, &["salesforce", "review"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["review"][0]["name"], json!("Contoso"));
+    let chosen = candidates[0]["account"].as_str().unwrap().to_owned();
+    let company = "gid://shopify/Company/77";
+    let (decided, _) = common::origin_cli(
+        &url,
+        &[
+            "salesforce",
+            "review",
+            "link",
+            "--shop",
+            SHOP,
+            "--company",
+            company,
+            "--account",
+            &chosen,
+        ],
+    );
+    assert!(decided.contains("\"requeued\":1"), "{decided}");
+    drain(&pool, &sim).await;
+    assert_eq!(sim.count("Account"), 2);
+    let linked = sim
+        .record_by_external_id("Account", "Shopify_Company_Id__c", "77")
+        .unwrap();
+    assert_eq!(linked["Id"], json!(chosen));
+    let (status, _) = common::origin_cli(&url, &["salesforce", "status"]);
+    assert!(status.contains("\"linked\":1"), "{status}");
+    // A second decision on the same company is refused.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_origin"))
+        .args([
+            "salesforce",
+            "review",
+            "create",
+            "--shop",
+            SHOP,
+            "--company",
+            company,
+        ])
+        .env_clear()
+        .env("WHOLESAIL_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not waiting for review"));
 }

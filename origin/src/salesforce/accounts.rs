@@ -98,7 +98,8 @@ pub async fn resolve(
     record: &Value,
 ) -> Result<Resolution, ResolveError> {
     let decided = sqlx::query!(
-        "SELECT decision, candidates FROM salesforce_links WHERE shop = $1 AND company = $2",
+        "SELECT decision, candidates, account_id, account_written FROM salesforce_links
+         WHERE shop = $1 AND company = $2",
         shop.as_str(),
         gid,
     )
@@ -109,6 +110,20 @@ pub async fn resolve(
             return Ok(Resolution::Review(
                 d.candidates.as_array().map_or(0, Vec::len),
             ))
+        }
+        // An operator's link: write the external id onto the chosen Account first.
+        Some(d) if !d.account_written => {
+            let account = d.account_id.unwrap_or_default();
+            link(client, &account, record).await?;
+            sqlx::query!(
+                "UPDATE salesforce_links SET account_written = true
+                 WHERE shop = $1 AND company = $2",
+                shop.as_str(),
+                gid,
+            )
+            .execute(pool)
+            .await?;
+            return Ok(Resolution::Linked(account));
         }
         Some(_) => return Ok(Resolution::Upsert),
         None => {}

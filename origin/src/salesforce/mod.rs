@@ -10,6 +10,7 @@ use serde::Deserialize;
 use wholesail_webhook::ShopDomain;
 
 pub mod accounts;
+pub mod cli;
 pub mod mapping;
 pub mod outbox;
 pub mod runner;

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use wholesail_webhook::{Family, KnownTopic, ShopDomain};
@@ -258,4 +259,128 @@ pub async fn release(pool: &PgPool, worker: &str) -> Result<u64, sqlx::Error> {
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Outbox rows by object and status, the oldest pending row's age and the match decisions, of
+/// `shop` or of every shop (`origin salesforce status`).
+pub async fn status(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<Value, sqlx::Error> {
+    let shop = shop.map(ShopDomain::as_str);
+    let rows = sqlx::query!(
+        r#"SELECT object, status, count(*) AS "rows!",
+                  extract(epoch FROM now() - min(first_changed_at)
+                          FILTER (WHERE status = 'pending'))::float8 AS oldest_pending_secs
+         FROM salesforce_outbox WHERE ($1::text IS NULL OR shop = $1)
+         GROUP BY object, status ORDER BY object, status"#,
+        shop,
+    )
+    .fetch_all(pool)
+    .await?;
+    let decisions = sqlx::query!(
+        r#"SELECT decision, count(*) AS "rows!" FROM salesforce_links
+         WHERE ($1::text IS NULL OR shop = $1) GROUP BY decision ORDER BY decision"#,
+        shop,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(json!({
+        "outbox": rows.iter().map(|r| json!({"object": r.object, "status": r.status,
+            "rows": r.rows, "oldest_pending_secs": r.oldest_pending_secs})).collect::<Vec<_>>(),
+        "matches": decisions.iter().map(|d| (d.decision.clone(), json!(d.rows)))
+            .collect::<serde_json::Map<_, _>>(),
+    }))
+}
+
+/// Companies waiting for review, oldest first, with their candidates.
+pub async fn reviews(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<Vec<Value>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "SELECT l.shop, l.company, l.candidates, l.decided_at, c.name
+         FROM salesforce_links l
+         LEFT JOIN companies c ON c.shop = l.shop AND c.admin_graphql_api_id = l.company
+         WHERE l.decision = 'review' AND ($1::text IS NULL OR l.shop = $1)
+         ORDER BY l.decided_at",
+        shop.map(ShopDomain::as_str),
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            json!({"shop": r.shop, "company": r.company, "name": r.name,
+                   "since": r.decided_at.to_string(), "candidates": r.candidates})
+        })
+        .collect())
+}
+
+/// Records an operator's decision on a company in review: link to `account`, or create a new
+/// Account (`None`). `false` when the company is not in review.
+pub async fn decide_review(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    company: &str,
+    account: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let decided = sqlx::query!(
+        "UPDATE salesforce_links
+         SET decision = CASE WHEN $3::text IS NULL THEN 'created' ELSE 'linked' END,
+             account_id = $3, account_written = $3::text IS NULL,
+             decided_at = now(), decided_by = 'cli'
+         WHERE shop = $1 AND company = $2 AND decision = 'review'",
+        shop.as_str(),
+        company,
+        account,
+    )
+    .execute(pool)
+    .await?;
+    Ok(decided.rows_affected() > 0)
+}
+
+/// Dead rows with the reason, newest first (at most 500).
+pub async fn dead(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<Vec<Value>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT shop, id, object AS "object: Object", record_key, attempts, last_error,
+                  changed_at
+         FROM salesforce_outbox
+         WHERE status = 'dead' AND ($1::text IS NULL OR shop = $1)
+         ORDER BY changed_at DESC LIMIT 500"#,
+        shop.map(ShopDomain::as_str),
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            json!({"shop": r.shop, "id": r.id, "object": format!("{:?}", r.object),
+                   "record": r.record_key, "attempts": r.attempts, "error": r.last_error,
+                   "changed_at": r.changed_at.to_string()})
+        })
+        .collect())
+}
+
+/// Puts dead rows back to pending (of `shop`, of one `record` key), unless the record already
+/// has a pending row; wakes the sync. Returns how many.
+pub async fn replay_dead(
+    pool: &PgPool,
+    shop: Option<&ShopDomain>,
+    record: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let replayed = sqlx::query!(
+        "UPDATE salesforce_outbox o
+         SET status = 'pending', attempts = 0, run_at = now(), last_error = NULL
+         WHERE o.status = 'dead' AND ($1::text IS NULL OR o.shop = $1)
+           AND ($2::text IS NULL OR o.record_key = $2)
+           AND NOT EXISTS (SELECT 1 FROM salesforce_outbox p
+                           WHERE p.shop = o.shop AND p.object = o.object
+                             AND p.record_key = o.record_key AND p.status = 'pending')",
+        shop.map(ShopDomain::as_str),
+        record,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query!("SELECT pg_notify($1, '') AS sent", CHANNEL)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(replayed)
 }
