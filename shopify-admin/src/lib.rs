@@ -292,7 +292,26 @@ impl AdminClient {
             .full_jitter(attempt, rand::thread_rng().gen())
     }
 
+    /// One request and what it calls for: done, a retry (and whether the mutation may have
+    /// executed), or a failure; with the cost Shopify reported.
     async fn attempt(&self, body: &Value, attempt: u32) -> (Attempt, Option<QueryCost>) {
+        let (status, retry_after, bytes) = match self.send(body, attempt).await {
+            Ok(answer) => answer,
+            Err(retry) => return (retry, None),
+        };
+        if let Some(refused) = refused_status(status, retry_after, &bytes) {
+            return (refused, None);
+        }
+        graphql_outcome(&bytes, attempt)
+    }
+
+    /// Sends one request: its status, `Retry-After` and body, or the retry a transport failure
+    /// calls for (a timeout or a reset after sending may have executed).
+    async fn send(
+        &self,
+        body: &Value,
+        attempt: u32,
+    ) -> Result<(u16, Option<Duration>, bytes::Bytes), Attempt> {
         let sent = self
             .http
             .post(&self.endpoint)
@@ -303,166 +322,36 @@ impl AdminClient {
             .json(body)
             .send()
             .await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                let (error, executed_maybe) = if e.is_timeout() {
-                    (AdminError::Timeout { attempts: attempt }, true)
-                } else {
-                    // Refused or reset before an answer: refused means not executed; a reset
-                    // after sending might have been.
-                    (AdminError::Transport(e.to_string()), !e.is_connect())
-                };
-                return (
-                    Attempt::Retry {
-                        after: None,
-                        executed_maybe,
-                        error,
-                    },
-                    None,
-                );
+        let resp = sent.map_err(|e| {
+            let (error, executed_maybe) = if e.is_timeout() {
+                (AdminError::Timeout { attempts: attempt }, true)
+            } else {
+                // Refused or reset before an answer: refused means not executed; a reset
+                // after sending might have been.
+                (AdminError::Transport(e.to_string()), !e.is_connect())
+            };
+            Attempt::Retry {
+                after: None,
+                executed_maybe,
+                error,
             }
-        };
+        })?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(retry_after::parse);
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                let error = if e.is_timeout() {
-                    AdminError::Timeout { attempts: attempt }
-                } else {
-                    AdminError::Transport(e.to_string())
-                };
-                return (
-                    Attempt::Retry {
-                        after: None,
-                        executed_maybe: true,
-                        error,
-                    },
-                    None,
-                );
-            }
-        };
-        let text = || String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
-        match status {
-            401 | 403 => {
-                return (
-                    Attempt::Fail(AdminError::AccessDenied {
-                        status: Some(status),
-                        message: text(),
-                    }),
-                    None,
-                )
-            }
-            429 => {
-                let error = AdminError::Http {
-                    status,
-                    body: text(),
-                };
-                return (
-                    Attempt::Retry {
-                        after: retry_after,
-                        executed_maybe: false,
-                        error,
-                    },
-                    None,
-                );
-            }
-            500..=599 => {
-                let error = AdminError::Http {
-                    status,
-                    body: text(),
-                };
-                return (
-                    Attempt::Retry {
-                        after: retry_after,
-                        executed_maybe: true,
-                        error,
-                    },
-                    None,
-                );
-            }
-            200 => {}
-            _ => {
-                return (
-                    Attempt::Fail(AdminError::Http {
-                        status,
-                        body: text(),
-                    }),
-                    None,
-                )
-            }
-        }
-        let env: Envelope = match serde_json::from_slice(&bytes) {
-            Ok(e) => e,
-            Err(e) => return (Attempt::Fail(AdminError::Decode(e.to_string())), None),
-        };
-        let cost = env.extensions.and_then(|x| x.cost);
-        let errors: Vec<GraphqlError> = match env.errors {
-            Some(v @ Value::Array(_)) => serde_json::from_value(v).unwrap_or_default(),
-            Some(Value::Null) | None => Vec::new(),
-            Some(other) => vec![GraphqlError {
-                message: other.to_string(),
-                extensions: None,
-            }],
-        };
-        if errors.iter().any(|e| e.code() == Some("THROTTLED")) {
-            let after = cost.map(|c| {
-                let s = c.throttle_status;
-                let short = f64::from(c.requested_query_cost) - s.currently_available;
-                Duration::from_secs_f64((short.max(0.0) / s.restore_rate.max(1e-3)).min(60.0))
-            });
-            let error = AdminError::Throttled { attempts: attempt };
-            return (
-                Attempt::Retry {
-                    after,
-                    executed_maybe: false,
-                    error,
-                },
-                cost,
-            );
-        }
-        if let Some(e) = errors.iter().find(|e| e.code() == Some("ACCESS_DENIED")) {
-            return (
-                Attempt::Fail(AdminError::AccessDenied {
-                    status: None,
-                    message: e.message.clone(),
-                }),
-                cost,
-            );
-        }
-        if let Some(e) = errors
-            .iter()
-            .find(|e| e.code() == Some("MAX_COST_EXCEEDED"))
-        {
-            let requested = e
-                .extensions
-                .as_ref()
-                .and_then(|x| x.get("cost"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as u32;
-            return (
-                Attempt::Fail(AdminError::QueryTooExpensive {
-                    requested,
-                    limit: MAX_QUERY_COST,
-                }),
-                cost,
-            );
-        }
-        if !errors.is_empty() {
-            return (Attempt::Fail(AdminError::Graphql(errors)), cost);
-        }
-        match env.data {
-            Some(d) => (Attempt::Done(d, cost), cost),
-            None => (
-                Attempt::Fail(AdminError::Decode("no data and no errors".into())),
-                cost,
-            ),
-        }
+        let bytes = resp.bytes().await.map_err(|e| Attempt::Retry {
+            after: None,
+            executed_maybe: true,
+            error: if e.is_timeout() {
+                AdminError::Timeout { attempts: attempt }
+            } else {
+                AdminError::Transport(e.to_string())
+            },
+        })?;
+        Ok((status, retry_after, bytes))
     }
 
     /// `{ shop { name } }`: the cheapest authenticated request (cost 1), for checks.
@@ -566,6 +455,105 @@ pub(crate) fn check_user_errors(errors: Vec<UserError>) -> Result<(), AdminError
         Ok(())
     } else {
         Err(AdminError::UserErrors(errors))
+    }
+}
+
+/// The outcome an HTTP status other than 200 decides: access denied, throttled (not
+/// executed), a 5xx (maybe executed), or another refusal; `None` for 200.
+fn refused_status(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Option<Attempt> {
+    let text = || String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
+    let http = || AdminError::Http {
+        status,
+        body: text(),
+    };
+    match status {
+        200 => None,
+        401 | 403 => Some(Attempt::Fail(AdminError::AccessDenied {
+            status: Some(status),
+            message: text(),
+        })),
+        429 => Some(Attempt::Retry {
+            after: retry_after,
+            executed_maybe: false,
+            error: http(),
+        }),
+        500..=599 => Some(Attempt::Retry {
+            after: retry_after,
+            executed_maybe: true,
+            error: http(),
+        }),
+        _ => Some(Attempt::Fail(http())),
+    }
+}
+
+/// The outcome of a 200 answer's GraphQL envelope: data, a throttle to wait out (the wait
+/// computed from the cost bucket), or a typed failure.
+fn graphql_outcome(bytes: &[u8], attempt: u32) -> (Attempt, Option<QueryCost>) {
+    let env: Envelope = match serde_json::from_slice(bytes) {
+        Ok(e) => e,
+        Err(e) => return (Attempt::Fail(AdminError::Decode(e.to_string())), None),
+    };
+    let cost = env.extensions.and_then(|x| x.cost);
+    let errors: Vec<GraphqlError> = match env.errors {
+        Some(v @ Value::Array(_)) => serde_json::from_value(v).unwrap_or_default(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![GraphqlError {
+            message: other.to_string(),
+            extensions: None,
+        }],
+    };
+    if errors.iter().any(|e| e.code() == Some("THROTTLED")) {
+        let after = cost.map(|c| {
+            let s = c.throttle_status;
+            let short = f64::from(c.requested_query_cost) - s.currently_available;
+            Duration::from_secs_f64((short.max(0.0) / s.restore_rate.max(1e-3)).min(60.0))
+        });
+        let error = AdminError::Throttled { attempts: attempt };
+        return (
+            Attempt::Retry {
+                after,
+                executed_maybe: false,
+                error,
+            },
+            cost,
+        );
+    }
+    if let Some(e) = errors.iter().find(|e| e.code() == Some("ACCESS_DENIED")) {
+        return (
+            Attempt::Fail(AdminError::AccessDenied {
+                status: None,
+                message: e.message.clone(),
+            }),
+            cost,
+        );
+    }
+    if let Some(e) = errors
+        .iter()
+        .find(|e| e.code() == Some("MAX_COST_EXCEEDED"))
+    {
+        let requested = e
+            .extensions
+            .as_ref()
+            .and_then(|x| x.get("cost"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u32;
+        return (
+            Attempt::Fail(AdminError::QueryTooExpensive {
+                requested,
+                limit: MAX_QUERY_COST,
+            }),
+            cost,
+        );
+    }
+    if !errors.is_empty() {
+        return (Attempt::Fail(AdminError::Graphql(errors)), cost);
+    }
+    match env.data {
+        Some(d) => (Attempt::Done(d, cost), cost),
+        None => (
+            Attempt::Fail(AdminError::Decode("no data and no errors".into())),
+            cost,
+        ),
     }
 }
 
