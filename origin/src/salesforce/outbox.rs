@@ -86,6 +86,10 @@ pub async fn enqueue(
     let Some(key) = RecordKey::of(&event.payload, object) else {
         return Ok(());
     };
+    if object == Object::Order {
+        // Enqueued before the order, so claimed with it or before it.
+        enqueue_line_products(conn, &event.shop, &key).await?;
+    }
     let enqueued = sqlx::query_scalar!(
         r#"INSERT INTO salesforce_outbox (shop, object, record_key, first_changed_at)
          SELECT $1, $2, $3,
@@ -107,6 +111,35 @@ pub async fn enqueue(
             .fetch_one(conn)
             .await?;
     }
+    Ok(())
+}
+
+/// Enqueues the catalog products of order `order`'s lines that never had an outbox row (the
+/// catalog resync writes products without enqueueing them), when `shop` is connected.
+async fn enqueue_line_products(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+    order: &str,
+) -> Result<(), sqlx::Error> {
+    let Ok(order) = order.parse::<i64>() else {
+        return Ok(());
+    };
+    sqlx::query!(
+        "INSERT INTO salesforce_outbox (shop, object, record_key)
+         SELECT DISTINCT l.shop, 'product', l.product_id::text
+         FROM order_lines l
+         JOIN products p ON p.shop = l.shop AND p.id = l.product_id AND p.deleted_at IS NULL
+         WHERE l.shop = $1 AND l.order_id = $2
+           AND EXISTS (SELECT 1 FROM salesforce_orgs WHERE shop = $1)
+           AND NOT EXISTS (SELECT 1 FROM salesforce_outbox o
+                           WHERE o.shop = l.shop AND o.object = 'product'
+                             AND o.record_key = l.product_id::text)
+         ON CONFLICT (shop, object, record_key) WHERE status = 'pending' DO NOTHING",
+        shop.as_str(),
+        order,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
