@@ -89,20 +89,31 @@ async fn simulator() -> Simulator {
         .unwrap()
 }
 
-fn sync(pool: &PgPool, sim: &Simulator) -> Sync {
+fn client(sim: &Simulator) -> wholesail_salesforce::Client {
     let config = wholesail_salesforce::Config::new(
         sim.base_url(),
         DEFAULT_CLIENT_ID,
         SecretString::from(DEFAULT_CLIENT_SECRET),
     );
-    let client = wholesail_salesforce::Client::new(config).unwrap();
-    let settings = Settings {
+    wholesail_salesforce::Client::new(config).unwrap()
+}
+
+fn test_settings() -> Settings {
+    Settings {
         backoff_base_ms: 20,
         backoff_max_ms: 100,
         max_attempts: 5,
         poll_interval_ms: 50,
         ..Settings::default()
-    };
+    }
+}
+
+fn sync(pool: &PgPool, sim: &Simulator) -> Sync {
+    sync_with(pool, sim, test_settings())
+}
+
+fn sync_with(pool: &PgPool, sim: &Simulator, settings: Settings) -> Sync {
+    let client = client(sim);
     Sync::new(
         pool.clone(),
         HashMap::from([(common::domain(SHOP), client)]),
@@ -562,4 +573,82 @@ async fn a_product_update_updates_product2_and_the_price_book_entry(pool: PgPool
         .unwrap();
     assert_eq!(entry["UnitPrice"].as_f64(), Some(2.75));
     assert_eq!(entry["Product2Id"], p["Id"]);
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn backfill_waits_at_the_budget_reserve_while_live_changes_flow(pool: PgPool) {
+    let sim = Simulator::start(salesforce_simulator::Config {
+        daily_api_requests: 60,
+        ..salesforce_simulator::Config::default()
+    })
+    .await
+    .unwrap();
+    // Companies imported before the shop was connected: only a backfill sends them.
+    for i in 0..5u64 {
+        let name = ["Adatum", "Litware", "Proseware", "Wingtip", "Lamna"][i as usize];
+        apply(
+            &pool,
+            &event(
+                i as i64 + 1,
+                "companies/create",
+                &company(100 + i, name, T1),
+            ),
+        )
+        .await;
+    }
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    let url = common::database_url(&pool);
+    let (out, _) = common::origin_cli(&url, &["salesforce", "backfill", "--shop", SHOP]);
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["enqueued"]["companies"], json!(5), "{out}");
+    // Again: the pending rows are left alone.
+    let (again, _) = common::origin_cli(&url, &["salesforce", "backfill", "--shop", SHOP]);
+    assert!(again.contains("\"companies\":0"), "{again}");
+
+    // The org's other integrations used half of today's 60 requests: with a reserve of 0.5,
+    // the backfill waits.
+    let other = client(&sim);
+    while sim.api_usage().0 < 30 {
+        other.limits().await.unwrap();
+    }
+    let settings = Settings {
+        reserve: 0.5,
+        budget_recheck_ms: 50,
+        ..test_settings()
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(sync_with(&pool, &sim, settings).run(stop.clone()));
+    apply(
+        &pool,
+        &event(10, "companies/create", &company(200, "Fourth Coffee", T1)),
+    )
+    .await;
+    common::eventually(
+        Duration::from_secs(10),
+        "the live company is sent",
+        || async {
+            sim.record_by_external_id("Account", "Shopify_Company_Id__c", "200")
+                .is_some()
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.count("Account"), 1, "no backfill record sent");
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM salesforce_outbox WHERE lane = 'backfill' AND status = 'pending'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 5);
+
+    // A new API day: the backfill drains.
+    sim.advance_to_next_day();
+    common::eventually(Duration::from_secs(10), "the backfill drains", || async {
+        sim.count("Account") == 6
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(outbox_status(&pool).await.get("done"), Some(&6));
 }

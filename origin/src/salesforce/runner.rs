@@ -5,6 +5,9 @@
 //! parent already existed is looked up (one SOQL query per 200) and, if it exists, sent
 //! without its create-only fields.
 //!
+//! Rows in lane `backfill` are claimed only while the org's API usage is below its reserve
+//! (`Settings::reserve`); live rows always are.
+//!
 //! Every record has its own outcome and a row is done when all its records are saved:
 //! otherwise retryable (a row lock, a 5xx, a timeout, the budget or the breaker: back to
 //! pending after a backoff) or permanent (validation, duplicates, a missing parent: a dead row
@@ -20,6 +23,7 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use wholesail_backoff::Backoff;
 use wholesail_salesforce::{Client, Error as SalesforceError, RecordOutcome};
@@ -27,7 +31,7 @@ use wholesail_webhook::ShopDomain;
 
 use super::accounts::{self, Resolution, ResolveError};
 use super::mapping::{self, MappingError, OrgContext, Part, SObject};
-use super::outbox::{self, Claimed, Object};
+use super::outbox::{self, Claimed, Lanes, Object};
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
 
 /// `[salesforce]` loop settings.
@@ -46,6 +50,12 @@ pub struct Settings {
     pub lease_ms: u64,
     /// Idle poll interval (a NOTIFY wakes the loop sooner).
     pub poll_interval_ms: u64,
+    /// Fraction of the org's daily API requests kept for its other integrations: once used ≥
+    /// max × (1 − reserve), backfill rows wait and live rows still flow.
+    pub reserve: f64,
+    /// How old the last reported usage may be before the reserve check asks `/limits` (one
+    /// API call; the usage is otherwise read from every answer).
+    pub budget_recheck_ms: u64,
 }
 
 impl Default for Settings {
@@ -57,6 +67,8 @@ impl Default for Settings {
             backoff_max_ms: 300_000,
             lease_ms: 120_000,
             poll_interval_ms: 1_000,
+            reserve: 0.2,
+            budget_recheck_ms: 60_000,
         }
     }
 }
@@ -140,6 +152,36 @@ impl Sync {
                 .set(usage.used as f64 / usage.max.max(1) as f64);
         }
         Ok(())
+    }
+
+    /// Whether the org's API usage reached the reserve kept for its other integrations. A
+    /// usage never reported or older than `budget_recheck_ms` is refreshed with `/limits`
+    /// first (the day may have turned while only backfill rows waited).
+    async fn reserve_reached(&self, client: &Client) -> bool {
+        let recheck = time::Duration::milliseconds(self.settings.budget_recheck_ms as i64);
+        let stale = client
+            .budget()
+            .usage()
+            .is_none_or(|u| OffsetDateTime::now_utc() - u.updated_at > recheck);
+        if stale {
+            if let Err(e) = client.limits().await {
+                tracing::warn!(error = %e, "salesforce limits check failed");
+            }
+        }
+        let org = client.config().org.clone();
+        let Some(usage) = client.budget().usage() else {
+            return false;
+        };
+        let limit = usage.max as f64 * (1.0 - self.settings.reserve.clamp(0.0, 1.0));
+        let reached = usage.used as f64 >= limit;
+        metrics::gauge!("wholesail_salesforce_api_used_ratio", "org" => org.clone())
+            .set(usage.used as f64 / usage.max.max(1) as f64);
+        metrics::gauge!("wholesail_salesforce_reserve_reached", "org" => org).set(if reached {
+            1.0
+        } else {
+            0.0
+        });
+        reached
     }
 
     /// Builds the records of each row from origin's tables; a row that cannot be mapped fails
@@ -441,12 +483,17 @@ impl LeaseQueue for Sync {
             let Some(client) = self.clients.get(&shop) else {
                 continue;
             };
+            let lanes = match self.reserve_reached(client).await {
+                true => Lanes::LiveOnly,
+                false => Lanes::All,
+            };
             let rows = outbox::claim(
                 &self.pool,
                 &shop,
                 &self.worker,
                 self.settings.batch_size,
                 lease,
+                lanes,
             )
             .await?;
             if rows.is_empty() {
