@@ -55,26 +55,65 @@ fn order_of(seed: u64, at: &str) -> (Value, u64) {
     (order(&spec), 9_000_000 + seed % 500)
 }
 
+/// The catalog products of `order`'s lines (one products/create per product, its variants as
+/// the lines name them).
+fn products_of(order: &Value, at: &str) -> Vec<Value> {
+    let mut products: Vec<Value> = Vec::new();
+    for line in order["line_items"].as_array().unwrap() {
+        let variant = json!({"id": line["variant_id"], "product_id": line["product_id"],
+            "sku": line["sku"], "title": line["variant_title"], "price": line["price"],
+            "position": products.len() + 1});
+        match products.iter_mut().find(|p| p["id"] == line["product_id"]) {
+            Some(p) => p["variants"].as_array_mut().unwrap().push(variant),
+            None => products.push(json!({"id": line["product_id"],
+                "admin_graphql_api_id": format!("gid://shopify/Product/{}", line["product_id"]),
+                "title": line["title"], "status": "active", "updated_at": at,
+                "variants": [variant]})),
+        }
+    }
+    products
+}
+
+/// Applies the catalog products of `order` (event ids from `first_id`); returns how many.
+async fn apply_catalog(pool: &PgPool, order: &Value, first_id: i64) -> i64 {
+    let products = products_of(order, T1);
+    for (i, p) in products.iter().enumerate() {
+        apply(pool, &event(first_id + i as i64, "products/create", p)).await;
+    }
+    products.len() as i64
+}
+
 async fn simulator() -> Simulator {
     Simulator::start(salesforce_simulator::Config::default())
         .await
         .unwrap()
 }
 
-fn sync(pool: &PgPool, sim: &Simulator) -> Sync {
+fn client(sim: &Simulator) -> wholesail_salesforce::Client {
     let config = wholesail_salesforce::Config::new(
         sim.base_url(),
         DEFAULT_CLIENT_ID,
         SecretString::from(DEFAULT_CLIENT_SECRET),
     );
-    let client = wholesail_salesforce::Client::new(config).unwrap();
-    let settings = Settings {
+    wholesail_salesforce::Client::new(config).unwrap()
+}
+
+fn test_settings() -> Settings {
+    Settings {
         backoff_base_ms: 20,
         backoff_max_ms: 100,
         max_attempts: 5,
         poll_interval_ms: 50,
         ..Settings::default()
-    };
+    }
+}
+
+fn sync(pool: &PgPool, sim: &Simulator) -> Sync {
+    sync_with(pool, sim, test_settings())
+}
+
+fn sync_with(pool: &PgPool, sim: &Simulator, settings: Settings) -> Sync {
+    let client = client(sim);
     Sync::new(
         pool.clone(),
         HashMap::from([(common::domain(SHOP), client)]),
@@ -118,6 +157,7 @@ async fn changes_reach_salesforce_parents_first_by_external_id(pool: PgPool) {
         &event(1, "companies/create", &company(company_id, "Northwind", T1)),
     )
     .await;
+    let products = apply_catalog(&pool, &first, 100).await;
     assert!(outbox_status(&pool).await.is_empty());
 
     outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
@@ -145,10 +185,17 @@ async fn changes_reach_salesforce_parents_first_by_external_id(pool: PgPool) {
     // A second change of a pending record does not add a row (coalescing).
     let (again, _) = order_of(7, T2);
     apply(&pool, &event(5, "orders/updated", &again)).await;
-    assert_eq!(outbox_status(&pool).await.get("pending"), Some(&3));
+    // The order's products, imported before the shop was connected, come with it.
+    assert_eq!(
+        outbox_status(&pool).await.get("pending"),
+        Some(&(3 + products))
+    );
 
     drain(&pool, &sim).await;
-    assert_eq!(outbox_status(&pool).await.get("done"), Some(&3));
+    assert_eq!(
+        outbox_status(&pool).await.get("done"),
+        Some(&(3 + products))
+    );
     let account = sim
         .record_by_external_id("Account", "Shopify_Company_Id__c", &company_id.to_string())
         .expect("the account");
@@ -181,6 +228,7 @@ async fn a_write_whose_answer_was_lost_is_sent_again_without_a_second_record(poo
         &event(1, "companies/create", &company(company_id, "Contoso", T1)),
     )
     .await;
+    apply_catalog(&pool, &o, 100).await;
     drain(&pool, &sim).await;
     apply(&pool, &event(2, "orders/create", &o)).await;
     // Salesforce commits the order, then the answer is a 503.
@@ -191,6 +239,7 @@ async fn a_write_whose_answer_was_lost_is_sent_again_without_a_second_record(poo
         1,
         "the retry updated the record it had created"
     );
+    assert_eq!(sim.count("OrderItem"), 2, "and then sent its lines");
     let attempts: i32 =
         sqlx::query_scalar("SELECT attempts FROM salesforce_outbox WHERE object = 'order'")
             .fetch_one(&pool)
@@ -205,6 +254,7 @@ async fn a_record_salesforce_refuses_is_a_dead_row_with_its_message(pool: PgPool
     outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
     // The order's company was never sent: Salesforce cannot resolve the Account.
     let (o, _) = order_of(12, T1);
+    apply_catalog(&pool, &o, 100).await;
     apply(&pool, &event(1, "orders/create", &o)).await;
     drain(&pool, &sim).await;
     let (status, error): (String, String) =
@@ -214,6 +264,7 @@ async fn a_record_salesforce_refuses_is_a_dead_row_with_its_message(pool: PgPool
             .unwrap();
     assert_eq!(status, "dead");
     assert!(error.contains("Shopify_Company_Id__c"), "{error}");
+    assert_eq!(sim.count("OrderItem"), 0, "no line without its order");
     assert_eq!(sim.count("Order"), 0);
 }
 
@@ -268,6 +319,7 @@ async fn a_company_already_in_salesforce_is_linked_not_duplicated(pool: PgPool) 
     outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
     let (mut o, company_id) = order_of(21, T1);
     o["email"] = json!("buyer@northwind.example");
+    apply_catalog(&pool, &o, 100).await;
     apply(&pool, &event(1, "orders/create", &o)).await;
     apply(
         &pool,
@@ -372,4 +424,231 @@ async fn an_ambiguous_company_waits_for_review_and_nothing_is_created(pool: PgPo
         .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not waiting for review"));
+}
+
+/// Records of each object the sync writes.
+fn counts(sim: &Simulator) -> Vec<(&'static str, usize)> {
+    [
+        "Account",
+        "Product2",
+        "PricebookEntry",
+        "Order",
+        "OrderItem",
+    ]
+    .into_iter()
+    .map(|o| (o, sim.count(o)))
+    .collect()
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn an_order_reaches_salesforce_with_lines_on_its_variants_price_book_entries(pool: PgPool) {
+    let sim = simulator().await;
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    let mut spec = OrderSpec::new(31, 3);
+    spec.updated_at = T1.to_owned();
+    let o = order(&spec);
+    let company_id = o["company"]["id"].as_u64().unwrap();
+    apply(
+        &pool,
+        &event(1, "companies/create", &company(company_id, "Tailspin", T1)),
+    )
+    .await;
+    apply_catalog(&pool, &o, 100).await;
+    apply(&pool, &event(2, "orders/create", &o)).await;
+    drain(&pool, &sim).await;
+
+    let book = sim.standard_pricebook_id();
+    let sf_order = sim
+        .record_by_external_id("Order", "Shopify_Order_Id__c", &o["id"].to_string())
+        .expect("the order");
+    assert_eq!(sf_order["Pricebook2Id"], json!(book));
+    let lines = o["line_items"].as_array().unwrap();
+    assert_eq!(sim.count("OrderItem"), lines.len());
+    for line in lines {
+        let item = sim
+            .record_by_external_id("OrderItem", "Shopify_Line_Id__c", &line["id"].to_string())
+            .expect("the order item");
+        let entry = sim
+            .record_by_external_id(
+                "PricebookEntry",
+                "Shopify_Variant_Id__c",
+                &line["variant_id"].to_string(),
+            )
+            .expect("the variant's price book entry");
+        let product = sim
+            .record_by_external_id(
+                "Product2",
+                "Shopify_Variant_Id__c",
+                &line["variant_id"].to_string(),
+            )
+            .expect("the variant's product");
+        assert_eq!(item["OrderId"], sf_order["Id"]);
+        assert_eq!(item["PricebookEntryId"], entry["Id"]);
+        assert_eq!(item["Product2Id"], product["Id"]);
+        assert_eq!(entry["Pricebook2Id"], json!(book));
+        assert_eq!(item["Quantity"].as_f64(), line["quantity"].as_f64());
+        let price: f64 = line["price"].as_str().unwrap().parse().unwrap();
+        assert_eq!(item["UnitPrice"].as_f64(), Some(price));
+        assert_eq!(entry["UnitPrice"].as_f64(), Some(price));
+        assert_eq!(
+            product["Name"],
+            json!(format!(
+                "{} - {}",
+                line["title"].as_str().unwrap(),
+                line["variant_title"].as_str().unwrap()
+            ))
+        );
+        assert_eq!(product["StockKeepingUnit"], line["sku"]);
+    }
+    let before = counts(&sim);
+
+    // The order is edited (a quantity) and its products are updated: the second sync updates
+    // the records it wrote (create-only fields left out) and creates none.
+    let mut edited = order(&OrderSpec {
+        updated_at: T2.to_owned(),
+        ..spec.clone()
+    });
+    edited["line_items"][0]["quantity"] = json!(99);
+    apply(&pool, &event(3, "orders/updated", &edited)).await;
+    for (i, p) in products_of(&o, T2).iter().enumerate() {
+        apply(&pool, &event(200 + i as i64, "products/update", p)).await;
+    }
+    drain(&pool, &sim).await;
+    assert_eq!(counts(&sim), before, "nothing created twice");
+    let first = sim
+        .record_by_external_id(
+            "OrderItem",
+            "Shopify_Line_Id__c",
+            &lines[0]["id"].to_string(),
+        )
+        .unwrap();
+    assert_eq!(first["Quantity"].as_f64(), Some(99.0));
+    let dead: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM salesforce_outbox WHERE status <> 'done'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(dead, 0);
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_product_update_updates_product2_and_the_price_book_entry(pool: PgPool) {
+    let sim = simulator().await;
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    let product = |title: &str, price: &str, at: &str| {
+        json!({"id": 555, "admin_graphql_api_id": "gid://shopify/Product/555", "title": title,
+               "status": "active", "updated_at": at,
+               "variants": [{"id": 5551, "product_id": 555, "sku": "HEX-M6", "title": "M6",
+                             "price": price, "position": 1},
+                            {"id": 5552, "product_id": 555, "sku": "HEX-M8", "title": "M8",
+                             "price": "3.00", "position": 2}]})
+    };
+    apply(
+        &pool,
+        &event(1, "products/create", &product("Hex bolt", "2.50", T1)),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    assert_eq!(sim.count("Product2"), 2);
+    assert_eq!(sim.count("PricebookEntry"), 2);
+    apply(
+        &pool,
+        &event(
+            2,
+            "products/update",
+            &product("Hex bolt DIN 933", "2.75", T2),
+        ),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    assert_eq!(sim.count("Product2"), 2, "updated, not created");
+    assert_eq!(sim.count("PricebookEntry"), 2);
+    let p = sim
+        .record_by_external_id("Product2", "Shopify_Variant_Id__c", "5551")
+        .unwrap();
+    assert_eq!(p["Name"], json!("Hex bolt DIN 933 - M6"));
+    assert_eq!(p["IsActive"], json!(true));
+    let entry = sim
+        .record_by_external_id("PricebookEntry", "Shopify_Variant_Id__c", "5551")
+        .unwrap();
+    assert_eq!(entry["UnitPrice"].as_f64(), Some(2.75));
+    assert_eq!(entry["Product2Id"], p["Id"]);
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn backfill_waits_at_the_budget_reserve_while_live_changes_flow(pool: PgPool) {
+    let sim = Simulator::start(salesforce_simulator::Config {
+        daily_api_requests: 60,
+        ..salesforce_simulator::Config::default()
+    })
+    .await
+    .unwrap();
+    // Companies imported before the shop was connected: only a backfill sends them.
+    for i in 0..5u64 {
+        let name = ["Adatum", "Litware", "Proseware", "Wingtip", "Lamna"][i as usize];
+        apply(
+            &pool,
+            &event(
+                i as i64 + 1,
+                "companies/create",
+                &company(100 + i, name, T1),
+            ),
+        )
+        .await;
+    }
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    let url = common::database_url(&pool);
+    let (out, _) = common::origin_cli(&url, &["salesforce", "backfill", "--shop", SHOP]);
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["enqueued"]["companies"], json!(5), "{out}");
+    // Again: the pending rows are left alone.
+    let (again, _) = common::origin_cli(&url, &["salesforce", "backfill", "--shop", SHOP]);
+    assert!(again.contains("\"companies\":0"), "{again}");
+
+    // The org's other integrations used half of today's 60 requests: with a reserve of 0.5,
+    // the backfill waits.
+    let other = client(&sim);
+    while sim.api_usage().0 < 30 {
+        other.limits().await.unwrap();
+    }
+    let settings = Settings {
+        reserve: 0.5,
+        budget_recheck_ms: 50,
+        ..test_settings()
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(sync_with(&pool, &sim, settings).run(stop.clone()));
+    apply(
+        &pool,
+        &event(10, "companies/create", &company(200, "Fourth Coffee", T1)),
+    )
+    .await;
+    common::eventually(
+        Duration::from_secs(10),
+        "the live company is sent",
+        || async {
+            sim.record_by_external_id("Account", "Shopify_Company_Id__c", "200")
+                .is_some()
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.count("Account"), 1, "no backfill record sent");
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM salesforce_outbox WHERE lane = 'backfill' AND status = 'pending'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 5);
+
+    // A new API day: the backfill drains.
+    sim.advance_to_next_day();
+    common::eventually(Duration::from_secs(10), "the backfill drains", || async {
+        sim.count("Account") == 6
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(outbox_status(&pool).await.get("done"), Some(&6));
 }

@@ -403,6 +403,17 @@ impl Org {
             .ok_or_else(|| RecordError::new("ENTITY_IS_DELETED", "entity is deleted", &[]))?;
         let mut changes = self.prepare(&ty, input)?;
         changes.remove("Id");
+        if let Some(field) = ty
+            .fields
+            .iter()
+            .find(|f| f.create_only && changes.contains_key(f.name))
+        {
+            return Err(RecordError::new(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                format!("Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.", field.name),
+                &[field.name],
+            ));
+        }
         self.derive(&ty, &mut changes);
         let mut after = before.clone();
         for (k, v) in &changes {
@@ -736,6 +747,31 @@ impl Org {
         }
         if ty.name == "PricebookEntry" && existing.is_none() {
             self.check_price_entry(record)?;
+        }
+        if ty.name == "OrderItem" && existing.is_none() {
+            self.check_order_item_book(record)?;
+        }
+        Ok(())
+    }
+
+    /// An order item's price book entry must belong to its order's price book.
+    fn check_order_item_book(&self, record: &Record) -> Result<(), RecordError> {
+        let book_of = |object: &str, field: &str| {
+            record
+                .get(field)
+                .and_then(Value::as_str)
+                .and_then(|id| self.get(object, id))
+                .and_then(|r| r.get("Pricebook2Id").and_then(Value::as_str))
+                .map(str::to_owned)
+        };
+        let order_book = book_of("Order", "OrderId");
+        if order_book.is_none() || order_book != book_of("PricebookEntry", "PricebookEntryId") {
+            return Err(RecordError::new(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "field integrity exception: PricebookEntryId (pricebook entry is in a different \
+                 pricebook than the one assigned to the order, or Order has no pricebook assigned)",
+                &["PricebookEntryId"],
+            ));
         }
         Ok(())
     }

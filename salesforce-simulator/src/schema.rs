@@ -39,6 +39,9 @@ pub struct Field {
     pub external_id: bool,
     /// Set by the system only (`INVALID_FIELD_FOR_INSERT_UPDATE` when written).
     pub read_only: bool,
+    /// Set on create only: an update that names it fails (`INVALID_FIELD_FOR_INSERT_UPDATE`),
+    /// the upsert of an existing record included (an order item's order and price book entry).
+    pub create_only: bool,
     /// For lookups: the target object and the relationship name (`AccountId` → `Account`).
     pub reference: Option<(&'static str, &'static str)>,
 }
@@ -84,6 +87,7 @@ fn f(name: &'static str, kind: FieldKind) -> Field {
         required: false,
         external_id: false,
         read_only: false,
+        create_only: false,
         reference: None,
     }
 }
@@ -112,6 +116,13 @@ fn external_id(name: &'static str) -> Field {
 fn read_only(field: Field) -> Field {
     Field {
         read_only: true,
+        ..field
+    }
+}
+
+fn create_only(field: Field) -> Field {
+    Field {
+        create_only: true,
         ..field
     }
 }
@@ -242,11 +253,14 @@ pub fn standard_objects() -> Vec<SObjectType> {
             false,
             &[],
             vec![
-                required(lookup("Pricebook2Id", "Pricebook2", "Pricebook2")),
-                required(lookup("Product2Id", "Product2", "Product2")),
+                create_only(required(lookup("Pricebook2Id", "Pricebook2", "Pricebook2"))),
+                create_only(required(lookup("Product2Id", "Product2", "Product2"))),
                 required(f("UnitPrice", Number)),
                 f("IsActive", Boolean),
                 f("UseStandardPrice", Boolean),
+                // Wholesail's package installs it: price book entries are upserted, and order
+                // items reference them, by the Shopify variant.
+                external_id("Shopify_Variant_Id__c"),
             ],
         ),
         object(
@@ -271,12 +285,12 @@ pub fn standard_objects() -> Vec<SObjectType> {
             false,
             &["OrderId"],
             vec![
-                required(lookup("OrderId", "Order", "Order")),
-                required(lookup(
+                create_only(required(lookup("OrderId", "Order", "Order"))),
+                create_only(required(lookup(
                     "PricebookEntryId",
                     "PricebookEntry",
                     "PricebookEntry",
-                )),
+                ))),
                 lookup("Product2Id", "Product2", "Product2"),
                 required(f("Quantity", Number)),
                 required(f("UnitPrice", Number)),

@@ -286,6 +286,41 @@ async fn validation_rule_and_required_fields_on_orders() {
         item["Product2Id"], product["id"],
         "the product comes from the price book entry"
     );
+    // The order and the price book entry are set on create only, upserts included.
+    let (_, body) = org
+        .patch(
+            "/composite/sobjects/OrderItem/Shopify_Line_Id__c",
+            line(3.0),
+        )
+        .await;
+    assert_eq!(
+        body[0]["errors"][0]["statusCode"], "INVALID_FIELD_FOR_INSERT_UPDATE",
+        "{body}"
+    );
+    let (_, body) = org
+        .patch(
+            "/composite/sobjects/OrderItem/Shopify_Line_Id__c",
+            json!({"records": [{"Shopify_Line_Id__c": "l1", "Quantity": 3, "UnitPrice": 10}]}),
+        )
+        .await;
+    assert_eq!(body[0]["success"], true, "{body}");
+    // An order without a price book takes no items.
+    org.patch(
+        "/sobjects/Order/Shopify_Order_Id__c/ord2",
+        json!({"Account": {"Shopify_Company_Id__c": "o1"}, "EffectiveDate": "2026-01-02"}),
+    )
+    .await;
+    let (_, body) = org
+        .patch(
+            "/composite/sobjects/OrderItem/Shopify_Line_Id__c",
+            json!({"records": [{"Shopify_Line_Id__c": "l2", "Order": {"Shopify_Order_Id__c": "ord2"},
+                "PricebookEntryId": entry["id"], "Quantity": 1, "UnitPrice": 10}]}),
+        )
+        .await;
+    assert_eq!(
+        body[0]["errors"][0]["statusCode"], "FIELD_INTEGRITY_EXCEPTION",
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 //! - `review [--shop S]`: companies waiting for a decision, with their candidates.
 //! - `review link --shop S --company GID --account ID`: this company is that Account.
 //! - `review create --shop S --company GID`: none of the candidates; create a new Account.
+//! - `backfill --shop S`: every company, customer and B2B order of the shop in lane
+//!   `backfill` (waits while the API budget is within its reserve); prints how many.
 //! - `dead-letters [--shop S] [--replay]`: rows Salesforce refused, with its message; with
 //!   `--replay`, back to pending (after the cause was fixed).
 //!
@@ -34,6 +36,13 @@ pub enum SalesforceCommand {
         /// Only this shop (listing).
         #[arg(long)]
         shop: Option<ShopDomain>,
+    },
+    /// Enqueues every company, customer and B2B order of the shop in lane `backfill` (sent
+    /// while the API budget is above its reserve).
+    Backfill {
+        /// The shop.
+        #[arg(long)]
+        shop: ShopDomain,
     },
     /// Rows Salesforce refused (or parked for review), with the reason.
     DeadLetters {
@@ -78,6 +87,9 @@ pub enum CliError {
     /// The database.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The shop has no `[[salesforce.orgs]]` entry (it was never connected).
+    #[error("{0} is not connected to Salesforce")]
+    NotConnected(ShopDomain),
     /// The company has no pending review.
     #[error("{0} of {1} is not waiting for review")]
     NotInReview(String, ShopDomain),
@@ -92,6 +104,7 @@ impl SalesforceCommand {
                 decide: Some(_),
                 ..
             } | SalesforceCommand::DeadLetters { replay: true, .. }
+                | SalesforceCommand::Backfill { .. }
         )
     }
 }
@@ -116,6 +129,10 @@ pub async fn run(pool: &PgPool, command: SalesforceCommand) -> Result<(), CliErr
             decide: Some(ReviewCommand::Create { shop, company }),
             ..
         } => decide(pool, &shop, &company, None).await?,
+        SalesforceCommand::Backfill { shop } => match outbox::backfill(pool, &shop).await? {
+            Some(enqueued) => json!({ "shop": shop, "enqueued": enqueued }),
+            None => return Err(CliError::NotConnected(shop)),
+        },
         SalesforceCommand::DeadLetters { shop, replay } => {
             if replay {
                 json!({ "replayed": outbox::replay_dead(pool, shop.as_ref(), None).await? })

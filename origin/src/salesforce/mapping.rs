@@ -4,15 +4,27 @@
 //! |---|---|---|---|
 //! | company (`companies`) | Account | `Shopify_Company_Id__c` | — |
 //! | B2B customer (`customers`) | Contact | `Shopify_Customer_Id__c` | `Account` via the company of the customer's latest order |
-//! | order (`orders`) | Order | `Shopify_Order_Id__c` | `Account` via `Shopify_Company_Id__c` |
+//! | variant (`variants`, `products`) | Product2 | `Shopify_Variant_Id__c` | — |
+//! | variant price | PricebookEntry (standard price book) | `Shopify_Variant_Id__c` | `Product2` via `Shopify_Variant_Id__c` |
+//! | order (`orders`) | Order (standard price book) | `Shopify_Order_Id__c` | `Account` via `Shopify_Company_Id__c` |
+//! | order line (`order_lines`) | OrderItem | `Shopify_Line_Id__c` | `Order` via `Shopify_Order_Id__c`, `PricebookEntry` via `Shopify_Variant_Id__c` |
 //!
-//! Not mapped yet (#14): company locations, products/variants → Product2 + PricebookEntry,
-//! order lines → OrderItems, cancellations/refunds → Order status and amounts.
+//! An outbox row is one Shopify record and may send several Salesforce records ([`Part`]): a
+//! product sends a Product2 and a PricebookEntry per variant, an order its Order and an
+//! OrderItem per line. Lines without a variant (custom line items) have no catalog product and
+//! are not sent. Not mapped yet (#14): company locations, removed variants and lines (their
+//! records stay in Salesforce), cancellations and refunds (the simulator's Order `Status` is
+//! free text without Salesforce's status categories, so a cancelled status is not modelled).
 //!
 //! **Ownership.** [`OWNERSHIP`] names, for every field of the mapped objects that either
 //! system writes, which one owns it. A record built here contains only Shopify-owned fields;
 //! `tests` check it, so a Salesforce-owned field (the Account's owner, rating, description…)
 //! can never be overwritten by the sync.
+//!
+//! **Create-only fields.** An order item's order and price book entry, and a price book
+//! entry's book and product, can be set only when the record is created; an upsert that
+//! updates a record naming them fails (`INVALID_FIELD_FOR_INSERT_UPDATE`). [`Part::for_update`]
+//! removes them ([`CREATE_ONLY`]) from records that already exist.
 
 use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
@@ -49,25 +61,132 @@ pub const OWNERSHIP: &[(&str, &str, Owner)] = &[
     ("Contact", "Account", Owner::Shopify),
     ("Contact", "OwnerId", Owner::Salesforce),
     ("Contact", "Title", Owner::Salesforce),
+    ("Product2", "Shopify_Variant_Id__c", Owner::Shopify),
+    ("Product2", "Name", Owner::Shopify),
+    ("Product2", "ProductCode", Owner::Shopify),
+    ("Product2", "StockKeepingUnit", Owner::Shopify),
+    ("Product2", "IsActive", Owner::Shopify),
+    ("Product2", "Family", Owner::Salesforce),
+    ("Product2", "Description", Owner::Salesforce),
+    ("PricebookEntry", "Shopify_Variant_Id__c", Owner::Shopify),
+    ("PricebookEntry", "Pricebook2Id", Owner::Shopify),
+    ("PricebookEntry", "Product2", Owner::Shopify),
+    ("PricebookEntry", "UnitPrice", Owner::Shopify),
+    ("PricebookEntry", "IsActive", Owner::Shopify),
     ("Order", "Shopify_Order_Id__c", Owner::Shopify),
     ("Order", "Account", Owner::Shopify),
+    ("Order", "Pricebook2Id", Owner::Shopify),
     ("Order", "EffectiveDate", Owner::Shopify),
     ("Order", "Status", Owner::Shopify),
     ("Order", "PoNumber", Owner::Shopify),
     ("Order", "OwnerId", Owner::Salesforce),
     ("Order", "Description", Owner::Salesforce),
+    ("OrderItem", "Shopify_Line_Id__c", Owner::Shopify),
+    ("OrderItem", "Order", Owner::Shopify),
+    ("OrderItem", "PricebookEntry", Owner::Shopify),
+    ("OrderItem", "Quantity", Owner::Shopify),
+    ("OrderItem", "UnitPrice", Owner::Shopify),
+    ("OrderItem", "Description", Owner::Salesforce),
 ];
 
-impl Object {
-    /// The sObject and its external id field.
-    pub fn sobject(self) -> (&'static str, &'static str) {
+/// Fields Salesforce accepts on create only: (sObject, field as the record names it).
+pub const CREATE_ONLY: &[(&str, &str)] = &[
+    ("PricebookEntry", "Pricebook2Id"),
+    ("PricebookEntry", "Product2"),
+    ("OrderItem", "Order"),
+    ("OrderItem", "PricebookEntry"),
+];
+
+/// A Salesforce object the sync writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SObject {
+    /// A company.
+    Account,
+    /// A B2B customer.
+    Contact,
+    /// A variant.
+    Product2,
+    /// A variant's price in the standard price book.
+    PricebookEntry,
+    /// An order.
+    Order,
+    /// An order line.
+    OrderItem,
+}
+
+impl SObject {
+    /// Every object, parents first: the order a batch is sent in.
+    pub const ALL: [SObject; 6] = [
+        SObject::Account,
+        SObject::Contact,
+        SObject::Product2,
+        SObject::PricebookEntry,
+        SObject::Order,
+        SObject::OrderItem,
+    ];
+
+    /// The API name.
+    pub fn name(self) -> &'static str {
         match self {
-            Object::Account => ("Account", "Shopify_Company_Id__c"),
-            Object::Contact => ("Contact", "Shopify_Customer_Id__c"),
-            Object::Product => ("Product2", "Shopify_Variant_Id__c"),
-            Object::Order => ("Order", "Shopify_Order_Id__c"),
+            SObject::Account => "Account",
+            SObject::Contact => "Contact",
+            SObject::Product2 => "Product2",
+            SObject::PricebookEntry => "PricebookEntry",
+            SObject::Order => "Order",
+            SObject::OrderItem => "OrderItem",
         }
     }
+
+    /// The external id field records are upserted by.
+    pub fn external_id(self) -> &'static str {
+        match self {
+            SObject::Account => "Shopify_Company_Id__c",
+            SObject::Contact => "Shopify_Customer_Id__c",
+            SObject::Product2 | SObject::PricebookEntry => "Shopify_Variant_Id__c",
+            SObject::Order => "Shopify_Order_Id__c",
+            SObject::OrderItem => "Shopify_Line_Id__c",
+        }
+    }
+}
+
+/// One Salesforce record an outbox row sends.
+#[derive(Clone, Debug)]
+pub struct Part {
+    /// Its object.
+    pub sobject: SObject,
+    /// Its fields, the external id included.
+    pub record: Value,
+    /// The part of the same row that must be saved first (an entry's product, an item's
+    /// order).
+    pub parent: Option<usize>,
+}
+
+impl Part {
+    /// The external id's value.
+    pub fn key(&self) -> &str {
+        self.record[self.sobject.external_id()]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    /// Drops the create-only fields: the record exists already.
+    pub fn for_update(&mut self) {
+        if let Some(fields) = self.record.as_object_mut() {
+            for (_, field) in CREATE_ONLY
+                .iter()
+                .filter(|(o, _)| *o == self.sobject.name())
+            {
+                fields.remove(*field);
+            }
+        }
+    }
+}
+
+/// What records need from the org itself.
+#[derive(Clone, Copy, Debug)]
+pub struct OrgContext<'a> {
+    /// The standard price book's Id (orders and price book entries live in it).
+    pub standard_pricebook: &'a str,
 }
 
 /// Why a record cannot be sent (permanent: it goes to the dead letters with this reason).
@@ -82,30 +201,37 @@ pub enum MappingError {
     /// The mapping set a field Shopify does not own.
     #[error("{0}.{1} is not a Shopify-owned field; the sync does not write it")]
     NotOwned(String, String),
-    /// This object is not mapped yet.
-    #[error("{0:?} records are not mapped to Salesforce yet")]
-    NotMapped(Object),
     /// Reading the row failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
-/// The Salesforce record for `object` `key` of `shop`, read from origin's tables now (so the
-/// latest version goes), with Shopify-owned fields only.
-pub async fn record(
+/// The Salesforce records for `object` `key` of `shop`, read from origin's tables now (so the
+/// latest version goes), parents first, with Shopify-owned fields only.
+pub async fn records(
     conn: &mut PgConnection,
     shop: &ShopDomain,
     object: Object,
     key: &str,
-) -> Result<Value, MappingError> {
-    let record = match object {
-        Object::Account => account(conn, shop, key).await?,
-        Object::Contact => contact(conn, shop, key).await?,
-        Object::Order => order(conn, shop, key).await?,
-        Object::Product => return Err(MappingError::NotMapped(object)),
+    org: OrgContext<'_>,
+) -> Result<Vec<Part>, MappingError> {
+    let single = |sobject, record| {
+        vec![Part {
+            sobject,
+            record,
+            parent: None,
+        }]
     };
-    check_ownership(object.sobject().0, &record)?;
-    Ok(record)
+    let parts = match object {
+        Object::Account => single(SObject::Account, account(conn, shop, key).await?),
+        Object::Contact => single(SObject::Contact, contact(conn, shop, key).await?),
+        Object::Product => product(conn, shop, key, org).await?,
+        Object::Order => order(conn, shop, key, org).await?,
+    };
+    for part in &parts {
+        check_ownership(part.sobject.name(), &part.record)?;
+    }
+    Ok(parts)
 }
 
 /// A company's numeric id from its GID (what `Shopify_Company_Id__c` and orders hold).
@@ -207,21 +333,104 @@ async fn contact(
     Ok(Value::Object(fields))
 }
 
+/// A product's variants: a Product2 and its standard PricebookEntry each.
+async fn product(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+    key: &str,
+    org: OrgContext<'_>,
+) -> Result<Vec<Part>, MappingError> {
+    let id = numeric_key("product", key)?;
+    let product = sqlx::query!(
+        "SELECT title, status FROM products WHERE shop = $1 AND id = $2 AND deleted_at IS NULL",
+        shop.as_str(),
+        id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| MappingError::Missing("product", key.to_owned()))?;
+    let title = product
+        .title
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| MappingError::Incomplete(format!("product {id} has no title")))?;
+    let active = product
+        .status
+        .as_deref()
+        .is_none_or(|s| s.eq_ignore_ascii_case("active"));
+    // Salesforce currency fields are doubles on the wire (a JSON number).
+    let variants = sqlx::query!(
+        r#"SELECT id, sku, title, price::float8 AS price FROM variants
+         WHERE shop = $1 AND product_id = $2 ORDER BY position NULLS LAST, id"#,
+        shop.as_str(),
+        id,
+    )
+    .fetch_all(conn)
+    .await?;
+    if variants.is_empty() {
+        return Err(MappingError::Incomplete(format!(
+            "product {id} has no variants"
+        )));
+    }
+    let mut parts = Vec::with_capacity(variants.len() * 2);
+    for v in variants {
+        let price = v.price.ok_or_else(|| {
+            MappingError::Incomplete(format!("variant {} of product {id} has no price", v.id))
+        })?;
+        let variant = v.id.to_string();
+        let sku = v.sku.filter(|s| !s.trim().is_empty());
+        parts.push(Part {
+            sobject: SObject::Product2,
+            record: json!({
+                "Shopify_Variant_Id__c": variant,
+                "Name": product_name(&title, v.title.as_deref()),
+                "ProductCode": sku,
+                "StockKeepingUnit": sku,
+                "IsActive": active,
+            }),
+            parent: None,
+        });
+        parts.push(Part {
+            sobject: SObject::PricebookEntry,
+            record: json!({
+                "Shopify_Variant_Id__c": variant,
+                "Pricebook2Id": org.standard_pricebook,
+                "Product2": { "Shopify_Variant_Id__c": variant },
+                "UnitPrice": price,
+                "IsActive": true,
+            }),
+            parent: Some(parts.len() - 1),
+        });
+    }
+    Ok(parts)
+}
+
+/// `Title - Variant` (Shopify's single variant is `Default Title`: the title alone), within
+/// Product2.Name's 255 characters.
+fn product_name(title: &str, variant: Option<&str>) -> String {
+    let name = match variant.map(str::trim) {
+        Some(v) if !v.is_empty() && v != "Default Title" => format!("{title} - {v}"),
+        _ => title.to_owned(),
+    };
+    name.chars().take(255).collect()
+}
+
+/// An order and its lines (OrderItems of the standard price book).
 async fn order(
     conn: &mut PgConnection,
     shop: &ShopDomain,
     key: &str,
-) -> Result<Value, MappingError> {
+    org: OrgContext<'_>,
+) -> Result<Vec<Part>, MappingError> {
     let id = numeric_key("order", key)?;
     let row = sqlx::query!(
-        r#"SELECT company_id, po_number, cancelled_at,
+        r#"SELECT company_id, po_number,
                   to_char(coalesce(processed_at, created_at, applied_at) AT TIME ZONE 'UTC',
                           'YYYY-MM-DD') AS "effective_date!"
          FROM orders WHERE shop = $1 AND id = $2 AND deleted_at IS NULL"#,
         shop.as_str(),
         id,
     )
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| MappingError::Missing("order", key.to_owned()))?;
     let company = row.company_id.ok_or_else(|| {
@@ -229,13 +438,50 @@ async fn order(
             "order {id} has no company: only B2B orders are sent to Salesforce"
         ))
     })?;
-    Ok(json!({
-        "Shopify_Order_Id__c": id.to_string(),
-        "Account": { "Shopify_Company_Id__c": company.to_string() },
-        "EffectiveDate": row.effective_date,
-        "Status": "Draft",
-        "PoNumber": row.po_number,
-    }))
+    let lines = sqlx::query!(
+        r#"SELECT l.id, l.variant_id AS "variant_id!", l.quantity,
+                  l.price::float8 AS "price!", v.id IS NOT NULL AS "known!"
+         FROM order_lines l
+         LEFT JOIN variants v ON v.shop = l.shop AND v.id = l.variant_id
+         WHERE l.shop = $1 AND l.order_id = $2 AND l.variant_id IS NOT NULL
+         ORDER BY l.position"#,
+        shop.as_str(),
+        id,
+    )
+    .fetch_all(conn)
+    .await?;
+    if let Some(unknown) = lines.iter().find(|l| !l.known) {
+        return Err(MappingError::Incomplete(format!(
+            "order {id}: variant {} of line {} is not in origin's catalog (resync the catalog, \
+             then replay)",
+            unknown.variant_id, unknown.id
+        )));
+    }
+    let order_key = id.to_string();
+    let mut parts = vec![Part {
+        sobject: SObject::Order,
+        record: json!({
+            "Shopify_Order_Id__c": order_key,
+            "Account": { "Shopify_Company_Id__c": company.to_string() },
+            "Pricebook2Id": org.standard_pricebook,
+            "EffectiveDate": row.effective_date,
+            "Status": "Draft",
+            "PoNumber": row.po_number,
+        }),
+        parent: None,
+    }];
+    parts.extend(lines.into_iter().map(|l| Part {
+        sobject: SObject::OrderItem,
+        record: json!({
+            "Shopify_Line_Id__c": l.id.to_string(),
+            "Order": { "Shopify_Order_Id__c": order_key },
+            "PricebookEntry": { "Shopify_Variant_Id__c": l.variant_id.to_string() },
+            "Quantity": l.quantity,
+            "UnitPrice": l.price,
+        }),
+        parent: Some(0),
+    }));
+    Ok(parts)
 }
 
 #[cfg(test)]
@@ -253,8 +499,8 @@ mod tests {
 
     #[test]
     fn every_object_declares_its_external_id_as_shopify_owned() {
-        for object in [Object::Account, Object::Contact, Object::Order] {
-            let (sobject, external) = object.sobject();
+        for object in SObject::ALL {
+            let (sobject, external) = (object.name(), object.external_id());
             assert!(
                 OWNERSHIP.contains(&(sobject, external, Owner::Shopify)),
                 "{sobject}.{external}"
@@ -274,6 +520,32 @@ mod tests {
         ));
         let unknown = json!({"Shopify_Order_Id__c": "1", "TotalAmount": 5});
         assert!(check_ownership("Order", &unknown).is_err());
+    }
+
+    #[test]
+    fn create_only_fields_are_dropped_for_an_update() {
+        for (sobject, field) in CREATE_ONLY {
+            assert!(OWNERSHIP.contains(&(sobject, field, Owner::Shopify)));
+        }
+        let mut item = Part {
+            sobject: SObject::OrderItem,
+            record: json!({"Shopify_Line_Id__c": "1", "Order": {"Shopify_Order_Id__c": "2"},
+                           "PricebookEntry": {"Shopify_Variant_Id__c": "3"}, "Quantity": 4}),
+            parent: Some(0),
+        };
+        item.for_update();
+        assert_eq!(
+            item.record,
+            json!({"Shopify_Line_Id__c": "1", "Quantity": 4})
+        );
+        assert_eq!(item.key(), "1");
+    }
+
+    #[test]
+    fn a_variant_is_named_after_its_product() {
+        assert_eq!(product_name("Bolt", Some("M6 / Zinc")), "Bolt - M6 / Zinc");
+        assert_eq!(product_name("Bolt", Some("Default Title")), "Bolt");
+        assert_eq!(product_name(&"x".repeat(300), None).len(), 255);
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub async fn enqueue(
     let Some(key) = RecordKey::of(&event.payload, object) else {
         return Ok(());
     };
+    if object == Object::Order {
+        // Enqueued before the order, so claimed with it or before it.
+        enqueue_line_products(conn, &event.shop, &key).await?;
+    }
     let enqueued = sqlx::query_scalar!(
         r#"INSERT INTO salesforce_outbox (shop, object, record_key, first_changed_at)
          SELECT $1, $2, $3,
@@ -108,6 +112,123 @@ pub async fn enqueue(
             .await?;
     }
     Ok(())
+}
+
+/// Enqueues the catalog products of order `order`'s lines that never had an outbox row (the
+/// catalog resync writes products without enqueueing them), when `shop` is connected.
+async fn enqueue_line_products(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+    order: &str,
+) -> Result<(), sqlx::Error> {
+    let Ok(order) = order.parse::<i64>() else {
+        return Ok(());
+    };
+    sqlx::query!(
+        "INSERT INTO salesforce_outbox (shop, object, record_key)
+         SELECT DISTINCT l.shop, 'product', l.product_id::text
+         FROM order_lines l
+         JOIN products p ON p.shop = l.shop AND p.id = l.product_id AND p.deleted_at IS NULL
+         WHERE l.shop = $1 AND l.order_id = $2
+           AND EXISTS (SELECT 1 FROM salesforce_orgs WHERE shop = $1)
+           AND NOT EXISTS (SELECT 1 FROM salesforce_outbox o
+                           WHERE o.shop = l.shop AND o.object = 'product'
+                             AND o.record_key = l.product_id::text)
+         ON CONFLICT (shop, object, record_key) WHERE status = 'pending' DO NOTHING",
+        shop.as_str(),
+        order,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What [`backfill`] enqueued.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Backfilled {
+    /// Companies (Accounts).
+    pub companies: u64,
+    /// Customers (Contacts).
+    pub customers: u64,
+    /// The catalog products the orders' lines need and that never had a row.
+    pub products: u64,
+    /// B2B orders (Orders and OrderItems).
+    pub orders: u64,
+}
+
+/// Enqueues every company, customer and B2B order of `shop` (and the products their lines
+/// need) in lane `backfill`, one pending row per record; records already pending are left
+/// alone. `None` when the shop is not connected.
+pub async fn backfill(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Backfilled>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let connected = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM salesforce_orgs WHERE shop = $1) AS "connected!""#,
+        shop.as_str()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !connected {
+        return Ok(None);
+    }
+    let shop = shop.as_str();
+    // Parents first: rows are claimed in id order.
+    let companies = sqlx::query!(
+        "INSERT INTO salesforce_outbox (shop, object, record_key, lane)
+         SELECT shop, 'account', admin_graphql_api_id, 'backfill' FROM companies
+         WHERE shop = $1 AND deleted_at IS NULL ORDER BY created_at NULLS FIRST
+         ON CONFLICT (shop, object, record_key) WHERE status = 'pending' DO NOTHING",
+        shop
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let customers = sqlx::query!(
+        "INSERT INTO salesforce_outbox (shop, object, record_key, lane)
+         SELECT shop, 'contact', id::text, 'backfill' FROM customers
+         WHERE shop = $1 AND deleted_at IS NULL AND redacted_at IS NULL ORDER BY id
+         ON CONFLICT (shop, object, record_key) WHERE status = 'pending' DO NOTHING",
+        shop
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let products = sqlx::query!(
+        "INSERT INTO salesforce_outbox (shop, object, record_key, lane)
+         SELECT DISTINCT l.shop, 'product', l.product_id::text, 'backfill'
+         FROM orders o
+         JOIN order_lines l ON l.shop = o.shop AND l.order_id = o.id
+         JOIN products p ON p.shop = l.shop AND p.id = l.product_id AND p.deleted_at IS NULL
+         WHERE o.shop = $1 AND o.company_id IS NOT NULL AND o.deleted_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM salesforce_outbox x
+                           WHERE x.shop = l.shop AND x.object = 'product'
+                             AND x.record_key = l.product_id::text)
+         ON CONFLICT (shop, object, record_key) WHERE status = 'pending' DO NOTHING",
+        shop
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let orders = sqlx::query!(
+        "INSERT INTO salesforce_outbox (shop, object, record_key, lane)
+         SELECT shop, 'order', id::text, 'backfill' FROM orders
+         WHERE shop = $1 AND company_id IS NOT NULL AND deleted_at IS NULL
+         ORDER BY created_at NULLS FIRST, id
+         ON CONFLICT (shop, object, record_key) WHERE status = 'pending' DO NOTHING",
+        shop
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query!("SELECT pg_notify($1, '') AS sent", CHANNEL)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(Backfilled {
+        companies,
+        customers,
+        products,
+        orders,
+    }))
 }
 
 /// Connects `shop` to Salesforce: its changes are enqueued from now on.
@@ -138,13 +259,24 @@ pub struct Claimed {
     pub first_changed_at: OffsetDateTime,
 }
 
-/// Claims up to `batch` due pending rows of `shop` for `worker` (oldest first), under a lease.
+/// Which rows a claim takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lanes {
+    /// Live and backfill rows.
+    All,
+    /// Live rows only (the API budget reached its reserve: backfill rows wait).
+    LiveOnly,
+}
+
+/// Claims up to `batch` due pending rows of `shop` in `lanes` for `worker` (oldest first),
+/// under a lease.
 pub async fn claim(
     pool: &PgPool,
     shop: &ShopDomain,
     worker: &str,
     batch: i64,
     lease: Duration,
+    lanes: Lanes,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     sqlx::query_as!(
         Claimed,
@@ -154,6 +286,7 @@ pub async fn claim(
              attempts = o.attempts + 1
          FROM (SELECT shop, id FROM salesforce_outbox
                WHERE shop = $1 AND status = 'pending' AND run_at <= now()
+                 AND ($5 OR lane = 'live')
                ORDER BY run_at, id LIMIT $4
                FOR UPDATE SKIP LOCKED) due
          WHERE o.shop = due.shop AND o.id = due.id
@@ -163,6 +296,7 @@ pub async fn claim(
         worker,
         lease.as_millis() as f64,
         batch,
+        lanes == Lanes::All,
     )
     .fetch_all(pool)
     .await

@@ -1,30 +1,37 @@
-//! The sync loop: claims outbox rows shop by shop, builds each record from origin's tables as
-//! it is now, and sends them parents first (Accounts, Contacts, Products, Orders) in sObject
-//! Collections upserts of at most 200 records, keyed by external id.
+//! The sync loop: claims outbox rows shop by shop, builds each row's records from origin's
+//! tables as they are now (`mapping`), and sends them parents first (Accounts, Contacts,
+//! Product2, PricebookEntries, Orders, OrderItems) in sObject Collections upserts of at most
+//! 200 records, keyed by external id. A child whose parent was just created is new; one whose
+//! parent already existed is looked up (one SOQL query per 200) and, if it exists, sent
+//! without its create-only fields.
 //!
-//! Every record has its own outcome: saved (the row is done, with the Salesforce id), retryable
-//! (a row lock, a 5xx, a timeout, the budget or the breaker: back to pending after a backoff)
-//! or permanent (validation, duplicates, a missing parent: a dead row with Salesforce's
-//! message, replayable once fixed). A crash between Salesforce's commit and the done mark
-//! leaves the row to be claimed again; the upsert by external id then updates the record it
-//! created instead of creating a second one.
+//! Rows in lane `backfill` are claimed only while the org's API usage is below its reserve
+//! (`Settings::reserve`); live rows always are.
+//!
+//! Every record has its own outcome and a row is done when all its records are saved:
+//! otherwise retryable (a row lock, a 5xx, a timeout, the budget or the breaker: back to
+//! pending after a backoff) or permanent (validation, duplicates, a missing parent: a dead row
+//! with Salesforce's message, replayable once fixed). A crash between Salesforce's commit and
+//! the done mark leaves the row to be claimed again; the upserts by external id then update
+//! the records it created instead of creating second ones.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use wholesail_backoff::Backoff;
 use wholesail_salesforce::{Client, Error as SalesforceError, RecordOutcome};
 use wholesail_webhook::ShopDomain;
 
 use super::accounts::{self, Resolution, ResolveError};
-use super::mapping::{self, MappingError};
-use super::outbox::{self, Claimed, Object};
+use super::mapping::{self, MappingError, OrgContext, Part, SObject};
+use super::outbox::{self, Claimed, Lanes, Object};
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
 
 /// `[salesforce]` loop settings.
@@ -43,6 +50,12 @@ pub struct Settings {
     pub lease_ms: u64,
     /// Idle poll interval (a NOTIFY wakes the loop sooner).
     pub poll_interval_ms: u64,
+    /// Fraction of the org's daily API requests kept for its other integrations: once used ≥
+    /// max × (1 − reserve), backfill rows wait and live rows still flow.
+    pub reserve: f64,
+    /// How old the last reported usage may be before the reserve check asks `/limits` (one
+    /// API call; the usage is otherwise read from every answer).
+    pub budget_recheck_ms: u64,
 }
 
 impl Default for Settings {
@@ -54,6 +67,8 @@ impl Default for Settings {
             backoff_max_ms: 300_000,
             lease_ms: 120_000,
             poll_interval_ms: 1_000,
+            reserve: 0.2,
+            budget_recheck_ms: 60_000,
         }
     }
 }
@@ -66,6 +81,8 @@ pub struct Sync {
     worker: Arc<str>,
     settings: Settings,
     backoff: Backoff,
+    /// The standard price book's Id by org.
+    pricebooks: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Sync {
@@ -86,6 +103,7 @@ impl Sync {
             worker: worker.into(),
             settings,
             backoff,
+            pricebooks: Arc::default(),
         }
     }
 
@@ -105,41 +123,28 @@ impl Sync {
 
     /// Sends one claimed batch of one shop, parents first.
     async fn send(&self, client: &Client, rows: Vec<Claimed>) -> Result<(), sqlx::Error> {
-        for object in Object::ALL {
-            let mut ready: Vec<(&Claimed, Value)> = Vec::new();
-            let mut conn = self.pool.acquire().await?;
-            for row in rows.iter().filter(|r| r.object == object) {
-                match mapping::record(&mut conn, &row.shop, object, &row.record_key).await {
-                    Ok(record) => ready.push((row, record)),
-                    Err(MappingError::Database(e)) => return Err(e),
-                    Err(e) => self.fail(row, &e.to_string(), false).await?,
-                }
-            }
-            drop(conn);
-            if object == Object::Account {
-                ready = self.resolve_accounts(client, ready).await?;
-            }
-            let (sobject, external_id) = object.sobject();
-            for chunk in ready.chunks(wholesail_salesforce::collections::MAX_RECORDS) {
-                let records: Vec<&Value> = chunk.iter().map(|(_, r)| r).collect();
-                match client.upsert(sobject, external_id, &records).await {
-                    Ok(outcomes) => {
-                        for ((row, _), outcome) in chunk.iter().zip(outcomes) {
-                            self.record(row, sobject, outcome).await?;
-                        }
-                    }
-                    Err(e) => {
-                        let retryable = retryable(&e);
-                        metrics::counter!("wholesail_salesforce_call_failures_total",
-                            "object" => sobject, "retryable" => retryable.to_string())
-                        .increment(1);
-                        tracing::warn!(error = %e, sobject, records = chunk.len(), retryable,
-                            "salesforce upsert failed");
-                        for (row, _) in chunk {
-                            self.fail(row, &e.to_string(), retryable).await?;
-                        }
+        let mut work = self.map(client, &rows).await?;
+        self.resolve_accounts(client, &mut work).await?;
+        for sobject in SObject::ALL {
+            self.send_parts(client, &mut work, sobject).await?;
+        }
+        for w in work {
+            match (w.failure, w.saved.first()) {
+                (Some((error, retryable)), _) => self.fail(w.row, &error, retryable).await?,
+                (None, Some(Some(saved))) => {
+                    if let Some(lag) = outbox::mark_done(
+                        &self.pool,
+                        &w.row.shop,
+                        w.row.id,
+                        &self.worker,
+                        &saved.id,
+                    )
+                    .await?
+                    {
+                        metrics::histogram!("wholesail_salesforce_lag_seconds").record(lag);
                     }
                 }
+                (None, _) => unreachable!("a row without a failure has every part saved"),
             }
         }
         if let Some(usage) = client.budget().usage() {
@@ -149,66 +154,263 @@ impl Sync {
         Ok(())
     }
 
-    /// Keeps the Accounts to upsert: a company never written before is first matched against
-    /// Salesforce's Accounts ([`accounts`]); a linked one is done, one waiting for review is
-    /// parked in the dead letters with the reason.
-    async fn resolve_accounts<'a>(
-        &self,
-        client: &Client,
-        ready: Vec<(&'a Claimed, Value)>,
-    ) -> Result<Vec<(&'a Claimed, Value)>, sqlx::Error> {
-        let mut upsert = Vec::with_capacity(ready.len());
-        for (row, record) in ready {
-            match accounts::resolve(&self.pool, client, &row.shop, &row.record_key, &record).await {
-                Ok(Resolution::Upsert) => upsert.push((row, record)),
-                Ok(Resolution::Linked(id)) => {
-                    self.record(row, "Account", RecordOutcome::Updated { id })
-                        .await?;
-                }
-                Ok(Resolution::Review(n)) => {
-                    let reason = format!(
-                        "waiting for review: {n} possible Accounts in Salesforce \
-                         (origin salesforce review)"
-                    );
-                    self.fail(row, &reason, false).await?;
-                }
-                Err(ResolveError::Database(e)) => return Err(e),
-                Err(ResolveError::Salesforce(e)) => {
-                    self.fail(row, &e.to_string(), retryable(&e)).await?;
-                }
-                Err(e @ ResolveError::Link(..)) => self.fail(row, &e.to_string(), false).await?,
+    /// Whether the org's API usage reached the reserve kept for its other integrations. A
+    /// usage never reported or older than `budget_recheck_ms` is refreshed with `/limits`
+    /// first (the day may have turned while only backfill rows waited).
+    async fn reserve_reached(&self, client: &Client) -> bool {
+        let recheck = time::Duration::milliseconds(self.settings.budget_recheck_ms as i64);
+        let stale = client
+            .budget()
+            .usage()
+            .is_none_or(|u| OffsetDateTime::now_utc() - u.updated_at > recheck);
+        if stale {
+            if let Err(e) = client.limits().await {
+                tracing::warn!(error = %e, "salesforce limits check failed");
             }
         }
-        Ok(upsert)
+        let org = client.config().org.clone();
+        let Some(usage) = client.budget().usage() else {
+            return false;
+        };
+        let limit = usage.max as f64 * (1.0 - self.settings.reserve.clamp(0.0, 1.0));
+        let reached = usage.used as f64 >= limit;
+        metrics::gauge!("wholesail_salesforce_api_used_ratio", "org" => org.clone())
+            .set(usage.used as f64 / usage.max.max(1) as f64);
+        metrics::gauge!("wholesail_salesforce_reserve_reached", "org" => org).set(if reached {
+            1.0
+        } else {
+            0.0
+        });
+        reached
     }
 
-    /// Records one record's outcome.
-    async fn record(
+    /// Builds the records of each row from origin's tables; a row that cannot be mapped fails
+    /// now.
+    async fn map<'a>(
         &self,
-        row: &Claimed,
-        sobject: &'static str,
-        outcome: RecordOutcome,
-    ) -> Result<(), sqlx::Error> {
-        match outcome {
-            RecordOutcome::Created { id } | RecordOutcome::Updated { id } => {
-                if let Some(lag) =
-                    outbox::mark_done(&self.pool, &row.shop, row.id, &self.worker, &id).await?
-                {
-                    metrics::histogram!("wholesail_salesforce_lag_seconds").record(lag);
+        client: &Client,
+        rows: &'a [Claimed],
+    ) -> Result<Vec<Work<'a>>, sqlx::Error> {
+        let needs_book = rows
+            .iter()
+            .any(|r| matches!(r.object, Object::Product | Object::Order));
+        let book = match needs_book {
+            true => Some(self.standard_pricebook(client).await),
+            false => None,
+        };
+        let mut work = Vec::with_capacity(rows.len());
+        let mut conn = self.pool.acquire().await?;
+        for row in rows {
+            let org = match (&book, row.object) {
+                (_, Object::Account | Object::Contact) => OrgContext {
+                    standard_pricebook: "",
+                },
+                (Some(Ok(id)), _) => OrgContext {
+                    standard_pricebook: id,
+                },
+                (Some(Err(e)), _) => {
+                    self.fail(row, &e.to_string(), retryable(e)).await?;
+                    continue;
                 }
-                metrics::counter!("wholesail_salesforce_records_total",
-                    "object" => sobject, "outcome" => "saved")
-                .increment(1);
-                Ok(())
-            }
-            RecordOutcome::Failed(f) => {
-                metrics::counter!("wholesail_salesforce_records_total",
-                    "object" => sobject, "outcome" => if f.retryable { "retry" } else { "failed" })
-                .increment(1);
-                let message = format!("{}: {}", f.codes.join(", "), f.message);
-                self.fail(row, &message, f.retryable).await
+                (None, _) => unreachable!("the price book is read when a row needs it"),
+            };
+            match mapping::records(&mut conn, &row.shop, row.object, &row.record_key, org).await {
+                Ok(parts) => work.push(Work {
+                    row,
+                    saved: vec![None; parts.len()],
+                    parts,
+                    failure: None,
+                }),
+                Err(MappingError::Database(e)) => return Err(e),
+                Err(e) => self.fail(row, &e.to_string(), false).await?,
             }
         }
+        Ok(work)
+    }
+
+    /// The standard price book's Id, asked once per org (`IsStandard = true`).
+    async fn standard_pricebook(&self, client: &Client) -> Result<String, SalesforceError> {
+        let org = client.config().org.clone();
+        if let Some(id) = self.pricebooks.lock().expect("price books").get(&org) {
+            return Ok(id.clone());
+        }
+        #[derive(Deserialize)]
+        struct Book {
+            #[serde(rename = "Id")]
+            id: String,
+        }
+        let books: Vec<Book> = client
+            .query_all("SELECT Id FROM Pricebook2 WHERE IsStandard = true")
+            .await?;
+        let id =
+            books.into_iter().next().map(|b| b.id).ok_or_else(|| {
+                SalesforceError::Decode("the org has no standard price book".into())
+            })?;
+        self.pricebooks
+            .lock()
+            .expect("price books")
+            .insert(org, id.clone());
+        Ok(id)
+    }
+
+    /// Sends the parts of `sobject` whose parent is saved, in upserts of ≤ 200; a child whose
+    /// parent existed before may exist too, and is sent without its create-only fields if so.
+    async fn send_parts(
+        &self,
+        client: &Client,
+        work: &mut [Work<'_>],
+        sobject: SObject,
+    ) -> Result<(), sqlx::Error> {
+        let mut due: Vec<(usize, usize)> = Vec::new();
+        for (wi, w) in work.iter().enumerate() {
+            if w.failure.is_some() {
+                continue;
+            }
+            for (pi, part) in w.parts.iter().enumerate() {
+                if part.sobject == sobject && w.saved[pi].is_none() {
+                    due.push((wi, pi));
+                }
+            }
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        let maybe_existing: Vec<String> = due
+            .iter()
+            .filter_map(|&(wi, pi)| {
+                let w = &work[wi];
+                let parent = w.parts[pi].parent?;
+                (!w.saved[parent].as_ref()?.created).then(|| w.parts[pi].key().to_owned())
+            })
+            .collect();
+        let existing = match self.existing(client, sobject, &maybe_existing).await {
+            Ok(existing) => existing,
+            Err(e) => {
+                let retryable = retryable(&e);
+                for &(wi, _) in &due {
+                    work[wi].failed(e.to_string(), retryable);
+                }
+                return Ok(());
+            }
+        };
+        for &(wi, pi) in &due {
+            let part = &mut work[wi].parts[pi];
+            if existing.contains(part.key()) {
+                part.for_update();
+            }
+        }
+        let (name, external_id) = (sobject.name(), sobject.external_id());
+        for chunk in due.chunks(wholesail_salesforce::collections::MAX_RECORDS) {
+            let records: Vec<&Value> = chunk
+                .iter()
+                .map(|&(wi, pi)| &work[wi].parts[pi].record)
+                .collect();
+            match client.upsert(name, external_id, &records).await {
+                Ok(outcomes) => {
+                    for (&(wi, pi), outcome) in chunk.iter().zip(outcomes) {
+                        let (label, saved) = match outcome {
+                            RecordOutcome::Created { id } => {
+                                ("saved", Ok(Saved { id, created: true }))
+                            }
+                            RecordOutcome::Updated { id } => {
+                                ("saved", Ok(Saved { id, created: false }))
+                            }
+                            RecordOutcome::Failed(f) => (
+                                if f.retryable { "retry" } else { "failed" },
+                                Err((
+                                    format!("{name}: {}: {}", f.codes.join(", "), f.message),
+                                    f.retryable,
+                                )),
+                            ),
+                        };
+                        metrics::counter!("wholesail_salesforce_records_total",
+                            "object" => name, "outcome" => label)
+                        .increment(1);
+                        match saved {
+                            Ok(saved) => work[wi].saved[pi] = Some(saved),
+                            Err((error, retryable)) => work[wi].failed(error, retryable),
+                        }
+                    }
+                }
+                Err(e) => {
+                    let retryable = retryable(&e);
+                    metrics::counter!("wholesail_salesforce_call_failures_total",
+                        "object" => name, "retryable" => retryable.to_string())
+                    .increment(1);
+                    tracing::warn!(error = %e, sobject = name, records = chunk.len(), retryable,
+                        "salesforce upsert failed");
+                    for &(wi, _) in chunk {
+                        work[wi].failed(e.to_string(), retryable);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Which of `keys` (external ids of `sobject`) Salesforce already has: one query per 200.
+    async fn existing(
+        &self,
+        client: &Client,
+        sobject: SObject,
+        keys: &[String],
+    ) -> Result<HashSet<String>, SalesforceError> {
+        let mut found = HashSet::new();
+        let field = sobject.external_id();
+        for chunk in keys.chunks(wholesail_salesforce::collections::MAX_RECORDS) {
+            let list = chunk
+                .iter()
+                .map(|k| format!("'{}'", k.replace('\\', "\\\\").replace('\'', "\\'")))
+                .collect::<Vec<_>>()
+                .join(",");
+            let soql = format!(
+                "SELECT {field} FROM {} WHERE {field} IN ({list})",
+                sobject.name()
+            );
+            for row in client.query_all::<Map<String, Value>>(soql).await? {
+                if let Some(key) = row.get(field).and_then(Value::as_str) {
+                    found.insert(key.to_owned());
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Resolves the Accounts of never-written companies first ([`accounts`]): a linked one is
+    /// saved (no upsert), one waiting for review fails with the reason (dead letters).
+    async fn resolve_accounts(
+        &self,
+        client: &Client,
+        work: &mut [Work<'_>],
+    ) -> Result<(), sqlx::Error> {
+        for w in work.iter_mut() {
+            if w.row.object != Object::Account {
+                continue;
+            }
+            let record = &w.parts[0].record;
+            match accounts::resolve(&self.pool, client, &w.row.shop, &w.row.record_key, record)
+                .await
+            {
+                Ok(Resolution::Upsert) => {}
+                Ok(Resolution::Linked(id)) => {
+                    metrics::counter!("wholesail_salesforce_records_total",
+                        "object" => "Account", "outcome" => "saved")
+                    .increment(1);
+                    w.saved[0] = Some(Saved { id, created: false });
+                }
+                Ok(Resolution::Review(n)) => w.failed(
+                    format!(
+                        "waiting for review: {n} possible Accounts in Salesforce \
+                         (origin salesforce review)"
+                    ),
+                    false,
+                ),
+                Err(ResolveError::Database(e)) => return Err(e),
+                Err(ResolveError::Salesforce(e)) => w.failed(e.to_string(), retryable(&e)),
+                Err(e @ ResolveError::Link(..)) => w.failed(e.to_string(), false),
+            }
+        }
+        Ok(())
     }
 
     /// Puts `row` back with a backoff (`retryable`) or in the dead letters.
@@ -235,6 +437,33 @@ impl Sync {
     }
 }
 
+/// A claimed row on its way: its records and what happened to each.
+struct Work<'a> {
+    row: &'a Claimed,
+    parts: Vec<Part>,
+    /// Per part, once Salesforce saved it.
+    saved: Vec<Option<Saved>>,
+    /// The first failure and whether every failure so far may succeed later.
+    failure: Option<(String, bool)>,
+}
+
+impl Work<'_> {
+    /// Records a failure of one of the row's records (the row's later parts are not sent).
+    fn failed(&mut self, error: String, retryable: bool) {
+        match &mut self.failure {
+            Some((_, all_retryable)) => *all_retryable &= retryable,
+            None => self.failure = Some((error, retryable)),
+        }
+    }
+}
+
+/// A record Salesforce saved.
+#[derive(Clone, Debug)]
+struct Saved {
+    id: String,
+    created: bool,
+}
+
 /// Whether a failed call may succeed later: transient failures, the budget and the breaker.
 fn retryable(e: &SalesforceError) -> bool {
     e.is_retryable()
@@ -254,12 +483,17 @@ impl LeaseQueue for Sync {
             let Some(client) = self.clients.get(&shop) else {
                 continue;
             };
+            let lanes = match self.reserve_reached(client).await {
+                true => Lanes::LiveOnly,
+                false => Lanes::All,
+            };
             let rows = outbox::claim(
                 &self.pool,
                 &shop,
                 &self.worker,
                 self.settings.batch_size,
                 lease,
+                lanes,
             )
             .await?;
             if rows.is_empty() {
