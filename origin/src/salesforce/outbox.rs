@@ -83,6 +83,11 @@ pub async fn enqueue(
     let Some(object) = Object::of(topic) else {
         return Ok(());
     };
+    // One indexed lookup decides whether anything else happens: a shop without an org pays
+    // only this (no payload parse, no outbox statements).
+    if !is_connected(conn, &event.shop).await? {
+        return Ok(());
+    }
     let Some(key) = RecordKey::of(&event.payload, object) else {
         return Ok(());
     };
@@ -95,7 +100,6 @@ pub async fn enqueue(
          SELECT $1, $2, $3,
                 coalesce((SELECT coalesce(triggered_at, received_at) FROM inbox
                           WHERE shop = $1 AND id = $4), now())
-         WHERE EXISTS (SELECT 1 FROM salesforce_orgs WHERE shop = $1)
          ON CONFLICT (shop, object, record_key) WHERE status = 'pending'
              DO UPDATE SET changed_at = now()
          RETURNING 1 AS "one!""#,
@@ -130,7 +134,6 @@ async fn enqueue_line_products(
          FROM order_lines l
          JOIN products p ON p.shop = l.shop AND p.id = l.product_id AND p.deleted_at IS NULL
          WHERE l.shop = $1 AND l.order_id = $2
-           AND EXISTS (SELECT 1 FROM salesforce_orgs WHERE shop = $1)
            AND NOT EXISTS (SELECT 1 FROM salesforce_outbox o
                            WHERE o.shop = l.shop AND o.object = 'product'
                              AND o.record_key = l.product_id::text)
@@ -161,13 +164,7 @@ pub struct Backfilled {
 /// alone. `None` when the shop is not connected.
 pub async fn backfill(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Backfilled>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let connected = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM salesforce_orgs WHERE shop = $1) AS "connected!""#,
-        shop.as_str()
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if !connected {
+    if !is_connected(&mut tx, shop).await? {
         return Ok(None);
     }
     let shop = shop.as_str();
@@ -229,6 +226,16 @@ pub async fn backfill(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Backfil
         products,
         orders,
     }))
+}
+
+/// Whether `shop` is connected to a Salesforce org.
+async fn is_connected(conn: &mut PgConnection, shop: &ShopDomain) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM salesforce_orgs WHERE shop = $1) AS "connected!""#,
+        shop.as_str()
+    )
+    .fetch_one(conn)
+    .await
 }
 
 /// Connects `shop` to Salesforce: its changes are enqueued from now on.
