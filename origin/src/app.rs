@@ -44,27 +44,51 @@ pub enum ServeError {
     Salesforce(#[from] wholesail_salesforce::Error),
 }
 
-/// Connects the configured shops to their Salesforce orgs and starts the sync; `None` when no
+/// Connects the configured shops to their Salesforce orgs and starts the sync, and for orgs
+/// with a Pub/Sub endpoint the change subscription and the quote write-back; `None` when no
 /// org is configured.
 async fn start_salesforce(
-    pool: &PgPool,
+    state: &AppState,
     config: &crate::salesforce::SalesforceConfig,
     shutdown: CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
+    use crate::salesforce::{inbound::Inbound, quotes::WriteBack, runner::Sync};
     if config.orgs.is_empty() {
         return Ok(None);
     }
+    let pool = &state.pool;
     let clients = config.clients()?;
     for shop in clients.keys() {
         crate::salesforce::outbox::connect(pool, shop).await?;
     }
-    let sync = crate::salesforce::runner::Sync::new(
-        pool.clone(),
-        clients,
-        worker_id(),
-        config.sync.clone(),
-    );
-    Ok(Some(tokio::spawn(sync.run(shutdown))))
+    let mut tasks = tokio::task::JoinSet::new();
+    for org in &config.orgs {
+        let (Some(endpoint), Some(client)) = (&org.pubsub_url, clients.get(&org.shop)) else {
+            continue;
+        };
+        let inbound = Inbound::new(
+            pool.clone(),
+            org.shop.clone(),
+            client.clone(),
+            endpoint.clone(),
+            state.shops.clone(),
+            config.inbound.clone(),
+        );
+        tasks.spawn(inbound.run(shutdown.clone()));
+    }
+    if !tasks.is_empty() {
+        let poll = std::time::Duration::from_millis(config.inbound.write_back_poll_ms);
+        tasks.spawn(WriteBack::new(pool.clone(), clients.clone(), poll).run(shutdown.clone()));
+    }
+    let sync = Sync::new(pool.clone(), clients, worker_id(), config.sync.clone());
+    tasks.spawn(sync.run(shutdown));
+    Ok(Some(tokio::spawn(async move {
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "salesforce task failed");
+            }
+        }
+    })))
 }
 
 /// Opens the connection pool, logging which server and database it uses (host and database
@@ -181,7 +205,7 @@ pub async fn serve(
     ));
     let (draft_routes, draft_loops) =
         draft_orders::start(&state, config.draft_orders, worker_id(), shutdown.clone());
-    let salesforce = start_salesforce(&pool, &config.salesforce, shutdown.clone()).await?;
+    let salesforce = start_salesforce(&state, &config.salesforce, shutdown.clone()).await?;
     let ops = ops::Ops::new(&state);
     let api = api_routes(state, config.max_body_bytes, &config.http).merge(draft_routes);
     let mut app = http_limits::limit(api, &config.http).merge(ops::probe_routes(ops.clone()));

@@ -134,7 +134,8 @@ pub async fn readyz(State(app): State<Ops>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text format, inbox gauges refreshed at scrape time.
+/// `GET /metrics`: Prometheus text format, inbox and Salesforce outbox gauges refreshed at
+/// scrape time.
 pub async fn metrics(State(app): State<Ops>) -> Response {
     match inbox::depth(&app.pool).await {
         Ok(depth) => {
@@ -144,6 +145,16 @@ pub async fn metrics(State(app): State<Ops>) -> Response {
             metrics::gauge!("wholesail_inbox_lag_seconds").set(depth.lag_secs);
         }
         Err(e) => tracing::warn!(error = %e, "metrics: inbox depth unavailable"),
+    }
+    match crate::salesforce::outbox::depth(&app.pool).await {
+        Ok((by_status, oldest)) => {
+            for (status, rows) in by_status {
+                metrics::gauge!("wholesail_salesforce_outbox_depth", "status" => status)
+                    .set(rows as f64);
+            }
+            metrics::gauge!("wholesail_salesforce_outbox_oldest_seconds").set(oldest);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: salesforce outbox depth unavailable"),
     }
     app.metrics.run_upkeep();
     (

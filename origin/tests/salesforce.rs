@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use salesforce_simulator::{AfterApply, Simulator, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
@@ -14,9 +15,13 @@ use serde_json::{json, Value};
 use shopify_simulator::payloads::{order, OrderSpec};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use wholesail_origin::draft_orders::{self, JobLoop};
 use wholesail_origin::handlers::{self, InboxEvent, Outcome};
+use wholesail_origin::salesforce::inbound::{self, Inbound};
 use wholesail_origin::salesforce::outbox;
+use wholesail_origin::salesforce::quotes::WriteBack;
 use wholesail_origin::salesforce::runner::{Settings, Sync};
+use wholesail_origin::shops::{ShopConfig, Shops};
 
 const SHOP: &str = "acme.myshopify.com";
 const T1: &str = "2026-11-23T10:00:00-05:00";
@@ -651,4 +656,444 @@ async fn backfill_waits_at_the_budget_reserve_while_live_changes_flow(pool: PgPo
     stop.cancel();
     task.await.unwrap();
     assert_eq!(outbox_status(&pool).await.get("done"), Some(&6));
+}
+
+// ---- Salesforce → Wholesail: the change subscription and quote to cash ----
+
+fn inbound_settings() -> inbound::Settings {
+    inbound::Settings {
+        retry_base_ms: 50,
+        retry_max_ms: 200,
+        write_back_poll_ms: 50,
+        ..inbound::Settings::default()
+    }
+}
+
+/// SHOP's change subscription, in-process (no Shopify shop behind it unless `shops` has one).
+fn subscription(pool: &PgPool, sim: &Simulator, shops: Arc<Shops>) -> Inbound {
+    Inbound::new(
+        pool.clone(),
+        common::domain(SHOP),
+        client(sim),
+        sim.pubsub_url(),
+        shops,
+        inbound_settings(),
+    )
+}
+
+/// Makes the subscription resume after the simulator's newest event (the first subscription
+/// of an org starts at LATEST, which a test cannot synchronise with).
+async fn resume_after_newest(pool: &PgPool, sim: &Simulator) {
+    let newest = sim.change_events().last().expect("an event").replay_id;
+    sqlx::query(
+        "INSERT INTO salesforce_replay (shop, replay_id, committed_at) VALUES ($1, $2, now())
+         ON CONFLICT (shop) DO UPDATE SET replay_id = $2",
+    )
+    .bind(SHOP)
+    .bind(newest.to_be_bytes().to_vec())
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// The replay position stored for SHOP, as the simulator's counter.
+async fn stored_replay(pool: &PgPool) -> Option<u64> {
+    let id: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT replay_id FROM salesforce_replay WHERE shop = $1")
+            .bind(SHOP)
+            .fetch_optional(pool)
+            .await
+            .unwrap();
+    id.map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+}
+
+/// Waits until the subscription has applied every event the simulator holds.
+async fn caught_up(pool: &PgPool, sim: &Simulator) {
+    let newest = sim.change_events().last().expect("an event").replay_id;
+    common::eventually(
+        Duration::from_secs(20),
+        "the subscription catches up",
+        || async { stored_replay(pool).await >= Some(newest) },
+    )
+    .await;
+}
+
+async fn owned_fields(pool: &PgPool, account: &str) -> Value {
+    sqlx::query_scalar(
+        "SELECT fields FROM salesforce_owned_fields WHERE object = 'Account' AND salesforce_id = $1",
+    )
+    .bind(account)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+    .unwrap_or(Value::Null)
+}
+
+/// A company written to Salesforce by the sync; its Account's id.
+async fn synced_company(pool: &PgPool, sim: &Simulator, id: u64, name: &str) -> String {
+    outbox::connect(pool, &common::domain(SHOP)).await.unwrap();
+    apply(pool, &event(1, "companies/create", &company(id, name, T1))).await;
+    drain(pool, sim).await;
+    let account = sim
+        .record_by_external_id("Account", "Shopify_Company_Id__c", &id.to_string())
+        .unwrap();
+    account["Id"].as_str().unwrap().to_owned()
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn salesforce_owned_changes_land_and_drift_is_restored_after_an_outage(pool: PgPool) {
+    let sim = simulator().await;
+    let account = synced_company(&pool, &sim, 42, "Fabrikam").await;
+    resume_after_newest(&pool, &sim).await;
+    let shops = Arc::new(Shops::new(vec![]).unwrap());
+
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(subscription(&pool, &sim, shops.clone()).run(stop.clone()));
+    // The sync's own write (a rename) comes back as a change event and is not drift.
+    apply(
+        &pool,
+        &event(2, "companies/update", &company(42, "Fabrikam Inc", T2)),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    sim.user_update("Account", &account, json!({"Rating": "Hot"}))
+        .unwrap();
+    caught_up(&pool, &sim).await;
+    assert_eq!(owned_fields(&pool, &account).await["Rating"], json!("Hot"));
+    let drift: i64 = sqlx::query_scalar("SELECT count(*) FROM salesforce_drift")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(drift, 0, "the sync's own writes are not drift");
+
+    // Outage: the subscriber is down while a salesperson edits the Account.
+    stop.cancel();
+    task.await.unwrap();
+    let resume_from = stored_replay(&pool).await;
+    sim.user_update(
+        "Account",
+        &account,
+        json!({"Description": "Net 60", "Name": "Fabrikam (do not use)"}),
+    )
+    .unwrap();
+    sim.user_update("Account", &account, json!({"Rating": "Warm"}))
+        .unwrap();
+
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(subscription(&pool, &sim, shops).run(stop.clone()));
+    caught_up(&pool, &sim).await;
+    assert!(stored_replay(&pool).await > resume_from);
+    let fields = owned_fields(&pool, &account).await;
+    assert_eq!(fields["Rating"], json!("Warm"));
+    assert_eq!(fields["Description"], json!("Net 60"));
+    // The rename is drift: reported once, and the company is sent again.
+    let (fields, record, restore): (Vec<String>, Option<String>, bool) = sqlx::query_as(
+        "SELECT fields, record_key, restore_enqueued FROM salesforce_drift WHERE salesforce_id = $1",
+    )
+    .bind(&account)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(fields, vec!["Name".to_owned()]);
+    assert_eq!(record.as_deref(), Some("gid://shopify/Company/42"));
+    assert!(restore);
+    drain(&pool, &sim).await;
+    let restored = sim.record("Account", &account).unwrap();
+    assert_eq!(restored["Name"], json!("Fabrikam Inc"));
+    assert_eq!(restored["Description"], json!("Net 60"));
+    // The restore is the sync's own write again: still one drift report.
+    caught_up(&pool, &sim).await;
+    let drift: i64 = sqlx::query_scalar("SELECT count(*) FROM salesforce_drift")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(drift, 1);
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn an_expired_replay_id_falls_back_to_a_query_catch_up_and_says_so(pool: PgPool) {
+    let sim = simulator().await;
+    let account = synced_company(&pool, &sim, 43, "Contoso").await;
+    resume_after_newest(&pool, &sim).await;
+    sqlx::query("UPDATE salesforce_replay SET committed_at = now() - interval '1 minute'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // While nothing listens, the Account is rated; then the events age out of retention.
+    sim.user_update("Account", &account, json!({"Rating": "Cold"}))
+        .unwrap();
+    sim.advance_clock(Duration::from_secs(73 * 3600));
+
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(
+        subscription(&pool, &sim, Arc::new(Shops::new(vec![]).unwrap())).run(stop.clone()),
+    );
+    common::eventually(Duration::from_secs(20), "the catch-up", || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM salesforce_catchups WHERE finished_at IS NOT NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+            == 1
+    })
+    .await;
+    let (reason, records): (String, i32) =
+        sqlx::query_as("SELECT reason, records FROM salesforce_catchups")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(reason.contains("replay id is no longer held"), "{reason}");
+    assert!(records >= 1);
+    assert_eq!(owned_fields(&pool, &account).await["Rating"], json!("Cold"));
+    // From here on the subscription follows new events again.
+    sim.user_update("Account", &account, json!({"Rating": "Hot"}))
+        .unwrap();
+    common::eventually(Duration::from_secs(20), "the next change", || async {
+        owned_fields(&pool, &account).await["Rating"] == json!("Hot")
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+const QUOTE_LOCATION: &str = "gid://shopify/CompanyLocation/7700001";
+
+/// A Shopify shop of `products` products (variant 0 of each synced into origin) and company
+/// `company`'s one location.
+async fn shopify_shop(pool: &PgPool, products: u64, company: u64) -> shopify_simulator::Simulator {
+    let mut config = shopify_simulator::SimulatorConfig::default();
+    config.shops[0].catalog = shopify_simulator::CatalogSpec::new(5, products);
+    let sim = shopify_simulator::Simulator::start(config).await.unwrap();
+    let catalog = sim.catalog(shopify_simulator::DEFAULT_SHOP);
+    for i in 0..products {
+        let v = catalog.variant(i, 0).unwrap();
+        sqlx::query(
+            "INSERT INTO variants (shop, id, product_id, sku, title, price, inventory_item_id)
+             VALUES ($1, $2, $3, $4, $5, $6 / 100.0, $7)",
+        )
+        .bind(SHOP)
+        .bind(v.id as i64)
+        .bind(v.product_id as i64)
+        .bind(&v.sku)
+        .bind(&v.title)
+        .bind(v.price_cents as i64)
+        .bind(v.inventory_item_id as i64)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO company_locations (shop, admin_graphql_api_id, company_admin_graphql_api_id,
+                                        name, shipping_country_code)
+         VALUES ($1, $2, $3, 'Receiving dock', 'US')",
+    )
+    .bind(SHOP)
+    .bind(QUOTE_LOCATION)
+    .bind(format!("gid://shopify/Company/{company}"))
+    .execute(pool)
+    .await
+    .unwrap();
+    sim
+}
+
+/// A Quote of `lines` lines (variant 0 of products 0..lines) on the Account of `company`,
+/// created by a salesperson; its id.
+fn user_quote(
+    sim: &Simulator,
+    shopify: &shopify_simulator::Simulator,
+    company: u64,
+    lines: u64,
+) -> String {
+    let account = sim
+        .user_create(
+            "Account",
+            json!({"Name": "Northwind", "Shopify_Company_Id__c": company.to_string()}),
+        )
+        .unwrap();
+    let book = sim.records("Pricebook2")[0]["Id"].clone();
+    let quote = sim
+        .user_create(
+            "Quote",
+            json!({"Name": "Q-1001", "AccountId": account, "Pricebook2Id": book, "Status": "Draft"}),
+        )
+        .unwrap();
+    let catalog = shopify.catalog(shopify_simulator::DEFAULT_SHOP);
+    for i in 0..lines {
+        let variant = catalog.variant(i, 0).unwrap().id.to_string();
+        let product = sim
+            .user_create(
+                "Product2",
+                json!({"Name": format!("Product {i}"), "Shopify_Variant_Id__c": variant}),
+            )
+            .unwrap();
+        let entry = sim
+            .user_create(
+                "PricebookEntry",
+                json!({"Pricebook2Id": book, "Product2Id": product, "UnitPrice": 10,
+                       "IsActive": true, "Shopify_Variant_Id__c": variant}),
+            )
+            .unwrap();
+        sim.user_create(
+            "QuoteLineItem",
+            json!({"QuoteId": quote, "PricebookEntryId": entry, "Quantity": 1 + i % 4,
+                   "UnitPrice": 10}),
+        )
+        .unwrap();
+    }
+    quote
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_quote_approved_in_salesforce_comes_back_with_its_checkout_links(pool: PgPool) {
+    const LINES: u64 = 600;
+    const COMPANY: u64 = 77;
+    let shopify = shopify_shop(&pool, LINES, COMPANY).await;
+    let sim = simulator().await;
+    let quote = user_quote(&sim, &shopify, COMPANY, LINES);
+    resume_after_newest(&pool, &sim).await;
+    let shops = Arc::new(
+        Shops::new(vec![ShopConfig {
+            domain: common::domain(SHOP),
+            url: Some(shopify.base_url().into()),
+            access_token: SecretString::from(shopify_simulator::DEFAULT_TOKEN),
+            api_version: Some("2026-01".into()),
+        }])
+        .unwrap(),
+    );
+    let stop = CancellationToken::new();
+    let tasks = [
+        tokio::spawn(subscription(&pool, &sim, shops.clone()).run(stop.clone())),
+        tokio::spawn(
+            JobLoop::new(
+                pool.clone(),
+                shops,
+                draft_orders::Settings {
+                    backoff_base_ms: 50,
+                    backoff_max_ms: 200,
+                    poll_interval_ms: 100,
+                    ..draft_orders::Settings::default()
+                },
+                "test-jobs".into(),
+            )
+            .run(stop.clone()),
+        ),
+        tokio::spawn(
+            WriteBack::new(
+                pool.clone(),
+                HashMap::from([(common::domain(SHOP), client(&sim))]),
+                Duration::from_millis(50),
+            )
+            .run(stop.clone()),
+        ),
+    ];
+
+    sim.user_update("Quote", &quote, json!({"Status": "Approved"}))
+        .unwrap();
+    common::eventually(
+        Duration::from_secs(60),
+        "the links on the quote",
+        || async {
+            sim.record("Quote", &quote)
+                .unwrap()
+                .get("Shopify_Invoice_Urls__c")
+                .is_some_and(Value::is_string)
+        },
+    )
+    .await;
+    let written = sim.record("Quote", &quote).unwrap();
+    let drafts = shopify.draft_orders(shopify_simulator::DEFAULT_SHOP);
+    assert_eq!(drafts.len(), 2, "600 lines are two drafts of ≤ 499");
+    let urls: Vec<&str> = written["Shopify_Invoice_Urls__c"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .collect();
+    let mut expected: Vec<&str> = drafts.iter().map(|d| d.invoice_url.as_str()).collect();
+    expected.sort_unstable();
+    let mut got = urls.clone();
+    got.sort_unstable();
+    assert_eq!(got, expected);
+    let status = written["Shopify_Draft_Status__c"].as_str().unwrap();
+    assert!(status.starts_with("completed: 2 draft orders"), "{status}");
+    let lines: usize = drafts.iter().map(|d| d.lines.len()).sum();
+    assert_eq!(lines as u64, LINES);
+
+    // Approving the same quote again makes nothing new.
+    sim.user_update("Quote", &quote, json!({"Status": "Draft"}))
+        .unwrap();
+    sim.user_update("Quote", &quote, json!({"Status": "Approved"}))
+        .unwrap();
+    caught_up(&pool, &sim).await;
+    assert_eq!(
+        shopify.draft_orders(shopify_simulator::DEFAULT_SHOP).len(),
+        2
+    );
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM draft_order_jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1);
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_quote_that_cannot_become_draft_orders_says_why_on_the_quote(pool: PgPool) {
+    let sim = simulator().await;
+    // The Account is not a Shopify company: nothing to bill.
+    let account = sim
+        .user_create("Account", json!({"Name": "Walk-in"}))
+        .unwrap();
+    let quote = sim
+        .user_create(
+            "Quote",
+            json!({"Name": "Q-2", "AccountId": account, "Status": "Draft"}),
+        )
+        .unwrap();
+    resume_after_newest(&pool, &sim).await;
+    let stop = CancellationToken::new();
+    let tasks = [
+        tokio::spawn(
+            subscription(&pool, &sim, Arc::new(Shops::new(vec![]).unwrap())).run(stop.clone()),
+        ),
+        tokio::spawn(
+            WriteBack::new(
+                pool.clone(),
+                HashMap::from([(common::domain(SHOP), client(&sim))]),
+                Duration::from_millis(50),
+            )
+            .run(stop.clone()),
+        ),
+    ];
+    sim.user_update("Quote", &quote, json!({"Status": "Approved"}))
+        .unwrap();
+    common::eventually(
+        Duration::from_secs(20),
+        "the reason on the quote",
+        || async {
+            sim.record("Quote", &quote)
+                .unwrap()
+                .get("Shopify_Draft_Status__c")
+                .is_some_and(Value::is_string)
+        },
+    )
+    .await;
+    let written = sim.record("Quote", &quote).unwrap();
+    let status = written["Shopify_Draft_Status__c"].as_str().unwrap();
+    assert!(
+        status.starts_with("rejected: ") && status.contains("Shopify_Company_Id__c"),
+        "{status}"
+    );
+    assert!(written
+        .get("Shopify_Invoice_Urls__c")
+        .is_none_or(Value::is_null));
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
 }

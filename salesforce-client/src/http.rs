@@ -34,6 +34,24 @@ pub(crate) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
+    /// The kind of call, for `wholesail_salesforce_calls_total{kind}`.
+    fn kind(&self) -> &'static str {
+        let path = self.path.trim_start_matches('/');
+        let path = path
+            .strip_prefix("services/data/")
+            .and_then(|p| p.split_once('/').map(|(_, rest)| rest))
+            .unwrap_or(path);
+        match path.split('/').take(2).collect::<Vec<_>>().as_slice() {
+            ["composite", "sobjects", ..] => "collections",
+            ["composite", ..] => "composite",
+            ["query", ..] => "query",
+            ["jobs", ..] => "bulk",
+            ["limits", ..] => "limits",
+            ["sobjects", ..] => "sobject",
+            _ => "other",
+        }
+    }
+
     pub(crate) fn get(path: &'a str) -> Self {
         Call {
             method: Method::GET,
@@ -104,6 +122,9 @@ impl Client {
                     return Err(e);
                 }
             };
+            metrics::counter!("wholesail_salesforce_calls_total",
+                "org" => inner.config.org.clone(), "kind" => call.kind())
+            .increment(1);
             let result = self.attempt(call, &session).await;
             permit.record(result.as_ref().err().map_or(Outcome::Healthy, health));
             match result {
@@ -137,6 +158,10 @@ impl Client {
             .http
             .request(call.method.clone(), url)
             .bearer_auth(session.access_token.expose_secret())
+            .header(
+                "Sforce-Call-Options",
+                format!("client={}", self.inner.config.call_client),
+            )
             .query(call.query);
         req = match &call.body {
             Body::Empty => req,

@@ -40,6 +40,9 @@ pub use wholesail_breaker::{Breaker, BreakerConfig, BreakerState};
 /// The gauge that exports each org's breaker state (0 closed, 1 half-open, 2 open).
 pub const BREAKER_METRIC: &str = "wholesail_salesforce_breaker_state";
 
+/// The `Sforce-Call-Options` client name a [`Config`] starts with.
+pub const DEFAULT_CALL_CLIENT: &str = "wholesail";
+
 /// How a client reaches one org.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -62,6 +65,9 @@ pub struct Config {
     pub max_concurrent: usize,
     /// The org's circuit breaker.
     pub breaker: BreakerConfig,
+    /// Sent as `Sforce-Call-Options: client=…` on every call, so the change events of this
+    /// client's own writes carry it in `changeOrigin` ([`cdc::ChangeEvent::is_from`]).
+    pub call_client: String,
 }
 
 impl Config {
@@ -87,6 +93,7 @@ impl Config {
             connect_timeout: Duration::from_secs(5),
             max_concurrent: 10,
             breaker: BreakerConfig::default(),
+            call_client: DEFAULT_CALL_CLIENT.into(),
         }
     }
 }

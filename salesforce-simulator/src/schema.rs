@@ -182,6 +182,7 @@ pub fn standard_objects() -> Vec<SObjectType> {
                 },
                 text("Phone", 40),
                 text("Industry", 255),
+                text("Rating", 255),
                 text("BillingStreet", 255),
                 text("BillingCity", 40),
                 text("BillingState", 80),
@@ -312,6 +313,11 @@ pub fn standard_objects() -> Vec<SObjectType> {
                 f("ExpirationDate", Date),
                 text("Description", 32000),
                 lookup("OwnerId", "User", "Owner"),
+                // Wholesail's package installs them: the buyer's company location (when the
+                // Account's company has several), and what quote to cash writes back.
+                text("Shopify_Location_Id__c", 255),
+                text("Shopify_Draft_Status__c", 255),
+                text("Shopify_Invoice_Urls__c", 32000),
             ],
         ),
         object(

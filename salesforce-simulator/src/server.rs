@@ -99,6 +99,17 @@ fn into_response(reply: Reply) -> Response {
     response
 }
 
+/// `Sforce-Call-Options: client=NAME[, defaultNamespace=…]` → `NAME`.
+fn call_options_client(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("sforce-call-options")?.to_str().ok()?;
+    value
+        .split(',')
+        .filter_map(|option| option.trim().split_once('='))
+        .find(|(name, _)| name.trim() == "client")
+        .map(|(_, client)| client.trim().to_owned())
+        .filter(|client| !client.is_empty())
+}
+
 fn limit_exceeded(message: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", message)
 }
@@ -160,6 +171,7 @@ async fn api(
             .collect(),
         params: parse_query(query.as_deref().unwrap_or_default()),
         body,
+        client: call_options_client(&headers),
     };
     let kind = req.kind();
     let fault = st.faults.lock().unwrap().before.pop_front();
@@ -170,7 +182,11 @@ async fn api(
             if let Some(Fault::Delay(d)) = other {
                 delay = Some(d);
             }
-            let reply = rest::route(&st, &req, &mut Scope::default())
+            let mut scope = Scope {
+                client: req.client.clone(),
+                ..Scope::default()
+            };
+            let reply = rest::route(&st, &req, &mut scope)
                 .await
                 .unwrap_or_else(Reply::from);
             let wrote = method != Method::GET && reply.status.is_success();

@@ -119,8 +119,15 @@ impl Shared {
         }
     }
 
-    /// `changeOrigin` of API writes.
-    pub fn api_origin(&self) -> String {
-        format!("com/salesforce/api/rest/{}", self.config.api_version)
+    /// `changeOrigin` of API writes: `com/salesforce/api/rest/62.0`, with `;client=…` when
+    /// the caller named itself in `Sforce-Call-Options`.
+    pub fn api_origin(&self, client: Option<&str>) -> String {
+        match client {
+            Some(c) => format!(
+                "com/salesforce/api/rest/{};client={c}",
+                self.config.api_version
+            ),
+            None => format!("com/salesforce/api/rest/{}", self.config.api_version),
+        }
     }
 }

@@ -251,6 +251,12 @@ async fn replay_resumes_after_a_stored_id_and_refuses_an_expired_one() {
         err.metadata().get("error-code").unwrap(),
         "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
     );
+
+    // Every event aged out: a new one still gets an id above every id issued before.
+    let newest = |org: &Org| org.sim.change_events().last().map(|e| e.replay_id);
+    org.patch(path, json!({"records": [account("r4", "Four")]}))
+        .await;
+    assert_eq!(newest(&org), Some(4));
 }
 
 #[tokio::test]

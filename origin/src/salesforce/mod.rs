@@ -1,7 +1,10 @@
-//! Salesforce sync (#14, first part): the transactional outbox (`outbox`), the mapping and
-//! field ownership declared once (`mapping`), and the loop that sends the outbox through
-//! `wholesail-salesforce` (`runner`). A shop's changes are enqueued only once it is connected
-//! (`[[salesforce.orgs]]` in the configuration).
+//! Salesforce sync (#14). Toward Salesforce: the transactional outbox (`outbox`), the mapping
+//! and field ownership declared once (`mapping`), company matching (`accounts`), and the loop
+//! that sends the outbox through `wholesail-salesforce` (`runner`). From Salesforce: the Change
+//! Data Capture subscription (`inbound`), which lands Salesforce-owned fields and restores
+//! drifted Shopify-owned ones (`ownership`) and turns approved Quotes into draft orders
+//! (`quotes`). A shop's changes are enqueued only once it is connected (`[[salesforce.orgs]]`
+//! in the configuration); its org is subscribed to when the org names a `pubsub_url`.
 
 use std::collections::HashMap;
 
@@ -11,8 +14,11 @@ use wholesail_webhook::ShopDomain;
 
 pub mod accounts;
 pub mod cli;
+pub mod inbound;
 pub mod mapping;
 pub mod outbox;
+pub mod ownership;
+pub mod quotes;
 pub mod runner;
 
 /// `[salesforce]`: the orgs and the loop settings.
@@ -23,6 +29,8 @@ pub struct SalesforceConfig {
     pub orgs: Vec<OrgConfig>,
     /// The sync loop.
     pub sync: runner::Settings,
+    /// The change subscription and quote to cash.
+    pub inbound: inbound::Settings,
 }
 
 /// `[[salesforce.orgs]]`: how one shop reaches its org (OAuth client credentials).
@@ -37,6 +45,10 @@ pub struct OrgConfig {
     pub client_id: String,
     /// The connected app's consumer secret.
     pub client_secret: SecretString,
+    /// The Pub/Sub API endpoint (`https://api.pubsub.salesforce.com:7443`, or the
+    /// simulator's): with it, changes made in Salesforce flow back.
+    #[serde(default)]
+    pub pubsub_url: Option<String>,
 }
 
 impl SalesforceConfig {

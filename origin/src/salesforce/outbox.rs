@@ -146,6 +146,71 @@ async fn enqueue_line_products(
     Ok(())
 }
 
+/// Rows by unfinished status (`pending`, `processing`, `dead`), and the seconds the oldest
+/// pending change has waited, for `/metrics`.
+pub async fn depth(pool: &PgPool) -> Result<(Vec<(String, i64)>, f64), sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT s AS "status!",
+                  (SELECT count(*) FROM salesforce_outbox WHERE status = s) AS "rows!"
+         FROM unnest(ARRAY['pending', 'processing', 'dead']) AS s"#,
+    )
+    .fetch_all(pool)
+    .await?;
+    let oldest = sqlx::query_scalar!(
+        r#"SELECT coalesce(extract(epoch FROM now() - min(first_changed_at)), 0)::float8 AS "age!"
+         FROM salesforce_outbox WHERE status = 'pending'"#,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        rows.into_iter().map(|r| (r.status, r.rows)).collect(),
+        oldest,
+    ))
+}
+
+/// Enqueues `object` `key` of `shop` to be sent again (drift restored), in the caller's
+/// transaction.
+pub async fn enqueue_record(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+    object: Object,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO salesforce_outbox (shop, object, record_key) VALUES ($1, $2, $3)
+         ON CONFLICT (shop, object, record_key) WHERE status = 'pending'
+             DO UPDATE SET changed_at = now()",
+        shop.as_str(),
+        object as Object,
+        key,
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!("SELECT pg_notify($1, '') AS sent", CHANNEL)
+        .fetch_one(conn)
+        .await?;
+    Ok(())
+}
+
+/// The Shopify record whose outbox row wrote Salesforce record `salesforce_id`, if one did.
+pub async fn written_record(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+    object: Object,
+    salesforce_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT record_key FROM salesforce_outbox
+         WHERE shop = $1 AND object = $2 AND salesforce_id = $3
+         LIMIT 1",
+        shop.as_str(),
+        object as Object,
+        salesforce_id,
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// What [`backfill`] enqueued.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct Backfilled {
@@ -423,11 +488,38 @@ pub async fn status(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<Value, s
     )
     .fetch_all(pool)
     .await?;
+    let inbound = sqlx::query!(
+        r#"SELECT
+             (SELECT max(committed_at) FROM salesforce_replay
+              WHERE $1::text IS NULL OR shop = $1) AS last_change,
+             (SELECT count(*) FROM salesforce_quotes
+              WHERE ($1::text IS NULL OR shop = $1) AND written_at IS NULL) AS "quotes_unwritten!",
+             (SELECT string_agg(quote_id || ': ' || last_error, '; ') FROM salesforce_quotes
+              WHERE ($1::text IS NULL OR shop = $1) AND written_at IS NULL
+                AND last_error IS NOT NULL) AS quote_errors,
+             (SELECT count(*) FROM salesforce_quotes
+              WHERE ($1::text IS NULL OR shop = $1) AND written_at IS NOT NULL) AS "quotes_written!",
+             (SELECT count(*) FROM salesforce_drift
+              WHERE ($1::text IS NULL OR shop = $1)) AS "drift!",
+             (SELECT count(*) FROM salesforce_catchups
+              WHERE ($1::text IS NULL OR shop = $1)) AS "catchups!""#,
+        shop,
+    )
+    .fetch_one(pool)
+    .await?;
     Ok(json!({
         "outbox": rows.iter().map(|r| json!({"object": r.object, "status": r.status,
             "rows": r.rows, "oldest_pending_secs": r.oldest_pending_secs})).collect::<Vec<_>>(),
         "matches": decisions.iter().map(|d| (d.decision.clone(), json!(d.rows)))
             .collect::<serde_json::Map<_, _>>(),
+        "inbound": {
+            "last_change_applied": inbound.last_change.map(|t| t.to_string()),
+            "quotes_written": inbound.quotes_written,
+            "quotes_unwritten": inbound.quotes_unwritten,
+            "quote_errors": inbound.quote_errors,
+            "drift_reports": inbound.drift,
+            "catch_ups": inbound.catchups,
+        },
     }))
 }
 

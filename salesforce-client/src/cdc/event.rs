@@ -74,6 +74,18 @@ pub struct ChangeEvent {
     pub fields: Map<String, Value>,
 }
 
+impl ChangeEvent {
+    /// Whether the change was written through the API by the client that names itself
+    /// `client` in `Sforce-Call-Options` (`changeOrigin` `…;client=NAME`).
+    pub fn is_from(&self, client: &str) -> bool {
+        self.change_origin
+            .split(';')
+            .skip(1)
+            .filter_map(|option| option.split_once('='))
+            .any(|(name, value)| name.trim() == "client" && value.trim() == client)
+    }
+}
+
 /// A change event schema from `GetSchema`.
 #[derive(Debug)]
 pub struct EventSchema {

@@ -118,7 +118,9 @@ impl EventBus {
         now: OffsetDateTime,
     ) -> Result<(), EncodeError> {
         let mut events = self.events.lock().unwrap();
-        let mut latest = events.back().map_or(0, |e| e.replay_id);
+        // The counter, not the newest retained event: once retention empties the queue, new
+        // events must still get ids above every id issued before.
+        let mut latest = *self.latest.borrow();
         let mut sequence = 0;
         for change in changes {
             let Some(schema) = self.schemas.get(change.entity) else {

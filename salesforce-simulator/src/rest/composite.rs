@@ -50,6 +50,7 @@ pub async fn run(st: &Arc<Shared>, req: &Request) -> Result<Reply, ApiError> {
     let mut scope = Scope {
         txn: composite.all_or_none.then(Default::default),
         in_composite: true,
+        client: req.client.clone(),
     };
     let mut bodies: HashMap<String, Value> = HashMap::new();
     let mut responses: Vec<Value> = Vec::new();
@@ -90,7 +91,7 @@ pub async fn run(st: &Arc<Shared>, req: &Request) -> Result<Reply, ApiError> {
                 }
             }
         } else {
-            st.commit(txn, &st.api_origin());
+            st.commit(txn, &st.api_origin(scope.client.as_deref()));
         }
     }
     Ok(Reply::json(
@@ -125,6 +126,7 @@ async fn subrequest(
             .collect(),
         params: crate::server::parse_query(query),
         body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
+        client: scope.client.clone(),
     };
     route(st, &req, scope).await
 }

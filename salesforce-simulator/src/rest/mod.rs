@@ -33,6 +33,9 @@ pub struct Request {
     pub params: HashMap<String, String>,
     /// The body.
     pub body: Bytes,
+    /// The `client=` of the `Sforce-Call-Options` header: named in the `changeOrigin` of
+    /// the change events this request's writes emit.
+    pub client: Option<String>,
 }
 
 impl Request {
@@ -103,6 +106,8 @@ pub struct Scope {
     pub txn: Option<Txn>,
     /// Inside a Composite request (no nested Composite or Bulk calls).
     pub in_composite: bool,
+    /// The calling client's name (`Sforce-Call-Options: client=…`), if it gave one.
+    pub client: Option<String>,
 }
 
 /// Runs one REST request.

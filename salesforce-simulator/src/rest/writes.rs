@@ -135,7 +135,7 @@ pub async fn run(
     if nested {
         scope.txn = Some(txn);
     } else {
-        st.commit(txn, &st.api_origin());
+        st.commit(txn, &st.api_origin(scope.client.as_deref()));
     }
     results
 }
