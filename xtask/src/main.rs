@@ -27,6 +27,7 @@ mod fuzz;
 mod http;
 mod pg_tls;
 mod postgres;
+mod prometheus;
 mod service;
 mod setup;
 mod shell;

@@ -1,4 +1,5 @@
-//! `cargo xtask setup`: installs the tools building and testing need, skipping what is present.
+//! `cargo xtask setup`: installs the tools building and testing need, skipping what is present
+//! (the wasm target, worker-build, wasm-bindgen, the npm tooling, and Debian's promtool).
 //!
 //! Cargo-installed tools go to `~/.cargo/bin` and npm's cache to `~/.cache/npm`, outside the
 //! clone, so a fresh clone on a machine that ran this before installs nothing new.
@@ -24,7 +25,24 @@ pub fn run() -> Result<()> {
         &bindgen,
         &["install", "wasm-bindgen-cli", "--version", &bindgen],
     )?;
-    npm_tools()
+    npm_tools()?;
+    debian_package("promtool", "prometheus")
+}
+
+/// Installs Debian package `package` with apt-get (as root) when `tool` is not on PATH.
+fn debian_package(tool: &str, package: &str) -> Result<()> {
+    if on_path(tool) {
+        return Ok(());
+    }
+    eprintln!("installing {package} for {tool}");
+    shell::run(&mut cmd("apt-get", &["update", "-q"]))?;
+    shell::run(
+        cmd(
+            "apt-get",
+            &["install", "-y", "-q", "--no-install-recommends", package],
+        )
+        .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 fn wasm_target() -> Result<()> {

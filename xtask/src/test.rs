@@ -3,9 +3,10 @@
 use anyhow::Result;
 
 use crate::shell::{self, cmd};
-use crate::{chaos, edge, function, fuzz, pg_tls, postgres, setup, sqlx_data};
+use crate::{chaos, edge, function, fuzz, pg_tls, postgres, prometheus, setup, sqlx_data};
 
-/// Runs setup, formatting, the check that `.sqlx/` is current, clippy, the workspace tests against a local PostgreSQL, the edge
+/// Runs setup, formatting, the check that `.sqlx/` is current, clippy, the Prometheus rules'
+/// promtool tests, the workspace tests against a local PostgreSQL, the edge
 /// worker's tests in workerd, the Function's wasm build, each fuzz target briefly and the
 /// chaos test.
 pub fn run() -> Result<()> {
@@ -26,6 +27,7 @@ pub fn run() -> Result<()> {
             "warnings",
         ],
     ))?;
+    prometheus::check()?;
     // The bench crate has no tests; clippy above already compiles it.
     shell::run(&mut cmd(
         "cargo",
