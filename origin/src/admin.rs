@@ -12,8 +12,8 @@
 //! - `POST /admin/dead-letters/{id}/replay` → `{"replayed": [ids]}` (a quarantined row:
 //!   re-parsed, with `still_quarantined`)
 //!
-//! - the catalog routes of [`catalog::admin`] (`/admin/catalog/…`) and the rules routes of
-//!   [`crate::rules::api`]
+//! - the catalog routes of [`catalog::admin`] (`/admin/catalog/…`), the rules routes of
+//!   [`crate::rules::api`] and the Salesforce routes of [`crate::salesforce::api`]
 //! - `GET  /admin/audit?actor=&since=&limit=` → the audit log, newest first
 //!
 //! Authentication is the app's [`crate::auth::guard`] layer, not these routes'.
@@ -79,6 +79,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: &AppState) -> Router<S> {
             pool: state.pool.clone(),
             shops: state.shops.clone(),
         }))
+        .merge(crate::salesforce::api::routes(state.pool.clone()))
 }
 
 /// The listing's header with the number of matching rows (the listing shows at most `limit`).

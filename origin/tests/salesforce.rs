@@ -1097,3 +1097,102 @@ async fn a_quote_that_cannot_become_draft_orders_says_why_on_the_quote(pool: PgP
         t.await.unwrap();
     }
 }
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn the_admin_api_shows_the_sync_and_takes_the_operators_decisions(pool: PgPool) {
+    let sim = simulator().await;
+    user_account(&sim, "Initech LLC", None);
+    user_account(&sim, "Initech Limited", None);
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    apply(
+        &pool,
+        &event(1, "companies/create", &company(88, "Initech", T1)),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    let addr = common::serve_routes(pool.clone(), 1 << 20).await;
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut req = http
+            .request(method, format!("http://{addr}{path}"))
+            .bearer_auth(common::ADMIN_TOKEN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+
+    let (code, status) = call(get.clone(), "/admin/salesforce/status", None).await;
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(status["matches"]["review"], json!(1));
+    assert_eq!(status["inbound"]["quotes_unwritten"], json!(0));
+    let (_, review) = call(
+        get.clone(),
+        &format!("/admin/salesforce/review?shop={SHOP}"),
+        None,
+    )
+    .await;
+    assert_eq!(review["review"][0]["name"], json!("Initech"));
+    let (_, dead) = call(get.clone(), "/admin/salesforce/dead-letters", None).await;
+    assert_eq!(dead["dead"].as_array().unwrap().len(), 1, "{dead}");
+
+    // Link without an Account is refused; create decides and re-queues the parked row.
+    let company = "gid://shopify/Company/88";
+    let (code, refused) = call(
+        post.clone(),
+        "/admin/salesforce/review/link",
+        Some(json!({"shop": SHOP, "company": company})),
+    )
+    .await;
+    assert_eq!(code, 400, "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("account"));
+    let (code, decided) = call(
+        post.clone(),
+        "/admin/salesforce/review/create",
+        Some(json!({"shop": SHOP, "company": company})),
+    )
+    .await;
+    assert_eq!(code, 200, "{decided}");
+    assert_eq!(decided["requeued"], json!(1));
+    let (code, again) = call(
+        post.clone(),
+        "/admin/salesforce/review/create",
+        Some(json!({"shop": SHOP, "company": company})),
+    )
+    .await;
+    assert_eq!(code, 404, "{again}");
+    assert_eq!(again["error"]["code"], json!("not_found"));
+    drain(&pool, &sim).await;
+    assert_eq!(sim.count("Account"), 3, "the operator chose a new Account");
+
+    let (code, unknown) = call(
+        post.clone(),
+        "/admin/salesforce/backfill",
+        Some(json!({"shop": "other.myshopify.com"})),
+    )
+    .await;
+    assert_eq!(code, 409, "{unknown}");
+    let (code, backfill) = call(
+        post,
+        "/admin/salesforce/backfill",
+        Some(json!({"shop": SHOP})),
+    )
+    .await;
+    assert_eq!(code, 200, "{backfill}");
+    assert_eq!(backfill["enqueued"]["companies"], json!(1), "{backfill}");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action LIKE '%/admin/salesforce/%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(audited >= 4, "writes are audited: {audited}");
+}

@@ -145,8 +145,9 @@ pub async fn run(pool: &PgPool, command: SalesforceCommand) -> Result<(), CliErr
     Ok(())
 }
 
-/// Records the operator's decision and re-queues the company's parked rows.
-async fn decide(
+/// Records the operator's decision and re-queues the company's parked rows (the CLI and the
+/// admin API).
+pub async fn decide(
     pool: &PgPool,
     shop: &ShopDomain,
     company: &str,

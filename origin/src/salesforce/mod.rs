@@ -3,7 +3,7 @@
 //! that sends the outbox through `wholesail-salesforce` (`runner`). From Salesforce: the Change
 //! Data Capture subscription (`inbound`), which lands Salesforce-owned fields and restores
 //! drifted Shopify-owned ones (`ownership`) and turns approved Quotes into draft orders
-//! (`quotes`). A shop's changes are enqueued only once it is connected (`[[salesforce.orgs]]`
+//! (`quotes`). `cli` and `api` are the operator's commands and routes. A shop's changes are enqueued only once it is connected (`[[salesforce.orgs]]`
 //! in the configuration); its org is subscribed to when the org names a `pubsub_url`.
 
 use std::collections::HashMap;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use wholesail_webhook::ShopDomain;
 
 pub mod accounts;
+pub mod api;
 pub mod cli;
 pub mod inbound;
 pub mod mapping;
