@@ -49,6 +49,10 @@ const BENCHES: &[(&str, &str)] = &[
         "duplicate matcher: precision/recall/review rate on the seeded test set vs email-only; companies/s at 1k and 100k Accounts",
     ),
     (
+        "salesforce",
+        "Salesforce sync of 100,000 orders: API calls vs the minimum, orders/hour vs the daily budget; lag at 50% load; quote to cash vs the draft-order job",
+    ),
+    (
         "catalog",
         "catalog resync of 1M variants from the simulator vs psql \\copy; peak RSS at 100k and 1M",
     ),
@@ -111,6 +115,11 @@ pub fn run(args: &[&str]) -> Result<()> {
             let url = postgres::ensure()?;
             std::env::set_var("DATABASE_URL", url);
             bench_bin("draft_orders", rest)
+        }
+        "salesforce" => {
+            let url = postgres::ensure()?;
+            std::env::set_var("DATABASE_URL", url);
+            bench_bin("salesforce", rest)
         }
         other => bail!("unknown benchmark {other:?}; `cargo xtask bench` lists them"),
     }

@@ -39,19 +39,30 @@ pub fn get_json(url: &str, token: &str) -> Result<(u16, Value)> {
     Ok((status, resp.body_mut().read_json().unwrap_or(Value::Null)))
 }
 
-/// A request with a JSON body (`POST`, `PUT`) and a bearer token; the status and JSON
+/// A request with a JSON body (`POST`, `PUT`, `PATCH`) and a bearer token; the status and JSON
 /// answer.
 pub fn send_json(method: &str, url: &str, token: &str, body: &Value) -> Result<(u16, Value)> {
     let agent = agent();
     let auth = format!("Bearer {token}");
     let req = match method {
         "PUT" => agent.put(url),
+        "PATCH" => agent.patch(url),
         _ => agent.post(url),
     };
     let mut resp = req
         .header("Authorization", &auth)
         .send_json(body)
         .with_context(|| format!("{method} {url}"))?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.body_mut().read_json().unwrap_or(Value::Null)))
+}
+
+/// A form POST (`application/x-www-form-urlencoded`); the status and JSON answer.
+pub fn post_form(url: &str, form: &[(&str, &str)]) -> Result<(u16, Value)> {
+    let mut resp = agent()
+        .post(url)
+        .send_form(form.iter().copied())
+        .with_context(|| format!("POST {url}"))?;
     let status = resp.status().as_u16();
     Ok((status, resp.body_mut().read_json().unwrap_or(Value::Null)))
 }

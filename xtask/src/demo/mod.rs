@@ -19,12 +19,17 @@
 //!    delivered; the edge still acknowledges it, retries origin, moves it to the dead-letter
 //!    queue and, once origin is back, hands it to origin's dead-letter intake; an operator
 //!    lists the dead letter and replays it; the order is applied exactly once.
+//! 7. [`salesforce`]: the Salesforce simulator with existing Accounts; origin restarts with the
+//!    shop connected; a company is linked to its Account (same name and business domain), an
+//!    ambiguous one waits for review, an order reaches Salesforce with its lines; a 600-line
+//!    Quote approved in Salesforce comes back as two draft orders with their checkout links.
 //!
 //! Logs of origin, the edge and the simulator go to `<target>/demo/`.
 
 mod catalog;
 mod draft_orders;
 mod rules;
+mod salesforce;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -139,13 +144,17 @@ pub fn run(args: &[&str]) -> Result<()> {
             "shopify-deliver",
             "--bin",
             "shopify-simulator",
+            "-p",
+            "salesforce-simulator",
+            "--bin",
+            "salesforce-simulator",
         ],
     ))?;
     edge::build_worker()?;
     let dir = target_dir().join("demo");
     std::fs::create_dir_all(&dir)?;
     // Each run's logs start empty, so that a service's last lines are its own.
-    for log in ["origin.log", "edge.log", "simulator.log"] {
+    for log in ["origin.log", "edge.log", "simulator.log", "salesforce.log"] {
         std::fs::write(dir.join(log), "")?;
     }
     let mut demo = Demo {
@@ -172,6 +181,16 @@ pub fn run(args: &[&str]) -> Result<()> {
     rules::rule_change_reaches_checkout(&demo)?;
     draft_orders::split_quote(&demo)?;
     webhooks::deliveries_and_dead_letters(&demo, &mut origin, &edge)?;
+    let _salesforce = salesforce::start_simulator(&demo.dir)?;
+    salesforce::sync_and_quote_to_cash(&demo, &mut || {
+        origin.stop();
+        let mut config = std::fs::read_to_string(&demo.config)?;
+        config.push_str(&salesforce::org_config());
+        std::fs::write(&demo.config, config)?;
+        origin = Service::origin(&demo.config, &demo.dir, ORIGIN_ADDR)?;
+        println!("   origin restarted with the shop connected to the Salesforce org ([[salesforce.orgs]], pubsub_url)");
+        Ok(())
+    })?;
 
     step("Audit log");
     let audit = demo.origin_cli(&["audit", "list", "--limit", "1000"])?;
