@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use salesforce_simulator::{AfterApply, Simulator, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use salesforce_simulator::{
+    AfterApply, CallKind, Simulator, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shopify_simulator::payloads::{order, OrderSpec};
@@ -1195,4 +1197,55 @@ async fn the_admin_api_shows_the_sync_and_takes_the_operators_decisions(pool: Pg
     .await
     .unwrap();
     assert!(audited >= 4, "writes are audited: {audited}");
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn one_candidate_query_serves_a_batch_of_companies_and_each_is_decided_alone(pool: PgPool) {
+    let sim = simulator().await;
+    let existing = user_account(&sim, "Northwind Traders, Inc.", Some("northwind.example"));
+    user_account(&sim, "Contoso Ltd", None);
+    user_account(&sim, "Contoso Limited", None);
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    let (mut o, northwind) = order_of(21, T1);
+    o["email"] = json!("buyer@northwind.example");
+    apply_catalog(&pool, &o, 100).await;
+    apply(&pool, &event(1, "orders/create", &o)).await;
+    // Three companies in one batch: one to link, one ambiguous, one new.
+    for (i, (id, name)) in [
+        (northwind, "Northwind Traders"),
+        (4_401, "Contoso"),
+        (4_402, "Tailspin Toys"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        apply(
+            &pool,
+            &event(2 + i as i64, "companies/create", &company(id, name, T1)),
+        )
+        .await;
+    }
+    let queries_before = sim.call_count(CallKind::Query);
+    drain(&pool, &sim).await;
+    let decisions: HashMap<String, String> =
+        sqlx::query_as::<_, (String, String)>("SELECT company, decision FROM salesforce_links")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(
+        decisions[&format!("gid://shopify/Company/{northwind}")],
+        "linked"
+    );
+    assert_eq!(decisions["gid://shopify/Company/4401"], "review");
+    assert_eq!(decisions["gid://shopify/Company/4402"], "created");
+    let linked = sim
+        .record_by_external_id("Account", "Shopify_Company_Id__c", &northwind.to_string())
+        .unwrap();
+    assert_eq!(linked["Id"], json!(existing));
+    assert_eq!(sim.count("Account"), 4, "only Tailspin Toys was created");
+    // Queries of the round: the standard price book and one candidate query for the three
+    // companies (one per company before).
+    assert_eq!(sim.call_count(CallKind::Query) - queries_before, 2);
 }

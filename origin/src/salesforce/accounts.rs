@@ -89,14 +89,62 @@ pub async fn profile(
     })
 }
 
-/// Resolves the company `gid` of `shop` (its record `record` about to be upserted).
-pub async fn resolve(
+/// Longest `WHERE` of one candidate query: the keys of many companies OR-ed together (the
+/// query goes in a GET URL, which Salesforce caps at 16,384 bytes once encoded).
+const QUERY_LEN: usize = 8_000;
+
+/// Resolves the companies of one batch (`(gid, record about to be upserted)` each): stored
+/// decisions first, then the Accounts sharing a key with any undecided company in as few SOQL
+/// queries as the keys fit in (one for a typical batch), then a decision per company. `Err`:
+/// the candidate query failed, nothing was decided.
+pub async fn resolve_batch(
+    pool: &PgPool,
+    client: &Client,
+    shop: &ShopDomain,
+    companies: &[(&str, &Value)],
+) -> Result<Vec<Result<Resolution, ResolveError>>, wholesail_salesforce::Error> {
+    let mut resolved: Vec<Option<Result<Resolution, ResolveError>>> = Vec::new();
+    let mut undecided: Vec<(usize, Company)> = Vec::new();
+    for (i, (gid, record)) in companies.iter().enumerate() {
+        match stored(pool, client, shop, gid, record).await {
+            Ok(Some(resolution)) => resolved.push(Some(Ok(resolution))),
+            Err(e) => resolved.push(Some(Err(e))),
+            Ok(None) => {
+                let name = record["Name"].as_str().unwrap_or_default();
+                let company = match pool.acquire().await {
+                    Ok(mut conn) => profile(&mut conn, shop, gid, name).await,
+                    Err(e) => Err(e),
+                };
+                match company {
+                    Ok(company) => {
+                        undecided.push((i, company));
+                        resolved.push(None);
+                    }
+                    Err(e) => resolved.push(Some(Err(e.into()))),
+                }
+            }
+        }
+    }
+    let candidates = candidates(client, undecided.iter().map(|(_, c)| c)).await?;
+    for (i, company) in undecided {
+        let (gid, record) = companies[i];
+        resolved[i] = Some(decide(pool, client, shop, gid, record, &company, &candidates).await);
+    }
+    Ok(resolved
+        .into_iter()
+        .map(|r| r.expect("every company is resolved"))
+        .collect())
+}
+
+/// The decision stored for `gid`, if any (an operator's link is written onto its Account
+/// first).
+async fn stored(
     pool: &PgPool,
     client: &Client,
     shop: &ShopDomain,
     gid: &str,
     record: &Value,
-) -> Result<Resolution, ResolveError> {
+) -> Result<Option<Resolution>, ResolveError> {
     let decided = sqlx::query!(
         "SELECT decision, candidates, account_id, account_written FROM salesforce_links
          WHERE shop = $1 AND company = $2",
@@ -105,12 +153,10 @@ pub async fn resolve(
     )
     .fetch_optional(pool)
     .await?;
-    match decided {
-        Some(d) if d.decision == "review" => {
-            return Ok(Resolution::Review(
-                d.candidates.as_array().map_or(0, Vec::len),
-            ))
-        }
+    Ok(match decided {
+        Some(d) if d.decision == "review" => Some(Resolution::Review(
+            d.candidates.as_array().map_or(0, Vec::len),
+        )),
         // An operator's link: write the external id onto the chosen Account first.
         Some(d) if !d.account_written => {
             let account = d.account_id.unwrap_or_default();
@@ -123,32 +169,72 @@ pub async fn resolve(
             )
             .execute(pool)
             .await?;
-            return Ok(Resolution::Linked(account));
+            Some(Resolution::Linked(account))
         }
-        Some(_) => return Ok(Resolution::Upsert),
-        None => {}
+        Some(_) => Some(Resolution::Upsert),
+        None => None,
+    })
+}
+
+/// The unlinked Accounts sharing a key with any of `companies`: their key fragments OR-ed
+/// into queries of at most [`QUERY_LEN`] characters. Candidates of one company are harmless
+/// to another: matching weighs each candidate's evidence, and an unrelated one counts for
+/// nothing.
+async fn candidates<'a>(
+    client: &Client,
+    companies: impl Iterator<Item = &'a Company>,
+) -> Result<Vec<Account>, wholesail_salesforce::Error> {
+    let fields = key_fields();
+    let mut queries = Vec::new();
+    let mut current = String::new();
+    for company in companies {
+        for fragment in where_fragments(&CandidateKeys::of(company), &fields, 3_000) {
+            if !current.is_empty() && current.len() + fragment.len() + 4 > QUERY_LEN {
+                queries.push(std::mem::take(&mut current));
+            }
+            if !current.is_empty() {
+                current.push_str(" OR ");
+            }
+            current.push_str(&fragment);
+        }
     }
-    let name = record["Name"].as_str().unwrap_or_default();
-    let company = profile(&mut *pool.acquire().await?, shop, gid, name).await?;
-    let keys = CandidateKeys::of(&company);
-    let mut candidates = Vec::new();
-    for fragment in where_fragments(&keys, &key_fields(), 3_000) {
+    if !current.is_empty() {
+        queries.push(current);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut accounts = Vec::new();
+    for condition in queries {
         let soql = format!(
             "SELECT Id, Name, Website, Wholesail_Domain__c, Tax_Id__c, BillingCountry \
-             FROM Account WHERE Shopify_Company_Id__c = null AND {fragment}"
+             FROM Account WHERE Shopify_Company_Id__c = null AND ({condition})"
         );
         for row in client.query_all::<CandidateRow>(soql).await? {
-            candidates.push(Account {
-                id: row.id,
-                name: row.name,
-                website: row.website,
-                email_domain: row.domain,
-                tax_id: row.tax_id,
-                billing_country: row.billing_country,
-            });
+            if seen.insert(row.id.clone()) {
+                accounts.push(Account {
+                    id: row.id,
+                    name: row.name,
+                    website: row.website,
+                    email_domain: row.domain,
+                    tax_id: row.tax_id,
+                    billing_country: row.billing_country,
+                });
+            }
         }
     }
-    let (decision, account, listed) = match match_company(&company, &candidates) {
+    Ok(accounts)
+}
+
+/// Matches `company` against `candidates`, acts on the decision and stores it.
+async fn decide(
+    pool: &PgPool,
+    client: &Client,
+    shop: &ShopDomain,
+    gid: &str,
+    record: &Value,
+    company: &Company,
+    candidates: &[Account],
+) -> Result<Resolution, ResolveError> {
+    let (decision, account, listed) = match match_company(company, candidates) {
         Decision::Create => ("created", None, Vec::new()),
         Decision::Link { account, .. } => {
             link(client, &account, record).await?;
@@ -179,7 +265,7 @@ pub async fn resolve(
     .execute(pool)
     .await?;
     metrics::counter!("wholesail_salesforce_matches_total", "decision" => decision).increment(1);
-    tracing::info!(%shop, company = gid, decision, candidates = candidates.len(),
+    tracing::info!(%shop, company = gid, decision, candidates = listed.len(),
         "company matched against Salesforce");
     Ok(match account {
         Some(id) => Resolution::Linked(id),

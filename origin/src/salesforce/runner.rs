@@ -383,14 +383,28 @@ impl Sync {
         client: &Client,
         work: &mut [Work<'_>],
     ) -> Result<(), sqlx::Error> {
-        for w in work.iter_mut() {
-            if w.row.object != Object::Account {
-                continue;
+        let companies: Vec<(&str, &Value)> = work
+            .iter()
+            .filter(|w| w.row.object == Object::Account)
+            .map(|w| (w.row.record_key.as_str(), &w.parts[0].record))
+            .collect();
+        if companies.is_empty() {
+            return Ok(());
+        }
+        let resolved =
+            accounts::resolve_batch(&self.pool, client, &work[0].row.shop, &companies).await;
+        let accounts = work.iter_mut().filter(|w| w.row.object == Object::Account);
+        let resolved = match resolved {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                for w in accounts {
+                    w.failed(e.to_string(), retryable(&e));
+                }
+                return Ok(());
             }
-            let record = &w.parts[0].record;
-            match accounts::resolve(&self.pool, client, &w.row.shop, &w.row.record_key, record)
-                .await
-            {
+        };
+        for (w, resolution) in accounts.zip(resolved) {
+            match resolution {
                 Ok(Resolution::Upsert) => {}
                 Ok(Resolution::Linked(id)) => {
                     metrics::counter!("wholesail_salesforce_records_total",
