@@ -861,6 +861,40 @@ async fn an_expired_replay_id_falls_back_to_a_query_catch_up_and_says_so(pool: P
     task.await.unwrap();
 }
 
+/// SHOP's change subscription and the quote write-back, in-process until `stop`.
+fn quote_to_cash(
+    pool: &PgPool,
+    sim: &Simulator,
+    shops: Arc<Shops>,
+    stop: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        tokio::spawn(subscription(pool, sim, shops).run(stop.clone())),
+        tokio::spawn(
+            WriteBack::new(
+                pool.clone(),
+                HashMap::from([(common::domain(SHOP), client(sim))]),
+                Duration::from_millis(50),
+            )
+            .run(stop.clone()),
+        ),
+    ]
+}
+
+/// A salesperson approves `quote`; the Quote once `field` is written onto it.
+async fn approve(sim: &Simulator, quote: &str, field: &str) -> serde_json::Map<String, Value> {
+    sim.user_update("Quote", quote, json!({"Status": "Approved"}))
+        .unwrap();
+    common::eventually(Duration::from_secs(60), field, || async {
+        sim.record("Quote", quote)
+            .unwrap()
+            .get(field)
+            .is_some_and(Value::is_string)
+    })
+    .await;
+    sim.record("Quote", quote).unwrap()
+}
+
 const QUOTE_LOCATION: &str = "gid://shopify/CompanyLocation/7700001";
 
 /// A Shopify shop of `products` products (variant 0 of each synced into origin) and company
@@ -966,46 +1000,23 @@ async fn a_quote_approved_in_salesforce_comes_back_with_its_checkout_links(pool:
         .unwrap(),
     );
     let stop = CancellationToken::new();
-    let tasks = [
-        tokio::spawn(subscription(&pool, &sim, shops.clone()).run(stop.clone())),
-        tokio::spawn(
-            JobLoop::new(
-                pool.clone(),
-                shops,
-                draft_orders::Settings {
-                    backoff_base_ms: 50,
-                    backoff_max_ms: 200,
-                    poll_interval_ms: 100,
-                    ..draft_orders::Settings::default()
-                },
-                "test-jobs".into(),
-            )
-            .run(stop.clone()),
-        ),
-        tokio::spawn(
-            WriteBack::new(
-                pool.clone(),
-                HashMap::from([(common::domain(SHOP), client(&sim))]),
-                Duration::from_millis(50),
-            )
-            .run(stop.clone()),
-        ),
-    ];
+    let mut tasks = quote_to_cash(&pool, &sim, shops.clone(), &stop);
+    tasks.push(tokio::spawn(
+        JobLoop::new(
+            pool.clone(),
+            shops,
+            draft_orders::Settings {
+                backoff_base_ms: 50,
+                backoff_max_ms: 200,
+                poll_interval_ms: 100,
+                ..draft_orders::Settings::default()
+            },
+            "test-jobs".into(),
+        )
+        .run(stop.clone()),
+    ));
 
-    sim.user_update("Quote", &quote, json!({"Status": "Approved"}))
-        .unwrap();
-    common::eventually(
-        Duration::from_secs(60),
-        "the links on the quote",
-        || async {
-            sim.record("Quote", &quote)
-                .unwrap()
-                .get("Shopify_Invoice_Urls__c")
-                .is_some_and(Value::is_string)
-        },
-    )
-    .await;
-    let written = sim.record("Quote", &quote).unwrap();
+    let written = approve(&sim, &quote, "Shopify_Invoice_Urls__c").await;
     let drafts = shopify.draft_orders(shopify_simulator::DEFAULT_SHOP);
     assert_eq!(drafts.len(), 2, "600 lines are two drafts of ≤ 499");
     let urls: Vec<&str> = written["Shopify_Invoice_Urls__c"]
@@ -1059,33 +1070,8 @@ async fn a_quote_that_cannot_become_draft_orders_says_why_on_the_quote(pool: PgP
         .unwrap();
     resume_after_newest(&pool, &sim).await;
     let stop = CancellationToken::new();
-    let tasks = [
-        tokio::spawn(
-            subscription(&pool, &sim, Arc::new(Shops::new(vec![]).unwrap())).run(stop.clone()),
-        ),
-        tokio::spawn(
-            WriteBack::new(
-                pool.clone(),
-                HashMap::from([(common::domain(SHOP), client(&sim))]),
-                Duration::from_millis(50),
-            )
-            .run(stop.clone()),
-        ),
-    ];
-    sim.user_update("Quote", &quote, json!({"Status": "Approved"}))
-        .unwrap();
-    common::eventually(
-        Duration::from_secs(20),
-        "the reason on the quote",
-        || async {
-            sim.record("Quote", &quote)
-                .unwrap()
-                .get("Shopify_Draft_Status__c")
-                .is_some_and(Value::is_string)
-        },
-    )
-    .await;
-    let written = sim.record("Quote", &quote).unwrap();
+    let tasks = quote_to_cash(&pool, &sim, Arc::new(Shops::new(vec![]).unwrap()), &stop);
+    let written = approve(&sim, &quote, "Shopify_Draft_Status__c").await;
     let status = written["Shopify_Draft_Status__c"].as_str().unwrap();
     assert!(
         status.starts_with("rejected: ") && status.contains("Shopify_Company_Id__c"),
