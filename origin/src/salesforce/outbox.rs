@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use wholesail_webhook::{Family, KnownTopic, ShopDomain};
 
@@ -513,7 +514,7 @@ pub async fn status(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<Value, s
         "matches": decisions.iter().map(|d| (d.decision.clone(), json!(d.rows)))
             .collect::<serde_json::Map<_, _>>(),
         "inbound": {
-            "last_change_applied": inbound.last_change.map(|t| t.to_string()),
+            "last_change_applied": inbound.last_change.and_then(|t| t.format(&Rfc3339).ok()),
             "quotes_written": inbound.quotes_written,
             "quotes_unwritten": inbound.quotes_unwritten,
             "quote_errors": inbound.quote_errors,

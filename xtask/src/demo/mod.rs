@@ -316,6 +316,7 @@ fn metrics_summary(url: &str, token: &str) -> String {
                     "wholesail_intake_events_total",
                     "wholesail_events_processed_total",
                     "wholesail_dead_letters_replayed_total",
+                    "wholesail_salesforce_calls_total",
                 ]
                 .iter()
                 .any(|m| l.starts_with(m))

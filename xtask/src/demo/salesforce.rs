@@ -75,7 +75,11 @@ impl Org {
                 bail!("Salesforce create: {status} {body}");
             }
             for r in body.as_array().context("results")? {
-                ids.push(r["id"].as_str().context("created")?.to_owned());
+                let id = r["id"].as_str();
+                ids.push(
+                    id.with_context(|| format!("Salesforce did not create: {r}"))?
+                        .to_owned(),
+                );
             }
         }
         Ok(ids)
@@ -153,14 +157,19 @@ pub(super) fn sync_and_quote_to_cash(
         account("Contoso Limited", None),
     ])?;
     println!("   Accounts in Salesforce: Fabrikam Supply, Inc.; Contoso Ltd; Contoso Limited");
-    let variants: Vec<(i64, i64, String)> = postgres_rows(
-        demo,
-        &format!(
-            "SELECT id || ',' || product_id || ',' || coalesce(sku, '') FROM variants
-             ORDER BY id LIMIT {}",
-            QUOTE_LINES + 3
-        ),
-    )?;
+    // The order's lines and the quote's come from different products: the sync sends an
+    // order's products (every variant of each) before the order.
+    let variants = |order: &str, limit: usize| {
+        postgres_rows(
+            demo,
+            &format!(
+                "SELECT id || ',' || product_id || ',' || coalesce(sku, '') FROM variants
+                 ORDER BY id {order} LIMIT {limit}"
+            ),
+        )
+    };
+    let ordered = variants("DESC", 3)?;
+    let quoted = variants("ASC", QUOTE_LINES)?;
     let order = json!({
         "id": ORDER, "admin_graphql_api_id": format!("gid://shopify/Order/{ORDER}"),
         "name": "#F-1001", "email": "ana.ruiz@fabrikam.example", "currency": "USD",
@@ -169,7 +178,7 @@ pub(super) fn sync_and_quote_to_cash(
         "customer": {"id": 5_800_001, "email": "ana.ruiz@fabrikam.example",
                      "first_name": "Ana", "last_name": "Ruiz"},
         "company": {"id": FABRIKAM, "location_id": FABRIKAM_LOCATION},
-        "line_items": variants[..3].iter().enumerate().map(|(i, (v, p, sku))| json!({
+        "line_items": ordered.iter().enumerate().map(|(i, (v, p, sku))| json!({
             "id": ORDER * 10 + i as i64, "variant_id": v, "product_id": p, "sku": sku,
             "quantity": 10 + i, "price": "12.50"})).collect::<Vec<_>>(),
     });
@@ -254,7 +263,6 @@ pub(super) fn sync_and_quote_to_cash(
         .and_then(|b| b["Id"].as_str())
         .context("the standard price book")?
         .to_owned();
-    let quoted = &variants[3..];
     let products = org.create(
         quoted
             .iter()
