@@ -138,7 +138,10 @@ impl Inbound {
     }
 
     /// One subscription, from the stored replay id (or `LATEST` the first time), until the
-    /// stream ends, fails or `shutdown`.
+    /// stream ends, fails or `shutdown`. Salesforce refuses an expired replay id when the
+    /// subscription opens or with its first answer; either way the gap is caught up with SOQL
+    /// and the subscription starts again at `LATEST` (opened before the catch-up reads, so
+    /// nothing falls between them).
     async fn subscription(&self, shutdown: &CancellationToken) -> Result<(), InboundError> {
         let subscriber = Subscriber::connect(self.client.clone(), self.endpoint.clone()).await?;
         let stored = load(&self.pool, &self.shop).await?;
@@ -146,47 +149,48 @@ impl Inbound {
             Some(s) => Replay::Custom(s.replay_id.clone()),
             None => Replay::Latest,
         };
-        let opened = async {
-            let mut sub = subscriber
-                .subscribe(&self.settings.topic, replay, self.settings.batch)
-                .await?;
-            // The first answer tells whether the replay id is still held.
-            let first = sub.next().await?;
-            Ok::<_, SalesforceError>((sub, first))
-        };
-        let opened = tokio::select! {
-            opened = opened => opened,
+        let result = self.follow(&subscriber, replay, None, shutdown).await;
+        match (result, stored) {
+            (Err(InboundError::Salesforce(SalesforceError::ReplayIdInvalid(reason))), Some(s)) => {
+                self.follow(&subscriber, Replay::Latest, Some((&s, &reason)), shutdown)
+                    .await
+            }
+            (result, _) => result,
+        }
+    }
+
+    /// Subscribes from `replay`, runs `catch_up` once the subscription is open, and applies
+    /// its events until it ends or `shutdown`.
+    async fn follow(
+        &self,
+        subscriber: &Subscriber,
+        replay: Replay,
+        catch_up: Option<(&Stored, &str)>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), InboundError> {
+        let topic = &self.settings.topic;
+        let mut sub = tokio::select! {
+            sub = subscriber.subscribe(topic, replay, self.settings.batch) => sub?,
             _ = shutdown.cancelled() => return Ok(()),
         };
-        let (sub, first) = match (opened, stored) {
-            (Err(SalesforceError::ReplayIdInvalid(message)), Some(stored)) => {
-                let sub = subscriber
-                    .subscribe(&self.settings.topic, Replay::Latest, self.settings.batch)
-                    .await?;
-                self.catch_up(&stored, &message).await?;
-                (sub, None)
-            }
-            (opened, _) => opened?,
-        };
-        tracing::info!(shop = %self.shop, topic = %self.settings.topic, "salesforce change subscription open");
-        metrics::gauge!("wholesail_salesforce_cdc_connected", "shop" => self.shop.to_string())
-            .set(1.0);
-        let read = self.read(sub, first, shutdown).await;
-        metrics::gauge!("wholesail_salesforce_cdc_connected", "shop" => self.shop.to_string())
-            .set(0.0);
+        if let Some((stored, reason)) = catch_up {
+            self.catch_up(stored, reason).await?;
+        }
+        let connected =
+            metrics::gauge!("wholesail_salesforce_cdc_connected", "shop" => self.shop.to_string());
+        connected.set(1.0);
+        tracing::info!(shop = %self.shop, topic = %topic, "salesforce change subscription open");
+        let read = self.read(&mut sub, shutdown).await;
+        connected.set(0.0);
         read
     }
 
-    /// Applies `first`, then every event of `sub`, until it ends or `shutdown`.
+    /// Applies every event of `sub` until it ends or `shutdown`.
     async fn read(
         &self,
-        mut sub: Subscription,
-        first: Option<ChangeEvent>,
+        sub: &mut Subscription,
         shutdown: &CancellationToken,
     ) -> Result<(), InboundError> {
-        if let Some(event) = first {
-            self.apply(&event).await?;
-        }
         loop {
             let next = tokio::select! {
                 next = sub.next() => next?,
