@@ -173,6 +173,9 @@ async fn insert_orders(pool: &PgPool, first: i64, count: i64) -> Result<i64> {
 async fn live_sync(pool: &PgPool, sim: &Simulator, orders: i64, daily: u64) -> Result<f64> {
     let seeding = Instant::now();
     let lines = seed(pool, orders).await?;
+    // A shop's tables have statistics; freshly bulk-inserted ones not yet (autovacuum would
+    // analyse them a minute later), and the backfill's joins plan badly without them.
+    sqlx::query("ANALYZE").execute(pool).await?;
     outbox::connect(pool, &shop_domain(DEFAULT_SHOP)).await?;
     let enqueued = outbox::backfill(pool, &shop_domain(DEFAULT_SHOP))
         .await?
