@@ -59,7 +59,7 @@ impl Default for Settings {
     }
 }
 
-/// Why a subscription stopped.
+/// Why a subscription, a catch-up or a quote approval stopped (retried from the same event).
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
     /// Salesforce failed or refused.
@@ -255,11 +255,7 @@ impl Inbound {
     }
 
     async fn approve(&self, quote: &str) -> Result<quotes::Approval, InboundError> {
-        match quotes::approve(&self.pool, &self.client, &self.shops, &self.shop, quote).await {
-            Ok(approval) => Ok(approval),
-            Err(quotes::ApproveError::Salesforce(e)) => Err(e.into()),
-            Err(quotes::ApproveError::Database(e)) => Err(e.into()),
-        }
+        quotes::approve(&self.pool, &self.client, &self.shops, &self.shop, quote).await
     }
 
     /// Reads with SOQL what changed since the last event applied, when its replay id has

@@ -26,6 +26,7 @@ use wholesail_salesforce::composite::{Subrequest, MAX_SUBREQUESTS};
 use wholesail_salesforce::{Client, Error as SalesforceError};
 use wholesail_webhook::ShopDomain;
 
+use super::inbound::InboundError;
 use crate::draft_orders::api::{self as draft_api, Refused};
 use crate::draft_orders::jobs::{self, JobState};
 use crate::draft_orders::quote::{QuoteLine, QuoteRequest};
@@ -46,17 +47,6 @@ pub struct Approval {
     pub job_id: Option<String>,
     /// Why no job was made.
     pub error: Option<String>,
-}
-
-/// Why an approval could not be read or submitted (retried from the same event).
-#[derive(Debug, thiserror::Error)]
-pub enum ApproveError {
-    /// Salesforce failed.
-    #[error("salesforce: {0}")]
-    Salesforce(#[from] SalesforceError),
-    /// The database failed.
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
 }
 
 #[derive(Deserialize)]
@@ -101,7 +91,7 @@ pub async fn approve(
     shops: &Shops,
     shop: &ShopDomain,
     quote_id: &str,
-) -> Result<Approval, ApproveError> {
+) -> Result<Approval, InboundError> {
     let refused = |error: String| Approval {
         quote_id: quote_id.to_owned(),
         job_id: None,
