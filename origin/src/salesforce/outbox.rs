@@ -96,27 +96,7 @@ pub async fn enqueue(
         // Enqueued before the order, so claimed with it or before it.
         enqueue_line_products(conn, &event.shop, &key).await?;
     }
-    let enqueued = sqlx::query_scalar!(
-        r#"INSERT INTO salesforce_outbox (shop, object, record_key, first_changed_at)
-         SELECT $1, $2, $3,
-                coalesce((SELECT coalesce(triggered_at, received_at) FROM inbox
-                          WHERE shop = $1 AND id = $4), now())
-         ON CONFLICT (shop, object, record_key) WHERE status = 'pending'
-             DO UPDATE SET changed_at = now()
-         RETURNING 1 AS "one!""#,
-        event.shop.as_str(),
-        object as Object,
-        key,
-        event.id,
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    if enqueued.is_some() {
-        sqlx::query!("SELECT pg_notify($1, '') AS sent", CHANNEL)
-            .fetch_one(conn)
-            .await?;
-    }
-    Ok(())
+    enqueue_record(conn, &event.shop, object, &key, Some(event.id)).await
 }
 
 /// Enqueues the catalog products of order `order`'s lines that never had an outbox row (the
@@ -169,21 +149,28 @@ pub async fn depth(pool: &PgPool) -> Result<(Vec<(String, i64)>, f64), sqlx::Err
     ))
 }
 
-/// Enqueues `object` `key` of `shop` to be sent again (drift restored), in the caller's
-/// transaction.
+/// Enqueues `object` `key` of `shop` in the caller's transaction: a new pending row, or a
+/// newer change of a pending one (only `changed_at` moves). Lag is measured from Shopify's
+/// trigger time of inbox event `inbox_id` when there is one (a webhook), else from now (a
+/// drift restore).
 pub async fn enqueue_record(
     conn: &mut PgConnection,
     shop: &ShopDomain,
     object: Object,
     key: &str,
+    inbox_id: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO salesforce_outbox (shop, object, record_key) VALUES ($1, $2, $3)
+        "INSERT INTO salesforce_outbox (shop, object, record_key, first_changed_at)
+         SELECT $1, $2, $3,
+                coalesce((SELECT coalesce(triggered_at, received_at) FROM inbox
+                          WHERE shop = $1 AND id = $4), now())
          ON CONFLICT (shop, object, record_key) WHERE status = 'pending'
              DO UPDATE SET changed_at = now()",
         shop.as_str(),
         object as Object,
         key,
+        inbox_id,
     )
     .execute(&mut *conn)
     .await?;

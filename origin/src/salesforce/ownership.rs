@@ -14,12 +14,13 @@ use serde_json::{Map, Value};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use wholesail_salesforce::cdc::{ChangeEvent, ChangeType};
-use wholesail_salesforce::{Client, Error as SalesforceError};
+use wholesail_salesforce::Client;
 use wholesail_webhook::ShopDomain;
 
 use super::inbound::InboundError;
 use super::mapping::{Owner, SObject, OWNERSHIP};
 use super::outbox::{self, Object};
+use super::quotes;
 
 /// The owner of `field` of `sobject`; a lookup (`AccountId`) has its relationship's owner
 /// (`Account`). `None`: a field neither side maps (system fields).
@@ -134,7 +135,7 @@ async fn drift(
     };
     let restore = object.zip(record_key.as_deref());
     if let Some((object, key)) = restore {
-        outbox::enqueue_record(&mut *conn, shop, object, key).await?;
+        outbox::enqueue_record(&mut *conn, shop, object, key, None).await?;
     }
     if record_key.is_none() && object.is_some() {
         // Not a record the sync wrote: nothing to restore, nothing to report.
@@ -173,11 +174,7 @@ pub async fn catch_up(
     shop: &ShopDomain,
     since: OffsetDateTime,
 ) -> Result<usize, InboundError> {
-    let since_literal = since
-        .replace_nanosecond(0)
-        .unwrap_or(since)
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| SalesforceError::Decode(e.to_string()))?;
+    let since_literal = quotes::soql_datetime(since)?;
     let mut read = 0;
     for sobject in SObject::ALL {
         let name = sobject.name();

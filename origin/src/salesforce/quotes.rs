@@ -267,17 +267,21 @@ pub struct Approved {
     pub last_modified: OffsetDateTime,
 }
 
+/// `t` as a SOQL date-time literal (`2026-12-03T08:00:00Z`, whole seconds).
+pub fn soql_datetime(t: OffsetDateTime) -> Result<String, SalesforceError> {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .map_err(|e| SalesforceError::Decode(e.to_string()))
+}
+
 /// Quotes in `status` modified since `since` (the catch-up after an expired replay id).
 pub async fn approved_since(
     client: &Client,
     status: &str,
     since: OffsetDateTime,
 ) -> Result<Vec<Approved>, SalesforceError> {
-    let since = since
-        .replace_nanosecond(0)
-        .unwrap_or(since)
-        .format(&Rfc3339)
-        .map_err(|e| SalesforceError::Decode(e.to_string()))?;
+    let since = soql_datetime(since)?;
     client
         .query_all(format!(
             "SELECT Id, LastModifiedDate FROM Quote WHERE Status = '{}' AND LastModifiedDate >= {since}",
