@@ -29,19 +29,46 @@ pub struct CsvData {
 }
 
 impl CsvData {
-    /// Writes `rows` (structs or maps; the header comes from the first row's field names;
-    /// `None` leaves a field unset, `#N/A` sets it to null). Blocking file I/O.
+    /// Writes `rows` (structs; the header comes from the first row's field names; `None`
+    /// leaves a field unset, `#N/A` sets it to null). Blocking file I/O.
     pub fn from_rows<R: Serialize>(rows: impl IntoIterator<Item = R>) -> Result<Self, Error> {
-        let csv_err = |e: &dyn std::fmt::Display| Error::Csv(e.to_string());
+        Self::write(|writer| {
+            let mut count = 0;
+            for row in rows {
+                writer.serialize(row).map_err(|e| csv_err(&e))?;
+                count += 1;
+            }
+            Ok(count)
+        })
+    }
+
+    /// Writes a table: `header`, then each row's cells in the header's order (an empty cell
+    /// leaves the field unset, `#N/A` sets it to null). Blocking file I/O.
+    pub fn from_table<S: AsRef<[u8]>>(
+        header: &[S],
+        rows: impl IntoIterator<Item = Vec<String>>,
+    ) -> Result<Self, Error> {
+        Self::write(|writer| {
+            writer.write_record(header).map_err(|e| csv_err(&e))?;
+            let mut count = 0;
+            for row in rows {
+                writer.write_record(&row).map_err(|e| csv_err(&e))?;
+                count += 1;
+            }
+            Ok(count)
+        })
+    }
+
+    /// A temporary file filled by `fill` (which returns the rows it wrote), refused past
+    /// [`MAX_UPLOAD_BYTES`].
+    fn write(
+        fill: impl FnOnce(&mut csv::Writer<std::io::BufWriter<std::fs::File>>) -> Result<u64, Error>,
+    ) -> Result<Self, Error> {
         let file = tempfile::NamedTempFile::new().map_err(|e| csv_err(&e))?;
         let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(
             file.reopen().map_err(|e| csv_err(&e))?,
         ));
-        let mut count = 0;
-        for row in rows {
-            writer.serialize(row).map_err(|e| csv_err(&e))?;
-            count += 1;
-        }
+        let rows = fill(&mut writer)?;
         writer.flush().map_err(|e| csv_err(&e))?;
         drop(writer);
         let bytes = file.as_file().metadata().map_err(|e| csv_err(&e))?.len();
@@ -50,11 +77,7 @@ impl CsvData {
                 "{bytes} bytes of CSV; one job takes at most {MAX_UPLOAD_BYTES}: split the rows"
             )));
         }
-        Ok(CsvData {
-            file,
-            rows: count,
-            bytes,
-        })
+        Ok(CsvData { file, rows, bytes })
     }
 
     /// Rows written.
@@ -66,6 +89,10 @@ impl CsvData {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+}
+
+fn csv_err(e: &dyn std::fmt::Display) -> Error {
+    Error::Csv(e.to_string())
 }
 
 /// A job's state.

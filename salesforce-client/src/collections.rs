@@ -71,6 +71,13 @@ impl RecordFailure {
         }
     }
 
+    /// Whether Salesforce found no record for a relationship by external id (`INVALID_FIELD`,
+    /// "Foreign key external ID: … not found …"): the parent may still be on its way.
+    pub fn missing_parent(&self) -> bool {
+        self.codes.iter().any(|c| c == "INVALID_FIELD")
+            && self.message.contains("Foreign key external ID")
+    }
+
     fn from_errors(errors: Vec<SaveError>) -> Self {
         RecordFailure::new(
             errors.iter().map(|e| e.status_code.clone()).collect(),

@@ -121,11 +121,15 @@ fn summary(faults: &[ApiFault]) -> String {
 
 impl Error {
     /// Whether trying the same call again later may succeed (for writes, see
-    /// [`Error::Transient`]'s `outcome_unknown`).
+    /// [`Error::Transient`]'s `outcome_unknown`; a Bulk job past the deadline goes on, so its
+    /// rows must be idempotent upserts too).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Transient { .. } | Error::ConcurrencyLimited(_) | Error::CircuitOpen { .. }
+            Error::Transient { .. }
+                | Error::ConcurrencyLimited(_)
+                | Error::CircuitOpen { .. }
+                | Error::BulkJobTimeout { .. }
         )
     }
 

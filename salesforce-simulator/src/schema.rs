@@ -278,6 +278,11 @@ pub fn standard_objects() -> Vec<SObjectType> {
                 text("Description", 32000),
                 lookup("OwnerId", "User", "Owner"),
                 external_id("Shopify_Order_Id__c"),
+                // Wholesail's package: the order's payment state and total as Shopify reports
+                // them (refunds and cancellations included; `TotalAmount` is a roll-up of the
+                // items and cannot be written).
+                text("Shopify_Financial_Status__c", 40),
+                f("Shopify_Total__c", Number),
             ],
         ),
         object(

@@ -15,6 +15,13 @@
 //!    simulator: approval → checkout links on the Quote (Change Data Capture, SOQL, the
 //!    draft-order job against the Shopify simulator, the write-back), beside the same quote
 //!    submitted straight to the draft-order job in the same run.
+//! 4. **Backfill through Bulk API 2.0.** More orders until the shop holds `--backfill-records`
+//!    Salesforce records (default 1,000,000; 0 skips), all enqueued by `outbox::backfill` and
+//!    sent by the sync (default settings: past 20,000 due rows, Bulk jobs) in a child process
+//!    (this binary with `--backfill-child`) into a fresh simulator, so that the RSS sampled
+//!    each second is the sync's own. Printed beside the bound the simulator's Bulk processing
+//!    rate sets (records ÷ records per second) and the calls Collections upserts would need
+//!    (records ÷ 200).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +56,7 @@ const LOCATION: &str = "gid://shopify/CompanyLocation/9900001";
 #[tokio::main]
 async fn main() -> Result<()> {
     let (mut orders, mut lag_seconds, mut quote_lines) = (100_000i64, 60u64, 1_200u64);
+    let mut backfill_records = 1_000_000i64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().context("a value");
@@ -56,8 +64,10 @@ async fn main() -> Result<()> {
             "--orders" => orders = value()?.parse()?,
             "--lag-seconds" => lag_seconds = value()?.parse()?,
             "--quote-lines" => quote_lines = value()?.parse()?,
+            "--backfill-records" => backfill_records = value()?.replace('_', "").parse()?,
+            "--backfill-child" => return backfill_child(&value()?, &value()?).await,
             other => bail!(
-                "unknown argument {other}; usage: salesforce [--orders N] [--lag-seconds S] [--quote-lines L]"
+                "unknown argument {other}; usage: salesforce [--orders N] [--lag-seconds S] [--quote-lines L] [--backfill-records R]"
             ),
         }
     }
@@ -71,7 +81,11 @@ async fn main() -> Result<()> {
 
     let rate = live_sync(&pool, &sim, orders, daily).await?;
     lag(&pool, &sim, orders, rate / 2.0, lag_seconds).await?;
+    drop(sim);
     quote_to_cash(&pool, quote_lines).await?;
+    if backfill_records > 0 {
+        backfill(&pool, &db_url, backfill_records).await?;
+    }
     Ok(())
 }
 
@@ -533,4 +547,155 @@ fn user_quote(
         .map_err(err)?;
     }
     Ok(quote)
+}
+
+/// Phase 4: `records` Salesforce records backfilled through Bulk API 2.0 by a child process.
+async fn backfill(pool: &PgPool, db_url: &str, records: i64) -> Result<()> {
+    let count = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await
+            .context(sql)
+    };
+    // What the shop would send: Accounts, Contacts, two records per variant, Orders, items.
+    let have = count("SELECT count(*) FROM companies").await?
+        + count("SELECT count(*) FROM customers").await?
+        + 2 * count("SELECT count(*) FROM variants").await?
+        + count("SELECT count(*) FROM orders WHERE company_id IS NOT NULL").await?
+        + count("SELECT count(*) FROM order_lines").await?;
+    let next = count("SELECT max(id) + 1 FROM orders").await?;
+    // 1–9 lines, 5 on average: 6 records an order.
+    let more = ((records - have) / 6).max(0);
+    insert_orders(pool, next, more).await?;
+    sqlx::query("TRUNCATE salesforce_outbox, salesforce_links")
+        .execute(pool)
+        .await?;
+    sqlx::query("ANALYZE").execute(pool).await?;
+    let enqueued = outbox::backfill(pool, &shop_domain(DEFAULT_SHOP))
+        .await?
+        .context("connected")?;
+    let rows = enqueued.companies + enqueued.customers + enqueued.products + enqueued.orders;
+
+    let config = salesforce_simulator::Config::default();
+    let rate = config.bulk_records_per_second;
+    let sim = Simulator::start(config).await?;
+    println!(
+        "4. backfill through Bulk API 2.0: {rows} outbox rows ({} companies, {} buyers, {} products, {} orders) of ~{records} records, sync in a child process",
+        enqueued.companies, enqueued.customers, enqueued.products, enqueued.orders
+    );
+    let exe = std::env::current_exe()?;
+    let child = tokio::process::Command::new(exe)
+        .args(["--backfill-child", sim.base_url(), db_url])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await?;
+    if !child.status.success() {
+        bail!("the backfill child failed: {}", child.status);
+    }
+    let report: Value = serde_json::from_slice(&child.stdout).context("the child's report")?;
+    let sent: usize = [
+        "Account",
+        "Contact",
+        "Product2",
+        "PricebookEntry",
+        "Order",
+        "OrderItem",
+    ]
+    .iter()
+    .map(|o| sim.count(o))
+    .sum();
+    let wall = report["wall_s"].as_f64().unwrap_or_default();
+    let bound = sent as f64 / rate;
+    let (bulk, collections, queries) = (
+        sim.call_count(CallKind::Bulk),
+        sim.call_count(CallKind::Collections),
+        sim.call_count(CallKind::Query),
+    );
+    let other = sim.call_count(CallKind::Rest) + sim.call_count(CallKind::Composite);
+    let calls = bulk + collections + queries + other;
+    println!(
+        "   {sent} records in Salesforce in {wall:.1} s ({:.0} records/s) vs the simulator's Bulk processing bound {bound:.1} s ({rate:.0} records/s): {:.2}×; dead rows {}",
+        sent as f64 / wall,
+        wall / bound,
+        report["dead"]
+    );
+    println!(
+        "   API calls {calls} (Bulk {bulk}, Collections {collections}, SOQL {queries}, other {other}) vs {} for Collections upserts alone (records ÷ 200): {:.4}×",
+        sent.div_ceil(200),
+        calls as f64 / sent.div_ceil(200) as f64
+    );
+    println!(
+        "   sync RSS at 10% / 50% / 100% of the rows: {} MB; peak {:.1} MB\n",
+        report["rss_mb"],
+        report["peak_mb"].as_f64().unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `--backfill-child <simulator url> <database url>`: runs the sync until the outbox is
+/// drained; prints its wall time, dead rows and RSS as JSON.
+async fn backfill_child(sim_url: &str, db_url: &str) -> Result<()> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(db_url)
+        .await?;
+    let config = wholesail_salesforce::Config::new(
+        sim_url,
+        DEFAULT_CLIENT_ID,
+        SecretString::from(DEFAULT_CLIENT_SECRET),
+    );
+    let sync = Sync::new(
+        pool.clone(),
+        HashMap::from([(
+            shop_domain(DEFAULT_SHOP),
+            wholesail_salesforce::Client::new(config)?,
+        )]),
+        "bench-backfill",
+        Settings::default(),
+    );
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM salesforce_outbox")
+        .fetch_one(&pool)
+        .await?;
+    let started = Instant::now();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(sync.run(stop.clone()));
+    let mut marks = [0.1, 0.5, 1.0].into_iter().peekable();
+    let mut rss_mb = Vec::new();
+    while let Some(&mark) = marks.peek() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM salesforce_outbox WHERE status IN ('done', 'dead')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if done as f64 >= mark * total as f64 {
+            rss_mb.push((proc_status_kb("VmRSS:")? as f64 / 1024.0).round());
+            marks.next();
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            bail!("{done} of {total} rows after an hour");
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    stop.cancel();
+    task.await?;
+    let dead: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM salesforce_outbox WHERE status = 'dead'")
+            .fetch_one(&pool)
+            .await?;
+    println!(
+        "{}",
+        json!({"wall_s": wall, "dead": dead, "rss_mb": rss_mb,
+               "peak_mb": proc_status_kb("VmHWM:")? as f64 / 1024.0})
+    );
+    Ok(())
+}
+
+/// A `/proc/self/status` line's value in kB (`VmRSS:`, `VmHWM:`).
+fn proc_status_kb(field: &str) -> Result<u64> {
+    std::fs::read_to_string("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("{field} in /proc/self/status"))
 }

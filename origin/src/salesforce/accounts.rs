@@ -37,8 +37,9 @@ pub enum ResolveError {
     /// Asking Salesforce.
     #[error(transparent)]
     Salesforce(#[from] wholesail_salesforce::Error),
-    /// Salesforce refused to write the external id onto the matched Account.
-    #[error("linking Account {0}: {1}")]
+    /// Salesforce refused to write the external id onto the matched record (Account or
+    /// Contact `{0}`).
+    #[error("linking {0}: {1}")]
     Link(String, String),
 }
 
@@ -160,7 +161,7 @@ async fn stored(
         // An operator's link: write the external id onto the chosen Account first.
         Some(d) if !d.account_written => {
             let account = d.account_id.unwrap_or_default();
-            link(client, &account, record).await?;
+            link(client, "Account", &account, record).await?;
             sqlx::query!(
                 "UPDATE salesforce_links SET account_written = true
                  WHERE shop = $1 AND company = $2",
@@ -237,7 +238,7 @@ async fn decide(
     let (decision, account, listed) = match match_company(company, candidates) {
         Decision::Create => ("created", None, Vec::new()),
         Decision::Link { account, .. } => {
-            link(client, &account, record).await?;
+            link(client, "Account", &account, record).await?;
             ("linked", Some(account), Vec::new())
         }
         Decision::Review(listed) => (
@@ -274,12 +275,18 @@ async fn decide(
     })
 }
 
-/// Writes the Shopify-owned fields of `record` (its external id included) onto Account `id`.
-async fn link(client: &Client, id: &str, record: &Value) -> Result<(), ResolveError> {
+/// Writes the Shopify-owned fields of `record` (its external id included) onto the existing
+/// `sobject` `id`.
+pub(super) async fn link(
+    client: &Client,
+    sobject: &str,
+    id: &str,
+    record: &Value,
+) -> Result<(), ResolveError> {
     let request = Subrequest {
         method: "PATCH".into(),
         url: format!(
-            "/services/data/v{}/sobjects/Account/{id}",
+            "/services/data/v{}/sobjects/{sobject}/{id}",
             client.config().api_version
         ),
         reference_id: "link".into(),
@@ -288,7 +295,13 @@ async fn link(client: &Client, id: &str, record: &Value) -> Result<(), ResolveEr
     let answer = client.composite(true, &[request]).await?;
     match answer.first() {
         Some(r) if (200..300).contains(&r.http_status_code) => Ok(()),
-        Some(r) => Err(ResolveError::Link(id.to_owned(), r.body.to_string())),
-        None => Err(ResolveError::Link(id.to_owned(), "no answer".into())),
+        Some(r) => Err(ResolveError::Link(
+            format!("{sobject} {id}"),
+            r.body.to_string(),
+        )),
+        None => Err(ResolveError::Link(
+            format!("{sobject} {id}"),
+            "no answer".into(),
+        )),
     }
 }

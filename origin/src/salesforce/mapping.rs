@@ -8,13 +8,16 @@
 //! | variant price | PricebookEntry (standard price book) | `Shopify_Variant_Id__c` | `Product2` via `Shopify_Variant_Id__c` |
 //! | order (`orders`) | Order (standard price book) | `Shopify_Order_Id__c` | `Account` via `Shopify_Company_Id__c` |
 //! | order line (`order_lines`) | OrderItem | `Shopify_Line_Id__c` | `Order` via `Shopify_Order_Id__c`, `PricebookEntry` via `Shopify_Variant_Id__c` |
+//! | cancellation / refund (`orders`) | Order `Status` (`Cancelled` once cancelled, else `Draft`), `Shopify_Financial_Status__c` (`paid`, `partially_refunded`, `refunded`, `voided` …), `Shopify_Total__c` | — | — |
 //!
 //! An outbox row is one Shopify record and may send several Salesforce records ([`Part`]): a
 //! product sends a Product2 and a PricebookEntry per variant, an order its Order and an
 //! OrderItem per line. Lines without a variant (custom line items) have no catalog product and
-//! are not sent. Not mapped yet (#14): company locations, removed variants and lines (their
-//! records stay in Salesforce), cancellations and refunds (the simulator's Order `Status` is
-//! free text without Salesforce's status categories, so a cancelled status is not modelled).
+//! are not sent. A cancelled order's `Status` is `Cancelled`: the package adds that value (in
+//! the Draft status category) to the org's Order Status picklist. Not mapped (#14): company
+//! locations, removed variants and lines (their records stay in Salesforce), refunded amounts
+//! per line (origin keeps the order's financial status and total, not its refund
+//! transactions).
 //!
 //! **Ownership.** [`OWNERSHIP`] names, for every field of the mapped objects that either
 //! system writes, which one owns it. A record built here contains only Shopify-owned fields;
@@ -79,6 +82,8 @@ pub const OWNERSHIP: &[(&str, &str, Owner)] = &[
     ("Order", "EffectiveDate", Owner::Shopify),
     ("Order", "Status", Owner::Shopify),
     ("Order", "PoNumber", Owner::Shopify),
+    ("Order", "Shopify_Financial_Status__c", Owner::Shopify),
+    ("Order", "Shopify_Total__c", Owner::Shopify),
     ("Order", "OwnerId", Owner::Salesforce),
     ("Order", "Description", Owner::Salesforce),
     ("OrderItem", "Shopify_Line_Id__c", Owner::Shopify),
@@ -423,7 +428,8 @@ async fn order(
 ) -> Result<Vec<Part>, MappingError> {
     let id = numeric_key("order", key)?;
     let row = sqlx::query!(
-        r#"SELECT company_id, po_number,
+        r#"SELECT company_id, po_number, cancelled_at IS NOT NULL AS "cancelled!",
+                  financial_status, total_price::float8 AS total,
                   to_char(coalesce(processed_at, created_at, applied_at) AT TIME ZONE 'UTC',
                           'YYYY-MM-DD') AS "effective_date!"
          FROM orders WHERE shop = $1 AND id = $2 AND deleted_at IS NULL"#,
@@ -465,8 +471,10 @@ async fn order(
             "Account": { "Shopify_Company_Id__c": company.to_string() },
             "Pricebook2Id": org.standard_pricebook,
             "EffectiveDate": row.effective_date,
-            "Status": "Draft",
+            "Status": if row.cancelled { "Cancelled" } else { "Draft" },
             "PoNumber": row.po_number,
+            "Shopify_Financial_Status__c": row.financial_status,
+            "Shopify_Total__c": row.total,
         }),
         parent: None,
     }];

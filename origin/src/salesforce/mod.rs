@@ -1,6 +1,7 @@
 //! Salesforce sync (#14). Toward Salesforce: the transactional outbox (`outbox`), the mapping
-//! and field ownership declared once (`mapping`), company matching (`accounts`), and the loop
-//! that sends the outbox through `wholesail-salesforce` (`runner`). From Salesforce: the Change
+//! and field ownership declared once (`mapping`), company and buyer matching (`accounts`,
+//! `contacts`), and the loop that sends the outbox through `wholesail-salesforce` (`runner`;
+//! backlogs through Bulk API 2.0, `bulk`). From Salesforce: the Change
 //! Data Capture subscription (`inbound`), which lands Salesforce-owned fields and restores
 //! drifted Shopify-owned ones (`ownership`) and turns approved Quotes into draft orders
 //! (`quotes`). `cli` and `api` are the operator's commands and routes. A shop's changes are enqueued only once it is connected (`[[salesforce.orgs]]`
@@ -14,7 +15,9 @@ use wholesail_webhook::ShopDomain;
 
 pub mod accounts;
 pub mod api;
+pub mod bulk;
 pub mod cli;
+pub mod contacts;
 pub mod inbound;
 pub mod mapping;
 pub mod outbox;

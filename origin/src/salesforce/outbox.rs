@@ -326,6 +326,8 @@ pub enum Lanes {
     All,
     /// Live rows only (the API budget reached its reserve: backfill rows wait).
     LiveOnly,
+    /// Backfill rows only (a backlog sent through Bulk API 2.0).
+    BackfillOnly,
 }
 
 /// Claims up to `batch` due pending rows of `shop` in `lanes` for `worker` (oldest first),
@@ -346,7 +348,7 @@ pub async fn claim(
              attempts = o.attempts + 1
          FROM (SELECT shop, id FROM salesforce_outbox
                WHERE shop = $1 AND status = 'pending' AND run_at <= now()
-                 AND ($5 OR lane = 'live')
+                 AND ($5 OR lane = 'live') AND ($6 OR lane = 'backfill')
                ORDER BY run_at, id LIMIT $4
                FOR UPDATE SKIP LOCKED) due
          WHERE o.shop = due.shop AND o.id = due.id
@@ -356,9 +358,29 @@ pub async fn claim(
         worker,
         lease.as_millis() as f64,
         batch,
-        lanes == Lanes::All,
+        lanes != Lanes::LiveOnly,
+        lanes != Lanes::BackfillOnly,
     )
     .fetch_all(pool)
+    .await
+}
+
+/// How many backfill rows of `shop` are due, counted up to `limit` (enough to decide
+/// whether the backlog takes Bulk API 2.0 without counting a million rows).
+pub async fn backfill_backlog(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    limit: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM (
+             SELECT 1 FROM salesforce_outbox
+             WHERE shop = $1 AND status = 'pending' AND run_at <= now() AND lane = 'backfill'
+             LIMIT $2) due"#,
+        shop.as_str(),
+        limit,
+    )
+    .fetch_one(pool)
     .await
 }
 

@@ -6,14 +6,17 @@
 //! without its create-only fields.
 //!
 //! Rows in lane `backfill` are claimed only while the org's API usage is below its reserve
-//! (`Settings::reserve`); live rows always are.
+//! (`Settings::reserve`); live rows always are. Once a shop has `bulk_threshold` backfill
+//! rows due, its live rows are claimed first and the backfill then goes in larger batches,
+//! each object with enough records as one Bulk API 2.0 job (`bulk`).
 //!
 //! Every record has its own outcome and a row is done when all its records are saved:
-//! otherwise retryable (a row lock, a 5xx, a timeout, the budget or the breaker: back to
-//! pending after a backoff) or permanent (validation, duplicates, a missing parent: a dead row
-//! with Salesforce's message, replayable once fixed). A crash between Salesforce's commit and
-//! the done mark leaves the row to be claimed again; the upserts by external id then update
-//! the records it created instead of creating second ones.
+//! otherwise retryable (a row lock, a 5xx, a timeout, the budget, the breaker, a parent not
+//! in Salesforce yet: back to pending after a backoff, dead after `max_attempts`) or
+//! permanent (validation, duplicates: a dead row with Salesforce's message, replayable once
+//! fixed). A crash between Salesforce's commit and the done mark leaves the row to be claimed
+//! again; the upserts by external id then update the records it created instead of creating
+//! second ones.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -30,6 +33,8 @@ use wholesail_salesforce::{Client, Error as SalesforceError, RecordOutcome};
 use wholesail_webhook::ShopDomain;
 
 use super::accounts::{self, Resolution, ResolveError};
+use super::bulk;
+use super::contacts::{self, ContactResolution};
 use super::mapping::{self, MappingError, OrgContext, Part, SObject};
 use super::outbox::{self, Claimed, Lanes, Object};
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
@@ -56,6 +61,18 @@ pub struct Settings {
     /// How old the last reported usage may be before the reserve check asks `/limits` (one
     /// API call; the usage is otherwise read from every answer).
     pub budget_recheck_ms: u64,
+    /// Due backfill rows of a shop from which its backfill goes through Bulk API 2.0 (live
+    /// rows keep their Collections upserts, claimed first).
+    pub bulk_threshold: i64,
+    /// Backfill rows claimed per round while the backlog is at the threshold.
+    pub bulk_batch_size: i64,
+    /// Records of one object in a round from which they go as one Bulk job (fewer go in
+    /// Collections upserts: a job costs ~7 calls, a Collections upsert 1 per 200).
+    pub bulk_min_records: usize,
+    /// Poll interval of a Bulk job.
+    pub bulk_poll_ms: u64,
+    /// How long a round waits for a Bulk job before retrying its records.
+    pub bulk_deadline_ms: u64,
 }
 
 impl Default for Settings {
@@ -69,6 +86,11 @@ impl Default for Settings {
             poll_interval_ms: 1_000,
             reserve: 0.2,
             budget_recheck_ms: 60_000,
+            bulk_threshold: 20_000,
+            bulk_batch_size: 10_000,
+            bulk_min_records: 2_000,
+            bulk_poll_ms: 500,
+            bulk_deadline_ms: 90_000,
         }
     }
 }
@@ -121,12 +143,20 @@ impl Sync {
         lease_loop::run(self, pool, settings, shutdown).await;
     }
 
-    /// Sends one claimed batch of one shop, parents first.
-    async fn send(&self, client: &Client, rows: Vec<Claimed>) -> Result<(), sqlx::Error> {
+    /// Sends one claimed batch of one shop, parents first (through Bulk API 2.0 for objects
+    /// with enough records when `bulk`).
+    async fn send(
+        &self,
+        client: &Client,
+        rows: Vec<Claimed>,
+        use_bulk: bool,
+    ) -> Result<(), sqlx::Error> {
         let mut work = self.map(client, &rows).await?;
         self.resolve_accounts(client, &mut work).await?;
+        self.resolve_contacts(client, &mut work).await?;
         for sobject in SObject::ALL {
-            self.send_parts(client, &mut work, sobject).await?;
+            self.send_parts(client, &mut work, sobject, use_bulk)
+                .await?;
         }
         for w in work {
             match (w.failure, w.saved.first()) {
@@ -253,13 +283,15 @@ impl Sync {
         Ok(id)
     }
 
-    /// Sends the parts of `sobject` whose parent is saved, in upserts of ≤ 200; a child whose
-    /// parent existed before may exist too, and is sent without its create-only fields if so.
+    /// Sends the parts of `sobject` whose parent is saved, in upserts of ≤ 200 or, with
+    /// `use_bulk` and at least `bulk_min_records` of them, one Bulk job; a child whose parent
+    /// existed before may exist too, and is sent without its create-only fields if so.
     async fn send_parts(
         &self,
         client: &Client,
         work: &mut [Work<'_>],
         sobject: SObject,
+        use_bulk: bool,
     ) -> Result<(), sqlx::Error> {
         let mut due: Vec<(usize, usize)> = Vec::new();
         for (wi, w) in work.iter().enumerate() {
@@ -299,37 +331,31 @@ impl Sync {
                 part.for_update();
             }
         }
-        let (name, external_id) = (sobject.name(), sobject.external_id());
-        for chunk in due.chunks(wholesail_salesforce::collections::MAX_RECORDS) {
+        let name = sobject.name();
+        let job = use_bulk && due.len() >= self.settings.bulk_min_records;
+        let chunk_size = match job {
+            true => due.len(),
+            false => wholesail_salesforce::collections::MAX_RECORDS,
+        };
+        for chunk in due.chunks(chunk_size) {
             let records: Vec<&Value> = chunk
                 .iter()
                 .map(|&(wi, pi)| &work[wi].parts[pi].record)
                 .collect();
-            match client.upsert(name, external_id, &records).await {
+            let (sent, kind) = match job {
+                true => (
+                    bulk::upsert(client, sobject, &records, self.bulk_wait()).await,
+                    "bulk",
+                ),
+                false => (
+                    client.upsert(name, sobject.external_id(), &records).await,
+                    "collections",
+                ),
+            };
+            match sent {
                 Ok(outcomes) => {
                     for (&(wi, pi), outcome) in chunk.iter().zip(outcomes) {
-                        let (label, saved) = match outcome {
-                            RecordOutcome::Created { id } => {
-                                ("saved", Ok(Saved { id, created: true }))
-                            }
-                            RecordOutcome::Updated { id } => {
-                                ("saved", Ok(Saved { id, created: false }))
-                            }
-                            RecordOutcome::Failed(f) => (
-                                if f.retryable { "retry" } else { "failed" },
-                                Err((
-                                    format!("{name}: {}: {}", f.codes.join(", "), f.message),
-                                    f.retryable,
-                                )),
-                            ),
-                        };
-                        metrics::counter!("wholesail_salesforce_records_total",
-                            "object" => name, "outcome" => label)
-                        .increment(1);
-                        match saved {
-                            Ok(saved) => work[wi].saved[pi] = Some(saved),
-                            Err((error, retryable)) => work[wi].failed(error, retryable),
-                        }
+                        work[wi].outcome(pi, name, outcome);
                     }
                 }
                 Err(e) => {
@@ -338,7 +364,7 @@ impl Sync {
                         "object" => name, "retryable" => retryable.to_string())
                     .increment(1);
                     tracing::warn!(error = %e, sobject = name, records = chunk.len(), retryable,
-                        "salesforce upsert failed");
+                        kind, "salesforce upsert failed");
                     for &(wi, _) in chunk {
                         work[wi].failed(e.to_string(), retryable);
                     }
@@ -346,6 +372,14 @@ impl Sync {
             }
         }
         Ok(())
+    }
+
+    /// How long a round waits for a Bulk job.
+    fn bulk_wait(&self) -> bulk::Wait {
+        bulk::Wait {
+            poll: Duration::from_millis(self.settings.bulk_poll_ms),
+            deadline: Duration::from_millis(self.settings.bulk_deadline_ms),
+        }
     }
 
     /// Which of `keys` (external ids of `sobject`) Salesforce already has: one query per 200.
@@ -427,6 +461,62 @@ impl Sync {
         Ok(())
     }
 
+    /// Finds the Contacts of never-written buyers of linked companies first ([`contacts`]):
+    /// a linked one is saved (no upsert), duplicates in Salesforce fail with their ids.
+    async fn resolve_contacts(
+        &self,
+        client: &Client,
+        work: &mut [Work<'_>],
+    ) -> Result<(), sqlx::Error> {
+        let buyers: Vec<(&str, &Value)> = work
+            .iter()
+            .filter(|w| w.row.object == Object::Contact && w.failure.is_none())
+            .map(|w| (w.row.record_key.as_str(), &w.parts[0].record))
+            .collect();
+        if buyers.is_empty() {
+            return Ok(());
+        }
+        let resolved =
+            contacts::resolve_batch(&self.pool, client, &work[0].row.shop, &buyers).await;
+        let buyers = work
+            .iter_mut()
+            .filter(|w| w.row.object == Object::Contact && w.failure.is_none());
+        let resolved = match resolved {
+            Ok(resolved) => resolved,
+            Err(ResolveError::Database(e)) => return Err(e),
+            Err(e) => {
+                let retryable = matches!(&e, ResolveError::Salesforce(e) if retryable(e));
+                for w in buyers {
+                    w.failed(e.to_string(), retryable);
+                }
+                return Ok(());
+            }
+        };
+        for (w, resolution) in buyers.zip(resolved) {
+            match resolution {
+                Ok(ContactResolution::Upsert) => {}
+                Ok(ContactResolution::Linked(id)) => {
+                    metrics::counter!("wholesail_salesforce_records_total",
+                        "object" => "Contact", "outcome" => "saved")
+                    .increment(1);
+                    w.saved[0] = Some(Saved { id, created: false });
+                }
+                Ok(ContactResolution::Duplicates(ids)) => w.failed(
+                    format!(
+                        "waiting for a merge: Contacts {} of the Account have this email; \
+                         merge them in Salesforce, then replay",
+                        ids.join(", ")
+                    ),
+                    false,
+                ),
+                Err(ResolveError::Database(e)) => return Err(e),
+                Err(ResolveError::Salesforce(e)) => w.failed(e.to_string(), retryable(&e)),
+                Err(e @ ResolveError::Link(..)) => w.failed(e.to_string(), false),
+            }
+        }
+        Ok(())
+    }
+
     /// Puts `row` back with a backoff (`retryable`) or in the dead letters.
     async fn fail(&self, row: &Claimed, error: &str, retryable: bool) -> Result<(), sqlx::Error> {
         let retry_after = retryable.then(|| {
@@ -462,6 +552,33 @@ struct Work<'a> {
 }
 
 impl Work<'_> {
+    /// Records what Salesforce did with part `pi` (an `sobject` record).
+    fn outcome(&mut self, pi: usize, sobject: &'static str, outcome: RecordOutcome) {
+        let (label, saved) = match outcome {
+            RecordOutcome::Created { id } => ("saved", Ok(Saved { id, created: true })),
+            RecordOutcome::Updated { id } => ("saved", Ok(Saved { id, created: false })),
+            RecordOutcome::Failed(f) => {
+                // A parent still on its way (a live order of a company whose Account waits in
+                // the backfill) is retried; after `max_attempts` the row is dead all the same.
+                let retryable = f.retryable || f.missing_parent();
+                (
+                    if retryable { "retry" } else { "failed" },
+                    Err((
+                        format!("{sobject}: {}: {}", f.codes.join(", "), f.message),
+                        retryable,
+                    )),
+                )
+            }
+        };
+        metrics::counter!("wholesail_salesforce_records_total",
+            "object" => sobject, "outcome" => label)
+        .increment(1);
+        match saved {
+            Ok(saved) => self.saved[pi] = Some(saved),
+            Err((error, retryable)) => self.failed(error, retryable),
+        }
+    }
+
     /// Records a failure of one of the row's records (the row's later parts are not sent).
     fn failed(&mut self, error: String, retryable: bool) {
         match &mut self.failure {
@@ -497,24 +614,33 @@ impl LeaseQueue for Sync {
             let Some(client) = self.clients.get(&shop) else {
                 continue;
             };
-            let lanes = match self.reserve_reached(client).await {
-                true => Lanes::LiveOnly,
-                false => Lanes::All,
+            let reserve_reached = self.reserve_reached(client).await;
+            let backlog = match reserve_reached {
+                true => 0,
+                false => {
+                    outbox::backfill_backlog(&self.pool, &shop, self.settings.bulk_threshold)
+                        .await?
+                }
             };
-            let rows = outbox::claim(
-                &self.pool,
-                &shop,
-                &self.worker,
-                self.settings.batch_size,
-                lease,
-                lanes,
-            )
-            .await?;
-            if rows.is_empty() {
-                continue;
+            // Live rows first, in Collections upserts; a backfill past the threshold then
+            // goes in a Bulk-sized batch of its own.
+            let rounds = match (reserve_reached, backlog >= self.settings.bulk_threshold) {
+                (true, _) => vec![(Lanes::LiveOnly, self.settings.batch_size, false)],
+                (false, false) => vec![(Lanes::All, self.settings.batch_size, false)],
+                (false, true) => vec![
+                    (Lanes::LiveOnly, self.settings.batch_size, false),
+                    (Lanes::BackfillOnly, self.settings.bulk_batch_size, true),
+                ],
+            };
+            for (lanes, batch, use_bulk) in rounds {
+                let rows =
+                    outbox::claim(&self.pool, &shop, &self.worker, batch, lease, lanes).await?;
+                if rows.is_empty() {
+                    continue;
+                }
+                worked = true;
+                self.send(client, rows, use_bulk).await?;
             }
-            worked = true;
-            self.send(client, rows).await?;
         }
         Ok(worked)
     }
