@@ -191,7 +191,7 @@ async fn live_sync(pool: &PgPool, sim: &Simulator, orders: i64, daily: u64) -> R
     // analyse them a minute later), and the backfill's joins plan badly without them.
     sqlx::query("ANALYZE").execute(pool).await?;
     outbox::connect(pool, &shop_domain(DEFAULT_SHOP)).await?;
-    let enqueued = outbox::backfill(pool, &shop_domain(DEFAULT_SHOP))
+    let enqueued = outbox::backfill(pool, &shop_domain(DEFAULT_SHOP), None)
         .await?
         .context("connected")?;
     // Live changes, not a backfill: the reserve does not hold them back.
@@ -571,7 +571,7 @@ async fn backfill(pool: &PgPool, db_url: &str, records: i64) -> Result<()> {
         .execute(pool)
         .await?;
     sqlx::query("ANALYZE").execute(pool).await?;
-    let enqueued = outbox::backfill(pool, &shop_domain(DEFAULT_SHOP))
+    let enqueued = outbox::backfill(pool, &shop_domain(DEFAULT_SHOP), None)
         .await?
         .context("connected")?;
     let rows = enqueued.companies + enqueued.customers + enqueued.products + enqueued.orders;

@@ -78,6 +78,7 @@ pub const ROUTES: &[Route] = &[
     audited("POST", "/admin/salesforce/review/link", WRITE),
     audited("POST", "/admin/salesforce/review/create", WRITE),
     route("GET", "/admin/salesforce/dead-letters", READ),
+    route("GET", "/admin/salesforce/backfill", READ),
     audited("POST", "/admin/salesforce/dead-letters/replay", WRITE),
     audited("POST", "/admin/salesforce/backfill", WRITE),
     route("POST", "/v1/carts/validate", INTEGRATOR),

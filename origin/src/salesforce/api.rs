@@ -9,8 +9,9 @@
 //!   re-queued (404 when the company is not waiting)
 //! - `GET  /admin/salesforce/dead-letters?shop=` → `{"dead": [rows with Salesforce's message]}`
 //! - `POST /admin/salesforce/dead-letters/replay` `{shop?}` → `{"replayed": n}`
-//! - `POST /admin/salesforce/backfill` `{shop}` → `{shop, enqueued}` (409 when the shop is not
-//!   connected)
+//! - `POST /admin/salesforce/backfill` `{shop, since?}` → `{shop, enqueued}` (409 when the
+//!   shop is not connected); `GET /admin/salesforce/backfill?shop=&after_id=` →
+//!   `{progress: {rows, done, dead}, finished}` (`after_id` from `enqueued`)
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -45,7 +46,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(pool: PgPool) -> Router<S> {
         .route("/admin/salesforce/review/create", post(create))
         .route("/admin/salesforce/dead-letters", get(dead))
         .route("/admin/salesforce/dead-letters/replay", post(replay))
-        .route("/admin/salesforce/backfill", post(backfill))
+        .route("/admin/salesforce/backfill", post(backfill).get(progress))
         .with_state(pool)
 }
 
@@ -143,14 +144,35 @@ async fn replay(
 #[serde(deny_unknown_fields)]
 struct BackfillBody {
     shop: ShopDomain,
+    /// Only orders created at or after (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    since: Option<time::OffsetDateTime>,
 }
 
 async fn backfill(
     State(pool): State<PgPool>,
     Json(body): Json<BackfillBody>,
 ) -> Result<Json<Value>, CliError> {
-    match outbox::backfill(&pool, &body.shop).await? {
+    match outbox::backfill(&pool, &body.shop, body.since).await? {
         Some(enqueued) => Ok(Json(json!({ "shop": body.shop, "enqueued": enqueued }))),
         None => Err(CliError::NotConnected(body.shop)),
     }
+}
+
+/// `?shop=&after_id=`: a backfill's rows (those after its `enqueued.after_id`).
+#[derive(Debug, Deserialize)]
+struct ProgressQuery {
+    shop: ShopDomain,
+    after_id: i64,
+}
+
+async fn progress(
+    State(pool): State<PgPool>,
+    Query(q): Query<ProgressQuery>,
+) -> Result<Json<Value>, CliError> {
+    let progress = outbox::backfill_progress(&pool, &q.shop, q.after_id).await?;
+    let finished = progress.finished();
+    Ok(Json(
+        json!({ "shop": q.shop, "progress": progress, "finished": finished }),
+    ))
 }

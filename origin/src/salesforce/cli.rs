@@ -5,16 +5,21 @@
 //! - `review [--shop S]`: companies waiting for a decision, with their candidates.
 //! - `review link --shop S --company GID --account ID`: this company is that Account.
 //! - `review create --shop S --company GID`: none of the candidates; create a new Account.
-//! - `backfill --shop S`: every company, customer and B2B order of the shop in lane
-//!   `backfill` (waits while the API budget is within its reserve); prints how many.
+//! - `backfill --shop S [--since DATE] [--no-wait]`: every company, customer and B2B order
+//!   (created since DATE) of the shop in lane `backfill` (sent while the API budget is above
+//!   its reserve; past 20,000 rows through Bulk API 2.0); then a progress bar until the sync
+//!   (`origin serve`) has sent them all; prints how many.
 //! - `dead-letters [--shop S] [--replay]`: rows Salesforce refused, with its message; with
 //!   `--replay`, back to pending (after the cause was fixed).
 //!
 //! A decision re-queues the company's parked rows, so the next round sends them.
 
 use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use wholesail_webhook::ShopDomain;
 
 use super::outbox;
@@ -38,11 +43,17 @@ pub enum SalesforceCommand {
         shop: Option<ShopDomain>,
     },
     /// Enqueues every company, customer and B2B order of the shop in lane `backfill` (sent
-    /// while the API budget is above its reserve).
+    /// while the API budget is above its reserve), then shows the sync's progress.
     Backfill {
         /// The shop.
         #[arg(long)]
         shop: ShopDomain,
+        /// Only orders created at or after this date (`2026-11-01`) or time (RFC 3339).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<OffsetDateTime>,
+        /// Print what was enqueued and return, without waiting for the sync.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Rows Salesforce refused (or parked for review), with the reason.
     DeadLetters {
@@ -129,10 +140,20 @@ pub async fn run(pool: &PgPool, command: SalesforceCommand) -> Result<(), CliErr
             decide: Some(ReviewCommand::Create { shop, company }),
             ..
         } => decide(pool, &shop, &company, None).await?,
-        SalesforceCommand::Backfill { shop } => match outbox::backfill(pool, &shop).await? {
-            Some(enqueued) => json!({ "shop": shop, "enqueued": enqueued }),
-            None => return Err(CliError::NotConnected(shop)),
-        },
+        SalesforceCommand::Backfill {
+            shop,
+            since,
+            no_wait,
+        } => {
+            let Some(enqueued) = outbox::backfill(pool, &shop, since).await? else {
+                return Err(CliError::NotConnected(shop));
+            };
+            let progress = match no_wait {
+                true => None,
+                false => Some(follow(pool, &shop, enqueued.after_id).await?),
+            };
+            json!({ "shop": shop, "enqueued": enqueued, "progress": progress })
+        }
         SalesforceCommand::DeadLetters { shop, replay } => {
             if replay {
                 json!({ "replayed": outbox::replay_dead(pool, shop.as_ref(), None).await? })
@@ -143,6 +164,42 @@ pub async fn run(pool: &PgPool, command: SalesforceCommand) -> Result<(), CliErr
     };
     println!("{out}");
     Ok(())
+}
+
+/// `2026-11-01` (midnight UTC) or an RFC 3339 time.
+fn parse_since(s: &str) -> Result<OffsetDateTime, String> {
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    OffsetDateTime::parse(s, &Rfc3339)
+        .or_else(|_| time::Date::parse(s, date).map(|d| d.midnight().assume_utc()))
+        .map_err(|_| format!("{s:?} is neither a date (2026-11-01) nor an RFC 3339 time"))
+}
+
+/// Shows the backfill's progress (rows sent of its rows, on standard error) until every row
+/// was sent or refused.
+async fn follow(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    after_id: i64,
+) -> Result<outbox::BackfillProgress, CliError> {
+    let first = outbox::backfill_progress(pool, shop, after_id).await?;
+    let bar = ProgressBar::new(first.rows.unsigned_abs()).with_style(
+        ProgressStyle::with_template(
+            "{spinner} {bar:40} {pos}/{len} rows sent to Salesforce, {msg} ({elapsed}, ETA {eta})",
+        )
+        .expect("a valid template"),
+    );
+    bar.println(
+        "waiting for the sync (origin serve) to send the backfill; Ctrl-C leaves it running",
+    );
+    let mut progress = first;
+    while !progress.finished() {
+        bar.set_position((progress.done + progress.dead).unsigned_abs());
+        bar.set_message(format!("{} refused", progress.dead));
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        progress = outbox::backfill_progress(pool, shop, after_id).await?;
+    }
+    bar.finish_and_clear();
+    Ok(progress)
 }
 
 /// Records the operator's decision and re-queues the company's parked rows (the CLI and the

@@ -210,17 +210,47 @@ pub struct Backfilled {
     pub products: u64,
     /// B2B orders (Orders and OrderItems).
     pub orders: u64,
+    /// The backfill's rows are the shop's backfill rows after this id ([`backfill_progress`]).
+    pub after_id: i64,
 }
 
-/// Enqueues every company, customer and B2B order of `shop` (and the products their lines
-/// need) in lane `backfill`, one pending row per record; records already pending are left
-/// alone. `None` when the shop is not connected.
-pub async fn backfill(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Backfilled>, sqlx::Error> {
+/// How far a backfill got.
+#[derive(Debug, serde::Serialize)]
+pub struct BackfillProgress {
+    /// Its rows.
+    pub rows: i64,
+    /// Sent.
+    pub done: i64,
+    /// Refused by Salesforce (see the dead letters).
+    pub dead: i64,
+}
+
+impl BackfillProgress {
+    /// Whether every row was sent or refused.
+    pub fn finished(&self) -> bool {
+        self.done + self.dead >= self.rows
+    }
+}
+
+/// Enqueues every company, customer and B2B order of `shop` (orders created at or after
+/// `since` when given; and the products their lines need) in lane `backfill`, one pending row
+/// per record; records already pending are left alone. `None` when the shop is not connected.
+pub async fn backfill(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    since: Option<OffsetDateTime>,
+) -> Result<Option<Backfilled>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     if !is_connected(&mut tx, shop).await? {
         return Ok(None);
     }
     let shop = shop.as_str();
+    let after_id = sqlx::query_scalar!(
+        r#"SELECT coalesce(max(id), 0) AS "id!" FROM salesforce_outbox WHERE shop = $1"#,
+        shop
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     // Parents first: rows are claimed in id order.
     let companies = sqlx::query!(
         "INSERT INTO salesforce_outbox (shop, object, record_key, lane)
@@ -249,11 +279,13 @@ pub async fn backfill(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Backfil
          JOIN order_lines l ON l.shop = o.shop AND l.order_id = o.id
          JOIN products p ON p.shop = l.shop AND p.id = l.product_id AND p.deleted_at IS NULL
          WHERE o.shop = $1 AND o.company_id IS NOT NULL AND o.deleted_at IS NULL
+           AND ($2::timestamptz IS NULL OR o.created_at >= $2)
            AND NOT EXISTS (SELECT 1 FROM salesforce_outbox x
                            WHERE x.shop = l.shop AND x.object = 'product'
                              AND x.record_key = l.product_id::text)
          ON CONFLICT (shop, object, record_key) WHERE status = 'pending' DO NOTHING",
-        shop
+        shop,
+        since,
     )
     .execute(&mut *tx)
     .await?
@@ -262,9 +294,11 @@ pub async fn backfill(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Backfil
         "INSERT INTO salesforce_outbox (shop, object, record_key, lane)
          SELECT shop, 'order', id::text, 'backfill' FROM orders
          WHERE shop = $1 AND company_id IS NOT NULL AND deleted_at IS NULL
+           AND ($2::timestamptz IS NULL OR created_at >= $2)
          ORDER BY created_at NULLS FIRST, id
          ON CONFLICT (shop, object, record_key) WHERE status = 'pending' DO NOTHING",
-        shop
+        shop,
+        since,
     )
     .execute(&mut *tx)
     .await?
@@ -278,7 +312,27 @@ pub async fn backfill(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Backfil
         customers,
         products,
         orders,
+        after_id,
     }))
+}
+
+/// Where the backfill whose rows come after row `after_id` of `shop` stands.
+pub async fn backfill_progress(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    after_id: i64,
+) -> Result<BackfillProgress, sqlx::Error> {
+    sqlx::query_as!(
+        BackfillProgress,
+        r#"SELECT count(*) AS "rows!",
+                  count(*) FILTER (WHERE status = 'done') AS "done!",
+                  count(*) FILTER (WHERE status = 'dead') AS "dead!"
+         FROM salesforce_outbox WHERE shop = $1 AND id > $2 AND lane = 'backfill'"#,
+        shop.as_str(),
+        after_id,
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// Whether `shop` is connected to a Salesforce org.
