@@ -198,6 +198,12 @@ pub async fn serve(
         config.rules,
         shutdown.clone(),
     ));
+    let reconcile = tokio::spawn(crate::reconcile::scheduler::run(
+        pool.clone(),
+        state.shops.clone(),
+        config.reconcile.clone(),
+        shutdown.clone(),
+    ));
     let retention = tokio::spawn(crate::pipeline::retention::run(
         pool.clone(),
         config.inbox,
@@ -234,6 +240,9 @@ pub async fn serve(
     }
     if let Err(e) = rules_push.await {
         tracing::error!(error = %e, "rules push task failed");
+    }
+    if let Err(e) = reconcile.await {
+        tracing::error!(error = %e, "reconcile task failed");
     }
     if let Err(e) = retention.await {
         tracing::error!(error = %e, "inbox retention task failed");

@@ -92,6 +92,10 @@ pub struct Config {
     /// Salesforce orgs and the sync (`[salesforce]`, `[[salesforce.orgs]]`).
     #[serde(default)]
     pub salesforce: crate::salesforce::SalesforceConfig,
+    /// Reconciliation (`[reconcile]`: webhook_uri, subscriptions_interval_ms,
+    /// subscriptions_mode).
+    #[serde(default)]
+    pub reconcile: crate::reconcile::Settings,
 }
 
 /// Shopify app client secrets: current and, during a rotation, previous.

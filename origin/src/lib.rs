@@ -5,7 +5,8 @@
 //!   recovers what the edge parked in R2; [`listener`] wakes loops on NOTIFY.
 //! - Features: the [`catalog`] resync (bulk export → COPY → merge), the B2B [`rules`] (import,
 //!   compute, push to metafields, validate carts) and [`draft_orders`] (quotes split into draft
-//!   orders), all reaching Shopify through [`shops`].
+//!   orders), all reaching Shopify through [`shops`]; the [`salesforce`] sync; [`reconcile`]
+//!   (drift found and healed, every run recorded).
 //! - The boundary: [`app`] assembles routes and loops around the [`state`] handlers share; [`auth`] (scoped tokens, audit log) and
 //!   [`http_limits`] guard every route; [`http_error`] is the one error shape; [`http_server`]
 //!   serves; [`ops`] answers probes and metrics; [`config`] and [`pg_tls`] set it up.
@@ -28,6 +29,7 @@ pub mod ops;
 pub mod parked;
 pub mod pg_tls;
 pub mod pipeline;
+pub mod reconcile;
 pub mod rules;
 pub mod salesforce;
 pub mod shop_lock;

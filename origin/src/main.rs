@@ -79,6 +79,9 @@ enum Command {
     /// The audit log of write actions.
     #[command(subcommand)]
     Audit(wholesail_origin::auth::cli::AuditCommand),
+    /// Reconciliation: webhook subscriptions now, the latest runs, a run's findings.
+    #[command(subcommand)]
+    Reconcile(wholesail_origin::reconcile::cli::ReconcileCommand),
     /// Salesforce sync: status, companies waiting for review (link or create), dead letters.
     #[command(subcommand)]
     Salesforce(wholesail_origin::salesforce::cli::SalesforceCommand),
@@ -189,6 +192,7 @@ fn write_action(command: &Command) -> Option<&'static str> {
         Command::Parked(ParkedCommand::Recover { .. }) => Some("parked recover"),
         Command::Parked(ParkedCommand::Purge { .. }) => Some("parked purge"),
         Command::Salesforce(cmd) if cmd.writes() => Some("salesforce"),
+        Command::Reconcile(cmd) if cmd.writes() => Some("reconcile"),
         _ => None,
     }
 }
@@ -232,6 +236,11 @@ async fn run(command: Command, config: Config) -> Result<()> {
         Command::Audit(cmd) => {
             let pool = app::connect(&config).await?;
             wholesail_origin::auth::cli::audit(&pool, cmd).await?;
+        }
+        Command::Reconcile(cmd) => {
+            let pool = app::connect(&config).await?;
+            let shops = config.shops()?;
+            wholesail_origin::reconcile::cli::run(&pool, &shops, &config.reconcile, cmd).await?;
         }
         Command::Salesforce(cmd) => {
             let pool = app::connect(&config).await?;

@@ -12,7 +12,8 @@
 //! [`breaker`], which every user of the client shares.
 //!
 //! Typed operations: [`bulk`] (run, poll, download the JSONL line by line), [`metafields`]
-//! (`metafieldsSet` with `compareDigest`), [`draft_orders`] (create, find by tag).
+//! (`metafieldsSet` with `compareDigest`), [`draft_orders`] (create, find by tag),
+//! [`webhooks`] (list and create webhook subscriptions).
 
 pub mod breaker;
 pub mod bulk;
@@ -21,6 +22,7 @@ mod error;
 pub mod metafields;
 pub mod pacing;
 pub mod retry_after;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -1,10 +1,13 @@
 //! Recognising the GraphQL operations Wholesail sends — not a GraphQL engine.
 //!
 //! The simulator reads an operation's type, its first root field and that field's arguments
-//! (literals or `$variables`), and finds nested connection arguments such as
+//! (literals — enum values, objects and lists included — or `$variables`), and finds nested
+//! connection arguments such as
 //! `lineItems(first: 50)` by name. The selection set is otherwise not interpreted: each
 //! operation answers with a fixed, documented set of fields (see the crate README).
 //! Shopify's response envelopes and error shapes live here too.
+
+use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
@@ -26,15 +29,31 @@ pub struct Operation<'q> {
     pub kind: Kind,
     /// The first root field, e.g. `metafieldsSet`.
     pub root: &'q str,
-    /// The root field's arguments, resolved against the variables.
+    /// The root field's arguments, resolved against the variables (an enum value is a string).
     pub args: Map<String, Value>,
+    /// How each root argument was written, for validation errors that depend on it.
+    pub arg_sources: HashMap<String, ArgSource>,
     /// The text after the root field's arguments (its selection set and anything after).
     pub selection: &'q str,
+}
+
+/// How an argument was written in the query text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArgSource {
+    /// `$name`: a variable.
+    Variable(String),
+    /// A bare word such as `ORDERS_CREATE`: an enum value.
+    Enum,
+    /// Any other literal (string, number, boolean, null, object, list).
+    Literal,
 }
 
 /// Why a request could not be recognised (answered as a GraphQL error).
 #[derive(Debug, PartialEq, Eq)]
 pub struct ParseError(pub String);
+
+/// How each argument was written, by name.
+type Sources = HashMap<String, ArgSource>;
 
 struct Cursor<'q> {
     s: &'q str,
@@ -142,6 +161,11 @@ impl<'q> Cursor<'q> {
     }
 
     fn value(&mut self, vars: &Value) -> Result<Value, ParseError> {
+        self.sourced_value(vars).map(|(v, _)| v)
+    }
+
+    /// A value and how it was written.
+    fn sourced_value(&mut self, vars: &Value) -> Result<(Value, ArgSource), ParseError> {
         self.skip_ws();
         let r = self.rest();
         if r.starts_with('$') {
@@ -149,43 +173,71 @@ impl<'q> Cursor<'q> {
             let name = self
                 .ident()
                 .ok_or_else(|| ParseError("bad variable".into()))?;
-            return Ok(vars.get(name).cloned().unwrap_or(Value::Null));
+            let v = vars.get(name).cloned().unwrap_or(Value::Null);
+            return Ok((v, ArgSource::Variable(name.to_owned())));
         }
         if r.starts_with('"') {
-            return self.string().map(Value::String);
+            return Ok((Value::String(self.string()?), ArgSource::Literal));
         }
-        if r.starts_with('{') || r.starts_with('[') {
-            return Err(ParseError(
-                "object and list literals are not simulated: pass them as variables".into(),
-            ));
+        if self.eat('{') {
+            let mut object = Map::new();
+            while !self.eat('}') {
+                let name = self
+                    .ident()
+                    .ok_or_else(|| ParseError("expected an input field name".into()))?;
+                if !self.eat(':') {
+                    return Err(ParseError(format!("expected ':' after {name}")));
+                }
+                object.insert(name.to_owned(), self.value(vars)?);
+            }
+            return Ok((Value::Object(object), ArgSource::Literal));
+        }
+        if self.eat('[') {
+            let mut list = Vec::new();
+            while !self.eat(']') {
+                list.push(self.value(vars)?);
+            }
+            return Ok((Value::Array(list), ArgSource::Literal));
         }
         let n = r
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
             .unwrap_or(r.len());
+        if n == 0 {
+            return Err(ParseError(format!(
+                "expected a value at {:?}",
+                r.chars().take(10).collect::<String>()
+            )));
+        }
         let word = &r[..n];
         self.pos += n;
         Ok(match word {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            "null" => Value::Null,
+            "true" => (Value::Bool(true), ArgSource::Literal),
+            "false" => (Value::Bool(false), ArgSource::Literal),
+            "null" => (Value::Null, ArgSource::Literal),
             _ => match word.parse::<i64>() {
-                Ok(i) => json!(i),
+                Ok(i) => (json!(i), ArgSource::Literal),
                 Err(_) => match word.parse::<f64>() {
-                    Ok(f) => json!(f),
-                    Err(_) => Value::String(word.to_owned()), // an enum value
+                    Ok(f) => (json!(f), ArgSource::Literal),
+                    Err(_) => (Value::String(word.to_owned()), ArgSource::Enum),
                 },
             },
         })
     }
 
     fn args(&mut self, vars: &Value) -> Result<Map<String, Value>, ParseError> {
+        self.sourced_args(vars).map(|(args, _)| args)
+    }
+
+    /// The arguments and how each was written.
+    fn sourced_args(&mut self, vars: &Value) -> Result<(Map<String, Value>, Sources), ParseError> {
         let mut args = Map::new();
+        let mut sources = HashMap::new();
         if !self.eat('(') {
-            return Ok(args);
+            return Ok((args, sources));
         }
         loop {
             if self.eat(')') {
-                return Ok(args);
+                return Ok((args, sources));
             }
             let name = self
                 .ident()
@@ -193,8 +245,9 @@ impl<'q> Cursor<'q> {
             if !self.eat(':') {
                 return Err(ParseError(format!("expected ':' after {name}")));
             }
-            let v = self.value(vars)?;
+            let (v, source) = self.sourced_value(vars)?;
             args.insert(name.to_owned(), v);
+            sources.insert(name.to_owned(), source);
         }
     }
 }
@@ -233,11 +286,12 @@ pub fn parse<'q>(query: &'q str, variables: &Value) -> Result<Operation<'q>, Par
             .ident()
             .ok_or_else(|| ParseError("expected a field after the alias".into()))?;
     }
-    let args = c.args(variables)?;
+    let (args, arg_sources) = c.sourced_args(variables)?;
     Ok(Operation {
         kind,
         root,
         args,
+        arg_sources,
         selection: c.rest(),
     })
 }
@@ -346,10 +400,45 @@ mod tests {
     }
 
     #[test]
+    fn reads_enum_object_and_list_literals_and_records_how_arguments_were_written() {
+        let q = r#"mutation W($uri: String!) {
+            webhookSubscriptionCreate(topic: ORDERS_CREATE,
+              webhookSubscription: {uri: $uri, format: JSON, includeFields: ["id", "note"]}) { userErrors { message } }
+        }"#;
+        let op = parse(q, &json!({"uri": "https://edge/hooks"})).unwrap();
+        assert_eq!(op.args["topic"], json!("ORDERS_CREATE"));
+        assert_eq!(
+            op.args["webhookSubscription"],
+            json!({"uri": "https://edge/hooks", "format": "JSON", "includeFields": ["id", "note"]})
+        );
+        assert_eq!(op.arg_sources["topic"], ArgSource::Enum);
+        assert_eq!(op.arg_sources["webhookSubscription"], ArgSource::Literal);
+        let op = parse(
+            r#"mutation($t: WebhookSubscriptionTopic!) { webhookSubscriptionCreate(topic: $t, webhookSubscription: {}) { x } }"#,
+            &json!({"t": "ORDERS_PAID"}),
+        )
+        .unwrap();
+        assert_eq!(op.args["topic"], json!("ORDERS_PAID"));
+        assert_eq!(op.arg_sources["topic"], ArgSource::Variable("t".into()));
+        let op = parse(
+            r#"{ webhookSubscriptions(first: 2, topics: []) { x } }"#,
+            &Value::Null,
+        )
+        .unwrap();
+        assert_eq!(op.args["topics"], json!([]));
+        assert_eq!(op.arg_sources["first"], ArgSource::Literal);
+    }
+
+    #[test]
     fn rejects_what_it_cannot_recognise() {
         assert!(parse("subscription { x }", &Value::Null).is_err());
         assert!(parse(
-            "mutation { metafieldsSet(metafields: [{}]) { x } }",
+            "mutation { metafieldsSet(metafields: [{key: }]) { x } }",
+            &Value::Null
+        )
+        .is_err());
+        assert!(parse(
+            "mutation { metafieldsSet(metafields: [{key: \"k\"}",
             &Value::Null
         )
         .is_err());

@@ -9,8 +9,12 @@
 //!   ([`metafields`]) and draft orders ([`draft_orders`]); failure injection; and a record of
 //!   every request's cost and every throttled request, so tests can assert that a client
 //!   never overdrew the bucket.
+//! - [`subscriptions`]: each shop's webhook subscriptions, managed through the Admin API
+//!   (`webhookSubscriptions`, `webhookSubscriptionCreate`, `webhookSubscriptionDelete`) or
+//!   by a test, and deleted after a delivery failed every attempt, as Shopify does.
 //! - [`webhooks`]: webhook delivery with Shopify's signature, timeouts, retries, duplicates
-//!   and disorder; the simulator uses it for `bulk_operations/finish`.
+//!   and disorder; the simulator uses it for `bulk_operations/finish` and
+//!   [`Simulator::emit`].
 
 #![recursion_limit = "512"]
 
@@ -22,6 +26,7 @@ pub mod graphql;
 pub mod metafields;
 pub mod payloads;
 mod server;
+pub mod subscriptions;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -33,6 +38,7 @@ pub use bulk::BulkFault;
 pub use catalog::{CatalogSpec, ChildOrder, GroundTruth, Selection};
 pub use draft_orders::{AfterApply, DraftOrderRecord};
 pub use metafields::StoredMetafield;
+pub use subscriptions::{RemovedSubscription, WebhookSubscription};
 pub use webhooks::{Attempt, DeliveryConfig, DeliveryReport, Outcome, Webhook, WebhookSender};
 
 /// One simulated shop: its domain, the access token that authenticates as it, and its
@@ -104,7 +110,8 @@ pub struct SimulatorConfig {
     pub app_id: u64,
     /// The app's client secret, which signs webhooks.
     pub app_secret: String,
-    /// Webhook subscriptions: (topic, URL). Only `bulk_operations/finish` is emitted.
+    /// Webhook subscriptions (topic, URL) every shop starts with. The simulator emits
+    /// `bulk_operations/finish` itself; [`Simulator::emit`] sends any other topic.
     pub webhook_subscriptions: Vec<(String, String)>,
     /// Webhook delivery behaviour.
     pub delivery: DeliveryConfig,
@@ -278,14 +285,51 @@ impl Simulator {
             .extend(std::iter::repeat_n(server::Fault::Delay(delay), n));
     }
 
-    /// Adds a webhook subscription of `topic` to `url` (for a receiver whose address is known
+    /// Adds a webhook subscription of `topic` (`bulk_operations/finish` or
+    /// `BULK_OPERATIONS_FINISH`) at `url` to every shop (for a receiver whose address is known
     /// only once it listens).
     pub fn subscribe(&self, topic: &str, url: &str) {
+        self.shared.subscribe_every_shop(topic, url);
+    }
+
+    /// Adds a webhook subscription of `topic` (either form; not validated) at `uri` to `shop`,
+    /// as if the app had created it.
+    pub fn add_webhook_subscription(
+        &self,
+        shop: &str,
+        topic: &str,
+        uri: &str,
+    ) -> WebhookSubscription {
+        self.shared.subscribe(shop, topic, uri)
+    }
+
+    /// The webhook subscriptions of `shop`, in creation order.
+    pub fn webhook_subscriptions(&self, shop: &str) -> Vec<WebhookSubscription> {
         self.shared
-            .subscriptions
-            .lock()
-            .unwrap()
-            .push((topic.to_owned(), url.to_owned()));
+            .with_shop(shop, |s| s.subscriptions.live.clone())
+    }
+
+    /// Deletes every subscription of `topic` (either form) of `shop` silently, as a merchant
+    /// or another tool might; whether there was one.
+    pub fn delete_webhook_subscription(&self, shop: &str, topic: &str) -> bool {
+        self.shared
+            .with_shop(shop, |s| s.subscriptions.delete_topic(topic))
+    }
+
+    /// The subscriptions of `shop` the simulator deleted because a delivery to them failed
+    /// every attempt, in order.
+    pub fn removed_subscriptions(&self, shop: &str) -> Vec<RemovedSubscription> {
+        self.shared
+            .with_shop(shop, |s| s.subscriptions.removed.clone())
+    }
+
+    /// Delivers `body` as a `topic` webhook (either form) of `shop` to each of its
+    /// subscriptions of that topic, concurrently, retrying per [`DeliveryConfig`]; returns
+    /// once every delivery ended, with the reports in subscription order. A subscription
+    /// whose delivery failed every attempt is deleted (see
+    /// [`Simulator::removed_subscriptions`]).
+    pub async fn emit(&self, shop: &str, topic: &str, body: Vec<u8>) -> Vec<DeliveryReport> {
+        self.shared.emit(shop, topic, body).await
     }
 
     /// Replaces the random failure injection.

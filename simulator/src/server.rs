@@ -20,9 +20,10 @@ use crate::bucket::{Bucket, MAX_QUERY_COST};
 use crate::bulk::{BulkFault, BulkOperation, BulkStatus};
 use crate::catalog::{CatalogSpec, ChildOrder, Selection};
 use crate::draft_orders::{self, AfterApply, DraftOrderRecord};
-use crate::graphql::{self, Kind, Operation};
+use crate::graphql::{self, ArgSource, Kind, Operation};
 use crate::metafields::MetafieldStore;
-use crate::webhooks::{now_rfc3339, WebhookSender};
+use crate::subscriptions::{self, SubscriptionStore, WebhookSubscription, MAX_PAGE_SIZE};
+use crate::webhooks::{now_rfc3339, DeliveryReport, Webhook, WebhookSender};
 use crate::{CostEvent, FaultConfig, SimulatorConfig, StartError, ThrottleEvent};
 
 /// A deterministic fault for the next request.
@@ -73,6 +74,7 @@ pub(crate) struct Shop {
     pub(crate) metafields: MetafieldStore,
     pub(crate) drafts: Vec<DraftOrderRecord>,
     pub(crate) draft_faults: draft_orders::CreateFaults,
+    pub(crate) subscriptions: SubscriptionStore,
     pub(crate) costs: Vec<CostEvent>,
     pub(crate) throttled: Vec<ThrottleEvent>,
 }
@@ -84,9 +86,10 @@ pub(crate) struct Shared {
     shops: HashMap<String, Mutex<Shop>>,
     tokens: HashMap<String, String>,
     pub(crate) faults: Mutex<Faults>,
-    /// Webhook subscriptions (topic, URL): the configured ones, then any added at run time.
-    pub(crate) subscriptions: Mutex<Vec<(String, String)>>,
+    /// Records every attempt (the per-shop senders share its log).
     pub(crate) webhooks: WebhookSender,
+    /// Per shop, the sender of its webhooks (its `X-Shopify-Shop-Domain`).
+    senders: HashMap<String, WebhookSender>,
     pub(crate) requests: AtomicU64,
     next_id: AtomicU64,
     started: Instant,
@@ -116,6 +119,7 @@ impl Shared {
                     metafields: MetafieldStore::default(),
                     drafts: Vec::new(),
                     draft_faults: draft_orders::CreateFaults::default(),
+                    subscriptions: SubscriptionStore::default(),
                     costs: Vec::new(),
                     throttled: Vec::new(),
                 }),
@@ -128,18 +132,89 @@ impl Shared {
         };
         faults.set(config.faults.clone());
         let webhooks = WebhookSender::new(config.app_secret.as_bytes(), config.delivery.clone());
-        Ok(Arc::new(Shared {
-            subscriptions: Mutex::new(config.webhook_subscriptions.clone()),
+        let senders = shops
+            .keys()
+            .map(|d| (d.clone(), webhooks.for_shop(d)))
+            .collect();
+        let shared = Arc::new(Shared {
             base_url,
             shops,
             tokens,
             faults: Mutex::new(faults),
             webhooks,
+            senders,
             requests: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             started: now,
             config,
-        }))
+        });
+        for (topic, url) in &shared.config.webhook_subscriptions {
+            shared.subscribe_every_shop(topic, url);
+        }
+        Ok(shared)
+    }
+
+    /// The shops' domains, in configuration order.
+    pub(crate) fn domains(&self) -> impl Iterator<Item = &str> {
+        self.config.shops.iter().map(|s| s.domain.as_str())
+    }
+
+    /// Adds a subscription of `topic` (either form) at `uri` to `shop`, without validation.
+    pub(crate) fn subscribe(&self, shop: &str, topic: &str, uri: &str) -> WebhookSubscription {
+        let sub = WebhookSubscription::new(self.id(), shop, topic, uri, "JSON", &now_rfc3339());
+        self.with_shop(shop, |s| s.subscriptions.live.push(sub.clone()));
+        sub
+    }
+
+    /// Adds a subscription of `topic` at `uri` to every shop.
+    pub(crate) fn subscribe_every_shop(&self, topic: &str, uri: &str) {
+        let domains: Vec<String> = self.domains().map(str::to_owned).collect();
+        for d in &domains {
+            self.subscribe(d, topic, uri);
+        }
+    }
+
+    /// Delivers `body` as a `topic` webhook of `shop` to each of its subscriptions of that
+    /// topic (at an `http(s)` address), concurrently, with retries; deletes a subscription
+    /// whose delivery failed every attempt, as Shopify does. The reports, in subscription order.
+    pub(crate) async fn emit(&self, shop: &str, topic: &str, body: Vec<u8>) -> Vec<DeliveryReport> {
+        let name = subscriptions::topic_enum(topic);
+        let targets: Vec<WebhookSubscription> = self.with_shop(shop, |s| {
+            s.subscriptions
+                .live
+                .iter()
+                .filter(|x| x.topic == name && x.is_http())
+                .cloned()
+                .collect()
+        });
+        let Some(sender) = self.senders.get(shop) else {
+            return Vec::new();
+        };
+        // One event: every subscription's webhook shares its event id, each has its own
+        // webhook id.
+        let event = sender.webhook(&subscriptions::topic_name(topic), body);
+        let deliveries = targets.iter().map(|sub| {
+            let w = Webhook {
+                webhook_id: uuid::Uuid::new_v4().to_string(),
+                ..event.clone()
+            };
+            async move { sender.deliver(&sub.uri, &w).await }
+        });
+        let reports = futures_util::future::join_all(deliveries).await;
+        for (sub, report) in targets.iter().zip(&reports) {
+            if !report.delivered {
+                let now = now_rfc3339();
+                self.with_shop(shop, |s| {
+                    s.subscriptions.remove_failed(
+                        &sub.id,
+                        &report.webhook_id,
+                        report.attempts.len(),
+                        &now,
+                    )
+                });
+            }
+        }
+        reports
     }
 
     /// Runs `f` on `shop`; panics on an unknown shop (a test's mistake).
@@ -337,6 +412,8 @@ const MUTATIONS: &[&str] = &[
     "metafieldsSet",
     "draftOrderCreate",
     "draftOrderInvoiceSend",
+    "webhookSubscriptionCreate",
+    "webhookSubscriptionDelete",
 ];
 const QUERIES: &[&str] = &[
     "shop",
@@ -344,10 +421,112 @@ const QUERIES: &[&str] = &[
     "bulkOperation",
     "currentBulkOperation",
     "draftOrders",
+    "webhookSubscriptions",
+    "webhookSubscription",
 ];
 
-/// The static (worst-case) cost of a recognised operation: mutations 10; a single object 1;
-/// a connection 2 plus its `first` objects, each with its nested connections.
+/// Points per `WebhookSubscription` returned: the object, plus 1 for each selected
+/// sub-object (`endpoint`, `apiVersion`).
+fn per_subscription(op: &Operation, vars: &Value) -> u64 {
+    1 + ["endpoint", "apiVersion"]
+        .iter()
+        .filter(|f| op.nested_args(f, vars).is_some())
+        .count() as u64
+}
+
+/// Checks the arguments of a `webhookSubscriptions` connection as GraphQL validation would;
+/// `first` and the `after` cursor's numeric id.
+fn subscriptions_page(op: &Operation) -> Result<(u64, u64), Value> {
+    let first = op
+        .args
+        .get("first")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| {
+            graphql::error(
+                "you must provide one of first or last",
+                "argumentLiteralsIncompatible",
+            )
+        })?;
+    if first > MAX_PAGE_SIZE {
+        return Err(graphql::error(
+            format!(
+                "The maximum page size is {MAX_PAGE_SIZE}: first: {first} requests more records"
+            ),
+            "MAX_PAGE_SIZE_EXCEEDED",
+        ));
+    }
+    let after = match op.args.get("after") {
+        None | Some(Value::Null) => 0,
+        Some(c) => c
+            .as_str()
+            .and_then(|c| c.parse::<u64>().ok())
+            .ok_or_else(|| graphql::error(format!("Invalid cursor: {c}"), "BAD_REQUEST"))?,
+    };
+    Ok((first, after))
+}
+
+/// GraphQL validation of a required argument of type `ty`: present and not null; for an
+/// enum, one of `values`, written as an enum value (not a string) or given as a variable.
+fn check_required(
+    op: &Operation,
+    arg: &str,
+    ty: &str,
+    values: Option<&[String]>,
+) -> Result<(), Value> {
+    let field = op.root;
+    let Some(value) = op.args.get(arg) else {
+        return Err(json!({
+            "message": format!("Field '{field}' is missing required arguments: {arg}"),
+            "extensions": {"code": "missingRequiredArguments", "className": "Field", "name": field, "arguments": arg},
+        }));
+    };
+    let allowed = |v: &Value| match values {
+        Some(values) => v.as_str().is_some_and(|s| values.iter().any(|x| x == s)),
+        None => !v.is_null(),
+    };
+    let source = op
+        .arg_sources
+        .get(arg)
+        .cloned()
+        .unwrap_or(ArgSource::Literal);
+    let problem = match &source {
+        ArgSource::Variable(_) if value.is_null() => {
+            Some("Expected value to not be null".to_owned())
+        }
+        ArgSource::Variable(_) if !allowed(value) => Some(format!(
+            "Expected {value} to be one of: {}",
+            values.unwrap_or_default().join(", ")
+        )),
+        ArgSource::Variable(_) => None,
+        ArgSource::Enum | ArgSource::Literal => {
+            let enum_ok = values.is_none() || source == ArgSource::Enum;
+            if enum_ok && allowed(value) {
+                None
+            } else {
+                let shown = match source {
+                    ArgSource::Enum => value.as_str().unwrap_or_default().to_owned(),
+                    _ => value.to_string(),
+                };
+                return Err(json!({
+                    "message": format!("Argument '{arg}' on Field '{field}' has an invalid value ({shown}). Expected type '{ty}'."),
+                    "extensions": {"code": "argumentLiteralsIncompatible", "typeName": "Field", "argumentName": arg},
+                }));
+            }
+        }
+    };
+    match (problem, source) {
+        (Some(explanation), ArgSource::Variable(name)) => Err(json!({
+            "message": format!("Variable ${name} of type {ty} was provided invalid value"),
+            "extensions": {"code": "INVALID_VARIABLE", "value": value,
+                           "problems": [{"path": [], "explanation": explanation}]},
+        })),
+        _ => Ok(()),
+    }
+}
+
+/// The static (worst-case) cost of a recognised operation, after the GraphQL validation the
+/// simulator does: mutations 10; a single object 1; a connection 2 plus its `first` objects,
+/// each with its nested connections and sub-objects.
 fn requested_cost(op: &Operation, vars: &Value) -> Result<u32, Value> {
     let (known, root_type) = match op.kind {
         Kind::Mutation => (MUTATIONS, "Mutation"),
@@ -376,6 +555,27 @@ fn requested_cost(op: &Operation, vars: &Value) -> Result<u32, Value> {
                 .map(|a| 2 + a.get("first").and_then(Value::as_u64).unwrap_or(0));
             let per = 1 + lines.unwrap_or(0);
             (2 + first.saturating_mul(per)).min(u64::from(u32::MAX)) as u32
+        }
+        "webhookSubscriptions" => {
+            let (first, _) = subscriptions_page(op)?;
+            (2 + first * per_subscription(op, vars)) as u32
+        }
+        "webhookSubscriptionCreate" => {
+            let topics: Vec<String> = subscriptions::TOPICS
+                .iter()
+                .map(|t| subscriptions::topic_enum(t))
+                .collect();
+            check_required(op, "topic", "WebhookSubscriptionTopic!", Some(&topics))?;
+            check_required(op, "webhookSubscription", "WebhookSubscriptionInput!", None)?;
+            10
+        }
+        "webhookSubscriptionDelete" => {
+            check_required(op, "id", "ID!", None)?;
+            10
+        }
+        "webhookSubscription" => {
+            check_required(op, "id", "ID!", None)?;
+            1
         }
         r if MUTATIONS.contains(&r) => 10,
         "node" if op.nested_args("metafield", vars).is_some() => 2,
@@ -495,6 +695,70 @@ fn execute(
             json!({"bulkOperationRunQuery": run_bulk(st, shop, op, version)}),
             10,
         ),
+        "webhookSubscriptions" => {
+            let api_version = &st.config.delivery.api_version;
+            let (first, after) = subscriptions_page(op).unwrap_or((0, 0));
+            let matching = shop.subscriptions.matching(&op.args, after);
+            let page = &matching[..matching.len().min(first as usize)];
+            let nodes: Vec<Value> = page.iter().map(|x| x.to_json(api_version)).collect();
+            let edges: Vec<Value> = page
+                .iter()
+                .zip(&nodes)
+                .map(|(x, n)| json!({"cursor": x.legacy_id().to_string(), "node": n}))
+                .collect();
+            let actual = 2 + page.len() as u64 * per_subscription(op, vars);
+            (
+                json!({"webhookSubscriptions": {
+                    "nodes": nodes, "edges": edges,
+                    "pageInfo": {
+                        "hasNextPage": matching.len() > page.len(),
+                        "hasPreviousPage": after > 0,
+                        "startCursor": page.first().map(|x| x.legacy_id().to_string()),
+                        "endCursor": page.last().map(|x| x.legacy_id().to_string()),
+                    },
+                }}),
+                actual as u32,
+            )
+        }
+        "webhookSubscription" => {
+            let id = op.args.get("id").and_then(Value::as_str).unwrap_or("");
+            let found = shop
+                .subscriptions
+                .live
+                .iter()
+                .find(|x| x.id == id)
+                .map(|x| x.to_json(&st.config.delivery.api_version));
+            (json!({"webhookSubscription": found}), 1)
+        }
+        "webhookSubscriptionCreate" => {
+            let topic = op.args.get("topic").and_then(Value::as_str).unwrap_or("");
+            let input = op
+                .args
+                .get("webhookSubscription")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let domain = shop.domain.clone();
+            let payload = match shop
+                .subscriptions
+                .create(|| st.id(), &domain, topic, &input, &now)
+            {
+                Ok(x) => {
+                    json!({"webhookSubscription": x.to_json(&st.config.delivery.api_version), "userErrors": []})
+                }
+                Err(errors) => json!({"webhookSubscription": null, "userErrors": errors}),
+            };
+            (json!({"webhookSubscriptionCreate": payload}), 10)
+        }
+        "webhookSubscriptionDelete" => {
+            let id = op.args.get("id").and_then(Value::as_str).unwrap_or("");
+            let payload = if shop.subscriptions.delete(id) {
+                json!({"deletedWebhookSubscriptionId": id, "userErrors": []})
+            } else {
+                json!({"deletedWebhookSubscriptionId": null, "userErrors": [
+                    {"field": ["id"], "message": "Webhook subscription does not exist"}]})
+            };
+            (json!({"webhookSubscriptionDelete": payload}), 10)
+        }
         "node" => {
             let id = op.args.get("id").and_then(Value::as_str).unwrap_or("");
             let typename = id
@@ -656,15 +920,12 @@ async fn run_lifecycle(st: Arc<Shared>, domain: String, op: BulkOperation) {
         finished = Some(o.finish_webhook());
     });
     let Some(body) = finished else { return };
-    let subscriptions = st.subscriptions.lock().unwrap().clone();
-    for (topic, url) in &subscriptions {
-        if topic == "bulk_operations/finish" {
-            let w = st.webhooks.webhook(topic, body.to_string().into_bytes());
-            let sender = st.webhooks.clone();
-            let url = url.clone();
-            tokio::spawn(async move { sender.deliver(&url, &w).await });
-        }
-    }
+    st.emit(
+        &domain,
+        "bulk_operations/finish",
+        body.to_string().into_bytes(),
+    )
+    .await;
 }
 
 async fn download(

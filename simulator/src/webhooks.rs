@@ -16,7 +16,8 @@ use wholesail_webhook::ShopifySecrets;
 /// How deliveries behave.
 #[derive(Clone, Debug)]
 pub struct DeliveryConfig {
-    /// The shop the webhooks come from (`X-Shopify-Shop-Domain`).
+    /// The shop the webhooks come from (`X-Shopify-Shop-Domain`); the simulator sends each
+    /// shop's webhooks with that shop's domain instead.
     pub shop: String,
     /// `X-Shopify-API-Version`.
     pub api_version: String,
@@ -135,6 +136,14 @@ impl WebhookSender {
             client,
             log: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// The same sender (client, attempt log, random draws) for webhooks of `shop`
+    /// (`X-Shopify-Shop-Domain`).
+    pub fn for_shop(&self, shop: &str) -> WebhookSender {
+        let mut s = self.clone();
+        s.config.shop = shop.to_owned();
+        s
     }
 
     /// A new webhook for `topic` with fresh webhook and event ids, triggered now.

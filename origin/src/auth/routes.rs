@@ -81,6 +81,8 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/admin/salesforce/backfill", READ),
     audited("POST", "/admin/salesforce/dead-letters/replay", WRITE),
     audited("POST", "/admin/salesforce/backfill", WRITE),
+    route("GET", "/admin/reconcile/runs", READ),
+    route("GET", "/admin/reconcile/findings", READ),
     route("POST", "/v1/carts/validate", INTEGRATOR),
     audited("POST", "/v1/draft-orders", INTEGRATOR),
     route("GET", "/v1/draft-orders/{job}", INTEGRATOR),
