@@ -9,150 +9,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use salesforce_simulator::{
-    AfterApply, CallKind, Simulator, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-};
+use common::salesforce::*;
+use salesforce_simulator::{AfterApply, CallKind, Simulator};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shopify_simulator::payloads::{order, OrderSpec};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use wholesail_origin::draft_orders::{self, JobLoop};
-use wholesail_origin::handlers::{self, InboxEvent, Outcome};
 use wholesail_origin::salesforce::inbound::{self, Inbound};
 use wholesail_origin::salesforce::outbox;
 use wholesail_origin::salesforce::quotes::WriteBack;
-use wholesail_origin::salesforce::runner::{Settings, Sync};
+use wholesail_origin::salesforce::runner::Settings;
 use wholesail_origin::shops::{ShopConfig, Shops};
-
-const SHOP: &str = "acme.myshopify.com";
-const T1: &str = "2026-11-23T10:00:00-05:00";
-const T2: &str = "2026-11-23T10:05:00-05:00";
-
-fn event(id: i64, topic: &str, payload: &Value) -> InboxEvent {
-    let stripped = wholesail_webhook::strip(topic, payload.to_string().as_bytes()).unwrap();
-    InboxEvent {
-        id,
-        webhook_id: format!("wh-{id}"),
-        event_id: None,
-        shop: common::domain(SHOP),
-        topic: topic.to_owned(),
-        payload: stripped.json,
-    }
-}
-
-async fn apply(pool: &PgPool, event: &InboxEvent) -> Outcome {
-    let mut tx = pool.begin().await.unwrap();
-    let outcome = handlers::apply(&mut tx, event).await.unwrap();
-    tx.commit().await.unwrap();
-    outcome
-}
-
-fn company(id: u64, name: &str, at: &str) -> Value {
-    json!({"admin_graphql_api_id": format!("gid://shopify/Company/{id}"), "name": name,
-           "external_id": null, "note": null, "customer_since": "2025-01-01T00:00:00Z",
-           "created_at": "2025-01-01T00:00:00Z", "updated_at": at,
-           "main_contact_admin_graphql_api_id": null})
-}
-
-/// An order of `seed` (its company is `9_000_000 + seed % 500`).
-fn order_of(seed: u64, at: &str) -> (Value, u64) {
-    let mut spec = OrderSpec::new(seed, 2);
-    spec.updated_at = at.to_owned();
-    (order(&spec), 9_000_000 + seed % 500)
-}
-
-/// The catalog products of `order`'s lines (one products/create per product, its variants as
-/// the lines name them).
-fn products_of(order: &Value, at: &str) -> Vec<Value> {
-    let mut products: Vec<Value> = Vec::new();
-    for line in order["line_items"].as_array().unwrap() {
-        let variant = json!({"id": line["variant_id"], "product_id": line["product_id"],
-            "sku": line["sku"], "title": line["variant_title"], "price": line["price"],
-            "position": products.len() + 1});
-        match products.iter_mut().find(|p| p["id"] == line["product_id"]) {
-            Some(p) => p["variants"].as_array_mut().unwrap().push(variant),
-            None => products.push(json!({"id": line["product_id"],
-                "admin_graphql_api_id": format!("gid://shopify/Product/{}", line["product_id"]),
-                "title": line["title"], "status": "active", "updated_at": at,
-                "variants": [variant]})),
-        }
-    }
-    products
-}
-
-/// Applies the catalog products of `order` (event ids from `first_id`); returns how many.
-async fn apply_catalog(pool: &PgPool, order: &Value, first_id: i64) -> i64 {
-    let products = products_of(order, T1);
-    for (i, p) in products.iter().enumerate() {
-        apply(pool, &event(first_id + i as i64, "products/create", p)).await;
-    }
-    products.len() as i64
-}
-
-async fn simulator() -> Simulator {
-    Simulator::start(salesforce_simulator::Config::default())
-        .await
-        .unwrap()
-}
-
-fn client(sim: &Simulator) -> wholesail_salesforce::Client {
-    let config = wholesail_salesforce::Config::new(
-        sim.base_url(),
-        DEFAULT_CLIENT_ID,
-        SecretString::from(DEFAULT_CLIENT_SECRET),
-    );
-    wholesail_salesforce::Client::new(config).unwrap()
-}
-
-fn test_settings() -> Settings {
-    Settings {
-        backoff_base_ms: 20,
-        backoff_max_ms: 100,
-        max_attempts: 5,
-        poll_interval_ms: 50,
-        ..Settings::default()
-    }
-}
-
-fn sync(pool: &PgPool, sim: &Simulator) -> Sync {
-    sync_with(pool, sim, test_settings())
-}
-
-fn sync_with(pool: &PgPool, sim: &Simulator, settings: Settings) -> Sync {
-    let client = client(sim);
-    Sync::new(
-        pool.clone(),
-        HashMap::from([(common::domain(SHOP), client)]),
-        "test-sync",
-        settings,
-    )
-}
-
-/// Outbox rows by status.
-async fn outbox_status(pool: &PgPool) -> HashMap<String, i64> {
-    sqlx::query_as::<_, (String, i64)>(
-        "SELECT status, count(*) FROM salesforce_outbox GROUP BY status",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .collect()
-}
-
-/// Runs the sync until nothing is pending or in flight.
-async fn drain(pool: &PgPool, sim: &Simulator) {
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(sync(pool, sim).run(stop.clone()));
-    common::eventually(Duration::from_secs(20), "the outbox drains", || async {
-        let s = outbox_status(pool).await;
-        !s.contains_key("pending") && !s.contains_key("processing")
-    })
-    .await;
-    stop.cancel();
-    task.await.unwrap();
-}
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
 async fn changes_reach_salesforce_parents_first_by_external_id(pool: PgPool) {
@@ -605,11 +474,17 @@ async fn backfill_waits_at_the_budget_reserve_while_live_changes_flow(pool: PgPo
     }
     outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
     let url = common::database_url(&pool);
-    let (out, _) = common::origin_cli(&url, &["salesforce", "backfill", "--shop", SHOP]);
+    let (out, _) = common::origin_cli(
+        &url,
+        &["salesforce", "backfill", "--shop", SHOP, "--no-wait"],
+    );
     let out: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(out["enqueued"]["companies"], json!(5), "{out}");
     // Again: the pending rows are left alone.
-    let (again, _) = common::origin_cli(&url, &["salesforce", "backfill", "--shop", SHOP]);
+    let (again, _) = common::origin_cli(
+        &url,
+        &["salesforce", "backfill", "--shop", SHOP, "--no-wait"],
+    );
     assert!(again.contains("\"companies\":0"), "{again}");
 
     // The org's other integrations used half of today's 60 requests: with a reserve of 0.5,

@@ -448,45 +448,51 @@ pub async fn due_shops(pool: &PgPool) -> Result<Vec<ShopDomain>, sqlx::Error> {
     .await
 }
 
-/// Marks row `id` done with the Salesforce id it was written to, if `worker` still holds it.
-/// Returns the lag in seconds from Shopify's change to now.
+/// Marks rows `(id, Salesforce id written)` of `shop` done, those `worker` still holds, in
+/// one statement. Returns each one's lag in seconds from Shopify's change to now.
 pub async fn mark_done(
     pool: &PgPool,
     shop: &ShopDomain,
-    id: i64,
     worker: &str,
-    salesforce_id: &str,
-) -> Result<Option<f64>, sqlx::Error> {
+    done: &[(i64, String)],
+) -> Result<Vec<f64>, sqlx::Error> {
+    let (ids, written): (Vec<i64>, Vec<String>) = done.iter().cloned().unzip();
     sqlx::query_scalar!(
-        r#"UPDATE salesforce_outbox
-         SET status = 'done', done_at = now(), salesforce_id = $4, locked_by = NULL,
+        r#"UPDATE salesforce_outbox o
+         SET status = 'done', done_at = now(), salesforce_id = d.written, locked_by = NULL,
              locked_until = NULL, last_error = NULL
-         WHERE shop = $1 AND id = $2 AND locked_by = $3 AND status = 'processing'
-         RETURNING extract(epoch FROM now() - first_changed_at)::float8 AS "lag!""#,
+         FROM unnest($3::bigint[], $4::text[]) AS d(id, written)
+         WHERE o.shop = $1 AND o.id = d.id AND o.locked_by = $2 AND o.status = 'processing'
+         RETURNING extract(epoch FROM now() - o.first_changed_at)::float8 AS "lag!""#,
         shop.as_str(),
-        id,
         worker,
-        salesforce_id,
+        &ids,
+        &written,
     )
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await
 }
 
-/// Records a failed attempt on row `id`: back to pending after `retry_after`, or dead (with
-/// Salesforce's message) when permanent or out of `max_attempts`. Returns whether it is dead.
+/// Records a failed attempt on `row`: back to pending after `retry_after`, or dead (with
+/// Salesforce's message) when permanent (`retry_after` is `None`) or out of `max_attempts`.
+/// A claim that sent nothing (`attempted` false) gives its attempt back and never makes a row
+/// dead. Returns whether it is dead.
 pub async fn record_failure(
     pool: &PgPool,
     row: &Claimed,
     worker: &str,
     error: &str,
     retry_after: Option<Duration>,
+    attempted: bool,
     max_attempts: i32,
 ) -> Result<bool, sqlx::Error> {
     let dead = sqlx::query_scalar!(
         r#"UPDATE salesforce_outbox SET
-             status = CASE WHEN $5::float8 IS NULL OR attempts >= $6 THEN 'dead' ELSE 'pending' END,
-             run_at = CASE WHEN $5::float8 IS NULL OR attempts >= $6 THEN run_at
+             status = CASE WHEN $5::float8 IS NULL OR ($7 AND attempts >= $6) THEN 'dead'
+                           ELSE 'pending' END,
+             run_at = CASE WHEN $5::float8 IS NULL OR ($7 AND attempts >= $6) THEN run_at
                            ELSE now() + $5::float8 * interval '1 millisecond' END,
+             attempts = CASE WHEN $7 THEN attempts ELSE attempts - 1 END,
              last_error = $4, locked_by = NULL, locked_until = NULL
          WHERE shop = $1 AND id = $2 AND locked_by = $3 AND status = 'processing'
          RETURNING status = 'dead' AS "dead!""#,
@@ -496,6 +502,7 @@ pub async fn record_failure(
         error,
         retry_after.map(|d| d.as_millis() as f64),
         max_attempts,
+        attempted,
     )
     .fetch_optional(pool)
     .await?;

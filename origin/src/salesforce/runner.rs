@@ -11,10 +11,11 @@
 //! each object with enough records as one Bulk API 2.0 job (`bulk`).
 //!
 //! Every record has its own outcome and a row is done when all its records are saved:
-//! otherwise retryable (a row lock, a 5xx, a timeout, the budget, the breaker, a parent not
-//! in Salesforce yet: back to pending after a backoff, dead after `max_attempts`) or
-//! permanent (validation, duplicates: a dead row with Salesforce's message, replayable once
-//! fixed). A crash between Salesforce's commit and the done mark leaves the row to be claimed
+//! otherwise it waits (nothing was sent: the daily budget spent, the breaker open, the org's
+//! concurrent requests taken; back to pending after `wait_ms`, no attempt counted), is retried
+//! (a row lock, a 5xx, a timeout, a parent not in Salesforce yet: back to pending after a
+//! backoff, dead after `max_attempts`) or is permanent (validation, duplicates: a dead row
+//! with Salesforce's message, replayable once fixed). A crash between Salesforce's commit and the done mark leaves the row to be claimed
 //! again; the upserts by external id then update the records it created instead of creating
 //! second ones.
 
@@ -51,6 +52,9 @@ pub struct Settings {
     pub backoff_base_ms: u64,
     /// Longest retry delay.
     pub backoff_max_ms: u64,
+    /// How long rows wait when nothing could be sent (the daily budget spent, the breaker
+    /// open, the org's concurrent requests taken): no attempt is counted for them.
+    pub wait_ms: u64,
     /// Lease on claimed rows.
     pub lease_ms: u64,
     /// Idle poll interval (a NOTIFY wakes the loop sooner).
@@ -82,6 +86,7 @@ impl Default for Settings {
             max_attempts: 10,
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,
+            wait_ms: 30_000,
             lease_ms: 120_000,
             poll_interval_ms: 1_000,
             reserve: 0.2,
@@ -158,24 +163,17 @@ impl Sync {
             self.send_parts(client, &mut work, sobject, use_bulk)
                 .await?;
         }
+        let shop = &rows[0].shop;
+        let mut done = Vec::with_capacity(work.len());
         for w in work {
             match (w.failure, w.saved.first()) {
-                (Some((error, retryable)), _) => self.fail(w.row, &error, retryable).await?,
-                (None, Some(Some(saved))) => {
-                    if let Some(lag) = outbox::mark_done(
-                        &self.pool,
-                        &w.row.shop,
-                        w.row.id,
-                        &self.worker,
-                        &saved.id,
-                    )
-                    .await?
-                    {
-                        metrics::histogram!("wholesail_salesforce_lag_seconds").record(lag);
-                    }
-                }
+                (Some((error, verdict)), _) => self.fail(w.row, &error, verdict).await?,
+                (None, Some(Some(saved))) => done.push((w.row.id, saved.id.clone())),
                 (None, _) => unreachable!("a row without a failure has every part saved"),
             }
+        }
+        for lag in outbox::mark_done(&self.pool, shop, &self.worker, &done).await? {
+            metrics::histogram!("wholesail_salesforce_lag_seconds").record(lag);
         }
         if let Some(usage) = client.budget().usage() {
             metrics::gauge!("wholesail_salesforce_api_used_ratio", "org" => client.config().org.clone())
@@ -239,7 +237,7 @@ impl Sync {
                     standard_pricebook: id,
                 },
                 (Some(Err(e)), _) => {
-                    self.fail(row, &e.to_string(), retryable(e)).await?;
+                    self.fail(row, &e.to_string(), verdict(e)).await?;
                     continue;
                 }
                 (None, _) => unreachable!("the price book is read when a row needs it"),
@@ -252,7 +250,7 @@ impl Sync {
                     failure: None,
                 }),
                 Err(MappingError::Database(e)) => return Err(e),
-                Err(e) => self.fail(row, &e.to_string(), false).await?,
+                Err(e) => self.fail(row, &e.to_string(), Verdict::Permanent).await?,
             }
         }
         Ok(work)
@@ -318,9 +316,8 @@ impl Sync {
         let existing = match self.existing(client, sobject, &maybe_existing).await {
             Ok(existing) => existing,
             Err(e) => {
-                let retryable = retryable(&e);
                 for &(wi, _) in &due {
-                    work[wi].failed(e.to_string(), retryable);
+                    work[wi].failed(e.to_string(), verdict(&e));
                 }
                 return Ok(());
             }
@@ -359,14 +356,14 @@ impl Sync {
                     }
                 }
                 Err(e) => {
-                    let retryable = retryable(&e);
+                    let verdict = verdict(&e);
                     metrics::counter!("wholesail_salesforce_call_failures_total",
-                        "object" => name, "retryable" => retryable.to_string())
+                        "object" => name, "verdict" => verdict.label())
                     .increment(1);
-                    tracing::warn!(error = %e, sobject = name, records = chunk.len(), retryable,
-                        kind, "salesforce upsert failed");
+                    tracing::warn!(error = %e, sobject = name, records = chunk.len(),
+                        verdict = verdict.label(), kind, "salesforce upsert failed");
                     for &(wi, _) in chunk {
-                        work[wi].failed(e.to_string(), retryable);
+                        work[wi].failed(e.to_string(), verdict);
                     }
                 }
             }
@@ -432,7 +429,7 @@ impl Sync {
             Ok(resolved) => resolved,
             Err(e) => {
                 for w in accounts {
-                    w.failed(e.to_string(), retryable(&e));
+                    w.failed(e.to_string(), verdict(&e));
                 }
                 return Ok(());
             }
@@ -451,11 +448,11 @@ impl Sync {
                         "waiting for review: {n} possible Accounts in Salesforce \
                          (origin salesforce review)"
                     ),
-                    false,
+                    Verdict::Permanent,
                 ),
                 Err(ResolveError::Database(e)) => return Err(e),
-                Err(ResolveError::Salesforce(e)) => w.failed(e.to_string(), retryable(&e)),
-                Err(e @ ResolveError::Link(..)) => w.failed(e.to_string(), false),
+                Err(ResolveError::Salesforce(e)) => w.failed(e.to_string(), verdict(&e)),
+                Err(e @ ResolveError::Link(..)) => w.failed(e.to_string(), Verdict::Permanent),
             }
         }
         Ok(())
@@ -485,9 +482,12 @@ impl Sync {
             Ok(resolved) => resolved,
             Err(ResolveError::Database(e)) => return Err(e),
             Err(e) => {
-                let retryable = matches!(&e, ResolveError::Salesforce(e) if retryable(e));
+                let verdict = match &e {
+                    ResolveError::Salesforce(e) => verdict(e),
+                    _ => Verdict::Permanent,
+                };
                 for w in buyers {
-                    w.failed(e.to_string(), retryable);
+                    w.failed(e.to_string(), verdict);
                 }
                 return Ok(());
             }
@@ -507,28 +507,37 @@ impl Sync {
                          merge them in Salesforce, then replay",
                         ids.join(", ")
                     ),
-                    false,
+                    Verdict::Permanent,
                 ),
                 Err(ResolveError::Database(e)) => return Err(e),
-                Err(ResolveError::Salesforce(e)) => w.failed(e.to_string(), retryable(&e)),
-                Err(e @ ResolveError::Link(..)) => w.failed(e.to_string(), false),
+                Err(ResolveError::Salesforce(e)) => w.failed(e.to_string(), verdict(&e)),
+                Err(e @ ResolveError::Link(..)) => w.failed(e.to_string(), Verdict::Permanent),
             }
         }
         Ok(())
     }
 
-    /// Puts `row` back with a backoff (`retryable`) or in the dead letters.
-    async fn fail(&self, row: &Claimed, error: &str, retryable: bool) -> Result<(), sqlx::Error> {
-        let retry_after = retryable.then(|| {
-            self.backoff
-                .equal_jitter(row.attempts.unsigned_abs(), rand::thread_rng().gen())
-        });
+    /// Puts `row` back with a backoff (or `wait_ms` when nothing was sent, without counting
+    /// the attempt) or in the dead letters.
+    async fn fail(&self, row: &Claimed, error: &str, verdict: Verdict) -> Result<(), sqlx::Error> {
+        let retry_after = match verdict {
+            Verdict::Permanent => None,
+            Verdict::Retry => Some(
+                self.backoff
+                    .equal_jitter(row.attempts.unsigned_abs(), rand::thread_rng().gen()),
+            ),
+            Verdict::Wait => {
+                let wait = Duration::from_millis(self.settings.wait_ms);
+                Some(wait.mul_f64(rand::thread_rng().gen_range(0.5..=1.0)))
+            }
+        };
         let dead = outbox::record_failure(
             &self.pool,
             row,
             &self.worker,
             error,
             retry_after,
+            verdict != Verdict::Wait,
             self.settings.max_attempts,
         )
         .await?;
@@ -541,14 +550,39 @@ impl Sync {
     }
 }
 
+/// What becomes of a row whose record or call failed, from the mildest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Verdict {
+    /// Nothing was sent (the daily budget spent, the breaker open, the org's concurrent
+    /// requests taken): back to pending after `wait_ms`, the attempt not counted, so an outage
+    /// or a spent day never dead-letters a row.
+    Wait,
+    /// Sent and failed for now (a row lock, a 5xx, a timeout, a parent not there yet): back
+    /// to pending after a backoff; dead after `max_attempts`.
+    Retry,
+    /// Refused for good (validation, duplicates): dead now, with Salesforce's message.
+    Permanent,
+}
+
+impl Verdict {
+    /// Its name in metrics and logs.
+    fn label(self) -> &'static str {
+        match self {
+            Verdict::Wait => "wait",
+            Verdict::Retry => "retry",
+            Verdict::Permanent => "permanent",
+        }
+    }
+}
+
 /// A claimed row on its way: its records and what happened to each.
 struct Work<'a> {
     row: &'a Claimed,
     parts: Vec<Part>,
     /// Per part, once Salesforce saved it.
     saved: Vec<Option<Saved>>,
-    /// The first failure and whether every failure so far may succeed later.
-    failure: Option<(String, bool)>,
+    /// The first failure and the gravest verdict so far.
+    failure: Option<(String, Verdict)>,
 }
 
 impl Work<'_> {
@@ -560,12 +594,15 @@ impl Work<'_> {
             RecordOutcome::Failed(f) => {
                 // A parent still on its way (a live order of a company whose Account waits in
                 // the backfill) is retried; after `max_attempts` the row is dead all the same.
-                let retryable = f.retryable || f.missing_parent();
+                let verdict = match f.retryable || f.missing_parent() {
+                    true => Verdict::Retry,
+                    false => Verdict::Permanent,
+                };
                 (
-                    if retryable { "retry" } else { "failed" },
+                    verdict.label(),
                     Err((
                         format!("{sobject}: {}: {}", f.codes.join(", "), f.message),
-                        retryable,
+                        verdict,
                     )),
                 )
             }
@@ -575,15 +612,15 @@ impl Work<'_> {
         .increment(1);
         match saved {
             Ok(saved) => self.saved[pi] = Some(saved),
-            Err((error, retryable)) => self.failed(error, retryable),
+            Err((error, verdict)) => self.failed(error, verdict),
         }
     }
 
     /// Records a failure of one of the row's records (the row's later parts are not sent).
-    fn failed(&mut self, error: String, retryable: bool) {
+    fn failed(&mut self, error: String, verdict: Verdict) {
         match &mut self.failure {
-            Some((_, all_retryable)) => *all_retryable &= retryable,
-            None => self.failure = Some((error, retryable)),
+            Some((_, worst)) => *worst = (*worst).max(verdict),
+            None => self.failure = Some((error, verdict)),
         }
     }
 }
@@ -595,13 +632,15 @@ struct Saved {
     created: bool,
 }
 
-/// Whether a failed call may succeed later: transient failures, the budget and the breaker.
-fn retryable(e: &SalesforceError) -> bool {
-    e.is_retryable()
-        || matches!(
-            e,
-            SalesforceError::BudgetExhausted | SalesforceError::CircuitOpen { .. }
-        )
+/// What a failed call means for the rows it carried.
+fn verdict(e: &SalesforceError) -> Verdict {
+    match e {
+        SalesforceError::BudgetExhausted
+        | SalesforceError::CircuitOpen { .. }
+        | SalesforceError::ConcurrencyLimited(_) => Verdict::Wait,
+        e if e.is_retryable() => Verdict::Retry,
+        _ => Verdict::Permanent,
+    }
 }
 
 impl LeaseQueue for Sync {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
+pub mod salesforce;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
