@@ -305,3 +305,59 @@ async fn a_backfill_since_a_date_takes_the_newer_orders_and_reports_its_progress
         .record_by_external_id("Order", "Shopify_Order_Id__c", &old["id"].to_string())
         .is_none());
 }
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_company_location_puts_its_shipping_address_on_the_company_account(pool: PgPool) {
+    let sim = simulator().await;
+    outbox::connect(&pool, &common::domain(SHOP)).await.unwrap();
+    apply(
+        &pool,
+        &event(1, "companies/create", &company(41, "Northwind", T1)),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    let location = |city: &str, at: &str| {
+        json!({"admin_graphql_api_id": "gid://shopify/CompanyLocation/3", "name": "DC",
+               "created_at": "2025-01-01T00:00:00Z", "updated_at": at,
+               "company": {"admin_graphql_api_id": "gid://shopify/Company/41"},
+               "shipping_address": {"city": city, "zip": "43004", "country_code": "US",
+                                    "province_code": "OH"}})
+    };
+    apply(
+        &pool,
+        &event(2, "company_locations/create", &location("Columbus", T1)),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    let account = sim
+        .record_by_external_id("Account", "Shopify_Company_Id__c", "41")
+        .unwrap();
+    assert_eq!(
+        (
+            &account["ShippingCity"],
+            &account["ShippingState"],
+            &account["ShippingPostalCode"],
+            &account["ShippingCountry"]
+        ),
+        (
+            &json!("Columbus"),
+            &json!("OH"),
+            &json!("43004"),
+            &json!("US")
+        )
+    );
+    apply(
+        &pool,
+        &event(3, "company_locations/update", &location("Dublin", T2)),
+    )
+    .await;
+    drain(&pool, &sim).await;
+    let moved = sim
+        .record_by_external_id("Account", "Shopify_Company_Id__c", "41")
+        .unwrap();
+    assert_eq!(
+        (&moved["Id"], &moved["ShippingCity"]),
+        (&account["Id"], &json!("Dublin"))
+    );
+    assert_eq!(sim.count("Account"), 1);
+}

@@ -3,6 +3,7 @@
 //! | Shopify (origin table) | Salesforce | Keyed by (external id) | Relationship (by external id) |
 //! |---|---|---|---|
 //! | company (`companies`) | Account | `Shopify_Company_Id__c` | — |
+//! | company location (`company_locations`) | the company's Account: `ShippingCity`, `ShippingState`, `ShippingPostalCode`, `ShippingCountry` of its first location | — | — |
 //! | B2B customer (`customers`) | Contact | `Shopify_Customer_Id__c` | `Account` via the company of the customer's latest order |
 //! | variant (`variants`, `products`) | Product2 | `Shopify_Variant_Id__c` | — |
 //! | variant price | PricebookEntry (standard price book) | `Shopify_Variant_Id__c` | `Product2` via `Shopify_Variant_Id__c` |
@@ -14,10 +15,10 @@
 //! product sends a Product2 and a PricebookEntry per variant, an order its Order and an
 //! OrderItem per line. Lines without a variant (custom line items) have no catalog product and
 //! are not sent. A cancelled order's `Status` is `Cancelled`: the package adds that value (in
-//! the Draft status category) to the org's Order Status picklist. Not mapped (#14): company
-//! locations, removed variants and lines (their records stay in Salesforce), refunded amounts
-//! per line (origin keeps the order's financial status and total, not its refund
-//! transactions).
+//! the Draft status category) to the org's Order Status picklist. Not mapped (#14): a
+//! company's second and later locations (no child Accounts), removed variants and lines (their
+//! records stay in Salesforce), refunded amounts per line (origin keeps the order's financial
+//! status and total, not its refund transactions).
 //!
 //! **Ownership.** [`OWNERSHIP`] names, for every field of the mapped objects that either
 //! system writes, which one owns it. A record built here contains only Shopify-owned fields;
@@ -51,6 +52,10 @@ pub const OWNERSHIP: &[(&str, &str, Owner)] = &[
     ("Account", "Tax_Id__c", Owner::Shopify),
     ("Account", "Wholesail_Name_Key__c", Owner::Shopify),
     ("Account", "Wholesail_Domain__c", Owner::Shopify),
+    ("Account", "ShippingCity", Owner::Shopify),
+    ("Account", "ShippingState", Owner::Shopify),
+    ("Account", "ShippingPostalCode", Owner::Shopify),
+    ("Account", "ShippingCountry", Owner::Shopify),
     ("Account", "OwnerId", Owner::Salesforce),
     ("Account", "Rating", Owner::Salesforce),
     ("Account", "Description", Owner::Salesforce),
@@ -287,14 +292,32 @@ async fn account(
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| MappingError::Incomplete(format!("company {gid} has no name")))?;
     // The match keys, so that later companies find this Account (see `accounts`).
+    // The first location's shipping address (most B2B companies have one location).
+    let shipping = sqlx::query!(
+        "SELECT shipping_city, shipping_province_code, shipping_zip, shipping_country_code
+         FROM company_locations
+         WHERE shop = $1 AND company_admin_graphql_api_id = $2 AND deleted_at IS NULL
+         ORDER BY created_at NULLS LAST, admin_graphql_api_id LIMIT 1",
+        shop.as_str(),
+        gid,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     let company = super::accounts::profile(conn, shop, gid, &name).await?;
     let profile = wholesail_matching::Profile::of_company(&company);
-    Ok(json!({
+    let mut record = json!({
         "Shopify_Company_Id__c": company_number(gid)?,
         "Name": name,
         "Wholesail_Name_Key__c": profile.name.to_string(),
         "Wholesail_Domain__c": profile.domains.first().map(|d| d.as_str()),
-    }))
+    });
+    if let Some(s) = shipping {
+        record["ShippingCity"] = json!(s.shipping_city);
+        record["ShippingState"] = json!(s.shipping_province_code);
+        record["ShippingPostalCode"] = json!(s.shipping_zip);
+        record["ShippingCountry"] = json!(s.shipping_country_code);
+    }
+    Ok(record)
 }
 
 async fn contact(

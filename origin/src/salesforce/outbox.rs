@@ -47,7 +47,14 @@ impl Object {
     fn of(topic: KnownTopic) -> Option<Object> {
         use KnownTopic as T;
         match (topic.family(), topic) {
-            (_, T::CompaniesCreate | T::CompaniesUpdate) => Some(Object::Account),
+            // A location's shipping address is on its company's Account.
+            (
+                _,
+                T::CompaniesCreate
+                | T::CompaniesUpdate
+                | T::CompanyLocationsCreate
+                | T::CompanyLocationsUpdate,
+            ) => Some(Object::Account),
             (_, T::CustomersCreate | T::CustomersUpdate) => Some(Object::Contact),
             (_, T::ProductsCreate | T::ProductsUpdate) => Some(Object::Product),
             (Family::Order, t) if t != T::OrdersDelete => Some(Object::Order),
@@ -61,14 +68,23 @@ impl Object {
 struct RecordKey {
     id: Option<i64>,
     admin_graphql_api_id: Option<String>,
+    /// A company location's company.
+    company: Option<CompanyKey>,
+}
+
+#[derive(Deserialize)]
+struct CompanyKey {
+    admin_graphql_api_id: Option<String>,
 }
 
 impl RecordKey {
-    /// The record key of `object` in `payload`: a company's GID, otherwise the numeric id.
+    /// The record key of `object` in `payload`: a company's GID (a location's company's),
+    /// otherwise the numeric id.
     fn of(payload: &str, object: Object) -> Option<String> {
         let key: RecordKey = serde_json::from_str(payload).ok()?;
-        match object {
-            Object::Account => key.admin_graphql_api_id,
+        match (object, key.company) {
+            (Object::Account, Some(company)) => company.admin_graphql_api_id,
+            (Object::Account, None) => key.admin_graphql_api_id,
             _ => key.id.map(|id| id.to_string()),
         }
     }
