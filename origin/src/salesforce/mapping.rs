@@ -30,6 +30,8 @@
 //! updates a record naming them fails (`INVALID_FIELD_FOR_INSERT_UPDATE`). [`Part::for_update`]
 //! removes them ([`CREATE_ONLY`]) from records that already exist.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
 use wholesail_webhook::{Gid, ShopDomain};
@@ -236,8 +238,17 @@ pub async fn records(
         Object::Account => single(SObject::Account, account(conn, shop, key).await?),
         Object::Contact => single(SObject::Contact, contact(conn, shop, key).await?),
         Object::Product => product(conn, shop, key, org).await?,
-        Object::Order => order(conn, shop, key, org).await?,
+        Object::Order => {
+            let id = numeric_key("order", key)?;
+            let mut one = orders(conn, shop, &[id], org).await?;
+            one.remove(&id).expect("every id has an entry")?
+        }
     };
+    owned(parts)
+}
+
+/// `parts`, once each is checked to set Shopify-owned fields only.
+pub fn owned(parts: Vec<Part>) -> Result<Vec<Part>, MappingError> {
     for part in &parts {
         check_ownership(part.sobject.name(), &part.record)?;
     }
@@ -442,77 +453,97 @@ fn product_name(title: &str, variant: Option<&str>) -> String {
     name.chars().take(255).collect()
 }
 
-/// An order and its lines (OrderItems of the standard price book).
-async fn order(
+/// Orders `ids` of `shop` and their lines (OrderItems of the standard price book), read in
+/// two queries whatever their number: each order's parts, or why it cannot be sent.
+pub async fn orders(
     conn: &mut PgConnection,
     shop: &ShopDomain,
-    key: &str,
+    ids: &[i64],
     org: OrgContext<'_>,
-) -> Result<Vec<Part>, MappingError> {
-    let id = numeric_key("order", key)?;
-    let row = sqlx::query!(
-        r#"SELECT company_id, po_number, cancelled_at IS NOT NULL AS "cancelled!",
+) -> Result<HashMap<i64, Result<Vec<Part>, MappingError>>, sqlx::Error> {
+    let heads = sqlx::query!(
+        r#"SELECT id, company_id, po_number, cancelled_at IS NOT NULL AS "cancelled!",
                   financial_status, total_price::float8 AS total,
                   to_char(coalesce(processed_at, created_at, applied_at) AT TIME ZONE 'UTC',
                           'YYYY-MM-DD') AS "effective_date!"
-         FROM orders WHERE shop = $1 AND id = $2 AND deleted_at IS NULL"#,
+         FROM orders WHERE shop = $1 AND id = ANY($2) AND deleted_at IS NULL"#,
         shop.as_str(),
-        id,
+        ids,
     )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| MappingError::Missing("order", key.to_owned()))?;
-    let company = row.company_id.ok_or_else(|| {
-        MappingError::Incomplete(format!(
-            "order {id} has no company: only B2B orders are sent to Salesforce"
-        ))
-    })?;
+    .fetch_all(&mut *conn)
+    .await?;
     let lines = sqlx::query!(
-        r#"SELECT l.id, l.variant_id AS "variant_id!", l.quantity,
+        r#"SELECT l.order_id, l.id, l.variant_id AS "variant_id!", l.quantity,
                   l.price::float8 AS "price!", v.id IS NOT NULL AS "known!"
          FROM order_lines l
          LEFT JOIN variants v ON v.shop = l.shop AND v.id = l.variant_id
-         WHERE l.shop = $1 AND l.order_id = $2 AND l.variant_id IS NOT NULL
-         ORDER BY l.position"#,
+         WHERE l.shop = $1 AND l.order_id = ANY($2) AND l.variant_id IS NOT NULL
+         ORDER BY l.order_id, l.position"#,
         shop.as_str(),
-        id,
+        ids,
     )
     .fetch_all(conn)
     .await?;
-    if let Some(unknown) = lines.iter().find(|l| !l.known) {
-        return Err(MappingError::Incomplete(format!(
-            "order {id}: variant {} of line {} is not in origin's catalog (resync the catalog, \
-             then replay)",
-            unknown.variant_id, unknown.id
-        )));
+    let mut by_order: HashMap<i64, Vec<_>> = HashMap::new();
+    for line in lines {
+        by_order.entry(line.order_id).or_default().push(line);
     }
-    let order_key = id.to_string();
-    let mut parts = vec![Part {
-        sobject: SObject::Order,
-        record: json!({
-            "Shopify_Order_Id__c": order_key,
-            "Account": { "Shopify_Company_Id__c": company.to_string() },
-            "Pricebook2Id": org.standard_pricebook,
-            "EffectiveDate": row.effective_date,
-            "Status": if row.cancelled { "Cancelled" } else { "Draft" },
-            "PoNumber": row.po_number,
-            "Shopify_Financial_Status__c": row.financial_status,
-            "Shopify_Total__c": row.total,
-        }),
-        parent: None,
-    }];
-    parts.extend(lines.into_iter().map(|l| Part {
-        sobject: SObject::OrderItem,
-        record: json!({
-            "Shopify_Line_Id__c": l.id.to_string(),
-            "Order": { "Shopify_Order_Id__c": order_key },
-            "PricebookEntry": { "Shopify_Variant_Id__c": l.variant_id.to_string() },
-            "Quantity": l.quantity,
-            "UnitPrice": l.price,
-        }),
-        parent: Some(0),
-    }));
-    Ok(parts)
+    let mut out: HashMap<i64, Result<Vec<Part>, MappingError>> = ids
+        .iter()
+        .map(|&id| (id, Err(MappingError::Missing("order", id.to_string()))))
+        .collect();
+    for row in heads {
+        let id = row.id;
+        let lines = by_order.remove(&id).unwrap_or_default();
+        let Some(company) = row.company_id else {
+            out.insert(
+                id,
+                Err(MappingError::Incomplete(format!(
+                    "order {id} has no company: only B2B orders are sent to Salesforce"
+                ))),
+            );
+            continue;
+        };
+        if let Some(unknown) = lines.iter().find(|l| !l.known) {
+            out.insert(
+                id,
+                Err(MappingError::Incomplete(format!(
+                    "order {id}: variant {} of line {} is not in origin's catalog (resync the \
+                     catalog, then replay)",
+                    unknown.variant_id, unknown.id
+                ))),
+            );
+            continue;
+        }
+        let order_key = id.to_string();
+        let mut parts = vec![Part {
+            sobject: SObject::Order,
+            record: json!({
+                "Shopify_Order_Id__c": order_key,
+                "Account": { "Shopify_Company_Id__c": company.to_string() },
+                "Pricebook2Id": org.standard_pricebook,
+                "EffectiveDate": row.effective_date,
+                "Status": if row.cancelled { "Cancelled" } else { "Draft" },
+                "PoNumber": row.po_number,
+                "Shopify_Financial_Status__c": row.financial_status,
+                "Shopify_Total__c": row.total,
+            }),
+            parent: None,
+        }];
+        parts.extend(lines.into_iter().map(|l| Part {
+            sobject: SObject::OrderItem,
+            record: json!({
+                "Shopify_Line_Id__c": l.id.to_string(),
+                "Order": { "Shopify_Order_Id__c": order_key },
+                "PricebookEntry": { "Shopify_Variant_Id__c": l.variant_id.to_string() },
+                "Quantity": l.quantity,
+                "UnitPrice": l.price,
+            }),
+            parent: Some(0),
+        }));
+        out.insert(id, Ok(parts));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

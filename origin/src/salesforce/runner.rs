@@ -228,6 +228,21 @@ impl Sync {
         };
         let mut work = Vec::with_capacity(rows.len());
         let mut conn = self.pool.acquire().await?;
+        // Orders, most of a batch, are read together (two queries); the rest row by row.
+        let mut orders = match &book {
+            Some(Ok(id)) => {
+                let ids: Vec<i64> = rows
+                    .iter()
+                    .filter(|r| r.object == Object::Order)
+                    .filter_map(|r| r.record_key.parse().ok())
+                    .collect();
+                let org = OrgContext {
+                    standard_pricebook: id,
+                };
+                mapping::orders(&mut conn, &rows[0].shop, &ids, org).await?
+            }
+            _ => HashMap::new(),
+        };
         for row in rows {
             let org = match (&book, row.object) {
                 (_, Object::Account | Object::Contact) => OrgContext {
@@ -242,7 +257,21 @@ impl Sync {
                 }
                 (None, _) => unreachable!("the price book is read when a row needs it"),
             };
-            match mapping::records(&mut conn, &row.shop, row.object, &row.record_key, org).await {
+            let batched = match row.object {
+                Object::Order => row
+                    .record_key
+                    .parse()
+                    .ok()
+                    .and_then(|id| orders.remove(&id)),
+                _ => None,
+            };
+            let read = match batched {
+                Some(parts) => parts.and_then(mapping::owned),
+                None => {
+                    mapping::records(&mut conn, &row.shop, row.object, &row.record_key, org).await
+                }
+            };
+            match read {
                 Ok(parts) => work.push(Work {
                     row,
                     saved: vec![None; parts.len()],
