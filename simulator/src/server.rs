@@ -434,19 +434,20 @@ fn per_subscription(op: &Operation, vars: &Value) -> u64 {
         .count() as u64
 }
 
+/// A connection's `first` argument, required as Shopify requires it.
+fn first_arg(op: &Operation) -> Result<u64, Value> {
+    op.args.get("first").and_then(Value::as_u64).ok_or_else(|| {
+        graphql::error(
+            "you must provide one of first or last",
+            "argumentLiteralsIncompatible",
+        )
+    })
+}
+
 /// Checks the arguments of a `webhookSubscriptions` connection as GraphQL validation would;
 /// `first` and the `after` cursor's numeric id.
 fn subscriptions_page(op: &Operation) -> Result<(u64, u64), Value> {
-    let first = op
-        .args
-        .get("first")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| {
-            graphql::error(
-                "you must provide one of first or last",
-                "argumentLiteralsIncompatible",
-            )
-        })?;
+    let first = first_arg(op)?;
     if first > MAX_PAGE_SIZE {
         return Err(graphql::error(
             format!(
@@ -540,16 +541,7 @@ fn requested_cost(op: &Operation, vars: &Value) -> Result<u32, Value> {
     }
     Ok(match op.root {
         "draftOrders" => {
-            let first = op
-                .args
-                .get("first")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| {
-                    graphql::error(
-                        "you must provide one of first or last",
-                        "argumentLiteralsIncompatible",
-                    )
-                })?;
+            let first = first_arg(op)?;
             let lines = op
                 .nested_args("lineItems", vars)
                 .map(|a| 2 + a.get("first").and_then(Value::as_u64).unwrap_or(0));

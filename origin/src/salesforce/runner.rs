@@ -466,12 +466,7 @@ impl Sync {
         for (w, resolution) in accounts.zip(resolved) {
             match resolution {
                 Ok(Resolution::Upsert) => {}
-                Ok(Resolution::Linked(id)) => {
-                    metrics::counter!("wholesail_salesforce_records_total",
-                        "object" => "Account", "outcome" => "saved")
-                    .increment(1);
-                    w.saved[0] = Some(Saved { id, created: false });
-                }
+                Ok(Resolution::Linked(id)) => w.linked("Account", id),
                 Ok(Resolution::Review(n)) => w.failed(
                     format!(
                         "waiting for review: {n} possible Accounts in Salesforce \
@@ -524,12 +519,7 @@ impl Sync {
         for (w, resolution) in buyers.zip(resolved) {
             match resolution {
                 Ok(ContactResolution::Upsert) => {}
-                Ok(ContactResolution::Linked(id)) => {
-                    metrics::counter!("wholesail_salesforce_records_total",
-                        "object" => "Contact", "outcome" => "saved")
-                    .increment(1);
-                    w.saved[0] = Some(Saved { id, created: false });
-                }
+                Ok(ContactResolution::Linked(id)) => w.linked("Contact", id),
                 Ok(ContactResolution::Duplicates(ids)) => w.failed(
                     format!(
                         "waiting for a merge: Contacts {} of the Account have this email; \
@@ -615,6 +605,15 @@ struct Work<'a> {
 }
 
 impl Work<'_> {
+    /// The row's single record (an Account or a Contact) was found in Salesforce and linked
+    /// to `id`: saved without an upsert.
+    fn linked(&mut self, sobject: &'static str, id: String) {
+        metrics::counter!("wholesail_salesforce_records_total",
+            "object" => sobject, "outcome" => "saved")
+        .increment(1);
+        self.saved[0] = Some(Saved { id, created: false });
+    }
+
     /// Records what Salesforce did with part `pi` (an `sobject` record).
     fn outcome(&mut self, pi: usize, sobject: &'static str, outcome: RecordOutcome) {
         let (label, saved) = match outcome {
