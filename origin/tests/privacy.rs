@@ -237,3 +237,79 @@ fn dump(url: &str) -> String {
     );
     String::from_utf8(out.stdout).expect("the dump is UTF-8")
 }
+
+/// An inbox row of `topic` for SHOP triggered `offset` from now; its id.
+async fn inbox_row(pool: &PgPool, topic: &str, offset: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO inbox (webhook_id, shop, topic, api_version, triggered_at, received_at,
+                            stripping, original_bytes, payload)
+         VALUES (gen_random_uuid()::text, $1, $2, '2026-01', now() + $3::interval, now(),
+                 'allowlist', 100, '{}')
+         RETURNING id",
+    )
+    .bind(SHOP)
+    .bind(topic)
+    .bind(offset)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn after_shop_redact_only_an_event_triggered_later_reinstalls_the_shop(pool: PgPool) {
+    let apply = |event: InboxEvent| {
+        let pool = pool.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            let outcome = handlers::apply(&mut tx, &event).await.unwrap();
+            tx.commit().await.unwrap();
+            outcome
+        }
+    };
+    let redact = json!({"shop_id": 954889, "shop_domain": SHOP});
+    let id = inbox_row(&pool, "shop/redact", "-1 minute").await;
+    assert_eq!(
+        apply(event(id, "shop/redact", &redact)).await,
+        Outcome::Applied
+    );
+
+    // A retry of an order from before the uninstall: stale, the shop stays redacted.
+    let late = inbox_row(&pool, "orders/create", "-3 days").await;
+    let old_order = order(&OrderSpec::new(21, 2));
+    assert_eq!(
+        apply(event(late, "orders/create", &old_order)).await,
+        Outcome::Stale
+    );
+    assert_eq!(rows_of_shop(&pool, "orders").await, 0);
+
+    // Triggered after the redaction: the app was installed again.
+    let fresh = inbox_row(&pool, "orders/create", "1 second").await;
+    let new_order = order(&OrderSpec::new(22, 2));
+    assert_eq!(
+        apply(event(fresh, "orders/create", &new_order)).await,
+        Outcome::Applied
+    );
+    assert_eq!(rows_of_shop(&pool, "orders").await, 1);
+    let (redacted, uninstalled): (Option<time::OffsetDateTime>, Option<time::OffsetDateTime>) =
+        sqlx::query_as("SELECT redacted_at, uninstalled_at FROM shops WHERE shop = $1")
+            .bind(SHOP)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((redacted, uninstalled), (None, None));
+    let audit: Vec<String> = sqlx::query_scalar(
+        "SELECT details->>'action' FROM compliance_audit WHERE shop = $1 ORDER BY id",
+    )
+    .bind(SHOP)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audit, ["shop_data_deleted", "reinstalled"]);
+    // The next events apply as usual.
+    let next = inbox_row(&pool, "orders/create", "2 seconds").await;
+    let another = order(&OrderSpec::new(23, 2));
+    assert_eq!(
+        apply(event(next, "orders/create", &another)).await,
+        Outcome::Applied
+    );
+}

@@ -111,7 +111,10 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
         topic.family(),
         Family::Compliance | Family::Shop | Family::Untracked
     );
-    if !on_redacted_shops && crate::shop_lock::is_redacted(conn, &event.shop).await? {
+    if !on_redacted_shops
+        && crate::shop_lock::is_redacted(conn, &event.shop).await?
+        && !shop::reinstalled(conn, event).await?
+    {
         return Ok(Outcome::Stale);
     }
     // Exhaustive: a new topic in `KnownTopic` does not compile until it has a handler here.

@@ -3,13 +3,20 @@
 //! `app/uninstalled` updates the shop row like `shop/update`, records the uninstall in
 //! `compliance_audit` and sets `shops.uninstalled_at` (once per uninstall: a redelivery finds
 //! its audit row and changes nothing). The operational data stays until `shop/redact`, which
-//! Shopify sends 48 hours later. The install flow clears `uninstalled_at`.
+//! Shopify sends 48 hours later; after it the shop's events are stale.
+//!
+//! **Reinstall.** Shopify sends no webhooks to an app that is not installed, so an event
+//! triggered (`X-Shopify-Triggered-At`) after the shop's redaction proves the app was installed
+//! again: [`reinstalled`] clears `redacted_at` and `uninstalled_at`, records `reinstalled` in
+//! `compliance_audit`, and the event is applied. Events triggered before the redaction (late
+//! retries) stay stale, and so does an event without a triggered time.
 
 use std::sync::LazyLock;
 
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgConnection;
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::compliance::record;
@@ -63,6 +70,40 @@ async fn upsert(
         .await?
         .rows_affected();
     Ok(written > 0)
+}
+
+/// Whether `event` of a redacted shop proves a reinstall (triggered after the redaction); if
+/// so the shop is active again, and the reinstall is audited. Also true when a concurrent
+/// event has just done so.
+pub(super) async fn reinstalled(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+) -> Result<bool, HandlerError> {
+    let cleared = sqlx::query!(
+        r#"WITH before AS (SELECT redacted_at FROM shops WHERE shop = $1 FOR UPDATE)
+         UPDATE shops s SET redacted_at = NULL, uninstalled_at = NULL, applied_at = now()
+         FROM inbox i, before b
+         WHERE s.shop = $1 AND i.shop = $1 AND i.id = $2 AND i.triggered_at > s.redacted_at
+         RETURNING b.redacted_at AS "redacted_at!", i.triggered_at AS "triggered_at!""#,
+        event.shop.as_str(),
+        event.id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(cleared) = cleared else {
+        // Stale, unless another event cleared the redaction while this one waited.
+        return Ok(!crate::shop_lock::is_redacted(conn, &event.shop).await?);
+    };
+    let at = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let details = json!({
+        "action": "reinstalled",
+        "redacted_at": at(cleared.redacted_at),
+        "event_triggered_at": at(cleared.triggered_at),
+    });
+    record(conn, event, &format!("shop:{}", event.shop), details).await?;
+    tracing::warn!(shop = %event.shop, topic = %event.topic,
+        "an event triggered after the shop's redaction: reinstalled, the redaction cleared");
+    Ok(true)
 }
 
 /// `shop/update`: the shop row, guarded by its version.
