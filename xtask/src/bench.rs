@@ -53,6 +53,10 @@ const BENCHES: &[(&str, &str)] = &[
         "Salesforce sync of 100,000 orders: API calls vs the minimum, orders/hour vs the daily budget; lag at 50% load; quote to cash vs the draft-order job",
     ),
     (
+        "reconcile",
+        "reconciliation runs (webhook subscriptions: 3 deleted, found and recreated) vs the listing alone",
+    ),
+    (
         "catalog",
         "catalog resync of 1M variants from the simulator vs psql \\copy; peak RSS at 100k and 1M",
     ),
@@ -120,6 +124,11 @@ pub fn run(args: &[&str]) -> Result<()> {
             let url = postgres::ensure()?;
             std::env::set_var("DATABASE_URL", url);
             bench_bin("salesforce", rest)
+        }
+        "reconcile" => {
+            let url = postgres::ensure()?;
+            std::env::set_var("DATABASE_URL", url);
+            bench_bin("reconcile", rest)
         }
         other => bail!("unknown benchmark {other:?}; `cargo xtask bench` lists them"),
     }

@@ -15,9 +15,9 @@
 //! concurrent requests taken; back to pending after `wait_ms`, no attempt counted), is retried
 //! (a row lock, a 5xx, a timeout, a parent not in Salesforce yet: back to pending after a
 //! backoff, dead after `max_attempts`) or is permanent (validation, duplicates: a dead row
-//! with Salesforce's message, replayable once fixed). A crash between Salesforce's commit and the done mark leaves the row to be claimed
-//! again; the upserts by external id then update the records it created instead of creating
-//! second ones.
+//! with Salesforce's message, replayable once fixed). A crash between Salesforce's commit and
+//! the done mark leaves the row to be claimed again; the upserts by external id then update
+//! the records it created instead of creating second ones.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -148,8 +148,8 @@ impl Sync {
         lease_loop::run(self, pool, settings, shutdown).await;
     }
 
-    /// Sends one claimed batch of one shop, parents first (through Bulk API 2.0 for objects
-    /// with enough records when `bulk`).
+    /// Sends one claimed, non-empty batch of one shop, parents first (through Bulk API 2.0
+    /// for objects with enough records when `use_bulk`).
     async fn send(
         &self,
         client: &Client,
