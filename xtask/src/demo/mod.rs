@@ -23,11 +23,15 @@
 //!    shop connected; a company is linked to its Account (same name and business domain), an
 //!    ambiguous one waits for review, an order reaches Salesforce with its lines; a 600-line
 //!    Quote approved in Salesforce comes back as two draft orders with their checkout links.
+//! 8. [`reconcile`]: the shop's webhook subscriptions checked against the required topics at
+//!    the edge (`origin reconcile subscriptions`): the missing ones are recreated, a second run
+//!    finds nothing.
 //!
 //! Logs of origin, the edge and the simulator go to `<target>/demo/`.
 
 mod catalog;
 mod draft_orders;
+mod reconcile;
 mod rules;
 mod salesforce;
 mod webhooks;
@@ -191,6 +195,8 @@ pub fn run(args: &[&str]) -> Result<()> {
         println!("   origin restarted with the shop connected to the Salesforce org ([[salesforce.orgs]], pubsub_url)");
         Ok(())
     })?;
+
+    reconcile::subscriptions(&demo)?;
 
     step("Audit log");
     let audit = demo.origin_cli(&["audit", "list", "--limit", "1000"])?;
