@@ -229,13 +229,13 @@ impl Sync {
         let mut work = Vec::with_capacity(rows.len());
         let mut conn = self.pool.acquire().await?;
         // Orders, most of a batch, are read together (two queries); the rest row by row.
+        let ids: Vec<i64> = rows
+            .iter()
+            .filter(|r| r.object == Object::Order)
+            .filter_map(|r| r.record_key.parse().ok())
+            .collect();
         let mut orders = match &book {
-            Some(Ok(id)) => {
-                let ids: Vec<i64> = rows
-                    .iter()
-                    .filter(|r| r.object == Object::Order)
-                    .filter_map(|r| r.record_key.parse().ok())
-                    .collect();
+            Some(Ok(id)) if !ids.is_empty() => {
                 let org = OrgContext {
                     standard_pricebook: id,
                 };
