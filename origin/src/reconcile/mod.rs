@@ -7,7 +7,9 @@ use serde::Deserialize;
 
 pub mod api;
 pub mod cli;
+pub mod price_lists;
 pub mod runs;
+pub mod salesforce;
 pub mod scheduler;
 pub mod subscriptions;
 

@@ -13,6 +13,25 @@ use wholesail_webhook::ShopDomain;
 pub enum Scope {
     /// The shop's webhook subscriptions.
     Subscriptions,
+    /// A window of orders by `updated_at` (also the install backfill).
+    Orders,
+    /// Products, variants and inventory levels, through a catalog resync.
+    Catalog,
+    /// Salesforce records against what the outbox last sent.
+    Salesforce,
+    /// Shopify's B2B catalogs, price lists and quantity rules against the price matrix.
+    #[sqlx(rename = "price_lists")]
+    #[serde(rename = "price_lists")]
+    PriceLists,
+}
+
+/// The `updated_at` window a run compares (open ends: everything).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// From (inclusive).
+    pub start: Option<OffsetDateTime>,
+    /// Until (exclusive).
+    pub end: Option<OffsetDateTime>,
 }
 
 /// Who started a run.
@@ -68,6 +87,12 @@ pub struct Run {
     pub trigger: Trigger,
     /// Heal or report.
     pub mode: Mode,
+    /// The compared window's start (`None`: from the beginning).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub window_start: Option<OffsetDateTime>,
+    /// Its end (`None`: until the run).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub window_end: Option<OffsetDateTime>,
     /// Started.
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
@@ -100,21 +125,25 @@ pub struct Finding {
     pub error: Option<String>,
 }
 
-/// Records the start of a run; its id.
+/// Records the start of a run over `window`; its id.
 pub async fn start(
     pool: &PgPool,
     shop: &ShopDomain,
     scope: Scope,
     trigger: Trigger,
     mode: Mode,
+    window: Window,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(
-        "INSERT INTO reconcile_runs (shop, scope, trigger, mode) VALUES ($1, $2, $3, $4)
+        "INSERT INTO reconcile_runs (shop, scope, trigger, mode, window_start, window_end)
+         VALUES ($1, $2, $3, $4, $5, $6)
          RETURNING id",
         shop.as_str(),
         scope as Scope,
         trigger as Trigger,
         mode as Mode,
+        window.start,
+        window.end,
     )
     .fetch_one(pool)
     .await
@@ -187,7 +216,8 @@ pub async fn recent(
 ) -> Result<Vec<Run>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT shop AS "shop: ShopDomain", id, scope AS "scope: Scope",
-                  trigger AS "trigger: Trigger", mode AS "mode: Mode", started_at, finished_at,
+                  trigger AS "trigger: Trigger", mode AS "mode: Mode", window_start, window_end,
+                  started_at, finished_at,
                   compared, missing, stale, healed, failed, cost_used, error
          FROM reconcile_runs WHERE ($1::text IS NULL OR shop = $1)
          ORDER BY started_at DESC, id DESC LIMIT $2"#,
@@ -204,6 +234,8 @@ pub async fn recent(
             scope: r.scope,
             trigger: r.trigger,
             mode: r.mode,
+            window_start: r.window_start,
+            window_end: r.window_end,
             started_at: r.started_at,
             finished_at: r.finished_at,
             counts: Counts {

@@ -19,7 +19,7 @@ use wholesail_shopify_admin::webhooks::topic_enum;
 use wholesail_shopify_admin::{AdminClient, AdminError};
 use wholesail_webhook::{Family, KnownTopic, ShopDomain};
 
-use super::runs::{self, Counts, Mode, Scope, Trigger};
+use super::runs::{self, Counts, Mode, Scope, Trigger, Window};
 
 /// Why a run could not compare.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,15 @@ pub async fn reconcile(
     trigger: Trigger,
 ) -> Result<(i64, Counts), SubscriptionsError> {
     let started = Instant::now();
-    let run = runs::start(pool, shop, Scope::Subscriptions, trigger, mode).await?;
+    let run = runs::start(
+        pool,
+        shop,
+        Scope::Subscriptions,
+        trigger,
+        mode,
+        Window::default(),
+    )
+    .await?;
     let (existing, listing_cost) = match client.webhook_subscriptions().await {
         Ok(listed) => listed,
         Err(e) => {

@@ -1,0 +1,1 @@
+//! Salesforce records against what the outbox last sent (being built).
