@@ -199,9 +199,13 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let reconcile = tokio::spawn(crate::reconcile::scheduler::run(
-        pool.clone(),
-        state.shops.clone(),
-        config.reconcile.clone(),
+        crate::reconcile::scheduler::Context {
+            pool: pool.clone(),
+            shops: state.shops.clone(),
+            settings: config.reconcile.clone(),
+            catalog: state.catalog.clone(),
+            timing: config.reconcile.orders_timing(&config.catalog),
+        },
         shutdown.clone(),
     ));
     let retention = tokio::spawn(crate::pipeline::retention::run(

@@ -240,7 +240,7 @@ async fn run(command: Command, config: Config) -> Result<()> {
         Command::Reconcile(cmd) => {
             let pool = app::connect(&config).await?;
             let shops = config.shops()?;
-            wholesail_origin::reconcile::cli::run(&pool, &shops, &config.reconcile, cmd).await?;
+            wholesail_origin::reconcile::cli::run(&pool, &shops, &config, cmd).await?;
         }
         Command::Salesforce(cmd) => {
             let pool = app::connect(&config).await?;

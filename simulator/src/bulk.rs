@@ -1,7 +1,10 @@
 //! Bulk query operations: `CREATED` → `RUNNING` → `COMPLETED` (or `FAILED` with an error
 //! code), taking a configurable time; the result is the shop's generated catalog as JSONL,
-//! served by the simulator over HTTP and generated while it streams.
+//! served by the simulator over HTTP and generated while it streams, or for a query of the
+//! `orders` connection, the shop's stored orders as they were when it was created
+//! ([`crate::orders`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -99,6 +102,32 @@ pub struct BulkOperation {
     pub truth: Option<GroundTruth>,
     /// How long the operation runs.
     pub duration: Duration,
+    /// The result of an `orders` query, taken when it was created (`None`: the catalog).
+    pub export: Option<Arc<Export>>,
+}
+
+/// A result computed when the operation was created.
+#[derive(Debug)]
+pub struct Export {
+    /// The JSONL.
+    pub jsonl: Vec<u8>,
+    /// Its objects (lines).
+    pub objects: u64,
+    /// Its root objects.
+    pub roots: u64,
+}
+
+impl Export {
+    /// What the file contains.
+    pub fn truth(&self) -> GroundTruth {
+        use sha2::{Digest, Sha256};
+        GroundTruth {
+            counts: Default::default(),
+            lines: self.objects,
+            bytes: self.jsonl.len() as u64,
+            sha256: hex::encode(Sha256::digest(&self.jsonl)),
+        }
+    }
 }
 
 impl BulkOperation {
@@ -112,6 +141,10 @@ impl BulkOperation {
     pub fn to_json(&self, base: &str) -> Value {
         let done = matches!(self.status, BulkStatus::Completed | BulkStatus::Failed);
         let (objects, roots) = match (&self.truth, self.status) {
+            (Some(_), BulkStatus::Completed) if self.export.is_some() => {
+                let e = self.export.as_deref().expect("checked");
+                (e.objects, e.roots)
+            }
             (Some(t), BulkStatus::Completed) => (t.lines, t.counts.products),
             (Some(t), BulkStatus::Running) => {
                 let f = (self.created.elapsed().as_secs_f64()
@@ -192,6 +225,18 @@ pub fn write_result(op: &BulkOperation, partial: bool, mut send: impl FnMut(Vec<
         Some(BulkFault::CorruptLine { line }) if !partial => *line,
         _ => 0,
     };
+    if let Some(export) = &op.export {
+        let end = export
+            .jsonl
+            .len()
+            .min(usize::try_from(limit_bytes).unwrap_or(usize::MAX));
+        for chunk in export.jsonl[..end].chunks(crate::catalog::CHUNK) {
+            if !send(chunk.to_vec()) {
+                return;
+            }
+        }
+        return;
+    }
     let chunk = crate::catalog::CHUNK;
     let mut buf = Vec::with_capacity(chunk + 4096);
     let mut sent = 0u64;

@@ -14,9 +14,13 @@
 //! Revisions model a catalog changing between two exports: in each revision after 0, about 3%
 //! of the existing products are deleted, about 2% new products are added, about 10% of variant
 //! prices and 20% of stock levels change (with a newer `updatedAt`).
+//!
+//! [`CatalogDrift`] layers changes made without webhooks over a revision (products deleted,
+//! stock levels set), for reconciliation tests to find exactly.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -37,6 +41,17 @@ pub struct CatalogSpec {
     pub variant_metafields: u32,
     /// Catalog revision: 0 is the original, each later one changes it a little (module docs).
     pub revision: u32,
+    /// Changes made over the revision without webhooks.
+    pub drift: Arc<CatalogDrift>,
+}
+
+/// Changes to a catalog that no webhook announced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CatalogDrift {
+    /// Product ids deleted.
+    pub deleted: BTreeSet<u64>,
+    /// Stock set at `(inventory item id, location id)`: `available` and `updatedAt`.
+    pub levels: BTreeMap<(u64, u64), (i64, String)>,
 }
 
 impl CatalogSpec {
@@ -51,6 +66,7 @@ impl CatalogSpec {
             product_metafields: 1,
             variant_metafields: 1,
             revision: 0,
+            drift: Arc::default(),
         }
     }
 
@@ -73,7 +89,7 @@ impl CatalogSpec {
 
     /// Whether product `i` exists in this revision.
     fn exists(&self, i: u64) -> bool {
-        if i >= self.product_slots() {
+        if i >= self.product_slots() || self.drift.deleted.contains(&Self::product_id(i)) {
             return false;
         }
         // A product added in revision `born` can be deleted only by later revisions.
@@ -263,13 +279,18 @@ impl CatalogSpec {
         for k in 0..self.level_count(i, j) {
             let l = (i + j + k) % n;
             let changed = self.last_change(&[i, j, l], 0x57C, 20);
-            out.extend([Row::InventoryLevel(InventoryLevelRow {
+            let mut level = InventoryLevelRow {
                 variant_id: Self::variant_id(i, j),
                 inventory_item_id: 45_000_000_000_000 + i * 64 + j,
                 location_id: Self::location_id(l),
                 available: (h(self.seed, &[i, j, l, changed, 7]) % 500) as i64,
                 updated_at: timestamp(changed, (i * 64 + j) * 8 + l),
-            })]);
+            };
+            let key = (level.inventory_item_id, level.location_id);
+            if let Some((available, at)) = self.drift.levels.get(&key) {
+                (level.available, level.updated_at) = (*available, at.clone());
+            }
+            out.extend([Row::InventoryLevel(level)]);
         }
     }
 

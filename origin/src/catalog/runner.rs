@@ -84,6 +84,10 @@ pub enum RunError {
     /// An operator canceled the run.
     #[error("canceled")]
     Canceled,
+    /// A report-only reconciliation compared the export and merged nothing (the run ends
+    /// `canceled`).
+    #[error("catalog run {0}: report-only reconciliation, nothing merged")]
+    ReportOnly(i64),
     /// Another process drives the run (or it has just ended): watch it instead.
     #[error("catalog run {0} is driven by another process or has ended")]
     NotDriven(i64),
@@ -337,7 +341,7 @@ impl Runner {
                 }
                 return result;
             }
-            Err(RunError::Canceled) => ("canceled", None),
+            Err(RunError::Canceled | RunError::ReportOnly(_)) => ("canceled", None),
             Err(e) => ("failed", Some(e)),
         };
         if let Some(e) = err {
@@ -675,6 +679,22 @@ impl Runner {
     ) -> Result<(Run, StagedCounts, MergeSummary, merge::TableChanges), RunError> {
         let started = Instant::now();
         let mut tx = self.pool.begin().await?;
+        let linked =
+            crate::reconcile::catalog::capture(&mut tx, shop, id, attempt, snapshot).await?;
+        if linked.is_some_and(|l| l.mode == crate::reconcile::runs::Mode::Report) {
+            sqlx::query!(
+                "UPDATE catalog_runs SET status = 'canceled', error = $3, updated_at = now(),
+                        finished_at = now()
+                 WHERE id = $1 AND attempt = $2 AND status = 'importing'",
+                id,
+                attempt,
+                RunError::ReportOnly(id).to_string(),
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Err(RunError::ReportOnly(id));
+        }
         let (staged, merged) = merge::merge(&mut tx, id, attempt, shop, snapshot).await?;
         if staged != *written {
             return Err(RunError::StagingMismatch {

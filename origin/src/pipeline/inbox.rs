@@ -50,14 +50,18 @@ pub enum Source {
     Direct,
     /// `POST /internal/dead-letters`: the edge gave up delivering it.
     EdgeDeadLetter,
+    /// A reconciliation run found the change missing here ([`crate::reconcile`]).
+    Reconcile,
 }
 
 impl Source {
-    fn as_str(self) -> &'static str {
+    /// The `source` column's value.
+    pub fn as_str(self) -> &'static str {
         match self {
             Source::Edge => "edge",
             Source::Direct => "direct",
             Source::EdgeDeadLetter => "edge_dlq",
+            Source::Reconcile => "reconcile",
         }
     }
 }

@@ -228,17 +228,9 @@ async fn envelopes(
         .iter()
         .filter(|r| r.status == ItemStatus::Rejected)
         .count();
-    metrics::counter!("wholesail_intake_events_total", "source" => source_label(source), "result" => "rejected")
+    metrics::counter!("wholesail_intake_events_total", "source" => source.as_str(), "result" => "rejected")
         .increment(rejected as u64);
     Ok(Json(BatchResponse { results }))
-}
-
-fn source_label(source: Source) -> &'static str {
-    match source {
-        Source::Edge => "edge",
-        Source::Direct => "direct",
-        Source::EdgeDeadLetter => "edge_dlq",
-    }
 }
 
 fn log_stored(source: Source, event: &NewEvent, stored: Stored) {
@@ -248,7 +240,7 @@ fn log_stored(source: Source, event: &NewEvent, stored: Stored) {
         Stored::Dead => "dead_letter",
         Stored::Duplicate => "duplicate",
     };
-    metrics::counter!("wholesail_intake_events_total", "source" => source_label(source), "result" => result)
+    metrics::counter!("wholesail_intake_events_total", "source" => source.as_str(), "result" => result)
         .increment(1);
     tracing::info!(
         webhook_id = %event.webhook_id,

@@ -1,17 +1,47 @@
 //! `origin reconcile …`:
 //! - `subscriptions --shop S [--report-only]`: one run now; prints its counts and findings;
+//! - `orders --shop S [--since T] [--until T] [--report-only]`: the orders updated in the
+//!   window (default: the last 48 hours) against PostgreSQL, healed through the inbox;
+//! - `catalog --shop S [--report-only]`: products, variants and inventory levels through a
+//!   catalog run;
 //! - `runs [--shop S] [--limit N]`: the latest runs, newest first;
 //! - `show --shop S --run N`: one run's findings.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use secrecy::ExposeSecret;
 use serde_json::json;
 use sqlx::PgPool;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use wholesail_webhook::ShopDomain;
 
-use super::runs::{self, Mode, Trigger};
-use super::subscriptions;
+use super::runs::{self, Counts, Mode, Trigger, Window};
+use super::{catalog, orders, subscriptions};
+use crate::config::Config;
 use crate::shops::Shops;
+
+fn rfc3339(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s}: {e} (e.g. 2026-11-01T00:00:00Z)"))
+}
+
+/// A run's counts and findings.
+async fn report(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    run: i64,
+    counts: Counts,
+) -> Result<serde_json::Value> {
+    let findings = runs::findings(pool, shop, run).await?;
+    Ok(json!({ "shop": shop, "run": run, "counts": counts, "findings": findings }))
+}
+
+fn mode(report_only: bool) -> Mode {
+    match report_only {
+        true => Mode::Report,
+        false => Mode::Heal,
+    }
+}
 
 /// The `reconcile` subcommands.
 #[derive(Debug, Subcommand)]
@@ -19,6 +49,32 @@ pub enum ReconcileCommand {
     /// Compares the shop's webhook subscriptions with the required topics at
     /// `reconcile.webhook_uri` and recreates the missing ones.
     Subscriptions {
+        /// The shop.
+        #[arg(long)]
+        shop: ShopDomain,
+        /// Record the findings, change nothing.
+        #[arg(long)]
+        report_only: bool,
+    },
+    /// Compares the orders updated in a window with PostgreSQL and queues the missing and
+    /// stale ones to the handlers.
+    Orders {
+        /// The shop.
+        #[arg(long)]
+        shop: ShopDomain,
+        /// From (RFC 3339; default: 48 hours ago).
+        #[arg(long, value_parser = rfc3339)]
+        since: Option<OffsetDateTime>,
+        /// Until (RFC 3339; default and at most: now minus `reconcile.settle_ms`).
+        #[arg(long, value_parser = rfc3339)]
+        until: Option<OffsetDateTime>,
+        /// Record the findings, change nothing.
+        #[arg(long)]
+        report_only: bool,
+    },
+    /// Compares products, variants and inventory levels with a fresh export, and heals them
+    /// through a catalog run.
+    Catalog {
         /// The shop.
         #[arg(long)]
         shop: ShopDomain,
@@ -54,6 +110,12 @@ impl ReconcileCommand {
             ReconcileCommand::Subscriptions {
                 report_only: false,
                 ..
+            } | ReconcileCommand::Orders {
+                report_only: false,
+                ..
+            } | ReconcileCommand::Catalog {
+                report_only: false,
+                ..
             }
         )
     }
@@ -63,9 +125,10 @@ impl ReconcileCommand {
 pub async fn run(
     pool: &PgPool,
     shops: &Shops,
-    settings: &super::Settings,
+    config: &Config,
     command: ReconcileCommand,
 ) -> Result<()> {
+    let settings = &config.reconcile;
     let out = match command {
         ReconcileCommand::Subscriptions { shop, report_only } => {
             let uri = settings
@@ -73,15 +136,59 @@ pub async fn run(
                 .as_deref()
                 .context("set reconcile.webhook_uri to the edge's POST /webhooks address")?;
             let client = shops.client(&shop)?;
-            let mode = match report_only {
-                true => Mode::Report,
-                false => Mode::Heal,
+            let (run, counts) = subscriptions::reconcile(
+                pool,
+                &client,
+                &shop,
+                uri,
+                mode(report_only),
+                Trigger::Operator,
+            )
+            .await?;
+            report(pool, &shop, run, counts).await?
+        }
+        ReconcileCommand::Orders {
+            shop,
+            since,
+            until,
+            report_only,
+        } => {
+            let client = shops.client(&shop)?;
+            let window = Window {
+                start: Some(since.unwrap_or(OffsetDateTime::now_utc() - time::Duration::hours(48))),
+                end: until,
             };
-            let (run, counts) =
-                subscriptions::reconcile(pool, &client, &shop, uri, mode, Trigger::Operator)
-                    .await?;
-            let findings = runs::findings(pool, &shop, run).await?;
-            json!({ "shop": shop, "run": run, "counts": counts, "findings": findings })
+            let timing = settings.orders_timing(&config.catalog);
+            let (run, counts) = orders::reconcile(
+                pool,
+                &client,
+                &shop,
+                window,
+                &timing,
+                mode(report_only),
+                Trigger::Operator,
+            )
+            .await?;
+            report(pool, &shop, run, counts).await?
+        }
+        ReconcileCommand::Catalog { shop, report_only } => {
+            let client = shops.client(&shop)?;
+            let runner = crate::catalog::Runner::from_url(
+                pool.clone(),
+                config.database_url.expose_secret(),
+                config.catalog.settings(),
+            )?;
+            let (run, counts) = catalog::reconcile(
+                pool,
+                &runner,
+                client,
+                &shop,
+                std::time::Duration::from_millis(settings.settle_ms),
+                mode(report_only),
+                Trigger::Operator,
+            )
+            .await?;
+            report(pool, &shop, run, counts).await?
         }
         ReconcileCommand::Runs { shop, limit } => {
             json!({ "runs": runs::recent(pool, shop.as_ref(), limit.clamp(1, 1_000)).await? })

@@ -208,6 +208,35 @@ pub async fn finish(
     Ok(())
 }
 
+/// Records the end of run `run`, whose counts its linked catalog run's merge wrote
+/// ([`super::catalog::capture`]); its counts and units of inventory drift, read back.
+pub async fn finish_linked(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    run: i64,
+    error: Option<&str>,
+) -> Result<(Counts, Option<i64>), sqlx::Error> {
+    let r = sqlx::query!(
+        "UPDATE reconcile_runs SET finished_at = now(), error = $3
+         WHERE shop = $1 AND id = $2
+         RETURNING compared, missing, stale, healed, failed, cost_used, inventory_drift_units",
+        shop.as_str(),
+        run,
+        error,
+    )
+    .fetch_one(pool)
+    .await?;
+    let counts = Counts {
+        compared: r.compared,
+        missing: r.missing,
+        stale: r.stale,
+        healed: r.healed,
+        failed: r.failed,
+        cost_used: r.cost_used,
+    };
+    Ok((counts, r.inventory_drift_units))
+}
+
 /// The latest `limit` runs (of `shop`, when given), newest first.
 pub async fn recent(
     pool: &PgPool,

@@ -1,52 +1,254 @@
-//! The scheduled runs: each shop's subscriptions at start-up, then every
-//! `subscriptions_interval_ms`.
+//! The scheduled runs, per shop:
+//! - subscriptions at start-up, then every `subscriptions_interval_ms` (with a `webhook_uri`);
+//! - orders: a shop without any finished order run (just installed) is backfilled over the
+//!   last `install_backfill_days`; then each `orders` schedule runs when its last run (read
+//!   from `reconcile_runs`, so a restart does not repeat it) is `every_ms` old;
+//! - catalog: a shop without any completed catalog run gets a first resync at start-up
+//!   (install); then a catalog reconciliation every `catalog_interval_ms`.
+//!
+//! Jobs run one at a time; a failure is logged and recorded on its run, and retried at the
+//! job's next turn.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use wholesail_webhook::ShopDomain;
 
-use super::runs::Trigger;
-use super::{subscriptions, Settings};
+use super::runs::{Trigger, Window};
+use super::{catalog, orders, subscriptions, Settings};
 use crate::shops::Shops;
 
-/// Runs until `shutdown`; returns at once when no `webhook_uri` is configured.
-pub async fn run(pool: PgPool, shops: Arc<Shops>, settings: Settings, shutdown: CancellationToken) {
-    let Some(uri) = settings.webhook_uri else {
-        return;
-    };
-    let every = Duration::from_millis(settings.subscriptions_interval_ms.max(1_000));
-    loop {
-        for shop in shops.domains() {
-            let Ok(client) = shops.client(shop) else {
-                continue;
-            };
-            let run = subscriptions::reconcile(
-                &pool,
-                &client,
-                shop,
-                &uri,
-                settings.subscriptions_mode,
-                Trigger::Schedule,
-            );
-            let outcome = tokio::select! {
-                () = shutdown.cancelled() => return,
-                outcome = run => outcome,
-            };
-            match outcome {
-                Ok((id, counts)) if counts.missing + counts.stale > 0 => {
-                    tracing::warn!(%shop, run = id, ?counts, "webhook subscriptions reconciled")
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(%shop, error = %e, "webhook subscriptions not reconciled")
-                }
-            }
+/// What the scheduler needs.
+#[derive(Clone)]
+pub struct Context {
+    /// The database.
+    pub pool: PgPool,
+    /// The shops and their clients.
+    pub shops: Arc<Shops>,
+    /// `[reconcile]`.
+    pub settings: Settings,
+    /// Catalog runs.
+    pub catalog: crate::catalog::Runner,
+    /// How order runs wait for Shopify.
+    pub timing: orders::Timing,
+}
+
+/// One kind of scheduled job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Job {
+    Subscriptions,
+    Orders(usize),
+    Catalog,
+}
+
+/// Runs until `shutdown`.
+pub async fn run(ctx: Context, shutdown: CancellationToken) {
+    let s = &ctx.settings;
+    let mut jobs = Vec::new();
+    if s.webhook_uri.is_some() {
+        jobs.push(Job::Subscriptions);
+    }
+    jobs.extend((0..s.orders.len()).map(Job::Orders));
+    if s.catalog_interval_ms > 0 {
+        jobs.push(Job::Catalog);
+    }
+    let mut due: HashMap<(ShopDomain, Job), Instant> = HashMap::new();
+    for shop in ctx.shops.domains() {
+        if let Err(e) = install(&ctx, shop, &shutdown).await {
+            tracing::error!(%shop, error = %e, "install reconciliation failed");
         }
+        for &job in &jobs {
+            let at = first_due(&ctx, shop, job).await.unwrap_or_else(|e| {
+                tracing::error!(%shop, error = %e, "reading the last reconciliation runs");
+                Instant::now()
+            });
+            due.insert((shop.clone(), job), at);
+        }
+    }
+    loop {
+        let now = Instant::now();
+        let ready: Vec<(ShopDomain, Job)> = due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (shop, job) in ready {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = run_job(&ctx, &shop, job) => {}
+            }
+            due.insert((shop, job), Instant::now() + every(s, job));
+        }
+        let next = due.values().min().copied();
+        let wait = next.map_or(Duration::from_secs(60), |n| {
+            n.saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(60))
+        });
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+fn every(s: &Settings, job: Job) -> Duration {
+    let ms = match job {
+        Job::Subscriptions => s.subscriptions_interval_ms,
+        Job::Orders(i) => s.orders[i].every_ms,
+        Job::Catalog => s.catalog_interval_ms,
+    };
+    Duration::from_millis(ms.max(1_000))
+}
+
+/// When `job` is next due for `shop`: its interval after its last scheduled run.
+async fn first_due(ctx: &Context, shop: &ShopDomain, job: Job) -> Result<Instant, sqlx::Error> {
+    let last = match job {
+        Job::Subscriptions => None,
+        Job::Orders(i) => {
+            let hours = i32::try_from(ctx.settings.orders[i].window_hours).unwrap_or(i32::MAX);
+            sqlx::query_scalar!(
+                "SELECT max(started_at) FROM reconcile_runs
+                 WHERE shop = $1 AND scope = 'orders' AND trigger = 'schedule'
+                   AND abs(extract(epoch FROM started_at - window_start) - $2::int * 3600) < 900",
+                shop.as_str(),
+                hours,
+            )
+            .fetch_one(&ctx.pool)
+            .await?
+        }
+        Job::Catalog => {
+            sqlx::query_scalar!(
+                "SELECT max(started_at) FROM reconcile_runs
+                 WHERE shop = $1 AND scope = 'catalog' AND trigger = 'schedule'",
+                shop.as_str(),
+            )
+            .fetch_one(&ctx.pool)
+            .await?
+        }
+    };
+    let Some(last) = last else {
+        return Ok(Instant::now());
+    };
+    let age = (OffsetDateTime::now_utc() - last).max(time::Duration::ZERO);
+    let left = every(&ctx.settings, job).saturating_sub(age.unsigned_abs());
+    Ok(Instant::now() + left)
+}
+
+/// A newly installed shop: its order history and a first catalog resync.
+async fn install(
+    ctx: &Context,
+    shop: &ShopDomain,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let client = ctx.shops.client(shop)?;
+    let backfilled = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM reconcile_runs WHERE shop = $1 AND scope = 'orders'
+                           AND finished_at IS NOT NULL AND error IS NULL) AS "yes!""#,
+        shop.as_str(),
+    )
+    .fetch_one(&ctx.pool)
+    .await?;
+    if !backfilled && !ctx.settings.orders.is_empty() {
+        let days = i64::from(ctx.settings.install_backfill_days);
+        let window = Window {
+            start: Some(OffsetDateTime::now_utc() - time::Duration::days(days)),
+            end: None,
+        };
+        let run = orders::reconcile(
+            &ctx.pool,
+            &client,
+            shop,
+            window,
+            &ctx.timing,
+            ctx.settings.orders_mode,
+            Trigger::Schedule,
+        );
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            r = run => {
+                let (id, counts) = r?;
+                tracing::info!(%shop, run = id, ?counts, "install: order history reconciled");
+            }
+        }
+    }
+    let synced = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM catalog_runs WHERE shop = $1
+                           AND status = 'completed') AS "yes!""#,
+        shop.as_str(),
+    )
+    .fetch_one(&ctx.pool)
+    .await?;
+    if !synced && ctx.settings.catalog_interval_ms > 0 {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            r = ctx.catalog.resync(&client, shop, &|_| {}) => {
+                let outcome = r?;
+                tracing::info!(%shop, run = outcome.run.id, "install: first catalog resync");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_job(ctx: &Context, shop: &ShopDomain, job: Job) {
+    let Ok(client) = ctx.shops.client(shop) else {
+        return;
+    };
+    let s = &ctx.settings;
+    let outcome = match job {
+        Job::Subscriptions => {
+            let uri = s.webhook_uri.as_deref().unwrap_or_default();
+            subscriptions::reconcile(
+                &ctx.pool,
+                &client,
+                shop,
+                uri,
+                s.subscriptions_mode,
+                Trigger::Schedule,
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        }
+        Job::Orders(i) => {
+            let back = time::Duration::hours(i64::from(s.orders[i].window_hours));
+            let window = Window {
+                start: Some(OffsetDateTime::now_utc() - back),
+                end: None,
+            };
+            orders::reconcile(
+                &ctx.pool,
+                &client,
+                shop,
+                window,
+                &ctx.timing,
+                s.orders_mode,
+                Trigger::Schedule,
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        }
+        Job::Catalog => catalog::reconcile(
+            &ctx.pool,
+            &ctx.catalog,
+            client.clone(),
+            shop,
+            Duration::from_millis(s.settle_ms),
+            s.catalog_mode,
+            Trigger::Schedule,
+        )
+        .await
+        .map_err(anyhow::Error::from),
+    };
+    match outcome {
+        Ok((id, counts)) if counts.missing + counts.stale > 0 => {
+            tracing::warn!(%shop, ?job, run = id, ?counts, "reconciliation found drift")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(%shop, ?job, error = %e, "reconciliation failed"),
     }
 }

@@ -291,6 +291,8 @@ fn write_origin_config(dir: &Path, db: &str) -> Result<PathBuf> {
             "bind = \"{ORIGIN_ADDR}\"\ndatabase_url = \"{db}\"\n\n\
              [shopify]\nsecret = \"{SHOPIFY_SECRET}\"\n\n\
              [[internal.keys]]\nid = \"{KEY_ID}\"\nsecret = \"{SIGNING_KEY}\"\n\n\
+             [reconcile]\n# The demo runs each reconciliation itself (step 7).\n\
+             orders = []\ncatalog_interval_ms = 0\n\n\
              [[shops]]\ndomain = \"{SHOP}\"\nurl = \"http://{SIMULATOR_ADDR}\"\n\
              access_token = \"{SHOP_TOKEN}\"\n"
         ),

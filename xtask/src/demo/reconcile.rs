@@ -11,10 +11,11 @@ use super::{check, step, Demo, EDGE_PORT, SHOP};
 /// Two `origin reconcile subscriptions` runs and the runs list.
 pub fn subscriptions(demo: &Demo) -> Result<()> {
     step("Reconciliation: webhook subscriptions Shopify no longer has are recreated");
-    let mut config = std::fs::read_to_string(&demo.config)?;
-    config.push_str(&format!(
-        "\n[reconcile]\nwebhook_uri = \"http://127.0.0.1:{EDGE_PORT}/webhooks\"\n"
-    ));
+    let config = std::fs::read_to_string(&demo.config)?.replacen(
+        "[reconcile]\n",
+        &format!("[reconcile]\nwebhook_uri = \"http://127.0.0.1:{EDGE_PORT}/webhooks\"\n"),
+        1,
+    );
     std::fs::write(&demo.config, config)?;
     let run = || -> Result<Value> {
         let out = demo.origin_cli(&["reconcile", "subscriptions", "--shop", SHOP])?;
