@@ -13,7 +13,8 @@
 //!
 //! Typed operations: [`bulk`] (run, poll, download the JSONL line by line), [`metafields`]
 //! (`metafieldsSet` with `compareDigest`), [`draft_orders`] (create, find by tag),
-//! [`webhooks`] (list and create webhook subscriptions).
+//! [`webhooks`] (list and create webhook subscriptions), [`price_lists`] (B2B catalogs, price
+//! lists, fixed prices, quantity price breaks and quantity rules).
 
 pub mod breaker;
 pub mod bulk;
@@ -21,6 +22,7 @@ pub mod draft_orders;
 mod error;
 pub mod metafields;
 pub mod pacing;
+pub mod price_lists;
 pub mod retry_after;
 pub mod webhooks;
 

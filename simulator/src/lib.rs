@@ -25,6 +25,7 @@ pub mod draft_orders;
 pub mod graphql;
 pub mod metafields;
 pub mod payloads;
+pub mod price_lists;
 mod server;
 pub mod subscriptions;
 pub mod webhooks;
@@ -38,6 +39,7 @@ pub use bulk::BulkFault;
 pub use catalog::{CatalogSpec, ChildOrder, GroundTruth, Selection};
 pub use draft_orders::{AfterApply, DraftOrderRecord};
 pub use metafields::StoredMetafield;
+pub use price_lists::{CheckoutError, PriceList};
 pub use subscriptions::{RemovedSubscription, WebhookSubscription};
 pub use webhooks::{Attempt, DeliveryConfig, DeliveryReport, Outcome, Webhook, WebhookSender};
 
@@ -391,6 +393,46 @@ impl Simulator {
     /// Every metafield of `shop`.
     pub fn metafields(&self, shop: &str) -> Vec<StoredMetafield> {
         self.shared.with_shop(shop, |s| s.metafields.all())
+    }
+
+    /// The unit price in cents a B2B checkout of `shop` charges a buyer at
+    /// `company_location_id` (GID) for `quantity` units of `variant_id`: the location's price
+    /// list (its quantity break with the largest minimum not above `quantity`, else its fixed
+    /// price), else the variant's list price; or the variant's quantity rule the quantity
+    /// breaks (see [`price_lists`]).
+    pub fn checkout_price(
+        &self,
+        shop: &str,
+        company_location_id: &str,
+        variant_id: u64,
+        quantity: u32,
+    ) -> Result<u64, CheckoutError> {
+        self.shared.with_shop(shop, |s| {
+            s.price_lists
+                .checkout_price(company_location_id, variant_id, quantity, &s.catalog)
+        })
+    }
+
+    /// Sets the fixed price of `variant_id` on the price list of `company_location_id` to
+    /// `cents`, as a merchant editing it in the admin would: no webhook. Whether the location
+    /// has a price list.
+    pub fn edit_price_silently(
+        &self,
+        shop: &str,
+        company_location_id: &str,
+        variant_id: u64,
+        cents: u64,
+    ) -> bool {
+        self.shared.with_shop(shop, |s| {
+            s.price_lists
+                .edit_price(company_location_id, variant_id, cents)
+        })
+    }
+
+    /// The price list of `company_location_id`'s catalog in `shop`, if it has one.
+    pub fn price_list_of(&self, shop: &str, company_location_id: &str) -> Option<PriceList> {
+        self.shared
+            .with_shop(shop, |s| s.price_lists.price_list_of(company_location_id))
     }
 
     /// Every draft order of `shop`.

@@ -77,6 +77,7 @@ pub(crate) struct Shop {
     pub(crate) subscriptions: SubscriptionStore,
     pub(crate) costs: Vec<CostEvent>,
     pub(crate) throttled: Vec<ThrottleEvent>,
+    pub(crate) price_lists: crate::price_lists::PriceListStore,
 }
 
 /// Everything the handlers share.
@@ -122,6 +123,7 @@ impl Shared {
                     subscriptions: SubscriptionStore::default(),
                     costs: Vec::new(),
                     throttled: Vec::new(),
+                    price_lists: Default::default(),
                 }),
             );
         }
@@ -407,6 +409,9 @@ fn handle(
 }
 
 const MUTATIONS: &[&str] = &[
+    "catalogCreate",
+    "priceListCreate",
+    "quantityPricingByVariantUpdate",
     "bulkOperationRunQuery",
     "bulkOperationCancel",
     "metafieldsSet",
@@ -416,6 +421,7 @@ const MUTATIONS: &[&str] = &[
     "webhookSubscriptionDelete",
 ];
 const QUERIES: &[&str] = &[
+    "priceList",
     "shop",
     "node",
     "bulkOperation",
@@ -568,6 +574,9 @@ fn requested_cost(op: &Operation, vars: &Value) -> Result<u32, Value> {
         "webhookSubscription" => {
             check_required(op, "id", "ID!", None)?;
             1
+        }
+        "priceList" | "quantityPricingByVariantUpdate" => {
+            crate::price_lists::requested_cost(op, vars)?
         }
         r if MUTATIONS.contains(&r) => 10,
         "node" if op.nested_args("metafield", vars).is_some() => 2,
@@ -805,6 +814,14 @@ fn execute(
                 json!({"currentBulkOperation": shop.bulk.last().map(|o| o.to_json(&base))}),
                 1,
             )
+        }
+        "catalogCreate" | "priceListCreate" | "quantityPricingByVariantUpdate" | "priceList" => {
+            let Shop {
+                price_lists,
+                catalog,
+                ..
+            } = shop;
+            price_lists.execute(op, vars, catalog, &mut || st.id())
         }
         _ => unreachable!("requested_cost admits only known operations"),
     }

@@ -38,7 +38,8 @@ impl Default for Settings {
     }
 }
 
-/// Pushes the buyers of `shop` that are marked dirty, then clears the marks it handled.
+/// Pushes the buyers of `shop` that are marked dirty and syncs their price lists
+/// ([`crate::reconcile::price_lists::sync`]), then clears the marks it handled.
 pub async fn push_dirty(
     pool: &PgPool,
     client: &AdminClient,
@@ -54,6 +55,11 @@ pub async fn push_dirty(
     } else {
         push(pool, client, shop, Some(&taken.buyers)).await?
     };
+    // The same buyers' negotiated prices and quantity rules, in their Shopify price lists.
+    if taken.all_buyers() || !taken.buyers.is_empty() {
+        let buyers = (!taken.all_buyers()).then_some(taken.buyers.as_slice());
+        crate::reconcile::price_lists::sync(pool, client, shop, buyers).await?;
+    }
     marks::clear(pool, &taken).await?;
     Ok(report)
 }
