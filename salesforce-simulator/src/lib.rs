@@ -344,8 +344,10 @@ impl Simulator {
         self.shared.bus.all()
     }
 
+    /// Runs `f` as a Salesforce user; the change events are published when `publish`.
     fn as_user<T>(
         &self,
+        publish: bool,
         f: impl FnOnce(&mut org::Org, &mut org::Txn, &str) -> Result<T, RecordError>,
     ) -> Result<T, RecordError> {
         let user = ids::with_checksum("005Wh0000000SAL");
@@ -355,7 +357,9 @@ impl Simulator {
         match result {
             Ok(v) => {
                 drop(org);
-                self.shared.commit(txn, "");
+                if publish {
+                    self.shared.commit(txn, "");
+                }
                 Ok(v)
             }
             Err(e) => {
@@ -369,19 +373,45 @@ impl Simulator {
     pub fn user_create(&self, object: &str, fields: Value) -> Result<String, RecordError> {
         let now = self.now();
         let record = fields.as_object().cloned().unwrap_or_default();
-        self.as_user(|org, txn, user| org.create_as(txn, object, &record, now, user))
+        self.as_user(true, |org, txn, user| {
+            org.create_as(txn, object, &record, now, user)
+        })
     }
 
     /// Edits a record as a Salesforce user would (approve a quote, change an owner…).
     pub fn user_update(&self, object: &str, id: &str, fields: Value) -> Result<(), RecordError> {
         let now = self.now();
         let record = fields.as_object().cloned().unwrap_or_default();
-        self.as_user(|org, txn, user| org.update_as(txn, object, id, &record, now, user))
+        self.as_user(true, |org, txn, user| {
+            org.update_as(txn, object, id, &record, now, user)
+        })
+    }
+
+    /// Edits a record as a Salesforce user would, but its change event never reaches a
+    /// subscriber (lost past the 72 h retention while the subscriber was down, or Change Data
+    /// Capture not enabled for the object): drift only a comparison of the records finds.
+    pub fn user_update_unseen(
+        &self,
+        object: &str,
+        id: &str,
+        fields: Value,
+    ) -> Result<(), RecordError> {
+        let now = self.now();
+        let record = fields.as_object().cloned().unwrap_or_default();
+        self.as_user(false, |org, txn, user| {
+            org.update_as(txn, object, id, &record, now, user)
+        })
     }
 
     /// Deletes a record as a Salesforce user would.
     pub fn user_delete(&self, object: &str, id: &str) -> Result<(), RecordError> {
-        self.as_user(|org, txn, _| org.delete(txn, object, id))
+        self.as_user(true, |org, txn, _| org.delete(txn, object, id))
+    }
+
+    /// Deletes a record as a Salesforce user would, its change event never reaching a
+    /// subscriber (see [`Simulator::user_update_unseen`]).
+    pub fn user_delete_unseen(&self, object: &str, id: &str) -> Result<(), RecordError> {
+        self.as_user(false, |org, txn, _| org.delete(txn, object, id))
     }
 
     /// Answers the next `n` API requests with HTTP `status` without executing them.

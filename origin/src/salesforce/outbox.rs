@@ -117,7 +117,7 @@ pub async fn enqueue(
 
 /// Enqueues the catalog products of order `order`'s lines that never had an outbox row (the
 /// catalog resync writes products without enqueueing them), when `shop` is connected.
-async fn enqueue_line_products(
+pub(crate) async fn enqueue_line_products(
     conn: &mut PgConnection,
     shop: &ShopDomain,
     order: &str,
@@ -352,7 +352,10 @@ pub async fn backfill_progress(
 }
 
 /// Whether `shop` is connected to a Salesforce org.
-async fn is_connected(conn: &mut PgConnection, shop: &ShopDomain) -> Result<bool, sqlx::Error> {
+pub(crate) async fn is_connected(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM salesforce_orgs WHERE shop = $1) AS "connected!""#,
         shop.as_str()

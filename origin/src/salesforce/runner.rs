@@ -182,34 +182,9 @@ impl Sync {
         Ok(())
     }
 
-    /// Whether the org's API usage reached the reserve kept for its other integrations. A
-    /// usage never reported or older than `budget_recheck_ms` is refreshed with `/limits`
-    /// first (the day may have turned while only backfill rows waited).
+    /// Whether the org's API usage reached the reserve ([`reserve_reached`]).
     async fn reserve_reached(&self, client: &Client) -> bool {
-        let recheck = time::Duration::milliseconds(self.settings.budget_recheck_ms as i64);
-        let stale = client
-            .budget()
-            .usage()
-            .is_none_or(|u| OffsetDateTime::now_utc() - u.updated_at > recheck);
-        if stale {
-            if let Err(e) = client.limits().await {
-                tracing::warn!(error = %e, "salesforce limits check failed");
-            }
-        }
-        let org = client.config().org.clone();
-        let Some(usage) = client.budget().usage() else {
-            return false;
-        };
-        let limit = usage.max as f64 * (1.0 - self.settings.reserve.clamp(0.0, 1.0));
-        let reached = usage.used as f64 >= limit;
-        metrics::gauge!("wholesail_salesforce_api_used_ratio", "org" => org.clone())
-            .set(usage.used as f64 / usage.max.max(1) as f64);
-        metrics::gauge!("wholesail_salesforce_reserve_reached", "org" => org).set(if reached {
-            1.0
-        } else {
-            0.0
-        });
-        reached
+        reserve_reached(client, &self.settings).await
     }
 
     /// Builds the records of each row from origin's tables; a row that cannot be mapped fails
@@ -291,18 +266,7 @@ impl Sync {
         if let Some(id) = self.pricebooks.lock().expect("price books").get(&org) {
             return Ok(id.clone());
         }
-        #[derive(Deserialize)]
-        struct Book {
-            #[serde(rename = "Id")]
-            id: String,
-        }
-        let books: Vec<Book> = client
-            .query_all("SELECT Id FROM Pricebook2 WHERE IsStandard = true")
-            .await?;
-        let id =
-            books.into_iter().next().map(|b| b.id).ok_or_else(|| {
-                SalesforceError::Decode("the org has no standard price book".into())
-            })?;
+        let id = standard_pricebook(client).await?;
         self.pricebooks
             .lock()
             .expect("price books")
@@ -567,6 +531,54 @@ impl Sync {
         }
         Ok(())
     }
+}
+
+/// Whether the org's API usage reached the reserve `settings` keep for its other integrations
+/// (backfill rows and reconciliation wait then). A usage never reported or older than
+/// `budget_recheck_ms` is refreshed with `/limits` first (the day may have turned while only
+/// backfill rows waited).
+pub(crate) async fn reserve_reached(client: &Client, settings: &Settings) -> bool {
+    let recheck = time::Duration::milliseconds(settings.budget_recheck_ms as i64);
+    let stale = client
+        .budget()
+        .usage()
+        .is_none_or(|u| OffsetDateTime::now_utc() - u.updated_at > recheck);
+    if stale {
+        if let Err(e) = client.limits().await {
+            tracing::warn!(error = %e, "salesforce limits check failed");
+        }
+    }
+    let org = client.config().org.clone();
+    let Some(usage) = client.budget().usage() else {
+        return false;
+    };
+    let limit = usage.max as f64 * (1.0 - settings.reserve.clamp(0.0, 1.0));
+    let reached = usage.used as f64 >= limit;
+    metrics::gauge!("wholesail_salesforce_api_used_ratio", "org" => org.clone())
+        .set(usage.used as f64 / usage.max.max(1) as f64);
+    metrics::gauge!("wholesail_salesforce_reserve_reached", "org" => org).set(if reached {
+        1.0
+    } else {
+        0.0
+    });
+    reached
+}
+
+/// The org's standard price book's Id (`IsStandard = true`): one query.
+pub(crate) async fn standard_pricebook(client: &Client) -> Result<String, SalesforceError> {
+    #[derive(Deserialize)]
+    struct Book {
+        #[serde(rename = "Id")]
+        id: String,
+    }
+    let books: Vec<Book> = client
+        .query_all("SELECT Id FROM Pricebook2 WHERE IsStandard = true")
+        .await?;
+    books
+        .into_iter()
+        .next()
+        .map(|b| b.id)
+        .ok_or_else(|| SalesforceError::Decode("the org has no standard price book".into()))
 }
 
 /// What becomes of a row whose record or call failed, from the mildest.
