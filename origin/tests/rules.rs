@@ -197,6 +197,59 @@ async fn a_valid_cart_is_priced_and_an_invalid_one_gives_its_violations(pool: Pg
 }
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn a_safety_buffer_holds_back_the_last_units_of_a_high_demand_sku(pool: PgPool) {
+    catalog(&pool).await;
+    // Masks (variant 21): 7 at warehouse 502; 2 held back there and 3 from the total.
+    let buffers = json!([
+        {"rule": "safety_buffer", "target": "sku:MSK", "quantity": 3},
+        {"rule": "safety_buffer", "target": "variant:21", "warehouse": 502, "quantity": 2},
+    ]);
+    assert_eq!(import_json(&pool, buffers.clone()).await, 2);
+    let shop = common::domain(SHOP);
+    for buyer in [L1, L2] {
+        // Every buyer's payload carries the buffered stock (the Function enforces it).
+        let rules = computed(&pool, buyer).await;
+        let masks = rules.variants().iter().find(|v| v.variant_id == 21).unwrap();
+        assert_eq!(masks.stock, Some(2), "{buyer}");
+        let bad = quote::price_and_validate(&pool, &shop, buyer, &[line(21, 3)])
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(bad[0].code.as_str(), "INSUFFICIENT_STOCK");
+        quote::price_and_validate(&pool, &shop, buyer, &[line(21, 2)])
+            .await
+            .unwrap()
+            .expect("the 2 units above the buffer sell");
+    }
+    // Deeper than the stock: nothing sells, never a negative count.
+    import_json(
+        &pool,
+        json!([{"rule": "safety_buffer", "target": "variant:21", "quantity": 9}]),
+    )
+    .await;
+    let masks = computed(&pool, L1).await;
+    assert_eq!(
+        masks.variants().iter().find(|v| v.variant_id == 21).unwrap().stock,
+        Some(0)
+    );
+    // Listed as imported; removed, the SKU is unconstrained again.
+    let listed = store::list(&pool, &shop, None).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|r| matches!(r, file::Rule::SafetyBuffer { .. }))
+            .count(),
+        2
+    );
+    let all = file::parse(&buffers.to_string(), Format::Json).unwrap();
+    store::delete(&pool, &shop, all).await.unwrap();
+    quote::price_and_validate(&pool, &shop, L1, &[line(21, 7)])
+        .await
+        .unwrap()
+        .expect("no buffer: all 7 sell");
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
 async fn unknown_buyers_variants_and_zero_quantities_are_refused(pool: PgPool) {
     catalog(&pool).await;
     let err = quote::quote(

@@ -9,7 +9,8 @@
 //!   warehouse allowed for the SKU (no warehouse row: any) serves that country (no routing rows
 //!   for the shop: every warehouse serves everyone);
 //! - stock: the sum of `inventory_levels.available` at those warehouses (no level at all:
-//!   untracked, no stock limit).
+//!   untracked, no stock limit), less the SKU's safety buffers (per warehouse, and from the
+//!   total).
 //!
 //! A buyer's rules cover the variants it has limits or a quota for, and every variant with a
 //! SKU-level warehouse or region restriction. Prices are not part of [`BuyerRules`] (the
@@ -79,6 +80,8 @@ pub struct ShopRules {
     buyers: BTreeMap<String, Buyer>,
     sku_warehouses: HashMap<i64, BTreeSet<i64>>,
     sku_regions: HashMap<i64, BTreeSet<String>>,
+    /// Safety buffers per variant: by warehouse (0: from the variant's total).
+    buffers: HashMap<i64, HashMap<i64, i64>>,
     /// Country → warehouses serving it; `None` when the shop has no routing.
     routing: Option<HashMap<String, BTreeSet<i64>>>,
     /// Variant → (warehouse, available).
@@ -105,6 +108,7 @@ impl ShopRules {
         out.load_quotas(pool, shop, scope).await?;
         out.load_order_minimums(pool, shop, scope).await?;
         out.load_sku_warehouses(pool, shop, scope).await?;
+        out.load_buffers(pool, shop, scope).await?;
         out.load_sku_regions(pool, shop, scope).await?;
         out.load_routing(pool, shop).await?;
         out.load_levels(pool, shop, scope).await?;
@@ -298,6 +302,41 @@ impl ShopRules {
         Ok(())
     }
 
+    /// Safety buffers per variant and warehouse: its variant-level row, else its product's.
+    async fn load_buffers(
+        &mut self,
+        pool: &PgPool,
+        shop: &ShopDomain,
+        scope: Scope<'_>,
+    ) -> Result<(), sqlx::Error> {
+        let buffers = sqlx::query!(
+            r#"SELECT r.target_id AS "variant_id!", r.warehouse_id AS "warehouse_id!",
+                      r.quantity AS "quantity!"
+               FROM rule_safety_buffers r
+               WHERE r.shop = $1 AND r.target_kind = 'variant'
+                 AND ($2::bigint[] IS NULL OR r.target_id = ANY($2))
+               UNION ALL
+               SELECT v.id, r.warehouse_id, r.quantity FROM rule_safety_buffers r
+               JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
+               WHERE r.shop = $1 AND r.target_kind = 'product'
+                 AND ($2::bigint[] IS NULL OR v.id = ANY($2))
+                 AND NOT EXISTS (SELECT 1 FROM rule_safety_buffers x
+                                 WHERE x.shop = $1 AND x.target_kind = 'variant'
+                                   AND x.target_id = v.id AND x.warehouse_id = r.warehouse_id)"#,
+            shop.as_str(),
+            scope.variants
+        )
+        .fetch_all(pool)
+        .await?;
+        for b in buffers {
+            self.buffers
+                .entry(b.variant_id)
+                .or_default()
+                .insert(b.warehouse_id, i64::from(b.quantity));
+        }
+        Ok(())
+    }
+
     /// Warehouses allowed per variant: its variant-level rows, else its product's rows.
     async fn load_sku_warehouses(
         &mut self,
@@ -397,6 +436,7 @@ impl ShopRules {
             None => {
                 let mut all: BTreeSet<i64> = self.sku_warehouses.keys().copied().collect();
                 all.extend(self.sku_regions.keys().copied());
+                all.extend(self.buffers.keys().copied());
                 for b in self.buyers.values() {
                     all.extend(b.limits.keys().copied());
                     all.extend(b.quota_left.keys().copied());
@@ -473,14 +513,18 @@ impl ShopRules {
         }
     }
 
+    /// Units checkout may sell: at each warehouse that ships to `country`, available minus
+    /// its safety buffer; the total minus the variant's total buffer.
     fn stock(&self, country: Option<&str>, variant: i64) -> Option<u32> {
         let levels = self.levels.get(&variant)?;
+        let buffers = self.buffers.get(&variant);
+        let held = |w: i64| buffers.and_then(|b| b.get(&w)).copied().unwrap_or(0);
         let sum: i64 = levels
             .iter()
             .filter(|(w, _)| self.ships(country, variant, *w))
-            .map(|(_, a)| (*a).max(0))
+            .map(|(w, a)| (*a - held(*w)).max(0))
             .sum();
-        Some(to_u32(sum))
+        Some(to_u32(sum - held(0)))
     }
 
     /// The warehouse that serves `variant` to `location`: of the warehouses allowed to ship it
@@ -513,6 +557,7 @@ impl ShopRules {
         let covered = b.limits.contains_key(&variant)
             || b.quota_left.contains_key(&variant)
             || self.sku_warehouses.contains_key(&variant)
+            || self.buffers.contains_key(&variant)
             || self.sku_regions.contains_key(&variant);
         if !covered {
             return rule;
@@ -537,6 +582,7 @@ impl ShopRules {
         let mut ids: BTreeSet<i64> = b.limits.keys().copied().collect();
         ids.extend(b.quota_left.keys().copied());
         ids.extend(self.sku_warehouses.keys().copied());
+        ids.extend(self.buffers.keys().copied());
         ids.extend(self.sku_regions.keys().copied());
         let variants = ids
             .into_iter()

@@ -143,6 +143,16 @@ pub enum Rule {
         /// The Shopify location id.
         warehouse: i64,
     },
+    /// Units of the SKU held back from checkout: at one warehouse, or (warehouse 0) from its
+    /// total.
+    SafetyBuffer {
+        /// The variant or product.
+        target: Target,
+        /// The Shopify location id, or 0 for the SKU's total.
+        warehouse: i64,
+        /// Units held back.
+        quantity: i32,
+    },
     /// A country the SKU may be sold to (no such row: anywhere).
     SkuRegion {
         /// The variant or product.
@@ -178,6 +188,7 @@ impl Rule {
             | Rule::Limits { target, .. }
             | Rule::Quota { target, .. }
             | Rule::SkuWarehouse { target, .. }
+            | Rule::SafetyBuffer { target, .. }
             | Rule::SkuRegion { target, .. } => Some(target),
             _ => None,
         }
@@ -202,6 +213,9 @@ impl Rule {
             Rule::SkuWarehouse { target, warehouse } => {
                 format!("sku_warehouse {} {warehouse}", target.to_text())
             }
+            Rule::SafetyBuffer {
+                target, warehouse, ..
+            } => format!("safety_buffer {} {warehouse}", target.to_text()),
             Rule::SkuRegion { target, country } => {
                 format!("sku_region {} {country}", target.to_text())
             }
@@ -270,6 +284,18 @@ impl Rule {
                 put("rule", "sku_warehouse".into());
                 put("target", target.to_text());
                 put("warehouse", warehouse.to_string());
+            }
+            Rule::SafetyBuffer {
+                target,
+                warehouse,
+                quantity,
+            } => {
+                put("rule", "safety_buffer".into());
+                put("target", target.to_text());
+                if *warehouse != 0 {
+                    put("warehouse", warehouse.to_string());
+                }
+                put("quantity", quantity.to_string());
             }
             Rule::SkuRegion { target, country } => {
                 put("rule", "sku_region".into());
@@ -447,7 +473,7 @@ fn rule(row: &HashMap<String, String>) -> Result<Rule, Vec<String>> {
     }
     let Some(kind) = row.get("rule") else {
         errors.push(
-            "field \"rule\" is required: price, limits, quota, order_minimum, sku_warehouse, sku_region or routing"
+            "field \"rule\" is required: price, limits, quota, order_minimum, sku_warehouse, safety_buffer, sku_region or routing"
                 .into(),
         );
         return Err(errors);
@@ -464,11 +490,12 @@ fn rule(row: &HashMap<String, String>) -> Result<Rule, Vec<String>> {
         "quota" => (&["company_location", "target", "quantity", "period"], &[]),
         "order_minimum" => (&["company_location", "amount", "currency"], &[]),
         "sku_warehouse" => (&["target", "warehouse"], &[]),
+        "safety_buffer" => (&["target", "quantity"], &["warehouse"]),
         "sku_region" => (&["target", "country"], &[]),
         "routing" => (&["warehouse", "country"], &[]),
         other => {
             errors.push(format!(
-                "unknown rule {other:?}: expected price, limits, quota, order_minimum, sku_warehouse, sku_region or routing"
+                "unknown rule {other:?}: expected price, limits, quota, order_minimum, sku_warehouse, safety_buffer, sku_region or routing"
             ));
             return Err(errors);
         }
@@ -609,6 +636,11 @@ fn rule(row: &HashMap<String, String>) -> Result<Rule, Vec<String>> {
             currency,
         },
         "sku_warehouse" => Rule::SkuWarehouse { target, warehouse },
+        "safety_buffer" => Rule::SafetyBuffer {
+            target,
+            warehouse,
+            quantity,
+        },
         "sku_region" => Rule::SkuRegion { target, country },
         _ => Rule::Routing { warehouse, country },
     })

@@ -93,10 +93,12 @@ pub async fn take(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Marks>, sql
                OR (r.target_kind = 'product' AND r.target_id = v.product_id))
          WHERE v.shop = $1 AND v.id = ANY($2)
          UNION
-         -- A variant restricted per SKU is in every buyer's rules.
+         -- A variant restricted or buffered per SKU is in every buyer's rules.
          SELECT $3 FROM variants v
          WHERE v.shop = $1 AND v.id = ANY($2) AND EXISTS (
            SELECT 1 FROM (SELECT shop, target_kind, target_id FROM rule_sku_warehouses
+                          UNION ALL
+                          SELECT shop, target_kind, target_id FROM rule_safety_buffers
                           UNION ALL
                           SELECT shop, target_kind, target_id FROM rule_sku_regions) s
            WHERE s.shop = v.shop

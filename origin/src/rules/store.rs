@@ -119,7 +119,7 @@ fn last_of_each_key(rules: &[Rule]) -> Vec<&Rule> {
 }
 
 /// Upserts every rule with one set-based statement per table (`UNNEST` of column arrays):
-/// a file of 100,000 rules is seven statements, not 100,000 round trips.
+/// a file of 100,000 rules is eight statements, not 100,000 round trips.
 async fn upsert_all(
     conn: &mut PgConnection,
     shop: &ShopDomain,
@@ -131,6 +131,7 @@ async fn upsert_all(
     upsert_quotas(conn, shop, &rules).await?;
     upsert_order_minimums(conn, shop, &rules).await?;
     upsert_sku_warehouses(conn, shop, &rules).await?;
+    upsert_safety_buffers(conn, shop, &rules).await?;
     upsert_sku_regions(conn, shop, &rules).await?;
     upsert_routing(conn, shop, &rules).await
 }
@@ -320,6 +321,44 @@ async fn upsert_order_minimums(
     Ok(())
 }
 
+async fn upsert_safety_buffers(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+    rules: &[&Rule],
+) -> Result<(), sqlx::Error> {
+    let (mut keys, mut warehouses, mut quantities) = (Keys::default(), Vec::new(), Vec::new());
+    for rule in rules {
+        if let Rule::SafetyBuffer {
+            target,
+            warehouse,
+            quantity,
+        } = rule
+        {
+            keys.push(None, target);
+            warehouses.push(*warehouse);
+            quantities.push(*quantity);
+        }
+    }
+    if keys.ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO rule_safety_buffers (shop, target_kind, target_id, warehouse_id, quantity)
+         SELECT $1, k, t, w, q
+         FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::int[]) AS r(k, t, w, q)
+         ON CONFLICT (shop, target_kind, target_id, warehouse_id)
+         DO UPDATE SET quantity = EXCLUDED.quantity",
+        shop.as_str(),
+        &keys.kinds,
+        &keys.ids,
+        &warehouses,
+        &quantities
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 async fn upsert_sku_warehouses(
     conn: &mut PgConnection,
     shop: &ShopDomain,
@@ -502,6 +541,21 @@ async fn delete_one(
             .execute(conn)
             .await?
         }
+        Rule::SafetyBuffer {
+            target, warehouse, ..
+        } => {
+            let (kind, id) = key(target);
+            sqlx::query!(
+                "DELETE FROM rule_safety_buffers WHERE shop = $1 AND target_kind = $2
+                   AND target_id = $3 AND warehouse_id = $4",
+                shop.as_str(),
+                kind,
+                id,
+                warehouse
+            )
+            .execute(conn)
+            .await?
+        }
         Rule::SkuRegion { target, country } => {
             let (kind, id) = key(target);
             sqlx::query!(
@@ -621,6 +675,18 @@ pub async fn list(
     out.extend(warehouses.into_iter().map(|r| Rule::SkuWarehouse {
         target: target(&r.target_kind, r.target_id),
         warehouse: r.warehouse_id,
+    }));
+    let buffers = sqlx::query!(
+        "SELECT target_kind, target_id, warehouse_id, quantity FROM rule_safety_buffers
+         WHERE shop = $1 ORDER BY 1, 2, 3",
+        shop.as_str()
+    )
+    .fetch_all(pool)
+    .await?;
+    out.extend(buffers.into_iter().map(|r| Rule::SafetyBuffer {
+        target: target(&r.target_kind, r.target_id),
+        warehouse: r.warehouse_id,
+        quantity: r.quantity,
     }));
     let regions = sqlx::query!(
         "SELECT target_kind, target_id, country_code FROM rule_sku_regions
