@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod draft_orders;
 pub mod graphql;
 pub mod metafields;
+pub mod orders;
 pub mod payloads;
 pub mod price_lists;
 mod server;
@@ -36,7 +37,7 @@ use std::time::Duration;
 
 pub use bucket::{BucketConfig, ThrottleStatus, MAX_QUERY_COST};
 pub use bulk::BulkFault;
-pub use catalog::{CatalogSpec, ChildOrder, GroundTruth, Selection};
+pub use catalog::{CatalogDrift, CatalogSpec, ChildOrder, GroundTruth, Selection};
 pub use draft_orders::{AfterApply, DraftOrderRecord};
 pub use metafields::StoredMetafield;
 pub use price_lists::{CheckoutError, PriceList};
@@ -349,6 +350,48 @@ impl Simulator {
     /// Replaces the catalog of `shop` (later bulk operations and draft orders use it).
     pub fn set_catalog(&self, shop: &str, catalog: CatalogSpec) {
         self.shared.with_shop(shop, |s| s.catalog = catalog);
+    }
+
+    /// Stores `order` (REST-shaped, as [`payloads::order`] makes it) in `shop`'s orders,
+    /// replacing the one with its id; with `topic` (`orders/create`, `orders/updated`), also
+    /// delivers that webhook, as the change would at Shopify. Without it, the change is
+    /// silent: the drift a lost webhook leaves, for reconciliation to find.
+    pub async fn put_order(
+        &self,
+        shop: &str,
+        order: serde_json::Value,
+        topic: Option<&str>,
+    ) -> Vec<DeliveryReport> {
+        let body = order.to_string().into_bytes();
+        self.shared.with_shop(shop, |s| s.orders.put(order));
+        match topic {
+            Some(topic) => self.shared.emit(shop, topic, body).await,
+            None => Vec::new(),
+        }
+    }
+
+    /// Deletes products `ids` from `shop`'s catalog without a webhook.
+    pub fn delete_products_silently(&self, shop: &str, ids: &[u64]) {
+        self.shared.with_shop(shop, |s| {
+            let drift = std::sync::Arc::make_mut(&mut s.catalog.drift);
+            drift.deleted.extend(ids.iter().copied());
+        });
+    }
+
+    /// Sets the stock of inventory item `item` at `location` in `shop`'s catalog, updated
+    /// at `at` (RFC 3339), without a webhook.
+    pub fn set_inventory_silently(
+        &self,
+        shop: &str,
+        item: u64,
+        location: u64,
+        available: i64,
+        at: String,
+    ) {
+        self.shared.with_shop(shop, |s| {
+            let drift = std::sync::Arc::make_mut(&mut s.catalog.drift);
+            drift.levels.insert((item, location), (available, at));
+        });
     }
 
     /// The catalog of `shop`.

@@ -71,6 +71,7 @@ pub(crate) struct Shop {
     pub(crate) child_order: ChildOrder,
     pub(crate) bulk: Vec<BulkOperation>,
     pub(crate) bulk_faults: VecDeque<BulkFault>,
+    pub(crate) orders: crate::orders::OrderStore,
     pub(crate) metafields: MetafieldStore,
     pub(crate) drafts: Vec<DraftOrderRecord>,
     pub(crate) draft_faults: draft_orders::CreateFaults,
@@ -117,6 +118,7 @@ impl Shared {
                     child_order: config.bulk.child_order,
                     bulk: Vec::new(),
                     bulk_faults: VecDeque::new(),
+                    orders: Default::default(),
                     metafields: MetafieldStore::default(),
                     drafts: Vec::new(),
                     draft_faults: draft_orders::CreateFaults::default(),
@@ -842,12 +844,26 @@ fn run_bulk(st: &Arc<Shared>, shop: &mut Shop, op: &Operation, version: &str) ->
     let Some(query) = op.args.get("query").and_then(Value::as_str) else {
         return user_error("INVALID", "query is required");
     };
-    if !query.contains("products") {
-        return user_error(
-            "INVALID",
-            "The simulator's bulk queries export the products connection only.",
-        );
-    }
+    let export = match orders_search(query) {
+        Some(search) => match crate::orders::UpdatedRange::parse(&search) {
+            Ok(range) => {
+                let (jsonl, objects, roots) = shop.orders.jsonl(&range);
+                Some(Arc::new(crate::bulk::Export {
+                    jsonl,
+                    objects,
+                    roots,
+                }))
+            }
+            Err(e) => return user_error("INVALID", &format!("Invalid search query: {e}")),
+        },
+        None if query.contains("products") => None,
+        None => {
+            return user_error(
+                "INVALID",
+                "The simulator's bulk queries export the products or orders connection only.",
+            )
+        }
+    };
     // From 2026-01 several bulk queries may run at once; before, one.
     let (limit, code) = if version >= "2026-01" {
         (st.config.bulk.max_concurrent, "LIMIT_REACHED")
@@ -884,11 +900,32 @@ fn run_bulk(st: &Arc<Shared>, shop: &mut Shop, op: &Operation, version: &str) ->
         fault: shop.bulk_faults.pop_front(),
         truth: None,
         duration: st.config.bulk.duration,
+        export,
     };
     let answer = b.to_json(&result_base(st, &shop.domain));
     tokio::spawn(run_lifecycle(st.clone(), shop.domain.clone(), b.clone()));
     shop.bulk.push(b);
     json!({"bulkOperation": answer, "userErrors": []})
+}
+
+/// The search string of a bulk query whose root is the `orders` connection (`""` without a
+/// `query:` argument); `None` for any other root.
+fn orders_search(query: &str) -> Option<String> {
+    let body = query.trim_start().trim_start_matches("query").trim_start();
+    let rest = body
+        .strip_prefix('{')?
+        .trim_start()
+        .strip_prefix("orders")?;
+    let rest = rest.trim_start();
+    let Some(args) = rest.strip_prefix('(') else {
+        return Some(String::new());
+    };
+    let args = &args[..args.find(')')?];
+    let Some(at) = args.find("query:") else {
+        return Some(String::new());
+    };
+    let value = args[at + "query:".len()..].trim_start().strip_prefix('"')?;
+    Some(value[..value.find('"')?].to_owned())
 }
 
 /// Moves an operation through its states, then sends `bulk_operations/finish`.
@@ -903,7 +940,10 @@ async fn run_lifecycle(st: Arc<Shared>, domain: String, op: BulkOperation) {
     };
     let truth = tokio::task::spawn_blocking({
         let op = op.clone();
-        move || op.spec.ground_truth(op.selection, op.order)
+        move || match &op.export {
+            Some(export) => export.truth(),
+            None => op.spec.ground_truth(op.selection, op.order),
+        }
     });
     tokio::time::sleep(st.config.bulk.created_for).await;
     update(&mut |o| {
