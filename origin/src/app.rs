@@ -205,6 +205,8 @@ pub async fn serve(
             settings: config.reconcile.clone(),
             catalog: state.catalog.clone(),
             timing: config.reconcile.orders_timing(&config.catalog),
+            salesforce: config.salesforce.clients()?,
+            salesforce_sync: config.salesforce.sync.clone(),
         },
         shutdown.clone(),
     ));

@@ -209,7 +209,11 @@ async fn a_safety_buffer_holds_back_the_last_units_of_a_high_demand_sku(pool: Pg
     for buyer in [L1, L2] {
         // Every buyer's payload carries the buffered stock (the Function enforces it).
         let rules = computed(&pool, buyer).await;
-        let masks = rules.variants().iter().find(|v| v.variant_id == 21).unwrap();
+        let masks = rules
+            .variants()
+            .iter()
+            .find(|v| v.variant_id == 21)
+            .unwrap();
         assert_eq!(masks.stock, Some(2), "{buyer}");
         let bad = quote::price_and_validate(&pool, &shop, buyer, &[line(21, 3)])
             .await
@@ -229,7 +233,12 @@ async fn a_safety_buffer_holds_back_the_last_units_of_a_high_demand_sku(pool: Pg
     .await;
     let masks = computed(&pool, L1).await;
     assert_eq!(
-        masks.variants().iter().find(|v| v.variant_id == 21).unwrap().stock,
+        masks
+            .variants()
+            .iter()
+            .find(|v| v.variant_id == 21)
+            .unwrap()
+            .stock,
         Some(0)
     );
     // Listed as imported; removed, the SKU is unconstrained again.

@@ -4,6 +4,8 @@
 //!   window (default: the last 48 hours) against PostgreSQL, healed through the inbox;
 //! - `catalog --shop S [--report-only]`: products, variants and inventory levels through a
 //!   catalog run;
+//! - `salesforce --shop S [--since T] [--report-only]`: Salesforce records changed in the
+//!   window against what the outbox sends (default: the last 48 hours);
 //! - `runs [--shop S] [--limit N]`: the latest runs, newest first;
 //! - `show --shop S --run N`: one run's findings.
 
@@ -82,6 +84,19 @@ pub enum ReconcileCommand {
         #[arg(long)]
         report_only: bool,
     },
+    /// Compares the Salesforce records changed in a window with what the sync sends, finds
+    /// deleted ones and orders never sent, and re-enqueues them.
+    Salesforce {
+        /// The shop.
+        #[arg(long)]
+        shop: ShopDomain,
+        /// From (RFC 3339; default: 48 hours ago).
+        #[arg(long, value_parser = rfc3339)]
+        since: Option<OffsetDateTime>,
+        /// Record the findings, change nothing.
+        #[arg(long)]
+        report_only: bool,
+    },
     /// The latest runs, newest first.
     Runs {
         /// Only this shop.
@@ -114,6 +129,9 @@ impl ReconcileCommand {
                 report_only: false,
                 ..
             } | ReconcileCommand::Catalog {
+                report_only: false,
+                ..
+            } | ReconcileCommand::Salesforce {
                 report_only: false,
                 ..
             }
@@ -184,6 +202,34 @@ pub async fn run(
                 client,
                 &shop,
                 std::time::Duration::from_millis(settings.settle_ms),
+                mode(report_only),
+                Trigger::Operator,
+            )
+            .await?;
+            report(pool, &shop, run, counts).await?
+        }
+        ReconcileCommand::Salesforce {
+            shop,
+            since,
+            report_only,
+        } => {
+            let clients = config.salesforce.clients()?;
+            let client = clients.get(&shop).with_context(|| {
+                format!("no [[salesforce.orgs]] entry connects {shop} to Salesforce")
+            })?;
+            let window = Window {
+                start: Some(
+                    since
+                        .unwrap_or(OffsetDateTime::now_utc() - super::salesforce::DEFAULT_LOOKBACK),
+                ),
+                end: None,
+            };
+            let (run, counts) = super::salesforce::reconcile(
+                pool,
+                client,
+                &config.salesforce.sync,
+                &shop,
+                window,
                 mode(report_only),
                 Trigger::Operator,
             )

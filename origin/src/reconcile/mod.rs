@@ -56,6 +56,13 @@ pub struct Settings {
     pub catalog_interval_ms: u64,
     /// `heal` (default) or `report`.
     pub catalog_mode: runs::Mode,
+    /// Between two scheduled Salesforce runs of each connected shop (0: off); the first one
+    /// interval after start-up.
+    pub salesforce_interval_ms: u64,
+    /// The Salesforce runs' `SystemModstamp` window, back from now.
+    pub salesforce_window_hours: u32,
+    /// `heal` (default) or `report`.
+    pub salesforce_mode: runs::Mode,
 }
 
 impl Default for Settings {
@@ -79,6 +86,9 @@ impl Default for Settings {
             install_backfill_days: 62,
             catalog_interval_ms: 86_400_000,
             catalog_mode: runs::Mode::Heal,
+            salesforce_interval_ms: 3_600_000,
+            salesforce_window_hours: 48,
+            salesforce_mode: runs::Mode::Heal,
         }
     }
 }

@@ -4,7 +4,9 @@
 //!   last `install_backfill_days`; then each `orders` schedule runs when its last run (read
 //!   from `reconcile_runs`, so a restart does not repeat it) is `every_ms` old;
 //! - catalog: a shop without any completed catalog run gets a first resync at start-up
-//!   (install); then a catalog reconciliation every `catalog_interval_ms`.
+//!   (install); then a catalog reconciliation every `catalog_interval_ms`;
+//! - Salesforce: each connected shop every `salesforce_interval_ms` over the last
+//!   `salesforce_window_hours` (the first one interval after its last run, or after start-up).
 //!
 //! Jobs run one at a time; a failure is logged and recorded on its run, and retried at the
 //! job's next turn.
@@ -20,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use wholesail_webhook::ShopDomain;
 
 use super::runs::{Trigger, Window};
-use super::{catalog, orders, subscriptions, Settings};
+use super::{catalog, orders, salesforce, subscriptions, Settings};
 use crate::shops::Shops;
 
 /// What the scheduler needs.
@@ -36,6 +38,10 @@ pub struct Context {
     pub catalog: crate::catalog::Runner,
     /// How order runs wait for Shopify.
     pub timing: orders::Timing,
+    /// The Salesforce client of each connected shop.
+    pub salesforce: HashMap<ShopDomain, wholesail_salesforce::Client>,
+    /// The Salesforce sync's settings (its budget reserve).
+    pub salesforce_sync: crate::salesforce::runner::Settings,
 }
 
 /// One kind of scheduled job.
@@ -44,6 +50,7 @@ enum Job {
     Subscriptions,
     Orders(usize),
     Catalog,
+    Salesforce,
 }
 
 /// Runs until `shutdown`.
@@ -58,6 +65,17 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
         jobs.push(Job::Catalog);
     }
     let mut due: HashMap<(ShopDomain, Job), Instant> = HashMap::new();
+    if s.salesforce_interval_ms > 0 {
+        for shop in ctx.salesforce.keys() {
+            let at = first_due(&ctx, shop, Job::Salesforce)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(%shop, error = %e, "reading the last reconciliation runs");
+                    Instant::now() + every(s, Job::Salesforce)
+                });
+            due.insert((shop.clone(), Job::Salesforce), at);
+        }
+    }
     for shop in ctx.shops.domains() {
         if let Err(e) = install(&ctx, shop, &shutdown).await {
             tracing::error!(%shop, error = %e, "install reconciliation failed");
@@ -101,6 +119,7 @@ fn every(s: &Settings, job: Job) -> Duration {
         Job::Subscriptions => s.subscriptions_interval_ms,
         Job::Orders(i) => s.orders[i].every_ms,
         Job::Catalog => s.catalog_interval_ms,
+        Job::Salesforce => s.salesforce_interval_ms,
     };
     Duration::from_millis(ms.max(1_000))
 }
@@ -121,18 +140,26 @@ async fn first_due(ctx: &Context, shop: &ShopDomain, job: Job) -> Result<Instant
             .fetch_one(&ctx.pool)
             .await?
         }
-        Job::Catalog => {
+        Job::Catalog | Job::Salesforce => {
+            let scope = match job {
+                Job::Catalog => "catalog",
+                _ => "salesforce",
+            };
             sqlx::query_scalar!(
                 "SELECT max(started_at) FROM reconcile_runs
-                 WHERE shop = $1 AND scope = 'catalog' AND trigger = 'schedule'",
+                 WHERE shop = $1 AND scope = $2 AND trigger = 'schedule'",
                 shop.as_str(),
+                scope,
             )
             .fetch_one(&ctx.pool)
             .await?
         }
     };
     let Some(last) = last else {
-        return Ok(Instant::now());
+        return Ok(match job {
+            Job::Salesforce => Instant::now() + every(&ctx.settings, job),
+            _ => Instant::now(),
+        });
     };
     let age = (OffsetDateTime::now_utc() - last).max(time::Duration::ZERO);
     let left = every(&ctx.settings, job).saturating_sub(age.unsigned_abs());
@@ -196,10 +223,32 @@ async fn install(
 }
 
 async fn run_job(ctx: &Context, shop: &ShopDomain, job: Job) {
+    let s = &ctx.settings;
+    if job == Job::Salesforce {
+        let Some(client) = ctx.salesforce.get(shop) else {
+            return;
+        };
+        let back = time::Duration::hours(i64::from(s.salesforce_window_hours));
+        let window = Window {
+            start: Some(OffsetDateTime::now_utc() - back),
+            end: None,
+        };
+        let outcome = salesforce::reconcile(
+            &ctx.pool,
+            client,
+            &ctx.salesforce_sync,
+            shop,
+            window,
+            s.salesforce_mode,
+            Trigger::Schedule,
+        )
+        .await
+        .map_err(anyhow::Error::from);
+        return report(shop, job, outcome);
+    }
     let Ok(client) = ctx.shops.client(shop) else {
         return;
     };
-    let s = &ctx.settings;
     let outcome = match job {
         Job::Subscriptions => {
             let uri = s.webhook_uri.as_deref().unwrap_or_default();
@@ -243,7 +292,12 @@ async fn run_job(ctx: &Context, shop: &ShopDomain, job: Job) {
         )
         .await
         .map_err(anyhow::Error::from),
+        Job::Salesforce => return,
     };
+    report(shop, job, outcome);
+}
+
+fn report(shop: &ShopDomain, job: Job, outcome: anyhow::Result<(i64, super::runs::Counts)>) {
     match outcome {
         Ok((id, counts)) if counts.missing + counts.stale > 0 => {
             tracing::warn!(%shop, ?job, run = id, ?counts, "reconciliation found drift")

@@ -124,10 +124,11 @@ impl Origin {
             .env("WHOLESAIL_WORKER__LEASE_MS", "2000")
             .env("WHOLESAIL_WORKER__BACKOFF_BASE_MS", "200")
             .env("WHOLESAIL_WORKER__BACKOFF_MAX_MS", "2000")
-            // No scheduled order or catalog reconciliation (nor install backfill): tests that
-            // want them run them.
+            // No scheduled order, catalog or Salesforce reconciliation (nor install
+            // backfill): tests that want them run them.
             .env("WHOLESAIL_RECONCILE__ORDERS", "[]")
             .env("WHOLESAIL_RECONCILE__CATALOG_INTERVAL_MS", "0")
+            .env("WHOLESAIL_RECONCILE__SALESFORCE_INTERVAL_MS", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
