@@ -705,7 +705,7 @@ impl PriceListStore {
                         "Quantity price break miniumum is higher than the quantity rule maximum.",
                         "QUANTITY_PRICE_BREAK_ADD_MIN_HIGHER_THAN_QUANTITY_RULES_MAX",
                     ))
-                } else if min % rule.increment != 0 {
+                } else if !min.is_multiple_of(rule.increment) {
                     Some(("Quantity price break miniumum is not multiple of the quantity rule increment.", "QUANTITY_PRICE_BREAK_ADD_MIN_NOT_A_MULTIPLE_OF_QUANTITY_RULES_INCREMENT"))
                 } else {
                     None
@@ -824,7 +824,7 @@ impl PriceListStore {
             if let Some(max) = rule.maximum.filter(|m| quantity > *m) {
                 return Err(CheckoutError::AboveMaximum(max));
             }
-            if quantity % rule.increment != 0 {
+            if !quantity.is_multiple_of(rule.increment) {
                 return Err(CheckoutError::NotIncrement(rule.increment));
             }
         }
