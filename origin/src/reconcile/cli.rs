@@ -4,6 +4,8 @@
 //!   window (default: the last 48 hours) against PostgreSQL, healed through the inbox;
 //! - `catalog --shop S [--report-only]`: products, variants and inventory levels through a
 //!   catalog run;
+//! - `price-lists --shop S [--report-only]`: every buyer's B2B catalog, price list and quantity
+//!   rules at Shopify against the price matrix;
 //! - `salesforce --shop S [--since T] [--report-only]`: Salesforce records changed in the
 //!   window against what the outbox sends (default: the last 48 hours);
 //! - `runs [--shop S] [--limit N]`: the latest runs, newest first;
@@ -84,6 +86,16 @@ pub enum ReconcileCommand {
         #[arg(long)]
         report_only: bool,
     },
+    /// Compares every buyer's price list and quantity rules at Shopify with the price matrix
+    /// and writes the differences.
+    PriceLists {
+        /// The shop.
+        #[arg(long)]
+        shop: ShopDomain,
+        /// Record the findings, change nothing.
+        #[arg(long)]
+        report_only: bool,
+    },
     /// Compares the Salesforce records changed in a window with what the sync sends, finds
     /// deleted ones and orders never sent, and re-enqueues them.
     Salesforce {
@@ -132,6 +144,9 @@ impl ReconcileCommand {
                 report_only: false,
                 ..
             } | ReconcileCommand::Salesforce {
+                report_only: false,
+                ..
+            } | ReconcileCommand::PriceLists {
                 report_only: false,
                 ..
             }
@@ -202,6 +217,19 @@ pub async fn run(
                 client,
                 &shop,
                 std::time::Duration::from_millis(settings.settle_ms),
+                mode(report_only),
+                Trigger::Operator,
+            )
+            .await?;
+            report(pool, &shop, run, counts).await?
+        }
+        ReconcileCommand::PriceLists { shop, report_only } => {
+            let client = shops.client(&shop)?;
+            let (run, counts) = super::price_lists::reconcile(
+                pool,
+                &client,
+                &shop,
+                None,
                 mode(report_only),
                 Trigger::Operator,
             )

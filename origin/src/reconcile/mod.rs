@@ -63,6 +63,12 @@ pub struct Settings {
     pub salesforce_window_hours: u32,
     /// `heal` (default) or `report`.
     pub salesforce_mode: runs::Mode,
+    /// Between two scheduled price-list runs (0: off); the first one interval after start-up.
+    /// A run reads every buyer's price list (about 2,200 cost points per buyer of 200 ruled
+    /// variants), so daily by default; rule changes reach Shopify with the rules push.
+    pub price_lists_interval_ms: u64,
+    /// `heal` (default) or `report`.
+    pub price_lists_mode: runs::Mode,
 }
 
 impl Default for Settings {
@@ -89,6 +95,8 @@ impl Default for Settings {
             salesforce_interval_ms: 3_600_000,
             salesforce_window_hours: 48,
             salesforce_mode: runs::Mode::Heal,
+            price_lists_interval_ms: 86_400_000,
+            price_lists_mode: runs::Mode::Heal,
         }
     }
 }

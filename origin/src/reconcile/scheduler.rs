@@ -5,6 +5,8 @@
 //!   from `reconcile_runs`, so a restart does not repeat it) is `every_ms` old;
 //! - catalog: a shop without any completed catalog run gets a first resync at start-up
 //!   (install); then a catalog reconciliation every `catalog_interval_ms`;
+//! - price lists: every `price_lists_interval_ms` (the first one interval after the last run,
+//!   or after start-up);
 //! - Salesforce: each connected shop every `salesforce_interval_ms` over the last
 //!   `salesforce_window_hours` (the first one interval after its last run, or after start-up).
 //!
@@ -22,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use wholesail_webhook::ShopDomain;
 
 use super::runs::{Trigger, Window};
-use super::{catalog, orders, salesforce, subscriptions, Settings};
+use super::{catalog, orders, price_lists, salesforce, subscriptions, Settings};
 use crate::shops::Shops;
 
 /// What the scheduler needs.
@@ -50,6 +52,7 @@ enum Job {
     Subscriptions,
     Orders(usize),
     Catalog,
+    PriceLists,
     Salesforce,
 }
 
@@ -63,6 +66,9 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
     jobs.extend((0..s.orders.len()).map(Job::Orders));
     if s.catalog_interval_ms > 0 {
         jobs.push(Job::Catalog);
+    }
+    if s.price_lists_interval_ms > 0 {
+        jobs.push(Job::PriceLists);
     }
     let mut due: HashMap<(ShopDomain, Job), Instant> = HashMap::new();
     if s.salesforce_interval_ms > 0 {
@@ -119,6 +125,7 @@ fn every(s: &Settings, job: Job) -> Duration {
         Job::Subscriptions => s.subscriptions_interval_ms,
         Job::Orders(i) => s.orders[i].every_ms,
         Job::Catalog => s.catalog_interval_ms,
+        Job::PriceLists => s.price_lists_interval_ms,
         Job::Salesforce => s.salesforce_interval_ms,
     };
     Duration::from_millis(ms.max(1_000))
@@ -140,9 +147,10 @@ async fn first_due(ctx: &Context, shop: &ShopDomain, job: Job) -> Result<Instant
             .fetch_one(&ctx.pool)
             .await?
         }
-        Job::Catalog | Job::Salesforce => {
+        Job::Catalog | Job::PriceLists | Job::Salesforce => {
             let scope = match job {
                 Job::Catalog => "catalog",
+                Job::PriceLists => "price_lists",
                 _ => "salesforce",
             };
             sqlx::query_scalar!(
@@ -157,7 +165,7 @@ async fn first_due(ctx: &Context, shop: &ShopDomain, job: Job) -> Result<Instant
     };
     let Some(last) = last else {
         return Ok(match job {
-            Job::Salesforce => Instant::now() + every(&ctx.settings, job),
+            Job::PriceLists | Job::Salesforce => Instant::now() + every(&ctx.settings, job),
             _ => Instant::now(),
         });
     };
@@ -288,6 +296,16 @@ async fn run_job(ctx: &Context, shop: &ShopDomain, job: Job) {
             shop,
             Duration::from_millis(s.settle_ms),
             s.catalog_mode,
+            Trigger::Schedule,
+        )
+        .await
+        .map_err(anyhow::Error::from),
+        Job::PriceLists => price_lists::reconcile(
+            &ctx.pool,
+            &client,
+            shop,
+            None,
+            s.price_lists_mode,
             Trigger::Schedule,
         )
         .await

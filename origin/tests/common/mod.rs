@@ -129,6 +129,7 @@ impl Origin {
             .env("WHOLESAIL_RECONCILE__ORDERS", "[]")
             .env("WHOLESAIL_RECONCILE__CATALOG_INTERVAL_MS", "0")
             .env("WHOLESAIL_RECONCILE__SALESFORCE_INTERVAL_MS", "0")
+            .env("WHOLESAIL_RECONCILE__PRICE_LISTS_INTERVAL_MS", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
