@@ -91,6 +91,27 @@ struct World {
 }
 
 async fn world(pool: &PgPool, spec: CatalogSpec, live: u64) -> World {
+    let w = installed(pool, spec).await;
+    w.runner
+        .resync(&w.client, &domain(DEFAULT_SHOP), &|_| {})
+        .await
+        .unwrap();
+    let earlier = OffsetDateTime::now_utc() - time::Duration::minutes(30);
+    for seed in 1..=live {
+        w.sim
+            .put_order(DEFAULT_SHOP, order_at(seed, earlier), Some("orders/create"))
+            .await;
+    }
+    let want = live as i64;
+    eventually(Duration::from_secs(30), "the live orders are applied", || async {
+        orders_count(pool).await == want
+    })
+    .await;
+    w
+}
+
+/// The simulator and origin's intake and workers, nothing synced yet (a new install).
+async fn installed(pool: &PgPool, spec: CatalogSpec) -> World {
     let mut config = SimulatorConfig::default();
     config.shops[0].catalog = spec;
     config.app_secret = common::SHOPIFY_SECRET.into();
@@ -124,22 +145,6 @@ async fn world(pool: &PgPool, spec: CatalogSpec, live: u64) -> World {
     );
     tokio::spawn(w.run(workers.clone()));
     let runner = runner(pool);
-    runner
-        .resync(&client, &domain(DEFAULT_SHOP), &|_| {})
-        .await
-        .unwrap();
-    let earlier = OffsetDateTime::now_utc() - time::Duration::minutes(30);
-    for seed in 1..=live {
-        sim.put_order(DEFAULT_SHOP, order_at(seed, earlier), Some("orders/create"))
-            .await;
-    }
-    let want = live as i64;
-    eventually(
-        Duration::from_secs(30),
-        "the live orders are applied",
-        || async { orders_count(pool).await == want },
-    )
-    .await;
     World {
         sim,
         client,
@@ -591,5 +596,88 @@ async fn a_stale_order_is_replaced_by_shopifys_newer_version_never_the_reverse(p
         },
     )
     .await;
+    w.workers.cancel();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_new_install_is_backfilled_and_its_catalog_resynced_by_the_schedule(pool: PgPool) {
+    use wholesail_origin::reconcile::scheduler::{self, Context};
+    use wholesail_origin::reconcile::{OrdersSchedule, Settings as ReconcileSettings};
+    use wholesail_origin::shops::{ShopConfig, Shops};
+
+    let spec = CatalogSpec::new(34, 6);
+    let w = installed(&pool, spec.clone()).await;
+    // History placed before the install: 3 orders in the backfill window, 1 older.
+    let now = OffsetDateTime::now_utc();
+    for (seed, days) in [(300, 1), (301, 20), (302, 55), (303, 90)] {
+        let at = now - time::Duration::days(days);
+        w.sim.put_order(DEFAULT_SHOP, order_at(seed, at), None).await;
+    }
+    let shops = Arc::new(
+        Shops::new(vec![ShopConfig {
+            domain: domain(DEFAULT_SHOP),
+            url: Some(w.sim.base_url().into()),
+            access_token: SecretString::from(DEFAULT_TOKEN),
+            api_version: Some("2026-01".into()),
+        }])
+        .unwrap(),
+    );
+    let settings = ReconcileSettings {
+        orders: vec![OrdersSchedule {
+            every_ms: 3_600_000,
+            window_hours: 48,
+        }],
+        settle_ms: SETTLE.as_millis() as u64,
+        install_backfill_days: 62,
+        catalog_interval_ms: 3_600_000,
+        price_lists_interval_ms: 0,
+        salesforce_interval_ms: 0,
+        ..ReconcileSettings::default()
+    };
+    let stop = CancellationToken::new();
+    let context = Context {
+        pool: pool.clone(),
+        shops,
+        settings,
+        catalog: w.runner.clone(),
+        timing: timing(),
+        salesforce: Default::default(),
+        salesforce_sync: Default::default(),
+    };
+    tokio::spawn(scheduler::run(context, stop.clone()));
+    let variants = spec.counts(Selection::ALL).variants as i64;
+    eventually(
+        Duration::from_secs(60),
+        "the backfilled orders and the first resync",
+        || async {
+            let resynced: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM variants WHERE shop = $1")
+                    .bind(DEFAULT_SHOP)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            orders_count(&pool).await == 3 && inbox_settled(&pool).await && resynced == variants
+        },
+    )
+    .await;
+    stop.cancel();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        [300, 301, 302].map(|s| 5_000_000_000_000 + s).to_vec(),
+        "the 90-day-old order is outside the backfill"
+    );
+    let backfill: (String, f64) = sqlx::query_as(
+        "SELECT trigger, extract(epoch FROM started_at - window_start)::float8 / 86400
+         FROM reconcile_runs WHERE scope = 'orders' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(backfill.0, "schedule");
+    assert!((backfill.1 - 62.0).abs() < 0.01, "{backfill:?}");
     w.workers.cancel();
 }

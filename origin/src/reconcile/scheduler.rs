@@ -1,10 +1,12 @@
 //! The scheduled runs, per shop:
 //! - subscriptions at start-up, then every `subscriptions_interval_ms` (with a `webhook_uri`);
 //! - orders: a shop without any finished order run (just installed) is backfilled over the
-//!   last `install_backfill_days`; then each `orders` schedule runs when its last run (read
-//!   from `reconcile_runs`, so a restart does not repeat it) is `every_ms` old;
+//!   last `install_backfill_days`; then each `orders` schedule runs when the last finished run
+//!   over at least its window (read from `reconcile_runs`, so a restart does not repeat it) is
+//!   `every_ms` old;
 //! - catalog: a shop without any completed catalog run gets a first resync at start-up
-//!   (install); then a catalog reconciliation every `catalog_interval_ms`;
+//!   (install); then a catalog reconciliation `catalog_interval_ms` after the last completed
+//!   catalog run;
 //! - price lists: every `price_lists_interval_ms` (the first one interval after the last run,
 //!   or after start-up);
 //! - Salesforce: each connected shop every `salesforce_interval_ms` over the last
@@ -136,20 +138,31 @@ async fn first_due(ctx: &Context, shop: &ShopDomain, job: Job) -> Result<Instant
     let last = match job {
         Job::Subscriptions => None,
         Job::Orders(i) => {
+            // Any finished run over at least this window (the install backfill covers them all).
             let hours = i32::try_from(ctx.settings.orders[i].window_hours).unwrap_or(i32::MAX);
             sqlx::query_scalar!(
                 "SELECT max(started_at) FROM reconcile_runs
-                 WHERE shop = $1 AND scope = 'orders' AND trigger = 'schedule'
-                   AND abs(extract(epoch FROM started_at - window_start) - $2::int * 3600) < 900",
+                 WHERE shop = $1 AND scope = 'orders' AND error IS NULL
+                   AND finished_at IS NOT NULL
+                   AND (window_start IS NULL
+                        OR extract(epoch FROM started_at - window_start) >= $2::int * 3600 - 900)",
                 shop.as_str(),
                 hours,
             )
             .fetch_one(&ctx.pool)
             .await?
         }
-        Job::Catalog | Job::PriceLists | Job::Salesforce => {
+        Job::Catalog => {
+            // The last completed catalog run, whoever started it (the install's first resync).
+            sqlx::query_scalar!(
+                "SELECT max(created_at) FROM catalog_runs WHERE shop = $1 AND status = 'completed'",
+                shop.as_str(),
+            )
+            .fetch_one(&ctx.pool)
+            .await?
+        }
+        Job::PriceLists | Job::Salesforce => {
             let scope = match job {
-                Job::Catalog => "catalog",
                 Job::PriceLists => "price_lists",
                 _ => "salesforce",
             };
