@@ -36,7 +36,7 @@ use crate::pipeline::inbox::{self, Body, NewEvent, Source, Stored};
 pub const BATCH: usize = 500;
 
 /// The bulk query's fields: what the order handler stores.
-const NODE: &str = "id number name email createdAt processedAt updatedAt cancelledAt \
+pub const NODE: &str = "id number name email createdAt processedAt updatedAt cancelledAt \
     cancelReason closedAt displayFinancialStatus displayFulfillmentStatus currencyCode \
     totalPriceSet { shopMoney { amount } } subtotalPriceSet { shopMoney { amount } } \
     totalTaxSet { shopMoney { amount } } totalDiscountsSet { shopMoney { amount } } \
