@@ -103,9 +103,11 @@ async fn world(pool: &PgPool, spec: CatalogSpec, live: u64) -> World {
             .await;
     }
     let want = live as i64;
-    eventually(Duration::from_secs(30), "the live orders are applied", || async {
-        orders_count(pool).await == want
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the live orders are applied",
+        || async { orders_count(pool).await == want },
+    )
     .await;
     w
 }
@@ -239,6 +241,27 @@ fn live_traffic(
     (stop, sent)
 }
 
+/// A heal run of subscriptions, orders updated since `since`, and the catalog, in that order.
+async fn heal_all(pool: &PgPool, w: &World, since: OffsetDateTime) -> [(i64, Counts); 3] {
+    let shop = domain(DEFAULT_SHOP);
+    let (heal, op) = (Mode::Heal, Trigger::Operator);
+    let window = Window {
+        start: Some(since),
+        end: None,
+    };
+    [
+        subscriptions::reconcile(pool, &w.client, &shop, &w.uri, heal, op)
+            .await
+            .unwrap(),
+        orders::reconcile(pool, &w.client, &shop, window, &timing(), heal, op)
+            .await
+            .unwrap(),
+        catalog::reconcile(pool, &w.runner, w.client.clone(), &shop, SETTLE, heal, op)
+            .await
+            .unwrap(),
+    ]
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn injected_drift_is_found_exactly_healed_and_gone_on_a_second_run(pool: PgPool) {
     const LIVE: u64 = 12;
@@ -293,41 +316,8 @@ async fn injected_drift_is_found_exactly_healed_and_gone_on_a_second_run(pool: P
     })
     .await;
 
-    let (sub_run, sub) = subscriptions::reconcile(
-        &pool,
-        &w.client,
-        &shop,
-        &w.uri,
-        Mode::Heal,
-        Trigger::Operator,
-    )
-    .await
-    .unwrap();
-    let (order_run, ord) = orders::reconcile(
-        &pool,
-        &w.client,
-        &shop,
-        Window {
-            start: Some(past - time::Duration::hours(1)),
-            end: None,
-        },
-        &timing(),
-        Mode::Heal,
-        Trigger::Operator,
-    )
-    .await
-    .unwrap();
-    let (catalog_run, cat) = catalog::reconcile(
-        &pool,
-        &w.runner,
-        w.client.clone(),
-        &shop,
-        SETTLE,
-        Mode::Heal,
-        Trigger::Operator,
-    )
-    .await
-    .unwrap();
+    let [(sub_run, sub), (order_run, ord), (catalog_run, cat)] =
+        heal_all(&pool, &w, past - time::Duration::hours(1)).await;
     stop.store(true, Ordering::Relaxed);
 
     // Exactly N + M + K + 1, nothing else.
@@ -439,41 +429,7 @@ async fn injected_drift_is_found_exactly_healed_and_gone_on_a_second_run(pool: P
     }
 
     // A second run of each finds nothing.
-    let (_, sub) = subscriptions::reconcile(
-        &pool,
-        &w.client,
-        &shop,
-        &w.uri,
-        Mode::Heal,
-        Trigger::Operator,
-    )
-    .await
-    .unwrap();
-    let (_, ord) = orders::reconcile(
-        &pool,
-        &w.client,
-        &shop,
-        Window {
-            start: Some(past - time::Duration::hours(1)),
-            end: None,
-        },
-        &timing(),
-        Mode::Heal,
-        Trigger::Operator,
-    )
-    .await
-    .unwrap();
-    let (_, cat) = catalog::reconcile(
-        &pool,
-        &w.runner,
-        w.client.clone(),
-        &shop,
-        SETTLE,
-        Mode::Heal,
-        Trigger::Operator,
-    )
-    .await
-    .unwrap();
+    let [(_, sub), (_, ord), (_, cat)] = heal_all(&pool, &w, past - time::Duration::hours(1)).await;
     for c in [sub, ord, cat] {
         assert_eq!((c.missing, c.stale), (0, 0), "{c:?}");
     }
@@ -611,7 +567,9 @@ async fn a_new_install_is_backfilled_and_its_catalog_resynced_by_the_schedule(po
     let now = OffsetDateTime::now_utc();
     for (seed, days) in [(300, 1), (301, 20), (302, 55), (303, 90)] {
         let at = now - time::Duration::days(days);
-        w.sim.put_order(DEFAULT_SHOP, order_at(seed, at), None).await;
+        w.sim
+            .put_order(DEFAULT_SHOP, order_at(seed, at), None)
+            .await;
     }
     let shops = Arc::new(
         Shops::new(vec![ShopConfig {
@@ -650,12 +608,11 @@ async fn a_new_install_is_backfilled_and_its_catalog_resynced_by_the_schedule(po
         Duration::from_secs(60),
         "the backfilled orders and the first resync",
         || async {
-            let resynced: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM variants WHERE shop = $1")
-                    .bind(DEFAULT_SHOP)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
+            let resynced: i64 = sqlx::query_scalar("SELECT count(*) FROM variants WHERE shop = $1")
+                .bind(DEFAULT_SHOP)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
             orders_count(&pool).await == 3 && inbox_settled(&pool).await && resynced == variants
         },
     )

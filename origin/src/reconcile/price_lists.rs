@@ -50,7 +50,7 @@ use wholesail_shopify_admin::{AdminClient, AdminError, Money};
 use wholesail_webhook::ShopDomain;
 
 use super::runs::{self, Counts, Mode, Scope, Trigger, Window};
-use crate::rules::compute::{location_number, LOCATION_GID_PREFIX};
+use crate::rules::compute::{self, line_limits, location_number, LOCATION_GID_PREFIX};
 use crate::rules::push::PushError;
 
 /// Most quantity price breaks per variant origin writes (all of them must be readable back).
@@ -244,27 +244,14 @@ async fn desired(
     )
     .fetch_all(pool)
     .await?;
-    let limits = sqlx::query!(
-        r#"SELECT DISTINCT ON (loc, variant_id) loc AS "loc!", variant_id AS "variant_id!",
-                  increment AS "increment!", min_quantity AS "min_quantity!",
-                  max_quantity AS "max_quantity?"
-           FROM (
-             SELECT r.company_location AS loc, r.target_id AS variant_id, 0 AS rank,
-                    r.increment, r.min_quantity, r.max_quantity
-             FROM rule_line_limits r
-             WHERE r.shop = $1 AND r.target_kind = 'variant'
-               AND ($2::text[] IS NULL OR r.company_location = ANY($2))
-             UNION ALL
-             SELECT r.company_location, v.id, 1, r.increment, r.min_quantity, r.max_quantity
-             FROM rule_line_limits r
-             JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
-             WHERE r.shop = $1 AND r.target_kind = 'product'
-               AND ($2::text[] IS NULL OR r.company_location = ANY($2))
-           ) x ORDER BY loc, variant_id, rank"#,
-        shop.as_str(),
-        locations
+    let limits = line_limits(
+        pool,
+        shop,
+        compute::Scope {
+            locations,
+            variants: None,
+        },
     )
-    .fetch_all(pool)
     .await?;
     let with_price_list = sqlx::query_scalar!(
         "SELECT company_location FROM price_lists
@@ -299,7 +286,7 @@ async fn desired(
         .into_iter()
         .map(|l| {
             (
-                (l.loc, l.variant_id),
+                (l.location, l.variant_id),
                 (
                     to_u32(l.increment),
                     to_u32(l.min_quantity),

@@ -92,6 +92,65 @@ fn to_u32(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
+/// A buyer's `limits` rule resolved onto one variant.
+#[derive(Debug, Clone)]
+pub struct LineLimit {
+    /// The buyer (company location GID).
+    pub location: String,
+    /// The variant.
+    pub variant_id: i64,
+    /// Case pack.
+    pub increment: i32,
+    /// Minimum per line.
+    pub min_quantity: i32,
+    /// Maximum per line.
+    pub max_quantity: Option<i32>,
+}
+
+/// The line limits of `shop` in `scope`, one per (buyer, variant): the variant-level row wins
+/// over its product's.
+pub async fn line_limits(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    scope: Scope<'_>,
+) -> Result<Vec<LineLimit>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT DISTINCT ON (loc, variant_id) loc AS "loc!", variant_id AS "variant_id!",
+                  increment AS "increment!", min_quantity AS "min_quantity!",
+                  max_quantity AS "max_quantity?"
+           FROM (
+             SELECT r.company_location AS loc, r.target_id AS variant_id, 0 AS rank,
+                    r.increment, r.min_quantity, r.max_quantity
+             FROM rule_line_limits r
+             WHERE r.shop = $1 AND r.target_kind = 'variant'
+               AND ($2::text[] IS NULL OR r.company_location = ANY($2))
+               AND ($3::bigint[] IS NULL OR r.target_id = ANY($3))
+             UNION ALL
+             SELECT r.company_location, v.id, 1, r.increment, r.min_quantity, r.max_quantity
+             FROM rule_line_limits r
+             JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
+             WHERE r.shop = $1 AND r.target_kind = 'product'
+               AND ($2::text[] IS NULL OR r.company_location = ANY($2))
+               AND ($3::bigint[] IS NULL OR v.id = ANY($3))
+           ) x ORDER BY loc, variant_id, rank"#,
+        shop.as_str(),
+        scope.locations,
+        scope.variants
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| LineLimit {
+            location: r.loc,
+            variant_id: r.variant_id,
+            increment: r.increment,
+            min_quantity: r.min_quantity,
+            max_quantity: r.max_quantity,
+        })
+        .collect())
+}
+
 impl ShopRules {
     /// Loads the rule inputs of `shop` for `scope`.
     ///
@@ -155,40 +214,15 @@ impl ShopRules {
         Ok(())
     }
 
-    /// Line limits per (buyer, variant); rank 0 (variant level) wins over rank 1 (product).
+    /// Line limits per (buyer, variant) ([`line_limits`]).
     async fn load_limits(
         &mut self,
         pool: &PgPool,
         shop: &ShopDomain,
         scope: Scope<'_>,
     ) -> Result<(), sqlx::Error> {
-        let limits = sqlx::query!(
-            r#"SELECT DISTINCT ON (loc, variant_id) loc AS "loc!", variant_id AS "variant_id!",
-                      increment AS "increment!", min_quantity AS "min_quantity!",
-                      max_quantity AS "max_quantity?"
-               FROM (
-                 SELECT r.company_location AS loc, r.target_id AS variant_id, 0 AS rank,
-                        r.increment, r.min_quantity, r.max_quantity
-                 FROM rule_line_limits r
-                 WHERE r.shop = $1 AND r.target_kind = 'variant'
-                   AND ($2::text[] IS NULL OR r.company_location = ANY($2))
-                   AND ($3::bigint[] IS NULL OR r.target_id = ANY($3))
-                 UNION ALL
-                 SELECT r.company_location, v.id, 1, r.increment, r.min_quantity, r.max_quantity
-                 FROM rule_line_limits r
-                 JOIN variants v ON v.shop = r.shop AND v.product_id = r.target_id
-                 WHERE r.shop = $1 AND r.target_kind = 'product'
-                   AND ($2::text[] IS NULL OR r.company_location = ANY($2))
-                   AND ($3::bigint[] IS NULL OR v.id = ANY($3))
-               ) x ORDER BY loc, variant_id, rank"#,
-            shop.as_str(),
-            scope.locations,
-            scope.variants
-        )
-        .fetch_all(pool)
-        .await?;
-        for l in limits {
-            if let Some(b) = self.buyers.get_mut(&l.loc) {
+        for l in line_limits(pool, shop, scope).await? {
+            if let Some(b) = self.buyers.get_mut(&l.location) {
                 b.limits.insert(
                     l.variant_id,
                     Limits {
