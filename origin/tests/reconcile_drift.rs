@@ -209,11 +209,11 @@ fn live_traffic(
     sim: Arc<Simulator>,
     live: u64,
     items: Vec<(u64, u64)>,
-) -> (Arc<AtomicBool>, Arc<AtomicU64>) {
+) -> (Arc<AtomicBool>, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let (s, n) = (stop.clone(), sent.clone());
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut i = 0u64;
         while !s.load(Ordering::Relaxed) {
             let now = OffsetDateTime::now_utc();
@@ -238,7 +238,7 @@ fn live_traffic(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
-    (stop, sent)
+    (stop, sent, task)
 }
 
 /// A heal run of subscriptions, orders updated since `since`, and the catalog, in that order.
@@ -310,7 +310,7 @@ async fn injected_drift_is_found_exactly_healed_and_gone_on_a_second_run(pool: P
 
     // Live webhooks keep flowing on other records while the runs compare.
     let untouched: Vec<(u64, u64)> = kept[M..M + 5].iter().map(|(i, l, _)| (*i, *l)).collect();
-    let (stop, sent) = live_traffic(w.sim.clone(), LIVE, untouched.clone());
+    let (stop, sent, traffic) = live_traffic(w.sim.clone(), LIVE, untouched.clone());
     eventually(Duration::from_secs(10), "live traffic flows", || async {
         sent.load(Ordering::Relaxed) >= 3
     })
@@ -319,6 +319,7 @@ async fn injected_drift_is_found_exactly_healed_and_gone_on_a_second_run(pool: P
     let [(sub_run, sub), (order_run, ord), (catalog_run, cat)] =
         heal_all(&pool, &w, past - time::Duration::hours(1)).await;
     stop.store(true, Ordering::Relaxed);
+    traffic.await.unwrap();
 
     // Exactly N + M + K + 1, nothing else.
     assert_eq!((sub.missing, sub.stale, sub.healed), (1, 0, 1), "{sub:?}");
@@ -404,29 +405,42 @@ async fn injected_drift_is_found_exactly_healed_and_gone_on_a_second_run(pool: P
     .await
     .unwrap();
     assert_eq!(tombstoned, K as i64);
-    // The live changes were not overwritten by the older export.
-    for (item, location) in &untouched {
-        let (ours, theirs): (Option<i32>, i64) = (
-            sqlx::query_scalar(
-                "SELECT available FROM inventory_levels WHERE inventory_item_id = $1 AND location_id = $2",
-            )
-            .bind(*item as i64)
-            .bind(*location as i64)
-            .fetch_one(&pool)
-            .await
-            .unwrap(),
-            levels(&w.sim.catalog(DEFAULT_SHOP))
-                .into_iter()
+    // The live changes were not overwritten by the older export: once the last live webhook
+    // is applied, every live level equals Shopify's.
+    let catalog = levels(&w.sim.catalog(DEFAULT_SHOP));
+    let want: Vec<Option<i32>> = untouched
+        .iter()
+        .map(|(item, location)| {
+            let (_, _, available) = catalog
+                .iter()
                 .find(|(i, l, _)| (i, l) == (item, location))
-                .unwrap()
-                .2,
-        );
-        assert_eq!(
-            ours.map(i64::from),
-            Some(theirs),
-            "live stock of {item}@{location}"
-        );
-    }
+                .unwrap();
+            Some(*available as i32)
+        })
+        .collect();
+    let ours = || async {
+        let mut got = Vec::new();
+        for (item, location) in &untouched {
+            got.push(
+                sqlx::query_scalar::<_, Option<i32>>(
+                    "SELECT available FROM inventory_levels
+                     WHERE inventory_item_id = $1 AND location_id = $2",
+                )
+                .bind(*item as i64)
+                .bind(*location as i64)
+                .fetch_one(&pool)
+                .await
+                .unwrap(),
+            );
+        }
+        got
+    };
+    eventually(
+        Duration::from_secs(30),
+        "live stock equals Shopify's",
+        || async { inbox_settled(&pool).await && ours().await == want },
+    )
+    .await;
 
     // A second run of each finds nothing.
     let [(_, sub), (_, ord), (_, cat)] = heal_all(&pool, &w, past - time::Duration::hours(1)).await;

@@ -54,7 +54,7 @@ const BENCHES: &[(&str, &str)] = &[
     ),
     (
         "reconcile",
-        "reconciliation runs (webhook subscriptions: 3 deleted, found and recreated) vs the listing alone",
+        "reconciliation of webhook subscriptions vs the listing alone, 100,000 orders and 1M inventory levels with 0.1% drift vs the bulk export alone; rows written",
     ),
     (
         "catalog",
