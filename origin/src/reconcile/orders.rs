@@ -126,31 +126,47 @@ async fn compare_window(
     let url = export(client, window, timing, counts).await?;
     let Some(url) = url else { return Ok(()) };
     let mut reader = client.download_jsonl(&url, &timing.result_hosts).await?;
-    let mut batch: Vec<Exported> = Vec::with_capacity(BATCH);
-    while let Some(line) = reader.next_line().await? {
-        let number = line.number;
-        let bad = |reason: String| OrdersError::Line {
-            line: number,
-            reason,
-        };
-        // Only line items have a parent: one typed parse per line (an untagged enum would
-        // buffer every line and try both shapes, most of a run's CPU).
-        if memchr::memmem::find(line.bytes, b"\"__parentId\"").is_some() {
-            let l: LineItem = serde_json::from_slice(line.bytes).map_err(|e| bad(e.to_string()))?;
-            match batch.last_mut() {
-                Some(order) if order.gid == l.parent => order.lines.push(l),
-                _ => return Err(bad("a line item not after its order".into())),
+    // The download and parse of the next batch overlap the comparison of this one.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Exported>>(2);
+    let read = async move {
+        let mut batch: Vec<Exported> = Vec::with_capacity(BATCH);
+        while let Some(line) = reader.next_line().await? {
+            let number = line.number;
+            let bad = |reason: String| OrdersError::Line {
+                line: number,
+                reason,
+            };
+            // Only line items have a parent: one typed parse per line (an untagged enum
+            // would buffer every line and try both shapes, most of a run's CPU).
+            if memchr::memmem::find(line.bytes, b"\"__parentId\"").is_some() {
+                let l: LineItem =
+                    serde_json::from_slice(line.bytes).map_err(|e| bad(e.to_string()))?;
+                match batch.last_mut() {
+                    Some(order) if order.gid == l.parent => order.lines.push(l),
+                    _ => return Err(bad("a line item not after its order".into())),
+                }
+                continue;
             }
-            continue;
+            let o: OrderNode =
+                serde_json::from_slice(line.bytes).map_err(|e| bad(e.to_string()))?;
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if tx.send(full).await.is_err() {
+                    return Ok(());
+                }
+            }
+            batch.push(Exported::from(o).map_err(bad)?);
         }
-        let o: OrderNode = serde_json::from_slice(line.bytes).map_err(|e| bad(e.to_string()))?;
-        if batch.len() == BATCH {
+        let _ = tx.send(batch).await;
+        Ok(())
+    };
+    let compare = async {
+        while let Some(batch) = rx.recv().await {
             settle_batch(pool, shop, run, mode, client, &batch, counts).await?;
-            batch.clear();
         }
-        batch.push(Exported::from(o).map_err(bad)?);
-    }
-    settle_batch(pool, shop, run, mode, client, &batch, counts).await
+        Ok(())
+    };
+    tokio::try_join!(read, compare).map(|_| ())
 }
 
 /// Runs the bulk query to its end; the result URL (`None`: nothing exported).
