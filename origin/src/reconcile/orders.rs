@@ -176,7 +176,16 @@ async fn export(
     timing: &Timing,
     counts: &mut Counts,
 ) -> Result<Option<String>, OrdersError> {
-    let at = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    // Whole seconds in UTC, as Shopify's search syntax documents them (`updatedAt` itself has
+    // second precision): the start rounds down (a boundary second is compared, harmlessly,
+    // twice), the end too (its last partial second is within the settle time).
+    let at = |t: OffsetDateTime| {
+        let t = t.to_offset(time::UtcOffset::UTC);
+        t.replace_nanosecond(0)
+            .unwrap_or(t)
+            .format(&Rfc3339)
+            .unwrap_or_default()
+    };
     let mut search = Vec::new();
     if let Some(start) = window.start {
         search.push(format!("updated_at:>='{}'", at(start)));
