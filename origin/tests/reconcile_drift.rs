@@ -349,6 +349,8 @@ async fn injected_drift_is_found_exactly_healed_and_gone_on_a_second_run(pool: P
         (0, (M + K) as i64, (M + K) as i64),
         "{cat:?}"
     );
+    // The catalog run's bulk query and polls, charged by the simulator.
+    assert!(cat.cost_used >= 10, "{cat:?}");
     let found = runs::findings(&pool, &shop, catalog_run).await.unwrap();
     let drift: Vec<&runs::Finding> = found
         .iter()

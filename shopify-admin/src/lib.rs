@@ -187,6 +187,8 @@ pub struct AdminClient {
     endpoint: String,
     pacer: pacing::Pacer,
     breaker: Breaker,
+    /// Cost points Shopify charged this client so far (actual cost, else requested).
+    spent: std::sync::atomic::AtomicU64,
 }
 
 impl AdminClient {
@@ -212,7 +214,14 @@ impl AdminClient {
             breaker: breaker::for_shop(config.shop.clone(), config.breaker),
             config,
             pacer: pacing::Pacer::default(),
+            spent: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Cost points Shopify charged this client's requests so far: what a caller spent is the
+    /// difference across its calls (an upper bound when other tasks share the client).
+    pub fn cost_spent(&self) -> u64 {
+        self.spent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The configuration.
@@ -256,6 +265,11 @@ impl AdminClient {
                 .acquire(self.pacer.estimate(req.name, estimate))
                 .await;
             let (outcome, cost) = self.attempt(&body, attempt).await;
+            if let Some(c) = &cost {
+                let charged = c.actual_query_cost.unwrap_or(0);
+                self.spent
+                    .fetch_add(u64::from(charged), std::sync::atomic::Ordering::Relaxed);
+            }
             self.pacer.settle(reservation, req.name, cost.as_ref());
             permit.record(outcome.health());
             match outcome {

@@ -336,13 +336,15 @@ pub async fn reconcile(
     )
     .execute(pool)
     .await?;
+    let spent = client.cost_spent();
     let outcome = runner.follow(catalog_run.id, &client, &|_| {}).await;
+    let cost = client.cost_spent().saturating_sub(spent);
     let error = match &outcome {
         Ok(_) => None,
         Err(RunError::ReportOnly(_)) if mode == Mode::Report => None,
         Err(e) => Some(e.to_string()),
     };
-    let counts = runs::finish_linked(pool, shop, run, error.as_deref()).await?;
+    let counts = runs::finish_linked(pool, shop, run, cost, error.as_deref()).await?;
     let label = if error.is_some() { "error" } else { "finished" };
     metrics::counter!("wholesail_reconcile_runs_total", "scope" => "catalog", "outcome" => label)
         .increment(1);

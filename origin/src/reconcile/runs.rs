@@ -208,21 +208,24 @@ pub async fn finish(
     Ok(())
 }
 
-/// Records the end of run `run`, whose counts its linked catalog run's merge wrote
-/// ([`super::catalog::capture`]); its counts and units of inventory drift, read back.
+/// Records the end of run `run`, which used `cost` Shopify cost points and whose counts its
+/// linked catalog run's merge wrote ([`super::catalog::capture`]); its counts and units of
+/// inventory drift, read back.
 pub async fn finish_linked(
     pool: &PgPool,
     shop: &ShopDomain,
     run: i64,
+    cost: u64,
     error: Option<&str>,
 ) -> Result<(Counts, Option<i64>), sqlx::Error> {
     let r = sqlx::query!(
-        "UPDATE reconcile_runs SET finished_at = now(), error = $3
+        "UPDATE reconcile_runs SET finished_at = now(), error = $3, cost_used = $4
          WHERE shop = $1 AND id = $2
          RETURNING compared, missing, stale, healed, failed, cost_used, inventory_drift_units",
         shop.as_str(),
         run,
         error,
+        i64::try_from(cost).unwrap_or(i64::MAX),
     )
     .fetch_one(pool)
     .await?;
