@@ -91,6 +91,9 @@ pub enum MergeError {
     /// `shop/redact` removed the shop's data; its catalog is not written again.
     #[error("the shop was redacted (shop/redact); its catalog is not imported")]
     ShopRedacted,
+    /// A report-only reconciliation recorded its findings; nothing is merged.
+    #[error("report-only reconciliation: findings recorded, nothing merged")]
+    ReportOnly,
     /// The database failed.
     #[error("merge failed: {0}")]
     Database(#[from] sqlx::Error),
@@ -186,6 +189,11 @@ pub async fn merge(
         sqlx::query(&format!("ANALYZE {t}"))
             .execute(&mut *conn)
             .await?;
+    }
+    // A reconciliation run linked to this catalog run records what follows would change.
+    let linked = crate::reconcile::catalog::capture(conn, shop, run, attempt, snapshot).await?;
+    if linked.is_some_and(|l| l.mode == crate::reconcile::runs::Mode::Report) {
+        return Err(MergeError::ReportOnly);
     }
     let (products, tombstoned_variants) = products(conn, &sp, shop, snapshot).await?;
     let mut variants = variants(conn, &sp, &sv, shop, snapshot).await?;

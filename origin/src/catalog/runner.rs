@@ -679,23 +679,24 @@ impl Runner {
     ) -> Result<(Run, StagedCounts, MergeSummary, merge::TableChanges), RunError> {
         let started = Instant::now();
         let mut tx = self.pool.begin().await?;
-        let linked =
-            crate::reconcile::catalog::capture(&mut tx, shop, id, attempt, snapshot).await?;
-        if linked.is_some_and(|l| l.mode == crate::reconcile::runs::Mode::Report) {
-            sqlx::query!(
-                "UPDATE catalog_runs SET status = 'canceled', error = $3, updated_at = now(),
-                        finished_at = now()
-                 WHERE id = $1 AND attempt = $2 AND status = 'importing'",
-                id,
-                attempt,
-                RunError::ReportOnly(id).to_string(),
-            )
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Err(RunError::ReportOnly(id));
-        }
-        let (staged, merged) = merge::merge(&mut tx, id, attempt, shop, snapshot).await?;
+        let (staged, merged) = match merge::merge(&mut tx, id, attempt, shop, snapshot).await {
+            // The findings commit; the run ends without merging.
+            Err(MergeError::ReportOnly) => {
+                sqlx::query!(
+                    "UPDATE catalog_runs SET status = 'canceled', error = $3, updated_at = now(),
+                            finished_at = now()
+                     WHERE id = $1 AND attempt = $2 AND status = 'importing'",
+                    id,
+                    attempt,
+                    RunError::ReportOnly(id).to_string(),
+                )
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Err(RunError::ReportOnly(id));
+            }
+            other => other?,
+        };
         if staged != *written {
             return Err(RunError::StagingMismatch {
                 written: *written,

@@ -186,9 +186,7 @@ fn checks(sp: &str, sv: &str, sl: &str) -> Vec<Check> {
         Check {
             kind: "inventory_extra",
             missing: false,
-            record: "coalesce((SELECT x.sku FROM variants x WHERE x.shop = $1
-                               AND x.inventory_item_id = l.inventory_item_id LIMIT 1),
-                              'item:' || l.inventory_item_id) || '@' || l.location_id",
+            record: level,
             detail: "jsonb_build_object('inventory_item_id', l.inventory_item_id,
                          'location_id', l.location_id, 'ours', l.available,
                          'units', -coalesce(l.available, 0))",
@@ -213,8 +211,9 @@ pub struct Captured {
 }
 
 /// In catalog run `catalog_run`'s merge transaction (attempt `attempt`, export snapshot
-/// `snapshot`), before the merge: when a reconciliation run is linked to it, records what the
-/// merge is about to change as its findings and counts. `None` when no run is linked.
+/// `snapshot`), called by the merge once its staging tables are analysed and before it
+/// writes: when a reconciliation run is linked to it, records what the merge is about to
+/// change as its findings and counts. `None` when no run is linked.
 pub async fn capture(
     conn: &mut PgConnection,
     shop: &ShopDomain,
@@ -234,16 +233,6 @@ pub async fn capture(
         return Ok(None);
     };
     let [sp, sv, sl, _] = KINDS.map(|k| table(catalog_run, attempt, k));
-    // The staging tables were filled moments ago: without statistics the planner must not
-    // pick nested loops (see the merge).
-    sqlx::query!("SET LOCAL enable_nestloop = off")
-        .execute(&mut *conn)
-        .await?;
-    for t in [&sp, &sv, &sl] {
-        sqlx::query(&format!("ANALYZE {t}"))
-            .execute(&mut *conn)
-            .await?;
-    }
     let heal = linked.mode == Mode::Heal;
     let mut counts = Counts::default();
     let mut units = 0i64;
