@@ -81,6 +81,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: &AppState) -> Router<S> {
         }))
         .merge(crate::salesforce::api::routes(state.pool.clone()))
         .merge(crate::reconcile::api::routes(state.pool.clone()))
+        .merge(crate::trace::api::routes(state.pool.clone()))
 }
 
 /// The listing's header with the number of matching rows (the listing shows at most `limit`).

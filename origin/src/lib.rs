@@ -9,7 +9,8 @@
 //!   (drift found and healed, every run recorded).
 //! - The boundary: [`app`] assembles routes and loops around the [`state`] handlers share; [`auth`] (scoped tokens, audit log) and
 //!   [`http_limits`] guard every route; [`http_error`] is the one error shape; [`http_server`]
-//!   serves; [`ops`] answers probes and metrics; [`config`] and [`pg_tls`] set it up.
+//!   serves; [`ops`] answers probes and metrics; [`slo`] measures end-to-end latency against the
+//!   objectives; [`trace`] tells one record's story; [`config`] and [`pg_tls`] set it up.
 //!
 //! The `origin` binary is the CLI on top.
 
@@ -34,4 +35,6 @@ pub mod rules;
 pub mod salesforce;
 pub mod shop_lock;
 pub mod shops;
+pub mod slo;
 pub mod state;
+pub mod trace;

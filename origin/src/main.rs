@@ -85,6 +85,8 @@ enum Command {
     /// Salesforce sync: status, companies waiting for review (link or create), dead letters.
     #[command(subcommand)]
     Salesforce(wholesail_origin::salesforce::cli::SalesforceCommand),
+    /// One record's story: `origin trace <gid | #order name | sku | email>`.
+    Trace(wholesail_origin::trace::cli::TraceArgs),
 }
 
 #[derive(Subcommand)]
@@ -245,6 +247,10 @@ async fn run(command: Command, config: Config) -> Result<()> {
         Command::Salesforce(cmd) => {
             let pool = app::connect(&config).await?;
             wholesail_origin::salesforce::cli::run(&pool, cmd).await?;
+        }
+        Command::Trace(args) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::trace::cli::run(&pool, args).await?;
         }
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;

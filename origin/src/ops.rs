@@ -18,7 +18,9 @@
 //! - `dead_letters_replayed_total` counter;
 //! - `handler_duration_seconds{topic}` histogram;
 //! - `processing_lag_seconds` histogram: intake → applied;
-//! - `event_attempts` histogram: claims an event needed until done.
+//! - `event_attempts` histogram: claims an event needed until done;
+//! - `e2e_latency_seconds{stage}` histogram, `slo_events_total{stage,result}` counter and the
+//!   `slo_objective_seconds{stage}` / `slo_target_ratio{stage}` gauges: see [`crate::slo`].
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -28,7 +30,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
@@ -93,6 +95,11 @@ pub fn recorder() -> PrometheusHandle {
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                     30.0, 60.0, 300.0,
                 ])
+                .expect("bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("wholesail_e2e_latency_seconds".into()),
+                    crate::slo::BUCKETS,
+                )
                 .expect("bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();

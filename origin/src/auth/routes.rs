@@ -83,6 +83,7 @@ pub const ROUTES: &[Route] = &[
     audited("POST", "/admin/salesforce/backfill", WRITE),
     route("GET", "/admin/reconcile/runs", READ),
     route("GET", "/admin/reconcile/findings", READ),
+    route("GET", "/admin/trace", READ),
     route("POST", "/v1/carts/validate", INTEGRATOR),
     audited("POST", "/v1/draft-orders", INTEGRATOR),
     route("GET", "/v1/draft-orders/{job}", INTEGRATOR),

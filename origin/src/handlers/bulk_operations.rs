@@ -24,5 +24,7 @@ pub(super) async fn finished(
     let body: Finished = parse(event)?;
     let run =
         crate::catalog::bulk_finished(&mut *conn, &event.shop, body.admin_graphql_api_id).await?;
-    Ok(Outcome::from_won(run.is_some()))
+    Ok(Outcome::from_won(run.is_some(), || {
+        "no catalog run of this shop waits for this bulk operation".into()
+    }))
 }

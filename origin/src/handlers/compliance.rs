@@ -157,6 +157,7 @@ pub(super) async fn data_request(
     let subject = format!("customer:{}", req.customer.id);
     Ok(Outcome::from_won(
         record(conn, event, &subject, details).await?,
+        || "this request was already carried out".into(),
     ))
 }
 
@@ -191,16 +192,17 @@ pub(super) async fn redact_customer(
     .await?;
     let redacted = sqlx::query!(
         r#"WITH c AS (
-             INSERT INTO customers AS t (shop, id, redacted_at) VALUES ($1, $2, now())
+             INSERT INTO customers AS t (shop, id, redacted_at, written_by)
+             VALUES ($1, $2, now(), $4)
              ON CONFLICT (shop, id) DO UPDATE SET
                  email = NULL, first_name = NULL, last_name = NULL, phone = NULL,
-                 redacted_at = now(), applied_at = now()
+                 redacted_at = now(), applied_at = now(), written_by = $4
              WHERE t.redacted_at IS NULL
              RETURNING 1
          ),
          o AS (
              UPDATE orders SET email = NULL, shipping_zip = NULL, shipping_city = NULL,
-                               redacted_at = now(), applied_at = now()
+                               redacted_at = now(), applied_at = now(), written_by = $4
              WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3)) AND redacted_at IS NULL
              RETURNING id
          )
@@ -209,6 +211,7 @@ pub(super) async fn redact_customer(
         event.shop.as_str(),
         req.customer.id,
         &req.orders_to_redact,
+        event.written_by(),
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -223,6 +226,7 @@ pub(super) async fn redact_customer(
     let subject = format!("customer:{}", req.customer.id);
     Ok(Outcome::from_won(
         record(conn, event, &subject, details).await?,
+        || "this request was already carried out".into(),
     ))
 }
 
@@ -246,14 +250,15 @@ pub(super) async fn redact_shop(
         deleted.insert(table.to_owned(), rows.into());
     }
     sqlx::query!(
-        "INSERT INTO shops AS t (shop, shopify_id, uninstalled_at, redacted_at)
-         VALUES ($1, $2, now(), now())
+        "INSERT INTO shops AS t (shop, shopify_id, uninstalled_at, redacted_at, written_by)
+         VALUES ($1, $2, now(), now(), $3)
          ON CONFLICT (shop) DO UPDATE SET
              uninstalled_at = coalesce(t.uninstalled_at, now()),
              redacted_at = coalesce(t.redacted_at, now()),
-             applied_at = now()",
+             applied_at = now(), written_by = $3",
         event.shop.as_str(),
         req.shop_id,
+        event.written_by(),
     )
     .execute(&mut *conn)
     .await?;
@@ -269,5 +274,6 @@ pub(super) async fn redact_shop(
     };
     Ok(Outcome::from_won(
         record(conn, event, &subject, details).await?,
+        || "this request was already carried out".into(),
     ))
 }

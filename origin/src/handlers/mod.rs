@@ -52,6 +52,13 @@ pub struct InboxEvent {
     pub payload: String,
 }
 
+impl InboxEvent {
+    /// What the rows this event writes record in `written_by`: `inbox:<id>`.
+    pub fn written_by(&self) -> String {
+        format!("inbox:{}", self.id)
+    }
+}
+
 /// Why a handler could not apply an event.
 #[derive(Debug, Error)]
 pub enum HandlerError {
@@ -68,26 +75,43 @@ pub enum HandlerError {
     Database(#[from] sqlx::Error),
 }
 
-/// What a handler did with an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a handler did with an event; stored on the inbox row (`outcome`, `outcome_reason`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The event changed the operational tables.
     Applied,
     /// The tables already held this version or a newer one (`updated_at` guard), the resource
     /// is deleted, the compliance request was already carried out, or the shop is redacted:
-    /// nothing changed.
-    Stale,
+    /// nothing changed. The text says which, e.g. "older than stored updated_at …".
+    Stale(String),
     /// The topic has no handler; the event is kept in the inbox only.
     Ignored,
 }
 
 impl Outcome {
-    /// `Applied` when a guarded write reported that it won, `Stale` otherwise.
-    fn from_won(won: bool) -> Outcome {
+    /// `Applied` when a guarded write reported that it won, `Stale` with `why` otherwise.
+    fn from_won(won: bool, why: impl FnOnce() -> String) -> Outcome {
         if won {
             Outcome::Applied
         } else {
-            Outcome::Stale
+            Outcome::Stale(why())
+        }
+    }
+
+    /// The stored name: `applied`, `stale` or `ignored`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Stale(_) => "stale",
+            Outcome::Ignored => "ignored",
+        }
+    }
+
+    /// Why nothing changed (stale events only).
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Stale(why) => Some(why),
+            _ => None,
         }
     }
 }
@@ -115,7 +139,7 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
         && crate::shop_lock::is_redacted(conn, &event.shop).await?
         && !shop::reinstalled(conn, event).await?
     {
-        return Ok(Outcome::Stale);
+        return Ok(Outcome::Stale("the shop is redacted (shop/redact)".into()));
     }
     // Exhaustive: a new topic in `KnownTopic` does not compile until it has a handler here.
     let outcome = match topic {

@@ -104,6 +104,8 @@ impl Workers {
         let held =
             inbox::lock_held(&mut tx, &self.id, &Keys::of(batch.iter().map(|c| &c.event))).await?;
         let mut done = Keys::default();
+        let mut outcomes: Vec<&'static str> = Vec::with_capacity(batch.len());
+        let mut reasons: Vec<Option<String>> = Vec::with_capacity(batch.len());
         let mut done_attempts = Vec::with_capacity(batch.len());
         let mut failures = Vec::new();
         for claimed in batch {
@@ -128,15 +130,17 @@ impl Workers {
                 match result {
                     Ok(outcome) => {
                         savepoint.commit().await?;
-                        let outcome = match outcome {
-                            Outcome::Applied => "applied",
-                            Outcome::Stale => "stale",
-                            Outcome::Ignored => "ignored",
+                        let reason = match &outcome {
+                            Outcome::Ignored => Some(format!("no handler for {}", event.topic)),
+                            other => other.reason().map(str::to_owned),
                         };
+                        let outcome = outcome.as_str();
                         metrics::counter!("wholesail_events_processed_total", "outcome" => outcome)
                             .increment(1);
-                        tracing::info!(outcome, "event processed");
+                        tracing::info!(outcome, reason, "event processed");
                         done.push(event);
+                        outcomes.push(outcome);
+                        reasons.push(reason);
                         done_attempts.push(claimed.attempts);
                     }
                     Err(e) => {
@@ -164,12 +168,15 @@ impl Workers {
             .instrument(span)
             .await?;
         }
-        let lags = inbox::mark_done(&mut tx, &done).await?;
+        let lags = inbox::mark_done(&mut tx, &done, &outcomes, &reasons).await?;
         let dead =
             inbox::record_failures(&mut tx, &self.id, &failures, self.config.max_attempts).await?;
         tx.commit().await?;
         for lag in lags {
-            metrics::histogram!("wholesail_processing_lag_seconds").record(lag);
+            metrics::histogram!("wholesail_processing_lag_seconds").record(lag.lag);
+            if let Some(secs) = lag.since_triggered {
+                crate::slo::observe(crate::slo::Stage::ShopifyToApplied, secs);
+            }
         }
         for attempts in done_attempts {
             metrics::histogram!("wholesail_event_attempts").record(f64::from(attempts));

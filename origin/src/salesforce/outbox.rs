@@ -467,22 +467,35 @@ pub async fn due_shops(pool: &PgPool) -> Result<Vec<ShopDomain>, sqlx::Error> {
     .await
 }
 
+/// The lags of an outbox row marked done, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct DoneLag {
+    /// Shopify's first change it carries → now.
+    pub lag: f64,
+    /// Enqueued (the change applied) → now, for a live row.
+    pub since_applied: Option<f64>,
+}
+
 /// Marks rows `(id, Salesforce id written)` of `shop` done, those `worker` still holds, in
-/// one statement. Returns each one's lag in seconds from Shopify's change to now.
+/// one statement. Returns each one's lags.
 pub async fn mark_done(
     pool: &PgPool,
     shop: &ShopDomain,
     worker: &str,
     done: &[(i64, String)],
-) -> Result<Vec<f64>, sqlx::Error> {
+) -> Result<Vec<DoneLag>, sqlx::Error> {
     let (ids, written): (Vec<i64>, Vec<String>) = done.iter().cloned().unzip();
-    sqlx::query_scalar!(
+    sqlx::query_as!(
+        DoneLag,
         r#"UPDATE salesforce_outbox o
          SET status = 'done', done_at = now(), salesforce_id = d.written, locked_by = NULL,
              locked_until = NULL, last_error = NULL
          FROM unnest($3::bigint[], $4::text[]) AS d(id, written)
          WHERE o.shop = $1 AND o.id = d.id AND o.locked_by = $2 AND o.status = 'processing'
-         RETURNING extract(epoch FROM now() - o.first_changed_at)::float8 AS "lag!""#,
+         RETURNING extract(epoch FROM now() - o.first_changed_at)::float8 AS "lag!",
+                   CASE WHEN o.lane = 'live' THEN
+                       extract(epoch FROM now() - o.enqueued_at)::float8
+                   END AS since_applied"#,
         shop.as_str(),
         worker,
         &ids,
