@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::version::{self, Key, Version, NEWER};
-use super::{parse, Address, DeletedByGid, HandlerError, InboxEvent, Outcome};
+use super::{parse, Address, DeletedByGid, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct Company {
@@ -95,7 +95,7 @@ static UPSERT_LOCATION: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn upsert_company(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let c: Company = parse(event)?;
     let version = Version::of(c.updated_at, &event.payload);
     let written = sqlx::query(UPSERT_COMPANY.as_str())
@@ -121,7 +121,7 @@ pub(super) async fn upsert_company(
 pub(super) async fn upsert_location(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let l: CompanyLocation = parse(event)?;
     let version = Version::of(l.updated_at, &event.payload);
     let address = l.shipping_address.unwrap_or_default();
@@ -151,7 +151,7 @@ pub(super) async fn upsert_location(
 pub(super) async fn delete_company(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     tombstone(conn, event, "companies").await
 }
 
@@ -159,7 +159,7 @@ pub(super) async fn delete_company(
 pub(super) async fn delete_location(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     tombstone(conn, event, "company_locations").await
 }
 
@@ -168,7 +168,7 @@ async fn tombstone(
     conn: &mut PgConnection,
     event: &InboxEvent,
     table: &'static str,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let deleted: DeletedByGid = parse(event)?;
     let sql = format!(
         "INSERT INTO {table} AS t (shop, admin_graphql_api_id, deleted_at, written_by)
@@ -185,5 +185,5 @@ async fn tombstone(
         .execute(conn)
         .await?
         .rows_affected();
-    Ok(Outcome::from_won(written > 0, || "already deleted".into()))
+    Ok(Verdict::from_won(written > 0, || "already deleted".into()))
 }

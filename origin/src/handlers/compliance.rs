@@ -1,6 +1,6 @@
 //! The mandatory compliance topics. Each records what it did in `compliance_audit` (ids and
 //! counts only, never the personal data), one row per request: every delivery of the same
-//! payload (several subscriptions, replays) after the first reports [`Outcome::Stale`].
+//! payload (several subscriptions, replays) after the first reports [`Verdict::Stale`].
 //! The payload's `shop_domain`, when present, must be the delivering shop, so a confused
 //! payload can never touch another shop's rows.
 //!
@@ -28,7 +28,7 @@ use sqlx::PgConnection;
 
 use super::personal_data;
 use super::version::digest;
-use super::{invalid, parse, HandlerError, InboxEvent, Outcome};
+use super::{invalid, parse, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct CustomerIds {
@@ -124,7 +124,7 @@ pub(super) async fn record(
 pub(super) async fn data_request(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let req: DataRequest = parse(event)?;
     check_shop(event, req.shop_domain.as_deref())?;
     let held = sqlx::query_scalar!(
@@ -155,7 +155,7 @@ pub(super) async fn data_request(
         "held": held,
     });
     let subject = format!("customer:{}", req.customer.id);
-    Ok(Outcome::from_won(
+    Ok(Verdict::from_won(
         record(conn, event, &subject, details).await?,
         || "this request was already carried out".into(),
     ))
@@ -165,7 +165,7 @@ pub(super) async fn data_request(
 pub(super) async fn redact_customer(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let req: CustomerRedact = parse(event)?;
     check_shop(event, req.shop_domain.as_deref())?;
     // Every email we know the customer by, read before the rows below are erased.
@@ -224,7 +224,7 @@ pub(super) async fn redact_customer(
         "elsewhere": elsewhere,
     });
     let subject = format!("customer:{}", req.customer.id);
-    Ok(Outcome::from_won(
+    Ok(Verdict::from_won(
         record(conn, event, &subject, details).await?,
         || "this request was already carried out".into(),
     ))
@@ -234,7 +234,7 @@ pub(super) async fn redact_customer(
 pub(super) async fn redact_shop(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let req: ShopRedact = parse(event)?;
     check_shop(event, req.shop_domain.as_deref())?;
     // One statement per table, parents before children: each statement's snapshot is taken
@@ -272,7 +272,7 @@ pub(super) async fn redact_shop(
         Some(id) => format!("shop:{id}"),
         None => format!("shop:{}", event.shop),
     };
-    Ok(Outcome::from_won(
+    Ok(Verdict::from_won(
         record(conn, event, &subject, details).await?,
         || "this request was already carried out".into(),
     ))

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::tombstone;
 use super::version::{self, Key, Version, NEWER};
-use super::{parse, HandlerError, InboxEvent, Outcome};
+use super::{parse, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct Customer {
@@ -58,7 +58,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let c: Customer = parse(event)?;
     let version = Version::of(c.updated_at, &event.payload);
     let written = sqlx::query(UPSERT.as_str())
@@ -88,6 +88,6 @@ pub(super) async fn upsert(
 pub(super) async fn delete(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     tombstone::write(conn, event, "customers", None).await
 }

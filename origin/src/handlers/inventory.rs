@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::version::{self, Key, Version, NEWER};
-use super::{parse, HandlerError, InboxEvent, Outcome};
+use super::{parse, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct InventoryLevel {
@@ -40,7 +40,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let level: InventoryLevel = parse(event)?;
     let version = Version::of(level.updated_at, &event.payload);
     let written = sqlx::query(UPSERT.as_str())
@@ -73,7 +73,7 @@ struct Disconnected {
 pub(super) async fn disconnect(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let level: Disconnected = parse(event)?;
     let removed = sqlx::query!(
         "DELETE FROM inventory_levels
@@ -89,7 +89,7 @@ pub(super) async fn disconnect(
     .execute(conn)
     .await?
     .rows_affected();
-    Ok(Outcome::from_won(removed > 0, || {
+    Ok(Verdict::from_won(removed > 0, || {
         "no level, or the level holds a version newer than the disconnect".into()
     }))
 }

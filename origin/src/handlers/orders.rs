@@ -20,7 +20,7 @@ use wholesail_webhook::ShopDomain;
 use super::money::Money;
 use super::tombstone::{self, Children};
 use super::version::{self, Key, Version, NEWER};
-use super::{invalid, parse, Address, HandlerError, InboxEvent, Outcome};
+use super::{invalid, parse, Address, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct Order {
@@ -202,7 +202,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let order: Order = parse(event)?;
     let version = Version::of(order.updated_at, &event.payload);
     let lines = Lines::from_items(event, order.line_items)?;
@@ -263,7 +263,7 @@ pub(super) async fn upsert(
         Some(true) => insert_lines(conn, &event.shop, order_id, &lines, &by).await?,
         Some(false) => replace_lines(conn, &event.shop, order_id, &lines, &by).await?,
     }
-    Ok(Outcome::Applied)
+    Ok(Verdict::Applied)
 }
 
 /// The lines of a new order: nothing to delete and nothing to conflict with (lines are only
@@ -368,7 +368,7 @@ async fn replace_lines(
 pub(super) async fn delete(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let lines = Children {
         table: "order_lines",
         parent_column: "order_id",

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use super::money::Money;
 use super::tombstone::{self, Children};
 use super::version::{self, Key, Version, NEWER};
-use super::{invalid, parse, HandlerError, InboxEvent, Outcome};
+use super::{invalid, parse, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct Product {
@@ -81,7 +81,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let product: Product = parse(event)?;
     let version = Version::of(product.updated_at, &event.payload);
     let n = product.variants.len();
@@ -187,14 +187,14 @@ pub(super) async fn upsert(
     )
     .execute(conn)
     .await?;
-    Ok(Outcome::Applied)
+    Ok(Verdict::Applied)
 }
 
 /// `products/delete`: a final tombstone; the variants are removed.
 pub(super) async fn delete(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let variants = Children {
         table: "variants",
         parent_column: "product_id",

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use super::compliance::record;
 use super::version::{self, Key, Version, NEWER};
-use super::{parse, HandlerError, InboxEvent, Outcome};
+use super::{parse, HandlerError, InboxEvent, Verdict};
 
 /// The shop object both topics carry.
 #[derive(Deserialize)]
@@ -57,7 +57,7 @@ async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
     shop: &Shop,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let version = Version::of(shop.updated_at, &event.payload);
     let written = sqlx::query(UPSERT.as_str())
         .bind(&event.shop)
@@ -112,7 +112,7 @@ pub(super) async fn reinstalled(
 pub(super) async fn update(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let shop: Shop = parse(event)?;
     upsert(conn, event, &shop).await
 }
@@ -121,12 +121,12 @@ pub(super) async fn update(
 pub(super) async fn uninstalled(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let shop: Shop = parse(event)?;
     upsert(conn, event, &shop).await?;
     let details = json!({"action": "marked_uninstalled", "shopify_id": shop.id});
     if !record(conn, event, &format!("shop:{}", shop.id), details).await? {
-        return Ok(Outcome::Stale("this uninstall was already recorded".into()));
+        return Ok(Verdict::Stale("this uninstall was already recorded".into()));
     }
     sqlx::query!(
         "UPDATE shops SET uninstalled_at = now(), written_by = $2
@@ -136,5 +136,5 @@ pub(super) async fn uninstalled(
     )
     .execute(conn)
     .await?;
-    Ok(Outcome::Applied)
+    Ok(Verdict::Applied)
 }

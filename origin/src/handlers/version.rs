@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use wholesail_webhook::ShopDomain;
 
-use super::Outcome;
+use super::Verdict;
 
 /// The SQL predicate of an `ON CONFLICT … DO UPDATE … WHERE` that lets a newer version win;
 /// the target table must be aliased `t`.
@@ -60,9 +60,9 @@ pub(super) async fn outcome(
     key: Key<'_>,
     version: &Version,
     won: bool,
-) -> Result<Outcome, sqlx::Error> {
+) -> Result<Verdict, sqlx::Error> {
     if won {
-        return Ok(Outcome::Applied);
+        return Ok(Verdict::Applied);
     }
     const COLUMNS: &str = "source_updated_at, source_digest";
     let sql = match key {
@@ -96,7 +96,7 @@ pub(super) async fn outcome(
             r.get::<Option<OffsetDateTime>, _>(2),
         )
     });
-    Ok(Outcome::Stale(why_stale(version, stored)))
+    Ok(Verdict::Stale(why_stale(version, stored)))
 }
 
 /// Why `version` lost against the stored `(updated_at, digest, deleted_at)`.

@@ -27,7 +27,7 @@ use tracing::Instrument;
 use wholesail_backoff::Backoff;
 
 use crate::config::WorkerConfig;
-use crate::handlers::{self, HandlerError, Outcome};
+use crate::handlers::{self, HandlerError, Verdict};
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
 use crate::pipeline::inbox::{self, Claimed, Failure, Keys};
 
@@ -124,20 +124,20 @@ impl Workers {
             async {
                 let mut savepoint = Connection::begin(&mut *tx).await?;
                 let started = Instant::now();
-                let result = handlers::apply(&mut savepoint, event).await;
+                let result = handlers::apply_explained(&mut savepoint, event).await;
                 metrics::histogram!("wholesail_handler_duration_seconds", "topic" => event.topic.clone())
                     .record(started.elapsed().as_secs_f64());
                 match result {
                     Ok(outcome) => {
                         savepoint.commit().await?;
                         let reason = match &outcome {
-                            Outcome::Ignored => Some(format!("no handler for {}", event.topic)),
+                            Verdict::Ignored => Some(format!("no handler for {}", event.topic)),
                             other => other.reason().map(str::to_owned),
                         };
-                        let outcome = outcome.as_str();
+                        let outcome = outcome.outcome().as_str();
                         metrics::counter!("wholesail_events_processed_total", "outcome" => outcome)
                             .increment(1);
-                        tracing::info!(outcome, reason, "event processed");
+                        tracing::info!(outcome, reason = reason.as_deref(), "event processed");
                         done.push(event);
                         outcomes.push(outcome);
                         reasons.push(reason);
