@@ -25,6 +25,8 @@ use wholesail_origin::shops::{ShopConfig, Shops};
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
 async fn changes_reach_salesforce_parents_first_by_external_id(pool: PgPool) {
+    // The process's recorder, so the sync's latency observations can be read back.
+    let metrics = wholesail_origin::ops::recorder();
     let sim = simulator().await;
     // Before the shop is connected, nothing is enqueued.
     let (first, company_id) = order_of(7, T1);
@@ -68,6 +70,16 @@ async fn changes_reach_salesforce_parents_first_by_external_id(pool: PgPool) {
     );
 
     drain(&pool, &sim).await;
+    // Applied → Salesforce committed, within the default 300 s (other tests of this binary
+    // may add observations; none of them is slow).
+    let scrape = metrics.render();
+    let good = r#"wholesail_slo_events_total{stage="applied_to_salesforce",result="good"} "#;
+    assert!(
+        scrape.lines().any(|l| l
+            .strip_prefix(good)
+            .is_some_and(|n| n.parse::<f64>().unwrap() >= 4.0)),
+        "{scrape}"
+    );
     assert_eq!(
         outbox_status(&pool).await.get("done"),
         Some(&(3 + products))
