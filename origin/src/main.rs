@@ -14,6 +14,7 @@
 //! origin [--config origin.toml] parked list|recover|purge --edge-url URL …   (the edge's R2-parked envelopes)
 //! origin [--config origin.toml] tokens create --name N --scope S [--scope S]… [--callback-secret] | list | rotate N [--grace-secs S] [--callback-secret] | revoke N
 //! origin [--config origin.toml] audit list [--actor A] [--limit N]
+//! origin [--config origin.toml] problems list [--kind K] [--shop S] [--include-dismissed] | show ID | replay|retry|create ID [--item I] | link ID --item I --account A | dismiss ID --reason R
 //! ```
 //!
 //! Logs are JSON lines on stderr; command output (listings) is JSON on stdout. Write commands
@@ -85,6 +86,10 @@ enum Command {
     /// Salesforce sync: status, companies waiting for review (link or create), dead letters.
     #[command(subcommand)]
     Salesforce(wholesail_origin::salesforce::cli::SalesforceCommand),
+    /// Everything that needs a person, grouped: list, show, replay, retry, link, create,
+    /// dismiss (actions audit themselves).
+    #[command(subcommand)]
+    Problems(wholesail_origin::problems::cli::ProblemsCommand),
 }
 
 #[derive(Subcommand)]
@@ -245,6 +250,10 @@ async fn run(command: Command, config: Config) -> Result<()> {
         Command::Salesforce(cmd) => {
             let pool = app::connect(&config).await?;
             wholesail_origin::salesforce::cli::run(&pool, cmd).await?;
+        }
+        Command::Problems(cmd) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::problems::cli::run(&pool, cmd).await?;
         }
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;
