@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use wholesail_origin::app::{self, MIGRATOR};
 use wholesail_origin::auth::audit;
+use wholesail_origin::cli_output;
 use wholesail_origin::config::Config;
 use wholesail_origin::pipeline::dead_letters::{self, Filter, Shelf};
 use wholesail_webhook::ShopDomain;
@@ -94,7 +95,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DeadLetterCommand {
-    /// List dead letters (JSON lines, oldest first).
+    /// List dead letters, oldest first: a table, or JSON lines with `--json`.
     List {
         #[command(flatten)]
         filter: FilterArgs,
@@ -104,6 +105,9 @@ enum DeadLetterCommand {
         /// List quarantined rows (payloads that are not JSON) instead of dead letters.
         #[arg(long)]
         quarantined: bool,
+        /// JSON lines (oldest first) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Show one inbox row in full (any status), with its payload.
     Show {
@@ -262,6 +266,7 @@ async fn run(command: Command, config: Config) -> Result<()> {
                     filter,
                     limit,
                     quarantined,
+                    json,
                 } => {
                     let shelf = if quarantined {
                         Shelf::Quarantined
@@ -270,17 +275,20 @@ async fn run(command: Command, config: Config) -> Result<()> {
                     };
                     let filter: Filter = filter.into();
                     let rows = dead_letters::list(&pool, shelf, &filter, limit).await?;
-                    for row in &rows {
-                        println!("{}", serde_json::to_string(row)?);
-                    }
+                    let lines = rows
+                        .iter()
+                        .map(serde_json::to_string)
+                        .collect::<Result<Vec<_>, _>>()?;
                     let total = dead_letters::count(&pool, shelf, &filter).await?;
-                    if total > rows.len() as i64 {
-                        eprintln!("showing {} of {total}; --limit to see more", rows.len());
-                    }
+                    let table = dead_letters_table(&serde_json::to_value(&rows)?);
+                    let cut = cli_output::cut_notice(rows.len(), total);
+                    cli_output::print(json, &lines, &table, cut);
                 }
                 DeadLetterCommand::Show { id } => match dead_letters::show(&pool, id).await? {
                     Some(row) => println!("{}", serde_json::to_string_pretty(&row)?),
-                    None => bail!("no inbox row with id {id}"),
+                    None => bail!(
+                        "no inbox row {id}; `origin dead-letters list` shows the dead letters"
+                    ),
                 },
                 DeadLetterCommand::Replay {
                     filter,
@@ -304,6 +312,31 @@ async fn run(command: Command, config: Config) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The table of a dead-letter listing (from its JSON rows, so both show the same fields).
+fn dead_letters_table(rows: &serde_json::Value) -> cli_output::Table {
+    let mut table =
+        cli_output::Table::new(["ID", "SHOP", "TOPIC", "ATTEMPTS", "RECEIVED", "ERROR"]);
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    for row in rows.as_array().into_iter().flatten() {
+        table.row(
+            [
+                "id",
+                "shop",
+                "topic",
+                "attempts",
+                "inserted_at",
+                "last_error",
+            ]
+            .map(|field| text(&row[field])),
+        );
+    }
+    table
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.

@@ -60,10 +60,10 @@ async fn dead_letter_listings_say_how_many_match(pool: PgPool) {
         row(&pool, &format!("d-{i}"), "dead", None, 0.0).await;
     }
     let url = database_url(&pool);
-    let (out, err) = origin_cli(&url, &["dead-letters", "list", "--limit", "2"]);
+    let (out, err) = origin_cli(&url, &["dead-letters", "list", "--json", "--limit", "2"]);
     assert_eq!(out.lines().count(), 2);
     assert!(err.contains("showing 2 of 3; --limit to see more"), "{err}");
-    let (out, err) = origin_cli(&url, &["dead-letters", "list"]);
+    let (out, err) = origin_cli(&url, &["dead-letters", "list", "--json"]);
     assert_eq!(out.lines().count(), 3);
     assert!(!err.contains("showing"), "{err}");
 
