@@ -124,6 +124,42 @@ pub fn print(json: bool, json_lines: &[String], table: &Table, cut: Option<Strin
     }
 }
 
+/// A table's columns taken from JSON rows: `(title, field)`, the field read at the row's top
+/// level (text as is, null blank, anything else as compact JSON).
+pub type Columns<'a> = &'a [(&'a str, &'a str)];
+
+/// The table of JSON `rows` (what `--json` prints, so both show the same data).
+pub fn table_of(rows: &[serde_json::Value], columns: Columns<'_>) -> Table {
+    let mut table = Table::new(columns.iter().map(|(title, _)| *title));
+    for row in rows {
+        table.row(columns.iter().map(|(_, field)| text(&row[*field])));
+    }
+    table
+}
+
+/// A JSON value as a table cell.
+pub fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Prints a listing whose `--json` shape is one document (`{"runs": [...]}`): the document
+/// with `--json`, else the table of `rows` taken from it.
+pub fn print_document(
+    json: bool,
+    document: &serde_json::Value,
+    rows: &serde_json::Value,
+    columns: Columns<'_>,
+    cut: Option<String>,
+) {
+    let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
+    let lines = [document.to_string()];
+    print(json, &lines, &table_of(rows, columns), cut);
+}
+
 /// A time as `2026-12-03 15:04:05` (UTC, seconds), for tables.
 pub fn when(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
@@ -152,6 +188,24 @@ mod tests {
             "ID    TOPIC            ERROR\n\
              7     orders/create    boom\n\
              1234  products/update\n"
+        );
+    }
+
+    #[test]
+    fn a_table_of_json_rows_shows_text_plainly_and_null_blank() {
+        let rows = [serde_json::json!({"id": 1, "name": "a", "error": null, "n": {"x": 1}})];
+        let t = table_of(
+            &rows,
+            &[
+                ("ID", "id"),
+                ("NAME", "name"),
+                ("ERROR", "error"),
+                ("N", "n"),
+            ],
+        );
+        assert_eq!(
+            t.render(),
+            "ID  NAME  ERROR  N\n1   a            {\"x\":1}\n"
         );
     }
 

@@ -280,7 +280,20 @@ async fn run(command: Command, config: Config) -> Result<()> {
                         .map(serde_json::to_string)
                         .collect::<Result<Vec<_>, _>>()?;
                     let total = dead_letters::count(&pool, shelf, &filter).await?;
-                    let table = dead_letters_table(&serde_json::to_value(&rows)?);
+                    let table = cli_output::table_of(
+                        serde_json::to_value(&rows)?
+                            .as_array()
+                            .map(Vec::as_slice)
+                            .unwrap_or_default(),
+                        &[
+                            ("ID", "id"),
+                            ("SHOP", "shop"),
+                            ("TOPIC", "topic"),
+                            ("ATTEMPTS", "attempts"),
+                            ("RECEIVED", "inserted_at"),
+                            ("ERROR", "last_error"),
+                        ],
+                    );
                     let cut = cli_output::cut_notice(rows.len(), total);
                     cli_output::print(json, &lines, &table, cut);
                 }
@@ -312,31 +325,6 @@ async fn run(command: Command, config: Config) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The table of a dead-letter listing (from its JSON rows, so both show the same fields).
-fn dead_letters_table(rows: &serde_json::Value) -> cli_output::Table {
-    let mut table =
-        cli_output::Table::new(["ID", "SHOP", "TOPIC", "ATTEMPTS", "RECEIVED", "ERROR"]);
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    for row in rows.as_array().into_iter().flatten() {
-        table.row(
-            [
-                "id",
-                "shop",
-                "topic",
-                "attempts",
-                "inserted_at",
-                "last_error",
-            ]
-            .map(|field| text(&row[field])),
-        );
-    }
-    table
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.

@@ -679,6 +679,17 @@ pub async fn dead(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<Vec<Value>
         .collect())
 }
 
+/// How many dead rows there are (of `shop`, when given).
+pub async fn dead_count(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM salesforce_outbox
+           WHERE status = 'dead' AND ($1::text IS NULL OR shop = $1)"#,
+        shop.map(ShopDomain::as_str),
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// Puts dead rows back to pending (of `shop`, of one `record` key), unless the record already
 /// has a pending row; wakes the sync. Returns how many.
 pub async fn replay_dead(

@@ -77,7 +77,10 @@ pub(super) fn deliveries_and_dead_letters(
             .map(|n| n == 1)
     })?;
     let listing = demo.origin_cli(&["dead-letters", "list", "--json"])?;
-    println!("   $ origin dead-letters list\n   {}", listing.trim());
+    println!(
+        "   $ origin dead-letters list --json\n   {}",
+        listing.trim()
+    );
     let id = demo.count("SELECT id FROM inbox WHERE source = 'edge_dlq'")?;
     let replay = demo.origin_cli(&["dead-letters", "replay", "--id", &id.to_string()])?;
     println!(
