@@ -70,9 +70,15 @@ async fn dead_letter_listings_say_how_many_match(pool: PgPool) {
     let (out, err) = origin_cli(&url, &["dead-letters", "list", "--limit", "2"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[0].starts_with("ID  ") && lines[0].contains("TOPIC"), "{out}");
+    assert!(
+        lines[0].starts_with("ID  ") && lines[0].contains("TOPIC"),
+        "{out}"
+    );
     let topic = lines[0].find("TOPIC").unwrap();
-    assert!(lines[1..].iter().all(|l| l[topic..].starts_with("orders/")), "{out}");
+    assert!(
+        lines[1..].iter().all(|l| l[topic..].starts_with("orders/")),
+        "{out}"
+    );
     assert!(err.contains("showing 2 of 3; --limit to see more"), "{err}");
 
     let addr = serve_routes(pool.clone(), 1 << 20).await;

@@ -315,6 +315,20 @@ async fn a_dismissed_problem_leaves_the_open_list_until_it_recurs(pool: PgPool) 
     assert!(!back[0].dismissed);
     let gauge = problems::open_counts(&pool).await.unwrap();
     assert!(gauge.contains(&(Kind::DeadLetter, 2)), "{gauge:?}");
+    let scrape = reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        scrape.contains("wholesail_problems_open{kind=\"dead_letter\"} 2"),
+        "{scrape}"
+    );
+    assert!(scrape.contains("wholesail_problems_open{kind=\"salesforce_review\"} 0"));
 }
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
