@@ -21,6 +21,8 @@
 //! - `event_attempts` histogram: claims an event needed until done;
 //! - `e2e_latency_seconds{stage}` histogram, `slo_events_total{stage,result}` counter and the
 //!   `slo_objective_seconds{stage}` / `slo_target_ratio{stage}` gauges: see [`crate::slo`].
+//! - `problems_open{kind}` gauge: open problem items per kind (`problems::open_counts`, read
+//!   at scrape time).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -141,8 +143,8 @@ pub async fn readyz(State(app): State<Ops>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text format, inbox and Salesforce outbox gauges refreshed at
-/// scrape time.
+/// `GET /metrics`: Prometheus text format, inbox, Salesforce outbox and open-problem gauges
+/// refreshed at scrape time.
 pub async fn metrics(State(app): State<Ops>) -> Response {
     match inbox::depth(&app.pool).await {
         Ok(depth) => {
@@ -162,6 +164,15 @@ pub async fn metrics(State(app): State<Ops>) -> Response {
             metrics::gauge!("wholesail_salesforce_outbox_oldest_seconds").set(oldest);
         }
         Err(e) => tracing::warn!(error = %e, "metrics: salesforce outbox depth unavailable"),
+    }
+    match crate::problems::open_counts(&app.pool).await {
+        Ok(counts) => {
+            for (kind, open) in counts {
+                metrics::gauge!("wholesail_problems_open", "kind" => kind.as_str())
+                    .set(open as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: open problems unavailable"),
     }
     app.metrics.run_upkeep();
     (

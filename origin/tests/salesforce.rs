@@ -267,7 +267,7 @@ async fn an_ambiguous_company_waits_for_review_and_nothing_is_created(pool: PgPo
     // The operator sees it and links it to the first Account; the next round writes the
     // external id onto that Account and nothing else is created.
     let url = common::database_url(&pool);
-    let (listed, _) = common::origin_cli(&url, &["salesforce", "review"]);
+    let (listed, _) = common::origin_cli(&url, &["salesforce", "review", "--json"]);
     let listed: Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed["review"][0]["name"], json!("Contoso"));
     let chosen = candidates[0]["account"].as_str().unwrap().to_owned();

@@ -692,6 +692,17 @@ pub async fn dead(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<Vec<Value>
         .collect())
 }
 
+/// How many dead rows there are (of `shop`, when given).
+pub async fn dead_count(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM salesforce_outbox
+           WHERE status = 'dead' AND ($1::text IS NULL OR shop = $1)"#,
+        shop.map(ShopDomain::as_str),
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// Puts dead rows back to pending (of `shop`, of one `record` key), unless the record already
 /// has a pending row; wakes the sync. Returns how many.
 pub async fn replay_dead(
@@ -710,6 +721,34 @@ pub async fn replay_dead(
                              AND p.record_key = o.record_key AND p.status = 'pending')",
         shop.map(ShopDomain::as_str),
         record,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query!("SELECT pg_notify($1, '') AS sent", CHANNEL)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(replayed)
+}
+
+/// Puts the dead rows `ids` of `shop` back to pending, unless their record already has a
+/// pending row; wakes the sync. Returns how many.
+pub async fn replay_dead_rows(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    ids: &[i64],
+) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let replayed = sqlx::query!(
+        "UPDATE salesforce_outbox o
+         SET status = 'pending', attempts = 0, run_at = now(), last_error = NULL
+         WHERE o.shop = $1 AND o.id = ANY($2) AND o.status = 'dead'
+           AND NOT EXISTS (SELECT 1 FROM salesforce_outbox p
+                           WHERE p.shop = o.shop AND p.object = o.object
+                             AND p.record_key = o.record_key AND p.status = 'pending')",
+        shop.as_str(),
+        ids,
     )
     .execute(&mut *tx)
     .await?
