@@ -140,7 +140,11 @@ pub fn table_of(rows: &[serde_json::Value], columns: Columns<'_>) -> Table {
 /// A JSON value as a table cell.
 pub fn text(value: &serde_json::Value) -> String {
     match value {
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => {
+            // RFC 3339 times read as `2026-12-03 15:04:05` like the rest of the table.
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_or_else(|_| s.clone(), when)
+        }
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
     }
@@ -192,20 +196,21 @@ mod tests {
     }
 
     #[test]
-    fn a_table_of_json_rows_shows_text_plainly_and_null_blank() {
-        let rows = [serde_json::json!({"id": 1, "name": "a", "error": null, "n": {"x": 1}})];
-        let t = table_of(
-            &rows,
-            &[
-                ("ID", "id"),
-                ("NAME", "name"),
-                ("ERROR", "error"),
-                ("N", "n"),
-            ],
-        );
+    fn a_table_of_json_rows_shows_text_plainly_times_short_and_null_blank() {
+        let rows = [
+            serde_json::json!({"id": 1, "name": "a", "error": null, "n": {"x": 1},
+                                       "at": "2026-12-03T15:04:05.123456Z"}),
+        ];
+        let columns = [
+            ("ID", "id"),
+            ("NAME", "name"),
+            ("ERROR", "error"),
+            ("N", "n"),
+            ("AT", "at"),
+        ];
         assert_eq!(
-            t.render(),
-            "ID  NAME  ERROR  N\n1   a            {\"x\":1}\n"
+            table_of(&rows, &columns).render(),
+            "ID  NAME  ERROR  N        AT\n1   a            {\"x\":1}  2026-12-03 15:04:05\n"
         );
     }
 

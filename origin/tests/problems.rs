@@ -331,6 +331,115 @@ async fn a_dismissed_problem_leaves_the_open_list_until_it_recurs(pool: PgPool) 
     assert!(scrape.contains("wholesail_problems_open{kind=\"salesforce_review\"} 0"));
 }
 
+fn request(p: &problems::Problem, action: problems::Action) -> problems::Request {
+    problems::Request {
+        problem: p.id.clone(),
+        action,
+        item: None,
+        reason: Some("operator test".into()),
+        account: None,
+    }
+}
+
+async fn scalar(pool: &PgPool, sql: &str) -> String {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
+async fn retry_link_and_replay_go_through_each_feature_and_refuse_the_wrong_action(pool: PgPool) {
+    use problems::Action::{Create, Link, Replay, Retry};
+    seed_every_kind(&pool).await;
+    let one = |k: Kind| {
+        let pool = pool.clone();
+        async move { open(&pool, k).await.remove(0) }
+    };
+    // The wrong action for a kind is refused and names the right ones.
+    let finding = one(Kind::ReconcileFinding).await;
+    let e = problems::perform(&pool, &request(&finding, Retry), None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("resolved by dismiss, not retry"),
+        "{e}"
+    );
+
+    let run = one(Kind::CatalogRunFailed).await;
+    problems::perform(&pool, &request(&run, Retry), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT status FROM catalog_runs ORDER BY id DESC LIMIT 1"
+        )
+        .await,
+        "starting"
+    );
+    let job = one(Kind::DraftOrderFailed).await;
+    problems::perform(&pool, &request(&job, Retry), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT status FROM draft_order_jobs WHERE id = 'dq_1'"
+        )
+        .await,
+        "processing"
+    );
+    assert!(open(&pool, Kind::DraftOrderFailed).await.is_empty());
+    let push = one(Kind::RulesPushError).await;
+    problems::perform(&pool, &request(&push, Retry), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&pool, "SELECT company_location FROM rules_dirty LIMIT 1").await,
+        "gid://shopify/CompanyLocation/1"
+    );
+    let dead = one(Kind::SalesforceDead).await;
+    problems::perform(&pool, &request(&dead, Replay), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&pool, "SELECT status FROM salesforce_outbox LIMIT 1").await,
+        "pending"
+    );
+
+    let review = one(Kind::SalesforceReview).await;
+    let e = problems::perform(&pool, &request(&review, Link), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Account id"), "{e}");
+    let link = problems::Request {
+        item: Some("gid://shopify/Company/2".into()),
+        account: Some("001B".into()),
+        ..request(&review, Link)
+    };
+    problems::perform(&pool, &link, None).await.unwrap();
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT decision || ' ' || account_id FROM salesforce_links"
+        )
+        .await,
+        "linked 001B"
+    );
+    assert!(open(&pool, Kind::SalesforceReview).await.is_empty());
+    // Deciding again: the problem is gone, and the error says where to look.
+    let e = problems::perform(&pool, &request(&review, Create), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("origin problems list"), "{e}");
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE actor = 'cli' AND outcome = 'error'
+           AND action LIKE 'problems %'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(failed, 3, "refusals are audited too");
+}
+
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
 async fn an_ops_read_token_lists_problems_but_is_refused_every_action(pool: PgPool) {
     seed_every_kind(&pool).await;
