@@ -109,6 +109,7 @@ pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
 /// The HTTP routes with default `[http]` settings, without the concurrency limit (what
 /// in-process tests serve).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    crate::metrics_catalog::describe();
     let ops = ops::Ops::new(&state);
     api_routes(state, max_body_bytes, &HttpConfig::default())
         .merge(ops::probe_routes(ops.clone()))
@@ -161,6 +162,7 @@ pub async fn serve(
     // Installed before the shops' clients, so that their breakers' initial state is exported.
     let metrics = ops::recorder();
     crate::slo::install(config.slo);
+    crate::metrics_catalog::describe();
     let shops = Arc::new(config.shops()?);
     let catalog = catalog::Runner::from_url(
         pool.clone(),

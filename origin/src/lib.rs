@@ -28,6 +28,7 @@ pub mod http_limits;
 pub mod http_server;
 pub mod lease_loop;
 pub mod listener;
+pub mod metrics_catalog;
 pub mod ops;
 pub mod parked;
 pub mod pg_tls;

@@ -14,7 +14,9 @@
 //! Typed operations: [`bulk`] (run, poll, download the JSONL line by line), [`metafields`]
 //! (`metafieldsSet` with `compareDigest`), [`draft_orders`] (create, find by tag),
 //! [`webhooks`] (list and create webhook subscriptions), [`price_lists`] (B2B catalogs, price
-//! lists, fixed prices, quantity price breaks and quantity rules).
+//! lists, fixed prices, quantity price breaks and quantity rules). Every attempt is counted
+//! per shop, with the cost points spent and the bucket left (`usage`: the
+//! `wholesail_shopify_*` metrics).
 
 pub mod breaker;
 pub mod bulk;
@@ -24,6 +26,7 @@ pub mod metafields;
 pub mod pacing;
 pub mod price_lists;
 pub mod retry_after;
+mod usage;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -156,6 +159,20 @@ enum Attempt {
 }
 
 impl Attempt {
+    /// How the attempt ended, for the request metrics ([`usage`]).
+    fn result(&self) -> usage::AttemptResult {
+        use usage::AttemptResult;
+        match self {
+            Attempt::Done(..) => AttemptResult::Ok,
+            Attempt::Retry {
+                error: AdminError::Throttled { .. } | AdminError::Http { status: 429, .. },
+                ..
+            } => AttemptResult::Throttled,
+            Attempt::Retry { .. } => AttemptResult::Retried,
+            Attempt::Fail(_) => AttemptResult::Failed,
+        }
+    }
+
     /// What the attempt says about the shop's API, for the breaker.
     fn health(&self) -> breaker::Outcome {
         use breaker::Outcome;
@@ -271,6 +288,7 @@ impl AdminClient {
                     .fetch_add(u64::from(charged), std::sync::atomic::Ordering::Relaxed);
             }
             self.pacer.settle(reservation, req.name, cost.as_ref());
+            usage::record(&self.config.shop, outcome.result(), cost.as_ref());
             permit.record(outcome.health());
             match outcome {
                 Attempt::Done(data, cost) => {

@@ -5,8 +5,9 @@
 //! - `test`: setup, a local PostgreSQL, formatting, clippy, the workspace tests, the edge
 //!   worker's tests in workerd, the Function's wasm build and `chaos`. The README's test
 //!   command.
-//! - `demo [--ci]`: setup, then the whole system locally. The README's demo command; `--ci`
-//!   runs every step with a smaller catalog (CI runs it).
+//! - `demo [--ci] [--observe]`: setup, then the whole system locally. The README's demo
+//!   command; `--ci` runs every step with a smaller catalog (CI runs it); `--observe` also runs
+//!   Prometheus scraping origin.
 //! - `chaos`: origin killed, PostgreSQL restarted and origin held down while a few thousand
 //!   webhooks flow through the edge; then 0 lost, 0 doubled. `test` runs it last.
 //! - `bench <name>`: setup, then one benchmark; `bench` alone lists them.
@@ -64,7 +65,7 @@ fn run() -> Result<()> {
             Ok(())
         }
         _ => bail!(
-            "usage: cargo xtask <setup|test|demo [--ci]|chaos|bench [name]|fuzz [target] [--seconds N]|pg [--tls]|sqlx [--check]>"
+            "usage: cargo xtask <setup|test|demo [--ci] [--observe]|chaos|bench [name]|fuzz [target] [--seconds N]|pg [--tls]|sqlx [--check]>"
         ),
     }
 }

@@ -1,5 +1,6 @@
 //! The Prometheus alerting rules (`deploy/prometheus/`): `promtool check rules` and their unit
-//! tests (`promtool test rules`).
+//! tests (`promtool test rules`: `wholesail.rules.test.yml`, and the latency SLO alerts' in
+//! `wholesail.slo.test.yml`, evaluated every 5 minutes over days of input).
 
 use anyhow::Result;
 
@@ -9,5 +10,16 @@ use crate::shell::{self, cmd, root};
 pub fn check() -> Result<()> {
     let dir = root().join("deploy/prometheus");
     shell::run(cmd("promtool", &["check", "rules", "wholesail.rules.yml"]).current_dir(&dir))?;
-    shell::run(cmd("promtool", &["test", "rules", "wholesail.rules.test.yml"]).current_dir(&dir))
+    shell::run(
+        cmd(
+            "promtool",
+            &[
+                "test",
+                "rules",
+                "wholesail.rules.test.yml",
+                "wholesail.slo.test.yml",
+            ],
+        )
+        .current_dir(&dir),
+    )
 }

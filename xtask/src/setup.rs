@@ -1,5 +1,6 @@
 //! `cargo xtask setup`: installs the tools building and testing need, skipping what is present
-//! (the wasm target, worker-build, wasm-bindgen, the npm tooling, and Debian's promtool).
+//! (the wasm target, worker-build, wasm-bindgen, the npm tooling, and Debian's prometheus package:
+//! promtool, and the server `demo --observe` runs).
 //!
 //! Cargo-installed tools go to `~/.cargo/bin` and npm's cache to `~/.cache/npm`, outside the
 //! clone, so a fresh clone on a machine that ran this before installs nothing new.

@@ -8,7 +8,8 @@
 //! ([`copy`]), then merges staging into the live tables in one transaction ([`merge`]).
 //! [`driver`] makes sure one process at a time drives a run (the others watch it).
 //! [`cli`] is `origin catalog resync`; [`admin`] the HTTP routes; [`background`] drives the
-//! server's runs, resumes them at start-up and adopts runs whose driver died. See `README.md` here.
+//! server's runs, resumes them at start-up and adopts runs whose driver died; `run_metrics`
+//! counts how runs end. See `README.md` here.
 
 pub mod admin;
 pub mod background;
@@ -17,6 +18,7 @@ pub mod copy;
 pub mod driver;
 pub mod jsonl;
 pub mod merge;
+mod run_metrics;
 pub mod runner;
 pub mod runs;
 

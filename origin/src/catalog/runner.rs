@@ -331,6 +331,7 @@ impl Runner {
             r = self.advance(id, attempt, client, progress) => r,
             _ = lease.lost() => Err(RunError::LostLock(id)),
         };
+        super::run_metrics::record(client.config().shop.as_str(), &result);
         let (status, err) = match &result {
             Ok(_) => return result,
             // Another driver has (or will have) the run: leave its row alone.

@@ -425,34 +425,34 @@ pub enum End {
 }
 
 /// Ends `job` (if `worker` holds it), releases it, and makes its callback due now when it has
-/// a callback URL. `false` when the lease was lost.
+/// a callback URL. The seconds from the job's creation to its end; `None` when the lease was
+/// lost.
 pub async fn finish(
     pool: &PgPool,
     job: &str,
     worker: &str,
     end: &End,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<f64>, sqlx::Error> {
     let (status, violations, error) = match end {
         End::Completed => (JobState::Completed, None, None),
         End::Rejected(v) => (JobState::Rejected, Some(Json(v)), None),
         End::Failed(reason) => (JobState::Failed, None, Some(reason.as_str())),
     };
-    Ok(sqlx::query!(
-        "UPDATE draft_order_jobs
+    sqlx::query_scalar!(
+        r#"UPDATE draft_order_jobs
          SET status = $3, violations = $4, error = $5, finished_at = now(), updated_at = now(),
              locked_by = NULL, locked_until = NULL, run_at = now(),
              callback_state = CASE WHEN callback_url IS NULL THEN 'none' ELSE 'pending' END
-         WHERE id = $1 AND locked_by = $2",
+         WHERE id = $1 AND locked_by = $2
+         RETURNING extract(epoch FROM finished_at - created_at)::float8 AS "secs!""#,
         job,
         worker,
         status as JobState,
         violations as _,
         error
     )
-    .execute(pool)
-    .await?
-    .rows_affected()
-        == 1)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Releases `job` to be retried after `delay`, keeping `error` visible in its status.

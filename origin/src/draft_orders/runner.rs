@@ -230,7 +230,10 @@ impl JobLoop {
             End::Failed(reason) => tracing::error!(job = %job.id, reason, "draft-order job failed"),
             _ => tracing::info!(job = %job.id, outcome, "draft-order job ended"),
         }
-        jobs::finish(&self.pool, &job.id, &self.id, &end).await?;
+        if let Some(secs) = jobs::finish(&self.pool, &job.id, &self.id, &end).await? {
+            metrics::histogram!("wholesail_draft_order_job_seconds", "outcome" => outcome)
+                .record(secs);
+        }
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! The background rules push: [`run`] (spawned by `origin serve`) waits for a NOTIFY on
 //! [`marks::CHANNEL`] or the poll interval (order marks are found by polling), lets a burst
 //! settle for a quiet period, then [`push_dirty`]s each marked shop: only the marked buyers are
-//! recomputed, only changed pages sent.
+//! recomputed, only changed pages sent. Each shop's round is counted (`wholesail_rules_*`
+//! metrics, see `record`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +84,10 @@ pub async fn push_all_dirty(pool: &PgPool, shops: &Shops) -> Result<(), sqlx::Er
             tracing::debug!(%shop, ?retry_in, "rules push deferred: the shop's Shopify circuit is open");
             continue;
         }
-        match push_dirty(pool, &client, &shop).await {
+        let started = std::time::Instant::now();
+        let pushed = push_dirty(pool, &client, &shop).await;
+        record(&shop, &pushed, started.elapsed());
+        match pushed {
             Ok(r) => tracing::info!(
                 %shop,
                 buyers = r.buyers,
@@ -100,6 +104,33 @@ pub async fn push_all_dirty(pool: &PgPool, shops: &Shops) -> Result<(), sqlx::Er
         }
     }
     Ok(())
+}
+
+/// Records one shop's push round:
+/// - `wholesail_rules_pushes_total{shop,result}` counter: `ok`, `partial` (some buyers could
+///   not be pushed), `deferred` (the shop's circuit opened) or `error` (retried next round);
+/// - `wholesail_rules_push_seconds{shop}` histogram: the round's duration;
+/// - `wholesail_rules_metafields_written_total{shop}` counter;
+/// - `wholesail_rules_push_failed_buyers_total{shop}` counter: buyers not pushed (their rules
+///   do not fit the Function's limits).
+fn record(shop: &ShopDomain, pushed: &Result<PushReport, PushError>, took: Duration) {
+    let result = match pushed {
+        Ok(r) if !r.failed.is_empty() => "partial",
+        Ok(_) => "ok",
+        Err(PushError::Admin(AdminError::CircuitOpen { .. })) => "deferred",
+        Err(_) => "error",
+    };
+    let shop = shop.to_string();
+    metrics::counter!("wholesail_rules_pushes_total", "shop" => shop.clone(), "result" => result)
+        .increment(1);
+    metrics::histogram!("wholesail_rules_push_seconds", "shop" => shop.clone())
+        .record(took.as_secs_f64());
+    if let Ok(r) = pushed {
+        metrics::counter!("wholesail_rules_metafields_written_total", "shop" => shop.clone())
+            .increment(r.metafields as u64);
+        metrics::counter!("wholesail_rules_push_failed_buyers_total", "shop" => shop)
+            .increment(r.failed.len() as u64);
+    }
 }
 
 /// The background push: waits for marks, debounces, pushes; until `shutdown`.

@@ -1,5 +1,8 @@
-//! `cargo xtask demo [--ci]`: the whole system on this machine. `--ci` runs every step with a
-//! catalog of 2,000 products instead of 20,000; CI (`.ci/run`) runs it after the tests.
+//! `cargo xtask demo [--ci] [--observe]`: the whole system on this machine. `--ci` runs every
+//! step with a catalog of 2,000 products instead of 20,000; CI (`.ci/run`) runs it after the
+//! tests. `--observe` also runs Prometheus scraping origin ([`observe`]), prints its address
+//! and whether its origin target is up (`--ci --observe` fails unless it is), and at the end
+//! waits for Enter before stopping, so the graphs can be looked at.
 //!
 //! 0. `cargo xtask setup`: the tools a fresh machine lacks (worker-build, wasm-bindgen, npm).
 //! 1. PostgreSQL (found or started) with a fresh `wholesail_demo` database.
@@ -31,6 +34,7 @@
 
 mod catalog;
 mod draft_orders;
+mod observe;
 mod reconcile;
 mod rules;
 mod salesforce;
@@ -118,12 +122,18 @@ impl Demo {
     }
 }
 
-/// Runs the demo: `--ci` runs every step with a smaller catalog (what CI runs).
+/// Runs the demo: `--ci` runs every step with a smaller catalog (what CI runs); `--observe`
+/// also runs Prometheus.
 pub fn run(args: &[&str]) -> Result<()> {
-    let products = match args {
-        [] => CATALOG_PRODUCTS,
-        ["--ci"] => CI_CATALOG_PRODUCTS,
-        _ => bail!("usage: cargo xtask demo [--ci]"),
+    if let Some(other) = args.iter().find(|a| !["--ci", "--observe"].contains(a)) {
+        bail!("unknown argument {other}; usage: cargo xtask demo [--ci] [--observe]");
+    }
+    let ci = args.contains(&"--ci");
+    let observe = args.contains(&"--observe");
+    let products = if ci {
+        CI_CATALOG_PRODUCTS
+    } else {
+        CATALOG_PRODUCTS
     };
     let started = Instant::now();
     step("Tools (cargo xtask setup)");
@@ -180,6 +190,18 @@ pub fn run(args: &[&str]) -> Result<()> {
     println!(
         "   simulator http://{SIMULATOR_ADDR}, origin http://{ORIGIN_ADDR}, edge http://127.0.0.1:{EDGE_PORT}"
     );
+    let prometheus = match observe {
+        true => {
+            let token = demo.create_token("demo-prometheus", &["ops:read"])?;
+            let prometheus = observe::start(&demo.dir, ORIGIN_ADDR, &token)?;
+            println!(
+                "   Prometheus http://{} scraping origin's /metrics every 5 s (token demo-prometheus, ops:read)",
+                observe::PROMETHEUS_ADDR
+            );
+            Some(prometheus)
+        }
+        false => None,
+    };
 
     catalog::resync(&demo)?;
     rules::rule_change_reaches_checkout(&demo)?;
@@ -213,13 +235,46 @@ pub fn run(args: &[&str]) -> Result<()> {
         "   metrics: {}",
         metrics_summary(&format!("http://{ORIGIN_ADDR}/metrics"), &demo.ops_token)
     );
+    if prometheus.is_some() {
+        observed(ci)?;
+    }
     origin.stop();
     drop(edge);
+    drop(prometheus);
     println!(
         "\nDemo finished in {:.0} s. Logs: {}",
         started.elapsed().as_secs_f64(),
         demo.dir.display()
     );
+    Ok(())
+}
+
+/// Prints what Prometheus saw of origin: its target's health (which `ci` requires to be
+/// up) and the rules; then, outside CI, waits for Enter so the graphs can be looked at.
+fn observed(ci: bool) -> Result<()> {
+    step("Prometheus");
+    let mut seen = observe::target();
+    if ci {
+        wait_until(
+            "Prometheus to scrape origin",
+            Duration::from_secs(30),
+            || {
+                seen = observe::target();
+                Ok(matches!(&seen, Ok((health, _)) if health == "up"))
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}: {seen:?}"))?;
+    }
+    let (_, summary) = seen?;
+    println!("   target: {summary}");
+    println!("   rules: {}", observe::rules()?);
+    if !ci {
+        println!(
+            "   graphs: http://{}/graph (dashboard for Grafana: deploy/grafana/wholesail.json); press Enter to stop the demo",
+            observe::PROMETHEUS_ADDR
+        );
+        let _ = std::io::stdin().read_line(&mut String::new());
+    }
     Ok(())
 }
 
