@@ -57,6 +57,10 @@ const BENCHES: &[(&str, &str)] = &[
         "reconciliation of webhook subscriptions vs the listing alone, 100,000 orders and 1M inventory levels with 0.1% drift vs the bulk export alone; rows written",
     ),
     (
+        "console",
+        "operations console with 1M inbox rows and 10k problems: pages, trace lookup and scrape p50/p99 vs GET /livez and the goals",
+    ),
+    (
         "catalog",
         "catalog resync of 1M variants from the simulator vs psql \\copy; peak RSS at 100k and 1M",
     ),
@@ -129,6 +133,11 @@ pub fn run(args: &[&str]) -> Result<()> {
             let url = postgres::ensure()?;
             std::env::set_var("DATABASE_URL", url);
             bench_bin("reconcile", rest)
+        }
+        "console" => {
+            let url = postgres::ensure()?;
+            std::env::set_var("DATABASE_URL", url);
+            bench_bin("console", rest)
         }
         other => bail!("unknown benchmark {other:?}; `cargo xtask bench` lists them"),
     }
