@@ -14,6 +14,9 @@ pub const QUEUE: &str = "WEBHOOKS";
 /// The R2 bucket binding for oversized and parked envelopes.
 pub const BUCKET: &str = "PAYLOADS";
 
+/// The Workers Analytics Engine dataset binding the edge counts into (optional).
+pub const COUNTS: &str = "EDGE_COUNTS";
+
 thread_local! {
     static CONFIG: OnceCell<Rc<EdgeConfig>> = const { OnceCell::new() };
 }
