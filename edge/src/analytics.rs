@@ -1,25 +1,40 @@
-//! Writes each [`Count`] twice: as a JSON line on the console (Workers Logs, Logpush) and as
-//! a data point in the Workers Analytics Engine dataset bound as [`bindings::COUNTS`].
+//! Writes each [`Count`]: as a data point in the Workers Analytics Engine dataset bound as
+//! [`bindings::COUNTS`], and as a JSON line on the console (Workers Logs, Logpush) when no
+//! dataset is bound or `COUNT_LOG_LINES` is `true` ([`LineMode`]).
 //!
 //! Counting never fails or delays what it counts: `writeDataPoint` is synchronous and
 //! fire-and-forget, a missing binding writes no data point, and a failing write is reported
 //! once per isolate and otherwise ignored.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 
 use worker::{console_log, console_warn, AnalyticsEngineDataPointBuilder, Env};
 
 use crate::bindings;
-use crate::count::Count;
+use crate::count::{Count, LineMode};
 
 thread_local! {
     static WRITE_FAILURE_REPORTED: Cell<bool> = const { Cell::new(false) };
+    // Read once per isolate: vars cannot change within one.
+    static LINE_MODE: OnceCell<LineMode> = const { OnceCell::new() };
 }
 
 /// Records one outcome.
 pub fn record(env: &Env, count: &Count) {
-    console_log!("{}", count.to_json());
-    let Ok(dataset) = env.analytics_engine(bindings::COUNTS) else {
+    let dataset = env.analytics_engine(bindings::COUNTS).ok();
+    let mode = LINE_MODE.with(|m| {
+        *m.get_or_init(|| {
+            let var = env
+                .var(bindings::COUNT_LOG_LINES)
+                .ok()
+                .map(|v| v.to_string());
+            LineMode::parse(var.as_deref())
+        })
+    });
+    if mode.writes_lines(dataset.is_some()) {
+        console_log!("{}", count.to_json());
+    }
+    let Some(dataset) = dataset else {
         return;
     };
     let point = count.data_point();

@@ -153,6 +153,39 @@ impl PayloadKind {
     }
 }
 
+/// Whether counts are also written as JSON log lines (`COUNT_LOG_LINES`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineMode {
+    /// Unset (or any other value): lines only when no dataset is bound, so by default each
+    /// count is exported once and costs one write.
+    Auto,
+    /// `true`: lines as well as data points.
+    Always,
+    /// `false`: data points only.
+    Never,
+}
+
+impl LineMode {
+    /// Reads `COUNT_LOG_LINES`. An unknown value counts as unset: counting never refuses to
+    /// run, and a request never fails over it.
+    pub fn parse(var: Option<&str>) -> LineMode {
+        match var.map(str::trim) {
+            Some("true") => LineMode::Always,
+            Some("false") => LineMode::Never,
+            _ => LineMode::Auto,
+        }
+    }
+
+    /// Whether to write the line, given whether a dataset is bound.
+    pub fn writes_lines(self, dataset_bound: bool) -> bool {
+        match self {
+            LineMode::Auto => !dataset_bound,
+            LineMode::Always => true,
+            LineMode::Never => false,
+        }
+    }
+}
+
 /// One counted outcome. As a log line (`"event":"count"`) it carries every field, empty
 /// strings and zeros included, so Logpush and Workers Logs see one fixed schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -381,6 +414,15 @@ mod tests {
         };
         assert_eq!(over.data_point().index, None, "Analytics Engine drops it");
         assert_eq!(over.data_point().blobs[3], long);
+    }
+
+    #[test]
+    fn lines_are_written_when_no_dataset_is_bound_unless_configured() {
+        assert!(LineMode::parse(None).writes_lines(false));
+        assert!(!LineMode::parse(None).writes_lines(true));
+        assert!(!LineMode::parse(Some("yes")).writes_lines(true));
+        assert!(LineMode::parse(Some(" true")).writes_lines(true));
+        assert!(!LineMode::parse(Some("false")).writes_lines(false));
     }
 
     #[test]

@@ -26,6 +26,7 @@ before(async () => {
     originUrl: origin.url,
     dataPoints: "record",
     vars: {
+      COUNT_LOG_LINES: "true", // lines as well as data points, to compare them
       SHOP_ALLOWLIST: SHOP,
       MAX_BODY_BYTES: String(MAX_BODY),
       RETRY_BASE_DELAY_SECS: "1",
@@ -208,8 +209,21 @@ describe("data points", () => {
   });
 });
 
-describe("without a dataset", () => {
-  test("no binding: deliveries are answered as before and counted in log lines only", async () => {
+describe("which export", () => {
+  test("by default a bound dataset gets the data points and no count lines are written", async () => {
+    const quiet = await startEdge({ secrets: TEST_SECRETS, consumers: false, dataPoints: "record" });
+    try {
+      assert.equal((await deliver(quiet.url, fixture("order-1.json"), { id: "quiet-1" })).status, 200);
+      // A count line would be written just before the data point, in the same call.
+      await waitFor("the data point", () => dataPoints(quiet).length > 0);
+      assert.deepEqual(dataPoints(quiet).map((p) => p.blobs.slice(0, 2)), [["accepted", "inline"]]);
+      assert.equal(countLines(quiet).length, 0);
+    } finally {
+      await quiet.mf.dispose();
+    }
+  });
+
+  test("no binding: deliveries are answered as before and counted in log lines", async () => {
     const unbound = await startEdge({ secrets: TEST_SECRETS, consumers: false, dataPoints: "unbound" });
     try {
       assert.equal((await deliver(unbound.url, fixture("order-1.json"), { id: "unbound-1" })).status, 200);
@@ -222,7 +236,12 @@ describe("without a dataset", () => {
   });
 
   test("a binding that is not a dataset fails no request and is reported once", async () => {
-    const wrong = await startEdge({ secrets: TEST_SECRETS, consumers: false, dataPoints: "unbound", vars: { EDGE_COUNTS: "not-a-dataset" } });
+    const wrong = await startEdge({
+      secrets: TEST_SECRETS,
+      consumers: false,
+      dataPoints: "unbound",
+      vars: { EDGE_COUNTS: "not-a-dataset", COUNT_LOG_LINES: "true" },
+    });
     try {
       for (const id of ["wrong-1", "wrong-2"]) assert.equal((await deliver(wrong.url, fixture("order-1.json"), { id })).status, 200);
       await waitFor("both count lines", () => countLines(wrong).length === 2);
