@@ -14,6 +14,13 @@ pub const QUEUE: &str = "WEBHOOKS";
 /// The R2 bucket binding for oversized and parked envelopes.
 pub const BUCKET: &str = "PAYLOADS";
 
+/// The Workers Analytics Engine dataset binding the edge counts into (optional).
+pub const COUNTS: &str = "EDGE_COUNTS";
+
+/// The var that says whether counts are also written as JSON log lines
+/// ([`crate::count::LineMode`]).
+pub const COUNT_LOG_LINES: &str = "COUNT_LOG_LINES";
+
 thread_local! {
     static CONFIG: OnceCell<Rc<EdgeConfig>> = const { OnceCell::new() };
 }

@@ -95,6 +95,9 @@ pub enum ConfigError {
 /// Default body cap: Shopify bodies can exceed 1 MB (a 1,000-line order is ~1.2 MB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// `DEAD_LETTER_QUEUE` when unset: the dead-letter queue in `wrangler.toml`.
+pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "wholesail-webhooks-dlq";
+
 impl EdgeConfig {
     /// Reads the configuration through `lookup`, which returns a binding's text (a var or a
     /// secret) or `None` when it is not bound.
@@ -166,7 +169,7 @@ impl EdgeConfig {
             origin_timeout_ms: number("ORIGIN_TIMEOUT_MS", 15_000)?,
             retry,
             dead_letter_queue: get("DEAD_LETTER_QUEUE")
-                .unwrap_or_else(|| "wholesail-webhooks-dlq".to_owned()),
+                .unwrap_or_else(|| DEFAULT_DEAD_LETTER_QUEUE.to_owned()),
             park_after_attempts: u32::try_from(number("DLQ_PARK_AFTER_ATTEMPTS", 10)?)
                 .unwrap_or(u32::MAX)
                 .max(1),

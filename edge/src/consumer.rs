@@ -20,12 +20,14 @@ use worker::{
     AbortController, Bucket, Date, Delay, Env, Fetch, Headers, Method, Request, RequestInit,
 };
 
+use crate::analytics;
 use crate::batch::{QueueBatch, QueueMessage as Message};
 use crate::bindings;
-use crate::config::EdgeConfig;
+use crate::config::{EdgeConfig, DEFAULT_DEAD_LETTER_QUEUE};
+use crate::count::{Count, Outcome, Reason, Stage};
 use crate::forward::{
-    batch_body, groups, verdicts, webhook_id_of, BatchFailure, Intake, ParkedRecord, Parking,
-    Verdict,
+    batch_body, envelope_head, groups, verdicts, BatchFailure, EnvelopeHead, Intake, ParkedRecord,
+    Parking, Verdict,
 };
 use crate::ingress::log_line;
 use crate::log::{Level, LogLine};
@@ -46,12 +48,45 @@ pub async fn queue(batch: QueueBatch, env: Env, _ctx: JsValue) -> Result<JsValue
 struct Pending {
     message: Message,
     envelope: Box<RawValue>,
-    webhook_id: String,
+    head: EnvelopeHead,
     /// The R2 key of an oversized envelope, deleted once origin confirmed it.
     stored_key: Option<String>,
 }
 
+impl Pending {
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            webhook_id: &self.head.webhook_id,
+            topic: &self.head.topic,
+            shop: &self.head.shop,
+            bytes: self.envelope.get().len(),
+        }
+    }
+}
+
+/// What the logs and counts say about a message: as much as could be read of it.
+struct Subject<'a> {
+    webhook_id: &'a str,
+    topic: &'a str,
+    shop: &'a str,
+    /// The envelope's size.
+    bytes: usize,
+}
+
+impl<'a> Subject<'a> {
+    /// A message known only by its webhook id (a pointer not yet read, an unreadable message).
+    fn id(webhook_id: &'a str, bytes: usize) -> Self {
+        Subject {
+            webhook_id,
+            topic: "",
+            shop: "",
+            bytes,
+        }
+    }
+}
+
 struct Consumer {
+    env: Env,
     cfg: Rc<EdgeConfig>,
     bucket: Bucket,
     queue: String,
@@ -79,8 +114,25 @@ async fn consume(batch: QueueBatch, env: Env) {
                 ..LogLine::default()
             });
             // Without configuration nothing can be decided: deliver again later.
+            let dead_letter_queue = env
+                .var("DEAD_LETTER_QUEUE")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| DEFAULT_DEAD_LETTER_QUEUE.to_owned());
+            let stage = if queue == dead_letter_queue {
+                Stage::DeadLetterQueue
+            } else {
+                Stage::Queue
+            };
             for m in &messages {
                 m.retry_after(60);
+                analytics::record(
+                    &env,
+                    &Count {
+                        stage,
+                        attempts: m.attempts(),
+                        ..Count::intake(Outcome::Retried, Reason::Misconfigured, 0)
+                    },
+                );
             }
             return;
         }
@@ -91,6 +143,7 @@ async fn consume(batch: QueueBatch, env: Env) {
         Intake::Webhooks
     };
     let consumer = Consumer {
+        env,
         cfg,
         bucket,
         queue,
@@ -119,19 +172,20 @@ impl Consumer {
         let text = m.body().as_string().unwrap_or_default();
         match message::parse(&text) {
             Ok(QueueMessage::Inline(envelope)) => {
-                let webhook_id = webhook_id_of(&envelope).unwrap_or_default();
+                let head = envelope_head(&envelope).unwrap_or_default();
                 Some(Pending {
                     message: m,
                     envelope,
-                    webhook_id,
+                    head,
                     stored_key: None,
                 })
             }
             Ok(QueueMessage::Stored(pointer)) => {
+                let subject = Subject::id(pointer.webhook_id.as_str(), pointer.bytes);
                 let object = match self.bucket.get(&pointer.key).execute().await {
                     Ok(o) => o,
                     Err(e) => {
-                        self.retry(&m, pointer.webhook_id.as_str(), &e.to_string());
+                        self.retry(&m, &subject, &e.to_string(), Reason::R2Error);
                         return None;
                     }
                 };
@@ -145,6 +199,7 @@ impl Consumer {
                         pointer.webhook_id.as_str(),
                         None,
                     );
+                    self.count(&m, &subject, self.delivered(), Reason::AlreadyDelivered);
                     m.ack();
                     return None;
                 };
@@ -153,27 +208,33 @@ impl Consumer {
                     None => Ok(String::new()),
                 };
                 match text.map(RawValue::from_string) {
-                    Ok(Ok(envelope)) => Some(Pending {
-                        message: m,
-                        envelope,
-                        webhook_id: pointer.webhook_id.to_string(),
-                        stored_key: Some(pointer.key),
-                    }),
+                    Ok(Ok(envelope)) => {
+                        let head = envelope_head(&envelope).unwrap_or_else(|| EnvelopeHead {
+                            webhook_id: pointer.webhook_id.to_string(),
+                            ..EnvelopeHead::default()
+                        });
+                        Some(Pending {
+                            message: m,
+                            envelope,
+                            head,
+                            stored_key: Some(pointer.key),
+                        })
+                    }
                     Ok(Err(e)) => {
                         let reason = format!("stored envelope is not JSON: {e}");
-                        self.park_raw(&m, pointer.webhook_id.as_str(), &reason, &pointer.key)
-                            .await;
+                        self.park_raw(&m, &subject, &reason, &pointer.key).await;
                         None
                     }
                     Err(e) => {
-                        self.retry(&m, pointer.webhook_id.as_str(), &e.to_string());
+                        self.retry(&m, &subject, &e.to_string(), Reason::R2Error);
                         None
                     }
                 }
             }
             Err(e) => {
                 let reason = format!("unreadable queue message: {e}");
-                self.park_raw(&m, "unknown", &reason, &text).await;
+                self.park_raw(&m, &Subject::id("unknown", text.len()), &reason, &text)
+                    .await;
                 None
             }
         }
@@ -182,7 +243,7 @@ impl Consumer {
     /// Sends one group to origin and settles each of its messages.
     async fn forward(&self, group: Vec<Pending>) {
         let body = batch_body(group.iter().map(|p| p.envelope.as_ref()));
-        let ids: Vec<&str> = group.iter().map(|p| p.webhook_id.as_str()).collect();
+        let ids: Vec<&str> = group.iter().map(|p| p.head.webhook_id.as_str()).collect();
         let outcome = match self.post(&body).await {
             Ok((status, text)) => verdicts(status, &text, &ids),
             Err(failure) => Err(failure),
@@ -204,6 +265,7 @@ impl Consumer {
                 }
             }
             Err(failure) => {
+                let code = Reason::of_failure(&failure);
                 let reason = format!("{}: {failure}", self.intake.path());
                 let status = match failure {
                     BatchFailure::Status(s) => Some(s),
@@ -220,7 +282,7 @@ impl Consumer {
                     ..LogLine::default()
                 });
                 for p in group {
-                    self.undelivered(p, &reason).await;
+                    self.undelivered(p, &reason, code).await;
                 }
             }
         }
@@ -230,8 +292,13 @@ impl Consumer {
     async fn settle(&self, p: Pending, verdict: Verdict) {
         match verdict {
             Verdict::Ack { duplicate } => {
-                let outcome = if duplicate { "duplicate" } else { "accepted" };
-                self.log(Level::Info, outcome, &p.message, &p.webhook_id, None);
+                let (outcome, code) = if duplicate {
+                    ("duplicate", Reason::Duplicate)
+                } else {
+                    ("accepted", Reason::New)
+                };
+                self.log(Level::Info, outcome, &p.message, &p.head.webhook_id, None);
+                self.count(&p.message, &p.subject(), self.delivered(), code);
                 self.finish(p).await;
             }
             Verdict::Reject { reason } => {
@@ -242,20 +309,20 @@ impl Consumer {
 
     /// A message origin did not confirm: retry it, or on the dead-letter queue park it once it
     /// has had every delivery allowed.
-    async fn undelivered(&self, p: Pending, reason: &str) {
+    async fn undelivered(&self, p: Pending, reason: &str, code: Reason) {
         let last = self.intake == Intake::DeadLetters
             && p.message.attempts() >= self.cfg.forward.park_after_attempts;
         if last {
             self.park(p, Parking::Undelivered, reason).await;
         } else {
-            self.retry(&p.message, &p.webhook_id, reason);
+            self.retry(&p.message, &p.subject(), reason, code);
         }
     }
 
     /// Stores the envelope in R2 under the parking prefix with the reason, then acknowledges;
     /// if storing fails, retries instead.
     async fn park(&self, p: Pending, parking: Parking, reason: &str) {
-        let key = parking.key(&p.webhook_id, &p.message.id());
+        let key = parking.key(&p.head.webhook_id, &p.message.id());
         let record = ParkedRecord {
             reason,
             queue: &self.queue,
@@ -270,18 +337,25 @@ impl Consumer {
                     Level::Error,
                     parking.prefix().trim_end_matches('/'),
                     &p.message,
-                    &p.webhook_id,
+                    &p.head.webhook_id,
                     Some(reason),
                 );
+                let code = Reason::of_parking(parking);
+                self.count(&p.message, &p.subject(), Outcome::Parked, code);
                 self.finish(p).await;
             }
-            Err(e) => self.retry(&p.message, &p.webhook_id, &format!("parking failed: {e}")),
+            Err(e) => self.retry(
+                &p.message,
+                &p.subject(),
+                &format!("parking failed: {e}"),
+                Reason::R2Error,
+            ),
         }
     }
 
     /// Parks a message whose envelope could not be read, keeping its text.
-    async fn park_raw(&self, m: &Message, webhook_id: &str, reason: &str, text: &str) {
-        let key = Parking::Unreadable.key(webhook_id, &m.id());
+    async fn park_raw(&self, m: &Message, subject: &Subject<'_>, reason: &str, text: &str) {
+        let key = Parking::Unreadable.key(subject.webhook_id, &m.id());
         let record = ParkedRecord {
             reason,
             queue: &self.queue,
@@ -292,10 +366,12 @@ impl Consumer {
         .to_json();
         match self.bucket.put(&key, record).execute().await {
             Ok(_) => {
+                let webhook_id = subject.webhook_id;
                 self.log(Level::Error, "unreadable", m, webhook_id, Some(reason));
+                self.count(m, subject, Outcome::Parked, Reason::Unreadable);
                 m.ack();
             }
-            Err(e) => self.retry(m, webhook_id, &format!("parking failed: {e}")),
+            Err(e) => self.retry(m, subject, &format!("parking failed: {e}"), Reason::R2Error),
         }
     }
 
@@ -308,7 +384,7 @@ impl Consumer {
                     Level::Warn,
                     "cleanup_failed",
                     &p.message,
-                    &p.webhook_id,
+                    &p.head.webhook_id,
                     Some(&reason),
                 );
             }
@@ -316,7 +392,7 @@ impl Consumer {
         p.message.ack();
     }
 
-    fn retry(&self, m: &Message, webhook_id: &str, reason: &str) {
+    fn retry(&self, m: &Message, subject: &Subject<'_>, reason: &str, code: Reason) {
         let attempts = m.attempts();
         let delay = self
             .cfg
@@ -327,13 +403,43 @@ impl Consumer {
             level: Level::Warn,
             event: "forward",
             outcome: "retry",
-            webhook_id: Some(webhook_id),
+            webhook_id: Some(subject.webhook_id),
             attempts: Some(attempts),
             retry_in_secs: Some(delay),
             reason: Some(reason),
             ..LogLine::default()
         });
+        self.count(m, subject, Outcome::Retried, code);
         m.retry_after(delay);
+    }
+
+    /// What an acknowledged message counts as on this consumer's queue.
+    fn delivered(&self) -> Outcome {
+        match self.intake {
+            Intake::Webhooks => Outcome::Delivered,
+            Intake::DeadLetters => Outcome::DeadLettered,
+        }
+    }
+
+    fn count(&self, m: &Message, subject: &Subject<'_>, outcome: Outcome, reason: Reason) {
+        let stage = match self.intake {
+            Intake::Webhooks => Stage::Queue,
+            Intake::DeadLetters => Stage::DeadLetterQueue,
+        };
+        analytics::record(
+            &self.env,
+            &Count {
+                stage,
+                outcome,
+                reason,
+                topic: subject.topic,
+                shop: subject.shop,
+                payload: None,
+                bytes: subject.bytes,
+                attempts: m.attempts(),
+                webhook_id: subject.webhook_id,
+            },
+        );
     }
 
     fn log(

@@ -69,20 +69,29 @@ pub fn groups(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// The webhook id of a queued envelope (its `meta.webhook_id`), read without materialising
-/// the rest; `None` when the envelope does not have one.
-pub fn webhook_id_of(envelope: &RawValue) -> Option<String> {
+/// What the consumer reads of a queued envelope's `meta` to log and count it.
+#[derive(Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct EnvelopeHead {
+    /// `meta.webhook_id`.
+    pub webhook_id: String,
+    /// `meta.topic`.
+    #[serde(default)]
+    pub topic: String,
+    /// `meta.shop`.
+    #[serde(default)]
+    pub shop: String,
+}
+
+/// The head of a queued envelope, read without materialising the rest; `None` when the
+/// envelope has no webhook id.
+pub fn envelope_head(envelope: &RawValue) -> Option<EnvelopeHead> {
     #[derive(Deserialize)]
     struct Head {
-        meta: Meta,
-    }
-    #[derive(Deserialize)]
-    struct Meta {
-        webhook_id: String,
+        meta: EnvelopeHead,
     }
     serde_json::from_str::<Head>(envelope.get())
         .ok()
-        .map(|h| h.meta.webhook_id)
+        .map(|h| h.meta)
 }
 
 /// What to do with one message after origin answered.
@@ -209,12 +218,19 @@ mod tests {
     }
 
     #[test]
-    fn webhook_id_is_read_from_the_envelope_meta() {
+    fn the_head_is_read_from_the_envelope_meta() {
         let env = raw(
-            r#"{"payload":{"json":{"body":{"meta":1}}},"meta":{"topic":"a/b","webhook_id":"w-9"}}"#,
+            r#"{"payload":{"json":{"body":{"meta":1}}},"meta":{"topic":"a/b","shop":"s.myshopify.com","webhook_id":"w-9"}}"#,
         );
-        assert_eq!(webhook_id_of(&env).as_deref(), Some("w-9"));
-        assert_eq!(webhook_id_of(&raw(r#"{"meta":{}}"#)), None);
+        assert_eq!(
+            envelope_head(&env),
+            Some(EnvelopeHead {
+                webhook_id: "w-9".into(),
+                topic: "a/b".into(),
+                shop: "s.myshopify.com".into(),
+            })
+        );
+        assert_eq!(envelope_head(&raw(r#"{"meta":{}}"#)), None);
     }
 
     #[test]

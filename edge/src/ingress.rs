@@ -15,7 +15,9 @@ use worker::{
     Response, Result,
 };
 
+use crate::analytics;
 use crate::bindings;
+use crate::count::{Count, Outcome, PayloadKind, Reason, Stage};
 use crate::intake::{accept, check_declared_length, Accepted, Refusal};
 use crate::log::{Level, LogLine};
 use crate::message::Placement;
@@ -45,13 +47,19 @@ async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
                 reason: Some(&reason),
                 ..LogLine::default()
             });
+            analytics::record(
+                env,
+                &Count::intake(Outcome::Failed, Reason::Misconfigured, 0),
+            );
             return answer(500, "edge is misconfigured");
         }
     };
     let received_at_ms = Date::now().as_millis() as i64;
     let declared = req.headers().get("content-length")?;
     if let Err(r) = check_declared_length(declared.as_deref(), &cfg.intake) {
-        return refuse(&r, None);
+        // Counted with the size it declared: the body is never read.
+        let declared_bytes = declared.as_deref().and_then(|v| v.trim().parse().ok());
+        return refuse(env, &r, declared_bytes);
     }
     // The body's buffer goes to WebCrypto for the HMAC and the digest; its bytes into wasm for
     // stripping. A declared body that cannot be read whole (shorter than its Content-Length,
@@ -61,7 +69,7 @@ async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
         Some(_) => {
             let buffer = match read_body(&req).await {
                 Ok(buffer) => buffer,
-                Err(e) => return refuse(&Refusal::UnreadableBody(e), None),
+                Err(e) => return refuse(env, &Refusal::UnreadableBody(e), None),
             };
             let body = Uint8Array::new(&buffer).to_vec();
             (buffer, body)
@@ -69,7 +77,7 @@ async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
         // Chunked: counted while it streams, refused as soon as it passes the cap.
         None => match read_capped(&mut req, cfg.intake.max_body_bytes).await? {
             Ok(body) => (Uint8Array::from(body.as_slice()).into(), body),
-            Err(r) => return refuse(&r, None),
+            Err(r) => return refuse(env, &r, None),
         },
     };
     let headers: Vec<(String, String)> = req.headers().entries().collect();
@@ -78,11 +86,16 @@ async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
     let mac = |secret: &[u8]| webcrypto::hmac(secret.to_vec(), buffer.clone(), &body);
     let accepted = match accept(&body, pairs, &cfg.intake, received_at_ms, digest, mac).await {
         Ok(a) => a,
-        Err(r) => return refuse(&r, Some(body.len())),
+        Err(r) => return refuse(env, &r, Some(body.len())),
     };
     match store_and_enqueue(env, &accepted).await {
         Ok(outcome) => {
             log_accepted(&accepted, Level::Info, outcome, 200, None);
+            let reason = match accepted.placement {
+                Placement::Inline(_) => Reason::Inline,
+                Placement::Stored { .. } => Reason::R2,
+            };
+            count_accepted(env, &accepted, Outcome::Accepted, reason);
             Response::from_json(&json!({
                 "status": "queued",
                 "webhook_id": accepted.meta.webhook_id.as_str(),
@@ -97,6 +110,7 @@ async fn webhook(mut req: Request, env: &Env) -> Result<Response> {
                 503,
                 Some(&reason),
             );
+            count_accepted(env, &accepted, Outcome::Failed, Reason::EnqueueFailed);
             answer(503, "could not store the webhook; retry later")
         }
     }
@@ -157,7 +171,7 @@ async fn store_and_enqueue(env: &Env, accepted: &Accepted) -> Result<&'static st
     Ok(outcome)
 }
 
-fn refuse(r: &Refusal, bytes_in: Option<usize>) -> Result<Response> {
+fn refuse(env: &Env, r: &Refusal, bytes_in: Option<usize>) -> Result<Response> {
     let reason = r.reason();
     let outcome = match r {
         Refusal::BodyTooLarge { .. } => "too_large",
@@ -175,7 +189,34 @@ fn refuse(r: &Refusal, bytes_in: Option<usize>) -> Result<Response> {
         reason: Some(&reason),
         ..LogLine::default()
     });
+    let mut count = Count::intake(
+        Outcome::Refused,
+        Reason::of_refusal(r),
+        bytes_in.unwrap_or(0),
+    );
+    // The only refusal after the HMAC checked out whose shop is known.
+    if let Refusal::ShopNotAllowed(shop) = r {
+        count.shop = shop.as_str();
+    }
+    analytics::record(env, &count);
     answer(r.status(), &reason)
+}
+
+fn count_accepted(env: &Env, a: &Accepted, outcome: Outcome, reason: Reason) {
+    analytics::record(
+        env,
+        &Count {
+            stage: Stage::Intake,
+            outcome,
+            reason,
+            topic: a.meta.topic.as_str(),
+            shop: a.meta.shop.as_str(),
+            payload: Some(PayloadKind::of(a.stripping)),
+            bytes: a.bytes_in,
+            attempts: 0,
+            webhook_id: a.meta.webhook_id.as_str(),
+        },
+    );
 }
 
 fn log_accepted(a: &Accepted, level: Level, outcome: &str, status: u16, reason: Option<&str>) {

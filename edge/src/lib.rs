@@ -8,16 +8,18 @@
 //! origin's dead-letter intake.
 //!
 //! The decisions live in plain modules tested on the host ([`config`], [`intake`], [`message`],
-//! [`forward`], [`backoff`], [`log`], [`parked`]); the runtime glue ([`ingress`], [`consumer`],
-//! [`batch`], [`bindings`], [`webcrypto`], [`recovery`]) only moves bytes between them and the
-//! Workers APIs. The `worker` crate links on the host but its calls only work in workerd, where
+//! [`forward`], [`backoff`], [`log`], [`parked`], [`count`]); the runtime glue ([`ingress`],
+//! [`consumer`], [`batch`], [`bindings`], [`webcrypto`], [`recovery`], [`analytics`]) only moves
+//! bytes between them and the Workers APIs. The `worker` crate links on the host but its calls only work in workerd, where
 //! the glue is tested.
 
+pub mod analytics;
 pub mod backoff;
 pub mod batch;
 pub mod bindings;
 pub mod config;
 pub mod consumer;
+pub mod count;
 pub mod forward;
 pub mod ingress;
 pub mod intake;

@@ -41,9 +41,12 @@ export function fixture(name) {
  * consumer settings (per queue name), or `false` runs no consumer (the benchmark measures
  * the acknowledging side only); `script` runs another worker with the same bindings (the
  * JavaScript reference); `keepLogs: false` discards the worker's console, `echoLogs: true`
- * prints it; `port` fixes the listening port (default: a free one).
+ * prints it; `port` fixes the listening port (default: a free one). `dataPoints` is what the
+ * Analytics Engine binding `EDGE_COUNTS` is: `"local"` (wrangler.toml's dataset, Miniflare's
+ * simulator, which keeps nothing), `"record"` (a recorder that prints each data point as a
+ * `data-point {json}` line to the captured console), or `"unbound"` (no binding).
  */
-export async function startEdge({ originUrl, secrets, vars = {}, consumers = {}, script, keepLogs = true, echoLogs = false, port = 0 } = {}) {
+export async function startEdge({ originUrl, secrets, vars = {}, consumers = {}, script, keepLogs = true, echoLogs = false, port = 0, dataPoints = "local" } = {}) {
   for (const required of ["SHOPIFY_SECRET", "EDGE_SIGNING_KEY"]) {
     if (!secrets?.[required]) throw new Error(`startEdge: secrets.${required} is required (tests pass TEST_SECRETS)`);
   }
@@ -51,8 +54,15 @@ export async function startEdge({ originUrl, secrets, vars = {}, consumers = {},
   const logs = [];
   const queueConsumers = consumers === false ? {} : { ...workerOptions.queueConsumers };
   for (const [name, o] of Object.entries(consumers || {})) queueConsumers[name] = { ...queueConsumers[name], ...o };
-  const mf = new Miniflare({
-    ...workerOptions,
+  const { analyticsEngineDatasets = {}, ...edgeOptions } = workerOptions;
+  const datasets = dataPoints === "local" ? analyticsEngineDatasets : {};
+  const recorded = dataPoints === "record" ? analyticsEngineDatasets : {};
+  const edge = {
+    ...edgeOptions,
+    analyticsEngineDatasets: datasets,
+    wrappedBindings: Object.fromEntries(
+      Object.entries(recorded).map(([binding, { dataset }]) => [binding, { scriptName: "data-point-recorder", bindings: { dataset } }]),
+    ),
     name: "wholesail-edge",
     modules: true,
     scriptPath: script ?? join(ROOT, "edge/build/index.js"),
@@ -68,6 +78,11 @@ export async function startEdge({ originUrl, secrets, vars = {}, consumers = {},
       ...vars,
     },
     queueConsumers,
+  };
+  const workers = [edge];
+  if (dataPoints === "record") workers.push({ name: "data-point-recorder", modules: true, script: DATA_POINT_RECORDER });
+  const mf = new Miniflare({
+    workers,
     r2Persist: false,
     cf: false,
     host: "127.0.0.1",
@@ -75,9 +90,13 @@ export async function startEdge({ originUrl, secrets, vars = {}, consumers = {},
     log: new Log(LogLevel.WARN),
     handleRuntimeStdio(stdout, stderr) {
       for (const s of [stdout, stderr]) {
+        let partial = ""; // a line cut between two chunks
         s.on("data", (d) => {
           if (echoLogs) process.stdout.write(d);
-          if (keepLogs) logs.push(...String(d).split("\n").filter(Boolean));
+          if (!keepLogs) return;
+          const lines = (partial + d).split("\n");
+          partial = lines.pop();
+          logs.push(...lines.filter(Boolean));
         });
       }
     },
@@ -85,6 +104,17 @@ export async function startEdge({ originUrl, secrets, vars = {}, consumers = {},
   const url = await mf.ready;
   return { mf, url: url.href.replace(/\/$/, ""), logs };
 }
+
+/** A wrapped binding standing in for an Analytics Engine dataset: prints what it is given. */
+const DATA_POINT_RECORDER = `
+export default function (env) {
+  return {
+    writeDataPoint(point) {
+      console.log("data-point " + JSON.stringify({ dataset: env.dataset, ...point }));
+    },
+  };
+}
+`;
 
 /** Shopify's webhook headers for `body`, signed with `secret`. */
 export function shopifyHeaders(body, { id, topic = "orders/create", shop = SHOP, secret = SHOPIFY_SECRET } = {}) {
