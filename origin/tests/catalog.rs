@@ -184,6 +184,34 @@ async fn small_catalog_resync_loads_exactly_the_export_without_throttling(pool: 
     assert_eq!(out.merged.products.inserted, truth.counts.products);
     assert_eq!(out.merged.variants.inserted, truth.counts.variants);
     assert_eq!(live(&pool).await, expected(&spec));
+    // Every row the run wrote names it.
+    let writers: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT DISTINCT written_by FROM (
+             SELECT written_by FROM products UNION ALL SELECT written_by FROM variants
+             UNION ALL SELECT written_by FROM inventory_levels
+             UNION ALL SELECT written_by FROM catalog_metafields) w",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(writers, [Some(format!("catalog_run:{}", out.run.id))]);
+    // The trace of a SKU resolves it to the run.
+    let sku: String = sqlx::query_scalar("SELECT sku FROM variants WHERE sku IS NOT NULL LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let trace = wholesail_origin::trace::lookup(&pool, None, &sku)
+        .await
+        .unwrap();
+    let traced = serde_json::to_value(&trace.records[0]).unwrap();
+    assert_eq!(
+        traced["writer"],
+        serde_json::json!({"kind": "catalog_run", "id": out.run.id, "reconcile_run": null})
+    );
+    assert_eq!(
+        traced["timeline"].as_array().unwrap().last().unwrap()["what"],
+        "catalog_run"
+    );
     let last = *seen.lock().unwrap().last().unwrap();
     assert_eq!((last.lines, last.bytes), (truth.lines, truth.bytes));
     assert!(

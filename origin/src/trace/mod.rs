@@ -106,13 +106,13 @@ pub struct Record {
     pub written_by: Option<String>,
     /// `written_by` resolved.
     pub writer: Option<Writer>,
-    /// When origin last wrote the row.
+    /// When origin last wrote the row (a variant: its product's row, which guards its set).
     #[serde(with = "time::serde::rfc3339::option")]
     pub applied_at: Option<OffsetDateTime>,
     /// The version (Shopify's `updated_at`) the row holds.
     #[serde(with = "time::serde::rfc3339::option")]
     pub source_updated_at: Option<OffsetDateTime>,
-    /// Set when the record was deleted (a final tombstone).
+    /// Set when the record was deleted (a final tombstone; a variant: its product's).
     #[serde(with = "time::serde::rfc3339::option")]
     pub deleted_at: Option<OffsetDateTime>,
     /// What happened to it, oldest first.
