@@ -8,7 +8,7 @@
 //!   orders), all reaching Shopify through [`shops`]; the [`salesforce`] sync; [`reconcile`]
 //!   (drift found and healed, every run recorded).
 //! - The boundary: [`app`] assembles routes and loops around the [`state`] handlers share; [`auth`] (scoped tokens, audit log) and
-//!   [`http_limits`] guard every route; [`http_error`] is the one error shape; [`http_server`]
+//!   [`http_limits`] guard every route; [`console`] is the operators' web console at `/console`; [`http_error`] is the one error shape; [`http_server`]
 //!   serves; [`ops`] answers probes and metrics; [`config`] and [`pg_tls`] set it up.
 //!
 //! The `origin` binary is the CLI on top.
@@ -18,6 +18,7 @@ pub mod app;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod console;
 pub mod draft_orders;
 pub mod handlers;
 pub mod http_error;
