@@ -140,6 +140,14 @@ pub fn at(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// A time as RFC 3339 with milliseconds (timelines).
+pub fn at_millis(t: OffsetDateTime) -> String {
+    let t = t
+        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
 /// An optional time, or a dash.
 pub fn at_opt(t: Option<OffsetDateTime>) -> String {
     t.map_or_else(|| "–".to_owned(), at)
