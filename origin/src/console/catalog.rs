@@ -57,7 +57,8 @@ impl RunRow {
     }
 }
 
-/// The runs older than `before` (none: the newest), at most `limit`, newest first.
+/// The runs older than `before` (none: the newest), at most `limit`, newest first. The cursor
+/// is always a bound (no `$1 IS NULL OR …`), so every page is an index range, however deep.
 pub async fn page_of(
     pool: &PgPool,
     before: Option<i64>,
@@ -67,7 +68,7 @@ pub async fn page_of(
         RunRow,
         "SELECT id, shop, status, lines_read, bytes_read, file_size, inserted, updated, deleted,
                 error, created_at, finished_at
-         FROM catalog_runs WHERE ($1::int8 IS NULL OR id < $1)
+         FROM catalog_runs WHERE id < coalesce($1::int8, 9223372036854775807)
          ORDER BY id DESC LIMIT $2",
         before,
         limit

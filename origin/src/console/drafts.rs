@@ -43,7 +43,8 @@ pub struct JobRow {
     pub finished_at: Option<OffsetDateTime>,
 }
 
-/// The jobs older than `before` (created_at, id), at most `limit`, newest first.
+/// The jobs older than `before` (created_at, id), at most `limit`, newest first. The first
+/// page's bound is `infinity`, so every page is a range of `draft_order_jobs_created`.
 pub async fn page_of(
     pool: &PgPool,
     before: Option<(OffsetDateTime, &str)>,
@@ -55,7 +56,7 @@ pub async fn page_of(
         "SELECT id, shop, quote_id, company_location_id, status, parts_total, parts_created,
                 error, violations, callback_state, created_at, finished_at
          FROM draft_order_jobs
-         WHERE $1::timestamptz IS NULL OR (created_at, id) < ($1, $2::text)
+         WHERE (created_at, id) < (coalesce($1::timestamptz, 'infinity'), coalesce($2::text, ''))
          ORDER BY created_at DESC, id DESC LIMIT $3",
         at,
         id,

@@ -30,7 +30,8 @@ pub struct BuyerPush {
     pub error: Option<String>,
 }
 
-/// The buyers after `(shop, owner)` (none: from the start), at most `limit`, by shop and GID.
+/// The buyers after `(shop, owner)` (none: from the start), at most `limit`, by shop and GID:
+/// a range of `rules_pushed`'s primary key (the first page's bound is `('', '')`).
 pub async fn page_of(
     pool: &PgPool,
     after: Option<(&str, &str)>,
@@ -43,7 +44,7 @@ pub async fn page_of(
                   min(e.error) AS error
            FROM rules_pushed p
            LEFT JOIN rules_push_errors e ON e.shop = p.shop AND e.company_location = p.owner_id
-           WHERE $1::text IS NULL OR (p.shop, p.owner_id) > ($1, $2::text)
+           WHERE (p.shop, p.owner_id) > (coalesce($1::text, ''), coalesce($2::text, ''))
            GROUP BY p.shop, p.owner_id ORDER BY p.shop, p.owner_id LIMIT $3"#,
         shop,
         owner,
