@@ -101,7 +101,7 @@ fn status(s: &str) -> Markup {
         "canceled" => "warn",
         _ => "",
     };
-    html! { span.badge class=(class) { (s) } }
+    html! { span class={ "badge " (class) } { (s) } }
 }
 
 /// `?before=<id>`.

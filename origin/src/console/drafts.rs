@@ -79,7 +79,7 @@ fn status(s: &str) -> Markup {
         "failed" | "rejected" => "bad",
         _ => "",
     };
-    html! { span.badge class=(class) { (s) } }
+    html! { span class={ "badge " (class) } { (s) } }
 }
 
 /// `GET /console/drafts`.

@@ -68,7 +68,7 @@ fn count(n: i64) -> String {
 }
 
 fn card(label: &str, value: impl std::fmt::Display, class: &str) -> Markup {
-    html! { div.card { div.label { (label) } div.value class=(class) { (value) } } }
+    html! { div.card { div.label { (label) } div class={ "value " (class) } { (value) } } }
 }
 
 /// The SLO table: one row per stage with its objective, target and good ratio so far.

@@ -78,7 +78,7 @@ fn owner_badge(owner: &str) -> Markup {
         "Salesforce" => "warn",
         _ => "",
     };
-    html! { span.badge class=(class) { (owner) } }
+    html! { span class={ "badge " (class) } { (owner) } }
 }
 
 /// `GET /console/ownership`.
