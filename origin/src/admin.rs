@@ -15,6 +15,7 @@
 //! - the catalog routes of [`catalog::admin`] (`/admin/catalog/…`), the rules routes of
 //!   [`crate::rules::api`] and the Salesforce routes of [`crate::salesforce::api`]
 //! - `GET  /admin/audit?actor=&since=&limit=` → the audit log, newest first
+//! - the problems routes of [`crate::problems::api`] (`/admin/problems…`)
 //!
 //! Authentication is the app's [`crate::auth::guard`] layer, not these routes'.
 
@@ -81,6 +82,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: &AppState) -> Router<S> {
         }))
         .merge(crate::salesforce::api::routes(state.pool.clone()))
         .merge(crate::reconcile::api::routes(state.pool.clone()))
+        .merge(crate::trace::api::routes(state.pool.clone()))
+        .merge(crate::problems::api::routes(state.pool.clone()))
 }
 
 /// The listing's header with the number of matching rows (the listing shows at most `limit`).

@@ -163,6 +163,7 @@ pub async fn serve(
     }
     // Installed before the shops' clients, so that their breakers' initial state is exported.
     let metrics = ops::recorder();
+    crate::slo::install(config.slo);
     let shops = Arc::new(config.shops()?);
     let catalog = catalog::Runner::from_url(
         pool.clone(),

@@ -96,6 +96,10 @@ pub struct Config {
     /// subscriptions_mode).
     #[serde(default)]
     pub reconcile: crate::reconcile::Settings,
+    /// End-to-end latency objectives per stage (`[slo.<stage>]`: objective_secs,
+    /// target_ratio).
+    #[serde(default)]
+    pub slo: crate::slo::Settings,
 }
 
 /// Shopify app client secrets: current and, during a rotation, previous.
@@ -306,6 +310,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.slo.validate().map_err(ConfigError::Invalid)?;
         let w = &self.worker;
         if w.batch_size < 1 || w.per_shop < 1 || w.max_attempts < 1 {
             return Err(ConfigError::Invalid(

@@ -6,17 +6,21 @@
 //! - Features: the [`catalog`] resync (bulk export → COPY → merge), the B2B [`rules`] (import,
 //!   compute, push to metafields, validate carts) and [`draft_orders`] (quotes split into draft
 //!   orders), all reaching Shopify through [`shops`]; the [`salesforce`] sync; [`reconcile`]
-//!   (drift found and healed, every run recorded).
+//!   (drift found and healed, every run recorded); [`problems`] is one view over every failure
+//!   that needs a person, with the actions that resolve it.
 //! - The boundary: [`app`] assembles routes and loops around the [`state`] handlers share; [`auth`] (scoped tokens, audit log) and
-//!   [`http_limits`] guard every route; [`console`] is the operators' web console at `/console`; [`http_error`] is the one error shape; [`http_server`]
-//!   serves; [`ops`] answers probes and metrics; [`config`] and [`pg_tls`] set it up.
+//!   [`http_limits`] guard every route; [`console`] is the operators' web console at `/console`;
+//!   [`http_error`] is the one error shape; [`http_server`] serves; [`ops`] answers probes and
+//!   metrics; [`slo`] measures end-to-end latency against the objectives; [`trace`] tells one
+//!   record's story; [`config`] and [`pg_tls`] set it up.
 //!
-//! The `origin` binary is the CLI on top.
+//! The `origin` binary is the CLI on top ([`cli_output`]: its tables and `--json`).
 
 pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod catalog;
+pub mod cli_output;
 pub mod config;
 pub mod console;
 pub mod draft_orders;
@@ -30,9 +34,12 @@ pub mod ops;
 pub mod parked;
 pub mod pg_tls;
 pub mod pipeline;
+pub mod problems;
 pub mod reconcile;
 pub mod rules;
 pub mod salesforce;
 pub mod shop_lock;
 pub mod shops;
+pub mod slo;
 pub mod state;
+pub mod trace;

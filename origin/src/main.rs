@@ -14,6 +14,7 @@
 //! origin [--config origin.toml] parked list|recover|purge --edge-url URL …   (the edge's R2-parked envelopes)
 //! origin [--config origin.toml] tokens create --name N --scope S [--scope S]… [--callback-secret] | list | rotate N [--grace-secs S] [--callback-secret] | revoke N
 //! origin [--config origin.toml] audit list [--actor A] [--limit N]
+//! origin [--config origin.toml] problems list [--kind K] [--shop S] [--include-dismissed] | show ID | replay|retry|create ID [--item I] | link ID --item I --account A | dismiss ID --reason R
 //! ```
 //!
 //! Logs are JSON lines on stderr; command output (listings) is JSON on stdout. Write commands
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use wholesail_origin::app::{self, MIGRATOR};
 use wholesail_origin::auth::audit;
+use wholesail_origin::cli_output;
 use wholesail_origin::config::Config;
 use wholesail_origin::pipeline::dead_letters::{self, Filter, Shelf};
 use wholesail_webhook::ShopDomain;
@@ -85,11 +87,17 @@ enum Command {
     /// Salesforce sync: status, companies waiting for review (link or create), dead letters.
     #[command(subcommand)]
     Salesforce(wholesail_origin::salesforce::cli::SalesforceCommand),
+    /// One record's story: `origin trace <gid | #order name | sku | email>`.
+    Trace(wholesail_origin::trace::cli::TraceArgs),
+    /// Everything that needs a person, grouped: list, show, replay, retry, link, create,
+    /// dismiss (actions audit themselves).
+    #[command(subcommand)]
+    Problems(wholesail_origin::problems::cli::ProblemsCommand),
 }
 
 #[derive(Subcommand)]
 enum DeadLetterCommand {
-    /// List dead letters (JSON lines, oldest first).
+    /// List dead letters, oldest first: a table, or JSON lines with `--json`.
     List {
         #[command(flatten)]
         filter: FilterArgs,
@@ -99,6 +107,9 @@ enum DeadLetterCommand {
         /// List quarantined rows (payloads that are not JSON) instead of dead letters.
         #[arg(long)]
         quarantined: bool,
+        /// JSON lines (oldest first) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Show one inbox row in full (any status), with its payload.
     Show {
@@ -246,6 +257,14 @@ async fn run(command: Command, config: Config) -> Result<()> {
             let pool = app::connect(&config).await?;
             wholesail_origin::salesforce::cli::run(&pool, cmd).await?;
         }
+        Command::Trace(args) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::trace::cli::run(&pool, args).await?;
+        }
+        Command::Problems(cmd) => {
+            let pool = app::connect(&config).await?;
+            wholesail_origin::problems::cli::run(&pool, cmd).await?;
+        }
         Command::DeadLetters(cmd) => {
             let pool = app::connect(&config).await?;
             match cmd {
@@ -253,6 +272,7 @@ async fn run(command: Command, config: Config) -> Result<()> {
                     filter,
                     limit,
                     quarantined,
+                    json,
                 } => {
                     let shelf = if quarantined {
                         Shelf::Quarantined
@@ -261,17 +281,33 @@ async fn run(command: Command, config: Config) -> Result<()> {
                     };
                     let filter: Filter = filter.into();
                     let rows = dead_letters::list(&pool, shelf, &filter, limit).await?;
-                    for row in &rows {
-                        println!("{}", serde_json::to_string(row)?);
-                    }
+                    let lines = rows
+                        .iter()
+                        .map(serde_json::to_string)
+                        .collect::<Result<Vec<_>, _>>()?;
                     let total = dead_letters::count(&pool, shelf, &filter).await?;
-                    if total > rows.len() as i64 {
-                        eprintln!("showing {} of {total}; --limit to see more", rows.len());
-                    }
+                    let table = cli_output::table_of(
+                        serde_json::to_value(&rows)?
+                            .as_array()
+                            .map(Vec::as_slice)
+                            .unwrap_or_default(),
+                        &[
+                            ("ID", "id"),
+                            ("SHOP", "shop"),
+                            ("TOPIC", "topic"),
+                            ("ATTEMPTS", "attempts"),
+                            ("RECEIVED", "inserted_at"),
+                            ("ERROR", "last_error"),
+                        ],
+                    );
+                    let cut = cli_output::cut_notice(rows.len(), total);
+                    cli_output::print(json, &lines, &table, cut);
                 }
                 DeadLetterCommand::Show { id } => match dead_letters::show(&pool, id).await? {
                     Some(row) => println!("{}", serde_json::to_string_pretty(&row)?),
-                    None => bail!("no inbox row with id {id}"),
+                    None => bail!(
+                        "no inbox row {id}; `origin dead-letters list` shows the dead letters"
+                    ),
                 },
                 DeadLetterCommand::Replay {
                     filter,

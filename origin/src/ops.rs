@@ -18,7 +18,11 @@
 //! - `dead_letters_replayed_total` counter;
 //! - `handler_duration_seconds{topic}` histogram;
 //! - `processing_lag_seconds` histogram: intake → applied;
-//! - `event_attempts` histogram: claims an event needed until done.
+//! - `event_attempts` histogram: claims an event needed until done;
+//! - `e2e_latency_seconds{stage}` histogram, `slo_events_total{stage,result}` counter and the
+//!   `slo_objective_seconds{stage}` / `slo_target_ratio{stage}` gauges: see [`crate::slo`].
+//! - `problems_open{kind}` gauge: open problem items per kind (`problems::open_counts`, read
+//!   at scrape time).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -28,7 +32,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
@@ -94,6 +98,11 @@ pub fn recorder() -> PrometheusHandle {
                     30.0, 60.0, 300.0,
                 ])
                 .expect("bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("wholesail_e2e_latency_seconds".into()),
+                    crate::slo::BUCKETS,
+                )
+                .expect("bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (embedding); ours then only renders.
@@ -134,8 +143,8 @@ pub async fn readyz(State(app): State<Ops>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text format, inbox and Salesforce outbox gauges refreshed at
-/// scrape time.
+/// `GET /metrics`: Prometheus text format, inbox, Salesforce outbox and open-problem gauges
+/// refreshed at scrape time.
 pub async fn metrics(State(app): State<Ops>) -> Response {
     match inbox::depth(&app.pool).await {
         Ok(depth) => {
@@ -155,6 +164,15 @@ pub async fn metrics(State(app): State<Ops>) -> Response {
             metrics::gauge!("wholesail_salesforce_outbox_oldest_seconds").set(oldest);
         }
         Err(e) => tracing::warn!(error = %e, "metrics: salesforce outbox depth unavailable"),
+    }
+    match crate::problems::open_counts(&app.pool).await {
+        Ok(counts) => {
+            for (kind, open) in counts {
+                metrics::gauge!("wholesail_problems_open", "kind" => kind.as_str())
+                    .set(open as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: open problems unavailable"),
     }
     app.metrics.run_upkeep();
     (

@@ -341,7 +341,7 @@ async fn the_cli_creates_a_token_that_works_once_printed_and_audits_its_write_co
     let caller = tokens::authenticate(&pool, token).await.unwrap().unwrap();
     assert!(caller.has(Scope::Integrator) && caller.has_callback_secret);
 
-    let listed = origin(&["tokens", "list"]);
+    let listed = origin(&["tokens", "list", "--json"]);
     assert!(
         listed.contains("\"erp\"") && !listed.contains(token),
         "{listed}"
@@ -355,7 +355,7 @@ async fn the_cli_creates_a_token_that_works_once_printed_and_audits_its_write_co
 
     origin(&["dead-letters", "replay", "--all"]);
 
-    let audit = origin(&["audit", "list"]);
+    let audit = origin(&["audit", "list", "--json"]);
     let actions: Vec<(String, String, String)> = audit
         .lines()
         .map(|l| {

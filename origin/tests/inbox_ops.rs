@@ -60,12 +60,26 @@ async fn dead_letter_listings_say_how_many_match(pool: PgPool) {
         row(&pool, &format!("d-{i}"), "dead", None, 0.0).await;
     }
     let url = database_url(&pool);
-    let (out, err) = origin_cli(&url, &["dead-letters", "list", "--limit", "2"]);
+    let (out, err) = origin_cli(&url, &["dead-letters", "list", "--json", "--limit", "2"]);
     assert_eq!(out.lines().count(), 2);
     assert!(err.contains("showing 2 of 3; --limit to see more"), "{err}");
-    let (out, err) = origin_cli(&url, &["dead-letters", "list"]);
+    let (out, err) = origin_cli(&url, &["dead-letters", "list", "--json"]);
     assert_eq!(out.lines().count(), 3);
     assert!(!err.contains("showing"), "{err}");
+    // For people: an aligned table with a header, the same cut notice.
+    let (out, err) = origin_cli(&url, &["dead-letters", "list", "--limit", "2"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("ID  ") && lines[0].contains("TOPIC"),
+        "{out}"
+    );
+    let topic = lines[0].find("TOPIC").unwrap();
+    assert!(
+        lines[1..].iter().all(|l| l[topic..].starts_with("orders/")),
+        "{out}"
+    );
+    assert!(err.contains("showing 2 of 3; --limit to see more"), "{err}");
 
     let addr = serve_routes(pool.clone(), 1 << 20).await;
     let resp = reqwest::Client::new()

@@ -610,6 +610,8 @@ async fn orders_of_one_buyer_in_concurrent_transactions_do_not_wait_on_its_mark(
 async fn orders_consuming_quota_and_stock_changes_mark_buyers_dirty_and_the_push_follows(
     pool: PgPool,
 ) {
+    // The process's recorder, so the push's latency observations can be read back.
+    let metrics = wholesail_origin::ops::recorder();
     catalog(&pool).await;
     rules_sql(&pool).await;
     let sim = simulator().await;
@@ -624,15 +626,26 @@ async fn orders_consuming_quota_and_stock_changes_mark_buyers_dirty_and_the_push
     );
 
     order_of(&pool, 1, 9_100_001, 21, 8).await;
-    let marked: Vec<String> = sqlx::query_scalar("SELECT company_location FROM rules_dirty")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert_eq!(marked, [L1]);
+    let marked: Vec<(String, String)> =
+        sqlx::query_as("SELECT company_location, cause FROM rules_dirty")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(marked, [(L1.to_owned(), "order".to_owned())]);
     let report = scheduler::push_dirty(&pool, &client, &common::domain(SHOP))
         .await
         .unwrap();
     assert_eq!((report.buyers, report.metafields), (1, 1));
+    // The order's quota use became visible at checkout: one order_to_quota observation
+    // (other tests of this binary may add theirs), within the default 120 s.
+    let scrape = metrics.render();
+    let good = r#"wholesail_slo_events_total{stage="order_to_quota",result="good"} "#;
+    assert!(
+        scrape.lines().any(|l| l
+            .strip_prefix(good)
+            .is_some_and(|n| n.parse::<f64>().unwrap() >= 1.0)),
+        "{scrape}"
+    );
     assert_eq!(
         rule(&pushed(&sim, L1).unwrap(), 21).quota_remaining,
         Some(42)
@@ -865,16 +878,35 @@ async fn origin_serve_pushes_edited_rules_after_a_quiet_period(pool: PgPool) {
         (l1.variants()[0].increment, l1.variants()[0].quota_remaining),
         (12, Some(96))
     );
+    // The rule edit reached the buyer's metafields: rule_to_metafield observations, good
+    // against the default 600 s (recorded once the push returned, hence the wait).
+    let scrape = || async {
+        reqwest::Client::new()
+            .get(origin.url("/metrics"))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    common::eventually(
+        Duration::from_secs(10),
+        "rule_to_metafield recorded",
+        || async {
+            scrape()
+                .await
+                .contains(r#"wholesail_slo_events_total{stage="rule_to_metafield",result="good"}"#)
+        },
+    )
+    .await;
     // The shop's breaker state is exported from the start (0: closed).
-    let metrics = reqwest::Client::new()
-        .get(origin.url("/metrics"))
-        .bearer_auth(common::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape().await;
+    assert!(
+        !metrics.contains(r#"wholesail_slo_events_total{stage="rule_to_metafield",result="bad"}"#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(&format!(
             "wholesail_shop_breaker_state{{shop=\"{SHOP}\"}} 0"

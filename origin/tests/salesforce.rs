@@ -25,6 +25,8 @@ use wholesail_origin::shops::{ShopConfig, Shops};
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]
 async fn changes_reach_salesforce_parents_first_by_external_id(pool: PgPool) {
+    // The process's recorder, so the sync's latency observations can be read back.
+    let metrics = wholesail_origin::ops::recorder();
     let sim = simulator().await;
     // Before the shop is connected, nothing is enqueued.
     let (first, company_id) = order_of(7, T1);
@@ -68,6 +70,16 @@ async fn changes_reach_salesforce_parents_first_by_external_id(pool: PgPool) {
     );
 
     drain(&pool, &sim).await;
+    // Applied → Salesforce committed, within the default 300 s (other tests of this binary
+    // may add observations; none of them is slow).
+    let scrape = metrics.render();
+    let good = r#"wholesail_slo_events_total{stage="applied_to_salesforce",result="good"} "#;
+    assert!(
+        scrape.lines().any(|l| l
+            .strip_prefix(good)
+            .is_some_and(|n| n.parse::<f64>().unwrap() >= 4.0)),
+        "{scrape}"
+    );
     assert_eq!(
         outbox_status(&pool).await.get("done"),
         Some(&(3 + products))
@@ -255,7 +267,7 @@ async fn an_ambiguous_company_waits_for_review_and_nothing_is_created(pool: PgPo
     // The operator sees it and links it to the first Account; the next round writes the
     // external id onto that Account and nothing else is created.
     let url = common::database_url(&pool);
-    let (listed, _) = common::origin_cli(&url, &["salesforce", "review"]);
+    let (listed, _) = common::origin_cli(&url, &["salesforce", "review", "--json"]);
     let listed: Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed["review"][0]["name"], json!("Contoso"));
     let chosen = candidates[0]["account"].as_str().unwrap().to_owned();

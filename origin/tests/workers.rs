@@ -265,10 +265,23 @@ async fn failing_event_is_retried_with_growing_delay_then_dead_then_replayed_onc
     assert!(gaps[0] >= 0.3 && gaps[1] >= 0.6, "gaps {gaps:?}");
 
     let cli = |args: &[&str]| common::origin_cli(&url, args).0;
-    let listed = cli(&["dead-letters", "list", "--shop", "p.myshopify.com"]);
+    let listed = cli(&[
+        "dead-letters",
+        "list",
+        "--json",
+        "--shop",
+        "p.myshopify.com",
+    ]);
     let row: Value = serde_json::from_str(listed.lines().next().expect("one dead letter")).unwrap();
     assert_eq!(row["id"], id);
-    assert!(cli(&["dead-letters", "list", "--topic", "products/update"]).is_empty());
+    assert!(cli(&[
+        "dead-letters",
+        "list",
+        "--json",
+        "--topic",
+        "products/update"
+    ])
+    .is_empty());
     let shown: Value =
         serde_json::from_str(&cli(&["dead-letters", "show", &id.to_string()])).unwrap();
     assert_eq!(shown["status"], "dead");

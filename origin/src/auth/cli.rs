@@ -4,6 +4,8 @@
 use clap::Subcommand;
 use sqlx::PgPool;
 
+use crate::cli_output::{self, Table};
+
 use super::audit;
 use super::tokens::{self, TokenError};
 use super::Scope;
@@ -24,8 +26,12 @@ pub enum TokensCommand {
         #[arg(long)]
         callback_secret: bool,
     },
-    /// List tokens (no secrets).
-    List,
+    /// List tokens (no secrets): a table, or JSON lines with `--json`.
+    List {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Give a token a new secret; prints it once.
     Rotate {
         /// The token's name.
@@ -47,8 +53,11 @@ pub enum TokensCommand {
 /// `origin audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Audit rows, newest first, as JSON lines.
+    /// Audit rows, newest first: a table, or JSON lines with `--json`.
     List {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
         /// Only this actor (token name, or `cli`).
         #[arg(long)]
         actor: Option<String>,
@@ -75,10 +84,28 @@ pub enum CliError {
 /// Runs a token command.
 pub async fn tokens(pool: &PgPool, cmd: TokensCommand) -> Result<(), CliError> {
     let (action, target, result) = match cmd {
-        TokensCommand::List => {
-            for t in tokens::list(pool).await? {
-                println!("{}", serde_json::to_string(&t)?);
+        TokensCommand::List { json } => {
+            let listed = tokens::list(pool).await?;
+            let lines = listed
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut table = Table::new(["ID", "NAME", "SCOPES", "CREATED", "STATE"]);
+            for t in &listed {
+                let state = match (t.revoked_at, t.rotated_at) {
+                    (Some(at), _) => format!("revoked {}", cli_output::when(at)),
+                    (None, Some(at)) => format!("rotated {}", cli_output::when(at)),
+                    (None, None) => "active".to_owned(),
+                };
+                table.row([
+                    t.id.to_string(),
+                    t.name.clone(),
+                    t.scopes.join(","),
+                    cli_output::when(t.created_at),
+                    state,
+                ]);
             }
+            cli_output::print(json, &lines, &table, None);
             return Ok(());
         }
         TokensCommand::Create {
@@ -113,14 +140,38 @@ pub async fn tokens(pool: &PgPool, cmd: TokensCommand) -> Result<(), CliError> {
 
 /// Runs an audit command.
 pub async fn audit(pool: &PgPool, cmd: AuditCommand) -> Result<(), CliError> {
-    let AuditCommand::List { actor, limit } = cmd;
+    let AuditCommand::List { json, actor, limit } = cmd;
+    // One more than asked, to tell whether the listing is cut.
     let q = audit::ListQuery {
         actor,
         since: None,
-        limit: Some(limit),
+        limit: Some(limit.saturating_add(1)),
     };
-    for row in audit::list(pool, &q).await? {
-        println!("{}", serde_json::to_string(&row)?);
+    let mut rows = audit::list(pool, &q).await?;
+    let cut = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let lines = rows
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut table = Table::new(["ID", "AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAIL"]);
+    for r in &rows {
+        table.row([
+            r.id.to_string(),
+            cli_output::when(r.at),
+            r.actor.clone(),
+            r.action.clone(),
+            r.target.clone(),
+            r.outcome.clone(),
+            r.detail.clone().unwrap_or_default(),
+        ]);
     }
+    let notice = cut.then(|| {
+        format!(
+            "showing the newest {}, there are more; --limit to see more",
+            cli_output::thousands(rows.len() as i64)
+        )
+    });
+    cli_output::print(json, &lines, &table, notice);
     Ok(())
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! origin catalog resync --shop acme.myshopify.com [--shop-url URL] [--api-version 2026-01] [--poll-secs N]
-//! origin catalog runs [--shop S] [--limit N]
+//! origin catalog runs [--shop S] [--limit N] [--json]
 //! origin catalog show ID
 //! origin catalog cancel ID
 //! ```
@@ -23,6 +23,7 @@ use wholesail_webhook::ShopDomain;
 use super::driver::Take;
 use super::runner::{Outcome, Progress, RunError, Runner, Settings};
 use super::runs;
+use crate::cli_output;
 use crate::pg_tls::{PgConnect, PgTlsError};
 use crate::shops::{ShopError, Shops, DEFAULT_API_VERSION};
 
@@ -32,8 +33,11 @@ pub enum CatalogCommand {
     /// Resync the shop's catalog from a Shopify bulk export; when the shop's run is already
     /// active, watch it to its end (it is driven by its own process).
     Resync(ResyncArgs),
-    /// List recent runs (JSON lines, newest first).
+    /// List recent runs, newest first: a table, or JSON lines with `--json`.
     Runs {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
         /// Only this shop.
         #[arg(long)]
         shop: Option<ShopDomain>,
@@ -95,7 +99,7 @@ pub enum CliError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     /// No such run.
-    #[error("no catalog run {0}")]
+    #[error("no catalog run {0}, or it has already ended; `origin catalog runs` lists them")]
     NotFound(i64),
     /// The database URL cannot be used for the COPY connections.
     #[error(transparent)]
@@ -120,10 +124,30 @@ pub async fn run(
             let outcome = resync(pool, copy, shops, settings, args).await?;
             println!("{}", summary(&outcome));
         }
-        CatalogCommand::Runs { shop, limit } => {
-            for r in runs::list(&pool, shop.as_ref(), limit).await? {
-                println!("{}", serde_json::to_string(&r).unwrap_or_default());
-            }
+        CatalogCommand::Runs { json, shop, limit } => {
+            let listed = runs::list(&pool, shop.as_ref(), limit).await?;
+            let total = runs::count(&pool, shop.as_ref()).await?;
+            let rows: Vec<serde_json::Value> = listed
+                .iter()
+                .map(|r| serde_json::to_value(r).unwrap_or_default())
+                .collect();
+            let lines: Vec<String> = rows.iter().map(ToString::to_string).collect();
+            let table = cli_output::table_of(
+                &rows,
+                &[
+                    ("ID", "id"),
+                    ("SHOP", "shop"),
+                    ("STATUS", "status"),
+                    ("LINES", "lines_read"),
+                    ("INSERTED", "inserted"),
+                    ("UPDATED", "updated"),
+                    ("DELETED", "deleted"),
+                    ("CREATED", "created_at"),
+                    ("ERROR", "error"),
+                ],
+            );
+            let cut = cli_output::cut_notice(listed.len(), total);
+            cli_output::print(json, &lines, &table, cut);
         }
         CatalogCommand::Show { id } => {
             let r = runs::get(&pool, id).await?.ok_or(CliError::NotFound(id))?;

@@ -99,7 +99,13 @@ pub enum MergeError {
     Database(#[from] sqlx::Error),
 }
 
-/// Runs `update` then `insert` (both with `$1` = shop); returns (inserted, updated).
+/// What the rows run `run` merges record in `written_by`: `catalog_run:<id>`.
+pub fn written_by(run: i64) -> String {
+    format!("catalog_run:{run}")
+}
+
+/// Runs `update` then `insert` (both with `$1` = shop, `$2` = the run's `written_by`);
+/// returns (inserted, updated).
 ///
 /// Plain `INSERT … SELECT … WHERE NOT EXISTS` after an `UPDATE … FROM`, not `INSERT … ON
 /// CONFLICT`: speculative insertion made the 1M-variant merge ~2.5× slower (measured). A
@@ -110,14 +116,17 @@ async fn update_then_insert(
     update: &str,
     insert: &str,
     shop: &ShopDomain,
+    written_by: &str,
 ) -> Result<(u64, u64), sqlx::Error> {
     let updated = sqlx::query(update)
         .bind(shop)
+        .bind(written_by)
         .execute(&mut *conn)
         .await?
         .rows_affected();
     let inserted = sqlx::query(insert)
         .bind(shop)
+        .bind(written_by)
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -195,14 +204,15 @@ pub async fn merge(
     if linked.is_some_and(|l| l.mode == crate::reconcile::runs::Mode::Report) {
         return Err(MergeError::ReportOnly);
     }
-    let (products, tombstoned_variants) = products(conn, &sp, shop, snapshot).await?;
-    let mut variants = variants(conn, &sp, &sv, shop, snapshot).await?;
+    let by = written_by(run);
+    let (products, tombstoned_variants) = products(conn, &sp, shop, snapshot, &by).await?;
+    let mut variants = variants(conn, &sp, &sv, shop, snapshot, &by).await?;
     variants.deleted += tombstoned_variants;
     let summary = MergeSummary {
         products,
         variants,
-        inventory_levels: inventory_levels(conn, &sl, shop, snapshot).await?,
-        metafields: metafields(conn, &sm, shop).await?,
+        inventory_levels: inventory_levels(conn, &sl, shop, snapshot, &by).await?,
+        metafields: metafields(conn, &sm, shop, &by).await?,
     };
     Ok((staged, summary))
 }
@@ -214,6 +224,7 @@ async fn products(
     sp: &str,
     shop: &ShopDomain,
     snapshot: OffsetDateTime,
+    written_by: &str,
 ) -> Result<(TableChanges, u64), sqlx::Error> {
     let mut c = TableChanges::default();
     (c.inserted, c.updated) = update_then_insert(
@@ -223,7 +234,7 @@ async fn products(
                  admin_graphql_api_id = s.gid, title = s.title, handle = s.handle,
                  status = s.status, vendor = s.vendor, product_type = s.product_type,
                  tags = s.tags, source_updated_at = s.updated_at, source_digest = NULL,
-                 applied_at = now()
+                 written_by = $2, applied_at = now()
              FROM {sp} s
              WHERE t.shop = $1 AND t.id = s.id AND t.deleted_at IS NULL
                AND (t.source_updated_at IS NULL OR t.source_updated_at <= s.updated_at)
@@ -235,17 +246,19 @@ async fn products(
         ),
         &format!(
             "INSERT INTO products (shop, id, admin_graphql_api_id, title, handle, status,
-                                   vendor, product_type, tags, source_updated_at)
-             SELECT $1, id, gid, title, handle, status, vendor, product_type, tags, updated_at
+                                   vendor, product_type, tags, source_updated_at, written_by)
+             SELECT $1, id, gid, title, handle, status, vendor, product_type, tags, updated_at,
+                    $2
              FROM {sp} s
              WHERE NOT EXISTS (SELECT 1 FROM products t WHERE t.shop = $1 AND t.id = s.id)"
         ),
         shop,
+        written_by,
     )
     .await?;
     let row = sqlx::query(&format!(
         "WITH gone AS (
-             UPDATE products t SET deleted_at = now(), applied_at = now()
+             UPDATE products t SET deleted_at = now(), applied_at = now(), written_by = $3
              WHERE t.shop = $1 AND t.deleted_at IS NULL AND t.source_updated_at <= $2
                AND NOT EXISTS (SELECT 1 FROM {sp} s WHERE s.id = t.id)
              RETURNING t.id),
@@ -256,6 +269,7 @@ async fn products(
     ))
     .bind(shop)
     .bind(snapshot)
+    .bind(written_by)
     .fetch_one(&mut *conn)
     .await?;
     c.deleted = row.get::<i64, _>(0) as u64;
@@ -270,6 +284,7 @@ async fn variants(
     sv: &str,
     shop: &ShopDomain,
     snapshot: OffsetDateTime,
+    written_by: &str,
 ) -> Result<TableChanges, sqlx::Error> {
     let mut c = TableChanges::default();
     let owned = format!(
@@ -283,7 +298,8 @@ async fn variants(
                  product_id = v.product_id, sku = v.sku, barcode = v.barcode,
                  title = v.title, price = v.price::numeric,
                  compare_at_price = v.compare_at_price::numeric, position = v.position,
-                 inventory_item_id = v.inventory_item_id, source_updated_at = v.updated_at
+                 inventory_item_id = v.inventory_item_id, source_updated_at = v.updated_at,
+                 written_by = $2
              FROM {sv} v
              WHERE t.shop = $1 AND t.id = v.id AND v.product_id IN ({owned})
                AND (t.source_updated_at IS NULL OR t.source_updated_at <= v.updated_at)
@@ -297,14 +313,16 @@ async fn variants(
         &format!(
             "INSERT INTO variants (shop, id, product_id, sku, barcode, title, price,
                                    compare_at_price, position, inventory_item_id,
-                                   source_updated_at)
+                                   source_updated_at, written_by)
              SELECT $1, v.id, v.product_id, v.sku, v.barcode, v.title, v.price::numeric,
-                    v.compare_at_price::numeric, v.position, v.inventory_item_id, v.updated_at
+                    v.compare_at_price::numeric, v.position, v.inventory_item_id, v.updated_at,
+                    $2
              FROM {sv} v
              WHERE v.product_id IN ({owned})
                AND NOT EXISTS (SELECT 1 FROM variants t WHERE t.shop = $1 AND t.id = v.id)"
         ),
         shop,
+        written_by,
     )
     .await?;
     c.deleted = sqlx::query(&format!(
@@ -327,6 +345,7 @@ async fn inventory_levels(
     sl: &str,
     shop: &ShopDomain,
     snapshot: OffsetDateTime,
+    written_by: &str,
 ) -> Result<TableChanges, sqlx::Error> {
     let mut c = TableChanges::default();
     (c.inserted, c.updated) = update_then_insert(
@@ -334,7 +353,7 @@ async fn inventory_levels(
         &format!(
             "UPDATE inventory_levels t SET
                  available = l.available, source_updated_at = l.updated_at,
-                 source_digest = 0, applied_at = now()
+                 source_digest = 0, written_by = $2, applied_at = now()
              FROM {sl} l
              WHERE t.shop = $1 AND t.inventory_item_id = l.inventory_item_id
                AND t.location_id = l.location_id
@@ -344,14 +363,15 @@ async fn inventory_levels(
         ),
         &format!(
             "INSERT INTO inventory_levels (shop, inventory_item_id, location_id, available,
-                                           source_updated_at, source_digest)
-             SELECT $1, l.inventory_item_id, l.location_id, l.available, l.updated_at, 0
+                                           source_updated_at, source_digest, written_by)
+             SELECT $1, l.inventory_item_id, l.location_id, l.available, l.updated_at, 0, $2
              FROM {sl} l
              WHERE NOT EXISTS (SELECT 1 FROM inventory_levels t
                                WHERE t.shop = $1 AND t.inventory_item_id = l.inventory_item_id
                                  AND t.location_id = l.location_id)"
         ),
         shop,
+        written_by,
     )
     .await?;
     c.deleted = sqlx::query(&format!(
@@ -375,13 +395,15 @@ async fn metafields(
     conn: &mut PgConnection,
     sm: &str,
     shop: &ShopDomain,
+    written_by: &str,
 ) -> Result<TableChanges, sqlx::Error> {
     let mut c = TableChanges::default();
     (c.inserted, c.updated) = update_then_insert(
         conn,
         &format!(
             "UPDATE catalog_metafields t SET
-                 metafield_id = m.id, type = m.type, value = m.value, applied_at = now()
+                 metafield_id = m.id, type = m.type, value = m.value, written_by = $2,
+                 applied_at = now()
              FROM {sm} m
              WHERE t.shop = $1 AND t.owner_type = m.owner_type AND t.owner_id = m.owner_id
                AND t.namespace = m.namespace AND t.key = m.key
@@ -389,8 +411,9 @@ async fn metafields(
         ),
         &format!(
             "INSERT INTO catalog_metafields (shop, owner_type, owner_id, namespace, key,
-                                             metafield_id, type, value)
-             SELECT $1, m.owner_type, m.owner_id, m.namespace, m.key, m.id, m.type, m.value
+                                             metafield_id, type, value, written_by)
+             SELECT $1, m.owner_type, m.owner_id, m.namespace, m.key, m.id, m.type, m.value,
+                    $2
              FROM {sm} m
              WHERE NOT EXISTS (SELECT 1 FROM catalog_metafields t
                                WHERE t.shop = $1 AND t.owner_type = m.owner_type
@@ -398,6 +421,7 @@ async fn metafields(
                                  AND t.key = m.key)"
         ),
         shop,
+        written_by,
     )
     .await?;
     c.deleted = sqlx::query(&format!(

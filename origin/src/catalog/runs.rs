@@ -152,6 +152,16 @@ pub async fn list(
     select(pool, which).await
 }
 
+/// How many runs there are, of `shop` or of every shop.
+pub async fn count(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM catalog_runs WHERE ($1::text IS NULL OR shop = $1)"#,
+        shop.map(ShopDomain::as_str),
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// The active run of `shop` (at most one, by the partial unique index).
 pub async fn active(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Run>, sqlx::Error> {
     let which = Which {

@@ -706,3 +706,33 @@ pub async fn status(pool: &PgPool, job: &str) -> Result<Option<JobStatus>, sqlx:
         finished_at: j.finished_at,
     }))
 }
+
+/// Puts failed jobs of `shop` back to processing (attempts and error reset, due now, callback
+/// owed again when it ends) and wakes the job loop; a planned job resumes its parts (a part
+/// whose create was sent is looked up by its tag first). Returns the ids retried; jobs that are
+/// not failed are left alone.
+pub async fn retry_failed(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    ids: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let retried = sqlx::query_scalar!(
+        "UPDATE draft_order_jobs
+         SET status = 'processing', attempts = 0, error = NULL, finished_at = NULL,
+             run_at = now(), callback_state = 'none', updated_at = now()
+         WHERE shop = $1 AND id = ANY($2) AND status = 'failed'
+         RETURNING id",
+        shop.as_str(),
+        ids
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &retried {
+        sqlx::query!("SELECT 1 AS notified FROM pg_notify($1, $2)", CHANNEL, id)
+            .fetch_one(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(retried)
+}

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use sqlx::PgConnection;
 
-use super::{parse, HandlerError, InboxEvent, Outcome};
+use super::{parse, HandlerError, InboxEvent, Verdict};
 
 /// The fields the handler reads.
 #[derive(Deserialize)]
@@ -20,9 +20,11 @@ struct Finished<'a> {
 pub(super) async fn finished(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let body: Finished = parse(event)?;
     let run =
         crate::catalog::bulk_finished(&mut *conn, &event.shop, body.admin_graphql_api_id).await?;
-    Ok(Outcome::from_won(run.is_some()))
+    Ok(Verdict::from_won(run.is_some(), || {
+        "no catalog run of this shop waits for this bulk operation".into()
+    }))
 }

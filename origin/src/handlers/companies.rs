@@ -7,8 +7,8 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::version::{Version, NEWER};
-use super::{parse, Address, DeletedByGid, HandlerError, InboxEvent, Outcome};
+use super::version::{self, Key, Version, NEWER};
+use super::{parse, Address, DeletedByGid, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct Company {
@@ -48,8 +48,8 @@ static UPSERT_COMPANY: LazyLock<String> = LazyLock::new(|| {
         "INSERT INTO companies AS t (shop, admin_graphql_api_id, name, external_id, note,
                                      customer_since, created_at,
                                      main_contact_admin_graphql_api_id, source_updated_at,
-                                     source_digest)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                     source_digest, written_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (shop, admin_graphql_api_id) DO UPDATE SET
              name = EXCLUDED.name,
              external_id = EXCLUDED.external_id,
@@ -59,6 +59,7 @@ static UPSERT_COMPANY: LazyLock<String> = LazyLock::new(|| {
              main_contact_admin_graphql_api_id = EXCLUDED.main_contact_admin_graphql_api_id,
              source_updated_at = EXCLUDED.source_updated_at,
              source_digest = EXCLUDED.source_digest,
+             written_by = EXCLUDED.written_by,
              applied_at = now()
          WHERE t.deleted_at IS NULL AND {NEWER}"
     )
@@ -70,8 +71,9 @@ static UPSERT_LOCATION: LazyLock<String> = LazyLock::new(|| {
                                              company_admin_graphql_api_id, name, external_id,
                                              created_at, shipping_country_code,
                                              shipping_province_code, shipping_zip,
-                                             shipping_city, source_updated_at, source_digest)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                             shipping_city, source_updated_at, source_digest,
+                                             written_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (shop, admin_graphql_api_id) DO UPDATE SET
              company_admin_graphql_api_id = EXCLUDED.company_admin_graphql_api_id,
              name = EXCLUDED.name,
@@ -83,6 +85,7 @@ static UPSERT_LOCATION: LazyLock<String> = LazyLock::new(|| {
              shipping_city = EXCLUDED.shipping_city,
              source_updated_at = EXCLUDED.source_updated_at,
              source_digest = EXCLUDED.source_digest,
+             written_by = EXCLUDED.written_by,
              applied_at = now()
          WHERE t.deleted_at IS NULL AND {NEWER}"
     )
@@ -92,12 +95,12 @@ static UPSERT_LOCATION: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn upsert_company(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let c: Company = parse(event)?;
     let version = Version::of(c.updated_at, &event.payload);
     let written = sqlx::query(UPSERT_COMPANY.as_str())
         .bind(&event.shop)
-        .bind(c.admin_graphql_api_id)
+        .bind(&c.admin_graphql_api_id)
         .bind(c.name)
         .bind(c.external_id)
         .bind(c.note)
@@ -106,23 +109,25 @@ pub(super) async fn upsert_company(
         .bind(c.main_contact_admin_graphql_api_id)
         .bind(version.updated_at)
         .bind(version.digest)
-        .execute(conn)
+        .bind(event.written_by())
+        .execute(&mut *conn)
         .await?
         .rows_affected();
-    Ok(Outcome::from_won(written > 0))
+    let key = Key::Gid("companies", &c.admin_graphql_api_id);
+    Ok(version::outcome(conn, &event.shop, key, &version, written > 0).await?)
 }
 
 /// Upserts the company location when its version is newer.
 pub(super) async fn upsert_location(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let l: CompanyLocation = parse(event)?;
     let version = Version::of(l.updated_at, &event.payload);
     let address = l.shipping_address.unwrap_or_default();
     let written = sqlx::query(UPSERT_LOCATION.as_str())
         .bind(&event.shop)
-        .bind(l.admin_graphql_api_id)
+        .bind(&l.admin_graphql_api_id)
         .bind(l.company.and_then(|c| c.admin_graphql_api_id))
         .bind(l.name)
         .bind(l.external_id)
@@ -133,10 +138,12 @@ pub(super) async fn upsert_location(
         .bind(address.city)
         .bind(version.updated_at)
         .bind(version.digest)
-        .execute(conn)
+        .bind(event.written_by())
+        .execute(&mut *conn)
         .await?
         .rows_affected();
-    Ok(Outcome::from_won(written > 0))
+    let key = Key::Gid("company_locations", &l.admin_graphql_api_id);
+    Ok(version::outcome(conn, &event.shop, key, &version, written > 0).await?)
 }
 
 /// `companies/delete`: a final tombstone. The company's locations get their own
@@ -144,7 +151,7 @@ pub(super) async fn upsert_location(
 pub(super) async fn delete_company(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     tombstone(conn, event, "companies").await
 }
 
@@ -152,7 +159,7 @@ pub(super) async fn delete_company(
 pub(super) async fn delete_location(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     tombstone(conn, event, "company_locations").await
 }
 
@@ -161,19 +168,22 @@ async fn tombstone(
     conn: &mut PgConnection,
     event: &InboxEvent,
     table: &'static str,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let deleted: DeletedByGid = parse(event)?;
     let sql = format!(
-        "INSERT INTO {table} AS t (shop, admin_graphql_api_id, deleted_at) VALUES ($1, $2, now())
+        "INSERT INTO {table} AS t (shop, admin_graphql_api_id, deleted_at, written_by)
+         VALUES ($1, $2, now(), $3)
          ON CONFLICT (shop, admin_graphql_api_id) DO UPDATE SET deleted_at = now(),
-                                                                applied_at = now()
+                                                                applied_at = now(),
+                                                                written_by = $3
          WHERE t.deleted_at IS NULL"
     );
     let written = sqlx::query(&sql)
         .bind(&event.shop)
         .bind(deleted.admin_graphql_api_id)
+        .bind(event.written_by())
         .execute(conn)
         .await?
         .rows_affected();
-    Ok(Outcome::from_won(written > 0))
+    Ok(Verdict::from_won(written > 0, || "already deleted".into()))
 }

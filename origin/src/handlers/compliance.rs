@@ -1,6 +1,6 @@
 //! The mandatory compliance topics. Each records what it did in `compliance_audit` (ids and
 //! counts only, never the personal data), one row per request: every delivery of the same
-//! payload (several subscriptions, replays) after the first reports [`Outcome::Stale`].
+//! payload (several subscriptions, replays) after the first reports [`Verdict::Stale`].
 //! The payload's `shop_domain`, when present, must be the delivering shop, so a confused
 //! payload can never touch another shop's rows.
 //!
@@ -28,7 +28,7 @@ use sqlx::PgConnection;
 
 use super::personal_data;
 use super::version::digest;
-use super::{invalid, parse, HandlerError, InboxEvent, Outcome};
+use super::{invalid, parse, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct CustomerIds {
@@ -124,7 +124,7 @@ pub(super) async fn record(
 pub(super) async fn data_request(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let req: DataRequest = parse(event)?;
     check_shop(event, req.shop_domain.as_deref())?;
     let held = sqlx::query_scalar!(
@@ -155,8 +155,9 @@ pub(super) async fn data_request(
         "held": held,
     });
     let subject = format!("customer:{}", req.customer.id);
-    Ok(Outcome::from_won(
+    Ok(Verdict::from_won(
         record(conn, event, &subject, details).await?,
+        || "this request was already carried out".into(),
     ))
 }
 
@@ -164,7 +165,7 @@ pub(super) async fn data_request(
 pub(super) async fn redact_customer(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let req: CustomerRedact = parse(event)?;
     check_shop(event, req.shop_domain.as_deref())?;
     // Every email we know the customer by, read before the rows below are erased.
@@ -191,16 +192,17 @@ pub(super) async fn redact_customer(
     .await?;
     let redacted = sqlx::query!(
         r#"WITH c AS (
-             INSERT INTO customers AS t (shop, id, redacted_at) VALUES ($1, $2, now())
+             INSERT INTO customers AS t (shop, id, redacted_at, written_by)
+             VALUES ($1, $2, now(), $4)
              ON CONFLICT (shop, id) DO UPDATE SET
                  email = NULL, first_name = NULL, last_name = NULL, phone = NULL,
-                 redacted_at = now(), applied_at = now()
+                 redacted_at = now(), applied_at = now(), written_by = $4
              WHERE t.redacted_at IS NULL
              RETURNING 1
          ),
          o AS (
              UPDATE orders SET email = NULL, shipping_zip = NULL, shipping_city = NULL,
-                               redacted_at = now(), applied_at = now()
+                               redacted_at = now(), applied_at = now(), written_by = $4
              WHERE shop = $1 AND (customer_id = $2 OR id = ANY($3)) AND redacted_at IS NULL
              RETURNING id
          )
@@ -209,6 +211,7 @@ pub(super) async fn redact_customer(
         event.shop.as_str(),
         req.customer.id,
         &req.orders_to_redact,
+        event.written_by(),
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -221,8 +224,9 @@ pub(super) async fn redact_customer(
         "elsewhere": elsewhere,
     });
     let subject = format!("customer:{}", req.customer.id);
-    Ok(Outcome::from_won(
+    Ok(Verdict::from_won(
         record(conn, event, &subject, details).await?,
+        || "this request was already carried out".into(),
     ))
 }
 
@@ -230,7 +234,7 @@ pub(super) async fn redact_customer(
 pub(super) async fn redact_shop(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let req: ShopRedact = parse(event)?;
     check_shop(event, req.shop_domain.as_deref())?;
     // One statement per table, parents before children: each statement's snapshot is taken
@@ -246,14 +250,15 @@ pub(super) async fn redact_shop(
         deleted.insert(table.to_owned(), rows.into());
     }
     sqlx::query!(
-        "INSERT INTO shops AS t (shop, shopify_id, uninstalled_at, redacted_at)
-         VALUES ($1, $2, now(), now())
+        "INSERT INTO shops AS t (shop, shopify_id, uninstalled_at, redacted_at, written_by)
+         VALUES ($1, $2, now(), now(), $3)
          ON CONFLICT (shop) DO UPDATE SET
              uninstalled_at = coalesce(t.uninstalled_at, now()),
              redacted_at = coalesce(t.redacted_at, now()),
-             applied_at = now()",
+             applied_at = now(), written_by = $3",
         event.shop.as_str(),
         req.shop_id,
+        event.written_by(),
     )
     .execute(&mut *conn)
     .await?;
@@ -267,7 +272,8 @@ pub(super) async fn redact_shop(
         Some(id) => format!("shop:{id}"),
         None => format!("shop:{}", event.shop),
     };
-    Ok(Outcome::from_won(
+    Ok(Verdict::from_won(
         record(conn, event, &subject, details).await?,
+        || "this request was already carried out".into(),
     ))
 }

@@ -10,8 +10,8 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::tombstone;
-use super::version::{Version, NEWER};
-use super::{parse, HandlerError, InboxEvent, Outcome};
+use super::version::{self, Key, Version, NEWER};
+use super::{parse, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct Customer {
@@ -34,8 +34,8 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO customers AS t (shop, id, admin_graphql_api_id, email, first_name,
                                      last_name, phone, state, tags, tax_exempt, created_at,
-                                     source_updated_at, source_digest)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                     source_updated_at, source_digest, written_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (shop, id) DO UPDATE SET
              admin_graphql_api_id = EXCLUDED.admin_graphql_api_id,
              email = CASE WHEN t.redacted_at IS NULL THEN EXCLUDED.email END,
@@ -48,6 +48,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
              created_at = EXCLUDED.created_at,
              source_updated_at = EXCLUDED.source_updated_at,
              source_digest = EXCLUDED.source_digest,
+             written_by = EXCLUDED.written_by,
              applied_at = now()
          WHERE t.deleted_at IS NULL AND {NEWER}"
     )
@@ -57,7 +58,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let c: Customer = parse(event)?;
     let version = Version::of(c.updated_at, &event.payload);
     let written = sqlx::query(UPSERT.as_str())
@@ -74,10 +75,12 @@ pub(super) async fn upsert(
         .bind(c.created_at)
         .bind(version.updated_at)
         .bind(version.digest)
-        .execute(conn)
+        .bind(event.written_by())
+        .execute(&mut *conn)
         .await?
         .rows_affected();
-    Ok(Outcome::from_won(written > 0))
+    let key = Key::Id("customers", c.id);
+    Ok(version::outcome(conn, &event.shop, key, &version, written > 0).await?)
 }
 
 /// `customers/delete`: a final tombstone (the personal data goes with `customers/redact`,
@@ -85,6 +88,6 @@ pub(super) async fn upsert(
 pub(super) async fn delete(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     tombstone::write(conn, event, "customers", None).await
 }

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::version::{Version, NEWER};
-use super::{parse, HandlerError, InboxEvent, Outcome};
+use super::version::{self, Key, Version, NEWER};
+use super::{parse, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct InventoryLevel {
@@ -24,12 +24,13 @@ struct InventoryLevel {
 static UPSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO inventory_levels AS t (shop, inventory_item_id, location_id, available,
-                                            source_updated_at, source_digest)
-         VALUES ($1, $2, $3, $4, $5, $6)
+                                            source_updated_at, source_digest, written_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (shop, inventory_item_id, location_id) DO UPDATE SET
              available = EXCLUDED.available,
              source_updated_at = EXCLUDED.source_updated_at,
              source_digest = EXCLUDED.source_digest,
+             written_by = EXCLUDED.written_by,
              applied_at = now()
          WHERE {NEWER}"
     )
@@ -39,7 +40,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let level: InventoryLevel = parse(event)?;
     let version = Version::of(level.updated_at, &event.payload);
     let written = sqlx::query(UPSERT.as_str())
@@ -49,10 +50,12 @@ pub(super) async fn upsert(
         .bind(level.available)
         .bind(version.updated_at)
         .bind(version.digest)
-        .execute(conn)
+        .bind(event.written_by())
+        .execute(&mut *conn)
         .await?
         .rows_affected();
-    Ok(Outcome::from_won(written > 0))
+    let key = Key::Level(level.inventory_item_id, level.location_id);
+    Ok(version::outcome(conn, &event.shop, key, &version, written > 0).await?)
 }
 
 /// An `inventory_levels/disconnect` payload: the pair only, no `updated_at`.
@@ -70,7 +73,7 @@ struct Disconnected {
 pub(super) async fn disconnect(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let level: Disconnected = parse(event)?;
     let removed = sqlx::query!(
         "DELETE FROM inventory_levels
@@ -86,5 +89,7 @@ pub(super) async fn disconnect(
     .execute(conn)
     .await?
     .rows_affected();
-    Ok(Outcome::from_won(removed > 0))
+    Ok(Verdict::from_won(removed > 0, || {
+        "no level, or the level holds a version newer than the disconnect".into()
+    }))
 }

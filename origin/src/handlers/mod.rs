@@ -8,7 +8,8 @@
 //!
 //! Out-of-order delivery is the norm, so every write is guarded by the payload's version
 //! ([`version::Version`]: `updated_at` plus a digest of the payload): an older version, or a
-//! redelivery of the same one, changes nothing and reports [`Outcome::Stale`]. Deletes are
+//! redelivery of the same one, changes nothing and reports [`Outcome::Stale`] (with why:
+//! [`Verdict`], what [`apply_explained`] returns and the worker stores). Deletes are
 //! final tombstones. The rules per table are in `README.md` next to this file.
 //!
 //! Once a shop is redacted (`shop/redact`), events for it are not applied ([`Outcome::Stale`])
@@ -52,6 +53,13 @@ pub struct InboxEvent {
     pub payload: String,
 }
 
+impl InboxEvent {
+    /// What the rows this event writes record in `written_by`: `inbox:<id>`.
+    pub fn written_by(&self) -> String {
+        format!("inbox:{}", self.id)
+    }
+}
+
 /// Why a handler could not apply an event.
 #[derive(Debug, Error)]
 pub enum HandlerError {
@@ -82,18 +90,67 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// `Applied` when a guarded write reported that it won, `Stale` otherwise.
-    fn from_won(won: bool) -> Outcome {
-        if won {
-            Outcome::Applied
-        } else {
-            Outcome::Stale
+    /// The stored name (`inbox.outcome`): `applied`, `stale` or `ignored`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Stale => "stale",
+            Outcome::Ignored => "ignored",
         }
     }
 }
 
-/// Applies `event` to the operational tables on `conn` (inside the caller's transaction).
+/// An [`Outcome`] with why nothing changed, as the worker stores it on the inbox row
+/// (`outcome`, `outcome_reason`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// See [`Outcome::Applied`].
+    Applied,
+    /// See [`Outcome::Stale`]; the text says which case, e.g. "older than stored updated_at …".
+    Stale(String),
+    /// See [`Outcome::Ignored`].
+    Ignored,
+}
+
+impl Verdict {
+    /// `Applied` when a guarded write reported that it won, `Stale` with `why` otherwise.
+    fn from_won(won: bool, why: impl FnOnce() -> String) -> Verdict {
+        if won {
+            Verdict::Applied
+        } else {
+            Verdict::Stale(why())
+        }
+    }
+
+    /// The outcome without its reason.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Verdict::Applied => Outcome::Applied,
+            Verdict::Stale(_) => Outcome::Stale,
+            Verdict::Ignored => Outcome::Ignored,
+        }
+    }
+
+    /// Why nothing changed (stale events only).
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Verdict::Stale(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+/// Applies `event` like [`apply_explained`], without the reason.
 pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcome, HandlerError> {
+    apply_explained(conn, event).await.map(|v| v.outcome())
+}
+
+/// Applies `event` to the operational tables on `conn` (inside the caller's transaction) and
+/// says what it did, and why when nothing changed.
+pub async fn apply_explained(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+) -> Result<Verdict, HandlerError> {
     use KnownTopic as T;
     let topic = KnownTopic::parse(&event.topic);
     // `shop/redact` waits for the shop's events in flight; every other event waits for a
@@ -104,7 +161,7 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
         crate::shop_lock::shared(conn, &event.shop).await?;
     }
     let Some(topic) = topic else {
-        return Ok(Outcome::Ignored);
+        return Ok(Verdict::Ignored);
     };
     // Compliance and shop topics act on redacted and uninstalled shops too.
     let on_redacted_shops = matches!(
@@ -115,7 +172,7 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
         && crate::shop_lock::is_redacted(conn, &event.shop).await?
         && !shop::reinstalled(conn, event).await?
     {
-        return Ok(Outcome::Stale);
+        return Ok(Verdict::Stale("the shop is redacted (shop/redact)".into()));
     }
     // Exhaustive: a new topic in `KnownTopic` does not compile until it has a handler here.
     let outcome = match topic {
@@ -124,7 +181,7 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
         T::ShopRedact => compliance::redact_shop(conn, event).await,
         T::AppUninstalled => shop::uninstalled(conn, event).await,
         T::ShopUpdate => shop::update(conn, event).await,
-        T::CollectionsDelete | T::LocationsDelete | T::InventoryItemsDelete => Ok(Outcome::Ignored),
+        T::CollectionsDelete | T::LocationsDelete | T::InventoryItemsDelete => Ok(Verdict::Ignored),
         T::OrdersCreate
         | T::OrdersUpdated
         | T::OrdersPaid
@@ -150,7 +207,7 @@ pub async fn apply(conn: &mut PgConnection, event: &InboxEvent) -> Result<Outcom
         }
         T::CompanyLocationsDelete => companies::delete_location(conn, event).await,
     }?;
-    if outcome == Outcome::Applied {
+    if outcome == Verdict::Applied {
         // The change and the promise to send it to Salesforce commit together.
         crate::salesforce::outbox::enqueue(conn, event, topic).await?;
     }

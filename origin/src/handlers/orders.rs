@@ -19,8 +19,8 @@ use wholesail_webhook::ShopDomain;
 
 use super::money::Money;
 use super::tombstone::{self, Children};
-use super::version::{Version, NEWER};
-use super::{invalid, parse, Address, HandlerError, InboxEvent, Outcome};
+use super::version::{self, Key, Version, NEWER};
+use super::{invalid, parse, Address, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct Order {
@@ -145,7 +145,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
              total_price, subtotal_price, total_tax, total_discounts, shipping_price,
              taxes_included, tags, po_number, source_name, test, shipping_country_code,
              shipping_province_code, shipping_zip, shipping_city, line_count,
-             source_updated_at, source_digest)
+             source_updated_at, source_digest, written_by)
          SELECT $1, $2, $3, $4, $5, CASE WHEN r.yes THEN NULL ELSE $6 END, $7,
              $8, $9, $10, $11, $12,
              $13, $14, $15, $16, $17,
@@ -154,7 +154,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
              $23, $24, $25, $26, $27, $28,
              $29, CASE WHEN r.yes THEN NULL ELSE $30 END, CASE WHEN r.yes THEN NULL ELSE $31 END,
              $34,
-             $32, $33
+             $32, $33, $35
          FROM redacted r
          ON CONFLICT (shop, id) DO UPDATE SET
              admin_graphql_api_id = EXCLUDED.admin_graphql_api_id,
@@ -189,6 +189,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
              line_count = EXCLUDED.line_count,
              source_updated_at = EXCLUDED.source_updated_at,
              source_digest = EXCLUDED.source_digest,
+             written_by = EXCLUDED.written_by,
              applied_at = now()
          WHERE t.deleted_at IS NULL AND {NEWER}
          RETURNING (t.xmax = 0) AS inserted
@@ -201,7 +202,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let order: Order = parse(event)?;
     let version = Version::of(order.updated_at, &event.payload);
     let lines = Lines::from_items(event, order.line_items)?;
@@ -250,14 +251,19 @@ pub(super) async fn upsert(
         .bind(version.updated_at)
         .bind(version.digest)
         .bind(line_count)
+        .bind(event.written_by())
         .fetch_one(&mut *conn)
         .await?;
+    let by = event.written_by();
     match won {
-        None => return Ok(Outcome::Stale),
-        Some(true) => insert_lines(conn, &event.shop, order_id, &lines).await?,
-        Some(false) => replace_lines(conn, &event.shop, order_id, &lines).await?,
+        None => {
+            let key = Key::Id("orders", order_id);
+            return Ok(version::outcome(conn, &event.shop, key, &version, false).await?);
+        }
+        Some(true) => insert_lines(conn, &event.shop, order_id, &lines, &by).await?,
+        Some(false) => replace_lines(conn, &event.shop, order_id, &lines, &by).await?,
     }
-    Ok(Outcome::Applied)
+    Ok(Verdict::Applied)
 }
 
 /// The lines of a new order: nothing to delete and nothing to conflict with (lines are only
@@ -267,12 +273,14 @@ async fn insert_lines(
     shop: &ShopDomain,
     order_id: i64,
     lines: &Lines,
+    written_by: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO order_lines (shop, order_id, id, position, variant_id, product_id, sku,
-                                  quantity, current_quantity, price, total_discount)
+                                  quantity, current_quantity, price, total_discount,
+                                  written_by)
          SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
-                l.current_quantity, l.price, l.total_discount
+                l.current_quantity, l.price, l.total_discount, $11
          FROM unnest($3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[], $8::int4[],
                      $9::text[]::numeric[], $10::text[]::numeric[])
               WITH ORDINALITY
@@ -288,6 +296,7 @@ async fn insert_lines(
         &lines.current_quantity as _,
         &lines.price,
         &lines.total_discount as _,
+        written_by,
     )
     .execute(conn)
     .await?;
@@ -302,6 +311,7 @@ async fn replace_lines(
     shop: &ShopDomain,
     order_id: i64,
     lines: &Lines,
+    written_by: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "WITH input AS (
@@ -316,9 +326,10 @@ async fn replace_lines(
              WHERE d.shop = $1 AND d.order_id = $2 AND d.id <> ALL($3::int8[])
          )
          INSERT INTO order_lines AS t (shop, order_id, id, position, variant_id, product_id, sku,
-                                       quantity, current_quantity, price, total_discount)
+                                       quantity, current_quantity, price, total_discount,
+                                       written_by)
          SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
-                l.current_quantity, l.price, l.total_discount
+                l.current_quantity, l.price, l.total_discount, $11
          FROM input l
          ON CONFLICT (shop, order_id, id) DO UPDATE SET
              position = EXCLUDED.position,
@@ -328,7 +339,8 @@ async fn replace_lines(
              quantity = EXCLUDED.quantity,
              current_quantity = EXCLUDED.current_quantity,
              price = EXCLUDED.price,
-             total_discount = EXCLUDED.total_discount
+             total_discount = EXCLUDED.total_discount,
+             written_by = EXCLUDED.written_by
          WHERE (t.position, t.variant_id, t.product_id, t.sku, t.quantity, t.current_quantity,
                 t.price, t.total_discount)
                IS DISTINCT FROM
@@ -345,6 +357,7 @@ async fn replace_lines(
         &lines.current_quantity as _,
         &lines.price,
         &lines.total_discount as _,
+        written_by,
     )
     .execute(conn)
     .await?;
@@ -355,7 +368,7 @@ async fn replace_lines(
 pub(super) async fn delete(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let lines = Children {
         table: "order_lines",
         parent_column: "order_id",

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 
 use super::money::Money;
 use super::tombstone::{self, Children};
-use super::version::{Version, NEWER};
-use super::{invalid, parse, HandlerError, InboxEvent, Outcome};
+use super::version::{self, Key, Version, NEWER};
+use super::{invalid, parse, HandlerError, InboxEvent, Verdict};
 
 #[derive(Deserialize)]
 struct Product {
@@ -57,8 +57,8 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO products AS t (shop, id, admin_graphql_api_id, title, handle, status,
                                     vendor, product_type, tags, created_at, published_at,
-                                    source_updated_at, source_digest)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                    source_updated_at, source_digest, written_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (shop, id) DO UPDATE SET
              admin_graphql_api_id = EXCLUDED.admin_graphql_api_id,
              title = EXCLUDED.title,
@@ -71,6 +71,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
              published_at = EXCLUDED.published_at,
              source_updated_at = EXCLUDED.source_updated_at,
              source_digest = EXCLUDED.source_digest,
+             written_by = EXCLUDED.written_by,
              applied_at = now()
          WHERE t.deleted_at IS NULL AND {NEWER}"
     )
@@ -80,7 +81,7 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let product: Product = parse(event)?;
     let version = Version::of(product.updated_at, &event.payload);
     let n = product.variants.len();
@@ -128,12 +129,14 @@ pub(super) async fn upsert(
         .bind(product.published_at)
         .bind(version.updated_at)
         .bind(version.digest)
+        .bind(event.written_by())
         .execute(&mut *conn)
         .await?
         .rows_affected()
         > 0;
     if !won {
-        return Ok(Outcome::Stale);
+        let key = Key::Id("products", product.id);
+        return Ok(version::outcome(conn, &event.shop, key, &version, false).await?);
     }
     // The variant set replacement, run after [`UPSERT`] won, in a statement of its own so its
     // snapshot sees the variants of a concurrent writer that committed while this one waited for
@@ -152,9 +155,9 @@ pub(super) async fn upsert(
          )
          INSERT INTO variants AS t (shop, id, product_id, sku, barcode, title, price,
                                     compare_at_price, position, inventory_quantity,
-                                    inventory_item_id, source_updated_at)
+                                    inventory_item_id, source_updated_at, written_by)
          SELECT $1, v.id, $2, v.sku, v.barcode, v.title, v.price, v.compare_at_price,
-                v.position, v.inventory_quantity, v.inventory_item_id, v.source_updated_at
+                v.position, v.inventory_quantity, v.inventory_item_id, v.source_updated_at, $13
          FROM input v
          ON CONFLICT (shop, id) DO UPDATE SET
              product_id = EXCLUDED.product_id,
@@ -166,7 +169,8 @@ pub(super) async fn upsert(
              position = EXCLUDED.position,
              inventory_quantity = EXCLUDED.inventory_quantity,
              inventory_item_id = EXCLUDED.inventory_item_id,
-             source_updated_at = EXCLUDED.source_updated_at",
+             source_updated_at = EXCLUDED.source_updated_at,
+             written_by = EXCLUDED.written_by",
         event.shop.as_str(),
         product.id,
         &id as _,
@@ -179,17 +183,18 @@ pub(super) async fn upsert(
         &quantity as _,
         &item as _,
         &updated as _,
+        event.written_by(),
     )
     .execute(conn)
     .await?;
-    Ok(Outcome::Applied)
+    Ok(Verdict::Applied)
 }
 
 /// `products/delete`: a final tombstone; the variants are removed.
 pub(super) async fn delete(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let variants = Children {
         table: "variants",
         parent_column: "product_id",

@@ -20,8 +20,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::compliance::record;
-use super::version::{Version, NEWER};
-use super::{parse, HandlerError, InboxEvent, Outcome};
+use super::version::{self, Key, Version, NEWER};
+use super::{parse, HandlerError, InboxEvent, Verdict};
 
 /// The shop object both topics carry.
 #[derive(Deserialize)]
@@ -37,8 +37,8 @@ struct Shop {
 static UPSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO shops AS t (shop, shopify_id, name, domain, plan_name, source_updated_at,
-                                 source_digest)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                 source_digest, written_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (shop) DO UPDATE SET
              shopify_id = EXCLUDED.shopify_id,
              name = EXCLUDED.name,
@@ -46,17 +46,18 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
              plan_name = EXCLUDED.plan_name,
              source_updated_at = EXCLUDED.source_updated_at,
              source_digest = EXCLUDED.source_digest,
+             written_by = EXCLUDED.written_by,
              applied_at = now()
          WHERE {NEWER}"
     )
 });
 
-/// Upserts the shop row when its version is newer; true when it was written.
+/// Upserts the shop row when its version is newer; `Applied` when it was written.
 async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
     shop: &Shop,
-) -> Result<bool, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let version = Version::of(shop.updated_at, &event.payload);
     let written = sqlx::query(UPSERT.as_str())
         .bind(&event.shop)
@@ -66,10 +67,11 @@ async fn upsert(
         .bind(&shop.plan_name)
         .bind(version.updated_at)
         .bind(version.digest)
-        .execute(conn)
+        .bind(event.written_by())
+        .execute(&mut *conn)
         .await?
         .rows_affected();
-    Ok(written > 0)
+    Ok(version::outcome(conn, &event.shop, Key::Shop, &version, written > 0).await?)
 }
 
 /// Whether `event` of a redacted shop proves a reinstall (triggered after the redaction); if
@@ -110,27 +112,29 @@ pub(super) async fn reinstalled(
 pub(super) async fn update(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let shop: Shop = parse(event)?;
-    Ok(Outcome::from_won(upsert(conn, event, &shop).await?))
+    upsert(conn, event, &shop).await
 }
 
 /// `app/uninstalled`: the shop row, then the uninstall, once per uninstall.
 pub(super) async fn uninstalled(
     conn: &mut PgConnection,
     event: &InboxEvent,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let shop: Shop = parse(event)?;
     upsert(conn, event, &shop).await?;
     let details = json!({"action": "marked_uninstalled", "shopify_id": shop.id});
     if !record(conn, event, &format!("shop:{}", shop.id), details).await? {
-        return Ok(Outcome::Stale);
+        return Ok(Verdict::Stale("this uninstall was already recorded".into()));
     }
     sqlx::query!(
-        "UPDATE shops SET uninstalled_at = now() WHERE shop = $1 AND uninstalled_at IS NULL",
+        "UPDATE shops SET uninstalled_at = now(), written_by = $2
+         WHERE shop = $1 AND uninstalled_at IS NULL",
         event.shop.as_str(),
+        event.written_by(),
     )
     .execute(conn)
     .await?;
-    Ok(Outcome::Applied)
+    Ok(Verdict::Applied)
 }

@@ -5,7 +5,7 @@
 
 use sqlx::PgConnection;
 
-use super::{parse, DeletedById, HandlerError, InboxEvent, Outcome};
+use super::{parse, DeletedById, HandlerError, InboxEvent, Verdict};
 
 /// A child table cleared with its tombstoned parent: its name and the column naming the parent.
 pub(super) struct Children {
@@ -22,15 +22,17 @@ pub(super) async fn write(
     event: &InboxEvent,
     table: &'static str,
     children: Option<Children>,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Verdict, HandlerError> {
     let deleted: DeletedById = parse(event)?;
     let won = sqlx::query(&format!(
-        "INSERT INTO {table} AS t (shop, id, deleted_at) VALUES ($1, $2, now())
-         ON CONFLICT (shop, id) DO UPDATE SET deleted_at = now(), applied_at = now()
+        "INSERT INTO {table} AS t (shop, id, deleted_at, written_by) VALUES ($1, $2, now(), $3)
+         ON CONFLICT (shop, id) DO UPDATE SET deleted_at = now(), applied_at = now(),
+                                              written_by = $3
          WHERE t.deleted_at IS NULL"
     ))
     .bind(&event.shop)
     .bind(deleted.id)
+    .bind(event.written_by())
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -50,5 +52,5 @@ pub(super) async fn write(
         .execute(conn)
         .await?;
     }
-    Ok(Outcome::from_won(won))
+    Ok(Verdict::from_won(won, || "already deleted".into()))
 }

@@ -409,7 +409,8 @@ pub async fn claim(
          )
          UPDATE inbox SET status = 'processing', locked_by = $4,
                           locked_until = now() + $5 * interval '1 millisecond',
-                          attempts = inbox.attempts + 1
+                          attempts = inbox.attempts + 1,
+                          subject = coalesce(inbox.subject, wholesail_inbox_subject(inbox.topic, inbox.payload))
          FROM picked WHERE inbox.shop = picked.shop AND inbox.id = picked.id
          RETURNING inbox.id, inbox.webhook_id, inbox.event_id,
                    inbox.shop AS "shop: ShopDomain", inbox.topic,
@@ -494,20 +495,40 @@ pub async fn lock_held(
     Ok(held.into_iter().collect())
 }
 
-/// Marks `keys` done in the completion transaction; returns each row's intake→applied lag in
-/// seconds.
+/// The lags of a row marked done, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct DoneLag {
+    /// Inbox insert → done.
+    pub lag: f64,
+    /// Shopify's `triggered_at` → done, for an applied event that carries it.
+    pub since_triggered: Option<f64>,
+}
+
+/// Marks `keys` done in the completion transaction with each event's outcome (`outcomes[i]`
+/// is [`crate::handlers::Outcome::as_str`] of `keys`' i-th event, `reasons[i]` its reason); returns
+/// the lags of each row.
 pub async fn mark_done(
     tx: &mut Transaction<'_, Postgres>,
     keys: &Keys<'_>,
-) -> Result<Vec<f64>, sqlx::Error> {
-    sqlx::query_scalar!(
+    outcomes: &[&str],
+    reasons: &[Option<String>],
+) -> Result<Vec<DoneLag>, sqlx::Error> {
+    sqlx::query_as!(
+        DoneLag,
         r#"UPDATE inbox SET status = 'done', processed_at = clock_timestamp(),
                           processed_count = processed_count + 1,
-                          locked_by = NULL, locked_until = NULL, last_error = NULL
-         WHERE (shop, id) IN (SELECT * FROM UNNEST($1::text[], $2::int8[]))
-         RETURNING extract(epoch FROM clock_timestamp() - inserted_at)::float8 AS "lag!""#,
+                          locked_by = NULL, locked_until = NULL, last_error = NULL,
+                          outcome = d.outcome, outcome_reason = d.reason
+         FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[]) AS d(shop, id, outcome, reason)
+         WHERE inbox.shop = d.shop AND inbox.id = d.id
+         RETURNING extract(epoch FROM clock_timestamp() - inserted_at)::float8 AS "lag!",
+                   CASE WHEN d.outcome = 'applied' THEN
+                       extract(epoch FROM clock_timestamp() - triggered_at)::float8
+                   END AS since_triggered"#,
         &keys.shops as &[&str],
         &keys.ids,
+        outcomes as &[&str],
+        reasons as &[Option<String>],
     )
     .fetch_all(&mut **tx)
     .await

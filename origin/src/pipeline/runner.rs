@@ -27,7 +27,7 @@ use tracing::Instrument;
 use wholesail_backoff::Backoff;
 
 use crate::config::WorkerConfig;
-use crate::handlers::{self, HandlerError, Outcome};
+use crate::handlers::{self, HandlerError, Verdict};
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
 use crate::pipeline::inbox::{self, Claimed, Failure, Keys};
 
@@ -104,6 +104,8 @@ impl Workers {
         let held =
             inbox::lock_held(&mut tx, &self.id, &Keys::of(batch.iter().map(|c| &c.event))).await?;
         let mut done = Keys::default();
+        let mut outcomes: Vec<&'static str> = Vec::with_capacity(batch.len());
+        let mut reasons: Vec<Option<String>> = Vec::with_capacity(batch.len());
         let mut done_attempts = Vec::with_capacity(batch.len());
         let mut failures = Vec::new();
         for claimed in batch {
@@ -122,21 +124,23 @@ impl Workers {
             async {
                 let mut savepoint = Connection::begin(&mut *tx).await?;
                 let started = Instant::now();
-                let result = handlers::apply(&mut savepoint, event).await;
+                let result = handlers::apply_explained(&mut savepoint, event).await;
                 metrics::histogram!("wholesail_handler_duration_seconds", "topic" => event.topic.clone())
                     .record(started.elapsed().as_secs_f64());
                 match result {
                     Ok(outcome) => {
                         savepoint.commit().await?;
-                        let outcome = match outcome {
-                            Outcome::Applied => "applied",
-                            Outcome::Stale => "stale",
-                            Outcome::Ignored => "ignored",
+                        let reason = match &outcome {
+                            Verdict::Ignored => Some(format!("no handler for {}", event.topic)),
+                            other => other.reason().map(str::to_owned),
                         };
+                        let outcome = outcome.outcome().as_str();
                         metrics::counter!("wholesail_events_processed_total", "outcome" => outcome)
                             .increment(1);
-                        tracing::info!(outcome, "event processed");
+                        tracing::info!(outcome, reason = reason.as_deref(), "event processed");
                         done.push(event);
+                        outcomes.push(outcome);
+                        reasons.push(reason);
                         done_attempts.push(claimed.attempts);
                     }
                     Err(e) => {
@@ -164,12 +168,15 @@ impl Workers {
             .instrument(span)
             .await?;
         }
-        let lags = inbox::mark_done(&mut tx, &done).await?;
+        let lags = inbox::mark_done(&mut tx, &done, &outcomes, &reasons).await?;
         let dead =
             inbox::record_failures(&mut tx, &self.id, &failures, self.config.max_attempts).await?;
         tx.commit().await?;
         for lag in lags {
-            metrics::histogram!("wholesail_processing_lag_seconds").record(lag);
+            metrics::histogram!("wholesail_processing_lag_seconds").record(lag.lag);
+            if let Some(secs) = lag.since_triggered {
+                crate::slo::observe(crate::slo::Stage::ShopifyToApplied, secs);
+            }
         }
         for attempts in done_attempts {
             metrics::histogram!("wholesail_event_attempts").record(f64::from(attempts));

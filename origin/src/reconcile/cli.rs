@@ -8,8 +8,10 @@
 //!   rules at Shopify against the price matrix;
 //! - `salesforce --shop S [--since T] [--report-only]`: Salesforce records changed in the
 //!   window against what the outbox sends (default: the last 48 hours);
-//! - `runs [--shop S] [--limit N]`: the latest runs, newest first;
-//! - `show --shop S --run N`: one run's findings.
+//! - `runs [--shop S] [--limit N] [--json]`: the latest runs, newest first;
+//! - `show --shop S --run N [--json]`: one run's findings.
+//!
+//! Listings print tables (`--json`: the JSON document); the other commands print JSON.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -22,6 +24,7 @@ use wholesail_webhook::ShopDomain;
 
 use super::runs::{self, Counts, Mode, Trigger, Window};
 use super::{catalog, orders, subscriptions};
+use crate::cli_output;
 use crate::config::Config;
 use crate::shops::Shops;
 
@@ -109,8 +112,11 @@ pub enum ReconcileCommand {
         #[arg(long)]
         report_only: bool,
     },
-    /// The latest runs, newest first.
+    /// The latest runs, newest first: a table, or `{"runs": [...]}` with `--json`.
     Runs {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         /// Only this shop.
         #[arg(long)]
         shop: Option<ShopDomain>,
@@ -118,8 +124,11 @@ pub enum ReconcileCommand {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
-    /// One run's findings.
+    /// One run's findings: a table, or JSON with `--json`.
     Show {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         /// The shop.
         #[arg(long)]
         shop: ShopDomain,
@@ -264,11 +273,46 @@ pub async fn run(
             .await?;
             report(pool, &shop, run, counts).await?
         }
-        ReconcileCommand::Runs { shop, limit } => {
-            json!({ "runs": runs::recent(pool, shop.as_ref(), limit.clamp(1, 1_000)).await? })
+        ReconcileCommand::Runs { json, shop, limit } => {
+            let recent = runs::recent(pool, shop.as_ref(), limit.clamp(1, 1_000)).await?;
+            let total = runs::count(pool, shop.as_ref()).await?;
+            let cut = cli_output::cut_notice(recent.len(), total);
+            let out = json!({ "runs": recent });
+            let columns = [
+                ("ID", "id"),
+                ("SHOP", "shop"),
+                ("SCOPE", "scope"),
+                ("MODE", "mode"),
+                ("STARTED", "started_at"),
+                ("FINISHED", "finished_at"),
+                ("COMPARED", "compared"),
+                ("MISSING", "missing"),
+                ("STALE", "stale"),
+                ("HEALED", "healed"),
+                ("FAILED", "failed"),
+                ("ERROR", "error"),
+            ];
+            cli_output::print_document(json, &out, &out["runs"], &columns, cut);
+            return Ok(());
         }
-        ReconcileCommand::Show { shop, run } => {
-            json!({ "shop": shop, "run": run, "findings": runs::findings(pool, &shop, run).await? })
+        ReconcileCommand::Show { json, shop, run } => {
+            let findings = runs::findings(pool, &shop, run).await?;
+            if findings.is_empty() && !runs::exists(pool, &shop, run).await? {
+                anyhow::bail!(
+                    "no reconciliation run {run} of {shop}; `origin reconcile runs --shop {shop}` lists them"
+                );
+            }
+            let out = json!({ "shop": shop, "run": run, "findings": findings });
+            let columns = [
+                ("KIND", "kind"),
+                ("RECORD", "record"),
+                ("FOUND", "found_at"),
+                ("HEALED", "healed_at"),
+                ("ERROR", "error"),
+                ("DETAIL", "detail"),
+            ];
+            cli_output::print_document(json, &out, &out["findings"], &columns, None);
+            return Ok(());
         }
     };
     println!("{out}");

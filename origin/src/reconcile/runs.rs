@@ -283,6 +283,27 @@ pub async fn recent(
         .collect())
 }
 
+/// How many runs there are, of `shop` or of every shop.
+pub async fn count(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM reconcile_runs WHERE ($1::text IS NULL OR shop = $1)"#,
+        shop.map(ShopDomain::as_str),
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// Whether run `run` of `shop` exists.
+pub async fn exists(pool: &PgPool, shop: &ShopDomain, run: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM reconcile_runs WHERE shop = $1 AND id = $2) AS "e!""#,
+        shop.as_str(),
+        run,
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// The findings of run `run` of `shop`.
 pub async fn findings(
     pool: &PgPool,

@@ -11,7 +11,10 @@
 //! wait on each other's marks); a push [`clear`]s exactly the marks it [`take`]s.
 
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use wholesail_webhook::ShopDomain;
+
+use crate::slo::Stage;
 
 /// The NOTIFY channel of the marks (payload: the shop).
 pub const CHANNEL: &str = "wholesail_rules_dirty";
@@ -54,9 +57,28 @@ pub struct Marks {
     pub buyers: Vec<String>,
     location_marks: Vec<i64>,
     variant_marks: Vec<i64>,
+    /// Each buyer mark: the buyer, when it was marked, and whether an order made it.
+    marked: Vec<(String, OffsetDateTime, bool)>,
 }
 
 impl Marks {
+    /// Records, for each buyer mark whose buyer is not in `failed`, how long the mark waited
+    /// for this push: `order_to_quota` for an order's mark, `rule_to_metafield` for a rule
+    /// edit's (see [`crate::slo`]). Call once the push has made the metafields current.
+    pub fn observe_pushed(&self, failed: &[(String, String)]) {
+        let now = OffsetDateTime::now_utc();
+        for (buyer, at, order) in &self.marked {
+            if failed.iter().any(|(f, _)| f == buyer) {
+                continue;
+            }
+            let stage = match order {
+                true => Stage::OrderToQuota,
+                false => Stage::RuleToMetafield,
+            };
+            crate::slo::observe(stage, (now - *at).as_seconds_f64());
+        }
+    }
+
     /// Whether every buyer of the shop is stale.
     pub fn all_buyers(&self) -> bool {
         self.buyers.iter().any(|l| l == ALL_BUYERS)
@@ -67,7 +89,8 @@ impl Marks {
 /// these are deleted by [`clear`], so a mark committed meanwhile survives for the next round.
 pub async fn take(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Marks>, sqlx::Error> {
     let marks = sqlx::query!(
-        "SELECT company_location, mark_id FROM rules_dirty WHERE shop = $1",
+        r#"SELECT company_location, mark_id, marked_at, cause = 'order' AS "order!"
+         FROM rules_dirty WHERE shop = $1"#,
         shop.as_str()
     )
     .fetch_all(pool)
@@ -117,6 +140,10 @@ pub async fn take(pool: &PgPool, shop: &ShopDomain) -> Result<Option<Marks>, sql
         buyers,
         location_marks: marks.iter().map(|m| m.mark_id).collect(),
         variant_marks: variant_marks.iter().map(|m| m.mark_id).collect(),
+        marked: marks
+            .into_iter()
+            .map(|m| (m.company_location, m.marked_at, m.order))
+            .collect(),
     }))
 }
 

@@ -55,6 +55,9 @@ pub async fn push_dirty(
     } else {
         push(pool, client, shop, Some(&taken.buyers)).await?
     };
+    // The metafields are current now: that is when a rule change or an order's quota use
+    // becomes visible at checkout.
+    taken.observe_pushed(&report.failed);
     // The same buyers' negotiated prices and quantity rules, in their Shopify price lists.
     if taken.all_buyers() || !taken.buyers.is_empty() {
         let buyers = (!taken.all_buyers()).then_some(taken.buyers.as_slice());

@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use wholesail_webhook::ShopDomain;
 
 use super::outbox;
+use crate::cli_output;
 
 /// The `salesforce` subcommands.
 #[derive(Debug, Subcommand)]
@@ -41,6 +42,9 @@ pub enum SalesforceCommand {
         /// Only this shop (listing).
         #[arg(long)]
         shop: Option<ShopDomain>,
+        /// The listing as JSON (`{"review": [...]}`) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Enqueues every company, customer and B2B order of the shop in lane `backfill` (sent
     /// while the API budget is above its reserve), then shows the sync's progress.
@@ -63,6 +67,9 @@ pub enum SalesforceCommand {
         /// Put them back to pending (the cause was fixed).
         #[arg(long)]
         replay: bool,
+        /// The listing as JSON (`{"dead": [...]}`) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -99,10 +106,10 @@ pub enum CliError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     /// The shop has no `[[salesforce.orgs]]` entry (it was never connected).
-    #[error("{0} is not connected to Salesforce")]
+    #[error("{0} is not connected to Salesforce; add a [[salesforce.orgs]] entry for it")]
     NotConnected(ShopDomain),
     /// The company has no pending review.
-    #[error("{0} of {1} is not waiting for review")]
+    #[error("{0} of {1} is not waiting for review; `origin salesforce review --shop {1}` lists the companies that are")]
     NotInReview(String, ShopDomain),
 }
 
@@ -124,8 +131,21 @@ impl SalesforceCommand {
 pub async fn run(pool: &PgPool, command: SalesforceCommand) -> Result<(), CliError> {
     let out = match command {
         SalesforceCommand::Status { shop } => outbox::status(pool, shop.as_ref()).await?,
-        SalesforceCommand::Review { decide: None, shop } => {
-            json!({ "review": outbox::reviews(pool, shop.as_ref()).await? })
+        SalesforceCommand::Review {
+            decide: None,
+            shop,
+            json,
+        } => {
+            let out = json!({ "review": outbox::reviews(pool, shop.as_ref()).await? });
+            let columns = [
+                ("SHOP", "shop"),
+                ("COMPANY", "company"),
+                ("NAME", "name"),
+                ("SINCE", "since"),
+                ("CANDIDATES", "candidates"),
+            ];
+            cli_output::print_document(json, &out, &out["review"], &columns, None);
+            return Ok(());
         }
         SalesforceCommand::Review {
             decide:
@@ -154,11 +174,31 @@ pub async fn run(pool: &PgPool, command: SalesforceCommand) -> Result<(), CliErr
             };
             json!({ "shop": shop, "enqueued": enqueued, "progress": progress })
         }
-        SalesforceCommand::DeadLetters { shop, replay } => {
+        SalesforceCommand::DeadLetters { shop, replay, json } => {
             if replay {
                 json!({ "replayed": outbox::replay_dead(pool, shop.as_ref(), None).await? })
             } else {
-                json!({ "dead": outbox::dead(pool, shop.as_ref()).await? })
+                let dead = outbox::dead(pool, shop.as_ref()).await?;
+                let total = outbox::dead_count(pool, shop.as_ref()).await?;
+                let cut = cli_output::cut_notice(dead.len(), total).map(|_| {
+                    format!(
+                        "showing the newest {} of {}; `origin problems list --kind salesforce_dead` groups them all",
+                        cli_output::thousands(dead.len() as i64),
+                        cli_output::thousands(total)
+                    )
+                });
+                let out = json!({ "dead": dead });
+                let columns = [
+                    ("SHOP", "shop"),
+                    ("ID", "id"),
+                    ("OBJECT", "object"),
+                    ("RECORD", "record"),
+                    ("ATTEMPTS", "attempts"),
+                    ("CHANGED", "changed_at"),
+                    ("ERROR", "error"),
+                ];
+                cli_output::print_document(json, &out, &out["dead"], &columns, cut);
+                return Ok(());
             }
         }
     };

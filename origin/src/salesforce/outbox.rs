@@ -467,22 +467,35 @@ pub async fn due_shops(pool: &PgPool) -> Result<Vec<ShopDomain>, sqlx::Error> {
     .await
 }
 
+/// The lags of an outbox row marked done, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct DoneLag {
+    /// Shopify's first change it carries → now.
+    pub lag: f64,
+    /// Enqueued (the change applied) → now, for a live row.
+    pub since_applied: Option<f64>,
+}
+
 /// Marks rows `(id, Salesforce id written)` of `shop` done, those `worker` still holds, in
-/// one statement. Returns each one's lag in seconds from Shopify's change to now.
+/// one statement. Returns each one's lags.
 pub async fn mark_done(
     pool: &PgPool,
     shop: &ShopDomain,
     worker: &str,
     done: &[(i64, String)],
-) -> Result<Vec<f64>, sqlx::Error> {
+) -> Result<Vec<DoneLag>, sqlx::Error> {
     let (ids, written): (Vec<i64>, Vec<String>) = done.iter().cloned().unzip();
-    sqlx::query_scalar!(
+    sqlx::query_as!(
+        DoneLag,
         r#"UPDATE salesforce_outbox o
          SET status = 'done', done_at = now(), salesforce_id = d.written, locked_by = NULL,
              locked_until = NULL, last_error = NULL
          FROM unnest($3::bigint[], $4::text[]) AS d(id, written)
          WHERE o.shop = $1 AND o.id = d.id AND o.locked_by = $2 AND o.status = 'processing'
-         RETURNING extract(epoch FROM now() - o.first_changed_at)::float8 AS "lag!""#,
+         RETURNING extract(epoch FROM now() - o.first_changed_at)::float8 AS "lag!",
+                   CASE WHEN o.lane = 'live' THEN
+                       extract(epoch FROM now() - o.enqueued_at)::float8
+                   END AS since_applied"#,
         shop.as_str(),
         worker,
         &ids,
@@ -679,6 +692,17 @@ pub async fn dead(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<Vec<Value>
         .collect())
 }
 
+/// How many dead rows there are (of `shop`, when given).
+pub async fn dead_count(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM salesforce_outbox
+           WHERE status = 'dead' AND ($1::text IS NULL OR shop = $1)"#,
+        shop.map(ShopDomain::as_str),
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// Puts dead rows back to pending (of `shop`, of one `record` key), unless the record already
 /// has a pending row; wakes the sync. Returns how many.
 pub async fn replay_dead(
@@ -697,6 +721,34 @@ pub async fn replay_dead(
                              AND p.record_key = o.record_key AND p.status = 'pending')",
         shop.map(ShopDomain::as_str),
         record,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query!("SELECT pg_notify($1, '') AS sent", CHANNEL)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(replayed)
+}
+
+/// Puts the dead rows `ids` of `shop` back to pending, unless their record already has a
+/// pending row; wakes the sync. Returns how many.
+pub async fn replay_dead_rows(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    ids: &[i64],
+) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let replayed = sqlx::query!(
+        "UPDATE salesforce_outbox o
+         SET status = 'pending', attempts = 0, run_at = now(), last_error = NULL
+         WHERE o.shop = $1 AND o.id = ANY($2) AND o.status = 'dead'
+           AND NOT EXISTS (SELECT 1 FROM salesforce_outbox p
+                           WHERE p.shop = o.shop AND p.object = o.object
+                             AND p.record_key = o.record_key AND p.status = 'pending')",
+        shop.as_str(),
+        ids,
     )
     .execute(&mut *tx)
     .await?

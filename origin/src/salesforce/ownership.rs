@@ -78,6 +78,7 @@ pub async fn apply(
                 id,
                 &owned_values,
                 event.commit_timestamp,
+                &written_by(event),
             )
             .await?;
         }
@@ -93,6 +94,17 @@ pub async fn apply(
     Ok(())
 }
 
+/// What rows a change event writes record in `written_by`: `salesforce:<transactionKey>`
+/// (the replay id, hex, when the event has no transaction key).
+pub fn written_by(event: &ChangeEvent) -> String {
+    if event.transaction_key.is_empty() {
+        let hex: String = event.replay_id.iter().map(|b| format!("{b:02x}")).collect();
+        format!("salesforce:{hex}")
+    } else {
+        format!("salesforce:{}", event.transaction_key)
+    }
+}
+
 /// Merges `values` into the stored Salesforce-owned fields of record `id`.
 async fn land(
     conn: &mut PgConnection,
@@ -101,18 +113,22 @@ async fn land(
     id: &str,
     values: &Map<String, Value>,
     changed_at: OffsetDateTime,
+    written_by: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO salesforce_owned_fields (shop, object, salesforce_id, fields, changed_at)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO salesforce_owned_fields (shop, object, salesforce_id, fields, changed_at,
+                                              written_by)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (shop, object, salesforce_id) DO UPDATE
          SET fields = salesforce_owned_fields.fields || excluded.fields,
-             changed_at = greatest(salesforce_owned_fields.changed_at, excluded.changed_at)",
+             changed_at = greatest(salesforce_owned_fields.changed_at, excluded.changed_at),
+             written_by = excluded.written_by",
         shop.as_str(),
         sobject,
         id,
         Value::Object(values.clone()),
         changed_at,
+        written_by,
     )
     .execute(conn)
     .await?;
@@ -175,6 +191,8 @@ pub async fn catch_up(
     since: OffsetDateTime,
 ) -> Result<usize, InboundError> {
     let since_literal = quotes::soql_datetime(since)?;
+    // No change event to name: the rows say which catch-up wrote them.
+    let catch_up_writer = format!("salesforce:catchup:{}", since.unix_timestamp());
     let mut read = 0;
     for sobject in SObject::ALL {
         let name = sobject.name();
@@ -210,6 +228,7 @@ pub async fn catch_up(
                 id,
                 &values,
                 OffsetDateTime::now_utc(),
+                &catch_up_writer,
             )
             .await?;
             read += 1;

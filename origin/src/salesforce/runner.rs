@@ -173,7 +173,10 @@ impl Sync {
             }
         }
         for lag in outbox::mark_done(&self.pool, shop, &self.worker, &done).await? {
-            metrics::histogram!("wholesail_salesforce_lag_seconds").record(lag);
+            metrics::histogram!("wholesail_salesforce_lag_seconds").record(lag.lag);
+            if let Some(secs) = lag.since_applied {
+                crate::slo::observe(crate::slo::Stage::AppliedToSalesforce, secs);
+            }
         }
         if let Some(usage) = client.budget().usage() {
             metrics::gauge!("wholesail_salesforce_api_used_ratio", "org" => client.config().org.clone())

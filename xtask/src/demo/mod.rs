@@ -199,7 +199,7 @@ pub fn run(args: &[&str]) -> Result<()> {
     reconcile::subscriptions(&demo)?;
 
     step("Audit log");
-    let audit = demo.origin_cli(&["audit", "list", "--limit", "1000"])?;
+    let audit = demo.origin_cli(&["audit", "list", "--json", "--limit", "1000"])?;
     println!(
         "   origin audit list: {} write actions",
         audit.lines().count()

@@ -76,8 +76,11 @@ pub(super) fn deliveries_and_dead_letters(
         demo.count("SELECT count(*) FROM inbox WHERE status = 'dead' AND source = 'edge_dlq'")
             .map(|n| n == 1)
     })?;
-    let listing = demo.origin_cli(&["dead-letters", "list"])?;
-    println!("   $ origin dead-letters list\n   {}", listing.trim());
+    let listing = demo.origin_cli(&["dead-letters", "list", "--json"])?;
+    println!(
+        "   $ origin dead-letters list --json\n   {}",
+        listing.trim()
+    );
     let id = demo.count("SELECT id FROM inbox WHERE source = 'edge_dlq'")?;
     let replay = demo.origin_cli(&["dead-letters", "replay", "--id", &id.to_string()])?;
     println!(
