@@ -96,6 +96,7 @@ async fn the_console_signs_in_pages_and_refuses_forged_or_read_only_writes_in_ch
             .env("READER_TOKEN", READER)
             .env("ACTIVE_RUN", active_run.to_string())
             .env("DEAD_ORDER_ID", "104201")
+            .env("DEAD_WEBHOOK_ID", "browser-dlq-1")
             .env("SCREENSHOT_DIR", &shots)
             .status()
             .expect("node runs")

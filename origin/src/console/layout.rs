@@ -52,6 +52,8 @@ form.inline{display:inline}
 /// The pages in the navigation: (path, label).
 const NAV: &[(&str, &str)] = &[
     ("/console", "Overview"),
+    ("/console/problems", "Problems"),
+    ("/console/trace", "Trace"),
     ("/console/catalog", "Catalog runs"),
     ("/console/rules", "Rules push"),
     ("/console/drafts", "Draft orders"),

@@ -7,8 +7,8 @@
 //!   before its form is read, and the audit row of each write;
 //! - [`layout`]: the page frame (navigation, inline CSS), tables and keyset pagers;
 //! - [`gauges`]: readings of this process's Prometheus gauges (budgets, breakers, SLOs);
-//! - one module per page: [`overview`], [`catalog`], [`rules`], [`drafts`], [`ownership`],
-//!   [`salesforce`].
+//! - one module per page: [`overview`], [`problems`] (with their actions), [`trace`],
+//!   [`catalog`], [`rules`], [`drafts`], [`ownership`], [`salesforce`].
 //!
 //! The routes are listed in [`crate::auth::routes::ROUTES`] with
 //! [`crate::auth::routes::Access::Console`]: the bearer-token guard lets them through and the
@@ -22,9 +22,11 @@ pub mod gauges;
 pub mod layout;
 pub mod overview;
 pub mod ownership;
+pub mod problems;
 pub mod rules;
 pub mod salesforce;
 pub mod session;
+pub mod trace;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -56,6 +58,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: &AppState) -> Router<S> {
             get(session::sign_in_page).post(session::sign_in),
         )
         .route("/console/sign-out", post(session::sign_out))
+        .route("/console/problems", get(problems::list))
+        .route("/console/problems/{id}", get(problems::show))
+        .route("/console/problems/{id}/{action}", post(problems::act))
+        .route("/console/trace", get(trace::page))
         .route("/console/catalog", get(catalog::list))
         .route("/console/catalog/{id}", get(catalog::show))
         .route("/console/catalog/{id}/cancel", post(catalog::cancel))

@@ -103,6 +103,40 @@ test('catalog runs: keyset pages move through every run once, and a run under wa
   await context.close();
 });
 
+let problemPath; // the dead letter's problem page, found by the first test that opens it
+
+test('a dead letter is found on the problems page, replayed, and seen applied on its trace', async () => {
+  const { context, page } = await signedIn(env('OPERATOR_TOKEN'));
+  await page.click('nav >> text=Problems');
+  const row = page.locator('table.problems tr', { hasText: 'dead letter' });
+  assert.equal(await row.count(), 1, 'one dead-letter problem');
+  await Promise.all([page.waitForURL(/\/console\/problems\/dead_letter:/), row.locator('a').first().click()]);
+  problemPath = new URL(page.url()).pathname.replace(/^\/console/, '');
+  await page.locator('table.items', { hasText: env('DEAD_WEBHOOK_ID') }).waitFor();
+  await page.screenshot({ path: join(shots, 'problem.png') });
+  const replay = page.locator('table.items').getByRole('button', { name: 'Replay' });
+  await Promise.all([page.waitForURL(/\/console\/problems\?done=/), replay.click()]);
+  assert.match(await page.getByRole('status').innerText(), /^replay done on 1 item/);
+
+  await page.click('nav >> text=Trace');
+  await page.fill('input[name=q]', `gid://shopify/Order/${env('DEAD_ORDER_ID')}`);
+  await page.click('button:has-text("Trace")');
+  // The worker applies the replayed event within moments: search again until it shows.
+  const deadline = Date.now() + 30_000;
+  while ((await page.locator('table.timeline .badge', { hasText: /^applied$/ }).count()) === 0) {
+    if (Date.now() > deadline) {
+      await page.screenshot({ path: join(shots, 'trace-failed.png'), fullPage: true });
+      assert.fail(`the replayed dead letter shows applied on the trace; the page says:\n${await page.locator('main').innerText()}`);
+    }
+    await page.waitForTimeout(250);
+    await page.reload();
+  }
+  const kinds = await page.locator('table.timeline .badge').allInnerTexts();
+  assert.ok(kinds.includes('dead letter') || kinds.includes('inbox received'), kinds.join(', '));
+  await page.screenshot({ path: join(shots, 'trace.png'), fullPage: true });
+  await context.close();
+});
+
 test('CSRF: a write without or with a wrong token is refused with 403', async () => {
   const { context, page } = await signedIn(env('OPERATOR_TOKEN'));
   await page.goto(`${base}/catalog/${activeRun}`);
@@ -118,7 +152,7 @@ test('CSRF: a write without or with a wrong token is refused with 403', async ()
 test('an ops:read session sees no write button and is refused (403) when it posts anyway', async () => {
   const { context, page } = await signedIn(env('READER_TOKEN'));
   assert.match(await page.locator('header').innerText(), /read only/);
-  for (const path of ['', '/catalog', `/catalog/${activeRun}`, '/rules', '/drafts', '/ownership', '/salesforce']) {
+  for (const path of ['', '/problems', problemPath, '/trace', '/catalog', `/catalog/${activeRun}`, '/rules', '/drafts', '/ownership', '/salesforce']) {
     await page.goto(`${base}${path}`);
     const writes = await page.locator('main form[method=post]').count();
     assert.equal(writes, 0, `no write button on ${path || '/'}`);
