@@ -79,7 +79,9 @@ async fn the_console_signs_in_pages_and_refuses_forged_or_read_only_writes_in_ch
     let active_run = seed(&pool).await;
     let origin = common::Origin::spawn(&common::database_url(&pool), &[]);
     // A dead letter from the edge's queue: an order that an operator will replay.
-    let dead = json!({"envelopes": [common::envelope("browser-dlq-1", SHOP, 104_201)]});
+    let envelope = common::envelope("browser-dlq-1", SHOP, 104_201);
+    let order_id = envelope["payload"]["json"]["body"]["id"].to_string();
+    let dead = json!({"envelopes": [envelope]});
     let resp = common::post_signed(&origin.url("/internal/dead-letters"), &dead).await;
     assert_eq!(resp.status(), 200);
 
@@ -95,7 +97,7 @@ async fn the_console_signs_in_pages_and_refuses_forged_or_read_only_writes_in_ch
             .env("OPERATOR_TOKEN", OPERATOR)
             .env("READER_TOKEN", READER)
             .env("ACTIVE_RUN", active_run.to_string())
-            .env("DEAD_ORDER_ID", "104201")
+            .env("DEAD_ORDER_ID", order_id)
             .env("DEAD_WEBHOOK_ID", "browser-dlq-1")
             .env("SCREENSHOT_DIR", &shots)
             .status()
