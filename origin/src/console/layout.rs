@@ -28,6 +28,7 @@ th{background:#eef1f5;font-weight:600;font-size:12px;text-transform:uppercase;le
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:.8rem}
+a.card{color:inherit;text-decoration:none}
 .card{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:.7rem .9rem}
 .card .label{font-size:12px;color:#5a6577}
 .card .value{font-size:1.5rem;font-weight:650;font-variant-numeric:tabular-nums}

@@ -1,4 +1,5 @@
-//! `GET /console`: is sync on time? Inbox depth and lag, what arrived over the last minutes,
+//! `GET /console`: what is broken (open problems per kind) and is sync on time? Inbox depth
+//! and lag, what arrived over the last minutes,
 //! the SLO stages (from the `wholesail_slo_*` metrics), Shopify and Salesforce budgets and
 //! breakers, and the catalog runs under way.
 //!
@@ -14,6 +15,7 @@ use super::layout;
 use super::session::Session;
 use super::{Console, ConsoleError};
 use crate::pipeline::inbox;
+use crate::problems;
 
 /// The newest inbox rows the arrivals are counted in; a window that holds them all shows as
 /// "at least".
@@ -168,6 +170,7 @@ pub async fn page(
     State(console): State<Console>,
     session: Session,
 ) -> Result<Markup, ConsoleError> {
+    let open = problems::open_counts(&console.pool).await?;
     let depth = inbox::depth(&console.pool).await?;
     let arrived = arrivals(&console.pool).await?;
     let active = active_runs(&console.pool).await?;
@@ -194,7 +197,20 @@ pub async fn page(
     } else {
         "bad"
     };
+    let broken: Vec<_> = open.iter().filter(|(_, n)| *n > 0).collect();
     let content = html! {
+        h2 { "What needs a person" }
+        @if broken.is_empty() { p.ok { "Nothing is broken." } }
+        @else {
+            div.cards {
+                @for (kind, n) in &broken {
+                    a.card href={ "/console/problems?kind=" (kind.as_str()) } {
+                        div.label { (kind.as_str().replace('_', " ")) }
+                        div.value.bad { (n) }
+                    }
+                }
+            }
+        }
         h2 { "Inbox" }
         div.cards {
             (card("pending", rows("pending"), ""))
