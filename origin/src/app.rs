@@ -16,7 +16,9 @@ use crate::config::{Config, ConfigError, HttpConfig};
 use crate::pipeline::intake;
 use crate::pipeline::runner::Workers;
 pub use crate::state::AppState;
-use crate::{admin, auth, catalog, draft_orders, http_error, http_limits, http_server, ops};
+use crate::{
+    admin, auth, catalog, console, draft_orders, http_error, http_limits, http_server, ops,
+};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -127,6 +129,7 @@ pub fn api_routes(state: AppState, max_body_bytes: usize, http: &HttpConfig) -> 
             http,
         ))
         .merge(admin::routes(&state))
+        .merge(console::routes(&state))
         .route_layer(axum::middleware::from_fn_with_state(
             state.pool.clone(),
             auth::guard,

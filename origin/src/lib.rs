@@ -9,9 +9,10 @@
 //!   (drift found and healed, every run recorded); [`problems`] is one view over every failure
 //!   that needs a person, with the actions that resolve it.
 //! - The boundary: [`app`] assembles routes and loops around the [`state`] handlers share; [`auth`] (scoped tokens, audit log) and
-//!   [`http_limits`] guard every route; [`http_error`] is the one error shape; [`http_server`]
-//!   serves; [`ops`] answers probes and metrics; [`slo`] measures end-to-end latency against the
-//!   objectives; [`trace`] tells one record's story; [`config`] and [`pg_tls`] set it up.
+//!   [`http_limits`] guard every route; [`console`] is the operators' web console at `/console`;
+//!   [`http_error`] is the one error shape; [`http_server`] serves; [`ops`] answers probes and
+//!   metrics; [`slo`] measures end-to-end latency against the objectives; [`trace`] tells one
+//!   record's story; [`config`] and [`pg_tls`] set it up.
 //!
 //! The `origin` binary is the CLI on top ([`cli_output`]: its tables and `--json`).
 
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cli_output;
 pub mod config;
+pub mod console;
 pub mod draft_orders;
 pub mod handlers;
 pub mod http_error;

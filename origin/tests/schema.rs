@@ -16,6 +16,7 @@ const NOT_PER_SHOP: &[&str] = &[
     "catalog_stage_metafields",
     "catalog_stage_products",
     "catalog_stage_variants",
+    "console_sessions",
 ];
 
 #[sqlx::test(migrator = "wholesail_origin::app::MIGRATOR")]

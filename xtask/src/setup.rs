@@ -1,6 +1,7 @@
 //! `cargo xtask setup`: installs the tools building and testing need, skipping what is present
-//! (the wasm target, worker-build, wasm-bindgen, the npm tooling, and Debian's prometheus package:
-//! promtool, and the server `demo --observe` runs).
+//! (the wasm target, worker-build, wasm-bindgen, the npm tooling, Debian's prometheus package:
+//! promtool, and the server `demo --observe` runs; and Debian's Chromium for the console's
+//! browser test).
 //!
 //! Cargo-installed tools go to `~/.cargo/bin` and npm's cache to `~/.cache/npm`, outside the
 //! clone, so a fresh clone on a machine that ran this before installs nothing new.
@@ -27,7 +28,8 @@ pub fn run() -> Result<()> {
         &["install", "wasm-bindgen-cli", "--version", &bindgen],
     )?;
     npm_tools()?;
-    debian_package("promtool", "prometheus")
+    debian_package("promtool", "prometheus")?;
+    debian_package("chromium", "chromium")
 }
 
 /// Installs Debian package `package` with apt-get (as root) when `tool` is not on PATH.
@@ -80,12 +82,15 @@ pub fn locked_version(package: &str) -> Result<String> {
     Ok(lock[start..end].to_owned())
 }
 
-/// `npm ci` for the edge tooling (wrangler, miniflare/workerd, esbuild, binaryen) when
-/// `node_modules` is missing.
+/// `npm ci` for the edge tooling (wrangler, miniflare/workerd, esbuild, binaryen) and the
+/// console's browser test (playwright-core) when `node_modules` is missing or lacks one.
 fn npm_tools() -> Result<()> {
     let root = root();
     if !root.join("package.json").is_file()
-        || root.join("node_modules/.package-lock.json").is_file()
+        || (root.join("node_modules/.package-lock.json").is_file()
+            && root
+                .join("node_modules/playwright-core/package.json")
+                .is_file())
     {
         return Ok(());
     }

@@ -134,7 +134,7 @@ pub async fn guard(State(pool): State<PgPool>, mut request: Request, next: Next)
         );
     };
     let scope = match route.access {
-        Access::Public | Access::Signed => return next.run(request).await,
+        Access::Public | Access::Signed | Access::Console => return next.run(request).await,
         Access::Scope(scope) => scope,
     };
     let presented = request

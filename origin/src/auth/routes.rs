@@ -14,6 +14,9 @@ pub enum Access {
     Signed,
     /// A bearer token holding this scope.
     Scope(Scope),
+    /// The web console: the page checks its own session cookie ([`crate::console::session`]);
+    /// bearer tokens are not looked at.
+    Console,
 }
 
 /// One route.
@@ -91,6 +94,21 @@ pub const ROUTES: &[Route] = &[
     audited("POST", "/admin/problems/{id}/link", WRITE),
     audited("POST", "/admin/problems/{id}/create", WRITE),
     audited("POST", "/admin/problems/{id}/dismiss", WRITE),
+    route("GET", "/console", Access::Console),
+    route("GET", "/console/sign-in", Access::Console),
+    route("POST", "/console/sign-in", Access::Console),
+    route("POST", "/console/sign-out", Access::Console),
+    route("GET", "/console/problems", Access::Console),
+    route("GET", "/console/problems/{id}", Access::Console),
+    route("POST", "/console/problems/{id}/{action}", Access::Console),
+    route("GET", "/console/trace", Access::Console),
+    route("GET", "/console/catalog", Access::Console),
+    route("GET", "/console/catalog/{id}", Access::Console),
+    route("POST", "/console/catalog/{id}/cancel", Access::Console),
+    route("GET", "/console/rules", Access::Console),
+    route("GET", "/console/drafts", Access::Console),
+    route("GET", "/console/ownership", Access::Console),
+    route("GET", "/console/salesforce", Access::Console),
     route("POST", "/v1/carts/validate", INTEGRATOR),
     audited("POST", "/v1/draft-orders", INTEGRATOR),
     route("GET", "/v1/draft-orders/{job}", INTEGRATOR),
