@@ -372,3 +372,63 @@ async fn shopify_requests_are_counted_per_shop_with_cost_and_throttles() {
         "{available} of {maximum}"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_completed_catalog_run_is_counted_with_its_rows_and_times(pool: PgPool) {
+    use secrecy::SecretString;
+    use shopify_simulator::{CatalogSpec, Simulator, SimulatorConfig, DEFAULT_SHOP, DEFAULT_TOKEN};
+    use wholesail_origin::catalog::{Runner, Settings};
+    use wholesail_shopify_admin::{AdminClient, AdminConfig};
+    let handle = wholesail_origin::ops::recorder();
+    let mut sim_config = SimulatorConfig::default();
+    sim_config.shops[0].catalog = CatalogSpec::new(3, 12);
+    sim_config.bulk.duration = Duration::from_millis(50);
+    let sim = Simulator::start(sim_config).await.unwrap();
+    let mut config = AdminConfig::new(sim.base_url(), "2026-01", SecretString::from(DEFAULT_TOKEN));
+    config.shop = DEFAULT_SHOP.to_owned();
+    let client = AdminClient::new(config).unwrap();
+    let settings = Settings {
+        poll_interval: Duration::from_millis(50),
+        ..Settings::default()
+    };
+    let runner = Runner::from_url(pool.clone(), &database_url(&pool), settings).unwrap();
+    let out = runner
+        .resync(&client, &domain(DEFAULT_SHOP), &|_| {})
+        .await
+        .unwrap();
+
+    let text = handle.render();
+    let line = |series: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .parse::<f64>()
+            .unwrap()
+    };
+    let shop = format!("shop=\"{DEFAULT_SHOP}\"");
+    assert_eq!(
+        line(&format!(
+            "wholesail_catalog_runs_total{{{shop},outcome=\"completed\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        line(&format!("wholesail_catalog_rows_staged_total{{{shop}}}")),
+        out.staged.total() as f64
+    );
+    assert_eq!(
+        line(&format!(
+            "wholesail_catalog_rows_merged_total{{{shop},change=\"inserted\"}}"
+        )),
+        out.merged.total().inserted as f64
+    );
+    assert_eq!(
+        line(&format!("wholesail_catalog_stage_seconds_count{{{shop}}}")),
+        1.0
+    );
+    assert_eq!(
+        line(&format!("wholesail_catalog_merge_seconds_count{{{shop}}}")),
+        1.0
+    );
+    assert!(line(&format!("wholesail_catalog_rows_per_second{{{shop}}}")) > 0.0);
+}
