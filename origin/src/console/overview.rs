@@ -87,8 +87,8 @@ fn slo_table(samples: &[Sample]) -> Markup {
             .iter()
             .filter(|s| s.name == name && s.label("stage") == stage)
             .filter(|s| result.is_none_or(|r| s.label("result") == r))
-            .map(|s| s.value)
-            .sum::<f64>()
+            // A fold from +0: an empty `sum` of floats is -0, shown as "-0".
+            .fold(0.0, |total, s| total + s.value)
     };
     html! {
         @if stages.is_empty() {
