@@ -21,8 +21,8 @@
 //! - `event_attempts` histogram: claims an event needed until done;
 //! - `e2e_latency_seconds{stage}` histogram, `slo_events_total{stage,result}` counter and the
 //!   `slo_objective_seconds{stage}` / `slo_target_ratio{stage}` gauges: see [`crate::slo`].
-//! - `problems_open{kind}` gauge: open problem items per kind (`problems::open_counts`, read
-//!   at scrape time).
+//! - `problems_open{kind}` gauge: open problem items per kind, read at scrape time
+//!   (`problems::open_counts_beside_inbox`, completed with the inbox depth's counts).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -43,7 +43,8 @@ use crate::state::AppState;
 /// What the probes and `/metrics` share.
 #[derive(Clone)]
 pub struct Ops {
-    /// At most two connections of their own, opened on first use; a probe waits at most
+    /// At most three connections of their own (the scrape reads three things at once), opened
+    /// on first use; a probe waits at most
     /// [`PROBE_ACQUIRE_TIMEOUT`] for one.
     pool: PgPool,
     max_lag_secs: f64,
@@ -57,7 +58,7 @@ impl Ops {
     /// The probes' state for the database of `state.pool`.
     pub fn new(state: &AppState) -> Ops {
         let pool = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(3)
             .acquire_timeout(PROBE_ACQUIRE_TIMEOUT)
             .connect_lazy_with((*state.pool.connect_options()).clone());
         Ops {
@@ -146,7 +147,28 @@ pub async fn readyz(State(app): State<Ops>) -> Response {
 /// `GET /metrics`: Prometheus text format, inbox, Salesforce outbox and open-problem gauges
 /// refreshed at scrape time.
 pub async fn metrics(State(app): State<Ops>) -> Response {
-    match inbox::depth(&app.pool).await {
+    // Three independent reads, one connection each: the scrape costs the slowest, not the sum.
+    let (inbox_depth, outbox_depth, problems) = tokio::join!(
+        inbox::depth(&app.pool),
+        crate::salesforce::outbox::depth(&app.pool),
+        crate::problems::open_counts_beside_inbox(&app.pool),
+    );
+    let inbox_failed = |depth: &inbox::Depth, status: &str| {
+        depth
+            .by_status
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, rows)| *rows)
+    };
+    let problems = match (&inbox_depth, problems) {
+        (Ok(depth), Ok(counts)) => Ok(counts.with_inbox(
+            inbox_failed(depth, "dead"),
+            inbox_failed(depth, "quarantined"),
+        )),
+        (Err(_), Ok(_)) => crate::problems::open_counts(&app.pool).await,
+        (_, Err(e)) => Err(e),
+    };
+    match inbox_depth {
         Ok(depth) => {
             for (status, rows) in depth.by_status {
                 metrics::gauge!("wholesail_inbox_depth", "status" => status).set(rows as f64);
@@ -155,7 +177,7 @@ pub async fn metrics(State(app): State<Ops>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: inbox depth unavailable"),
     }
-    match crate::salesforce::outbox::depth(&app.pool).await {
+    match outbox_depth {
         Ok((by_status, oldest)) => {
             for (status, rows) in by_status {
                 metrics::gauge!("wholesail_salesforce_outbox_depth", "status" => status)
@@ -165,7 +187,7 @@ pub async fn metrics(State(app): State<Ops>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: salesforce outbox depth unavailable"),
     }
-    match crate::problems::open_counts(&app.pool).await {
+    match problems {
         Ok(counts) => {
             for (kind, open) in counts {
                 metrics::gauge!("wholesail_problems_open", "kind" => kind.as_str())

@@ -5,9 +5,9 @@
 //! Seeded with SQL (setup, not measured): `--inbox` rows (default 1,000,000) in one shop, the
 //! events of `--inbox / 10` orders (10 events each: created, updated, a stale retry…) with
 //! their subjects and outcomes as the workers leave them, the orders themselves and their
-//! lines, and `--problems` (default 10,000) problem items spread over every kind: dead letters
-//! and quarantined rows with 40 distinct reasons, rules push errors, failed draft-order jobs,
-//! dead Salesforce rows and unhealed reconciliation findings. The problems list groups them.
+//! lines, and `--problems` (default 10,000) problems of two items each over every kind: dead
+//! letters, quarantined rows, rules push errors, failed draft-order jobs, dead Salesforce rows
+//! and unhealed reconciliation findings (items of one kind and reason make one problem).
 //!
 //! Measured over HTTP against origin's real router (console session cookie, bearer token for
 //! the admin API), `--requests` sequential requests per page (default 200) after 10 warm-ups:
@@ -75,10 +75,11 @@ async fn main() -> Result<()> {
     let t = Instant::now();
     seed(&pool, &args).await?;
     println!(
-        "seeded {} inbox rows, {} orders, {} problem items in {:.1} s",
+        "seeded {} inbox rows, {} orders, {} problems ({} items) in {:.1} s",
         args.inbox,
         args.inbox / 10,
         args.problems,
+        2 * args.problems,
         t.elapsed().as_secs_f64()
     );
     tokens::insert(
@@ -172,8 +173,8 @@ async fn main() -> Result<()> {
     results.push(("GET /metrics (scrape)".into(), scrape, Some(SCRAPE_GOAL_MS)));
 
     println!(
-        "\n{} inbox rows, {} problem items ({} problems), {} requests each, sequential, one connection",
-        args.inbox, args.problems, total, args.requests
+        "\n{} inbox rows, {} problems listed, {} requests each, sequential, one connection",
+        args.inbox, total, args.requests
     );
     println!(
         "{:<34} {:>9} {:>9} {:>10} {:>8}",
@@ -347,15 +348,24 @@ async fn serve(pool: PgPool, db_url: &str) -> Result<SocketAddr> {
 /// The inbox, orders, lines, variants and problem items (see the module doc).
 async fn seed(pool: &PgPool, args: &Args) -> Result<()> {
     let orders = (args.inbox / 10) as i64;
-    let p = args.problems as i64;
-    // Problem items by kind: dead letters 40%, quarantined 20%, push errors 10%, draft jobs
-    // 5%, Salesforce dead 10%, findings 15%.
+    // Two items per problem. Items by kind: dead letters 40%, quarantined 20%, push errors
+    // 10%, draft jobs 5%, Salesforce dead 10%, findings 15%; each kind's items share half as
+    // many reasons (errors that name a record make problems of their own).
+    let p = 2 * args.problems as i64;
     let dead = p * 40 / 100;
     let quarantined = p * 20 / 100;
     let push = p * 10 / 100;
     let drafts = p * 5 / 100;
     let sf = p * 10 / 100;
     let findings = p - dead - quarantined - push - drafts - sf;
+    let (dead_r, quarantined_r, push_r, drafts_r, sf_r, findings_r) = (
+        dead / 2,
+        quarantined / 2,
+        push / 2,
+        drafts / 2,
+        sf / 2,
+        findings / 2,
+    );
     let statements = [
         format!(
             "INSERT INTO orders (shop, id, admin_graphql_api_id, name, order_number, email,
@@ -399,8 +409,8 @@ async fn seed(pool: &PgPool, args: &Args) -> Result<()> {
                     CASE WHEN i > {dead} + {quarantined} AND e = 9
                          THEN 'older than the stored version' END,
                     'gid://shopify/Order/' || o,
-                    CASE WHEN i <= {dead} THEN 'handler failed: reason ' || (i % 40)
-                         WHEN i <= {dead} + {quarantined} THEN 'not JSON: reason ' || (i % 40) END
+                    CASE WHEN i <= {dead} THEN 'handler failed: reason ' || (i % {dead_r})
+                         WHEN i <= {dead} + {quarantined} THEN 'not JSON: reason ' || (i % {quarantined_r}) END
              FROM (SELECT i, (i - 1) / 10 + 1 AS o, (i - 1) % 10 AS e,
                           now() - interval '20 days' + i * interval '1 ms' AS t
                    FROM generate_series(1, {}) i) s",
@@ -409,19 +419,19 @@ async fn seed(pool: &PgPool, args: &Args) -> Result<()> {
         format!(
             "INSERT INTO rules_push_errors (shop, company_location, error)
              SELECT '{SHOP}', 'gid://shopify/CompanyLocation/' || n,
-                    'metafieldsSet: userErrors ' || (n % 12)
+                    'metafieldsSet: userErrors ' || (n % {push_r})
              FROM generate_series(1, {push}) n"
         ),
         format!(
             "INSERT INTO draft_order_jobs (id, shop, quote_id, company_location_id, request,
                                            status, error, finished_at)
              SELECT 'dq_' || lpad(to_hex(n), 20, '0'), '{SHOP}', 'Q-' || n, 'loc-' || (n % 50),
-                    '{{}}', 'failed', 'draftOrderCreate: reason ' || (n % 7), now()
+                    '{{}}', 'failed', 'draftOrderCreate: reason ' || (n % {drafts_r}), now()
              FROM generate_series(1, {drafts}) n"
         ),
         format!(
             "INSERT INTO salesforce_outbox (shop, object, record_key, status, last_error)
-             SELECT '{SHOP}', 'order', n::text, 'dead', 'INVALID_FIELD: reason ' || (n % 9)
+             SELECT '{SHOP}', 'order', n::text, 'dead', 'INVALID_FIELD: reason ' || (n % {sf_r})
              FROM generate_series(1, {sf}) n"
         ),
         format!(
@@ -429,8 +439,9 @@ async fn seed(pool: &PgPool, args: &Args) -> Result<()> {
              VALUES ('{SHOP}', 'orders', 'schedule', 'report', now())"
         ),
         format!(
-            "INSERT INTO reconcile_findings (shop, run_id, kind, record)
-             SELECT '{SHOP}', (SELECT max(id) FROM reconcile_runs), 'order_missing', n::text
+            "INSERT INTO reconcile_findings (shop, run_id, kind, record, error)
+             SELECT '{SHOP}', (SELECT max(id) FROM reconcile_runs), 'order_missing', n::text,
+                    'heal failed: reason ' || (n % {findings_r})
              FROM generate_series(1, {findings}) n"
         ),
         "ANALYZE".to_owned(),

@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 use wholesail_webhook::ShopDomain;
 
 pub use actions::{perform, Outcome, Request};
-pub use query::{items, list, open_counts, problem};
+pub use query::{items, list, open_counts, open_counts_beside_inbox, problem, OpenCounts};
 
 /// What kind of failure a problem is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]

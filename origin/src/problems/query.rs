@@ -205,8 +205,25 @@ pub(super) async fn item_keys(pool: &PgPool, id: &ProblemId) -> Result<Vec<Strin
 /// present. Cheap: the totals are index-only counts over the partial indexes of the failed
 /// rows; the dismissed items are counted per dismissal only.
 pub async fn open_counts(pool: &PgPool) -> Result<Vec<(Kind, i64)>, sqlx::Error> {
+    let inbox = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE status = 'dead') AS "dead!",
+                  count(*) FILTER (WHERE status = 'quarantined') AS "quarantined!"
+           FROM inbox WHERE status IN ('dead', 'quarantined')"#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(open_counts_beside_inbox(pool)
+        .await?
+        .with_inbox(inbox.dead, inbox.quarantined))
+}
+
+/// [`open_counts`] but for the inbox's dead and quarantined rows, for a caller that counts
+/// those itself (`/metrics`, with the inbox depth, at the same time): one index pass over the
+/// inbox's failed rows per scrape instead of two.
+pub async fn open_counts_beside_inbox(pool: &PgPool) -> Result<OpenCounts, sqlx::Error> {
     let totals = sqlx::query!(
-        r#"SELECT kind AS "kind!", count(*) AS "items!" FROM problem_items GROUP BY kind"#
+        r#"SELECT kind AS "kind!", count(*) AS "items!" FROM problem_items
+           WHERE kind NOT IN ('dead_letter', 'quarantined') GROUP BY kind"#
     )
     .fetch_all(pool)
     .await?;
@@ -222,13 +239,38 @@ pub async fn open_counts(pool: &PgPool) -> Result<Vec<(Kind, i64)>, sqlx::Error>
     )
     .fetch_all(pool)
     .await?;
-    Ok(Kind::ALL
-        .into_iter()
-        .map(|kind| {
-            let of = |k: &str| k == kind.as_str();
-            let total: i64 = totals.iter().filter(|r| of(&r.kind)).map(|r| r.items).sum();
-            let hidden: i64 = hidden.iter().filter(|r| of(&r.kind)).map(|r| r.items).sum();
-            (kind, (total - hidden).max(0))
-        })
-        .collect())
+    Ok(OpenCounts {
+        totals: totals.into_iter().map(|r| (r.kind, r.items)).collect(),
+        hidden: hidden.into_iter().map(|r| (r.kind, r.items)).collect(),
+    })
+}
+
+/// Item counts of every kind but the inbox's two ([`open_counts_beside_inbox`]).
+#[derive(Debug)]
+pub struct OpenCounts {
+    totals: Vec<(String, i64)>,
+    hidden: Vec<(String, i64)>,
+}
+
+impl OpenCounts {
+    /// Every kind's open items, given the inbox's `dead` and `quarantined` row counts.
+    pub fn with_inbox(mut self, dead: i64, quarantined: i64) -> Vec<(Kind, i64)> {
+        self.totals
+            .push((Kind::DeadLetter.as_str().to_owned(), dead));
+        self.totals
+            .push((Kind::Quarantined.as_str().to_owned(), quarantined));
+        let sum = |rows: &[(String, i64)], kind: Kind| -> i64 {
+            rows.iter()
+                .filter(|(k, _)| k == kind.as_str())
+                .map(|(_, n)| n)
+                .sum()
+        };
+        Kind::ALL
+            .into_iter()
+            .map(|kind| {
+                let open = sum(&self.totals, kind) - sum(&self.hidden, kind);
+                (kind, open.max(0))
+            })
+            .collect()
+    }
 }
