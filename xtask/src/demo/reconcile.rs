@@ -47,7 +47,7 @@ pub fn subscriptions(demo: &Demo) -> Result<()> {
     )?;
     catalog(demo)?;
     let runs: Value =
-        serde_json::from_str(&demo.origin_cli(&["reconcile", "runs", "--shop", SHOP])?)?;
+        serde_json::from_str(&demo.origin_cli(&["reconcile", "runs", "--shop", SHOP, "--json"])?)?;
     println!(
         "   origin reconcile runs --shop {SHOP}: {} runs recorded",
         runs["runs"].as_array().map_or(0, Vec::len)
