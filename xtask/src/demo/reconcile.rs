@@ -46,8 +46,13 @@ pub fn subscriptions(demo: &Demo) -> Result<()> {
         "a second run finds nothing",
     )?;
     catalog(demo)?;
-    let runs: Value =
-        serde_json::from_str(&demo.origin_cli(&["reconcile", "runs", "--shop", SHOP, "--json"])?)?;
+    let runs: Value = serde_json::from_str(&demo.origin_cli(&[
+        "reconcile",
+        "runs",
+        "--shop",
+        SHOP,
+        "--json",
+    ])?)?;
     println!(
         "   origin reconcile runs --shop {SHOP}: {} runs recorded",
         runs["runs"].as_array().map_or(0, Vec::len)

@@ -240,7 +240,8 @@ pub(super) fn sync_and_quote_to_cash(
         items.len() == 3,
         "the order is in Salesforce with its 3 lines, on the linked Account",
     )?;
-    let review: Value = serde_json::from_str(&demo.origin_cli(&["salesforce", "review", "--json"])?)?;
+    let review: Value =
+        serde_json::from_str(&demo.origin_cli(&["salesforce", "review", "--json"])?)?;
     println!(
         "   origin salesforce review: {} ({} candidates)",
         review["review"][0]["name"],
