@@ -193,7 +193,7 @@ describe("edge with the real origin", { skip }, () => {
       await waitFor("both envelopes parked in R2", () => parkEdge.logs.filter((l) => l.includes('"outcome":"undelivered"')).length === 2, 30_000);
       origin = await startOrigin();
 
-      const listed = lines(await cli("list"));
+      const listed = lines(await cli("list", "--json"));
       assert.equal(listed.length, 2);
       assert.ok(listed.every((o) => o.key.startsWith("undelivered/") && o.size > 0), JSON.stringify(listed));
 

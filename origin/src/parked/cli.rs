@@ -1,7 +1,7 @@
 //! `origin parked …`: the edge's parked envelopes.
 //!
 //! ```text
-//! origin parked list --edge-url URL [--key-id ID] [--prefix P]      # JSON lines {key, size, uploaded_ms}
+//! origin parked list --edge-url URL [--key-id ID] [--prefix P] [--json]  # table, or JSON lines {key, size, uploaded_ms}
 //! origin parked recover --edge-url URL [--key-id ID] [--origin-url URL]
 //! origin parked purge --edge-url URL [--key-id ID] --shop S [--contains TEXT]
 //! ```
@@ -15,18 +15,22 @@ use secrecy::ExposeSecret;
 use wholesail_webhook::{ShopDomain, SigningKey};
 
 use super::{purge, recover, EdgeClient, PARKED_PREFIXES};
+use crate::cli_output;
 use crate::config::Config;
 
 /// `origin parked` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ParkedCommand {
-    /// List parked objects (JSON lines).
+    /// List parked objects: a table, or JSON lines with `--json`.
     List {
         #[command(flatten)]
         edge: EdgeArgs,
         /// Only this prefix (default: undelivered/, rejected/ and unreadable/).
         #[arg(long)]
         prefix: Option<String>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Fetch every undelivered/ and rejected/ envelope, re-submit it to origin's intake and
     /// delete it from R2 once origin accepted it (or already had it).
@@ -91,21 +95,33 @@ fn own_url(config: &Config) -> String {
     format!("http://{addr}")
 }
 
-/// Runs one `origin parked` command, printing JSON lines.
+/// Runs one `origin parked` command: `list` prints a table (JSON lines with `--json`), the
+/// others JSON lines.
 pub async fn run(config: &Config, cmd: ParkedCommand) -> Result<()> {
     match cmd {
-        ParkedCommand::List { edge, prefix } => {
+        ParkedCommand::List { edge, prefix, json } => {
             let client =
                 EdgeClient::new(&edge.edge_url, signing_key(config, edge.key_id.as_deref())?);
             let prefixes = match &prefix {
                 Some(p) => vec![p.as_str()],
                 None => PARKED_PREFIXES.to_vec(),
             };
+            let mut rows = Vec::new();
             for p in prefixes {
                 for object in client.list(p).await? {
-                    println!("{}", serde_json::to_string(&object)?);
+                    rows.push(serde_json::to_value(&object)?);
                 }
             }
+            let lines: Vec<String> = rows.iter().map(ToString::to_string).collect();
+            let table = cli_output::table_of(
+                &rows,
+                &[
+                    ("KEY", "key"),
+                    ("BYTES", "size"),
+                    ("UPLOADED (ms)", "uploaded_ms"),
+                ],
+            );
+            cli_output::print(json, &lines, &table, None);
         }
         ParkedCommand::Recover { edge, origin_url } => {
             let key = signing_key(config, edge.key_id.as_deref())?;
