@@ -205,7 +205,7 @@ describe("edge with the real origin", { skip }, () => {
       assert.deepEqual(recovered.map((r) => [r.webhook_id, r.result]), [["e2e-parked-1", "accepted"]]);
       assert.equal(rows("webhook_id = 'e2e-parked-1' AND source = 'edge'"), 1);
       assert.equal(rows("webhook_id = 'e2e-parked-2'"), 0);
-      assert.deepEqual(lines(await cli("list")), []);
+      assert.deepEqual(lines(await cli("list", "--json")), []);
       // Running it again finds nothing to do.
       assert.deepEqual(lines(await cli("recover")), []);
     } finally {
