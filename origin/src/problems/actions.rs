@@ -119,7 +119,8 @@ async fn carry_out(
         }
         (Kind::SalesforceDead, _) => {
             let ids = numeric(&keys)?;
-            let n = crate::salesforce::outbox::replay_dead_rows(pool, shop, &ids).await?;
+            let n =
+                crate::salesforce::outbox::replay_dead(pool, Some(shop), None, Some(&ids)).await?;
             json!({ "replayed": n })
         }
         (Kind::RulesPushError, _) => {

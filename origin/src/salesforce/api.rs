@@ -135,7 +135,7 @@ async fn replay(
     State(pool): State<PgPool>,
     Json(body): Json<ReplayBody>,
 ) -> Result<Json<Value>, CliError> {
-    let replayed = outbox::replay_dead(&pool, body.shop.as_ref(), None).await?;
+    let replayed = outbox::replay_dead(&pool, body.shop.as_ref(), None, None).await?;
     Ok(Json(json!({ "replayed": replayed })))
 }
 

@@ -176,7 +176,7 @@ pub async fn run(pool: &PgPool, command: SalesforceCommand) -> Result<(), CliErr
         }
         SalesforceCommand::DeadLetters { shop, replay, json } => {
             if replay {
-                json!({ "replayed": outbox::replay_dead(pool, shop.as_ref(), None).await? })
+                json!({ "replayed": outbox::replay_dead(pool, shop.as_ref(), None, None).await? })
             } else {
                 let dead = outbox::dead(pool, shop.as_ref()).await?;
                 let total = outbox::dead_count(pool, shop.as_ref()).await?;
@@ -253,6 +253,6 @@ pub async fn decide(
     if !outbox::decide_review(pool, shop, company, account).await? {
         return Err(CliError::NotInReview(company.to_owned(), shop.clone()));
     }
-    let requeued = outbox::replay_dead(pool, Some(shop), Some(company)).await?;
+    let requeued = outbox::replay_dead(pool, Some(shop), Some(company), None).await?;
     Ok(json!({ "company": company, "account": account, "requeued": requeued }))
 }

@@ -703,12 +703,14 @@ pub async fn dead_count(pool: &PgPool, shop: Option<&ShopDomain>) -> Result<i64,
     .await
 }
 
-/// Puts dead rows back to pending (of `shop`, of one `record` key), unless the record already
-/// has a pending row; wakes the sync. Returns how many.
+/// Puts dead rows back to pending (of `shop`, of one `record` key, of the row `ids`: each
+/// filter only when given), unless the record already has a pending row; wakes the sync.
+/// Returns how many.
 pub async fn replay_dead(
     pool: &PgPool,
     shop: Option<&ShopDomain>,
     record: Option<&str>,
+    ids: Option<&[i64]>,
 ) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let replayed = sqlx::query!(
@@ -716,38 +718,12 @@ pub async fn replay_dead(
          SET status = 'pending', attempts = 0, run_at = now(), last_error = NULL
          WHERE o.status = 'dead' AND ($1::text IS NULL OR o.shop = $1)
            AND ($2::text IS NULL OR o.record_key = $2)
+           AND ($3::bigint[] IS NULL OR o.id = ANY($3))
            AND NOT EXISTS (SELECT 1 FROM salesforce_outbox p
                            WHERE p.shop = o.shop AND p.object = o.object
                              AND p.record_key = o.record_key AND p.status = 'pending')",
         shop.map(ShopDomain::as_str),
         record,
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    sqlx::query!("SELECT pg_notify($1, '') AS sent", CHANNEL)
-        .fetch_one(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(replayed)
-}
-
-/// Puts the dead rows `ids` of `shop` back to pending, unless their record already has a
-/// pending row; wakes the sync. Returns how many.
-pub async fn replay_dead_rows(
-    pool: &PgPool,
-    shop: &ShopDomain,
-    ids: &[i64],
-) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let replayed = sqlx::query!(
-        "UPDATE salesforce_outbox o
-         SET status = 'pending', attempts = 0, run_at = now(), last_error = NULL
-         WHERE o.shop = $1 AND o.id = ANY($2) AND o.status = 'dead'
-           AND NOT EXISTS (SELECT 1 FROM salesforce_outbox p
-                           WHERE p.shop = o.shop AND p.object = o.object
-                             AND p.record_key = o.record_key AND p.status = 'pending')",
-        shop.as_str(),
         ids,
     )
     .execute(&mut *tx)
