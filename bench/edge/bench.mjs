@@ -1,28 +1,67 @@
 // `cargo xtask bench edge`: ack latency and throughput of the Rust edge worker (release build,
-// edge/build) and of the JavaScript reference worker (reference-worker.mjs), both in workerd
-// through Miniflare with wrangler.toml's bindings, measured in the same run.
+// edge/build), of the JavaScript reference worker (reference-worker.mjs) and of the runtime's
+// floor (floor-worker.mjs: read the body, answer 200), all in workerd through Miniflare with
+// wrangler.toml's bindings, measured in the same run.
 //
 // For 1- and 500-line `orders/create` bodies (HMAC-checked and stripped), sequentially and over
-// 8 concurrent connections, it alternates rounds between the two workers and reports client-side
-// latency p50/p99 over all rounds and the median round's requests/s. The client runs on the same
-// machine (2 cores), so absolute figures include its cost; the ratio is the comparison.
+// 8 concurrent connections, it alternates rounds between the workers (rotating their order) and
+// reports client-side latency p50/p99 over all rounds and the median round's requests/s, and
+// each worker's cost above the floor (p50 − the floor's p50) with the ratio Rust ÷ JS.
+//
+// Every scenario runs twice: unpinned (client and workerd share both cores as the scheduler
+// likes) and pinned (`taskset`: this client on CPU 0, every workerd on CPU 1), so the client's
+// own work stops competing with the worker's. `EDGE_BENCH_BEFORE=<dir>/index.js` adds another
+// build of the Rust worker (e.g. main's) to the same run; `EDGE_BENCH_ROUNDS` sets the rounds.
 
+import { execFileSync } from "node:child_process";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 
 import { fixture, ROOT, shopifyHeaders, startEdge, TEST_SECRETS } from "../../edge/tests/support/edge.mjs";
 
-const ROUNDS = 6;
+const ROUNDS = Number(process.env.EDGE_BENCH_ROUNDS ?? 6);
 const SCENARIOS = [
   { lines: 1, connections: 1, requests: 300 },
   { lines: 1, connections: 8, requests: 800 },
   { lines: 500, connections: 1, requests: 80 },
   { lines: 500, connections: 8, requests: 160 },
 ];
+const MODES = process.env.EDGE_BENCH_MODES?.split(",") ?? ["unpinned", "pinned"];
 
+const start = (script) => startEdge({ secrets: TEST_SECRETS, consumers: false, keepLogs: false, script });
 const workers = {
-  rust: await startEdge({ secrets: TEST_SECRETS, consumers: false, keepLogs: false }),
-  js: await startEdge({ secrets: TEST_SECRETS, consumers: false, keepLogs: false, script: join(ROOT, "bench/edge/reference-worker.mjs") }),
+  floor: await start(join(ROOT, "bench/edge/floor-worker.mjs")),
+  rust: await start(),
+  js: await start(join(ROOT, "bench/edge/reference-worker.mjs")),
 };
+if (process.env.EDGE_BENCH_BEFORE) workers.before = await start(process.env.EDGE_BENCH_BEFORE);
+const names = Object.keys(workers);
+
+/** This process's descendants named workerd (Miniflare starts one per instance). */
+function workerdPids() {
+  const out = execFileSync("ps", ["-e", "-o", "pid=,ppid=,comm="], { encoding: "utf8" });
+  const procs = out.trim().split("\n").map((l) => l.trim().split(/\s+/));
+  const mine = new Set([String(process.pid)]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, ppid] of procs) {
+      if (mine.has(ppid) && !mine.has(pid)) {
+        mine.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return procs.filter(([pid, , comm]) => mine.has(pid) && comm === "workerd").map(([pid]) => pid);
+}
+
+/** Pins (or unpins) every thread of this client and of each workerd. */
+function pin(mode) {
+  const workerd = workerdPids();
+  if (workerd.length < names.length) throw new Error(`found ${workerd.length} workerd processes for ${names.length} workers`);
+  const set = (cpus, pid) => execFileSync("taskset", ["-a", "-p", "-c", cpus, pid], { stdio: "ignore" });
+  set(mode === "pinned" ? "0" : "0-1", String(process.pid));
+  for (const pid of workerd) set(mode === "pinned" ? "1" : "0-1", pid);
+}
 
 // The HMAC is computed once per body; only the webhook id changes between requests.
 let seq = 0;
@@ -56,37 +95,58 @@ const pct = (xs, p) => {
 };
 const median = (xs) => pct(xs, 50);
 
+const loadBefore = loadavg();
 const rows = [];
-for (const sc of SCENARIOS) {
-  const body = fixture(`order-${sc.lines}.json`);
-  const results = { rust: { latencies: [], rps: [] }, js: { latencies: [], rps: [] } };
-  for (const name of ["rust", "js"]) {
-    await run(workers[name].url, body, { connections: sc.connections, requests: Math.ceil(sc.requests / 4) }); // warm-up
-  }
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? ["rust", "js"] : ["js", "rust"];
-    for (const name of order) {
-      const r = await run(workers[name].url, body, sc);
-      results[name].latencies.push(...r.latencies);
-      results[name].rps.push(r.rps);
+for (const mode of MODES) {
+  pin(mode);
+  for (const sc of SCENARIOS) {
+    const body = fixture(`order-${sc.lines}.json`);
+    const results = Object.fromEntries(names.map((n) => [n, { latencies: [], rps: [] }]));
+    for (const name of names) {
+      await run(workers[name].url, body, { connections: sc.connections, requests: Math.ceil(sc.requests / 4) }); // warm-up
     }
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = names.map((_, i) => names[(i + round) % names.length]);
+      if (round % 2 === 1) order.reverse();
+      for (const name of order) {
+        const r = await run(workers[name].url, body, sc);
+        results[name].latencies.push(...r.latencies);
+        results[name].rps.push(r.rps);
+      }
+    }
+    const summary = (r) => ({ p50: pct(r.latencies, 50), p99: pct(r.latencies, 99), rps: median(r.rps) });
+    rows.push({ mode, ...sc, bytes: body.length, ...Object.fromEntries(names.map((n) => [n, summary(results[n])])) });
+    console.error(`done: ${mode}, ${sc.lines}-line order, ${sc.connections} connection(s)`);
   }
-  const summary = (r) => ({ p50: pct(r.latencies, 50), p99: pct(r.latencies, 99), rps: median(r.rps) });
-  const rust = summary(results.rust);
-  const js = summary(results.js);
-  rows.push({ ...sc, bytes: body.length, rust, js });
-  console.error(`done: ${sc.lines}-line order, ${sc.connections} connection(s)`);
 }
+pin("unpinned");
+const loadAfter = loadavg();
 
-await workers.rust.mf.dispose();
-await workers.js.mf.dispose();
+for (const w of Object.values(workers)) await w.mf.dispose();
 
 const f = (x) => x.toFixed(2);
-console.log(`\nEdge ack latency in workerd (Miniflare ${(await import("miniflare/package.json", { with: { type: "json" } })).default.version}), ${ROUNDS} rounds per worker, client on the same machine.\n`);
-console.log("| order | body | connections | Rust p50 ms | Rust p99 ms | Rust req/s | JS p50 ms | JS p99 ms | JS req/s | p99 JS/Rust | req/s Rust/JS |");
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+const load = (l) => l.map((x) => x.toFixed(2)).join(" ");
+console.log(`\nEdge ack latency in workerd (Miniflare ${(await import("miniflare/package.json", { with: { type: "json" } })).default.version}), ${ROUNDS} alternating rounds per worker, client on the same machine; load average ${load(loadBefore)} before, ${load(loadAfter)} after.\n`);
+console.log("Latency (ms) and throughput; floor = read the body, answer 200.\n");
+const extra = names.includes("before") ? " before p50 | before p99 | before req/s |" : "";
+console.log(`| client/workerd | order | body | conns | floor p50 | floor p99 | floor req/s | Rust p50 | Rust p99 | Rust req/s | JS p50 | JS p99 | JS req/s |${extra} req/s Rust/JS |`);
+console.log(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|${extra ? "---:|---:|---:|" : ""}---:|`);
 for (const r of rows) {
+  const cells = (w) => `${f(w.p50)} | ${f(w.p99)} | ${w.rps.toFixed(0)}`;
+  const before = names.includes("before") ? ` ${cells(r.before)} |` : "";
   console.log(
-    `| ${r.lines}-line orders/create | ${(r.bytes / 1000).toFixed(1)} kB | ${r.connections} | ${f(r.rust.p50)} | ${f(r.rust.p99)} | ${r.rust.rps.toFixed(0)} | ${f(r.js.p50)} | ${f(r.js.p99)} | ${r.js.rps.toFixed(0)} | ${f(r.js.p99 / r.rust.p99)} | ${f(r.rust.rps / r.js.rps)} |`,
+    `| ${r.mode} | ${r.lines}-line | ${(r.bytes / 1000).toFixed(1)} kB | ${r.connections} | ${cells(r.floor)} | ${cells(r.rust)} | ${cells(r.js)} |${before} ${f(r.rust.rps / r.js.rps)} |`,
+  );
+}
+console.log("\nCost above the floor (p50 − floor p50, ms; per request from req/s: 1000/req/s − 1000/floor req/s).\n");
+const beforeHead = names.includes("before") ? " before above p50 | before ÷ JS |" : "";
+console.log(`| client/workerd | order | conns | Rust above p50 | JS above p50 | Rust ÷ JS |${beforeHead} Rust above (req/s) | JS above (req/s) | Rust ÷ JS (req/s) |`);
+console.log(`|---|---|---:|---:|---:|---:|${beforeHead ? "---:|---:|" : ""}---:|---:|---:|`);
+for (const r of rows) {
+  const above = (w) => w.p50 - r.floor.p50;
+  const perReq = (w) => 1000 / w.rps - 1000 / r.floor.rps;
+  const before = names.includes("before") ? ` ${f(above(r.before))} | ${f(above(r.before) / above(r.js))} |` : "";
+  console.log(
+    `| ${r.mode} | ${r.lines}-line | ${r.connections} | ${f(above(r.rust))} | ${f(above(r.js))} | ${f(above(r.rust) / above(r.js))} |${before} ${f(perReq(r.rust))} | ${f(perReq(r.js))} | ${f(perReq(r.rust) / perReq(r.js))} |`,
   );
 }

@@ -1,8 +1,10 @@
 // The JavaScript reference for `cargo xtask bench edge`: a minimal Cloudflare Worker doing what
 // the Rust edge worker does on `POST /webhooks` — HMAC check with crypto.subtle (current and
 // previous secret), JSON.parse, strip to the orders allowlist, envelope, queue send as text
-// (R2 when over the message limit), one JSON log line, 200 — with the same bindings
-// (wrangler.toml). It has no consumer: the benchmark measures the acknowledging side.
+// (R2 when over the message limit), one JSON log line, one count (a data point in EDGE_COUNTS
+// when bound, else a JSON count line, as the Rust worker's `analytics` does), 200 — with the
+// same bindings (wrangler.toml). Like the Rust worker it hashes the body with SHA-256 for the
+// envelope's `body_sha256`. It has no consumer: the benchmark measures the acknowledging side.
 
 const MAX_INLINE_MESSAGE_BYTES = 120_000;
 
@@ -63,6 +65,25 @@ async function verify(body, hmacHeader, secrets) {
   return false;
 }
 
+const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+
+// One count per outcome, the Rust worker's shape (edge/src/count.rs): a data point when the
+// dataset is bound, else a log line.
+function count(env, { outcome, reason, topic = "", shop = "", payload = "", bytes = 0, webhookId = "" }) {
+  if (!env.EDGE_COUNTS) {
+    console.log(JSON.stringify({
+      level: "info", event: "count", stage: "intake", outcome, reason, topic, shop, payload, bytes,
+      attempts: 0, webhook_id: webhookId,
+    }));
+    return;
+  }
+  env.EDGE_COUNTS.writeDataPoint({
+    blobs: [outcome, reason, topic, shop, "intake", payload],
+    doubles: [1, bytes, 0],
+    indexes: shop && shop.length <= 96 ? [shop] : [],
+  });
+}
+
 const json = (status, value) =>
   new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
 
@@ -77,6 +98,7 @@ export default {
     if (body.length > limit) return json(413, { error: "too large" });
     const h = request.headers;
     if (!(await verify(body, h.get("x-shopify-hmac-sha256"), [env.SHOPIFY_SECRET, env.SHOPIFY_PREVIOUS_SECRET]))) {
+      count(env, { outcome: "refused", reason: "bad_hmac", bytes: body.length });
       return json(401, { error: "HMAC does not match" });
     }
     const meta = {
@@ -91,15 +113,19 @@ export default {
     if (!meta.webhook_id || !meta.topic || !meta.shop.endsWith(".myshopify.com")) return json(400, { error: "bad headers" });
     const allow = (env.SHOP_ALLOWLIST ?? "").split(/[\s,]+/).filter(Boolean);
     if (allow.length && !allow.includes(meta.shop)) return json(403, { error: "shop not allowed" });
+    const bodySha256 = hex(await crypto.subtle.digest("SHA-256", body));
     let payload;
+    let kind = "stripped";
     try {
       const parsed = JSON.parse(new TextDecoder().decode(body));
       const spec = SPECS[meta.topic];
       payload = { json: { stripping: spec ? "allowlist" : "unknown_topic", body: spec ? filter(parsed, spec, true) : parsed } };
+      if (!spec) kind = "unknown_topic";
     } catch (e) {
+      kind = "malformed";
       payload = { malformed: { reason: String(e), body_base64: btoa(String.fromCharCode(...body)) } };
     }
-    const envelope = JSON.stringify({ meta, received_at_ms: receivedAt, original_bytes: body.length, payload });
+    const envelope = JSON.stringify({ meta, received_at_ms: receivedAt, original_bytes: body.length, body_sha256: bodySha256, payload });
     let message = `{"inline":${envelope}}`;
     let outcome = "queued";
     if (new TextEncoder().encode(message).length > MAX_INLINE_MESSAGE_BYTES) {
@@ -112,12 +138,17 @@ export default {
       await env.WEBHOOKS.send(message, { contentType: "text" });
     } catch (e) {
       console.error(JSON.stringify({ level: "error", event: "webhook", outcome: "enqueue_failed", status: 503 }));
+      count(env, { outcome: "failed", reason: "enqueue_failed", topic: meta.topic, shop: meta.shop, payload: kind, bytes: body.length, webhookId: meta.webhook_id });
       return json(503, { error: "could not store the webhook; retry later" });
     }
     console.log(JSON.stringify({
       level: "info", event: "webhook", outcome, status: 200, topic: meta.topic, shop: meta.shop,
       webhook_id: meta.webhook_id, bytes_in: body.length, bytes_out: envelope.length,
     }));
+    count(env, {
+      outcome: "accepted", reason: outcome === "queued" ? "inline" : "r2", topic: meta.topic, shop: meta.shop,
+      payload: kind, bytes: body.length, webhookId: meta.webhook_id,
+    });
     return json(200, { status: "queued", webhook_id: meta.webhook_id });
   },
 };

@@ -45,8 +45,9 @@ export function fixture(name) {
  * Analytics Engine binding `EDGE_COUNTS` is: `"local"` (wrangler.toml's dataset, Miniflare's
  * simulator, which keeps nothing), `"record"` (a recorder that prints each data point as a
  * `data-point {json}` line to the captured console), or `"unbound"` (no binding).
+ * `inspectorPort` opens workerd's V8 inspector for this worker on that port (profiling).
  */
-export async function startEdge({ originUrl, secrets, vars = {}, consumers = {}, script, keepLogs = true, echoLogs = false, port = 0, dataPoints = "local" } = {}) {
+export async function startEdge({ originUrl, secrets, vars = {}, consumers = {}, script, keepLogs = true, echoLogs = false, port = 0, dataPoints = "local", inspectorPort } = {}) {
   for (const required of ["SHOPIFY_SECRET", "EDGE_SIGNING_KEY"]) {
     if (!secrets?.[required]) throw new Error(`startEdge: secrets.${required} is required (tests pass TEST_SECRETS)`);
   }
@@ -78,6 +79,7 @@ export async function startEdge({ originUrl, secrets, vars = {}, consumers = {},
       ...vars,
     },
     queueConsumers,
+    ...(inspectorPort ? { unsafeInspectorProxy: true } : {}),
   };
   const workers = [edge];
   if (dataPoints === "record") workers.push({ name: "data-point-recorder", modules: true, script: DATA_POINT_RECORDER });
@@ -87,6 +89,7 @@ export async function startEdge({ originUrl, secrets, vars = {}, consumers = {},
     cf: false,
     host: "127.0.0.1",
     port,
+    ...(inspectorPort ? { inspectorPort } : {}),
     log: new Log(LogLevel.WARN),
     handleRuntimeStdio(stdout, stderr) {
       for (const s of [stdout, stderr]) {
