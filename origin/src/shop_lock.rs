@@ -6,6 +6,9 @@
 //! and events arriving meanwhile wait for the redaction and then see the shop redacted. Both
 //! locks are released when the worker's transaction ends. Claims hand a worker its events in
 //! shop order, so two workers take shop locks in the same order and cannot deadlock each other.
+//! A worker batch takes the locks of all its shops at once ([`ShopGate`]).
+
+use std::collections::HashSet;
 
 use sqlx::PgConnection;
 use wholesail_webhook::ShopDomain;
@@ -52,4 +55,59 @@ pub(crate) async fn is_redacted(
     .fetch_optional(conn)
     .await?;
     Ok(redacted.unwrap_or(false))
+}
+
+/// The shop locks of one worker batch, taken once for all its shops instead of once per event,
+/// and which of those shops were not redacted once their locks were held. While a shop's
+/// shared lock is held no other transaction can redact it (`shop/redact` needs the lock
+/// exclusively), so the answer holds until the batch's own events could change it
+/// ([`ShopGate::forget`]).
+#[derive(Debug, Default)]
+pub struct ShopGate {
+    clear: HashSet<String>,
+}
+
+impl ShopGate {
+    /// Takes the shared lock of each of `shops` in shop order (the order every worker takes
+    /// them in), then reads which are not redacted, in a statement of its own so that its
+    /// snapshot follows the locks.
+    pub async fn take(
+        conn: &mut PgConnection,
+        shops: impl IntoIterator<Item = &ShopDomain>,
+    ) -> Result<Self, sqlx::Error> {
+        let mut shops: Vec<&str> = shops.into_iter().map(ShopDomain::as_str).collect();
+        shops.sort_unstable();
+        shops.dedup();
+        sqlx::query!(
+            r#"SELECT count(*) AS "locked!" FROM (
+                 SELECT pg_advisory_xact_lock_shared(hashtextextended('wholesail-shop:' || s, 0))
+                 FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n
+             ) l"#,
+            &shops as &[&str],
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let clear = sqlx::query_scalar!(
+            r#"SELECT s AS "shop!" FROM unnest($1::text[]) AS u(s)
+             WHERE NOT EXISTS (SELECT 1 FROM shops
+                               WHERE shops.shop = u.s AND shops.redacted_at IS NOT NULL)"#,
+            &shops as &[&str],
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(ShopGate {
+            clear: clear.into_iter().collect(),
+        })
+    }
+
+    /// Whether `shop` is known not to be redacted.
+    pub fn is_clear(&self, shop: &ShopDomain) -> bool {
+        self.clear.contains(shop.as_str())
+    }
+
+    /// Drops what is known of `shop`: an event about to be applied may redact it (or reinstall
+    /// it), so the shop's later events check for themselves.
+    pub fn forget(&mut self, shop: &ShopDomain) {
+        self.clear.remove(shop.as_str());
+    }
 }

@@ -52,6 +52,9 @@ use wholesail_webhook::{
     body_sha256, hex, BatchResponse, ItemStatus, SigningKey, SIGNATURE_HEADER,
 };
 
+#[path = "origin/drain.rs"]
+mod drain;
+
 const DB: &str = "wholesail_bench_origin";
 const KEY_ID: &str = "bench";
 const KEY_SECRET: &str = "bench-secret-0123456789abcdefghijklmnop";
@@ -534,7 +537,13 @@ impl Bench {
                 clear_run(&pool).await?;
             }
             let (o, r) = (median(origin_rates), median(raw_rates));
-            println!("| {label} | {n} | {o:.0} | {r:.0} | {:.2} |", o / r);
+            // #17's goals: batches ≥ 0.5× raw, single events ≥ 0.7×.
+            let goal = if batch == 1 { 0.7 } else { 0.5 };
+            let met = if o / r >= goal { "met" } else { "not met" };
+            println!(
+                "| {label} | {n} | {o:.0} | {r:.0} | {:.2} (goal ≥ {goal}: {met}) |",
+                o / r
+            );
             if batch == 100 {
                 batches = Some(Rates { origin: o, raw: r });
             }
@@ -645,10 +654,11 @@ impl Bench {
             n as f64 / sent_secs
         );
         println!(
-            "| intake → applied lag p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |",
+            "| intake → applied lag p50 / p99 / max | {:.0} / {:.0} / {:.0} ms (goal p99 ≤ 100 ms: {}) |",
             p50 * 1e3,
             p99 * 1e3,
-            max * 1e3
+            max * 1e3,
+            if p99 <= 0.1 { "met" } else { "not met" }
         );
         println!();
         Ok(())
@@ -793,7 +803,10 @@ impl Bench {
             total as f64 / drain_secs
         );
         println!("| inbox rows / done / dead / max processed_count | {rows} / {done} / {dead} / {max_count} (expect {unique} / {unique} / 0 / 1) |");
-        println!("| deadlocks (pg_stat_database, intake and workers) | {deadlocks} |");
+        println!(
+            "| deadlocks (pg_stat_database, intake and workers) | {deadlocks} (goal 0: {}) |",
+            if deadlocks == 0 { "met" } else { "not met" }
+        );
         println!("| orders / at latest version / order lines | {order_rows} / {latest} / {lines} (expect {orders} / {orders} / {}) |", 2 * orders);
         println!(
             "| verdict | {} |",
@@ -808,6 +821,59 @@ impl Bench {
         if !ok {
             bail!("storm verification failed");
         }
+        self.drain_vs_raw(&pool, unique, orders).await
+    }
+
+    /// Part 3, backlog: the storm's deliveries put back to pending and drained by origin's 2
+    /// worker loops, then by the raw reference ([`drain::raw`], 2 connections), from the same
+    /// state; prints both rates, their ratio and the goals of #17.
+    async fn drain_vs_raw(
+        self: &Arc<Self>,
+        pool: &PgPool,
+        rows: usize,
+        orders: usize,
+    ) -> Result<()> {
+        drain::reset(pool).await?;
+        let before = deadlocks(pool).await?;
+        let origin = self.start(2, 3_000).await?;
+        let t = Instant::now();
+        wait_drained(pool, Duration::from_secs(600)).await?;
+        let workers_secs = t.elapsed().as_secs_f64();
+        drop(origin);
+        let workers_deadlocks = deadlocks(pool).await? - before;
+        let latest: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM orders WHERE source_updated_at = $1::timestamptz",
+        )
+        .bind(OffsetDateTime::parse(
+            V2,
+            &time::format_description::well_known::Rfc3339,
+        )?)
+        .fetch_one(pool)
+        .await?;
+        if latest != orders as i64 {
+            bail!("workers' drain left {latest} of {orders} orders at the latest version");
+        }
+
+        drain::reset(pool).await?;
+        let before = deadlocks(pool).await?;
+        let (drained, raw_secs) = drain::raw(pool, 2).await?;
+        let raw_deadlocks = deadlocks(pool).await? - before;
+        if drained != rows as u64 {
+            bail!("raw drain marked {drained} of {rows} rows done");
+        }
+        let (w, r) = (rows as f64 / workers_secs, rows as f64 / raw_secs);
+        let met = |yes: bool| if yes { "met" } else { "not met" };
+        println!("## origin backlog drain (the storm's {rows} rows back to pending, {orders} orders; 2 loops each, batch {})\n", drain::BATCH);
+        println!("| drained by | time | rows/s | deadlocks |");
+        println!("|---|---:|---:|---:|");
+        println!("| origin workers (guards, savepoints, outcomes, subject) | {workers_secs:.1} s | {w:.0} | {workers_deadlocks} |");
+        println!("| raw client (claim SKIP LOCKED, upsert orders, replace lines, mark done; no guards) | {raw_secs:.1} s | {r:.0} | {raw_deadlocks} |");
+        println!(
+            "| workers ÷ raw | {:.2} (goal ≥ 0.5: {}) | | |",
+            w / r,
+            met(w / r >= 0.5)
+        );
+        println!();
         Ok(())
     }
 }

@@ -36,6 +36,8 @@ use sqlx::PgConnection;
 use thiserror::Error;
 use wholesail_webhook::{Family, KnownTopic, ShopDomain};
 
+use crate::shop_lock::ShopGate;
+
 /// One inbox event, as the worker hands it to a handler.
 #[derive(Debug, Clone)]
 pub struct InboxEvent {
@@ -151,13 +153,32 @@ pub async fn apply_explained(
     conn: &mut PgConnection,
     event: &InboxEvent,
 ) -> Result<Verdict, HandlerError> {
+    apply_gated(conn, event, None).await
+}
+
+/// [`apply_explained`] for an event of a worker batch whose shops' shared locks `gate` holds:
+/// the lock is not taken again, and the redacted check is skipped for a shop the gate knows
+/// to be clear.
+pub async fn apply_in_batch(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+    gate: &mut ShopGate,
+) -> Result<Verdict, HandlerError> {
+    apply_gated(conn, event, Some(gate)).await
+}
+
+async fn apply_gated(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+    mut gate: Option<&mut ShopGate>,
+) -> Result<Verdict, HandlerError> {
     use KnownTopic as T;
     let topic = KnownTopic::parse(&event.topic);
     // `shop/redact` waits for the shop's events in flight; every other event waits for a
     // redaction in flight, then sees the shop redacted (`shop_lock`).
     if topic == Some(T::ShopRedact) {
         crate::shop_lock::exclusive(conn, &event.shop).await?;
-    } else {
+    } else if gate.is_none() {
         crate::shop_lock::shared(conn, &event.shop).await?;
     }
     let Some(topic) = topic else {
@@ -168,7 +189,13 @@ pub async fn apply_explained(
         topic.family(),
         Family::Compliance | Family::Shop | Family::Untracked
     );
+    // Those may redact the shop or reinstall it: its later events in the batch check again.
+    if let (true, Some(gate)) = (on_redacted_shops, gate.as_deref_mut()) {
+        gate.forget(&event.shop);
+    }
+    let known_clear = gate.is_some_and(|g| g.is_clear(&event.shop));
     if !on_redacted_shops
+        && !known_clear
         && crate::shop_lock::is_redacted(conn, &event.shop).await?
         && !shop::reinstalled(conn, event).await?
     {

@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use wholesail_webhook::ShopDomain;
 
 use crate::handlers::InboxEvent;
+use crate::pipeline::wakeup::Wakeup;
 
 /// The NOTIFY channel intake signals after inserting due rows.
 pub const CHANNEL: &str = "wholesail_inbox";
@@ -124,50 +125,83 @@ pub enum Stored {
 pub const EDGE_DLQ_REASON: &str =
     "received from the edge dead-letter queue: origin did not accept it within the edge's retries";
 
-/// Inserts `events` in one transaction with one multi-row statement, deduplicated on the
-/// webhook id, and notifies the workers when a due row was added. Returns one [`Stored`] per
-/// event, in order (the second of two events with the same id in one call is a duplicate).
+/// Inserts `events` with one multi-row statement, deduplicated on the webhook id, and
+/// notifies the workers in the same statement when a due row was added. Returns one
+/// [`Stored`] per event, in order (the second of two events with the same id in one call is a
+/// duplicate).
 ///
 /// A body replayed for another shop or as a delete ([`crate::pipeline::body_guard`]) is stored
 /// quarantined with the reason. When PostgreSQL refuses the statement for a value it cannot
 /// store (a payload `jsonb` rejects: a lone surrogate escape, a number beyond `numeric`,
-/// nesting beyond its stack), the rows are inserted one by one and the refused ones are
-/// stored quarantined with PostgreSQL's reason, so their batch-mates are still stored.
+/// nesting beyond its stack), the rows are inserted one by one in one transaction and the
+/// refused ones are stored quarantined with PostgreSQL's reason, so their batch-mates are
+/// still stored.
 pub async fn insert(
     pool: &PgPool,
     source: Source,
     events: &[NewEvent],
 ) -> Result<Vec<Stored>, sqlx::Error> {
+    insert_notifying(pool, source, events, Some(CHANNEL)).await
+}
+
+/// [`insert`] for the intake routes: the workers are woken by `wakeup` after the commit
+/// instead of by a `NOTIFY` in it (see [`crate::pipeline::wakeup`] for why).
+pub async fn insert_then_wake(
+    pool: &PgPool,
+    source: Source,
+    events: &[NewEvent],
+    wakeup: &Wakeup,
+) -> Result<Vec<Stored>, sqlx::Error> {
+    let stored = insert_notifying(pool, source, events, None).await?;
+    if stored.contains(&Stored::Pending) {
+        wakeup.signal();
+    }
+    Ok(stored)
+}
+
+/// [`insert`], with a `NOTIFY` on `channel` in the inserting transaction when given.
+async fn insert_notifying(
+    pool: &PgPool,
+    source: Source,
+    events: &[NewEvent],
+    channel: Option<&str>,
+) -> Result<Vec<Stored>, sqlx::Error> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let mut tx = pool.begin().await?;
-    let replays = crate::pipeline::body_guard::replay_reasons(&mut tx, events).await?;
+    let mut conn = pool.acquire().await?;
+    // Reads committed rows only, inside a transaction or not (see `body_guard`).
+    let replays = crate::pipeline::body_guard::replay_reasons(&mut conn, events).await?;
     let mut rows: Vec<Row<'_>> = events
         .iter()
         .zip(replays)
         .map(|(e, replay)| Row::new(e, source, replay))
         .collect();
-    let inserted = match insert_in_savepoint(&mut tx, source, &rows).await? {
+    // The common case: one statement, atomic on its own, so no BEGIN/COMMIT round trips.
+    let inserted = match insert_rows(&mut conn, source, &rows, channel).await {
         Ok(inserted) => inserted,
-        Err(_) => {
+        Err(e) if refused_value(&e).is_some() => {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             let mut inserted = Vec::with_capacity(rows.len());
             for row in rows.iter_mut() {
-                match insert_in_savepoint(&mut tx, source, std::slice::from_ref(&*row)).await? {
+                let one = std::slice::from_ref(&*row);
+                match insert_in_savepoint(&mut tx, source, one, channel).await? {
                     Ok(ids) => inserted.extend(ids),
                     Err(reason) => {
                         row.quarantine_refused(reason);
                         let one = std::slice::from_ref(&*row);
-                        inserted.extend(insert_rows(&mut tx, source, one).await?);
+                        inserted.extend(insert_rows(&mut tx, source, one, channel).await?);
                     }
                 }
             }
+            tx.commit().await?;
             inserted
         }
+        Err(e) => return Err(e),
     };
 
     let mut fresh: HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let stored: Vec<Stored> = rows
+    Ok(rows
         .iter()
         .map(|row| {
             if !fresh.remove(row.event.webhook_id.as_str()) {
@@ -179,12 +213,21 @@ pub async fn insert(
                 _ => Stored::Quarantined,
             }
         })
-        .collect();
-    if stored.contains(&Stored::Pending) {
-        notify(&mut tx).await?;
+        .collect())
+}
+
+/// PostgreSQL's reason when it refused a value it cannot store (a data exception or a
+/// program limit such as the stack depth).
+fn refused_value(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(e)
+            if e.code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("54")) =>
+        {
+            Some(e.message().to_owned())
+        }
+        _ => None,
     }
-    tx.commit().await?;
-    Ok(stored)
 }
 
 /// One row to insert: the event and how it is stored.
@@ -240,35 +283,37 @@ impl<'a> Row<'a> {
     }
 }
 
-/// [`insert_rows`] in a savepoint: `Ok(Err(reason))` when PostgreSQL refused a value (data
-/// exception or a program limit such as the stack depth), rolled back to the savepoint.
+/// [`insert_rows`] in a savepoint: `Ok(Err(reason))` when PostgreSQL refused a value
+/// ([`refused_value`]), rolled back to the savepoint.
 async fn insert_in_savepoint(
     tx: &mut Transaction<'_, Postgres>,
     source: Source,
     rows: &[Row<'_>],
+    channel: Option<&str>,
 ) -> Result<Result<Vec<String>, String>, sqlx::Error> {
     let mut savepoint = sqlx::Connection::begin(&mut **tx).await?;
-    match insert_rows(&mut savepoint, source, rows).await {
+    match insert_rows(&mut savepoint, source, rows, channel).await {
         Ok(ids) => {
             savepoint.commit().await?;
             Ok(Ok(ids))
         }
-        Err(sqlx::Error::Database(e))
-            if e.code()
-                .is_some_and(|c| c.starts_with("22") || c.starts_with("54")) =>
-        {
-            savepoint.rollback().await?;
-            Ok(Err(e.message().to_owned()))
-        }
-        Err(e) => Err(e),
+        Err(e) => match refused_value(&e) {
+            Some(reason) => {
+                savepoint.rollback().await?;
+                Ok(Err(reason))
+            }
+            None => Err(e),
+        },
     }
 }
 
-/// Inserts `rows` with one `UNNEST` statement; returns the webhook ids that were new.
+/// Inserts `rows` with one `UNNEST` statement, with a `NOTIFY` on `channel` (when given) in the
+/// same statement if a due row went in; returns the webhook ids that were new.
 async fn insert_rows(
     conn: &mut PgConnection,
     source: Source,
     rows: &[Row<'_>],
+    channel: Option<&str>,
 ) -> Result<Vec<String>, sqlx::Error> {
     let n = rows.len();
     let mut webhook_ids = Vec::with_capacity(n);
@@ -303,19 +348,29 @@ async fn insert_rows(
         digests.push(&e.body_sha256[..]);
     }
     sqlx::query_scalar!(
-        "INSERT INTO inbox (webhook_id, event_id, shop, topic, api_version, triggered_at,
-                            received_at, stripping, original_bytes, payload, raw_body, status,
-                            last_error, source, body_sha256)
-         SELECT w, e, s, t, v, tr, r, st, b, p::jsonb, raw, status, err, $14, h
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::timestamptz[], $7::timestamptz[], $8::text[], $9::int8[], $10::text[],
-                     $11::bytea[], $12::text[], $13::text[], $15::bytea[])
-              AS u(w, e, s, t, v, tr, r, st, b, p, raw, status, err, h)
-         -- Rows go in webhook id order: two batches sharing ids then wait on each other's
-         -- uncommitted keys in the same order instead of deadlocking.
-         ORDER BY w
-         ON CONFLICT (shop, webhook_id) DO NOTHING
-         RETURNING webhook_id",
+        r#"WITH ins AS (
+             INSERT INTO inbox (webhook_id, event_id, shop, topic, api_version, triggered_at,
+                                received_at, stripping, original_bytes, payload, raw_body,
+                                status, last_error, source, body_sha256)
+             SELECT w, e, s, t, v, tr, r, st, b, p::jsonb, raw, status, err, $14, h
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::timestamptz[], $7::timestamptz[], $8::text[], $9::int8[],
+                         $10::text[], $11::bytea[], $12::text[], $13::text[], $15::bytea[])
+                  AS u(w, e, s, t, v, tr, r, st, b, p, raw, status, err, h)
+             -- Rows go in webhook id order: two batches sharing ids then wait on each other's
+             -- uncommitted keys in the same order instead of deadlocking.
+             ORDER BY w
+             ON CONFLICT (shop, webhook_id) DO NOTHING
+             RETURNING webhook_id, status
+         ),
+         -- The workers' wake-up, delivered at commit: once, and only if a due row went in.
+         woke AS (
+             SELECT count(*) AS n FROM (
+                 SELECT pg_notify($16::text, '') FROM ins
+                 WHERE $16::text IS NOT NULL AND ins.status = 'pending' LIMIT 1
+             ) sent
+         )
+         SELECT ins.webhook_id AS "webhook_id!" FROM ins, woke"#,
         &webhook_ids as &[&str],
         &event_ids as &[Option<&str>],
         &shops as &[&str],
@@ -331,6 +386,7 @@ async fn insert_rows(
         &errors as &[Option<&str>],
         source.as_str(),
         &digests as &[&[u8]],
+        channel,
     )
     .fetch_all(conn)
     .await

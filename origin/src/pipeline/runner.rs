@@ -3,9 +3,11 @@
 //! - **Claims** take a batch with `FOR UPDATE SKIP LOCKED` and a lease (`locked_by`,
 //!   `locked_until`), round-robin by shop ([`inbox::claim`]): several loops and several
 //!   processes share one database without coordination.
-//! - **Completion** is one transaction per batch: the rows are locked (still ours?), each event
-//!   is applied in a savepoint by [`handlers::apply`], and the done marks commit with the
-//!   effects. An event is therefore applied exactly once even if the worker dies at any point:
+//! - **Completion** is one transaction per batch: the rows are locked (still ours?), the
+//!   batch's shop locks are taken ([`ShopGate`]), each event is applied by
+//!   [`handlers::apply_in_batch`], and the done marks commit with the effects. Events are applied
+//!   without savepoints; if one fails, the attempt is rolled back and the batch applied again
+//!   with a savepoint per event, so only the failing event is rolled back. An event is therefore applied exactly once even if the worker dies at any point:
 //!   before the commit nothing happened, after it the row is done.
 //! - **Failures**: `HandlerError::Database` is transient: retried with [`Backoff`] stored in
 //!   `run_at`, dead after `max_attempts` claims. `HandlerError::InvalidPayload` is permanent:
@@ -23,13 +25,13 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 use wholesail_backoff::Backoff;
 
 use crate::config::WorkerConfig;
 use crate::handlers::{self, HandlerError, Verdict};
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
 use crate::pipeline::inbox::{self, Claimed, Failure, Keys};
+use crate::shop_lock::ShopGate;
 
 /// The worker pool of one process.
 #[derive(Clone)]
@@ -99,95 +101,152 @@ impl Workers {
         }
     }
 
+    /// Applies `batch` in one transaction without savepoints; if an event fails, that attempt
+    /// is rolled back whole and the batch is applied again with a savepoint per event, so the
+    /// failing event is rolled back alone and recorded while the others commit.
     async fn apply_batch(&self, batch: &[Claimed]) -> Result<(), sqlx::Error> {
+        if self.try_apply(batch, Isolation::Optimistic).await? {
+            return Ok(());
+        }
+        tracing::info!(
+            rows = batch.len(),
+            "an event failed; applying the batch with savepoints"
+        );
+        self.try_apply(batch, Isolation::Savepoints).await?;
+        Ok(())
+    }
+
+    /// One completion transaction; `Ok(false)` when an [`Isolation::Optimistic`] attempt met a
+    /// failing event (nothing committed).
+    async fn try_apply(
+        &self,
+        batch: &[Claimed],
+        isolation: Isolation,
+    ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let held =
             inbox::lock_held(&mut tx, &self.id, &Keys::of(batch.iter().map(|c| &c.event))).await?;
+        let mut gate = ShopGate::take(&mut tx, batch.iter().map(|c| &c.event.shop)).await?;
         let mut done = Keys::default();
         let mut outcomes: Vec<&'static str> = Vec::with_capacity(batch.len());
         let mut reasons: Vec<Option<String>> = Vec::with_capacity(batch.len());
-        let mut done_attempts = Vec::with_capacity(batch.len());
+        let mut applied = Vec::with_capacity(batch.len());
         let mut failures = Vec::new();
+        let mut failed = Vec::new();
         for claimed in batch {
             let event = &claimed.event;
-            let span = tracing::info_span!(
-                "event",
-                webhook_id = %event.webhook_id,
-                shop = %event.shop,
-                topic = %event.topic,
-                attempt = claimed.attempts,
-            );
             if !held.contains(&event.id) {
-                span.in_scope(|| tracing::warn!("lease lost before completion; skipped"));
+                event_span(claimed)
+                    .in_scope(|| tracing::warn!("lease lost before completion; skipped"));
                 continue;
             }
-            async {
-                let mut savepoint = Connection::begin(&mut *tx).await?;
-                let started = Instant::now();
-                let result = handlers::apply_explained(&mut savepoint, event).await;
-                metrics::histogram!("wholesail_handler_duration_seconds", "topic" => event.topic.clone())
-                    .record(started.elapsed().as_secs_f64());
-                match result {
-                    Ok(outcome) => {
-                        savepoint.commit().await?;
-                        let reason = match &outcome {
-                            Verdict::Ignored => Some(format!("no handler for {}", event.topic)),
-                            other => other.reason().map(str::to_owned),
-                        };
-                        let outcome = outcome.outcome().as_str();
-                        metrics::counter!("wholesail_events_processed_total", "outcome" => outcome)
-                            .increment(1);
-                        tracing::info!(outcome, reason = reason.as_deref(), "event processed");
-                        done.push(event);
-                        outcomes.push(outcome);
-                        reasons.push(reason);
-                        done_attempts.push(claimed.attempts);
+            let started = Instant::now();
+            let result = match isolation {
+                Isolation::Optimistic => handlers::apply_in_batch(&mut tx, event, &mut gate).await,
+                Isolation::Savepoints => {
+                    let mut savepoint = Connection::begin(&mut *tx).await?;
+                    let result = handlers::apply_in_batch(&mut savepoint, event, &mut gate).await;
+                    match result {
+                        Ok(_) => savepoint.commit().await?,
+                        Err(_) => savepoint.rollback().await?,
                     }
-                    Err(e) => {
-                        savepoint.rollback().await?;
-                        let retry_after = match &e {
-                            HandlerError::InvalidPayload { .. } => None,
-                            HandlerError::Database(_) => {
-                                Some(self.backoff.equal_jitter(claimed.attempts.unsigned_abs(), rand::thread_rng().gen()))
-                            }
-                        };
-                        let kind = if retry_after.is_some() { "transient" } else { "permanent" };
-                        metrics::counter!("wholesail_event_failures_total", "kind" => kind)
-                            .increment(1);
-                        tracing::warn!(error = %e, kind, ?retry_after, "event failed");
-                        failures.push(Failure {
-                            shop: &event.shop,
-                            id: event.id,
-                            error: e.to_string(),
-                            retry_after,
-                        });
-                    }
+                    result
                 }
-                Ok::<_, sqlx::Error>(())
+            };
+            let secs = started.elapsed().as_secs_f64();
+            match result {
+                Ok(verdict) => {
+                    let reason = match &verdict {
+                        Verdict::Ignored => Some(format!("no handler for {}", event.topic)),
+                        other => other.reason().map(str::to_owned),
+                    };
+                    done.push(event);
+                    outcomes.push(verdict.outcome().as_str());
+                    reasons.push(reason);
+                    applied.push((claimed, secs));
+                }
+                Err(_) if isolation == Isolation::Optimistic => return Ok(false),
+                Err(e) => {
+                    let retry_after = match &e {
+                        HandlerError::InvalidPayload { .. } => None,
+                        HandlerError::Database(_) => Some(self.backoff.equal_jitter(
+                            claimed.attempts.unsigned_abs(),
+                            rand::thread_rng().gen(),
+                        )),
+                    };
+                    failures.push(Failure {
+                        shop: &event.shop,
+                        id: event.id,
+                        error: e.to_string(),
+                        retry_after,
+                    });
+                    failed.push((claimed, e, retry_after));
+                }
             }
-            .instrument(span)
-            .await?;
         }
         let lags = inbox::mark_done(&mut tx, &done, &outcomes, &reasons).await?;
         let dead =
             inbox::record_failures(&mut tx, &self.id, &failures, self.config.max_attempts).await?;
         tx.commit().await?;
+
+        // Counted and logged once committed: a rolled-back attempt left no trace.
+        for ((claimed, secs), (outcome, reason)) in
+            applied.iter().zip(outcomes.iter().zip(&reasons))
+        {
+            let topic = claimed.event.topic.clone();
+            metrics::histogram!("wholesail_handler_duration_seconds", "topic" => topic)
+                .record(*secs);
+            metrics::counter!("wholesail_events_processed_total", "outcome" => *outcome)
+                .increment(1);
+            metrics::histogram!("wholesail_event_attempts").record(f64::from(claimed.attempts));
+            event_span(claimed).in_scope(|| {
+                tracing::info!(outcome, reason = reason.as_deref(), "event processed")
+            });
+        }
+        for (claimed, e, retry_after) in failed {
+            let kind = if retry_after.is_some() {
+                "transient"
+            } else {
+                "permanent"
+            };
+            metrics::counter!("wholesail_event_failures_total", "kind" => kind).increment(1);
+            event_span(claimed)
+                .in_scope(|| tracing::warn!(error = %e, kind, ?retry_after, "event failed"));
+        }
         for lag in lags {
             metrics::histogram!("wholesail_processing_lag_seconds").record(lag.lag);
             if let Some(secs) = lag.since_triggered {
                 crate::slo::observe(crate::slo::Stage::ShopifyToApplied, secs);
             }
         }
-        for attempts in done_attempts {
-            metrics::histogram!("wholesail_event_attempts").record(f64::from(attempts));
-        }
         if dead > 0 {
             metrics::counter!("wholesail_dead_letters_total", "reason" => "handler")
                 .increment(dead);
             tracing::warn!(dead, "events moved to the dead letters");
         }
-        Ok(())
+        Ok(true)
     }
+}
+
+/// How a completion transaction keeps one event's failure from the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isolation {
+    /// No savepoints (two round trips fewer per event): the first failure abandons the attempt.
+    Optimistic,
+    /// A savepoint per event: a failing event is rolled back alone.
+    Savepoints,
+}
+
+/// The log span of one event.
+fn event_span(claimed: &Claimed) -> tracing::Span {
+    let event = &claimed.event;
+    tracing::info_span!(
+        "event",
+        webhook_id = %event.webhook_id,
+        shop = %event.shop,
+        topic = %event.topic,
+        attempt = claimed.attempts,
+    )
 }
 
 impl LeaseQueue for Workers {
