@@ -2,47 +2,27 @@
 //!
 //! Why not the `#[query]` typegen: its accessors look every field up by a string the provider
 //! has to copy in and allocate for, read `__typename` as a heap `String` on every line, and
-//! keep a `OnceCell` per field. Here each key is interned once and every lookup is by id; a
-//! line costs one array access, two property lookups and the id string. The shape read is
+//! keep a `OnceCell` per field. Here the keys read on every line are interned once and looked
+//! up by id; a line costs one array access, three property lookups and the id string. The shape read is
 //! exactly `cart_validations_generate_run.graphql`, which no longer selects `__typename`: a
 //! custom product's `merchandise` is an empty object, so an absent `id` means "not a variant".
 
 use shopify_function::wasm_api::read::{Deserialize, Error};
-use shopify_function::wasm_api::{CachedInternedStringId, Value};
+use shopify_function::wasm_api::{InternedStringId, Value};
 use wholesail_rules::cart::variant_id_from_gid;
-use wholesail_rules::payload::MAX_PAGES;
+use wholesail_rules::payload::{MAX_PAGES, PAGE_KEYS};
+use wholesail_rules::policy::POLICY_KEY;
 use wholesail_rules::{Cart, CartLine, CurrencyCode, Money};
 
-macro_rules! keys {
-    ($($name:ident = $key:literal),* $(,)?) => {
-        $(static $name: CachedInternedStringId = CachedInternedStringId::new($key);)*
-    };
+/// The keys read on every line, interned once per run. (The keys read once are looked up by
+/// string: interning them would cost a call each, and `CachedInternedStringId` hashes the key
+/// with SipHash on every use.)
+#[derive(Clone, Copy)]
+struct LineKeys {
+    quantity: InternedStringId,
+    merchandise: InternedStringId,
+    id: InternedStringId,
 }
-
-keys! {
-    CART = "cart",
-    BUYER_IDENTITY = "buyerIdentity",
-    PURCHASING_COMPANY = "purchasingCompany",
-    LOCATION = "location",
-    RULES_0 = "rules0",
-    RULES_1 = "rules1",
-    RULES_2 = "rules2",
-    RULES_3 = "rules3",
-    VALUE = "value",
-    COST = "cost",
-    SUBTOTAL_AMOUNT = "subtotalAmount",
-    AMOUNT = "amount",
-    CURRENCY_CODE = "currencyCode",
-    LINES = "lines",
-    QUANTITY = "quantity",
-    MERCHANDISE = "merchandise",
-    ID = "id",
-    VALIDATION = "validation",
-    POLICY = "policy",
-}
-
-/// The page keys of [`wholesail_rules::payload::PAGE_KEYS`], as interned ids.
-static PAGE_KEYS: [&CachedInternedStringId; MAX_PAGES] = [&RULES_0, &RULES_1, &RULES_2, &RULES_3];
 
 /// What the Function reads: the buyer's rule pages, the policy and the cart, or nothing for a
 /// cart without a purchasing company.
@@ -61,27 +41,30 @@ pub(crate) enum Input {
 }
 
 /// `value.<key>`.
-fn prop(value: &Value, key: &CachedInternedStringId) -> Value {
-    value.get_interned_obj_prop(key.load())
+fn prop(value: &Value, key: &str) -> Value {
+    value.get_obj_prop(key)
 }
 
 /// The `value` string of a metafield, `None` when the metafield is absent.
-fn metafield_value(owner: &Value, key: &CachedInternedStringId) -> Result<Option<String>, Error> {
+fn metafield_value(owner: &Value, key: &str) -> Result<Option<String>, Error> {
     let metafield = prop(owner, key);
     if metafield.is_null() {
         return Ok(None);
     }
-    prop(&metafield, &VALUE)
+    prop(&metafield, "value")
         .as_string()
         .map(Some)
         .ok_or(Error::InvalidType)
 }
 
-fn line(line: &Value) -> Result<CartLine, Error> {
-    let quantity = prop(line, &QUANTITY)
+fn line(line: &Value, keys: LineKeys) -> Result<CartLine, Error> {
+    let quantity = line
+        .get_interned_obj_prop(keys.quantity)
         .as_number()
         .ok_or(Error::InvalidType)?;
-    let id = prop(&prop(line, &MERCHANDISE), &ID);
+    let id = line
+        .get_interned_obj_prop(keys.merchandise)
+        .get_interned_obj_prop(keys.id);
     Ok(CartLine {
         variant_id: id.as_string().as_deref().and_then(variant_id_from_gid),
         // Shopify never sends a negative or fractional quantity; clamp rather than trust it
@@ -91,14 +74,19 @@ fn line(line: &Value) -> Result<CartLine, Error> {
 }
 
 fn cart(cart: &Value) -> Result<Cart, Error> {
-    let lines = prop(cart, &LINES);
+    let lines = prop(cart, "lines");
     let len = lines.array_len().ok_or(Error::InvalidType)?;
+    let keys = LineKeys {
+        quantity: cart.intern_utf8_str("quantity"),
+        merchandise: cart.intern_utf8_str("merchandise"),
+        id: cart.intern_utf8_str("id"),
+    };
     let lines = (0..len)
-        .map(|i| line(&lines.get_at_index(i)))
+        .map(|i| line(&lines.get_at_index(i), keys))
         .collect::<Result<Vec<_>, _>>()?;
-    let subtotal = prop(&prop(cart, &COST), &SUBTOTAL_AMOUNT);
-    let amount = prop(&subtotal, &AMOUNT).as_string();
-    let currency = prop(&subtotal, &CURRENCY_CODE).as_string();
+    let subtotal = prop(&prop(cart, "cost"), "subtotalAmount");
+    let amount = prop(&subtotal, "amount").as_string();
+    let currency = prop(&subtotal, "currencyCode").as_string();
     let subtotal = currency
         .as_deref()
         .and_then(CurrencyCode::parse)
@@ -109,10 +97,10 @@ fn cart(cart: &Value) -> Result<Cart, Error> {
 
 impl Deserialize for Input {
     fn deserialize(root: &Value) -> Result<Self, Error> {
-        let cart_value = prop(root, &CART);
+        let cart_value = prop(root, "cart");
         let location = prop(
-            &prop(&prop(&cart_value, &BUYER_IDENTITY), &PURCHASING_COMPANY),
-            &LOCATION,
+            &prop(&prop(&cart_value, "buyerIdentity"), "purchasingCompany"),
+            "location",
         );
         // `buyerIdentity` or `purchasingCompany` null: reading through them gives no object.
         if !location.is_obj() {
@@ -123,7 +111,7 @@ impl Deserialize for Input {
             *page = metafield_value(&location, key)?;
         }
         let cart = cart(&cart_value)?;
-        let policy = metafield_value(&prop(root, &VALIDATION), &POLICY)?;
+        let policy = metafield_value(&prop(root, "validation"), POLICY_KEY)?;
         Ok(Self::B2b {
             pages,
             policy,
