@@ -39,8 +39,8 @@ pub const MAX_PAGE_BYTES: usize = 10_000;
 /// Shopify's limit on a Function's input at up to 200 cart lines.
 pub const MAX_INPUT_BYTES: usize = 128_000;
 /// A conservative size of one cart line in the Function's (MessagePack) input for this
-/// project's query: `quantity` plus `merchandise { __typename … on ProductVariant { id } }`
-/// (measured ~85 bytes; see the `rules` benchmark).
+/// project's query: `quantity` plus `merchandise { … on ProductVariant { id } }` (measured
+/// ~85 bytes with `__typename`, which the query no longer selects; see the `rules` benchmark).
 pub const INPUT_BYTES_PER_LINE: usize = 120;
 /// The input outside the lines and pages (keys, cart cost, policy), generously.
 pub const INPUT_FIXED_BYTES: usize = 2_000;
