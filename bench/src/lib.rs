@@ -1,8 +1,10 @@
 //! Shared measuring tools of Wholesail's benchmark binaries (`src/bin/*`, run by
 //! `cargo xtask bench <name>`): medians, per-call timing and scratch databases, and the
-//! [`function`] harness that runs the Shopify Function's real wasm.
+//! [`function`] harness that runs the Shopify Function's real wasm, and [`function_runner`],
+//! Shopify's own runner when it is installed.
 
 pub mod function;
+pub mod function_runner;
 
 use std::time::Instant;
 

@@ -1,14 +1,13 @@
-//! The `cart.validations.generate.run` target: input → `wholesail_rules` cart and pages →
-//! [`wholesail_rules::evaluate`] → validation errors.
+//! The `cart.validations.generate.run` target: input ([`crate::input`]) → `wholesail_rules`
+//! cart and pages → [`wholesail_rules::evaluate`] → validation errors.
 
 use shopify_function::prelude::*;
 use shopify_function::Result;
-use wholesail_rules::cart::variant_id_from_gid;
 use wholesail_rules::policy::Outcome;
-use wholesail_rules::{evaluate, Cart, CartLine, CurrencyCode, Money, Policy};
+use wholesail_rules::{evaluate, Policy};
 
+use crate::input::Input;
 use crate::schema;
-use crate::schema::cart_validations_generate_run::input;
 
 /// The result with these violations; no operation at all when there are none.
 fn result(violations: Vec<wholesail_rules::Violation>) -> schema::CartValidationsGenerateRunResult {
@@ -29,54 +28,27 @@ fn result(violations: Vec<wholesail_rules::Violation>) -> schema::CartValidation
     schema::CartValidationsGenerateRunResult { operations }
 }
 
-/// The cart as the validators see it.
-fn cart(cart: &input::Cart) -> Cart {
-    let lines = cart
-        .lines()
-        .iter()
-        .map(|line| CartLine {
-            variant_id: match line.merchandise() {
-                input::cart::lines::Merchandise::ProductVariant(v) => variant_id_from_gid(v.id()),
-                _ => None,
-            },
-            // Shopify never sends a negative quantity; clamp rather than trust it.
-            quantity: u32::try_from(*line.quantity()).unwrap_or(0),
-        })
-        .collect();
-    let subtotal = cart.cost().subtotal_amount();
-    let subtotal = CurrencyCode::parse(subtotal.currency_code())
-        .and_then(|c| Money::parse_decimal(subtotal.amount(), c));
-    Cart { lines, subtotal }
-}
-
 /// Validates the cart of a B2B buyer against the rules in its company location's metafields.
 /// Carts without a purchasing company (not B2B) are not Wholesail's to check.
 #[shopify_function]
-fn cart_validations_generate_run(
-    input: schema::cart_validations_generate_run::Input,
-) -> Result<schema::CartValidationsGenerateRunResult> {
-    let Some(company) = input
-        .cart()
-        .buyer_identity()
-        .and_then(|b| b.purchasing_company())
+fn cart_validations_generate_run(input: Input) -> Result<schema::CartValidationsGenerateRunResult> {
+    let Input::B2b {
+        pages,
+        policy,
+        cart,
+    } = input
     else {
         return Ok(result(Vec::new()));
     };
-    let location = company.location();
-    let pages = [
-        location.rules_0().map(|m| m.value().as_str()),
-        location.rules_1().map(|m| m.value().as_str()),
-        location.rules_2().map(|m| m.value().as_str()),
-        location.rules_3().map(|m| m.value().as_str()),
-    ];
-    let policy = match input.validation().policy() {
+    let pages = pages.each_ref().map(Option::as_deref);
+    let policy = match policy {
         None => Policy::default(),
-        Some(m) => Policy::parse(m.value()).unwrap_or_else(|e| {
+        Some(text) => Policy::parse(&text).unwrap_or_else(|e| {
             log!("{e}; using the default policy");
             Policy::default()
         }),
     };
-    let (violations, outcome) = evaluate(&pages, policy, &cart(input.cart()));
+    let (violations, outcome) = evaluate(&pages, policy, &cart);
     match outcome {
         Outcome::Checked => {}
         Outcome::Missing => log!(
@@ -127,12 +99,10 @@ pub(crate) mod tests {
         let lines: Vec<Value> = lines
             .iter()
             .map(|&(variant, quantity)| {
+                // What the query selects: a custom product's merchandise has no field.
                 let merchandise = match variant {
-                    Some(id) => json!({
-                        "__typename": "ProductVariant",
-                        "id": format!("gid://shopify/ProductVariant/{id}"),
-                    }),
-                    None => json!({ "__typename": "CustomProduct" }),
+                    Some(id) => json!({ "id": format!("gid://shopify/ProductVariant/{id}") }),
+                    None => json!({}),
                 };
                 json!({ "quantity": quantity, "merchandise": merchandise })
             })

@@ -9,17 +9,11 @@
 use shopify_function::prelude::*;
 
 mod cart_validations_generate_run;
+mod input;
 
+/// The output types of the Function API schema. The input is read by [`input`], by hand.
 #[typegen("schema.graphql")]
-pub mod schema {
-    #[query(
-        "src/cart_validations_generate_run.graphql",
-        custom_scalar_overrides = {
-            "Input.cart.cost.subtotalAmount.amount" => ::std::string::String,
-        }
-    )]
-    pub mod cart_validations_generate_run {}
-}
+pub mod schema {}
 
 fn main() {
     log!("Invoke the named export cart_validations_generate_run.");

@@ -10,21 +10,24 @@
 //!   share of Shopify's scaled limit (11 M instructions up to 200 lines, × lines/200 above);
 //!   and the fixed cost per cart on an empty cart.
 //!
-//! What the count includes: every wasm instruction executed in the Function module and in the
+//! - Shopify's own count: when `function-runner` and `shopify-function-trampoline` are
+//!   installed (see [`wholesail_bench::function_runner`]), every cart also runs there, and the
+//!   tables put the two counts side by side with the harness ÷ runner ratio. Two buyers: the
+//!   full rule mix (every rule on each of the largest buyer's variants) and a harder one (the
+//!   most variants that fit, each with a case pack and stock, 12% of lines off their pack).
+//!
+//! What the harness counts: every wasm instruction executed in the Function module and in the
 //! provider module from the call of the export `cart_validations_generate_run` to its return
 //! (wasmtime fuel: 1 per operator; `nop`, `drop`, `block`, `loop`, `end`, `else` are free).
-//! What it excludes: the glue between the two modules (Shopify's trampoline copies strings
-//! between the memories with a few instructions per import call; here the host does it, and
-//! the number of import calls is printed so it can be estimated), the provider's `initialize`
-//! and `finalize` and the MessagePack encoding of the input, which happen outside the
-//! Function. Shopify's own counter (function-runner) may weigh operators differently.
-
-use std::collections::HashMap;
+//! What it leaves out and the runner counts: the trampoline's glue between the two modules
+//! (the number of import calls is printed). Neither counts the provider's `initialize` and
+//! `finalize` nor the MessagePack encoding of the input.
 
 use anyhow::{ensure, Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wholesail_bench::function::{build_provider, target_dir, Harness, FUNCTION_WASM};
+use wholesail_bench::function::{build_provider, target_dir, Harness, Run, FUNCTION_WASM};
+use wholesail_bench::function_runner::{self, ShopifyRunner};
 use wholesail_bench::time_per_call;
 use wholesail_rules::payload::{self, PAGE_KEYS};
 use wholesail_rules::{
@@ -84,11 +87,33 @@ fn full_buyer(n: usize, seed: u64) -> BuyerRules {
     BuyerRules::new(variants, Some(minimum)).expect("valid rules")
 }
 
-/// The largest full buyer (in steps of 50 variants) whose payload still fits.
-fn largest_fitting_buyer() -> (BuyerRules, Vec<String>) {
+/// A buyer with `n` variants, every one with a case pack (2 to 24) and stock: few bytes per
+/// variant, so the most variants fit, and every line of a cart is ruled.
+fn pack_buyer(n: usize, seed: u64) -> BuyerRules {
+    let mut rng = Rng(seed);
+    let mut id = 44_000_000_000_000u64;
+    let variants = (0..n)
+        .map(|_| {
+            id += 1 + rng.below(2_000);
+            let pack = [2, 6, 12, 24][rng.below(4) as usize];
+            let mut rule = VariantRule::unconstrained(id);
+            rule.increment = pack;
+            rule.stock = Some(pack * (40 + rng.below(200) as u32));
+            rule
+        })
+        .collect();
+    let minimum = Money {
+        hundredths: 250_000,
+        currency: CurrencyCode::parse("USD").expect("valid"),
+    };
+    BuyerRules::new(variants, Some(minimum)).expect("valid rules")
+}
+
+/// The largest buyer made by `make` (in steps of 50 variants) whose payload still fits.
+fn largest_fitting_buyer(make: fn(usize, u64) -> BuyerRules) -> (BuyerRules, Vec<String>) {
     let mut n = 10_000;
     loop {
-        let rules = full_buyer(n, 7);
+        let rules = make(n, 7);
         if let Ok(pages) = payload::encode("bench-buyer", &rules) {
             return (rules, pages);
         }
@@ -96,8 +121,9 @@ fn largest_fitting_buyer() -> (BuyerRules, Vec<String>) {
     }
 }
 
-/// A cart of `lines` distinct ruled variants; about one line in ten breaks a rule.
-fn cart_for(rules: &BuyerRules, lines: usize, seed: u64) -> Cart {
+/// A cart of `lines` distinct ruled variants spread over the buyer's; `off_pack` percent of
+/// the lines are one unit off their case pack.
+fn cart_for(rules: &BuyerRules, lines: usize, seed: u64, off_pack: u64) -> Cart {
     let mut rng = Rng(seed);
     let table = rules.variants();
     let step = table.len() / lines.max(1);
@@ -105,7 +131,7 @@ fn cart_for(rules: &BuyerRules, lines: usize, seed: u64) -> Cart {
         .map(|i| {
             let r = &table[i * step];
             let mut q = r.increment * (1 + rng.below(4) as u32);
-            if rng.below(10) == 0 {
+            if rng.below(100) < off_pack {
                 q += 1;
             }
             CartLine {
@@ -132,7 +158,6 @@ fn function_input(cart: &Cart, pages: Option<&[String]>) -> Value {
             json!({
                 "quantity": l.quantity,
                 "merchandise": {
-                    "__typename": "ProductVariant",
                     "id": format!("gid://shopify/ProductVariant/{}", l.variant_id.unwrap_or(0)),
                 },
             })
@@ -202,6 +227,107 @@ fn rules_as_json(rules: &BuyerRules) -> String {
     Value::Array(list).to_string()
 }
 
+/// The cart sizes measured in wasm.
+const SIZES: [usize; 7] = [1, 10, 50, 100, 200, 300, 500];
+
+/// One generated buyer: its rules, their pages, and how many lines of its carts break a rule.
+struct Buyer {
+    name: &'static str,
+    rules: BuyerRules,
+    pages: Vec<String>,
+    off_pack: u64,
+}
+
+/// One cart measured in wasm: the harness's run, Shopify's runner's count when installed, and
+/// the same for the floor (the same cart of a buyer without rules).
+struct Row {
+    lines: usize,
+    violations: usize,
+    harness: Run,
+    runner: Option<u64>,
+    floor_harness: u64,
+    floor_runner: Option<u64>,
+}
+
+/// Runs `input` in the harness and, when installed, in Shopify's runner; both outputs must be
+/// `expected`.
+fn run_both(
+    harness: &Harness,
+    runner: Option<&ShopifyRunner>,
+    input: &Value,
+    expected: &Value,
+    what: &str,
+) -> Result<(Run, Option<u64>)> {
+    let run = harness.run(input)?;
+    ensure!(
+        &run.output == expected,
+        "{what}: the harness's output differs from wholesail_rules::validate"
+    );
+    let counted = match runner {
+        Some(r) => {
+            let got = r.run(input)?;
+            ensure!(
+                &got.output == expected,
+                "{what}: function-runner's output differs from wholesail_rules::validate: {}",
+                got.output
+            );
+            Some(got.instructions)
+        }
+        None => None,
+    };
+    Ok((run, counted))
+}
+
+fn percent(instructions: u64, lines: usize) -> String {
+    format!("{:.1}%", 100.0 * instructions as f64 / scaled_limit(lines))
+}
+
+fn print_table(buyer: &Buyer, rows: &[Row]) {
+    println!(
+        "\n### {}: {} variants, {} pages ({} bytes), {}% of lines off their case pack\n",
+        buyer.name,
+        buyer.rules.variants().len(),
+        buyer.pages.len(),
+        buyer.pages.iter().map(String::len).sum::<usize>(),
+        buyer.off_pack
+    );
+    println!("| lines | violations | runner instructions | % of limit | harness instructions | harness % | harness ÷ runner | import calls | floor (runner) | floor % | floor (harness) | above the floor (runner) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let na = || "n/a".to_owned();
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.lines,
+            r.violations,
+            r.runner.map_or_else(na, |n| n.to_string()),
+            r.runner.map_or_else(na, |n| percent(n, r.lines)),
+            r.harness.instructions,
+            percent(r.harness.instructions, r.lines),
+            r.runner.map_or_else(na, |n| format!(
+                "{:.3}",
+                r.harness.instructions as f64 / n as f64
+            )),
+            r.harness.import_calls,
+            r.floor_runner.map_or_else(na, |n| n.to_string()),
+            r.floor_runner.map_or_else(na, |n| percent(n, r.lines)),
+            r.floor_harness,
+            r.runner
+                .zip(r.floor_runner)
+                .map_or_else(na, |(n, f)| (n as i64 - f as i64).to_string()),
+        );
+    }
+    let by = |lines: usize| rows.iter().find(|r| r.lines == lines);
+    if let (Some(a), Some(b)) = (by(200), by(500)) {
+        let count = |r: &Row| r.runner.unwrap_or(r.harness.instructions) as f64;
+        let marginal = (count(b) - count(a)) / 300.0;
+        println!(
+            "\nmarginal cost {marginal:.0} instructions per line (200→500 lines, {}); intercept ≈ {:.0}",
+            if b.runner.is_some() { "runner" } else { "harness" },
+            count(b) - 500.0 * marginal
+        );
+    }
+}
+
 fn main() -> Result<()> {
     let target = target_dir();
     let wasm = target.join(FUNCTION_WASM);
@@ -214,8 +340,16 @@ fn main() -> Result<()> {
         })?
         .len();
     let provider = build_provider(&target)?;
+    let function_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shopify-function");
+    let runner = ShopifyRunner::locate(
+        &wasm,
+        "cart_validations_generate_run",
+        &function_dir.join("schema.graphql"),
+        &function_dir.join("src/cart_validations_generate_run.graphql"),
+        &target.join("function-runner-scratch"),
+    )?;
 
-    let (rules, pages) = largest_fitting_buyer();
+    let (rules, pages) = largest_fitting_buyer(full_buyer);
     let page_bytes: Vec<usize> = pages.iter().map(String::len).collect();
     let json = rules_as_json(&rules);
     println!("## Function module\n");
@@ -224,6 +358,27 @@ fn main() -> Result<()> {
         100.0 * wasm_size as f64 / 262_144.0,
         std::fs::metadata(&provider)?.len()
     );
+    match &runner {
+        Some(_) => {
+            let [r, t] = function_runner::expected_paths();
+            println!(
+                "Shopify's runner: {} on the module after {}\n",
+                r.display(),
+                t.display()
+            );
+        }
+        None => {
+            let [r, t] = function_runner::expected_paths();
+            println!(
+                "Shopify's runner: NOT INSTALLED ({} or {} missing; set {} / {} or see \
+                 shopify-function/README.md): harness counts only\n",
+                r.display(),
+                t.display(),
+                function_runner::RUNNER.1,
+                function_runner::TRAMPOLINE.1
+            );
+        }
+    }
     println!("## Payload of the largest full buyer that fits\n");
     println!(
         "{} variants, every rule set on each; {} pages of {page_bytes:?} bytes = {:.1} bytes/variant; \
@@ -259,10 +414,8 @@ fn main() -> Result<()> {
 
     println!("| lines | native µs/cart (decode + validate) | of which validate | violations |");
     println!("|---:|---:|---:|---:|");
-    let harness = Harness::new(&wasm, &provider)?;
-    let mut rows = Vec::new();
     for lines in [10usize, 200, 500] {
-        let cart = cart_for(&rules, lines, lines as u64);
+        let cart = cart_for(&rules, lines, lines as u64, 10);
         let policy = Policy::default();
         let t_all = time_per_call(15, 50, || {
             std::hint::black_box(evaluate(&refs, policy, &cart));
@@ -270,79 +423,102 @@ fn main() -> Result<()> {
         let t_validate = time_per_call(15, 50, || {
             std::hint::black_box(validate(&rules, &cart));
         });
-        let violations = validate(&rules, &cart).len();
         println!(
-            "| {lines} | {:.1} | {:.1} | {violations} |",
+            "| {lines} | {:.1} | {:.1} | {} |",
             t_all * 1e6,
-            t_validate * 1e6
+            t_validate * 1e6,
+            validate(&rules, &cart).len()
         );
-
-        let full_input = function_input(&cart, Some(&pages));
-        let full = harness.run(&full_input)?;
-        ensure!(
-            full.output == expected_output(Some(&rules), &cart),
-            "the wasm's output differs from wholesail_rules::validate at {lines} lines"
-        );
-        let floor = harness.run(&function_input(&cart, Some(&[])))?;
-        ensure!(
-            floor.output == expected_output(None, &cart),
-            "the wasm's output for a buyer without rules is not empty"
-        );
-        rows.push((lines, full, floor));
     }
 
-    println!("\n## Fixed cost per cart: instructions of the real wasm on an empty cart\n");
-    println!("| scenario | instructions |");
-    println!("|---|---:|");
-    let empty = cart_for(&rules, 0, 0);
-    let unknown_version: Vec<String> = pages.iter().map(|p| p.replacen("WS1", "WS9", 1)).collect();
-    for (what, input) in [
-        ("no B2B buyer", function_input(&empty, None)),
+    let harness = Harness::new(&wasm, &provider)?;
+    let (pack_rules, pack_pages) = largest_fitting_buyer(pack_buyer);
+    let buyers = [
+        Buyer {
+            name: "full rule mix",
+            rules,
+            pages,
+            off_pack: 10,
+        },
+        Buyer {
+            name: "harder: every line ruled, packs and stock only, the most variants that fit",
+            rules: pack_rules,
+            pages: pack_pages,
+            off_pack: 12,
+        },
+    ];
+
+    println!("\n## Fixed cost per cart: instructions on an empty cart (full buyer)\n");
+    println!("| scenario | harness | runner |");
+    println!("|---|---:|---:|");
+    let full = &buyers[0];
+    let empty = cart_for(&full.rules, 0, 0, 0);
+    let unknown_version: Vec<String> = full
+        .pages
+        .iter()
+        .map(|p| p.replacen("WS1", "WS9", 1))
+        .collect();
+    for (what, input, rules) in [
+        ("no B2B buyer", function_input(&empty, None), None),
         (
             "B2B buyer, no rules pushed (fails open)",
             function_input(&empty, Some(&[])),
+            None,
         ),
         (
             "B2B buyer, pages of an unknown version (read, not decoded)",
             function_input(&empty, Some(&unknown_version)),
+            None,
         ),
         (
             "B2B buyer, pages read and decoded",
-            function_input(&empty, Some(&pages)),
+            function_input(&empty, Some(&full.pages)),
+            Some(&full.rules),
         ),
     ] {
-        println!("| {what} | {} |", harness.run(&input)?.instructions);
-    }
-
-    println!("\n## Instructions of the real wasm (wasmtime fuel, Function + provider)\n");
-    println!("| lines | input (MessagePack) | instructions | per line | % of scaled limit | import calls | floor: same cart, buyer without rules | floor per line |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let mut per_line = HashMap::new();
-    for (lines, full, floor) in &rows {
-        per_line.insert(*lines, full.instructions);
+        let expected = expected_output(rules, &empty);
+        let (run, counted) = run_both(&harness, runner.as_ref(), &input, &expected, what)?;
         println!(
-            "| {lines} | {} B | {} | {:.0} | {:.2}% | {} | {} | {:.0} |",
-            full.input_bytes,
-            full.instructions,
-            full.instructions as f64 / *lines as f64,
-            100.0 * full.instructions as f64 / scaled_limit(*lines),
-            full.import_calls,
-            floor.instructions,
-            floor.instructions as f64 / *lines as f64,
+            "| {what} | {} | {} |",
+            run.instructions,
+            counted.map_or_else(|| "n/a".to_owned(), |n| n.to_string())
         );
     }
-    let marginal = (per_line[&500] - per_line[&200]) as f64 / 300.0;
-    let fixed = per_line[&500] as f64 - 500.0 * marginal;
+
+    println!("\n## Instructions per cart: Shopify's runner beside the harness\n");
     println!(
-        "\nmarginal cost {marginal:.0} instructions per line (200→500 lines); intercept ≈ \
-         {fixed:.0} (walking the {} bytes of pages up to the cart's last variant, the input root, \
-         the output)",
-        page_bytes.iter().sum::<usize>()
+        "% of limit: of Shopify's 11 M instructions up to 200 lines, scaled by lines/200 above. \
+         Floor: the same cart of a buyer without rules (walking the input, no rules read)."
     );
-    println!(
-        "budget: 25% of the scaled limit at 500 lines = {:.0} instructions; used {:.1}%",
-        0.25 * scaled_limit(500),
-        100.0 * per_line[&500] as f64 / scaled_limit(500)
-    );
+    for buyer in &buyers {
+        let mut rows = Vec::new();
+        for lines in SIZES {
+            let cart = cart_for(&buyer.rules, lines, lines as u64, buyer.off_pack);
+            let what = format!("{}, {lines} lines", buyer.name);
+            let (harness_run, runner_count) = run_both(
+                &harness,
+                runner.as_ref(),
+                &function_input(&cart, Some(&buyer.pages)),
+                &expected_output(Some(&buyer.rules), &cart),
+                &what,
+            )?;
+            let (floor, floor_runner) = run_both(
+                &harness,
+                runner.as_ref(),
+                &function_input(&cart, Some(&[])),
+                &expected_output(None, &cart),
+                &what,
+            )?;
+            rows.push(Row {
+                lines,
+                violations: validate(&buyer.rules, &cart).len(),
+                harness: harness_run,
+                runner: runner_count,
+                floor_harness: floor.instructions,
+                floor_runner,
+            });
+        }
+        print_table(buyer, &rows);
+    }
     Ok(())
 }

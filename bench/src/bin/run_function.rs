@@ -80,8 +80,8 @@ fn input(pages: &[Option<String>], lines: &[(u64, u32)], subtotal: &str, currenc
     let lines: Vec<Value> = lines
         .iter()
         .map(|(v, q)| {
-            json!({"quantity": q, "merchandise": {"__typename": "ProductVariant",
-                   "id": format!("gid://shopify/ProductVariant/{v}")}})
+            json!({"quantity": q,
+                   "merchandise": {"id": format!("gid://shopify/ProductVariant/{v}")}})
         })
         .collect();
     json!({

@@ -22,7 +22,7 @@
 //!
 //! A reader must refuse a page whose version tag it does not know (see [`crate::policy`]).
 
-use crate::codec::{push_base36, read_base36, EntryByte, Scanner, ENTRY_BYTES};
+use crate::codec::{next_separator, push_base36, read_base36, Scanner};
 use crate::money::{CurrencyCode, Money};
 use crate::rules::{BuyerRules, VariantRule};
 
@@ -39,8 +39,8 @@ pub const MAX_PAGE_BYTES: usize = 10_000;
 /// Shopify's limit on a Function's input at up to 200 cart lines.
 pub const MAX_INPUT_BYTES: usize = 128_000;
 /// A conservative size of one cart line in the Function's (MessagePack) input for this
-/// project's query: `quantity` plus `merchandise { __typename … on ProductVariant { id } }`
-/// (measured ~85 bytes; see the `rules` benchmark).
+/// project's query: `quantity` plus `merchandise { … on ProductVariant { id } }` (measured
+/// ~85 bytes with `__typename`, which the query no longer selects; see the `rules` benchmark).
 pub const INPUT_BYTES_PER_LINE: usize = 120;
 /// The input outside the lines and pages (keys, cart cost, policy), generously.
 pub const INPUT_FIXED_BYTES: usize = 2_000;
@@ -362,23 +362,17 @@ fn entries(
     Ok(())
 }
 
-/// Moves past the rest of an entry and its comma; `None` on a byte the format never writes
-/// or a trailing comma.
+/// Moves past the rest of an entry and its comma; `None` on a byte outside `,`…`z` (which
+/// the format never writes) or a trailing comma.
 #[inline(always)]
 fn skip_entry(bytes: &[u8], at: &mut usize) -> Option<()> {
-    let rest = bytes.get(*at..)?;
-    for (i, &b) in rest.iter().enumerate() {
-        match ENTRY_BYTES[usize::from(b)] {
-            EntryByte::Inside => {}
-            EntryByte::Separator => {
-                *at += i + 1;
-                return (*at < bytes.len()).then_some(());
-            }
-            EntryByte::Foreign => return None,
-        }
+    let comma = next_separator(bytes, *at)?;
+    if comma == bytes.len() {
+        *at = comma;
+        return Some(());
     }
-    *at = bytes.len();
-    Some(())
+    *at = comma + 1;
+    (*at < bytes.len()).then_some(())
 }
 
 /// Decodes the pages as read from [`PAGE_KEYS`] (`None` where a metafield is absent), every
@@ -393,7 +387,7 @@ pub fn decode(pages: &[Option<&str>]) -> Result<Option<BuyerRules>, DecodeError>
 /// Like [`decode`], but only the rules of `variant_ids` (sorted ascending) are decoded, the
 /// other entries skipped, and the walk stops after the last of them: what the Function uses,
 /// since a cart needs only its own variants' rules. Every page header is still checked;
-/// entries that are skipped are checked only for bytes outside the format, and entries after
+/// entries that are skipped are checked only for bytes outside `,`…`z`, and entries after
 /// the last wanted one not at all.
 pub fn decode_for(
     pages: &[Option<&str>],
