@@ -608,6 +608,20 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
         "{line}"
     );
     assert!(line.contains("updated 0, deleted 0"), "{line}");
+    assert!(
+        line.contains("; import + merge ")
+            && line.contains(" (stage ")
+            && line.contains(", merge "),
+        "{line}"
+    );
+    // The phases are the run's stored durations (what a watcher and the admin API show).
+    let stored = runs::get(&pool, out.run.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.stage_ms,
+        Some(out.stage_time.as_millis() as i64),
+        "stage_ms"
+    );
+    assert!(stored.merge_ms.is_some_and(|m| m >= 0), "merge_ms");
 }
 
 /// `WHOLESAIL_SHOPS` naming the simulator's default shop.
@@ -703,6 +717,15 @@ async fn admin_api_resyncs_a_configured_shop_behind_the_bearer_token(pool: PgPoo
     assert_eq!(again["id"].as_i64(), Some(id));
     let done = until_ended(&origin, id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "completed", "{done}");
+    // Stage and merge are reported apart, in milliseconds.
+    assert!(
+        done["stage_ms"].as_i64().is_some_and(|ms| ms >= 0),
+        "{done}"
+    );
+    assert!(
+        done["merge_ms"].as_i64().is_some_and(|ms| ms >= 0),
+        "{done}"
+    );
     let counts = spec.counts(Selection::ALL);
     assert_eq!(done["lines_read"].as_u64(), Some(counts.total()));
     assert_eq!(done["inserted"].as_u64(), Some(counts.total()));
