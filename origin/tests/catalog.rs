@@ -493,6 +493,84 @@ async fn webhook_versions_newer_than_the_export_are_not_overwritten(pool: PgPool
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn a_product_a_webhook_inserts_during_the_first_resync_survives_the_retried_merge(
+    pool: PgPool,
+) {
+    let spec = CatalogSpec::new(29, 20);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
+    let pid = CatalogSpec::product_id(0) as i64;
+    // A products/create webhook newer than the export, still in flight when the merge of the
+    // empty shop starts (its insert-only path): the merge's INSERT waits for it, fails on its
+    // key once it commits, and the retried merge takes the guarded path.
+    let mut webhook = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO products (shop, id, admin_graphql_api_id, title, source_updated_at, written_by)
+         VALUES ($1, $2, 'gid://shopify/Product/' || $2, 'From webhook',
+                 now() + interval '1 hour', 'webhook:test')",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(pid)
+    .execute(&mut *webhook)
+    .await
+    .unwrap();
+    let task = {
+        let (r, c) = (runner(&pool), client(&sim));
+        tokio::spawn(async move {
+            r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+                .await
+        })
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO products%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the merge never waited for the webhook's row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    webhook.commit().await.unwrap();
+    let out = task.await.unwrap().unwrap();
+    let counts = spec.counts(Selection::ALL);
+    assert_eq!(out.merged.products.inserted, counts.products - 1);
+    let (title, by): (String, String) =
+        sqlx::query_as("SELECT title, written_by FROM products WHERE shop = $1 AND id = $2")
+            .bind(DEFAULT_SHOP)
+            .bind(pid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (title.as_str(), by.as_str()),
+        ("From webhook", "webhook:test")
+    );
+    // Its variant set is the webhook's (none), not the older export's.
+    let variants: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM variants WHERE shop = $1 AND product_id = $2")
+            .bind(DEFAULT_SHOP)
+            .bind(pid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(variants, 0);
+    let products: i64 = sqlx::query_scalar("SELECT count(*) FROM products WHERE shop = $1")
+        .bind(DEFAULT_SHOP)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(products as u64, counts.products);
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn cancel_while_waiting_cancels_the_bulk_operation_and_ends_the_run(pool: PgPool) {
     let sim = simulator(CatalogSpec::new(2, 20), ChildOrder::Grouped, 3000).await;
     let r = runner(&pool);
@@ -608,6 +686,20 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
         "{line}"
     );
     assert!(line.contains("updated 0, deleted 0"), "{line}");
+    assert!(
+        line.contains("; import + merge ")
+            && line.contains(" (stage ")
+            && line.contains(", merge "),
+        "{line}"
+    );
+    // The phases are the run's stored durations (what a watcher and the admin API show).
+    let stored = runs::get(&pool, out.run.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.stage_ms,
+        Some(out.stage_time.as_millis() as i64),
+        "stage_ms"
+    );
+    assert!(stored.merge_ms.is_some_and(|m| m >= 0), "merge_ms");
 }
 
 /// `WHOLESAIL_SHOPS` naming the simulator's default shop.
@@ -703,6 +795,15 @@ async fn admin_api_resyncs_a_configured_shop_behind_the_bearer_token(pool: PgPoo
     assert_eq!(again["id"].as_i64(), Some(id));
     let done = until_ended(&origin, id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "completed", "{done}");
+    // Stage and merge are reported apart, in milliseconds.
+    assert!(
+        done["stage_ms"].as_i64().is_some_and(|ms| ms >= 0),
+        "{done}"
+    );
+    assert!(
+        done["merge_ms"].as_i64().is_some_and(|ms| ms >= 0),
+        "{done}"
+    );
     let counts = spec.counts(Selection::ALL);
     assert_eq!(done["lines_read"].as_u64(), Some(counts.total()));
     assert_eq!(done["inserted"].as_u64(), Some(counts.total()));

@@ -52,6 +52,10 @@ pub struct CatalogDrift {
     pub deleted: BTreeSet<u64>,
     /// Stock set at `(inventory item id, location id)`: `available` and `updatedAt`.
     pub levels: BTreeMap<(u64, u64), (i64, String)>,
+    /// About this percent of products (title), variants (price), inventory levels (stock)
+    /// and metafields (value) changed, each with a later `updatedAt` where it has one
+    /// (`0..=100`; what a partial resync benchmark changes).
+    pub changed_percent: u64,
 }
 
 impl CatalogSpec {
@@ -95,6 +99,13 @@ impl CatalogSpec {
         // A product added in revision `born` can be deleted only by later revisions.
         !(self.born(i) + 1..=u64::from(self.revision))
             .any(|r| h(self.seed, &[i, r, 0xDE1]) % 100 < 3)
+    }
+
+    /// Whether the drift's `changed_percent` picks the entity `key`.
+    fn drifted(&self, key: &[u64]) -> bool {
+        let mut k = key.to_vec();
+        k.push(0xD81F7);
+        self.drift.changed_percent > 0 && h(self.seed, &k) % 100 < self.drift.changed_percent
     }
 
     /// The revision that added product `i`.
@@ -232,9 +243,14 @@ impl CatalogSpec {
             TAGS[((t >> 16) % TAGS.len() as u64) as usize],
         ];
         let born = self.born(i);
+        let drifted = self.drifted(&[i]);
         ProductRow {
             id: Self::product_id(i),
-            title,
+            title: if drifted {
+                format!("{title} (new)")
+            } else {
+                title
+            },
             handle,
             vendor: VENDORS[(h(s, &[i, 14]) % VENDORS.len() as u64) as usize],
             product_type: noun,
@@ -244,7 +260,7 @@ impl CatalogSpec {
                 "ACTIVE"
             },
             tags,
-            updated_at: timestamp(born, i),
+            updated_at: timestamp(born + u64::from(drifted), i),
         }
     }
 
@@ -252,11 +268,15 @@ impl CatalogSpec {
         let s = self.seed;
         let base = 100 + h(s, &[i, j, 2]) % 50_000;
         let changed = self.last_change(&[i, j], 0x9121CE, 10);
-        let price_cents = if changed == 0 {
+        let mut price_cents = if changed == 0 {
             base
         } else {
             base * (90 + h(s, &[i, j, changed, 0x9122]) % 21) / 100
         };
+        let drifted = self.drifted(&[i, j]);
+        if drifted {
+            price_cents += 1;
+        }
         let size = SIZES[(j % SIZES.len() as u64) as usize];
         VariantRow {
             id: Self::variant_id(i, j),
@@ -270,7 +290,7 @@ impl CatalogSpec {
                 .then_some(price_cents * 5 / 4),
             barcode: format!("{:013}", h(s, &[i, j, 6]) % 10_000_000_000_000),
             inventory_item_id: 45_000_000_000_000 + i * 64 + j,
-            updated_at: timestamp(changed, i * 64 + j),
+            updated_at: timestamp(changed + u64::from(drifted), i * 64 + j),
         }
     }
 
@@ -286,6 +306,10 @@ impl CatalogSpec {
                 available: (h(self.seed, &[i, j, l, changed, 7]) % 500) as i64,
                 updated_at: timestamp(changed, (i * 64 + j) * 8 + l),
             };
+            if self.drifted(&[i, j, l]) {
+                level.available += 1;
+                level.updated_at = timestamp(changed + 1, (i * 64 + j) * 8 + l);
+            }
             let key = (level.inventory_item_id, level.location_id);
             if let Some((available, at)) = self.drift.levels.get(&key) {
                 (level.available, level.updated_at) = (*available, at.clone());
@@ -302,7 +326,7 @@ impl CatalogSpec {
             };
             let mut hk = key.to_vec();
             hk.extend_from_slice(&[k, 8]);
-            let v = h(self.seed, &hk);
+            let v = h(self.seed, &hk) + u64::from(self.drifted(&hk));
             let (key, kind, value) = if k == 0 {
                 (
                     first_key.to_owned(),

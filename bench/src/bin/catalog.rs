@@ -2,10 +2,16 @@
 //! rows (default 1,000,000, with their products, inventory levels and metafields: ~1 GB of
 //! JSONL) from the Shopify simulator, beside references measured in the same run:
 //!
-//! - **(a) the floor**: `psql \copy` of the same rows, already flattened to CSV files, into
-//!   tables of the same shape as the run's staging tables (UNLOGGED, `LIKE catalog_stage_*`).
-//!   The resync's *stage* phase (download + parse + binary COPY) is compared to it; the merge
-//!   into the live tables (empty before each round: insert-only) is reported beside it.
+//! - **(a) the floors**: `psql \copy` of the same rows, already flattened to CSV files, (1)
+//!   into tables of the same shape as the run's staging tables (UNLOGGED, `LIKE
+//!   catalog_stage_*`): the resync's *stage* phase (download + parse + binary COPY) is
+//!   compared to it; (2) into the live, indexed tables of the empty shop (with `shop` and
+//!   `written_by`): the whole initial resync (stage + merge) is compared to it.
+//! - **(d) resyncs after the first**, each on the catalog the previous one left: the unchanged
+//!   export (must write nothing), then the export with ~1% of products, variants, inventory
+//!   levels and metafields changed (the simulator's `changed_percent` drift; must write exactly
+//!   those rows), each with its WAL (`pg_current_wal_lsn` before and after, a `CHECKPOINT`
+//!   before each resync) beside the initial load's.
 //! - **(b) memory**: peak RSS (`VmHWM`) of the importing process at N/10 and N variants.
 //! - **(c) the importer's own work**: parsing the same JSONL and encoding its binary COPY rows
 //!   in process, without HTTP or PostgreSQL (what the stage would cost on an idle machine with
@@ -25,9 +31,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::BytesMut;
 use secrecy::SecretString;
-use shopify_simulator::catalog::{Owner, Row};
+use shopify_simulator::catalog::{Owner, Row, RowCounts};
 use shopify_simulator::{
-    CatalogSpec, ChildOrder, Selection, Simulator, SimulatorConfig, DEFAULT_SHOP, DEFAULT_TOKEN,
+    CatalogDrift, CatalogSpec, ChildOrder, Selection, Simulator, SimulatorConfig, DEFAULT_SHOP,
+    DEFAULT_TOKEN,
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -40,6 +47,7 @@ const DB: &str = "wholesail_bench_catalog";
 /// What one import child reports.
 #[derive(Debug, Clone)]
 struct Report {
+    run: i64,
     total_s: f64,
     stage_s: f64,
     merge_s: f64,
@@ -100,6 +108,7 @@ fn import(sim_url: &str, db_url: &str) -> Result<()> {
         let shop = wholesail_bench::shop_domain(DEFAULT_SHOP);
         let out = runner.resync(&client, &shop, &|_| {}).await?;
         anyhow::Ok(Report {
+            run: out.run.id,
             total_s: out.import_time.as_secs_f64(),
             stage_s: out.stage_time.as_secs_f64(),
             merge_s: out.merge_time.as_secs_f64(),
@@ -119,6 +128,7 @@ fn import(sim_url: &str, db_url: &str) -> Result<()> {
     println!(
         "{}",
         serde_json::json!([
+            r.run,
             r.total_s,
             r.stage_s,
             r.merge_s,
@@ -151,37 +161,121 @@ fn spec(variants: u64) -> CatalogSpec {
     CatalogSpec::new(2026, (variants / 8).max(1))
 }
 
-/// Runs the importer child once on empty live tables.
-async fn import_once(pool: &PgPool, sim: &Simulator, db_url: &str) -> Result<Report> {
+/// Empties the live catalog tables and the runs.
+async fn truncate_live(pool: &PgPool) -> Result<()> {
     sqlx::query("TRUNCATE products, variants, inventory_levels, catalog_metafields, catalog_runs")
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+/// WAL bytes written since `from` (a `pg_current_wal_lsn()` as text).
+async fn wal_since(pool: &PgPool, from: &str) -> Result<u64> {
+    let bytes: f64 =
+        sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8")
+            .bind(from)
+            .fetch_one(pool)
+            .await?;
+    Ok(bytes as u64)
+}
+
+async fn wal_lsn(pool: &PgPool) -> Result<String> {
+    Ok(sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(pool)
+        .await?)
+}
+
+/// One resync of the simulator's current catalog over whatever the live tables hold, after a
+/// `CHECKPOINT`; returns the child's report, the WAL bytes and the rows the run wrote (its
+/// own count, and the live rows carrying its `written_by`).
+async fn resync(pool: &PgPool, sim: &Simulator, db_url: &str) -> Result<Resync> {
     sqlx::query("CHECKPOINT").execute(pool).await?;
+    let lsn = wal_lsn(pool).await?;
+    let report = import_once(sim, db_url).await?;
+    let wal = wal_since(pool, &lsn).await?;
+    let (inserted, updated, deleted): (i64, i64, i64) =
+        sqlx::query_as("SELECT inserted, updated, deleted FROM catalog_runs WHERE id = $1")
+            .bind(report.run)
+            .fetch_one(pool)
+            .await?;
+    let tagged: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM products WHERE written_by = $1)
+              + (SELECT count(*) FROM variants WHERE written_by = $1)
+              + (SELECT count(*) FROM inventory_levels WHERE written_by = $1)
+              + (SELECT count(*) FROM catalog_metafields WHERE written_by = $1)",
+    )
+    .bind(format!("catalog_run:{}", report.run))
+    .fetch_one(pool)
+    .await?;
+    Ok(Resync {
+        report,
+        wal,
+        written: (inserted + updated + deleted) as u64,
+        tagged: tagged as u64,
+    })
+}
+
+/// One resync and what it cost.
+#[derive(Debug, Clone)]
+struct Resync {
+    report: Report,
+    /// WAL bytes between the start and the end of the resync.
+    wal: u64,
+    /// Rows the run reports inserted + updated + deleted.
+    written: u64,
+    /// Live rows whose `written_by` names the run.
+    tagged: u64,
+}
+
+/// Runs the importer child once.
+async fn import_once(sim: &Simulator, db_url: &str) -> Result<Report> {
     let out = Command::new(std::env::current_exe()?)
         .args(["--import", sim.base_url(), db_url])
         .output()?;
     if !out.status.success() {
         bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let v: (f64, f64, f64, u64, u64, u64, f64) = serde_json::from_slice(&out.stdout)?;
+    let v: (i64, f64, f64, f64, u64, u64, u64, f64) = serde_json::from_slice(&out.stdout)?;
     Ok(Report {
-        total_s: v.0,
-        stage_s: v.1,
-        merge_s: v.2,
-        lines: v.3,
-        bytes: v.4,
-        vmhwm_kb: v.5,
-        cpu_s: v.6,
+        run: v.0,
+        total_s: v.1,
+        stage_s: v.2,
+        merge_s: v.3,
+        lines: v.4,
+        bytes: v.5,
+        vmhwm_kb: v.6,
+        cpu_s: v.7,
     })
+}
+
+/// Everything one round measures, in this order.
+#[derive(Debug, Clone)]
+struct Round {
+    /// `psql \copy` into staging-shaped tables, s.
+    copy_stage: f64,
+    /// `psql \copy` into the empty shop's live tables, s.
+    copy_live: f64,
+    /// The first resync into the empty shop.
+    initial: Resync,
+    /// The resync of the same export.
+    unchanged: Resync,
+    /// The resync of the export with ~1% changed.
+    changed: Resync,
 }
 
 async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<()> {
     let pool = scratch_database(base, DB, db_url, 2).await?;
     let big = spec(variants);
     let small = spec(variants / 10);
+    let mut drifted = big.clone();
+    drifted.drift = std::sync::Arc::new(CatalogDrift {
+        changed_percent: 1,
+        ..CatalogDrift::default()
+    });
     let counts = big.counts(Selection::ALL);
+    let expected_changed = changed_rows(&big, &drifted);
     eprintln!(
-        "catalog: {} products, {} variants, {} inventory levels, {} metafields",
+        "catalog: {} products, {} variants, {} inventory levels, {} metafields; {expected_changed} rows differ in the 1% export",
         counts.products, counts.variants, counts.inventory_levels, counts.metafields
     );
     let mut config = SimulatorConfig::default();
@@ -191,24 +285,21 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
     let sim = Simulator::start(config).await?;
 
     // (b) memory at N/10.
-    let small_report = import_once(&pool, &sim, db_url).await?;
+    truncate_live(&pool).await?;
+    let small_report = resync(&pool, &sim, db_url).await?.report;
     eprintln!("N/10 import: {small_report:?}");
 
     // (c) the importer's own work on the same file: parse + encode, in process, no I/O.
     let (parse_s, parse_bytes) = parse_and_encode(&big)?;
     eprintln!("parse + encode in process: {parse_s:.2} s CPU for {parse_bytes} bytes");
 
-    // The resync at N and (a) the floor, psql \copy of the same rows as CSV into
-    // same-shaped tables, interleaved round by round (the machine is shared and noisy).
-    sim.set_catalog(DEFAULT_SHOP, big.clone());
+    // The resyncs at N and (a) the floors, psql \copy of the same rows as CSV, interleaved
+    // round by round (the machine is shared and noisy).
     let dir = std::env::temp_dir().join("wholesail-catalog-bench");
     std::fs::create_dir_all(&dir)?;
     let csv_bytes = write_csv(&big, &dir)?;
-    let (mut reports, mut copies) = (Vec::new(), Vec::new());
+    let mut done = Vec::new();
     for r in 0..rounds {
-        let rep = import_once(&pool, &sim, db_url).await?;
-        eprintln!("round {}: {rep:?}", r + 1);
-        reports.push(rep);
         sqlx::query(
             "DROP TABLE IF EXISTS bench_copy_products, bench_copy_variants,
                  bench_copy_inventory_levels, bench_copy_metafields",
@@ -223,75 +314,43 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
             .await?;
         }
         sqlx::query("CHECKPOINT").execute(&pool).await?;
-        let t = psql_copy(db_url, &dir)?;
-        eprintln!("\\copy round {}: {:.2} s", r + 1, t.as_secs_f64());
-        copies.push(t.as_secs_f64());
+        let copy_stage = psql_copy(db_url, &dir, STAGE_TABLES)?.as_secs_f64();
+        truncate_live(&pool).await?;
+        sqlx::query("CHECKPOINT").execute(&pool).await?;
+        let copy_live = psql_copy(db_url, &dir, LIVE_TABLES)?.as_secs_f64();
+        eprintln!(
+            "\\copy round {}: staging {copy_stage:.2} s, live {copy_live:.2} s",
+            r + 1
+        );
+
+        truncate_live(&pool).await?;
+        sim.set_catalog(DEFAULT_SHOP, big.clone());
+        let initial = resync(&pool, &sim, db_url).await?;
+        eprintln!("round {} initial: {initial:?}", r + 1);
+        let unchanged = resync(&pool, &sim, db_url).await?;
+        eprintln!("round {} unchanged: {unchanged:?}", r + 1);
+        sim.set_catalog(DEFAULT_SHOP, drifted.clone());
+        let changed = resync(&pool, &sim, db_url).await?;
+        eprintln!("round {} 1% changed: {changed:?}", r + 1);
+        done.push(Round {
+            copy_stage,
+            copy_live,
+            initial,
+            unchanged,
+            changed,
+        });
     }
     let _ = std::fs::remove_dir_all(&dir);
+    report(
+        &done,
+        &counts,
+        expected_changed,
+        csv_bytes,
+        parse_s,
+        parse_bytes,
+        rounds,
+    )?;
 
-    let stage = median(reports.iter().map(|r| r.stage_s).collect());
-    let merge = median(reports.iter().map(|r| r.merge_s).collect());
-    let total = median(reports.iter().map(|r| r.total_s).collect());
-    // Each round's stage over the \copy of the same round: both met the same background load.
-    let paired: Vec<f64> = reports
-        .iter()
-        .zip(&copies)
-        .map(|(r, c)| r.stage_s / c)
-        .collect();
-    let paired_text: Vec<String> = paired.iter().map(|p| format!("{p:.2}×")).collect();
-    let paired_median = median(paired);
-    let copy = median(copies);
-    let rows = counts.total() as f64;
-    let bytes = reports[0].bytes as f64;
-    let cpu = median(reports.iter().map(|r| r.cpu_s).collect());
-    let rss_big = reports.iter().map(|r| r.vmhwm_kb).max().unwrap_or(0);
-    println!();
-    println!(
-        "Catalog resync: {} variants ({} rows, {:.0} MB JSONL; CSV {:.0} MB), median of {rounds}, 2 cores",
-        counts.variants,
-        counts.total(),
-        bytes / 1e6,
-        csv_bytes as f64 / 1e6
-    );
-    println!();
-    println!("| path | wall s | rows/s | MB/s (JSONL) | vs \\copy |");
-    println!("|---|---|---|---|---|");
-    println!(
-        "| (a) `psql \\copy` CSV → staging (floor) | {copy:.2} | {:.0} | – | 1.00 |",
-        rows / copy
-    );
-    println!(
-        "| resync stage: download + parse + binary COPY → staging | {stage:.2} | {:.0} | {:.0} | {:.2}× |",
-        rows / stage,
-        bytes / 1e6 / stage,
-        stage / copy
-    );
-    println!(
-        "| resync merge (one transaction, empty live tables) | {merge:.2} | {:.0} | – | – |",
-        rows / merge
-    );
-    println!(
-        "| resync total (stage + merge) | {total:.2} | {:.0} | {:.0} | {:.2}× |",
-        rows / total,
-        bytes / 1e6 / total,
-        total / copy
-    );
-    println!(
-        "| (c) parse + binary-COPY encode only, in process (no I/O; CPU s) | {parse_s:.2} | {:.0} | {:.0} | {:.2}× |",
-        rows / parse_s,
-        parse_bytes as f64 / 1e6 / parse_s,
-        parse_s / copy
-    );
-    println!();
-    println!(
-        "Stage / \\copy round by round: {} (median {paired_median:.2}×).",
-        paired_text.join(", ")
-    );
-    println!();
-    println!(
-        "CPU of the importing process (parse, encode, HTTP; median): {cpu:.2} s of {total:.2} s wall; \
-         the rest is PostgreSQL and the simulator generating the JSONL on the same 2 cores."
-    );
     println!();
     println!("| (b) variants | JSONL MB | peak RSS of the importing process |");
     println!("|---|---|---|");
@@ -301,30 +360,199 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
         small_report.bytes as f64 / 1e6,
         small_report.vmhwm_kb as f64 / 1024.0
     );
+    let rss_big = done
+        .iter()
+        .map(|r| r.initial.report.vmhwm_kb)
+        .max()
+        .unwrap_or(0);
     println!(
         "| {} | {:.0} | {:.1} MB |",
         counts.variants,
-        bytes / 1e6,
+        done[0].initial.report.bytes as f64 / 1e6,
         rss_big as f64 / 1024.0
     );
     println!();
     println!(
-        "Goals: stage within 1.5× of \\copy: {}; peak RSS < 100 MB at both sizes: {}",
-        if stage <= 1.5 * copy {
-            "met"
-        } else {
-            "NOT met"
-        },
-        if small_report.vmhwm_kb.max(rss_big) < 100 * 1024 {
-            "met"
-        } else {
-            "NOT met"
-        }
+        "Peak RSS < 100 MB at both sizes: {}",
+        met(small_report.vmhwm_kb.max(rss_big) < 100 * 1024)
     );
     if !sim.throttled(DEFAULT_SHOP).is_empty() {
         bail!("the client overdrew the simulator's cost bucket");
     }
     Ok(())
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+/// Prints the rounds' medians as tables, with the goals.
+fn report(
+    done: &[Round],
+    counts: &RowCounts,
+    expected_changed: u64,
+    csv_bytes: u64,
+    parse_s: f64,
+    parse_bytes: u64,
+    rounds: usize,
+) -> Result<()> {
+    let med = |f: &dyn Fn(&Round) -> f64| median(done.iter().map(f).collect());
+    let copy = med(&|r| r.copy_stage);
+    let live = med(&|r| r.copy_live);
+    let stage = med(&|r| r.initial.report.stage_s);
+    let merge = med(&|r| r.initial.report.merge_s);
+    let total = med(&|r| r.initial.report.total_s);
+    let rows = counts.total() as f64;
+    let bytes = done[0].initial.report.bytes as f64;
+    println!();
+    println!(
+        "Catalog resync: {} variants ({} rows, {:.0} MB JSONL; CSV {:.0} MB), median of {rounds}, 2 cores",
+        counts.variants,
+        counts.total(),
+        bytes / 1e6,
+        csv_bytes as f64 / 1e6
+    );
+    println!();
+    println!("| path | wall s | rows/s | MB/s (JSONL) | vs staging \\copy | vs live \\copy |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| (a1) `psql \\copy` CSV → staging tables (stage floor) | {copy:.2} | {:.0} | – | 1.00 | – |",
+        rows / copy
+    );
+    println!(
+        "| (a2) `psql \\copy` CSV → live, indexed tables of the empty shop (live floor) | {live:.2} | {:.0} | – | – | 1.00 |",
+        rows / live
+    );
+    println!(
+        "| resync stage: download + parse + binary COPY → staging | {stage:.2} | {:.0} | {:.0} | {:.2}× | – |",
+        rows / stage,
+        bytes / 1e6 / stage,
+        stage / copy
+    );
+    println!(
+        "| resync merge (one transaction, empty shop) | {merge:.2} | {:.0} | – | – | – |",
+        rows / merge
+    );
+    println!(
+        "| resync total (stage + merge), empty shop | {total:.2} | {:.0} | {:.0} | {:.2}× | {:.2}× |",
+        rows / total,
+        bytes / 1e6 / total,
+        total / copy,
+        total / live
+    );
+    println!(
+        "| (c) parse + binary-COPY encode only, in process (no I/O; CPU s) | {parse_s:.2} | {:.0} | {:.0} | {:.2}× | – |",
+        rows / parse_s,
+        parse_bytes as f64 / 1e6 / parse_s,
+        parse_s / copy
+    );
+    let paired = |f: &dyn Fn(&Round) -> f64| -> String {
+        done.iter()
+            .map(|r| format!("{:.2}×", f(r)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!();
+    println!(
+        "Round by round: stage / staging \\copy {}; initial total / live \\copy {}.",
+        paired(&|r| r.initial.report.stage_s / r.copy_stage),
+        paired(&|r| r.initial.report.total_s / r.copy_live)
+    );
+    let cpu = med(&|r| r.initial.report.cpu_s);
+    println!(
+        "CPU of the importing process (parse, encode, HTTP; median): {cpu:.2} s of {total:.2} s wall."
+    );
+
+    let wal0 = med(&|r| r.initial.wal as f64);
+    println!();
+    println!("| resync | stage s | merge s | total s | total ÷ own stage | rows written (run / tagged) | WAL MB | WAL ÷ initial |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let line = |name: &str, f: &dyn Fn(&Round) -> &Resync| {
+        let st = med(&|r| f(r).report.stage_s);
+        let mg = med(&|r| f(r).report.merge_s);
+        let tt = med(&|r| f(r).report.total_s);
+        let ratio = med(&|r| f(r).report.total_s / f(r).report.stage_s);
+        let wal = med(&|r| f(r).wal as f64);
+        let written = f(&done[0]).written;
+        let tagged = f(&done[0]).tagged;
+        println!(
+            "| {name} | {st:.2} | {mg:.2} | {tt:.2} | {ratio:.2}× | {written} / {tagged} | {:.1} | {:.3} |",
+            wal / 1e6,
+            wal / wal0
+        );
+    };
+    line("initial (empty shop)", &|r| &r.initial);
+    line("unchanged export", &|r| &r.unchanged);
+    line(
+        &format!("1% changed ({expected_changed} rows differ)"),
+        &|r| &r.changed,
+    );
+
+    let initial_ratio = total / live;
+    let unchanged_ratio = med(&|r| r.unchanged.report.total_s / r.unchanged.report.stage_s);
+    let changed_ratio = med(&|r| r.changed.report.total_s / r.changed.report.stage_s);
+    let changed_wal = med(&|r| r.changed.wal as f64) / wal0;
+    let unchanged_zero = done
+        .iter()
+        .all(|r| r.unchanged.written == 0 && r.unchanged.tagged == 0);
+    let changed_exact = done
+        .iter()
+        .all(|r| r.changed.written == expected_changed && r.changed.tagged == expected_changed);
+    println!();
+    println!("| goal (1M variants) | measured | |");
+    println!("|---|---|---|");
+    println!(
+        "| stage ≤ 1.5× staging \\copy | {:.2}× | {} |",
+        stage / copy,
+        met(stage <= 1.5 * copy)
+    );
+    println!(
+        "| initial resync total ≤ 1.1× live \\copy | {initial_ratio:.2}× | {} |",
+        met(initial_ratio <= 1.1)
+    );
+    println!(
+        "| unchanged resync ≤ 1.3× its stage | {unchanged_ratio:.2}× | {} |",
+        met(unchanged_ratio <= 1.3)
+    );
+    println!(
+        "| unchanged resync writes 0 rows | {} | {} |",
+        done.iter()
+            .map(|r| r.unchanged.written.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        met(unchanged_zero)
+    );
+    println!(
+        "| 1% resync ≤ 2× its stage | {changed_ratio:.2}× | {} |",
+        met(changed_ratio <= 2.0)
+    );
+    println!(
+        "| 1% resync writes exactly the {expected_changed} changed rows | {} | {} |",
+        done.iter()
+            .map(|r| r.changed.written.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        met(changed_exact)
+    );
+    println!(
+        "| 1% resync WAL ≤ 5% of the initial load's | {:.1}% | {} |",
+        changed_wal * 100.0,
+        met(changed_wal <= 0.05)
+    );
+    Ok(())
+}
+
+/// Rows of `after` that differ from `before` (same shape: only values change).
+fn changed_rows(before: &CatalogSpec, after: &CatalogSpec) -> u64 {
+    before
+        .rows(Selection::ALL, ChildOrder::Grouped)
+        .zip(after.rows(Selection::ALL, ChildOrder::Grouped))
+        .filter(|(a, b)| a != b)
+        .count() as u64
 }
 
 /// Parses every line of `spec`'s export and encodes it as binary COPY rows, the text
@@ -360,7 +588,59 @@ fn parse_and_encode(spec: &CatalogSpec) -> Result<(f64, u64)> {
 
 const KINDS: [&str; 4] = ["products", "variants", "inventory_levels", "metafields"];
 
-/// Writes the catalog's rows as one CSV file per staging table; returns the bytes written.
+/// The `\copy` targets of one floor: `(CSV file stem, table, columns)` per kind.
+type Targets = [(&'static str, &'static str, &'static str); 4];
+
+/// Staging-shaped tables (`bench_copy_<kind>`, `LIKE catalog_stage_<kind>`).
+const STAGE_TABLES: Targets = [
+    (
+        "products",
+        "bench_copy_products",
+        "id, gid, title, handle, status, vendor, product_type, tags, updated_at",
+    ),
+    (
+        "variants",
+        "bench_copy_variants",
+        "id, product_id, sku, barcode, title, price, compare_at_price, position, inventory_item_id, updated_at",
+    ),
+    (
+        "inventory_levels",
+        "bench_copy_inventory_levels",
+        "variant_id, inventory_item_id, location_id, available, updated_at",
+    ),
+    (
+        "metafields",
+        "bench_copy_metafields",
+        "id, owner_type, owner_id, namespace, key, type, value",
+    ),
+];
+
+/// The live tables, with every column the merge writes.
+const LIVE_TABLES: Targets = [
+    (
+        "live_products",
+        "products",
+        "shop, id, admin_graphql_api_id, title, handle, status, vendor, product_type, tags, source_updated_at, written_by",
+    ),
+    (
+        "live_variants",
+        "variants",
+        "shop, id, product_id, sku, barcode, title, price, compare_at_price, position, inventory_item_id, source_updated_at, written_by",
+    ),
+    (
+        "live_inventory_levels",
+        "inventory_levels",
+        "shop, inventory_item_id, location_id, available, source_updated_at, source_digest, written_by",
+    ),
+    (
+        "live_metafields",
+        "catalog_metafields",
+        "shop, owner_type, owner_id, namespace, key, metafield_id, type, value, written_by",
+    ),
+];
+
+/// Writes the catalog's rows as CSV files, one per staging table and one per live table (the
+/// same values, with `shop` and `written_by`); returns the bytes of the staging files.
 fn write_csv(spec: &CatalogSpec, dir: &Path) -> Result<u64> {
     let open = |k: &str| -> Result<BufWriter<std::fs::File>> {
         Ok(BufWriter::with_capacity(
@@ -368,84 +648,111 @@ fn write_csv(spec: &CatalogSpec, dir: &Path) -> Result<u64> {
             std::fs::File::create(dir.join(format!("{k}.csv")))?,
         ))
     };
-    let (mut p, mut v, mut l, mut m) = (
+    let mut stage = [
         open(KINDS[0])?,
         open(KINDS[1])?,
         open(KINDS[2])?,
         open(KINDS[3])?,
-    );
+    ];
+    let mut live = [
+        open(LIVE_TABLES[0].0)?,
+        open(LIVE_TABLES[1].0)?,
+        open(LIVE_TABLES[2].0)?,
+        open(LIVE_TABLES[3].0)?,
+    ];
+    let (shop, by) = (DEFAULT_SHOP, "catalog_run:0");
+    let mut line = String::new();
     for row in spec.rows(Selection::ALL, ChildOrder::Grouped) {
+        use std::fmt::Write as _;
+        line.clear();
         match row {
-            Row::Product(r) => writeln!(
-                p,
-                "{},gid://shopify/Product/{},\"{}\",\"{}\",{},\"{}\",\"{}\",\"{}\",{}",
-                r.id,
-                r.id,
-                r.title,
-                r.handle,
-                r.status.to_ascii_lowercase(),
-                r.vendor,
-                r.product_type,
-                r.tags.join(", "),
-                r.updated_at
-            )?,
-            Row::Variant(r) => writeln!(
-                v,
-                "{},{},\"{}\",\"{}\",\"{}\",{}.{:02},{},{},{},{}",
-                r.id,
-                r.product_id,
-                r.sku,
-                r.barcode,
-                r.title,
-                r.price_cents / 100,
-                r.price_cents % 100,
-                r.compare_at_price_cents
-                    .map(|c| format!("{}.{:02}", c / 100, c % 100))
-                    .unwrap_or_default(),
-                r.position,
-                r.inventory_item_id,
-                r.updated_at
-            )?,
-            Row::InventoryLevel(r) => writeln!(
-                l,
-                "{},{},{},{},{}",
-                r.variant_id, r.inventory_item_id, r.location_id, r.available, r.updated_at
-            )?,
+            Row::Product(r) => {
+                write!(
+                    line,
+                    "{},gid://shopify/Product/{},\"{}\",\"{}\",{},\"{}\",\"{}\",\"{}\",{}",
+                    r.id,
+                    r.id,
+                    r.title,
+                    r.handle,
+                    r.status.to_ascii_lowercase(),
+                    r.vendor,
+                    r.product_type,
+                    r.tags.join(", "),
+                    r.updated_at
+                )?;
+                writeln!(stage[0], "{line}")?;
+                writeln!(live[0], "{shop},{line},{by}")?;
+            }
+            Row::Variant(r) => {
+                write!(
+                    line,
+                    "{},{},\"{}\",\"{}\",\"{}\",{}.{:02},{},{},{},{}",
+                    r.id,
+                    r.product_id,
+                    r.sku,
+                    r.barcode,
+                    r.title,
+                    r.price_cents / 100,
+                    r.price_cents % 100,
+                    r.compare_at_price_cents
+                        .map(|c| format!("{}.{:02}", c / 100, c % 100))
+                        .unwrap_or_default(),
+                    r.position,
+                    r.inventory_item_id,
+                    r.updated_at
+                )?;
+                writeln!(stage[1], "{line}")?;
+                writeln!(live[1], "{shop},{line},{by}")?;
+            }
+            Row::InventoryLevel(r) => {
+                writeln!(
+                    stage[2],
+                    "{},{},{},{},{}",
+                    r.variant_id, r.inventory_item_id, r.location_id, r.available, r.updated_at
+                )?;
+                writeln!(
+                    live[2],
+                    "{shop},{},{},{},{},0,{by}",
+                    r.inventory_item_id, r.location_id, r.available, r.updated_at
+                )?;
+            }
             Row::Metafield(r) => {
                 let (kind, owner) = match r.owner {
                     Owner::Product(id) => ("Product", id),
                     Owner::Variant(id) => ("ProductVariant", id),
                 };
                 writeln!(
-                    m,
+                    stage[3],
                     "{},{kind},{owner},{},{},{},\"{}\"",
                     r.id, r.namespace, r.key, r.kind, r.value
-                )?
+                )?;
+                writeln!(
+                    live[3],
+                    "{shop},{kind},{owner},{},{},{},{},\"{}\",{by}",
+                    r.namespace, r.key, r.id, r.kind, r.value
+                )?;
             }
         }
     }
-    let mut total = 0;
-    for (mut w, k) in [(p, KINDS[0]), (v, KINDS[1]), (l, KINDS[2]), (m, KINDS[3])] {
+    for w in stage.iter_mut().chain(live.iter_mut()) {
         w.flush()?;
+    }
+    let mut total = 0;
+    for k in KINDS {
         total += std::fs::metadata(dir.join(format!("{k}.csv")))?.len();
     }
     Ok(total)
 }
 
-/// `psql \copy` of the four CSV files, one after the other; returns the wall time.
-fn psql_copy(db_url: &str, dir: &Path) -> Result<Duration> {
-    let cols = [
-        "id, gid, title, handle, status, vendor, product_type, tags, updated_at",
-        "id, product_id, sku, barcode, title, price, compare_at_price, position, inventory_item_id, updated_at",
-        "variant_id, inventory_item_id, location_id, available, updated_at",
-        "id, owner_type, owner_id, namespace, key, type, value",
-    ];
+/// `psql \copy` of the four CSV files into `targets`, one after the other; returns the wall
+/// time.
+fn psql_copy(db_url: &str, dir: &Path, targets: Targets) -> Result<Duration> {
     let mut cmd = Command::new("psql");
     cmd.args([db_url, "-q", "-v", "ON_ERROR_STOP=1"]);
-    for (k, c) in KINDS.iter().zip(cols) {
-        let file: PathBuf = dir.join(format!("{k}.csv"));
+    for (file, table, cols) in targets {
+        let file: PathBuf = dir.join(format!("{file}.csv"));
         cmd.arg("-c").arg(format!(
-            "\\copy bench_copy_{k} ({c}) FROM '{}' WITH (FORMAT csv)",
+            "\\copy {table} ({cols}) FROM '{}' WITH (FORMAT csv)",
             file.display()
         ));
     }

@@ -254,13 +254,14 @@ pub async fn resync(
     Ok(result?)
 }
 
-/// The final summary line: inserted / updated / deleted / duration.
+/// The final summary line: inserted / updated / deleted, then the whole duration and its
+/// two phases (stage: download + parse + COPY into staging; merge: the one transaction).
 pub fn summary(o: &Outcome) -> String {
     let t = o.merged.total();
     format!(
         "catalog run {} for {}: {} rows imported ({}); inserted {}, updated {}, deleted {} \
          (products {}/{}/{}, variants {}/{}/{}, inventory levels {}/{}/{}, metafields {}/{}/{}); \
-         import + merge {}",
+         import + merge {} (stage {}, merge {})",
         o.run.id,
         o.run.shop,
         o.staged.total(),
@@ -281,5 +282,7 @@ pub fn summary(o: &Outcome) -> String {
         o.merged.metafields.updated,
         o.merged.metafields.deleted,
         HumanDuration(o.import_time),
+        HumanDuration(o.stage_time),
+        HumanDuration(o.merge_time),
     )
 }

@@ -28,6 +28,11 @@
 //! `INSERT … WHERE NOT EXISTS`; a webhook inserting the same key meanwhile makes it fail with a
 //! unique violation, and the runner runs the whole merge again. Tables are visited in the
 //! handlers' order (products, then variants) to keep lock order consistent.
+//!
+//! A shop with no catalog row at all (its first resync) is loaded by plain `INSERT … SELECT`s
+//! ([`load_empty`]): nothing to compare, update or delete, which saves the anti-joins and the
+//! delete-missing scans over the rows just inserted. A webhook's row appearing meanwhile makes
+//! an INSERT fail on its key, and the retried merge takes the guarded path.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
@@ -205,6 +210,10 @@ pub async fn merge(
         return Err(MergeError::ReportOnly);
     }
     let by = written_by(run);
+    if shop_is_empty(conn, shop).await? {
+        let summary = load_empty(conn, [&sp, &sv, &sl, &sm], shop, &by).await?;
+        return Ok((staged, summary));
+    }
     let (products, tombstoned_variants) = products(conn, &sp, shop, snapshot, &by).await?;
     let mut variants = variants(conn, &sp, &sv, shop, snapshot, &by).await?;
     variants.deleted += tombstoned_variants;
@@ -215,6 +224,85 @@ pub async fn merge(
         metafields: metafields(conn, &sm, shop, &by).await?,
     };
     Ok((staged, summary))
+}
+
+/// Whether `shop` has no catalog row at all: no product (not even a tombstone), variant,
+/// inventory level or metafield.
+async fn shop_is_empty(conn: &mut PgConnection, shop: &ShopDomain) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM products WHERE shop = $1)
+            AND NOT EXISTS (SELECT 1 FROM variants WHERE shop = $1)
+            AND NOT EXISTS (SELECT 1 FROM inventory_levels WHERE shop = $1)
+            AND NOT EXISTS (SELECT 1 FROM catalog_metafields WHERE shop = $1)",
+    )
+    .bind(shop)
+    .fetch_one(conn)
+    .await
+}
+
+/// The first resync of a shop with no catalog rows ([`shop_is_empty`]): every staged row is
+/// new, so each table is one plain `INSERT … SELECT` (no comparison with live rows, nothing to
+/// update or delete). The rules still hold: every product is written at the export's version,
+/// so its staged variants are its set (variants of products absent from the export are not
+/// written, as in the general path); a webhook inserting a key meanwhile makes the INSERT fail
+/// with a unique violation and the runner retries, and the retry takes the general path.
+async fn load_empty(
+    conn: &mut PgConnection,
+    [sp, sv, sl, sm]: [&str; 4],
+    shop: &ShopDomain,
+    written_by: &str,
+) -> Result<MergeSummary, sqlx::Error> {
+    let statements = [
+        format!(
+            "INSERT INTO products (shop, id, admin_graphql_api_id, title, handle, status,
+                                   vendor, product_type, tags, source_updated_at, written_by)
+             SELECT $1, id, gid, title, handle, status, vendor, product_type, tags, updated_at,
+                    $2
+             FROM {sp}"
+        ),
+        format!(
+            "INSERT INTO variants (shop, id, product_id, sku, barcode, title, price,
+                                   compare_at_price, position, inventory_item_id,
+                                   source_updated_at, written_by)
+             SELECT $1, v.id, v.product_id, v.sku, v.barcode, v.title, v.price::numeric,
+                    v.compare_at_price::numeric, v.position, v.inventory_item_id, v.updated_at,
+                    $2
+             FROM {sv} v
+             WHERE v.product_id IN (SELECT s.id FROM {sp} s)"
+        ),
+        format!(
+            "INSERT INTO inventory_levels (shop, inventory_item_id, location_id, available,
+                                           source_updated_at, source_digest, written_by)
+             SELECT $1, l.inventory_item_id, l.location_id, l.available, l.updated_at, 0, $2
+             FROM {sl} l"
+        ),
+        format!(
+            "INSERT INTO catalog_metafields (shop, owner_type, owner_id, namespace, key,
+                                             metafield_id, type, value, written_by)
+             SELECT $1, m.owner_type, m.owner_id, m.namespace, m.key, m.id, m.type, m.value,
+                    $2
+             FROM {sm} m"
+        ),
+    ];
+    let mut inserted = [0u64; 4];
+    for (n, sql) in inserted.iter_mut().zip(&statements) {
+        *n = sqlx::query(sql)
+            .bind(shop)
+            .bind(written_by)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    let only = |inserted| TableChanges {
+        inserted,
+        ..TableChanges::default()
+    };
+    Ok(MergeSummary {
+        products: only(inserted[0]),
+        variants: only(inserted[1]),
+        inventory_levels: only(inserted[2]),
+        metafields: only(inserted[3]),
+    })
 }
 
 /// Products from staging table `sp`: insert new, update changed (guarded), tombstone missing
