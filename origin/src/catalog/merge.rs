@@ -229,13 +229,13 @@ pub async fn merge(
 /// Whether `shop` has no catalog row at all: no product (not even a tombstone), variant,
 /// inventory level or metafield.
 async fn shop_is_empty(conn: &mut PgConnection, shop: &ShopDomain) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT NOT EXISTS (SELECT 1 FROM products WHERE shop = $1)
+    sqlx::query_scalar!(
+        r#"SELECT NOT EXISTS (SELECT 1 FROM products WHERE shop = $1)
             AND NOT EXISTS (SELECT 1 FROM variants WHERE shop = $1)
             AND NOT EXISTS (SELECT 1 FROM inventory_levels WHERE shop = $1)
-            AND NOT EXISTS (SELECT 1 FROM catalog_metafields WHERE shop = $1)",
+            AND NOT EXISTS (SELECT 1 FROM catalog_metafields WHERE shop = $1) AS "empty!""#,
+        shop.as_str(),
     )
-    .bind(shop)
     .fetch_one(conn)
     .await
 }
