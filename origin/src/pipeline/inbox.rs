@@ -20,7 +20,6 @@ use time::OffsetDateTime;
 use wholesail_webhook::ShopDomain;
 
 use crate::handlers::InboxEvent;
-use crate::pipeline::wakeup::Wakeup;
 
 /// The NOTIFY channel intake signals after inserting due rows.
 pub const CHANNEL: &str = "wholesail_inbox";
@@ -141,31 +140,6 @@ pub async fn insert(
     source: Source,
     events: &[NewEvent],
 ) -> Result<Vec<Stored>, sqlx::Error> {
-    insert_notifying(pool, source, events, Some(CHANNEL)).await
-}
-
-/// [`insert`] for the intake routes: the workers are woken by `wakeup` after the commit
-/// instead of by a `NOTIFY` in it (see [`crate::pipeline::wakeup`] for why).
-pub async fn insert_then_wake(
-    pool: &PgPool,
-    source: Source,
-    events: &[NewEvent],
-    wakeup: &Wakeup,
-) -> Result<Vec<Stored>, sqlx::Error> {
-    let stored = insert_notifying(pool, source, events, None).await?;
-    if stored.contains(&Stored::Pending) {
-        wakeup.signal();
-    }
-    Ok(stored)
-}
-
-/// [`insert`], with a `NOTIFY` on `channel` in the inserting transaction when given.
-async fn insert_notifying(
-    pool: &PgPool,
-    source: Source,
-    events: &[NewEvent],
-    channel: Option<&str>,
-) -> Result<Vec<Stored>, sqlx::Error> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
@@ -178,19 +152,19 @@ async fn insert_notifying(
         .map(|(e, replay)| Row::new(e, source, replay))
         .collect();
     // The common case: one statement, atomic on its own, so no BEGIN/COMMIT round trips.
-    let inserted = match insert_rows(&mut conn, source, &rows, channel).await {
+    let inserted = match insert_rows(&mut conn, source, &rows).await {
         Ok(inserted) => inserted,
         Err(e) if refused_value(&e).is_some() => {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             let mut inserted = Vec::with_capacity(rows.len());
             for row in rows.iter_mut() {
                 let one = std::slice::from_ref(&*row);
-                match insert_in_savepoint(&mut tx, source, one, channel).await? {
+                match insert_in_savepoint(&mut tx, source, one).await? {
                     Ok(ids) => inserted.extend(ids),
                     Err(reason) => {
                         row.quarantine_refused(reason);
                         let one = std::slice::from_ref(&*row);
-                        inserted.extend(insert_rows(&mut tx, source, one, channel).await?);
+                        inserted.extend(insert_rows(&mut tx, source, one).await?);
                     }
                 }
             }
@@ -289,10 +263,9 @@ async fn insert_in_savepoint(
     tx: &mut Transaction<'_, Postgres>,
     source: Source,
     rows: &[Row<'_>],
-    channel: Option<&str>,
 ) -> Result<Result<Vec<String>, String>, sqlx::Error> {
     let mut savepoint = sqlx::Connection::begin(&mut **tx).await?;
-    match insert_rows(&mut savepoint, source, rows, channel).await {
+    match insert_rows(&mut savepoint, source, rows).await {
         Ok(ids) => {
             savepoint.commit().await?;
             Ok(Ok(ids))
@@ -307,13 +280,12 @@ async fn insert_in_savepoint(
     }
 }
 
-/// Inserts `rows` with one `UNNEST` statement, with a `NOTIFY` on `channel` (when given) in the
+/// Inserts `rows` with one `UNNEST` statement, with a `NOTIFY` on [`CHANNEL`] in the
 /// same statement if a due row went in; returns the webhook ids that were new.
 async fn insert_rows(
     conn: &mut PgConnection,
     source: Source,
     rows: &[Row<'_>],
-    channel: Option<&str>,
 ) -> Result<Vec<String>, sqlx::Error> {
     let n = rows.len();
     let mut webhook_ids = Vec::with_capacity(n);
@@ -367,7 +339,7 @@ async fn insert_rows(
          woke AS (
              SELECT count(*) AS n FROM (
                  SELECT pg_notify($16::text, '') FROM ins
-                 WHERE $16::text IS NOT NULL AND ins.status = 'pending' LIMIT 1
+                 WHERE ins.status = 'pending' LIMIT 1
              ) sent
          )
          SELECT ins.webhook_id AS "webhook_id!" FROM ins, woke"#,
@@ -386,7 +358,7 @@ async fn insert_rows(
         &errors as &[Option<&str>],
         source.as_str(),
         &digests as &[&[u8]],
-        channel,
+        CHANNEL,
     )
     .fetch_all(conn)
     .await

@@ -3,7 +3,7 @@
 //! - `POST /internal/webhooks`: an [`EnvelopeBatch`] (or one [`Envelope`]) from the edge,
 //!   signed with `X-Wholesail-Signature`. Each envelope is parsed on its own, so one bad item
 //!   is rejected with its reason while the others are stored; all rows go in one statement
-//!   (one transaction), and the workers are woken after its commit ([`crate::pipeline::wakeup`]).
+//!   (one transaction) that also wakes the workers.
 //! - `POST /internal/dead-letters`: the same body from the edge's dead-letter queue; rows are
 //!   stored as dead letters for an operator to inspect and replay.
 //! - `POST /webhooks/shopify`: direct mode without the edge: Shopify's HMAC, stripping here.
@@ -39,7 +39,6 @@ use wholesail_webhook::{
 use crate::config::HttpConfig;
 use crate::http_error::ApiError;
 use crate::pipeline::inbox::{self, Body, NewEvent, Source, Stored};
-use crate::pipeline::wakeup::Wakeup;
 use crate::state::AppState;
 
 /// Why an intake request was refused as a whole.
@@ -92,8 +91,6 @@ pub struct Intake {
     pub keyring: Arc<Keyring>,
     /// Shopify secrets for direct mode, when configured.
     pub shopify: Option<Arc<ShopifySecrets>>,
-    /// Wakes the workers after each commit that added due rows.
-    pub wakeup: Wakeup,
 }
 
 impl From<&AppState> for Intake {
@@ -102,7 +99,6 @@ impl From<&AppState> for Intake {
             pool: state.pool.clone(),
             keyring: state.keyring.clone(),
             shopify: state.shopify.clone(),
-            wakeup: Wakeup::new(state.pool.clone()),
         }
     }
 }
@@ -222,7 +218,7 @@ async fn envelopes(
             }
         }
     }
-    let stored = inbox::insert_then_wake(&app.pool, source, &events, &app.wakeup).await?;
+    let stored = inbox::insert(&app.pool, source, &events).await?;
     for ((slot, event), stored) in slots.iter().zip(&events).zip(&stored) {
         if *stored == Stored::Duplicate {
             results[*slot].status = ItemStatus::Duplicate;
@@ -408,13 +404,7 @@ pub async fn shopify_direct(
         body_sha256,
         body,
     };
-    let stored = inbox::insert_then_wake(
-        &app.pool,
-        Source::Direct,
-        std::slice::from_ref(&event),
-        &app.wakeup,
-    )
-    .await?;
+    let stored = inbox::insert(&app.pool, Source::Direct, std::slice::from_ref(&event)).await?;
     log_stored(Source::Direct, &event, stored[0]);
     Ok(StatusCode::OK)
 }

@@ -3,7 +3,7 @@
 //! [`intake`] verifies and stores each event once in the [`inbox`] (deduplicated on Shopify's
 //! webhook id; [`body_guard`] refuses a body replayed for another shop or topic); the
 //! [`runner::Workers`] claim due rows and apply them through [`crate::handlers`], retrying with a
-//! durable backoff, woken by [`wakeup`] after intake commits; what cannot be applied becomes a dead letter ([`dead_letters`]) or is
+//! durable backoff; what cannot be applied becomes a dead letter ([`dead_letters`]) or is
 //! quarantined ([`quarantine`]), both replayable; [`retention`] purges old done rows.
 
 pub mod body_guard;
@@ -13,4 +13,3 @@ pub mod intake;
 pub mod quarantine;
 pub mod retention;
 pub mod runner;
-pub mod wakeup;
