@@ -6,32 +6,19 @@ mod common;
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use shopify_simulator::payloads::{order, OrderSpec};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use wholesail_origin::config::WorkerConfig;
-use wholesail_origin::handlers::{self, InboxEvent, Verdict};
+use wholesail_origin::handlers::{self, Verdict};
 use wholesail_origin::pipeline::runner::Workers;
 use wholesail_origin::shop_lock::ShopGate;
 
 const SHOP: &str = "northwind.myshopify.com";
 /// The application name of the deadlock test's worker connections.
 const WORKERS_APP: &str = "deadlock-test-workers";
-
-/// An event as the worker hands it over, its payload stripped by the real allowlist.
-fn event(id: i64, topic: &str, payload: &Value) -> InboxEvent {
-    let stripped = wholesail_webhook::strip(topic, payload.to_string().as_bytes()).unwrap();
-    InboxEvent {
-        id,
-        webhook_id: format!("wh-{id}"),
-        event_id: Some(format!("ev-{id}")),
-        shop: common::domain(SHOP),
-        topic: topic.to_owned(),
-        payload: stripped.json,
-    }
-}
 
 /// A stripped 2-line order `id` at version `hour` (its `updated_at`).
 fn order_version(id: u64, hour: u32) -> String {
@@ -50,7 +37,8 @@ async fn a_shop_redacted_earlier_in_the_batch_makes_its_later_events_stale(pool:
     let mut gate = ShopGate::take(&mut tx, [&shop]).await.unwrap();
     assert!(gate.is_clear(&shop), "a shop never redacted is clear");
 
-    let redact = event(
+    let redact = common::inbox_event(
+        SHOP,
         1,
         "shop/redact",
         &json!({"shop_id": 954889, "shop_domain": SHOP}),
@@ -62,7 +50,12 @@ async fn a_shop_redacted_earlier_in_the_batch_makes_its_later_events_stale(pool:
         Verdict::Applied
     );
     // Without `forget` the gate still says clear and this order would be applied.
-    let order = event(2, "orders/create", &json!(order(&OrderSpec::new(7, 2))));
+    let order = common::inbox_event(
+        SHOP,
+        2,
+        "orders/create",
+        &json!(order(&OrderSpec::new(7, 2))),
+    );
     let verdict = handlers::apply_in_batch(&mut tx, &order, &mut gate)
         .await
         .unwrap();
@@ -79,7 +72,8 @@ async fn a_shop_redacted_earlier_in_the_batch_makes_its_later_events_stale(pool:
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_gate_taken_on_a_redacted_shop_does_not_call_it_clear(pool: PgPool) {
-    let redact = event(
+    let redact = common::inbox_event(
+        SHOP,
         1,
         "shop/redact",
         &json!({"shop_id": 954889, "shop_domain": SHOP}),
@@ -92,7 +86,12 @@ async fn a_gate_taken_on_a_redacted_shop_does_not_call_it_clear(pool: PgPool) {
     let shop = common::domain(SHOP);
     let mut gate = ShopGate::take(&mut tx, [&shop, &shop]).await.unwrap();
     assert!(!gate.is_clear(&shop));
-    let order = event(2, "orders/create", &json!(order(&OrderSpec::new(7, 2))));
+    let order = common::inbox_event(
+        SHOP,
+        2,
+        "orders/create",
+        &json!(order(&OrderSpec::new(7, 2))),
+    );
     assert!(matches!(
         handlers::apply_in_batch(&mut tx, &order, &mut gate)
             .await

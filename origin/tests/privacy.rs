@@ -13,19 +13,6 @@ use wholesail_origin::handlers::{self, InboxEvent, Outcome};
 
 const SHOP: &str = "northwind.myshopify.com";
 
-/// An event as the worker hands it over, its payload stripped by the real allowlist.
-fn event(id: i64, topic: &str, payload: &Value) -> InboxEvent {
-    let stripped = wholesail_webhook::strip(topic, payload.to_string().as_bytes()).unwrap();
-    InboxEvent {
-        id,
-        webhook_id: format!("wh-{id}"),
-        event_id: Some(format!("ev-{id}")),
-        shop: wholesail_webhook::ShopDomain::parse(SHOP).unwrap(),
-        topic: topic.to_owned(),
-        payload: stripped.json,
-    }
-}
-
 async fn rows_of_shop(pool: &PgPool, table: &str) -> i64 {
     sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE shop = $1"))
         .bind(SHOP)
@@ -50,14 +37,15 @@ async fn shop_redact_waits_for_an_event_in_flight_and_leaves_none_of_its_rows(po
 
     // The handler's transaction applies an order and stays open.
     let mut tx = handler.begin().await.unwrap();
-    let order_event = event(1, "orders/create", &order(&OrderSpec::new(13, 3)));
+    let order_event = common::inbox_event(SHOP, 1, "orders/create", &order(&OrderSpec::new(13, 3)));
     assert_eq!(
         handlers::apply(&mut tx, &order_event).await.unwrap(),
         Outcome::Applied
     );
 
     // The redaction runs meanwhile on its own connection.
-    let redact = event(
+    let redact = common::inbox_event(
+        SHOP,
         2,
         "shop/redact",
         &json!({"shop_id": 954889, "shop_domain": SHOP}),
@@ -93,7 +81,7 @@ async fn shop_redact_waits_for_an_event_in_flight_and_leaves_none_of_its_rows(po
     }
     // And an event arriving after the redaction is not applied.
     let mut conn = pool.acquire().await.unwrap();
-    let late = event(3, "orders/updated", &order(&OrderSpec::new(13, 3)));
+    let late = common::inbox_event(SHOP, 3, "orders/updated", &order(&OrderSpec::new(13, 3)));
     assert_eq!(
         handlers::apply(&mut conn, &late).await.unwrap(),
         Outcome::Stale
@@ -269,7 +257,7 @@ async fn after_shop_redact_only_an_event_triggered_later_reinstalls_the_shop(poo
     let redact = json!({"shop_id": 954889, "shop_domain": SHOP});
     let id = inbox_row(&pool, "shop/redact", "-1 minute").await;
     assert_eq!(
-        apply(event(id, "shop/redact", &redact)).await,
+        apply(common::inbox_event(SHOP, id, "shop/redact", &redact)).await,
         Outcome::Applied
     );
 
@@ -277,7 +265,7 @@ async fn after_shop_redact_only_an_event_triggered_later_reinstalls_the_shop(poo
     let late = inbox_row(&pool, "orders/create", "-3 days").await;
     let old_order = order(&OrderSpec::new(21, 2));
     assert_eq!(
-        apply(event(late, "orders/create", &old_order)).await,
+        apply(common::inbox_event(SHOP, late, "orders/create", &old_order)).await,
         Outcome::Stale
     );
     assert_eq!(rows_of_shop(&pool, "orders").await, 0);
@@ -286,7 +274,13 @@ async fn after_shop_redact_only_an_event_triggered_later_reinstalls_the_shop(poo
     let fresh = inbox_row(&pool, "orders/create", "1 second").await;
     let new_order = order(&OrderSpec::new(22, 2));
     assert_eq!(
-        apply(event(fresh, "orders/create", &new_order)).await,
+        apply(common::inbox_event(
+            SHOP,
+            fresh,
+            "orders/create",
+            &new_order
+        ))
+        .await,
         Outcome::Applied
     );
     assert_eq!(rows_of_shop(&pool, "orders").await, 1);
@@ -309,7 +303,7 @@ async fn after_shop_redact_only_an_event_triggered_later_reinstalls_the_shop(poo
     let next = inbox_row(&pool, "orders/create", "2 seconds").await;
     let another = order(&OrderSpec::new(23, 2));
     assert_eq!(
-        apply(event(next, "orders/create", &another)).await,
+        apply(common::inbox_event(SHOP, next, "orders/create", &another)).await,
         Outcome::Applied
     );
 }

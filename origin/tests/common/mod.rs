@@ -318,3 +318,21 @@ pub fn origin_cli(url: &str, args: &[&str]) -> (String, String) {
 pub fn domain(s: &str) -> wholesail_webhook::ShopDomain {
     wholesail_webhook::ShopDomain::parse(s).expect("a myshopify domain")
 }
+
+/// An event of `shop` as the worker hands it over, its payload stripped by the real allowlist.
+pub fn inbox_event(
+    shop: &str,
+    id: i64,
+    topic: &str,
+    payload: &Value,
+) -> wholesail_origin::handlers::InboxEvent {
+    let stripped = wholesail_webhook::strip(topic, payload.to_string().as_bytes()).unwrap();
+    wholesail_origin::handlers::InboxEvent {
+        id,
+        webhook_id: format!("wh-{id}"),
+        event_id: Some(format!("ev-{id}")),
+        shop: domain(shop),
+        topic: topic.to_owned(),
+        payload: stripped.json,
+    }
+}
