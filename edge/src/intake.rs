@@ -2,14 +2,16 @@
 //! envelope that goes on the queue. Pure: the worker glue reads the request, calls
 //! [`accept`], stores and enqueues what it returns, and only then answers 200.
 
+use std::fmt::Write;
 use std::future::Future;
 
 use wholesail_webhook::{
-    hex, strip, Envelope, Payload, ShopDomain, Stripping, VerifiedWebhook, VerifyError, WebhookMeta,
+    hex, strip, strip_into, stripping_for, Envelope, Payload, ShopDomain, Stripping,
+    VerifiedWebhook, VerifyError, WebhookMeta,
 };
 
 use crate::config::IntakeConfig;
-use crate::message::{stored_key, Placement};
+use crate::message::{stored_key, Placement, INLINE_PREFIX, INLINE_WRAPPING_BYTES};
 
 /// Why a delivery was refused. Nothing is enqueued for a refused delivery.
 #[derive(Debug, PartialEq, Eq)]
@@ -113,22 +115,10 @@ where
     if !cfg.shops.allows(&meta.shop) {
         return Err(Refusal::ShopNotAllowed(meta.shop));
     }
-    let payload = Payload::from_strip(strip(meta.topic.as_str(), body), body);
-    let stripping = match &payload {
-        Payload::Json { stripping, .. } => Some(*stripping),
-        Payload::Malformed { .. } => None,
-    };
-    let envelope = Envelope {
-        meta: meta.clone(),
-        received_at_ms,
-        original_bytes: body.len() as u64,
-        body_sha256: Some(hex(&body_sha256)),
-        payload,
-    };
-    let json = serde_json::to_string(&envelope).expect("envelopes always serialise");
-    let bytes_out = json.len();
+    let (message, stripping) = inline_message(&meta, received_at_ms, body, &body_sha256);
+    let bytes_out = message.len() - INLINE_WRAPPING_BYTES;
     let key = stored_key(meta.shop.as_str(), &meta.webhook_id, received_at_ms);
-    let placement = Placement::for_envelope(json, &meta.webhook_id, key);
+    let placement = Placement::for_inline_message(message, &meta.webhook_id, key);
     Ok(Accepted {
         meta,
         placement,
@@ -136,6 +126,54 @@ where
         bytes_out,
         stripping,
     })
+}
+
+/// The queue message `{"inline":ENVELOPE}` for a body, and how its payload was stripped
+/// (`None`: not JSON). The stripper writes the kept values straight into the message, after
+/// the envelope's other fields: the text is what `serde_json` writes for the [`Envelope`] (its
+/// field order), without re-parsing the stripped document or copying it again. A body that
+/// does not strip takes the serde path: its envelope carries the body in base64.
+fn inline_message(
+    meta: &WebhookMeta,
+    received_at_ms: i64,
+    body: &[u8],
+    body_sha256: &[u8; 32],
+) -> (String, Option<Stripping>) {
+    let topic = meta.topic.as_str();
+    let stripping = stripping_for(topic);
+    let meta_json = serde_json::to_string(meta).expect("metadata always serialises");
+    let mut text = String::with_capacity(body.len() / 4 + meta_json.len() + 256);
+    text.push_str(INLINE_PREFIX);
+    let envelope_start = text.len();
+    text.push_str(r#"{"meta":"#);
+    text.push_str(&meta_json);
+    let digest = hex(body_sha256);
+    let stripping_json = serde_json::to_string(&stripping).expect("a stripping serialises");
+    write!(
+        text,
+        r#","received_at_ms":{received_at_ms},"original_bytes":{},"body_sha256":"{digest}","payload":{{"json":{{"stripping":{stripping_json},"body":"#,
+        body.len()
+    )
+    .expect("writing to a String cannot fail");
+    if strip_into(topic, body, &mut text).is_ok() {
+        text.push_str("}}}}");
+        return (text, Some(stripping));
+    }
+    text.truncate(envelope_start);
+    let envelope = Envelope {
+        meta: meta.clone(),
+        received_at_ms,
+        original_bytes: body.len() as u64,
+        body_sha256: Some(digest),
+        payload: Payload::from_strip(strip(topic, body), body),
+    };
+    let stripping = match &envelope.payload {
+        Payload::Json { stripping, .. } => Some(*stripping),
+        Payload::Malformed { .. } => None,
+    };
+    text.push_str(&serde_json::to_string(&envelope).expect("envelopes always serialise"));
+    text.push('}');
+    (text, stripping)
 }
 
 #[cfg(test)]
@@ -193,6 +231,55 @@ mod tests {
         match parse(a.placement.message()).unwrap() {
             QueueMessage::Inline(raw) => serde_json::from_str(raw.get()).unwrap(),
             QueueMessage::Stored(_) => panic!("expected inline"),
+        }
+    }
+
+    /// The message as the serde path writes it: `{"inline":` + the serialised [`Envelope`].
+    fn serde_message(meta: &WebhookMeta, received_at_ms: i64, body: &[u8]) -> String {
+        let envelope = Envelope {
+            meta: meta.clone(),
+            received_at_ms,
+            original_bytes: body.len() as u64,
+            body_sha256: Some(hex(&wholesail_webhook::body_sha256(body))),
+            payload: Payload::from_strip(strip(meta.topic.as_str(), body), body),
+        };
+        format!(
+            "{INLINE_PREFIX}{}}}",
+            serde_json::to_string(&envelope).unwrap()
+        )
+    }
+
+    #[test]
+    fn message_written_in_place_is_byte_identical_to_the_serde_envelope() {
+        let order = order(&OrderSpec::new(7, 3)).to_string().into_bytes();
+        let cases: [(&str, &[u8]); 5] = [
+            ("orders/create", &order),
+            (
+                "orders/create",
+                br#"{"id":1,"note":"caf\u00e9 \"x\"","line_items":[]}"#,
+            ),
+            ("carts/update", br#"{"anything": [1, 2, {"x": null}]}"#),
+            ("orders/create", b"{oops"),
+            ("orders/create", b"\xff\xfe"),
+        ];
+        for (topic, body) in cases {
+            let signed = br#"{"id":1}"#;
+            let meta = accept_now(signed, headers(&sign(signed), topic), &cfg(), 1)
+                .unwrap()
+                .meta;
+            let digest = wholesail_webhook::body_sha256(body);
+            let (text, stripping) = inline_message(&meta, 1_700_000_000_123, body, &digest);
+            assert_eq!(
+                text,
+                serde_message(&meta, 1_700_000_000_123, body),
+                "{topic}"
+            );
+            let expected = match topic {
+                "carts/update" => Some(Stripping::UnknownTopic),
+                _ if body.starts_with(b"{\"") => Some(Stripping::Allowlist),
+                _ => None,
+            };
+            assert_eq!(stripping, expected, "{topic}");
         }
     }
 

@@ -13,6 +13,12 @@ use wholesail_webhook::WebhookId;
 /// keeps room for the metadata.
 pub const MAX_INLINE_MESSAGE_BYTES: usize = 120_000;
 
+/// How an inline message starts: [`QueueMessage::Inline`]'s serde form, then the envelope.
+pub const INLINE_PREFIX: &str = r#"{"inline":"#;
+
+/// The bytes an inline message adds around its envelope: the prefix and the closing brace.
+pub const INLINE_WRAPPING_BYTES: usize = INLINE_PREFIX.len() + 1;
+
 /// A queue message as the consumer reads it.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,14 +62,21 @@ impl Placement {
     pub fn for_envelope(envelope: String, webhook_id: &WebhookId, key: String) -> Placement {
         // `{"inline":` + envelope + `}`: the enum's serde form, written without re-parsing the
         // envelope (serde would re-validate the RawValue).
-        let inline_len = envelope.len() + r#"{"inline":}"#.len();
-        if inline_len <= MAX_INLINE_MESSAGE_BYTES {
-            let mut text = String::with_capacity(inline_len);
-            text.push_str(r#"{"inline":"#);
-            text.push_str(&envelope);
-            text.push('}');
+        let mut text = String::with_capacity(envelope.len() + INLINE_WRAPPING_BYTES);
+        text.push_str(INLINE_PREFIX);
+        text.push_str(&envelope);
+        text.push('}');
+        Placement::for_inline_message(text, webhook_id, key)
+    }
+
+    /// Places the inline message `{"inline":ENVELOPE}` (as [`Placement::for_envelope`] writes
+    /// it) by size: sent as it is when it fits, else its envelope goes to R2 under `key`.
+    pub fn for_inline_message(text: String, webhook_id: &WebhookId, key: String) -> Placement {
+        debug_assert!(text.starts_with(INLINE_PREFIX) && text.ends_with('}'));
+        if text.len() <= MAX_INLINE_MESSAGE_BYTES {
             return Placement::Inline(text);
         }
+        let envelope = text[INLINE_PREFIX.len()..text.len() - 1].to_owned();
         let pointer = StoredEnvelope {
             key,
             webhook_id: webhook_id.clone(),

@@ -75,32 +75,43 @@ pub enum StripError {
 /// field fail. Under a delete topic the body must also have the delete shape
 /// ([`crate::delete_shape`]).
 pub fn strip(topic: &str, body: &[u8]) -> Result<Stripped, StripError> {
+    let mut json = String::with_capacity(body.len() / 4);
+    let stripping = strip_into(topic, body, &mut json)?;
+    Ok(Stripped { json, stripping })
+}
+
+/// [`strip`], appending the reduced document to `out` (the edge writes it straight into its
+/// queue message). On an error `out` may hold part of the document: the caller truncates it.
+/// The stripping is [`stripping_for`] of `topic`.
+pub fn strip_into(topic: &str, body: &[u8], out: &mut String) -> Result<Stripping, StripError> {
     let text = std::str::from_utf8(body)?;
     crate::delete_shape::check(topic, text)?;
     let body = text.as_bytes();
     match spec_for(topic) {
         Some(spec) => {
-            let mut out = String::with_capacity(body.len() / 4);
             let mut de = serde_json::Deserializer::from_slice(body);
             Filter {
                 spec,
-                out: &mut out,
+                out,
                 top: true,
             }
             .deserialize(&mut de)?;
             de.end()?;
-            Ok(Stripped {
-                json: out,
-                stripping: Stripping::Allowlist,
-            })
+            Ok(Stripping::Allowlist)
         }
         None => {
             let raw: &RawValue = serde_json::from_slice(body)?;
-            Ok(Stripped {
-                json: raw.get().to_owned(),
-                stripping: Stripping::UnknownTopic,
-            })
+            out.push_str(raw.get());
+            Ok(Stripping::UnknownTopic)
         }
+    }
+}
+
+/// How [`strip`] reduces a payload of `topic`, known before stripping it.
+pub fn stripping_for(topic: &str) -> Stripping {
+    match spec_for(topic) {
+        Some(_) => Stripping::Allowlist,
+        None => Stripping::UnknownTopic,
     }
 }
 

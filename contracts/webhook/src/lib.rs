@@ -24,7 +24,7 @@ pub mod shopify;
 pub mod strength;
 pub mod topics;
 
-pub use allowlist::{strip, StripError, Stripped, Stripping};
+pub use allowlist::{strip, strip_into, stripping_for, StripError, Stripped, Stripping};
 pub use envelope::{
     body_sha256, hex, parse_sha256_hex, BatchResponse, Envelope, EnvelopeBatch, ItemResult,
     ItemStatus, Keyring, Payload, SignatureError, SignatureVersion, SigningKey, SIGNATURE_HEADER,
