@@ -174,6 +174,9 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Rows claimed per batch.
     pub batch_size: i64,
+    /// Most payload bytes (as Shopify sent them) claimed per batch, at least one row: bounds
+    /// how long a batch's first event waits for its last.
+    pub batch_bytes: i64,
     /// Most rows of one shop in one claim (fairness); the share grows when fewer shops wait.
     pub per_shop: i64,
     /// Claims (attempts) before a transiently failing event becomes a dead letter.
@@ -271,6 +274,7 @@ impl Defaults {
             worker: WorkerConfig {
                 concurrency: 2,
                 batch_size: 50,
+                batch_bytes: 1024 * 1024,
                 per_shop: 10,
                 max_attempts: 8,
                 backoff_base_ms: 1_000,
@@ -312,9 +316,11 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.slo.validate().map_err(ConfigError::Invalid)?;
         let w = &self.worker;
-        if w.batch_size < 1 || w.per_shop < 1 || w.max_attempts < 1 {
+        if w.batch_size < 1 || w.batch_bytes < 1 || w.per_shop < 1 || w.max_attempts < 1 {
             return Err(ConfigError::Invalid(
-                "worker.batch_size, worker.per_shop and worker.max_attempts must be ≥ 1".into(),
+                "worker.batch_size, worker.batch_bytes, worker.per_shop and worker.max_attempts \
+                 must be ≥ 1"
+                    .into(),
             ));
         }
         if w.backoff_base_ms == 0 || w.backoff_max_ms < w.backoff_base_ms {

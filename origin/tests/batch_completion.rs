@@ -169,6 +169,7 @@ async fn two_loops_on_overlapping_orders_never_deadlock(pool: PgPool) {
         WorkerConfig {
             concurrency: 2,
             batch_size: 10,
+            batch_bytes: 1 << 20,
             per_shop: 10,
             max_attempts: 5,
             backoff_base_ms: 100,

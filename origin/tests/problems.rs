@@ -169,6 +169,7 @@ async fn replaying_a_dead_letter_problem_applies_it_and_the_audit_row_names_the_
         WorkerConfig {
             concurrency: 1,
             batch_size: 10,
+            batch_bytes: 1 << 20,
             per_shop: 10,
             max_attempts: 3,
             backoff_base_ms: 100,

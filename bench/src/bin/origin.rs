@@ -241,16 +241,25 @@ struct Delivery {
     json: Arc<str>,
     /// SHA-256 of `json`, as the edge sends it (`Envelope::body_sha256`).
     digest: [u8; 32],
+    /// The body's size as Shopify sent it, before stripping (the envelope's `original_bytes`).
+    original_bytes: usize,
 }
 
 impl Delivery {
     fn new(webhook_id: String, shop: String, json: String) -> Delivery {
         Delivery {
             digest: body_sha256(json.as_bytes()),
+            original_bytes: json.len(),
             webhook_id,
             shop,
             json: Arc::from(json),
         }
+    }
+
+    /// This delivery as Shopify sent `original_bytes` before the edge stripped it.
+    fn sent_as(mut self, original_bytes: usize) -> Delivery {
+        self.original_bytes = original_bytes;
+        self
     }
 
     fn envelope(&self, topic: &str) -> String {
@@ -259,7 +268,7 @@ impl Delivery {
             id = self.webhook_id,
             shop = self.shop,
             ms = OffsetDateTime::now_utc().unix_timestamp() * 1000,
-            n = self.json.len(),
+            n = self.original_bytes,
             digest = hex(&self.digest),
             body = self.json,
         )
@@ -267,10 +276,18 @@ impl Delivery {
 }
 
 fn stripped_order(seed: u64, lines: usize, updated_at: &str) -> Result<String> {
+    Ok(order_as_sent(seed, lines, updated_at)?.0)
+}
+
+/// A simulated order stripped as the edge strips it, and the size Shopify sent it at.
+fn order_as_sent(seed: u64, lines: usize, updated_at: &str) -> Result<(String, usize)> {
     let mut spec = OrderSpec::new(seed, lines);
     spec.updated_at = updated_at.to_owned();
     let body = serde_json::to_vec(&order(&spec))?;
-    Ok(wholesail_webhook::strip("orders/create", &body)?.json)
+    Ok((
+        wholesail_webhook::strip("orders/create", &body)?.json,
+        body.len(),
+    ))
 }
 
 fn shop(i: usize) -> String {
@@ -435,7 +452,7 @@ impl Bench {
                     let events: Vec<String> = ids.iter().map(|i| format!("e-{i}")).collect();
                     let shops: Vec<&str> = chunk.iter().map(|d| d.shop.as_str()).collect();
                     let bodies: Vec<&str> = chunk.iter().map(|d| &*d.json).collect();
-                    let sizes: Vec<i64> = chunk.iter().map(|d| d.json.len() as i64).collect();
+                    let sizes: Vec<i64> = chunk.iter().map(|d| d.original_bytes as i64).collect();
                     let digests: Vec<&[u8]> = chunk.iter().map(|d| &d.digest[..]).collect();
                     let now = OffsetDateTime::now_utc();
                     let mut tx = pool.begin().await?;
@@ -557,9 +574,11 @@ impl Bench {
         const N: usize = 500;
         let pool = self.fresh_db().await?;
         let _origins = self.start(2, 60_000).await?;
-        let orders: Vec<String> = (0..N)
-            .map(|i| stripped_order(10_000 + i as u64, 500, V1))
-            .collect::<Result<_>>()?;
+        let (orders, sent): (Vec<String>, Vec<i64>) = (0..N)
+            .map(|i| order_as_sent(10_000 + i as u64, 500, V1).map(|(o, n)| (o, n as i64)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
         let kb = orders.iter().map(String::len).sum::<usize>() / N / 1024;
         let ids: Vec<String> = (0..N).map(|i| format!("proc-{i}")).collect();
         let shops: Vec<String> = (0..N).map(shop).collect();
@@ -567,12 +586,13 @@ impl Bench {
         sqlx::query(
             "INSERT INTO inbox (webhook_id, shop, topic, api_version, received_at, stripping,
                                 original_bytes, payload)
-             SELECT w, s, 'orders/create', '2025-07', now(), 'allowlist', length(p), p::jsonb
-             FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(w, s, p)",
+             SELECT w, s, 'orders/create', '2025-07', now(), 'allowlist', n, p::jsonb
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(w, s, p, n)",
         )
         .bind(&ids)
         .bind(&shops)
         .bind(&orders)
+        .bind(&sent)
         .execute(&mut *tx)
         .await?;
         sqlx::query("SELECT pg_notify('wholesail_inbox', '')")
@@ -614,11 +634,8 @@ impl Bench {
         let n = ((target * 10.0) as usize).clamp(20, 2_000);
         let orders: Vec<Delivery> = (0..n)
             .map(|i| {
-                Ok(Delivery::new(
-                    format!("lag-{i}"),
-                    shop(i),
-                    stripped_order(20_000 + i as u64, 500, V1)?,
-                ))
+                let (json, sent) = order_as_sent(20_000 + i as u64, 500, V1)?;
+                Ok(Delivery::new(format!("lag-{i}"), shop(i), json).sent_as(sent))
             })
             .collect::<Result<_>>()?;
         let gap = Duration::from_secs_f64(1.0 / target);

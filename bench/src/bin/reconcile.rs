@@ -560,6 +560,7 @@ async fn orders_phase(pool: &PgPool, n: u64) -> Result<()> {
         WorkerConfig {
             concurrency: 2,
             batch_size: 50,
+            batch_bytes: 1 << 20,
             per_shop: 50,
             max_attempts: 8,
             backoff_base_ms: 100,

@@ -379,6 +379,8 @@ pub struct Claimed {
     pub event: InboxEvent,
     /// Claims so far, this one included.
     pub attempts: i32,
+    /// The payload's size as Shopify sent it (`original_bytes`), what a claim's byte budget counts.
+    pub bytes: i64,
 }
 
 /// A claimed row as the claim statement returns it.
@@ -390,6 +392,7 @@ struct ClaimRow {
     topic: String,
     payload: String,
     attempts: i32,
+    original_bytes: i64,
     /// The resource the event writes: topic's resource and the payload's key.
     resource: String,
 }
@@ -398,6 +401,10 @@ struct ClaimRow {
 /// `after_shop` (fairness): shops are enumerated with a loose index scan, each contributes at
 /// most `max(per_shop, ceil(batch / shops found))` rows, oldest `run_at` first.
 /// Rows locked by another claimer are skipped (`FOR UPDATE SKIP LOCKED`).
+///
+/// The claim also stops once it holds `max_bytes` of payload as Shopify sent it
+/// (`original_bytes`; always at least one row): a batch commits as one, so its events are
+/// applied only when its last one is, and a few heavy orders must not wait behind fifty.
 pub async fn claim(
     pool: &PgPool,
     worker: &str,
@@ -405,6 +412,7 @@ pub async fn claim(
     per_shop: i64,
     after_shop: &str,
     lease: Duration,
+    max_bytes: i64,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     let mut rows = sqlx::query_as!(
         ClaimRow,
@@ -426,23 +434,32 @@ pub async fn claim(
              FROM found
          ),
          picked AS (
-             SELECT f.shop, c.id FROM found f CROSS JOIN LATERAL (
-                 SELECT i.id FROM inbox i
+             SELECT f.shop, c.id, c.original_bytes, c.run_at FROM found f CROSS JOIN LATERAL (
+                 SELECT i.id, i.original_bytes, i.run_at FROM inbox i
                  WHERE i.status = 'pending' AND i.shop = f.shop AND i.run_at <= now()
                  ORDER BY i.run_at, i.id
                  LIMIT (SELECT per FROM share)
                  FOR UPDATE SKIP LOCKED
              ) c
              LIMIT $1
+         ),
+         within AS (
+             SELECT shop, id FROM (
+                 SELECT shop, id,
+                        (sum(original_bytes) OVER (ORDER BY shop, run_at, id))::int8
+                            - original_bytes AS before
+                 FROM picked
+             ) p
+             WHERE before < $6::int8
          )
          UPDATE inbox SET status = 'processing', locked_by = $4,
                           locked_until = now() + $5 * interval '1 millisecond',
                           attempts = inbox.attempts + 1,
                           subject = coalesce(inbox.subject, wholesail_inbox_subject(inbox.topic, inbox.payload))
-         FROM picked WHERE inbox.shop = picked.shop AND inbox.id = picked.id
+         FROM within AS picked WHERE inbox.shop = picked.shop AND inbox.id = picked.id
          RETURNING inbox.id, inbox.webhook_id, inbox.event_id,
                    inbox.shop AS "shop: ShopDomain", inbox.topic,
-                   inbox.payload::text AS "payload!", inbox.attempts,
+                   inbox.payload::text AS "payload!", inbox.attempts, inbox.original_bytes,
                    split_part(inbox.topic, '/', 1) || ' ' || coalesce(
                        inbox.payload->>'id',
                        (inbox.payload->>'inventory_item_id') || '/' ||
@@ -454,6 +471,7 @@ pub async fn claim(
         per_shop,
         worker,
         lease.as_millis() as f64,
+        max_bytes,
     )
     .fetch_all(pool)
     .await?;
@@ -473,6 +491,7 @@ pub async fn claim(
                 payload: r.payload,
             },
             attempts: r.attempts,
+            bytes: r.original_bytes,
         })
         .collect())
 }

@@ -261,6 +261,7 @@ impl LeaseQueue for Workers {
             self.config.per_shop,
             after_shop,
             self.config.lease(),
+            self.config.batch_bytes,
         )
         .await?;
         if batch.is_empty() {
@@ -269,7 +270,9 @@ impl LeaseQueue for Workers {
             after_shop.clear();
             return Ok(wrapped);
         }
-        let full = batch.len() as i64 >= self.config.batch_size;
+        // Cut by either limit: the next claim starts after this batch's last shop.
+        let full = batch.len() as i64 >= self.config.batch_size
+            || batch.iter().map(|c| c.bytes).sum::<i64>() >= self.config.batch_bytes;
         *after_shop = match batch.last() {
             Some(c) if full => c.event.shop.to_string(),
             _ => String::new(),
