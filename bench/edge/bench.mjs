@@ -8,6 +8,11 @@
 // reports client-side latency p50/p99 over all rounds and the median round's requests/s, and
 // each worker's cost above the floor (p50 − the floor's p50) with the ratio Rust ÷ JS.
 //
+// A Rust floor (bench/edge-floor: workers-rs's entry point, the body copied into wasm, a fixed
+// 200) runs in the same rounds: what any Rust worker pays above the JavaScript floor before
+// doing any work, set beside the room the goals leave (#17: Rust's cost above the floor ≤ 0.5×
+// JavaScript's on 500-line orders; ≥ 1.2× its requests/s on 1-line orders at 8 connections).
+//
 // Every scenario runs twice: unpinned (client and workerd share both cores as the scheduler
 // likes) and pinned (`taskset`: this client on CPU 0, every workerd on CPU 1), so the client's
 // own work stops competing with the worker's. `EDGE_BENCH_BEFORE=<dir>/index.js` adds another
@@ -31,6 +36,7 @@ const MODES = process.env.EDGE_BENCH_MODES?.split(",") ?? ["unpinned", "pinned"]
 const start = (script) => startEdge({ secrets: TEST_SECRETS, consumers: false, keepLogs: false, script });
 const workers = {
   floor: await start(join(ROOT, "bench/edge/floor-worker.mjs")),
+  rustFloor: await start(join(ROOT, "bench/edge-floor/build/index.js")),
   rust: await start(),
   js: await start(join(ROOT, "bench/edge/reference-worker.mjs")),
 };
@@ -136,6 +142,16 @@ for (const r of rows) {
   const before = names.includes("before") ? ` ${cells(r.before)} |` : "";
   console.log(
     `| ${r.mode} | ${r.lines}-line | ${(r.bytes / 1000).toFixed(1)} kB | ${r.connections} | ${cells(r.floor)} | ${cells(r.rust)} | ${cells(r.js)} |${before} ${f(r.rust.rps / r.js.rps)} |`,
+  );
+}
+console.log("\nThe Rust floor (workers-rs entry, body copied into wasm, fixed 200) above the JavaScript floor, beside the room the goals leave the Rust worker above the JavaScript floor (500-line: 0.5 × JS's cost above it; 1-line: the per-request cost at 1.2 × JS's req/s). Per request from req/s, ms.\n");
+console.log("| client/workerd | order | conns | Rust floor p50 | Rust floor req/s | Rust floor above (p50) | Rust floor above (req/s) | room for the goal (req/s) | Rust worker above (req/s) |");
+console.log("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+for (const r of rows) {
+  const perReq = (w) => 1000 / w.rps - 1000 / r.floor.rps;
+  const room = r.lines === 1 ? 1000 / (1.2 * r.js.rps) - 1000 / r.floor.rps : 0.5 * perReq(r.js);
+  console.log(
+    `| ${r.mode} | ${r.lines}-line | ${r.connections} | ${f(r.rustFloor.p50)} | ${r.rustFloor.rps.toFixed(0)} | ${f(r.rustFloor.p50 - r.floor.p50)} | ${f(perReq(r.rustFloor))} | ${f(room)} | ${f(perReq(r.rust))} |`,
   );
 }
 console.log("\nCost above the floor (p50 − floor p50, ms; per request from req/s: 1000/req/s − 1000/floor req/s).\n");
