@@ -12,6 +12,10 @@
 //!   levels and metafields changed (the simulator's `changed_percent` drift; must write exactly
 //!   those rows), each with its WAL (`pg_current_wal_lsn` before and after, a `CHECKPOINT`
 //!   before each resync) beside the initial load's.
+//!   The WAL's full-page images and records (`pg_stat_wal`, cluster-wide) are reported beside
+//!   its bytes: after the `CHECKPOINT`, the first change to each page logs the whole page.
+//!   `--wal-compression <lz4|zstd|pglz>` sets the server's `wal_compression` on the importer's
+//!   connections only (a superuser setting; off unless asked, and printed in the header).
 //! - **(b) memory**: peak RSS (`VmHWM`) of the importing process at N/10 and N variants.
 //! - **(c) the importer's own work**: parsing the same JSONL and encoding its binary COPY rows
 //!   in process, without HTTP or PostgreSQL (what the stage would cost on an idle machine with
@@ -61,9 +65,10 @@ struct Report {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--import") {
-        return import(&args[1], &args[2]);
+        return import(&args[1], &args[2], args.get(3).map(String::as_str));
     }
     let (mut variants, mut rounds) = (1_000_000u64, 3usize);
+    let mut wal_compression = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num =
@@ -71,18 +76,34 @@ fn main() -> Result<()> {
         match a.as_str() {
             "--variants" => variants = num()?,
             "--rounds" => rounds = num()? as usize,
+            "--wal-compression" => {
+                wal_compression = Some(it.next().context("a wal_compression method")?.clone())
+            }
             other => {
-                bail!("unknown argument {other:?}; usage: catalog [--variants N] [--rounds R]")
+                bail!("unknown argument {other:?}; usage: catalog [--variants N] [--rounds R] [--wal-compression M]")
             }
         }
     }
     let base = std::env::var("DATABASE_URL").context("DATABASE_URL (cargo xtask pg)")?;
     let db_url = format!("{}/{DB}", base.rsplit_once('/').context("DATABASE_URL")?.0);
-    tokio::runtime::Runtime::new()?.block_on(run(&base, &db_url, variants, rounds.max(1)))
+    let bench = Bench {
+        db_url,
+        wal_compression,
+    };
+    tokio::runtime::Runtime::new()?.block_on(run(&base, &bench, variants, rounds.max(1)))
 }
 
-/// `--import <simulator url> <database url>`: one resync of the simulator's shop.
-fn import(sim_url: &str, db_url: &str) -> Result<()> {
+/// Where the importer children connect, and how.
+struct Bench {
+    db_url: String,
+    /// `wal_compression` for the importer's connections (`None`: the server's setting).
+    wal_compression: Option<String>,
+}
+
+/// `--import <simulator url> <database url> [wal_compression]`: one resync of the simulator's
+/// shop.
+fn import(sim_url: &str, db_url: &str, wal_compression: Option<&str>) -> Result<()> {
+    let wal_compression = wal_compression.map(str::to_owned);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -90,6 +111,17 @@ fn import(sim_url: &str, db_url: &str) -> Result<()> {
     let report = rt.block_on(async {
         let pool = PgPoolOptions::new()
             .max_connections(2)
+            .after_connect(move |conn, _| {
+                let set = wal_compression
+                    .as_ref()
+                    .map(|m| format!("SET wal_compression = '{m}'"));
+                Box::pin(async move {
+                    if let Some(set) = set {
+                        sqlx::query(&set).execute(conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(db_url)
             .await?;
         let runner = Runner::from_url(
@@ -185,14 +217,25 @@ async fn wal_lsn(pool: &PgPool) -> Result<String> {
         .await?)
 }
 
+/// The cluster's WAL counters (`pg_stat_wal`): (records, full-page images).
+async fn wal_counters(pool: &PgPool) -> Result<(i64, i64)> {
+    Ok(
+        sqlx::query_as("SELECT wal_records, wal_fpi FROM pg_stat_wal")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 /// One resync of the simulator's current catalog over whatever the live tables hold, after a
-/// `CHECKPOINT`; returns the child's report, the WAL bytes and the rows the run wrote (its
-/// own count, and the live rows carrying its `written_by`).
-async fn resync(pool: &PgPool, sim: &Simulator, db_url: &str) -> Result<Resync> {
+/// `CHECKPOINT`; returns the child's report, the WAL bytes, records and full-page images,
+/// and the rows the run wrote (its own count, and the live rows carrying its `written_by`).
+async fn resync(pool: &PgPool, sim: &Simulator, bench: &Bench) -> Result<Resync> {
     sqlx::query("CHECKPOINT").execute(pool).await?;
     let lsn = wal_lsn(pool).await?;
-    let report = import_once(sim, db_url).await?;
+    let (records, fpi) = wal_counters(pool).await?;
+    let report = import_once(sim, bench).await?;
     let wal = wal_since(pool, &lsn).await?;
+    let (records_after, fpi_after) = wal_counters(pool).await?;
     let (inserted, updated, deleted): (i64, i64, i64) =
         sqlx::query_as("SELECT inserted, updated, deleted FROM catalog_runs WHERE id = $1")
             .bind(report.run)
@@ -210,6 +253,8 @@ async fn resync(pool: &PgPool, sim: &Simulator, db_url: &str) -> Result<Resync> 
     Ok(Resync {
         report,
         wal,
+        wal_records: (records_after - records) as u64,
+        wal_fpi: (fpi_after - fpi) as u64,
         written: (inserted + updated + deleted) as u64,
         tagged: tagged as u64,
     })
@@ -221,6 +266,9 @@ struct Resync {
     report: Report,
     /// WAL bytes between the start and the end of the resync.
     wal: u64,
+    /// WAL records and full-page images written meanwhile (cluster-wide).
+    wal_records: u64,
+    wal_fpi: u64,
     /// Rows the run reports inserted + updated + deleted.
     written: u64,
     /// Live rows whose `written_by` names the run.
@@ -228,9 +276,10 @@ struct Resync {
 }
 
 /// Runs the importer child once.
-async fn import_once(sim: &Simulator, db_url: &str) -> Result<Report> {
+async fn import_once(sim: &Simulator, bench: &Bench) -> Result<Report> {
     let out = Command::new(std::env::current_exe()?)
-        .args(["--import", sim.base_url(), db_url])
+        .args(["--import", sim.base_url(), &bench.db_url])
+        .args(&bench.wal_compression)
         .output()?;
     if !out.status.success() {
         bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -263,7 +312,8 @@ struct Round {
     changed: Resync,
 }
 
-async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<()> {
+async fn run(base: &str, bench: &Bench, variants: u64, rounds: usize) -> Result<()> {
+    let db_url = bench.db_url.as_str();
     let pool = scratch_database(base, DB, db_url, 2).await?;
     let big = spec(variants);
     let small = spec(variants / 10);
@@ -286,7 +336,7 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
 
     // (b) memory at N/10.
     truncate_live(&pool).await?;
-    let small_report = resync(&pool, &sim, db_url).await?.report;
+    let small_report = resync(&pool, &sim, bench).await?.report;
     eprintln!("N/10 import: {small_report:?}");
 
     // (c) the importer's own work on the same file: parse + encode, in process, no I/O.
@@ -325,12 +375,12 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
 
         truncate_live(&pool).await?;
         sim.set_catalog(DEFAULT_SHOP, big.clone());
-        let initial = resync(&pool, &sim, db_url).await?;
+        let initial = resync(&pool, &sim, bench).await?;
         eprintln!("round {} initial: {initial:?}", r + 1);
-        let unchanged = resync(&pool, &sim, db_url).await?;
+        let unchanged = resync(&pool, &sim, bench).await?;
         eprintln!("round {} unchanged: {unchanged:?}", r + 1);
         sim.set_catalog(DEFAULT_SHOP, drifted.clone());
-        let changed = resync(&pool, &sim, db_url).await?;
+        let changed = resync(&pool, &sim, bench).await?;
         eprintln!("round {} 1% changed: {changed:?}", r + 1);
         done.push(Round {
             copy_stage,
@@ -341,6 +391,13 @@ async fn run(base: &str, db_url: &str, variants: u64, rounds: usize) -> Result<(
         });
     }
     let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "wal_compression on the importer's connections: {}",
+        bench
+            .wal_compression
+            .as_deref()
+            .unwrap_or("the server's setting")
+    );
     report(
         &done,
         &counts,
@@ -469,18 +526,20 @@ fn report(
 
     let wal0 = med(&|r| r.initial.wal as f64);
     println!();
-    println!("| resync | stage s | merge s | total s | total ÷ own stage | rows written (run / tagged) | WAL MB | WAL ÷ initial |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| resync | stage s | merge s | total s | total ÷ own stage | rows written (run / tagged) | WAL MB | WAL ÷ initial | WAL records | full-page images |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let line = |name: &str, f: &dyn Fn(&Round) -> &Resync| {
         let st = med(&|r| f(r).report.stage_s);
         let mg = med(&|r| f(r).report.merge_s);
         let tt = med(&|r| f(r).report.total_s);
         let ratio = med(&|r| f(r).report.total_s / f(r).report.stage_s);
         let wal = med(&|r| f(r).wal as f64);
+        let records = med(&|r| f(r).wal_records as f64);
+        let fpi = med(&|r| f(r).wal_fpi as f64);
         let written = f(&done[0]).written;
         let tagged = f(&done[0]).tagged;
         println!(
-            "| {name} | {st:.2} | {mg:.2} | {tt:.2} | {ratio:.2}× | {written} / {tagged} | {:.1} | {:.3} |",
+            "| {name} | {st:.2} | {mg:.2} | {tt:.2} | {ratio:.2}× | {written} / {tagged} | {:.1} | {:.3} | {records:.0} | {fpi:.0} |",
             wal / 1e6,
             wal / wal0
         );
