@@ -24,6 +24,7 @@ mod customers;
 mod inventory;
 mod money;
 mod orders;
+mod orders_batch;
 mod personal_data;
 mod products;
 mod shop;
@@ -165,6 +166,67 @@ pub async fn apply_in_batch(
     gate: &mut ShopGate,
 ) -> Result<Verdict, HandlerError> {
     apply_gated(conn, event, Some(gate)).await
+}
+
+/// Whether the worker may apply `event` of a batch whose shop locks `gate` holds with
+/// [`apply_set_in_batch`]: an `orders/*` upsert (create, updated, paid, cancelled, fulfilled,
+/// partially fulfilled) of a shop the gate knows to be clear. Other events go one by one
+/// through [`apply_in_batch`].
+pub fn applies_as_set(event: &InboxEvent, gate: &ShopGate) -> bool {
+    use KnownTopic as T;
+    matches!(
+        KnownTopic::parse(&event.topic),
+        Some(
+            T::OrdersCreate
+                | T::OrdersUpdated
+                | T::OrdersPaid
+                | T::OrdersCancelled
+                | T::OrdersFulfilled
+                | T::OrdersPartiallyFulfilled
+        )
+    ) && gate.is_clear(&event.shop)
+}
+
+/// Applies `events`, consecutive events of one worker batch that [`applies_as_set`] accepted,
+/// in a few statements for all of them instead of a few per event, with the results
+/// [`apply_in_batch`] would give one by one in the same order (`orders_batch`): one
+/// [`Verdict`], or the [`HandlerError::InvalidPayload`] of an event whose payload is refused
+/// (it wrote nothing; the others are applied), per event. `Err` is a database error: the
+/// caller's transaction must be rolled back.
+pub async fn apply_set_in_batch(
+    conn: &mut PgConnection,
+    events: &[&InboxEvent],
+) -> Result<Vec<Result<Verdict, HandlerError>>, sqlx::Error> {
+    let results = orders_batch::upsert(conn, events).await?;
+    let applied: Vec<&InboxEvent> = events
+        .iter()
+        .zip(&results)
+        .filter_map(|(e, r)| matches!(r, Ok(Verdict::Applied)).then_some(*e))
+        .collect();
+    if !applied.is_empty() {
+        // The changes and the promises to send them to Salesforce commit together; one lookup
+        // for the shops, then the statements of `enqueue` for the connected ones only.
+        let mut shops: Vec<&str> = applied.iter().map(|e| e.shop.as_str()).collect();
+        shops.sort_unstable();
+        shops.dedup();
+        let connected = crate::salesforce::outbox::connected_shops(conn, &shops).await?;
+        for event in applied {
+            if let (true, Some(topic)) = (
+                connected.contains(event.shop.as_str()),
+                KnownTopic::parse(&event.topic),
+            ) {
+                crate::salesforce::outbox::enqueue_connected(conn, event, topic).await?;
+            }
+        }
+    }
+    // A late event of a redacted customer keeps no personal data in the inbox either.
+    let judged: Vec<&InboxEvent> = events
+        .iter()
+        .zip(&results)
+        .filter_map(|(e, r)| r.is_ok().then_some(*e))
+        .collect();
+    personal_data::scrub_all_if_customer_redacted(conn, &judged).await?;
+    Ok(results)
 }
 
 async fn apply_gated(

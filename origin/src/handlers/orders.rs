@@ -90,15 +90,15 @@ struct LineItem {
 
 /// The lines as column arrays, for `UNNEST`.
 #[derive(Default)]
-struct Lines {
-    id: Vec<i64>,
-    variant_id: Vec<Option<i64>>,
-    product_id: Vec<Option<i64>>,
-    sku: Vec<Option<String>>,
-    quantity: Vec<i32>,
-    current_quantity: Vec<Option<i32>>,
-    price: Vec<String>,
-    total_discount: Vec<Option<String>>,
+pub(super) struct Lines {
+    pub id: Vec<i64>,
+    pub variant_id: Vec<Option<i64>>,
+    pub product_id: Vec<Option<i64>>,
+    pub sku: Vec<Option<String>>,
+    pub quantity: Vec<i32>,
+    pub current_quantity: Vec<Option<i32>>,
+    pub price: Vec<String>,
+    pub total_discount: Vec<Option<String>>,
 }
 
 impl Lines {
@@ -129,34 +129,20 @@ impl Lines {
     }
 }
 
-/// The guarded order upsert. Returns NULL when this version lost; otherwise whether the row
-/// was inserted (a new order) or updated, holding the row lock either way.
-static UPSERT: LazyLock<String> = LazyLock::new(|| {
+/// The columns an order upsert writes, in the order both upserts select them.
+pub(super) const COLUMNS: &str = "shop, id, admin_graphql_api_id, name, order_number, email,
+    customer_id, company_id, company_location_id, created_at, processed_at, cancelled_at,
+    cancel_reason, closed_at, financial_status, fulfillment_status, currency, total_price,
+    subtotal_price, total_tax, total_discounts, shipping_price, taxes_included, tags, po_number,
+    source_name, test, shipping_country_code, shipping_province_code, shipping_zip, shipping_city,
+    line_count, source_updated_at, source_digest, written_by";
+
+/// The guarded update of a stored order by a newer version, shared by the per-event upsert and
+/// the batch's (`orders_batch`): never over a tombstone, never by an older or the same version,
+/// an order or customer already redacted keeping its personal fields NULL.
+pub(super) static ON_CONFLICT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH redacted AS (
-         SELECT EXISTS (SELECT 1 FROM customers c
-                        WHERE c.shop = $1 AND c.id = $7 AND c.redacted_at IS NOT NULL) AS yes
-     ),
-     o AS (
-         INSERT INTO orders AS t (
-             shop, id, admin_graphql_api_id, name, order_number, email, customer_id,
-             company_id, company_location_id, created_at, processed_at, cancelled_at,
-             cancel_reason, closed_at, financial_status, fulfillment_status, currency,
-             total_price, subtotal_price, total_tax, total_discounts, shipping_price,
-             taxes_included, tags, po_number, source_name, test, shipping_country_code,
-             shipping_province_code, shipping_zip, shipping_city, line_count,
-             source_updated_at, source_digest, written_by)
-         SELECT $1, $2, $3, $4, $5, CASE WHEN r.yes THEN NULL ELSE $6 END, $7,
-             $8, $9, $10, $11, $12,
-             $13, $14, $15, $16, $17,
-             $18::numeric, $19::numeric, $20::numeric, $21::numeric,
-             (SELECT sum(p::numeric) FROM unnest($22::text[]) p),
-             $23, $24, $25, $26, $27, $28,
-             $29, CASE WHEN r.yes THEN NULL ELSE $30 END, CASE WHEN r.yes THEN NULL ELSE $31 END,
-             $34,
-             $32, $33, $35
-         FROM redacted r
-         ON CONFLICT (shop, id) DO UPDATE SET
+        "ON CONFLICT (shop, id) DO UPDATE SET
              admin_graphql_api_id = EXCLUDED.admin_graphql_api_id,
              name = EXCLUDED.name,
              order_number = EXCLUDED.order_number,
@@ -191,31 +177,131 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
              source_digest = EXCLUDED.source_digest,
              written_by = EXCLUDED.written_by,
              applied_at = now()
-         WHERE t.deleted_at IS NULL AND {NEWER}
+         WHERE t.deleted_at IS NULL AND {NEWER}"
+    )
+});
+
+/// The guarded order upsert. Returns NULL when this version lost; otherwise whether the row
+/// was inserted (a new order) or updated, holding the row lock either way.
+static UPSERT: LazyLock<String> = LazyLock::new(|| {
+    let on_conflict = ON_CONFLICT.as_str();
+    format!(
+        "WITH redacted AS (
+         SELECT EXISTS (SELECT 1 FROM customers c
+                        WHERE c.shop = $1 AND c.id = $7 AND c.redacted_at IS NOT NULL) AS yes
+     ),
+     o AS (
+         INSERT INTO orders AS t ({COLUMNS})
+         SELECT $1, $2, $3, $4, $5, CASE WHEN r.yes THEN NULL ELSE $6 END, $7,
+             $8, $9, $10, $11, $12,
+             $13, $14, $15, $16, $17,
+             $18::numeric, $19::numeric, $20::numeric, $21::numeric,
+             (SELECT sum(p::numeric) FROM unnest($22::text[]) p),
+             $23, $24, $25, $26, $27, $28,
+             $29, CASE WHEN r.yes THEN NULL ELSE $30 END, CASE WHEN r.yes THEN NULL ELSE $31 END,
+             $34,
+             $32, $33, $35
+         FROM redacted r
+         {on_conflict}
          RETURNING (t.xmax = 0) AS inserted
      )
      SELECT (SELECT inserted FROM o)"
     )
 });
 
+/// An order event's payload, parsed and validated, in the shape the upsert binds: what the
+/// per-event upsert and the batch's set-based one (`orders_batch`) both write.
+pub(super) struct OrderRow {
+    pub id: i64,
+    pub admin_graphql_api_id: Option<String>,
+    pub name: Option<String>,
+    pub order_number: Option<i64>,
+    pub email: Option<String>,
+    pub customer_id: Option<i64>,
+    pub company_id: Option<i64>,
+    pub company_location_id: Option<i64>,
+    pub created_at: Option<OffsetDateTime>,
+    pub processed_at: Option<OffsetDateTime>,
+    pub cancelled_at: Option<OffsetDateTime>,
+    pub cancel_reason: Option<String>,
+    pub closed_at: Option<OffsetDateTime>,
+    pub financial_status: Option<String>,
+    pub fulfillment_status: Option<String>,
+    pub currency: Option<String>,
+    pub total_price: Option<String>,
+    pub subtotal_price: Option<String>,
+    pub total_tax: Option<String>,
+    pub total_discounts: Option<String>,
+    /// The shipping lines' prices (their sum is `shipping_price`).
+    pub shipping: Vec<String>,
+    pub taxes_included: Option<bool>,
+    pub tags: Option<String>,
+    pub po_number: Option<String>,
+    pub source_name: Option<String>,
+    pub test: Option<bool>,
+    pub address: Address,
+    pub line_count: i32,
+    pub version: Version,
+    pub lines: Lines,
+}
+
+impl OrderRow {
+    /// Parses `event`'s payload; `InvalidPayload` when a field is missing or malformed, or a
+    /// line item id appears twice.
+    pub fn parse(event: &InboxEvent) -> Result<OrderRow, HandlerError> {
+        let order: Order = parse(event)?;
+        let version = Version::of(order.updated_at, &event.payload);
+        let lines = Lines::from_items(event, order.line_items)?;
+        let line_count = i32::try_from(lines.id.len())
+            .map_err(|_| invalid(event, "more line items than fit in an i32"))?;
+        let company = order.company;
+        Ok(OrderRow {
+            id: order.id,
+            admin_graphql_api_id: order.admin_graphql_api_id,
+            name: order.name,
+            order_number: order.order_number,
+            email: order.email,
+            customer_id: order.customer.map(|c| c.id),
+            company_id: company.as_ref().and_then(|c| c.id),
+            company_location_id: company.as_ref().and_then(|c| c.location_id),
+            created_at: order.created_at,
+            processed_at: order.processed_at,
+            cancelled_at: order.cancelled_at,
+            cancel_reason: order.cancel_reason,
+            closed_at: order.closed_at,
+            financial_status: order.financial_status,
+            fulfillment_status: order.fulfillment_status,
+            currency: order.currency,
+            total_price: order.total_price.map(Money::into_text),
+            subtotal_price: order.subtotal_price.map(Money::into_text),
+            total_tax: order.total_tax.map(Money::into_text),
+            total_discounts: order.total_discounts.map(Money::into_text),
+            shipping: order
+                .shipping_lines
+                .into_iter()
+                .map(|s| s.price.into_text())
+                .collect(),
+            taxes_included: order.taxes_included,
+            tags: order.tags,
+            po_number: order.po_number,
+            source_name: order.source_name,
+            test: order.test,
+            address: order.shipping_address.unwrap_or_default(),
+            line_count,
+            version,
+            lines,
+        })
+    }
+}
+
 /// Upserts the order and, when its version wins, replaces its lines.
 pub(super) async fn upsert(
     conn: &mut PgConnection,
     event: &InboxEvent,
 ) -> Result<Verdict, HandlerError> {
-    let order: Order = parse(event)?;
-    let version = Version::of(order.updated_at, &event.payload);
-    let lines = Lines::from_items(event, order.line_items)?;
-    let shipping: Vec<String> = order
-        .shipping_lines
-        .into_iter()
-        .map(|s| s.price.into_text())
-        .collect();
-    let address = order.shipping_address.unwrap_or_default();
-    let company = order.company;
+    let order = OrderRow::parse(event)?;
+    let version = order.version;
     let order_id = order.id;
-    let line_count = i32::try_from(lines.id.len())
-        .map_err(|_| invalid(event, "more line items than fit in an i32"))?;
     let won: Option<bool> = sqlx::query_scalar(UPSERT.as_str())
         .bind(&event.shop)
         .bind(order.id)
@@ -223,9 +309,9 @@ pub(super) async fn upsert(
         .bind(order.name)
         .bind(order.order_number)
         .bind(order.email)
-        .bind(order.customer.map(|c| c.id))
-        .bind(company.as_ref().and_then(|c| c.id))
-        .bind(company.as_ref().and_then(|c| c.location_id))
+        .bind(order.customer_id)
+        .bind(order.company_id)
+        .bind(order.company_location_id)
         .bind(order.created_at)
         .bind(order.processed_at)
         .bind(order.cancelled_at)
@@ -234,34 +320,35 @@ pub(super) async fn upsert(
         .bind(order.financial_status)
         .bind(order.fulfillment_status)
         .bind(order.currency)
-        .bind(order.total_price.map(Money::into_text))
-        .bind(order.subtotal_price.map(Money::into_text))
-        .bind(order.total_tax.map(Money::into_text))
-        .bind(order.total_discounts.map(Money::into_text))
-        .bind(shipping)
+        .bind(order.total_price)
+        .bind(order.subtotal_price)
+        .bind(order.total_tax)
+        .bind(order.total_discounts)
+        .bind(order.shipping)
         .bind(order.taxes_included)
         .bind(order.tags)
         .bind(order.po_number)
         .bind(order.source_name)
         .bind(order.test)
-        .bind(address.country_code)
-        .bind(address.province_code)
-        .bind(address.zip)
-        .bind(address.city)
+        .bind(order.address.country_code)
+        .bind(order.address.province_code)
+        .bind(order.address.zip)
+        .bind(order.address.city)
         .bind(version.updated_at)
         .bind(version.digest)
-        .bind(line_count)
+        .bind(order.line_count)
         .bind(event.written_by())
         .fetch_one(&mut *conn)
         .await?;
     let by = event.written_by();
+    let lines = &order.lines;
     match won {
         None => {
             let key = Key::Id("orders", order_id);
             return Ok(version::outcome(conn, &event.shop, key, &version, false).await?);
         }
-        Some(true) => insert_lines(conn, &event.shop, order_id, &lines, &by).await?,
-        Some(false) => replace_lines(conn, &event.shop, order_id, &lines, &by).await?,
+        Some(true) => insert_lines(conn, &event.shop, order_id, lines, &by).await?,
+        Some(false) => replace_lines(conn, &event.shop, order_id, lines, &by).await?,
     }
     Ok(Verdict::Applied)
 }

@@ -219,6 +219,34 @@ pub(super) async fn scrub_if_customer_redacted(
     Ok(())
 }
 
+/// [`scrub_if_customer_redacted`] for several events of the caller's transaction at once (a
+/// worker batch's order events).
+pub(super) async fn scrub_all_if_customer_redacted(
+    conn: &mut PgConnection,
+    events: &[&InboxEvent],
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let shops: Vec<&str> = events.iter().map(|e| e.shop.as_str()).collect();
+    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+    sqlx::query!(
+        "UPDATE inbox SET payload = wholesail_scrub_personal(payload)
+         FROM unnest($1::text[], $2::int8[]) AS e(shop, id)
+         WHERE inbox.shop = e.shop AND inbox.id = e.id
+           AND EXISTS (SELECT 1 FROM customers c
+                       WHERE c.shop = inbox.shop AND c.redacted_at IS NOT NULL
+                         AND c.id = coalesce(inbox.payload -> 'customer' ->> 'id',
+                                             CASE WHEN inbox.topic LIKE 'customers/%'
+                                                  THEN inbox.payload ->> 'id' END)::int8)",
+        &shops as &[&str],
+        &ids,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
 fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\")

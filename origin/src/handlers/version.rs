@@ -100,7 +100,7 @@ pub(super) async fn outcome(
 }
 
 /// Why `version` lost against the stored `(updated_at, digest, deleted_at)`.
-fn why_stale(
+pub(super) fn why_stale(
     version: &Version,
     stored: Option<(Option<OffsetDateTime>, Option<i64>, Option<OffsetDateTime>)>,
 ) -> String {

@@ -5,9 +5,12 @@
 //!   processes share one database without coordination.
 //! - **Completion** is one transaction per batch: the rows are locked (still ours?), the
 //!   batch's shop locks are taken ([`ShopGate`]), each event is applied by
-//!   [`handlers::apply_in_batch`], and the done marks commit with the effects. Events are applied
-//!   without savepoints; if one fails, the attempt is rolled back and the batch applied again
-//!   with a savepoint per event, so only the failing event is rolled back. An event is therefore applied exactly once even if the worker dies at any point:
+//!   [`handlers::apply_in_batch`], and the done marks commit with the effects. Runs of
+//!   consecutive `orders/*` upserts are applied as sets, a few statements for the whole run
+//!   ([`handlers::apply_set_in_batch`]); a payload it refuses is that event's failure alone.
+//!   Events are applied without savepoints; if one fails, the attempt is rolled back and the
+//!   batch applied again one event at a time with a savepoint per event, so only the failing
+//!   event is rolled back. An event is therefore applied exactly once even if the worker dies at any point:
 //!   before the commit nothing happened, after it the row is done.
 //! - **Failures**: `HandlerError::Database` is transient: retried with [`Backoff`] stored in
 //!   `run_at`, dead after `max_attempts` claims. `HandlerError::InvalidPayload` is permanent:
@@ -28,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use wholesail_backoff::Backoff;
 
 use crate::config::WorkerConfig;
-use crate::handlers::{self, HandlerError, Verdict};
+use crate::handlers::{self, HandlerError, InboxEvent, Verdict};
 use crate::lease_loop::{self, LeaseQueue, LoopSettings};
 use crate::pipeline::inbox::{self, Claimed, Failure, Keys};
 use crate::shop_lock::ShopGate;
@@ -127,20 +130,52 @@ impl Workers {
         let held =
             inbox::lock_held(&mut tx, &self.id, &Keys::of(batch.iter().map(|c| &c.event))).await?;
         let mut gate = ShopGate::take(&mut tx, batch.iter().map(|c| &c.event.shop)).await?;
-        let mut done = Keys::default();
-        let mut outcomes: Vec<&'static str> = Vec::with_capacity(batch.len());
-        let mut reasons: Vec<Option<String>> = Vec::with_capacity(batch.len());
-        let mut applied = Vec::with_capacity(batch.len());
-        let mut failures = Vec::new();
-        let mut failed = Vec::new();
-        for claimed in batch {
-            let event = &claimed.event;
-            if !held.contains(&event.id) {
-                event_span(claimed)
-                    .in_scope(|| tracing::warn!("lease lost before completion; skipped"));
+        let live: Vec<&Claimed> = batch
+            .iter()
+            .filter(|claimed| {
+                let held = held.contains(&claimed.event.id);
+                if !held {
+                    event_span(claimed)
+                        .in_scope(|| tracing::warn!("lease lost before completion; skipped"));
+                }
+                held
+            })
+            .collect();
+        let mut completion = Completion::with_capacity(live.len());
+        let mut next = 0;
+        while next < live.len() {
+            let started = Instant::now();
+            // A run of events applied as sets (optimistic attempts only: the savepoint attempt
+            // isolates a failing statement, which a set statement cannot).
+            let run = match isolation {
+                Isolation::Optimistic => live[next..]
+                    .iter()
+                    .take_while(|c| handlers::applies_as_set(&c.event, &gate))
+                    .count(),
+                Isolation::Savepoints => 0,
+            };
+            if run > 0 {
+                let claimed = &live[next..next + run];
+                let events: Vec<&InboxEvent> = claimed.iter().map(|c| &c.event).collect();
+                let results = match handlers::apply_set_in_batch(&mut tx, &events).await {
+                    Ok(results) => results,
+                    Err(e) => {
+                        tracing::info!(error = %e, rows = run, "a set statement failed");
+                        return Ok(false);
+                    }
+                };
+                // The run's time, shared by its events.
+                let secs = started.elapsed().as_secs_f64() / run as f64;
+                for (claimed, result) in claimed.iter().zip(results) {
+                    // A refused payload wrote nothing: recorded like in a savepoint attempt.
+                    completion.record(claimed, result, secs, &self.backoff);
+                }
+                next += run;
                 continue;
             }
-            let started = Instant::now();
+            let claimed = live[next];
+            next += 1;
+            let event = &claimed.event;
             let result = match isolation {
                 Isolation::Optimistic => handlers::apply_in_batch(&mut tx, event, &mut gate).await,
                 Isolation::Savepoints => {
@@ -153,37 +188,24 @@ impl Workers {
                     result
                 }
             };
-            let secs = started.elapsed().as_secs_f64();
-            match result {
-                Ok(verdict) => {
-                    let reason = match &verdict {
-                        Verdict::Ignored => Some(format!("no handler for {}", event.topic)),
-                        other => other.reason().map(str::to_owned),
-                    };
-                    done.push(event);
-                    outcomes.push(verdict.outcome().as_str());
-                    reasons.push(reason);
-                    applied.push((claimed, secs));
-                }
-                Err(_) if isolation == Isolation::Optimistic => return Ok(false),
-                Err(e) => {
-                    let retry_after = match &e {
-                        HandlerError::InvalidPayload { .. } => None,
-                        HandlerError::Database(_) => Some(self.backoff.equal_jitter(
-                            claimed.attempts.unsigned_abs(),
-                            rand::thread_rng().gen(),
-                        )),
-                    };
-                    failures.push(Failure {
-                        shop: &event.shop,
-                        id: event.id,
-                        error: e.to_string(),
-                        retry_after,
-                    });
-                    failed.push((claimed, e, retry_after));
-                }
+            if result.is_err() && isolation == Isolation::Optimistic {
+                return Ok(false);
             }
+            completion.record(
+                claimed,
+                result,
+                started.elapsed().as_secs_f64(),
+                &self.backoff,
+            );
         }
+        let Completion {
+            done,
+            outcomes,
+            reasons,
+            applied,
+            failures,
+            failed,
+        } = completion;
         let lags = inbox::mark_done(&mut tx, &done, &outcomes, &reasons).await?;
         let dead =
             inbox::record_failures(&mut tx, &self.id, &failures, self.config.max_attempts).await?;
@@ -225,6 +247,72 @@ impl Workers {
             tracing::warn!(dead, "events moved to the dead letters");
         }
         Ok(true)
+    }
+}
+
+/// What one completion transaction records: the events done with their outcomes, and the
+/// failed ones.
+struct Completion<'a> {
+    done: Keys<'a>,
+    outcomes: Vec<&'static str>,
+    reasons: Vec<Option<String>>,
+    /// The events done and their handler time in seconds.
+    applied: Vec<(&'a Claimed, f64)>,
+    failures: Vec<Failure<'a>>,
+    failed: Vec<(&'a Claimed, HandlerError, Option<Duration>)>,
+}
+
+impl<'a> Completion<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Completion {
+            done: Keys::default(),
+            outcomes: Vec::with_capacity(n),
+            reasons: Vec::with_capacity(n),
+            applied: Vec::with_capacity(n),
+            failures: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// Records `claimed`'s result: done with its outcome, or a failure (`InvalidPayload`:
+    /// dead now; a database error: retried after `backoff`).
+    fn record(
+        &mut self,
+        claimed: &'a Claimed,
+        result: Result<Verdict, HandlerError>,
+        secs: f64,
+        backoff: &Backoff,
+    ) {
+        let event = &claimed.event;
+        match result {
+            Ok(verdict) => {
+                let reason = match &verdict {
+                    Verdict::Ignored => Some(format!("no handler for {}", event.topic)),
+                    other => other.reason().map(str::to_owned),
+                };
+                self.done.push(event);
+                self.outcomes.push(verdict.outcome().as_str());
+                self.reasons.push(reason);
+                self.applied.push((claimed, secs));
+            }
+            Err(e) => {
+                let retry_after =
+                    match &e {
+                        HandlerError::InvalidPayload { .. } => None,
+                        HandlerError::Database(_) => Some(backoff.equal_jitter(
+                            claimed.attempts.unsigned_abs(),
+                            rand::thread_rng().gen(),
+                        )),
+                    };
+                self.failures.push(Failure {
+                    shop: &event.shop,
+                    id: event.id,
+                    error: e.to_string(),
+                    retry_after,
+                });
+                self.failed.push((claimed, e, retry_after));
+            }
+        }
     }
 }
 

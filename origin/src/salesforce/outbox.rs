@@ -6,6 +6,7 @@
 //! sent. Claims take due pending rows under a lease (`FOR UPDATE SKIP LOCKED`), like the
 //! inbox's; rows whose lease expired are reclaimed.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -97,14 +98,26 @@ pub async fn enqueue(
     event: &InboxEvent,
     topic: KnownTopic,
 ) -> Result<(), sqlx::Error> {
-    let Some(object) = Object::of(topic) else {
+    if Object::of(topic).is_none() {
         return Ok(());
-    };
+    }
     // One indexed lookup decides whether anything else happens: a shop without an org pays
     // only this (no payload parse, no outbox statements).
     if !is_connected(conn, &event.shop).await? {
         return Ok(());
     }
+    enqueue_connected(conn, event, topic).await
+}
+
+/// [`enqueue`] for an event whose shop is known to be connected ([`connected_shops`]).
+pub(crate) async fn enqueue_connected(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+    topic: KnownTopic,
+) -> Result<(), sqlx::Error> {
+    let Some(object) = Object::of(topic) else {
+        return Ok(());
+    };
     let Some(key) = RecordKey::of(&event.payload, object) else {
         return Ok(());
     };
@@ -362,6 +375,20 @@ pub(crate) async fn is_connected(
     )
     .fetch_one(conn)
     .await
+}
+
+/// Which of `shops` are connected to Salesforce: one lookup for a worker batch's shops.
+pub(crate) async fn connected_shops(
+    conn: &mut PgConnection,
+    shops: &[&str],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let connected = sqlx::query_scalar!(
+        "SELECT shop FROM salesforce_orgs WHERE shop = ANY($1)",
+        shops as &[&str]
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(connected.into_iter().collect())
 }
 
 /// Connects `shop` to Salesforce: its changes are enqueued from now on.
