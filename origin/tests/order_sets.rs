@@ -410,6 +410,7 @@ async fn workers_apply_a_mixed_batch_in_order_and_skip_a_redacted_shop(pool: PgP
         WorkerConfig {
             concurrency: 1,
             batch_size: 50,
+            batch_bytes: 1 << 20,
             per_shop: 50,
             max_attempts: 5,
             backoff_base_ms: 100,
