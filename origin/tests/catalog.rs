@@ -492,6 +492,30 @@ async fn webhook_versions_newer_than_the_export_are_not_overwritten(pool: PgPool
     );
 }
 
+/// Waits until a statement containing `statement` (the merge's) waits on a row lock, that is
+/// until the merge reached the row a test's open webhook transaction holds.
+async fn until_merge_waits_on(pool: &PgPool, statement: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'",
+        )
+        .bind(statement)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the merge never waited for the webhook's row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_product_a_webhook_inserts_during_the_first_resync_survives_the_retried_merge(
     pool: PgPool,
@@ -520,24 +544,7 @@ async fn a_product_a_webhook_inserts_during_the_first_resync_survives_the_retrie
                 .await
         })
     };
-    let start = std::time::Instant::now();
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO products%'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the merge never waited for the webhook's row"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_merge_waits_on(&pool, "INSERT INTO products").await;
     webhook.commit().await.unwrap();
     let out = task.await.unwrap().unwrap();
     let counts = spec.counts(Selection::ALL);
@@ -1495,24 +1502,7 @@ async fn a_webhook_committing_a_newer_level_mid_merge_is_not_overwritten(pool: P
         r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
             .await
     });
-    let start = std::time::Instant::now();
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE inventory_levels%'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the merge never waited for the webhook's row"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_merge_waits_on(&pool, "UPDATE inventory_levels").await;
     webhook.commit().await.unwrap();
     let out = task.await.unwrap().unwrap();
     let (available, by): (i32, String) = sqlx::query_as(
