@@ -193,6 +193,24 @@ pub struct WorkerConfig {
     pub shutdown_grace_ms: u64,
 }
 
+impl Default for WorkerConfig {
+    /// The service's defaults (the `[worker]` table of the README).
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 2,
+            batch_size: 50,
+            batch_bytes: 1024 * 1024,
+            per_shop: 10,
+            max_attempts: 8,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 3_600_000,
+            lease_ms: 60_000,
+            poll_interval_ms: 1_000,
+            shutdown_grace_ms: 20_000,
+        }
+    }
+}
+
 impl WorkerConfig {
     /// The lease as a duration.
     pub fn lease(&self) -> Duration {
@@ -271,18 +289,7 @@ impl Defaults {
             pool_size: 10,
             // A batch of 100 queue messages of up to 128 KB each, plus JSON framing.
             max_body_bytes: 16 * 1024 * 1024,
-            worker: WorkerConfig {
-                concurrency: 2,
-                batch_size: 50,
-                batch_bytes: 1024 * 1024,
-                per_shop: 10,
-                max_attempts: 8,
-                backoff_base_ms: 1_000,
-                backoff_max_ms: 3_600_000,
-                lease_ms: 60_000,
-                poll_interval_ms: 1_000,
-                shutdown_grace_ms: 20_000,
-            },
+            worker: WorkerConfig::default(),
             readiness: ReadinessConfig {
                 max_lag_secs: 300.0,
             },

@@ -167,16 +167,13 @@ async fn two_loops_on_overlapping_orders_never_deadlock(pool: PgPool) {
     let workers = Workers::new(
         workers_pool.clone(),
         WorkerConfig {
-            concurrency: 2,
             batch_size: 10,
-            batch_bytes: 1 << 20,
-            per_shop: 10,
             max_attempts: 5,
             backoff_base_ms: 100,
             backoff_max_ms: 1_000,
-            lease_ms: 60_000,
             poll_interval_ms: 20,
             shutdown_grace_ms: 5_000,
+            ..WorkerConfig::default()
         },
         "deadlock-test".into(),
     );

@@ -409,15 +409,13 @@ async fn workers_apply_a_mixed_batch_in_order_and_skip_a_redacted_shop(pool: PgP
         pool.clone(),
         WorkerConfig {
             concurrency: 1,
-            batch_size: 50,
-            batch_bytes: 1 << 20,
             per_shop: 50,
             max_attempts: 5,
             backoff_base_ms: 100,
             backoff_max_ms: 1_000,
-            lease_ms: 60_000,
             poll_interval_ms: 20,
             shutdown_grace_ms: 5_000,
+            ..WorkerConfig::default()
         },
         "mixed-batch".into(),
     );

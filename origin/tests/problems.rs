@@ -169,14 +169,12 @@ async fn replaying_a_dead_letter_problem_applies_it_and_the_audit_row_names_the_
         WorkerConfig {
             concurrency: 1,
             batch_size: 10,
-            batch_bytes: 1 << 20,
-            per_shop: 10,
             max_attempts: 3,
             backoff_base_ms: 100,
             backoff_max_ms: 1_000,
-            lease_ms: 60_000,
             poll_interval_ms: 50,
             shutdown_grace_ms: 1_000,
+            ..WorkerConfig::default()
         },
         "problems-test".into(),
     );

@@ -558,16 +558,12 @@ async fn orders_phase(pool: &PgPool, n: u64) -> Result<()> {
     let workers = Workers::new(
         pool.clone(),
         WorkerConfig {
-            concurrency: 2,
-            batch_size: 50,
-            batch_bytes: 1 << 20,
             per_shop: 50,
-            max_attempts: 8,
             backoff_base_ms: 100,
             backoff_max_ms: 1_000,
-            lease_ms: 60_000,
             poll_interval_ms: 50,
             shutdown_grace_ms: 1_000,
+            ..WorkerConfig::default()
         },
         "reconcile-bench".into(),
     );
