@@ -2,12 +2,13 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -93,8 +94,11 @@ async fn start_salesforce(
     })))
 }
 
-/// Opens the connection pool, logging which server and database it uses (host and database
-/// name only: the URL may hold a password).
+/// A pooled connection idle at least this long is pinged before it is handed out.
+pub const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Opens the connection pool ([`pool_options`]), logging which server and database it uses
+/// (host and database name only: the URL may hold a password).
 pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = config.database_url.expose_secret().parse()?;
     tracing::info!(
@@ -102,10 +106,31 @@ pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
         database = options.get_database().unwrap_or("(the user name)"),
         "using PostgreSQL"
     );
+    pool_options(config.pool_size).connect_with(options).await
+}
+
+/// The pool's settings: at most `max_connections`, and a connection pinged before use only
+/// when it has sat idle for [`PING_IDLE_AFTER`]. One that sat out a server restart or a
+/// dropped link is found and replaced, while a busy pool does not pay a round trip per acquire
+/// (sqlx's default pings every time). A connection that breaks within that second fails its
+/// statement: intake answers 503 and the sender retries; a worker's batch is retried.
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
-        .max_connections(config.pool_size)
-        .connect_with(options)
-        .await
+        .max_connections(max_connections)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for < PING_IDLE_AFTER {
+                    return Ok(true);
+                }
+                // A dead connection is expected after a restart: replaced, not an error.
+                let alive = conn.ping().await;
+                if let Err(error) = &alive {
+                    tracing::info!(%error, "idle database connection is dead; replacing it");
+                }
+                Ok(alive.is_ok())
+            })
+        })
 }
 
 /// The HTTP routes with default `[http]` settings, without the concurrency limit (what

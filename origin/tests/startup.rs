@@ -7,6 +7,7 @@ use std::process::Command;
 
 use common::{database_url, Origin};
 use sqlx::PgPool;
+use wholesail_origin::app;
 
 #[test]
 fn origin_refuses_to_start_with_a_weak_secret_and_names_only_the_setting() {
@@ -71,4 +72,29 @@ async fn database_url_is_used_and_logged_without_credentials(pool: PgPool) {
     assert_eq!(line["fields"]["database"], db.as_str());
     assert_eq!(line["fields"]["host"], pool.connect_options().get_host());
     assert!(!logs.contains("hunter2"), "{logs}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_pooled_connection_that_died_while_idle_is_replaced_before_use(pool: PgPool) {
+    let options = pool.connect_options().as_ref().clone();
+    let origin_pool = app::pool_options(1).connect_with(options).await.unwrap();
+    let first = backend_pid(&origin_pool).await;
+    // The server ends the pooled connection while it sits idle (as a restart would).
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(killed);
+    // Idle long enough to be pinged: the dead connection is found and a new one used.
+    tokio::time::sleep(app::PING_IDLE_AFTER).await;
+    let second = backend_pid(&origin_pool).await;
+    assert_ne!(first, second);
+}
+
+async fn backend_pid(pool: &PgPool) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }

@@ -4,7 +4,10 @@
 //! 1. **Intake**: events/s accepted through `POST /internal/webhooks` (signed, batches of 100
 //!    and single envelopes, 4 requests in flight) against a raw sqlx client inserting the same
 //!    rows (the columns origin writes, body digest included) with `ON CONFLICT DO NOTHING` on
-//!    the inbox's unique key in same-sized transactions (4 connections). Every delivery is its
+//!    the inbox's unique key in same-sized transactions (4 connections), twice: with sqlx's
+//!    default pool (a ping per acquire) and with origin's pool settings
+//!    (`app::pool_options`: a ping only after 1 s idle); the goal is judged against the
+//!    faster of the two. Every delivery is its
 //!    own order, so every body and digest differs as in Shopify's traffic (a body repeated
 //!    across deliveries makes origin's body guard read every earlier row with that digest).
 //!    The inbox holds a backlog of 100,000 done rows and has statistics, as in service; each
@@ -502,15 +505,21 @@ impl Bench {
             .sum::<Result<usize>>()?
             / 50;
         println!("## origin intake ({} origin process(es), workers off, {IN_FLIGHT} in flight, stripped 3-line orders of ~{bytes} B, one order per delivery)\n", self.ports.len());
-        println!("| mode | events | origin HTTP ev/s | raw sqlx ev/s | ratio |");
-        println!("|---|---:|---:|---:|---:|");
+        // The raw client twice: with sqlx's default pool (a ping per acquire, the reference
+        // since #17 was filed) and with origin's pool settings (a ping only after 1 s idle).
+        let lean = wholesail_origin::app::pool_options(IN_FLIGHT as u32)
+            .connect(&self.db_url())
+            .await?;
+        println!("| mode | events | origin HTTP ev/s | raw sqlx ev/s (default pool) | ratio | raw sqlx ev/s (origin's pool settings) | ratio |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
         let mut batches = None;
         let mut seed = 1_000_000u64;
         for (label, batch, n) in [
             ("batches of 100", 100usize, 20_000usize),
             ("single events", 1, 3_000),
         ] {
-            let (mut origin_rates, mut raw_rates) = (Vec::new(), Vec::new());
+            let (mut origin_rates, mut raw_rates, mut lean_rates) =
+                (Vec::new(), Vec::new(), Vec::new());
             for round in 0..3 {
                 // One order per delivery: every body and digest differs, as in real traffic.
                 let deliveries: Vec<Delivery> = (0..n)
@@ -545,21 +554,30 @@ impl Bench {
                     bail!("origin stored {pending} of {n} pending (the rest quarantined?)");
                 }
                 clear_run(&pool).await?;
-                let t = Instant::now();
-                let inserted = Self::raw_insert(&pool, raw_chunks).await?;
-                raw_rates.push(n as f64 / t.elapsed().as_secs_f64());
-                if inserted != n {
-                    bail!("raw client inserted {inserted} of {n}");
+                for (client, rates) in [(&pool, &mut raw_rates), (&lean, &mut lean_rates)] {
+                    let t = Instant::now();
+                    let inserted = Self::raw_insert(client, raw_chunks.clone()).await?;
+                    rates.push(n as f64 / t.elapsed().as_secs_f64());
+                    if inserted != n {
+                        bail!("raw client inserted {inserted} of {n}");
+                    }
+                    clear_run(&pool).await?;
                 }
-                clear_run(&pool).await?;
             }
             let (o, r) = (median(origin_rates), median(raw_rates));
-            // #17's goals: batches ≥ 0.5× raw, single events ≥ 0.7×.
+            let l = median(lean_rates);
+            // #17's goals: batches ≥ 0.5× raw, single events ≥ 0.7×; judged against the
+            // faster raw client.
             let goal = if batch == 1 { 0.7 } else { 0.5 };
-            let met = if o / r >= goal { "met" } else { "not met" };
+            let met = if o / r.max(l) >= goal {
+                "met"
+            } else {
+                "not met"
+            };
             println!(
-                "| {label} | {n} | {o:.0} | {r:.0} | {:.2} (goal ≥ {goal}: {met}) |",
-                o / r
+                "| {label} | {n} | {o:.0} | {r:.0} | {:.2} | {l:.0} | {:.2} (goal ≥ {goal} of the faster: {met}) |",
+                o / r,
+                o / l
             );
             if batch == 100 {
                 batches = Some(Rates { origin: o, raw: r });

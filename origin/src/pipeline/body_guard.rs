@@ -21,87 +21,43 @@
 //! allowlist still matches, but a body sent once through an old edge and once through a new
 //! one is not recognised (a rollout-only gap). Two deliveries of one body for two shops whose
 //! intake transactions overlap can both be accepted: the check reads committed rows only.
+//!
+//! The check is part of the intake statement (`inbox::insert`): a lookup per row on the digest
+//! index, so an envelope costs one round trip. A statement does not see its own rows, so the
+//! envelopes of one request that share a digest go in [`rounds`], one statement each in one
+//! transaction, and each is judged against the earlier ones as if they had come first.
 
 use std::collections::HashMap;
 
-use sqlx::PgConnection;
-use wholesail_webhook::delete_shape::is_delete_topic;
-use wholesail_webhook::ShopDomain;
-
-use crate::pipeline::inbox::{Body, NewEvent};
-
-/// An accepted inbox row with a given body digest.
-struct Seen {
-    shop: ShopDomain,
-    topic: String,
-    webhook_id: String,
+/// Splits a request's rows (by their body digests, in order) into rounds of indices: the k-th
+/// row with a given digest goes into round k, so no round holds two rows with one digest and
+/// every row comes after the earlier rows with its digest. One round when all differ.
+pub fn rounds<'a>(digests: impl IntoIterator<Item = &'a [u8; 32]>) -> Vec<Vec<usize>> {
+    let mut seen: HashMap<&[u8; 32], usize> = HashMap::new();
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    for (i, digest) in digests.into_iter().enumerate() {
+        let k = seen.entry(digest).or_default();
+        if rounds.len() == *k {
+            rounds.push(Vec::new());
+        }
+        rounds[*k].push(i);
+        *k += 1;
+    }
+    rounds
 }
 
-/// For each event, in order, why it must be quarantined (`None`: it may be stored as usual).
-/// Reads the accepted rows sharing a digest with the batch, and judges later events of the
-/// batch against earlier ones too.
-pub async fn replay_reasons(
-    conn: &mut PgConnection,
-    events: &[NewEvent],
-) -> Result<Vec<Option<String>>, sqlx::Error> {
-    let digests: Vec<&[u8]> = events.iter().map(|e| &e.body_sha256[..]).collect();
-    let seen = sqlx::query!(
-        r#"SELECT body_sha256 AS "body_sha256!", shop AS "shop: ShopDomain", topic, webhook_id
-         FROM inbox
-         WHERE body_sha256 = ANY($1::bytea[]) AND status <> 'quarantined'"#,
-        &digests as &[&[u8]],
-    )
-    .fetch_all(conn)
-    .await?;
-    // Keyed by the fixed-size digest: no allocation per event to look a digest up.
-    let mut by_digest: HashMap<[u8; 32], Vec<Seen>> = HashMap::new();
-    for row in seen {
-        if let Ok(digest) = <[u8; 32]>::try_from(row.body_sha256.as_slice()) {
-            by_digest.entry(digest).or_default().push(Seen {
-                shop: row.shop,
-                topic: row.topic,
-                webhook_id: row.webhook_id,
-            });
-        }
-    }
-    let mut reasons = Vec::with_capacity(events.len());
-    for e in events {
-        let earlier = by_digest.entry(e.body_sha256).or_default();
-        let reason = judge(e, earlier);
-        if reason.is_none() && matches!(e.body, Body::Json(_)) {
-            earlier.push(Seen {
-                shop: e.shop.clone(),
-                topic: e.topic.clone(),
-                webhook_id: e.webhook_id.clone(),
-            });
-        }
-        reasons.push(reason);
-    }
-    Ok(reasons)
-}
+#[cfg(test)]
+mod tests {
+    use super::rounds;
 
-/// Why `e` must be quarantined given the accepted rows with its digest, if it must.
-fn judge(e: &NewEvent, earlier: &[Seen]) -> Option<String> {
-    if !matches!(e.body, Body::Json(_)) {
-        return None;
+    #[test]
+    fn rows_sharing_a_digest_go_in_later_rounds_in_order() {
+        let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        assert_eq!(rounds([&a, &b, &c]), vec![vec![0, 1, 2]]);
+        assert_eq!(
+            rounds([&a, &b, &a, &c, &a, &b]),
+            vec![vec![0, 1, 3], vec![2, 5], vec![4]]
+        );
+        assert!(rounds(std::iter::empty()).is_empty());
     }
-    // Its own earlier delivery (same webhook id) is a duplicate, not a replay.
-    let others = earlier.iter().filter(|s| s.webhook_id != e.webhook_id);
-    for s in others {
-        if s.shop != e.shop {
-            return Some(format!(
-                "body already accepted for shop {} (webhook {}); a genuine Shopify body never \
-                 belongs to two shops",
-                s.shop, s.webhook_id
-            ));
-        }
-        if is_delete_topic(&e.topic) && s.topic != e.topic {
-            return Some(format!(
-                "body already accepted under {} (webhook {}); a genuine {} body is never \
-                 another topic's body",
-                s.topic, s.webhook_id, e.topic
-            ));
-        }
-    }
-    None
 }

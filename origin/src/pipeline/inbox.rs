@@ -11,15 +11,17 @@
 //!   └─▶ quarantined (payload not JSON)        └─▶ dead (from the edge's dead-letter queue)
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 
+use wholesail_webhook::delete_shape::is_delete_topic;
 use wholesail_webhook::ShopDomain;
 
 use crate::handlers::InboxEvent;
+use crate::pipeline::body_guard;
 
 /// The NOTIFY channel intake signals after inserting due rows.
 pub const CHANNEL: &str = "wholesail_inbox";
@@ -144,27 +146,19 @@ pub async fn insert(
         return Ok(Vec::new());
     }
     let mut conn = pool.acquire().await?;
-    // Reads committed rows only, inside a transaction or not (see `body_guard`).
-    let replays = crate::pipeline::body_guard::replay_reasons(&mut conn, events).await?;
-    let mut rows: Vec<Row<'_>> = events
-        .iter()
-        .zip(replays)
-        .map(|(e, replay)| Row::new(e, source, replay))
-        .collect();
-    // The common case: one statement, atomic on its own, so no BEGIN/COMMIT round trips.
-    let inserted = match insert_rows(&mut conn, source, &rows).await {
+    let mut rows: Vec<Row<'_>> = events.iter().map(|e| Row::new(e, source)).collect();
+    let inserted = match insert_in_rounds(&mut conn, source, &rows).await {
         Ok(inserted) => inserted,
         Err(e) if refused_value(&e).is_some() => {
+            // One by one, in order: each statement sees the rows before it (the body guard).
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             let mut inserted = Vec::with_capacity(rows.len());
             for row in rows.iter_mut() {
-                let one = std::slice::from_ref(&*row);
-                match insert_in_savepoint(&mut tx, source, one).await? {
-                    Ok(ids) => inserted.extend(ids),
+                match insert_in_savepoint(&mut tx, source, &*row).await? {
+                    Ok(new) => inserted.extend(new),
                     Err(reason) => {
                         row.quarantine_refused(reason);
-                        let one = std::slice::from_ref(&*row);
-                        inserted.extend(insert_rows(&mut tx, source, one).await?);
+                        inserted.extend(insert_rows(&mut tx, source, &[&*row]).await?);
                     }
                 }
             }
@@ -174,20 +168,42 @@ pub async fn insert(
         Err(e) => return Err(e),
     };
 
-    let mut fresh: HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let mut fresh: HashMap<&str, InboxStatus> = inserted
+        .iter()
+        .map(|(id, status)| (id.as_str(), *status))
+        .collect();
     Ok(rows
         .iter()
-        .map(|row| {
-            if !fresh.remove(row.event.webhook_id.as_str()) {
-                return Stored::Duplicate;
-            }
-            match row.status {
-                InboxStatus::Pending => Stored::Pending,
-                InboxStatus::Dead => Stored::Dead,
-                _ => Stored::Quarantined,
-            }
+        .map(|row| match fresh.remove(row.event.webhook_id.as_str()) {
+            None => Stored::Duplicate,
+            Some(InboxStatus::Pending) => Stored::Pending,
+            Some(InboxStatus::Dead) => Stored::Dead,
+            Some(_) => Stored::Quarantined,
         })
         .collect())
+}
+
+/// Inserts `rows` in the rounds of [`body_guard::rounds`]: one autocommit statement in the
+/// common case (no two rows share a body digest), else one statement per round in one
+/// transaction, so that each round's guard sees the rows of the rounds before it.
+async fn insert_in_rounds(
+    conn: &mut PgConnection,
+    source: Source,
+    rows: &[Row<'_>],
+) -> Result<Vec<(String, InboxStatus)>, sqlx::Error> {
+    let rounds = body_guard::rounds(rows.iter().map(|r| &r.event.body_sha256));
+    if let [round] = rounds.as_slice() {
+        let round: Vec<&Row<'_>> = round.iter().map(|&i| &rows[i]).collect();
+        return insert_rows(conn, source, &round).await;
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut inserted = Vec::with_capacity(rows.len());
+    for round in rounds {
+        let round: Vec<&Row<'_>> = round.iter().map(|&i| &rows[i]).collect();
+        inserted.extend(insert_rows(&mut tx, source, &round).await?);
+    }
+    tx.commit().await?;
+    Ok(inserted)
 }
 
 /// PostgreSQL's reason when it refused a value it cannot store (a data exception or a
@@ -204,7 +220,8 @@ fn refused_value(e: &sqlx::Error) -> Option<String> {
     }
 }
 
-/// One row to insert: the event and how it is stored.
+/// One row to insert: the event and how it is stored, unless the statement's body guard
+/// finds it a replay ([`body_guard`]) and stores it quarantined instead.
 struct Row<'a> {
     event: &'a NewEvent,
     payload: Option<&'a str>,
@@ -214,30 +231,23 @@ struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
-    fn new(event: &'a NewEvent, source: Source, replay: Option<String>) -> Self {
-        match (&event.body, source, replay) {
-            (Body::Json(json), _, Some(reason)) => Row {
-                event,
-                payload: None,
-                raw: Some(json.as_bytes().into()),
-                status: InboxStatus::Quarantined,
-                error: Some(reason.into()),
-            },
-            (Body::Json(json), Source::EdgeDeadLetter, None) => Row {
+    fn new(event: &'a NewEvent, source: Source) -> Self {
+        match (&event.body, source) {
+            (Body::Json(json), Source::EdgeDeadLetter) => Row {
                 event,
                 payload: Some(json),
                 raw: None,
                 status: InboxStatus::Dead,
                 error: Some(EDGE_DLQ_REASON.into()),
             },
-            (Body::Json(json), _, None) => Row {
+            (Body::Json(json), _) => Row {
                 event,
                 payload: Some(json),
                 raw: None,
                 status: InboxStatus::Pending,
                 error: None,
             },
-            (Body::Malformed { bytes, reason }, _, _) => Row {
+            (Body::Malformed { bytes, reason }, _) => Row {
                 event,
                 payload: None,
                 raw: Some(bytes.as_slice().into()),
@@ -257,18 +267,18 @@ impl<'a> Row<'a> {
     }
 }
 
-/// [`insert_rows`] in a savepoint: `Ok(Err(reason))` when PostgreSQL refused a value
-/// ([`refused_value`]), rolled back to the savepoint.
+/// [`insert_rows`] of one row in a savepoint: `Ok(Err(reason))` when PostgreSQL refused a
+/// value ([`refused_value`]), rolled back to the savepoint.
 async fn insert_in_savepoint(
     tx: &mut Transaction<'_, Postgres>,
     source: Source,
-    rows: &[Row<'_>],
-) -> Result<Result<Vec<String>, String>, sqlx::Error> {
+    row: &Row<'_>,
+) -> Result<Result<Vec<(String, InboxStatus)>, String>, sqlx::Error> {
     let mut savepoint = sqlx::Connection::begin(&mut **tx).await?;
-    match insert_rows(&mut savepoint, source, rows).await {
-        Ok(ids) => {
+    match insert_rows(&mut savepoint, source, &[row]).await {
+        Ok(new) => {
             savepoint.commit().await?;
-            Ok(Ok(ids))
+            Ok(Ok(new))
         }
         Err(e) => match refused_value(&e) {
             Some(reason) => {
@@ -280,13 +290,17 @@ async fn insert_in_savepoint(
     }
 }
 
-/// Inserts `rows` with one `UNNEST` statement, with a `NOTIFY` on [`CHANNEL`] in the
-/// same statement if a due row went in; returns the webhook ids that were new.
+/// Inserts `rows` with one `UNNEST` statement, with a `NOTIFY` on [`CHANNEL`] in the same
+/// statement if a due row went in; returns the rows that were new, with the status they were
+/// stored in. The statement is also the body guard ([`body_guard`]): a JSON row whose body
+/// an accepted row of another shop (or, for a delete topic, of another topic) already has is
+/// stored quarantined with the reason. It reads committed rows and the transaction's own, not
+/// the statement's: [`body_guard::rounds`] keeps rows sharing a digest in separate statements.
 async fn insert_rows(
     conn: &mut PgConnection,
     source: Source,
-    rows: &[Row<'_>],
-) -> Result<Vec<String>, sqlx::Error> {
+    rows: &[&Row<'_>],
+) -> Result<Vec<(String, InboxStatus)>, sqlx::Error> {
     let n = rows.len();
     let mut webhook_ids = Vec::with_capacity(n);
     let mut event_ids = Vec::with_capacity(n);
@@ -302,6 +316,7 @@ async fn insert_rows(
     let mut statuses = Vec::with_capacity(n);
     let mut errors: Vec<Option<&str>> = Vec::with_capacity(n);
     let mut digests: Vec<&[u8]> = Vec::with_capacity(n);
+    let mut deletes = Vec::with_capacity(n);
     for r in rows {
         let e = r.event;
         webhook_ids.push(e.webhook_id.as_str());
@@ -318,17 +333,38 @@ async fn insert_rows(
         statuses.push(r.status);
         errors.push(r.error.as_deref());
         digests.push(&e.body_sha256[..]);
+        deletes.push(is_delete_topic(&e.topic));
     }
-    sqlx::query_scalar!(
+    let inserted = sqlx::query!(
         r#"WITH ins AS (
              INSERT INTO inbox (webhook_id, event_id, shop, topic, api_version, triggered_at,
                                 received_at, stripping, original_bytes, payload, raw_body,
                                 status, last_error, source, body_sha256)
-             SELECT w, e, s, t, v, tr, r, st, b, p::jsonb, raw, status, err, $14, h
+             SELECT w, e, s, t, v, tr, r, st, b,
+                    CASE WHEN replay.reason IS NULL THEN p::jsonb END,
+                    CASE WHEN replay.reason IS NULL THEN raw ELSE convert_to(p, 'UTF8') END,
+                    CASE WHEN replay.reason IS NULL THEN status ELSE 'quarantined' END,
+                    COALESCE(replay.reason, err), $14, h
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::timestamptz[], $7::timestamptz[], $8::text[], $9::int8[],
-                         $10::text[], $11::bytea[], $12::text[], $13::text[], $15::bytea[])
-                  AS u(w, e, s, t, v, tr, r, st, b, p, raw, status, err, h)
+                         $10::text[], $11::bytea[], $12::text[], $13::text[], $15::bytea[],
+                         $17::bool[])
+                  AS u(w, e, s, t, v, tr, r, st, b, p, raw, status, err, h, del)
+             -- The body guard: an accepted row with this body that makes this one a replay,
+             -- another shop's first. Only JSON bodies are judged; a redelivery is not one.
+             LEFT JOIN LATERAL (
+                 SELECT CASE WHEN i.shop <> u.s
+                     THEN format('body already accepted for shop %s (webhook %s); a genuine '
+                                 'Shopify body never belongs to two shops', i.shop, i.webhook_id)
+                     ELSE format('body already accepted under %s (webhook %s); a genuine %s '
+                                 'body is never another topic''s body', i.topic, i.webhook_id, u.t)
+                     END AS reason
+                 FROM inbox i
+                 WHERE u.p IS NOT NULL AND i.body_sha256 = u.h AND i.status <> 'quarantined'
+                   AND i.webhook_id <> u.w AND (i.shop <> u.s OR (u.del AND i.topic <> u.t))
+                 ORDER BY i.shop = u.s, i.id
+                 LIMIT 1
+             ) replay ON true
              -- Rows go in webhook id order: two batches sharing ids then wait on each other's
              -- uncommitted keys in the same order instead of deadlocking.
              ORDER BY w
@@ -342,7 +378,8 @@ async fn insert_rows(
                  WHERE ins.status = 'pending' LIMIT 1
              ) sent
          )
-         SELECT ins.webhook_id AS "webhook_id!" FROM ins, woke"#,
+         SELECT ins.webhook_id AS "webhook_id!", ins.status AS "status!: InboxStatus"
+         FROM ins, woke"#,
         &webhook_ids as &[&str],
         &event_ids as &[Option<&str>],
         &shops as &[&str],
@@ -359,9 +396,14 @@ async fn insert_rows(
         source.as_str(),
         &digests as &[&[u8]],
         CHANNEL,
+        &deletes as &[bool],
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(inserted
+        .into_iter()
+        .map(|row| (row.webhook_id, row.status))
+        .collect())
 }
 
 /// Signals waiting workers; delivered when the transaction commits.
