@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
+use wholesail_webhook::ShopDomain;
 
 use super::money::Money;
 use super::tombstone::{self, Children};
@@ -339,87 +340,84 @@ pub(super) async fn upsert(
         .bind(event.written_by())
         .fetch_one(&mut *conn)
         .await?;
-    let Some(inserted) = won else {
-        let key = Key::Id("orders", order_id);
-        return Ok(version::outcome(conn, &event.shop, key, &version, false).await?);
-    };
-    let write = LinesWrite {
-        shop: event.shop.as_str(),
-        order_id,
-        written_by: event.written_by(),
-        inserted,
-        lines: &order.lines,
-    };
-    write_lines(conn, &[write]).await?;
+    let by = event.written_by();
+    let lines = &order.lines;
+    match won {
+        None => {
+            let key = Key::Id("orders", order_id);
+            return Ok(version::outcome(conn, &event.shop, key, &version, false).await?);
+        }
+        Some(true) => insert_lines(conn, &event.shop, order_id, lines, &by).await?,
+        Some(false) => replace_lines(conn, &event.shop, order_id, lines, &by).await?,
+    }
     Ok(Verdict::Applied)
 }
 
-/// The lines of one order whose upsert won, to write with [`write_lines`].
-pub(super) struct LinesWrite<'a> {
-    pub shop: &'a str,
-    pub order_id: i64,
-    pub written_by: String,
-    /// The order row is new: its lines are inserted (it has none).
-    pub inserted: bool,
-    pub lines: &'a Lines,
+/// The lines of a new order: nothing to delete and nothing to conflict with (lines are only
+/// ever written after their order row, and removed with it).
+async fn insert_lines(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+    order_id: i64,
+    lines: &Lines,
+    written_by: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO order_lines (shop, order_id, id, position, variant_id, product_id, sku,
+                                  quantity, current_quantity, price, total_discount,
+                                  written_by)
+         SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
+                l.current_quantity, l.price, l.total_discount, $11
+         FROM unnest($3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[], $8::int4[],
+                     $9::text[]::numeric[], $10::text[]::numeric[])
+              WITH ORDINALITY
+              AS l(id, variant_id, product_id, sku, quantity, current_quantity, price,
+                   total_discount, position)",
+        shop.as_str(),
+        order_id,
+        &lines.id,
+        &lines.variant_id as _,
+        &lines.product_id as _,
+        &lines.sku as _,
+        &lines.quantity,
+        &lines.current_quantity as _,
+        &lines.price,
+        &lines.total_discount as _,
+        written_by,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
-/// Writes the lines of orders whose upsert won, in one statement: for an order updated, its
-/// lines missing from the payload are deleted and the others upserted (unchanged lines left
-/// untouched); a new order's lines are inserted plainly. A statement of its own, run after the
-/// upsert, so its snapshot is taken after the order row locks were granted and sees the lines
-/// of a concurrent writer that committed meanwhile (one statement would miss them and leave
-/// their extra lines).
-pub(super) async fn write_lines(
+/// The line set replacement, run after [`UPSERT`] won: a statement of its own, so its snapshot
+/// is taken after the order row lock was granted and sees the lines of a concurrent writer
+/// that committed meanwhile (one statement would miss them and leave their extra lines).
+async fn replace_lines(
     conn: &mut PgConnection,
-    orders: &[LinesWrite<'_>],
+    shop: &ShopDomain,
+    order_id: i64,
+    lines: &Lines,
+    written_by: &str,
 ) -> Result<(), sqlx::Error> {
-    if orders.is_empty() {
-        return Ok(());
-    }
-    let shops: Vec<&str> = orders.iter().map(|w| w.shop).collect();
-    let order_ids: Vec<i64> = orders.iter().map(|w| w.order_id).collect();
-    let written_by: Vec<&str> = orders.iter().map(|w| w.written_by.as_str()).collect();
-    let inserted: Vec<bool> = orders.iter().map(|w| w.inserted).collect();
-    let mut l = FlatLines::default();
-    for (k, w) in orders.iter().enumerate() {
-        l.push(k as i64 + 1, w.lines);
-    }
     sqlx::query!(
-        "WITH won AS (
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::bool[])
-                 WITH ORDINALITY AS w(shop, order_id, written_by, inserted, n)
-         ),
-         input AS (
-             SELECT w.shop, w.order_id, w.written_by, w.inserted, l.*
-             FROM unnest($5::int8[], $6::int4[], $7::int8[], $8::int8[], $9::int8[],
-                         $10::text[], $11::int4[], $12::int4[], $13::text[]::numeric[],
-                         $14::text[]::numeric[])
-                  AS l(o, position, id, variant_id, product_id, sku, quantity,
-                       current_quantity, price, total_discount)
-             JOIN won w ON w.n = l.o
+        "WITH input AS (
+             SELECT * FROM unnest($3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[],
+                                  $8::int4[], $9::text[]::numeric[], $10::text[]::numeric[])
+                      WITH ORDINALITY
+                      AS l(id, variant_id, product_id, sku, quantity, current_quantity, price,
+                           total_discount, position)
          ),
          gone AS (
-             DELETE FROM order_lines d USING won w
-             WHERE NOT w.inserted AND d.shop = w.shop AND d.order_id = w.order_id
-               AND NOT EXISTS (SELECT 1 FROM input l
-                               WHERE l.shop = d.shop AND l.order_id = d.order_id
-                                 AND l.id = d.id)
-         ),
-         fresh AS (
-             INSERT INTO order_lines (shop, order_id, id, position, variant_id, product_id,
-                                      sku, quantity, current_quantity, price, total_discount,
-                                      written_by)
-             SELECT l.shop, l.order_id, l.id, l.position, l.variant_id, l.product_id, l.sku,
-                    l.quantity, l.current_quantity, l.price, l.total_discount, l.written_by
-             FROM input l WHERE l.inserted
+             DELETE FROM order_lines d
+             WHERE d.shop = $1 AND d.order_id = $2 AND d.id <> ALL($3::int8[])
          )
          INSERT INTO order_lines AS t (shop, order_id, id, position, variant_id, product_id, sku,
                                        quantity, current_quantity, price, total_discount,
                                        written_by)
-         SELECT l.shop, l.order_id, l.id, l.position, l.variant_id, l.product_id, l.sku,
-                l.quantity, l.current_quantity, l.price, l.total_discount, l.written_by
-         FROM input l WHERE NOT l.inserted
+         SELECT $1, $2, l.id, l.position, l.variant_id, l.product_id, l.sku, l.quantity,
+                l.current_quantity, l.price, l.total_discount, $11
+         FROM input l
          ON CONFLICT (shop, order_id, id) DO UPDATE SET
              position = EXCLUDED.position,
              variant_id = EXCLUDED.variant_id,
@@ -436,61 +434,21 @@ pub(super) async fn write_lines(
                (EXCLUDED.position, EXCLUDED.variant_id, EXCLUDED.product_id, EXCLUDED.sku,
                 EXCLUDED.quantity, EXCLUDED.current_quantity, EXCLUDED.price,
                 EXCLUDED.total_discount)",
-        &shops as &[&str],
-        &order_ids,
-        &written_by as &[&str],
-        &inserted,
-        &l.order,
-        &l.position,
-        &l.id,
-        &l.variant_id as _,
-        &l.product_id as _,
-        &l.sku as _,
-        &l.quantity,
-        &l.current_quantity as _,
-        &l.price as _,
-        &l.total_discount as _,
+        shop.as_str(),
+        order_id,
+        &lines.id,
+        &lines.variant_id as _,
+        &lines.product_id as _,
+        &lines.sku as _,
+        &lines.quantity,
+        &lines.current_quantity as _,
+        &lines.price,
+        &lines.total_discount as _,
+        written_by,
     )
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// The lines of several orders as flat column arrays; `order` is each line's order's number
-/// (from 1) in the statement's list of orders, `position` its place in its order (from 1).
-#[derive(Default)]
-struct FlatLines<'a> {
-    order: Vec<i64>,
-    position: Vec<i32>,
-    id: Vec<i64>,
-    variant_id: Vec<Option<i64>>,
-    product_id: Vec<Option<i64>>,
-    sku: Vec<Option<&'a str>>,
-    quantity: Vec<i32>,
-    current_quantity: Vec<Option<i32>>,
-    price: Vec<&'a str>,
-    total_discount: Vec<Option<&'a str>>,
-}
-
-impl<'a> FlatLines<'a> {
-    /// Appends the lines of order number `order`.
-    fn push(&mut self, order: i64, lines: &'a Lines) {
-        for (p, id) in lines.id.iter().enumerate() {
-            self.order.push(order);
-            // `line_count` fits in an i32 (`OrderRow::parse`), so every position does.
-            self.position.push(p as i32 + 1);
-            self.id.push(*id);
-        }
-        self.variant_id.extend_from_slice(&lines.variant_id);
-        self.product_id.extend_from_slice(&lines.product_id);
-        self.sku.extend(lines.sku.iter().map(Option::as_deref));
-        self.quantity.extend_from_slice(&lines.quantity);
-        self.current_quantity
-            .extend_from_slice(&lines.current_quantity);
-        self.price.extend(lines.price.iter().map(String::as_str));
-        self.total_discount
-            .extend(lines.total_discount.iter().map(Option::as_deref));
-    }
 }
 
 /// `orders/delete`: a final tombstone; the lines are removed.

@@ -13,8 +13,7 @@
 //! 2. the stored versions of the orders whose event lost, read in a statement of its own (after
 //!    the locks, as the per-event path reads them), only when one lost;
 //! 3. the lines of the orders whose event won, replaced as sets in one statement, after the
-//!    upsert so that its snapshot follows the row locks (`orders::write_lines`, which the
-//!    per-event path uses too).
+//!    upsert so that its snapshot follows the row locks (see `orders::replace_lines`).
 //!
 //! A payload that does not parse is that event's `InvalidPayload`; it writes nothing and the
 //! others are applied.
@@ -71,17 +70,7 @@ pub(super) async fn upsert(
             .zip(&won)
             .filter_map(|(r, w)| w.map(|inserted| (r, inserted)))
             .collect();
-        let writes: Vec<orders::LinesWrite> = winners
-            .iter()
-            .map(|&(&(i, ref row), inserted)| orders::LinesWrite {
-                shop: events[i].shop.as_str(),
-                order_id: row.id,
-                written_by: events[i].written_by(),
-                inserted,
-                lines: &row.lines,
-            })
-            .collect();
-        orders::write_lines(conn, &writes).await?;
+        replace_lines(conn, events, &winners).await?;
         for ((i, _), _) in winners {
             results[*i] = Some(Ok(Verdict::Applied));
         }
@@ -326,4 +315,135 @@ async fn stale_reasons(
             why_stale(&row.version, stored)
         })
         .collect())
+}
+
+/// Replaces the lines of the orders whose event won (`(row, inserted)`): for an order updated,
+/// its lines missing from the payload are deleted and the others upserted (unchanged lines left
+/// untouched); a new order's lines are inserted (it has none).
+async fn replace_lines(
+    conn: &mut PgConnection,
+    events: &[&InboxEvent],
+    winners: &[(&(usize, OrderRow), bool)],
+) -> Result<(), sqlx::Error> {
+    if winners.is_empty() {
+        return Ok(());
+    }
+    let mut shops = Vec::with_capacity(winners.len());
+    let mut order_ids = Vec::with_capacity(winners.len());
+    let mut written_by = Vec::with_capacity(winners.len());
+    let mut inserted = Vec::with_capacity(winners.len());
+    let mut l = FlatLines::default();
+    for (k, ((i, row), new)) in winners.iter().enumerate() {
+        shops.push(events[*i].shop.as_str());
+        order_ids.push(row.id);
+        written_by.push(events[*i].written_by());
+        inserted.push(*new);
+        l.push(k as i64 + 1, &row.lines);
+    }
+    sqlx::query!(
+        "WITH won AS (
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::bool[])
+                 WITH ORDINALITY AS w(shop, order_id, written_by, inserted, n)
+         ),
+         input AS (
+             SELECT w.shop, w.order_id, w.written_by, w.inserted, l.*
+             FROM unnest($5::int8[], $6::int4[], $7::int8[], $8::int8[], $9::int8[],
+                         $10::text[], $11::int4[], $12::int4[], $13::text[]::numeric[],
+                         $14::text[]::numeric[])
+                  AS l(o, position, id, variant_id, product_id, sku, quantity,
+                       current_quantity, price, total_discount)
+             JOIN won w ON w.n = l.o
+         ),
+         gone AS (
+             DELETE FROM order_lines d USING won w
+             WHERE NOT w.inserted AND d.shop = w.shop AND d.order_id = w.order_id
+               AND NOT EXISTS (SELECT 1 FROM input l
+                               WHERE l.shop = d.shop AND l.order_id = d.order_id
+                                 AND l.id = d.id)
+         ),
+         fresh AS (
+             INSERT INTO order_lines (shop, order_id, id, position, variant_id, product_id,
+                                      sku, quantity, current_quantity, price, total_discount,
+                                      written_by)
+             SELECT l.shop, l.order_id, l.id, l.position, l.variant_id, l.product_id, l.sku,
+                    l.quantity, l.current_quantity, l.price, l.total_discount, l.written_by
+             FROM input l WHERE l.inserted
+         )
+         INSERT INTO order_lines AS t (shop, order_id, id, position, variant_id, product_id, sku,
+                                       quantity, current_quantity, price, total_discount,
+                                       written_by)
+         SELECT l.shop, l.order_id, l.id, l.position, l.variant_id, l.product_id, l.sku,
+                l.quantity, l.current_quantity, l.price, l.total_discount, l.written_by
+         FROM input l WHERE NOT l.inserted
+         ON CONFLICT (shop, order_id, id) DO UPDATE SET
+             position = EXCLUDED.position,
+             variant_id = EXCLUDED.variant_id,
+             product_id = EXCLUDED.product_id,
+             sku = EXCLUDED.sku,
+             quantity = EXCLUDED.quantity,
+             current_quantity = EXCLUDED.current_quantity,
+             price = EXCLUDED.price,
+             total_discount = EXCLUDED.total_discount,
+             written_by = EXCLUDED.written_by
+         WHERE (t.position, t.variant_id, t.product_id, t.sku, t.quantity, t.current_quantity,
+                t.price, t.total_discount)
+               IS DISTINCT FROM
+               (EXCLUDED.position, EXCLUDED.variant_id, EXCLUDED.product_id, EXCLUDED.sku,
+                EXCLUDED.quantity, EXCLUDED.current_quantity, EXCLUDED.price,
+                EXCLUDED.total_discount)",
+        &shops as &[&str],
+        &order_ids,
+        &written_by,
+        &inserted,
+        &l.order,
+        &l.position,
+        &l.id,
+        &l.variant_id as _,
+        &l.product_id as _,
+        &l.sku as _,
+        &l.quantity,
+        &l.current_quantity as _,
+        &l.price as _,
+        &l.total_discount as _,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The lines of several orders as flat column arrays; `order` is each line's order's number
+/// (from 1) in the statement's list of orders, `position` its place in its order (from 1).
+#[derive(Default)]
+struct FlatLines<'a> {
+    order: Vec<i64>,
+    position: Vec<i32>,
+    id: Vec<i64>,
+    variant_id: Vec<Option<i64>>,
+    product_id: Vec<Option<i64>>,
+    sku: Vec<Option<&'a str>>,
+    quantity: Vec<i32>,
+    current_quantity: Vec<Option<i32>>,
+    price: Vec<&'a str>,
+    total_discount: Vec<Option<&'a str>>,
+}
+
+impl<'a> FlatLines<'a> {
+    /// Appends the lines of order number `order`.
+    fn push(&mut self, order: i64, lines: &'a orders::Lines) {
+        for (p, id) in lines.id.iter().enumerate() {
+            self.order.push(order);
+            // `line_count` fits in an i32 (`OrderRow::parse`), so every position does.
+            self.position.push(p as i32 + 1);
+            self.id.push(*id);
+        }
+        self.variant_id.extend_from_slice(&lines.variant_id);
+        self.product_id.extend_from_slice(&lines.product_id);
+        self.sku.extend(lines.sku.iter().map(Option::as_deref));
+        self.quantity.extend_from_slice(&lines.quantity);
+        self.current_quantity
+            .extend_from_slice(&lines.current_quantity);
+        self.price.extend(lines.price.iter().map(String::as_str));
+        self.total_discount
+            .extend(lines.total_discount.iter().map(Option::as_deref));
+    }
 }
