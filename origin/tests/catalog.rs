@@ -14,6 +14,7 @@ use shopify_simulator::{
 use sqlx::PgPool;
 use wholesail_origin::catalog::merge::MergeError;
 use wholesail_origin::catalog::runs::{self, RunStatus};
+use wholesail_origin::catalog::{direct, jsonl};
 use wholesail_origin::catalog::{Progress, RunError, Runner, Settings};
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
 
@@ -516,16 +517,27 @@ async fn until_merge_waits_on(pool: &PgPool, statement: &str) {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
-async fn a_product_a_webhook_inserts_during_the_first_resync_survives_the_retried_merge(
-    pool: PgPool,
-) {
+/// A B2B rule of the default shop: an empty shop with one is loaded through staging (the
+/// direct load is for shops without rules).
+async fn add_rule(pool: &PgPool) {
+    sqlx::query(
+        "INSERT INTO rule_line_limits (shop, company_location, target_kind, target_id, increment)
+         VALUES ($1, 'gid://shopify/CompanyLocation/1', 'variant', 1, 2)",
+    )
+    .bind(DEFAULT_SHOP)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A products/create webhook newer than the export, still in flight when the first resync of
+/// the empty shop writes products (`waits_in`: the direct load's COPY, or with a rule the
+/// staged load's INSERT): the write waits for it and fails on its key once it commits; the
+/// run goes on through staging and the guarded merge, and the webhook's product survives.
+async fn webhook_product_during_the_first_resync(pool: PgPool, waits_in: &str) {
     let spec = CatalogSpec::new(29, 20);
     let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
     let pid = CatalogSpec::product_id(0) as i64;
-    // A products/create webhook newer than the export, still in flight when the merge of the
-    // empty shop starts (its insert-only path): the merge's INSERT waits for it, fails on its
-    // key once it commits, and the retried merge takes the guarded path.
     let mut webhook = pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO products (shop, id, admin_graphql_api_id, title, source_updated_at, written_by)
@@ -544,7 +556,7 @@ async fn a_product_a_webhook_inserts_during_the_first_resync_survives_the_retrie
                 .await
         })
     };
-    until_merge_waits_on(&pool, "INSERT INTO products").await;
+    until_merge_waits_on(&pool, waits_in).await;
     webhook.commit().await.unwrap();
     let out = task.await.unwrap().unwrap();
     let counts = spec.counts(Selection::ALL);
@@ -575,6 +587,168 @@ async fn a_product_a_webhook_inserts_during_the_first_resync_survives_the_retrie
         .await
         .unwrap();
     assert_eq!(products as u64, counts.products);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_product_a_webhook_inserts_during_the_direct_first_load_survives_through_staging(
+    pool: PgPool,
+) {
+    webhook_product_during_the_first_resync(pool, "COPY products").await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_product_a_webhook_inserts_during_the_first_resync_survives_the_retried_merge(
+    pool: PgPool,
+) {
+    add_rule(&pool).await;
+    webhook_product_during_the_first_resync(pool, "INSERT INTO products").await;
+}
+
+/// Every catalog row of the default shop as text, without who wrote it or when.
+async fn catalog_rows(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT x FROM (
+             SELECT 'p' || (p.id, p.admin_graphql_api_id, p.title, p.handle, p.status, p.vendor,
+                            p.product_type, p.tags, p.created_at, p.published_at,
+                            p.source_updated_at, p.source_digest, p.deleted_at)::text AS x
+             FROM products p WHERE shop = $1
+             UNION ALL SELECT 'v' || (v.id, v.product_id, v.sku, v.barcode, v.title,
+                                      v.price::text, v.compare_at_price::text, v.position,
+                                      v.inventory_quantity, v.inventory_item_id,
+                                      v.source_updated_at)::text
+             FROM variants v WHERE shop = $1
+             UNION ALL SELECT 'l' || (l.inventory_item_id, l.location_id, l.available,
+                                      l.source_updated_at, l.source_digest)::text
+             FROM inventory_levels l WHERE shop = $1
+             UNION ALL SELECT 'm' || (m.owner_type, m.owner_id, m.namespace, m.key,
+                                      m.metafield_id, m.type, m.value)::text
+             FROM catalog_metafields m WHERE shop = $1) s
+         ORDER BY x",
+    )
+    .bind(DEFAULT_SHOP)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_direct_first_load_writes_the_rows_the_staged_load_writes(pool: PgPool) {
+    // ~12,000 variants and ~24,000 levels: more than one COPY chunk each.
+    let spec = CatalogSpec::new(60, 1500);
+    let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 200 }, 20).await;
+    let shop = common::domain(DEFAULT_SHOP);
+    // Through staging: a rule makes the empty shop ineligible for the direct load.
+    add_rule(&pool).await;
+    let staged = runner(&pool)
+        .resync(&client(&sim), &shop, &no_progress)
+        .await
+        .unwrap();
+    let through_staging = catalog_rows(&pool).await;
+    for t in [
+        "products",
+        "variants",
+        "inventory_levels",
+        "catalog_metafields",
+        "rule_line_limits",
+    ] {
+        sqlx::query(&format!("DELETE FROM {t} WHERE shop = $1"))
+            .bind(DEFAULT_SHOP)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let direct = runner(&pool)
+        .resync(&client(&sim), &shop, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(catalog_rows(&pool).await, through_staging);
+    assert_eq!(live(&pool).await, expected(&spec));
+    assert_eq!(
+        (direct.staged, direct.merged),
+        (staged.staged, staged.merged)
+    );
+    assert_eq!(direct.run.status, RunStatus::Completed);
+    assert_eq!(
+        written_by_run(&pool, direct.run.id).await as u64,
+        spec.counts(Selection::ALL).total()
+    );
+    assert_eq!(
+        (staged.run.direct, direct.run.direct),
+        (Some(false), Some(true))
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_direct_load_encodes_prices_as_postgresql_reads_them_and_drops_orphan_variants(
+    pool: PgPool,
+) {
+    let shop = common::domain(DEFAULT_SHOP);
+    let prices = [
+        "0",
+        "0.5",
+        "-0.50",
+        "12.",
+        "10000",
+        "1.0001",
+        "-99999.9",
+        "12345678",
+        "123456789012345.1234",
+        "999999999999999.9999",
+        "-0",
+        "100000000.0100",
+    ];
+    let product =
+        br#"{"id":"gid://shopify/Product/7","title":"P","updatedAt":"2026-01-01T00:00:00Z"}"#
+            .to_vec();
+    let mut lines = vec![product];
+    for (i, p) in prices.iter().enumerate() {
+        lines.push(format!(
+            r#"{{"id":"gid://shopify/ProductVariant/{}","price":"{p}","compareAtPrice":"{p}","updatedAt":"2026-01-01T00:00:00Z","__parentId":"gid://shopify/Product/7"}}"#,
+            100 + i
+        ).into_bytes());
+    }
+    // A variant whose product is not in the export: the merge never writes one.
+    lines.push(br#"{"id":"gid://shopify/ProductVariant/999","price":"1.00","updatedAt":"2026-01-01T00:00:00Z","__parentId":"gid://shopify/Product/8"}"#.to_vec());
+    let mut direct = direct::begin(&pool, 1, &shop)
+        .await
+        .unwrap()
+        .expect("an empty shop loads directly");
+    for (n, line) in lines.iter().enumerate() {
+        direct
+            .write(&jsonl::parse(n as u64 + 1, line).unwrap())
+            .await
+            .unwrap();
+    }
+    let mut loaded = direct.finish().await.unwrap();
+    assert_eq!(loaded.staged.variants, prices.len() as u64 + 1);
+    assert_eq!(loaded.merged.variants.inserted, prices.len() as u64);
+    for (i, p) in prices.iter().enumerate() {
+        let (price, compare_at, want): (String, String, String) = sqlx::query_as(
+            "SELECT price::text, compare_at_price::text, $3::numeric::text FROM variants
+             WHERE shop = $1 AND id = $2",
+        )
+        .bind(DEFAULT_SHOP)
+        .bind(100 + i as i64)
+        .bind(p)
+        .fetch_one(&mut *loaded.tx)
+        .await
+        .unwrap();
+        assert_eq!(
+            (price.as_str(), compare_at.as_str()),
+            (want.as_str(), want.as_str()),
+            "{p}"
+        );
+    }
+    let orphan: i64 = sqlx::query_scalar("SELECT count(*) FROM variants WHERE id = 999")
+        .fetch_one(&mut *loaded.tx)
+        .await
+        .unwrap();
+    assert_eq!(orphan, 0);
+    // Until it commits, nobody else sees the rows.
+    assert!(snapshot(&pool).await.is_empty());
+    // A shop that has rows is not loaded directly.
+    loaded.tx.commit().await.unwrap();
+    assert!(direct::begin(&pool, 2, &shop).await.unwrap().is_none());
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -693,10 +867,11 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
         "{line}"
     );
     assert!(line.contains("updated 0, deleted 0"), "{line}");
+    // The empty shop was loaded straight into the live tables.
     assert!(
         line.contains("; import + merge ")
-            && line.contains(" (stage ")
-            && line.contains(", merge "),
+            && line.contains(" (direct load ")
+            && line.contains(", checks "),
         "{line}"
     );
     // The phases are the run's stored durations (what a watcher and the admin API show).
@@ -707,6 +882,25 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
         "stage_ms"
     );
     assert!(stored.merge_ms.is_some_and(|m| m >= 0), "merge_ms");
+    assert_eq!(stored.direct, Some(true));
+    // A shop with a catalog stages and merges.
+    let again = cli::resync(
+        pool.clone(),
+        copy_config(&pool),
+        &wholesail_origin::shops::Shops::default(),
+        Settings::default(),
+        args(),
+    )
+    .await
+    .unwrap();
+    let line = cli::summary(&again);
+    assert!(
+        line.contains("inserted 0, updated 0, deleted 0")
+            && line.contains(" (stage ")
+            && line.contains(", merge "),
+        "{line}"
+    );
+    assert_eq!(again.run.direct, Some(false));
 }
 
 /// `WHOLESAIL_SHOPS` naming the simulator's default shop.
@@ -802,6 +996,7 @@ async fn admin_api_resyncs_a_configured_shop_behind_the_bearer_token(pool: PgPoo
     assert_eq!(again["id"].as_i64(), Some(id));
     let done = until_ended(&origin, id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["direct"], true, "{done}");
     // Stage and merge are reported apart, in milliseconds.
     assert!(
         done["stage_ms"].as_i64().is_some_and(|ms| ms >= 0),

@@ -255,13 +255,18 @@ pub async fn resync(
 }
 
 /// The final summary line: inserted / updated / deleted, then the whole duration and its
-/// two phases (stage: download + parse + COPY into staging; merge: the one transaction).
+/// two phases (stage: download + parse + COPY into staging; merge: the one transaction; for
+/// a direct load, the load while downloading and the checks after it).
 pub fn summary(o: &Outcome) -> String {
     let t = o.merged.total();
+    let (stage, merge) = match o.run.direct {
+        Some(true) => ("direct load", "checks"),
+        _ => ("stage", "merge"),
+    };
     format!(
         "catalog run {} for {}: {} rows imported ({}); inserted {}, updated {}, deleted {} \
          (products {}/{}/{}, variants {}/{}/{}, inventory levels {}/{}/{}, metafields {}/{}/{}); \
-         import + merge {} (stage {}, merge {})",
+         import + merge {} ({stage} {}, {merge} {})",
         o.run.id,
         o.run.shop,
         o.staged.total(),

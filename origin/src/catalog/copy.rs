@@ -24,7 +24,7 @@ use super::jsonl::Record;
 pub const CHUNK: usize = 256 * 1024;
 
 /// The binary COPY header: signature, flags, header extension length.
-const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+pub(super) const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// 2000-01-01T00:00:00Z, PostgreSQL's epoch, in Unix microseconds.
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
@@ -91,10 +91,10 @@ fn columns(kind: &str) -> &'static str {
 
 /// One row in PostgreSQL's binary COPY format: a field count, then each field as its length
 /// (-1 for NULL) and its bytes in the type's binary form.
-struct Row<'b>(&'b mut BytesMut);
+pub(super) struct Row<'b>(&'b mut BytesMut);
 
 impl Row<'_> {
-    fn start(buf: &mut BytesMut, fields: i16) -> Row<'_> {
+    pub(super) fn start(buf: &mut BytesMut, fields: i16) -> Row<'_> {
         buf.put_i16(fields);
         Row(buf)
     }
@@ -104,20 +104,20 @@ impl Row<'_> {
         self
     }
 
-    fn int8(&mut self, v: i64) -> &mut Self {
+    pub(super) fn int8(&mut self, v: i64) -> &mut Self {
         self.0.put_i32(8);
         self.0.put_i64(v);
         self
     }
 
-    fn opt_int8(&mut self, v: Option<i64>) -> &mut Self {
+    pub(super) fn opt_int8(&mut self, v: Option<i64>) -> &mut Self {
         match v {
             Some(v) => self.int8(v),
             None => self.null(),
         }
     }
 
-    fn opt_int4(&mut self, v: Option<i32>) -> &mut Self {
+    pub(super) fn opt_int4(&mut self, v: Option<i32>) -> &mut Self {
         match v {
             Some(v) => {
                 self.0.put_i32(4);
@@ -130,13 +130,13 @@ impl Row<'_> {
 
     /// `text` (UTF-8 bytes). Never longer than its JSONL line, which `jsonl::parse` caps
     /// below 2 GiB, so the length fits.
-    fn text(&mut self, v: &str) -> &mut Self {
+    pub(super) fn text(&mut self, v: &str) -> &mut Self {
         self.0.put_i32(v.len() as i32);
         self.0.put_slice(v.as_bytes());
         self
     }
 
-    fn opt_text(&mut self, v: Option<&str>) -> &mut Self {
+    pub(super) fn opt_text(&mut self, v: Option<&str>) -> &mut Self {
         match v {
             Some(v) => self.text(v),
             None => self.null(),
@@ -144,9 +144,48 @@ impl Row<'_> {
     }
 
     /// `timestamptz`: microseconds since PostgreSQL's epoch.
-    fn timestamptz(&mut self, t: OffsetDateTime) -> &mut Self {
+    pub(super) fn timestamptz(&mut self, t: OffsetDateTime) -> &mut Self {
         let us = t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond()) - PG_EPOCH_US;
         self.int8(us)
+    }
+
+    /// `numeric` from decimal text as `jsonl` checked it (`-`, 1 to 15 integer digits, up to
+    /// 4 after the point): base-10000 digits from the integer part's most significant group,
+    /// then the fraction as one group, the text's fraction length as the display scale.
+    /// PostgreSQL strips the zero groups this leaves (`numeric_recv`).
+    pub(super) fn opt_numeric(&mut self, v: Option<&str>) -> &mut Self {
+        let Some(v) = v else {
+            return self.null();
+        };
+        let (negative, v) = v.strip_prefix('-').map_or((false, v), |r| (true, r));
+        let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+        let group = |s: &str| s.bytes().fold(0i16, |n, b| n * 10 + i16::from(b - b'0'));
+        let mut digits = [0i16; 5];
+        let mut n = 0;
+        let mut end = match int.len() % 4 {
+            0 => 4,
+            r => r,
+        };
+        let mut start = 0;
+        while start < int.len() {
+            digits[n] = group(&int[start..end]);
+            n += 1;
+            (start, end) = (end, end + 4);
+        }
+        let weight = n as i16 - 1;
+        if !frac.is_empty() {
+            digits[n] = group(frac) * 10i16.pow(4 - frac.len() as u32);
+            n += 1;
+        }
+        self.0.put_i32(8 + 2 * n as i32);
+        self.0.put_i16(n as i16);
+        self.0.put_i16(weight);
+        self.0.put_u16(if negative { 0x4000 } else { 0 });
+        self.0.put_i16(frac.len() as i16);
+        for d in &digits[..n] {
+            self.0.put_i16(*d);
+        }
+        self
     }
 }
 

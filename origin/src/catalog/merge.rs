@@ -331,7 +331,10 @@ pub async fn merge(
 
 /// Whether `shop` has no catalog row at all: no product (not even a tombstone), variant,
 /// inventory level or metafield.
-async fn shop_is_empty(conn: &mut PgConnection, shop: &ShopDomain) -> Result<bool, sqlx::Error> {
+pub(super) async fn shop_is_empty(
+    conn: &mut PgConnection,
+    shop: &ShopDomain,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(
         r#"SELECT NOT EXISTS (SELECT 1 FROM products WHERE shop = $1)
             AND NOT EXISTS (SELECT 1 FROM variants WHERE shop = $1)

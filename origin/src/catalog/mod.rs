@@ -15,6 +15,7 @@ pub mod admin;
 pub mod background;
 pub mod cli;
 pub mod copy;
+pub mod direct;
 pub mod driver;
 pub mod jsonl;
 pub mod merge;

@@ -20,6 +20,7 @@ use wholesail_shopify_admin::{AdminClient, AdminError};
 use wholesail_webhook::ShopDomain;
 
 use super::copy::{self, StagedCounts, Staging};
+use super::direct::{self, Direct, DirectError};
 use super::driver::{self, Lease, Take};
 use super::jsonl::{self, LineError};
 use super::merge::{self, MergeError, MergeSummary};
@@ -75,6 +76,9 @@ pub enum RunError {
     /// Staging by COPY failed.
     #[error("staging failed: {0}")]
     Copy(#[from] tokio_postgres::Error),
+    /// Loading an empty shop straight into the live tables failed.
+    #[error("direct load failed: {0}")]
+    Direct(#[from] DirectError),
     /// The merge failed or was refused.
     #[error(transparent)]
     Merge(#[from] MergeError),
@@ -143,6 +147,88 @@ fn retryable(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| matches!(c.as_ref(), "23505" | "40P01" | "40001"))
+}
+
+/// Where an import writes the export's records.
+enum Sink {
+    /// The run's staging tables, merged afterwards.
+    Staging(Staging),
+    /// The live tables of a shop with no catalog yet.
+    Direct(Direct),
+}
+
+impl Sink {
+    async fn write(&mut self, record: &jsonl::Record<'_>) -> Result<(), RunError> {
+        match self {
+            Sink::Staging(s) => s.write(record).await?,
+            Sink::Direct(d) => d.write(record).await?,
+        }
+        Ok(())
+    }
+}
+
+/// Marks run `id` completed with what it did and whether it loaded `direct`ly, in the
+/// transaction that did it; refused when another driver has taken the run (the transaction
+/// then rolls back when dropped).
+#[allow(clippy::too_many_arguments)]
+async fn complete(
+    tx: &mut sqlx::PgConnection,
+    id: i64,
+    attempt: i32,
+    staged: &StagedCounts,
+    merged: &MergeSummary,
+    stage_time: Duration,
+    merge_time: Duration,
+    direct: bool,
+) -> Result<(), RunError> {
+    let total = merged.total();
+    let completed = sqlx::query_scalar!(
+        "UPDATE catalog_runs SET status = 'completed', staged = $2, merged = $3,
+                inserted = $4, updated = $5, deleted = $6, stage_ms = $8, merge_ms = $9,
+                direct = $10, updated_at = now(), finished_at = now()
+         WHERE id = $1 AND attempt = $7 AND status = 'importing' RETURNING id",
+        id,
+        serde_json::to_value(staged).unwrap_or_default(),
+        serde_json::to_value(merged).unwrap_or_default(),
+        total.inserted as i64,
+        total.updated as i64,
+        total.deleted as i64,
+        attempt,
+        stage_time.as_millis() as i64,
+        merge_time.as_millis() as i64,
+        direct,
+    )
+    .fetch_optional(tx)
+    .await?;
+    completed.map(|_| ()).ok_or(RunError::Superseded(id))
+}
+
+/// The outcome of a completed import, logged.
+fn completed(
+    shop: &ShopDomain,
+    run: Run,
+    staged: StagedCounts,
+    merged: MergeSummary,
+    total: merge::TableChanges,
+    stage_time: Duration,
+    merge_time: Duration,
+) -> Outcome {
+    tracing::info!(
+        run = run.id,
+        %shop,
+        inserted = total.inserted,
+        updated = total.updated,
+        deleted = total.deleted,
+        "catalog resync completed"
+    );
+    Outcome {
+        run,
+        staged,
+        merged,
+        import_time: stage_time + merge_time,
+        stage_time,
+        merge_time,
+    }
 }
 
 /// Timings of a runner.
@@ -546,7 +632,9 @@ impl Runner {
         }
     }
 
-    /// Streams the result into staging, checks it is complete, and merges it.
+    /// Loads the result: straight into the live tables when the shop has no catalog yet
+    /// ([`direct`]; a webhook's row on one of its keys sends it through staging after all),
+    /// otherwise into staging, then merged.
     #[allow(clippy::too_many_arguments)]
     async fn import(
         &self,
@@ -570,11 +658,116 @@ impl Runner {
         .await?
         .rows_affected();
         fenced(n, id)?;
+        if let Some(direct) = direct::begin(&self.pool, id, shop).await? {
+            match self
+                .load_direct(id, attempt, shop, op, client, progress, direct)
+                .await
+            {
+                Err(RunError::Direct(DirectError::Database(e))) if retryable(&e) => {
+                    tracing::warn!(run = id, error = %e,
+                        "a webhook wrote the catalog during the direct load; importing through staging");
+                }
+                other => return other,
+            }
+        }
+        let mut staging = Sink::Staging(Staging::open(&self.copy, id, attempt).await?);
+        self.read_export(id, attempt, op, client, progress, &mut staging)
+            .await?;
+        let Sink::Staging(staging) = staging else {
+            unreachable!("opened as staging")
+        };
+        let written = staging.finish().await?;
+        let stage_time = started.elapsed();
+        // A webhook that commits a conflicting row mid-merge (unique violation, deadlock)
+        // rolls the merge back; the staged rows are still there, so it is simply run again.
+        let mut tries = 0;
+        let (run, staged, merged, total) = loop {
+            tries += 1;
+            match self
+                .merge_and_complete(id, attempt, shop, snapshot, &written, stage_time)
+                .await
+            {
+                Err(RunError::Merge(MergeError::Database(e)) | RunError::Database(e))
+                    if tries < 3 && retryable(&e) =>
+                {
+                    tracing::warn!(run = id, error = %e, tries, "catalog merge retried");
+                }
+                other => break other?,
+            }
+        };
+        let merge_time = started.elapsed() - stage_time;
+        if let Ok(c) = copy::connect(&self.copy).await {
+            let _ = copy::drop_run_tables(&c, id).await;
+        }
+        Ok(completed(
+            shop, run, staged, merged, total, stage_time, merge_time,
+        ))
+    }
+
+    /// The direct load: the export into the live tables, then the run's `completed` status
+    /// in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn load_direct(
+        &self,
+        id: i64,
+        attempt: i32,
+        shop: &ShopDomain,
+        op: &BulkOperation,
+        client: &AdminClient,
+        progress: &(dyn Fn(Progress) + Sync),
+        direct: Direct,
+    ) -> Result<Outcome, RunError> {
+        let started = Instant::now();
+        let mut sink = Sink::Direct(direct);
+        self.read_export(id, attempt, op, client, progress, &mut sink)
+            .await?;
+        let Sink::Direct(direct) = sink else {
+            unreachable!("opened as direct")
+        };
+        let stage_time = started.elapsed();
+        let mut loaded = direct.finish().await?;
+        let total = loaded.merged.total();
+        complete(
+            &mut loaded.tx,
+            id,
+            attempt,
+            &loaded.staged,
+            &loaded.merged,
+            stage_time,
+            started.elapsed() - stage_time,
+            true,
+        )
+        .await?;
+        loaded.tx.commit().await?;
+        let merge_time = started.elapsed() - stage_time;
+        let run = runs::get(&self.pool, id)
+            .await?
+            .ok_or(RunError::Superseded(id))?;
+        Ok(completed(
+            shop,
+            run,
+            loaded.staged,
+            loaded.merged,
+            total,
+            stage_time,
+            merge_time,
+        ))
+    }
+
+    /// Streams the export into `sink`, reporting progress, and checks it is complete.
+    async fn read_export(
+        &self,
+        id: i64,
+        attempt: i32,
+        op: &BulkOperation,
+        client: &AdminClient,
+        progress: &(dyn Fn(Progress) + Sync),
+        sink: &mut Sink,
+    ) -> Result<(), RunError> {
         let url = op
             .url
             .as_deref()
             .ok_or_else(|| AdminError::Decode("completed bulk operation without url".into()))?;
-        let mut staging = Staging::open(&self.copy, id, attempt).await?;
         let mut reader = client
             .download_jsonl(url, &self.settings.result_hosts)
             .await?;
@@ -599,7 +792,7 @@ impl Runner {
                 continue;
             }
             let record = jsonl::parse(line.number, line.bytes)?;
-            staging.write(&record).await?;
+            sink.write(&record).await?;
             // The clock is read every 64 lines, not on every line.
             if line.number % 64 == 0 && last_report.elapsed() >= self.settings.progress_interval {
                 last_report = Instant::now();
@@ -625,46 +818,7 @@ impl Runner {
             });
         }
         progress(p);
-        self.report(id, attempt, p).await?;
-        let written = staging.finish().await?;
-        let stage_time = started.elapsed();
-        // A webhook that commits a conflicting row mid-merge (unique violation, deadlock)
-        // rolls the merge back; the staged rows are still there, so it is simply run again.
-        let mut tries = 0;
-        let (run, staged, merged, total) = loop {
-            tries += 1;
-            match self
-                .merge_and_complete(id, attempt, shop, snapshot, &written, stage_time)
-                .await
-            {
-                Err(RunError::Merge(MergeError::Database(e)) | RunError::Database(e))
-                    if tries < 3 && retryable(&e) =>
-                {
-                    tracing::warn!(run = id, error = %e, tries, "catalog merge retried");
-                }
-                other => break other?,
-            }
-        };
-        let merge_time = started.elapsed() - stage_time;
-        if let Ok(c) = copy::connect(&self.copy).await {
-            let _ = copy::drop_run_tables(&c, id).await;
-        }
-        tracing::info!(
-            run = id,
-            %shop,
-            inserted = total.inserted,
-            updated = total.updated,
-            deleted = total.deleted,
-            "catalog resync completed"
-        );
-        Ok(Outcome {
-            run,
-            staged,
-            merged,
-            import_time: started.elapsed(),
-            stage_time,
-            merge_time,
-        })
+        self.report(id, attempt, p).await
     }
 
     /// The merge and the run's `completed` status, in one transaction; refused when the
@@ -705,25 +859,17 @@ impl Runner {
             });
         }
         let total = merged.total();
-        let completed = sqlx::query_scalar!(
-            "UPDATE catalog_runs SET status = 'completed', staged = $2, merged = $3,
-                    inserted = $4, updated = $5, deleted = $6, stage_ms = $8, merge_ms = $9,
-                    updated_at = now(), finished_at = now()
-             WHERE id = $1 AND attempt = $7 AND status = 'importing' RETURNING id",
+        complete(
+            &mut tx,
             id,
-            serde_json::to_value(staged).unwrap_or_default(),
-            serde_json::to_value(merged).unwrap_or_default(),
-            total.inserted as i64,
-            total.updated as i64,
-            total.deleted as i64,
             attempt,
-            stage_time.as_millis() as i64,
-            started.elapsed().as_millis() as i64,
+            &staged,
+            &merged,
+            stage_time,
+            started.elapsed(),
+            false,
         )
-        .fetch_optional(&mut *tx)
         .await?;
-        // Not ours any more: the transaction rolls back when dropped.
-        completed.ok_or(RunError::Superseded(id))?;
         tx.commit().await?;
         let run = runs::get(&self.pool, id)
             .await?

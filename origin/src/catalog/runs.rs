@@ -85,6 +85,9 @@ pub struct Run {
     pub stage_ms: Option<i64>,
     /// Milliseconds its merge took.
     pub merge_ms: Option<i64>,
+    /// Whether the completed attempt loaded the live tables directly (no staging; see
+    /// `direct`).
+    pub direct: Option<bool>,
 }
 
 impl Run {
@@ -115,7 +118,7 @@ async fn select(pool: &PgPool, which: Which<'_>) -> Result<Vec<Run>, sqlx::Error
                   bulk_status, bulk_object_count, file_size, cancel_requested, lines_read,
                   bytes_read, staged, merged, inserted, updated, deleted, error, error_line,
                   created_at, updated_at, bulk_finished_at, finished_at, attempt, driver,
-                  stage_ms, merge_ms
+                  stage_ms, merge_ms, direct
          FROM catalog_runs
          WHERE ($1::int8 IS NULL OR id = $1) AND ($2::text IS NULL OR shop = $2)
            AND (NOT $3 OR status IN ('starting', 'waiting', 'importing'))

@@ -1,0 +1,307 @@
+//! The first resync of a shop with no catalog row, loaded straight into the live tables.
+//!
+//! Staging then merging writes every row twice: a COPY into staging, then an `INSERT … SELECT`
+//! about as costly as a COPY into the live tables. When there is nothing to compare with,
+//! the rows go to the live tables once, in ONE transaction on one connection ([`begin`]):
+//! it takes the shop's lock (shared, as the merge does) and goes on only if the shop is not
+//! redacted, has no catalog row, no B2B rule (the stock trigger must see a level's variant,
+//! which a chunked load may not have written yet) and no linked reconciliation run; otherwise
+//! the runner stages as usual. Each kind's rows are encoded into a buffer of its own and, once
+//! it holds [`CHUNK`] bytes, sent as one binary `COPY … FROM STDIN` into the live table by a
+//! writer task, so parsing and PostgreSQL's inserts overlap; memory is the buffers and the
+//! chunks in flight, whatever the file size. At the end the variants whose product is not in
+//! the export are deleted (the merge never writes them) and the caller marks the run
+//! completed in the same transaction ([`Loaded`]). Readers see nothing until it commits.
+//!
+//! A webhook committing a row under one of the export's keys makes a COPY fail with a unique
+//! violation (one still in flight makes it wait): the runner then imports the file again
+//! through staging, whose merge takes the guarded path. The transaction lasts the whole
+//! download, where a staged import holds one only for its merge.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use wholesail_webhook::ShopDomain;
+
+use super::copy::{Row, StagedCounts, HEADER, KINDS};
+use super::jsonl::Record;
+use super::merge::{self, MergeSummary, TableChanges};
+
+/// Bytes of encoded rows per COPY statement.
+pub const CHUNK: usize = 1024 * 1024;
+
+/// Chunks encoded ahead of the writer.
+const IN_FLIGHT: usize = 2;
+
+/// The COPY statement of each kind, in [`KINDS`] order.
+const COPIES: [&str; 4] = [
+    "COPY products (shop, id, admin_graphql_api_id, title, handle, status, vendor, product_type,
+                    tags, source_updated_at, written_by) FROM STDIN (FORMAT binary)",
+    "COPY variants (shop, id, product_id, sku, barcode, title, price, compare_at_price, position,
+                    inventory_item_id, source_updated_at, written_by) FROM STDIN (FORMAT binary)",
+    "COPY inventory_levels (shop, inventory_item_id, location_id, available, source_updated_at,
+                            source_digest, written_by) FROM STDIN (FORMAT binary)",
+    "COPY catalog_metafields (shop, metafield_id, owner_type, owner_id, namespace, key, type,
+                              value, written_by) FROM STDIN (FORMAT binary)",
+];
+
+/// Why a direct load stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectError {
+    /// A statement failed (a unique violation when a webhook wrote one of the keys).
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The writer task panicked.
+    #[error("the COPY writer stopped: {0}")]
+    Writer(#[from] tokio::task::JoinError),
+    /// PostgreSQL did not count the rows that were sent.
+    #[error("COPY reported {written:?} rows for the {read:?} read")]
+    Count {
+        /// Rows by kind, as the COPYs reported them.
+        written: [u64; 4],
+        /// Rows by kind, as read from the export.
+        read: [u64; 4],
+    },
+}
+
+/// A transaction and the rows each kind's COPYs reported.
+type Written = (Transaction<'static, Postgres>, [u64; 4]);
+
+/// One kind's rows, ready to send.
+struct Chunk {
+    kind: usize,
+    bytes: Bytes,
+}
+
+/// A direct load in progress.
+pub struct Direct {
+    chunks: Option<mpsc::Sender<Chunk>>,
+    writer: JoinHandle<Result<Written, sqlx::Error>>,
+    bufs: [BytesMut; 4],
+    pending: [u64; 4],
+    counts: StagedCounts,
+    shop: String,
+    written_by: String,
+}
+
+/// A finished direct load, its transaction still open for the run's `completed` status.
+pub struct Loaded {
+    /// The transaction holding every row.
+    pub tx: Transaction<'static, Postgres>,
+    /// Rows read from the export, by kind.
+    pub staged: StagedCounts,
+    /// Rows written (all inserted).
+    pub merged: MergeSummary,
+}
+
+/// Starts a direct load of `shop` for run `run` when it applies (see the module), or `None`
+/// (nothing held) when the run must stage.
+pub async fn begin(
+    pool: &PgPool,
+    run: i64,
+    shop: &ShopDomain,
+) -> Result<Option<Direct>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    crate::shop_lock::shared(&mut tx, shop).await?;
+    let eligible = !crate::shop_lock::is_redacted(&mut tx, shop).await?
+        && merge::shop_is_empty(&mut tx, shop).await?
+        && sqlx::query_scalar!(
+            r#"SELECT NOT EXISTS (SELECT 1 FROM rule_line_limits WHERE shop = $1)
+                AND NOT EXISTS (SELECT 1 FROM rule_quotas WHERE shop = $1)
+                AND NOT EXISTS (SELECT 1 FROM rule_sku_warehouses WHERE shop = $1)
+                AND NOT EXISTS (SELECT 1 FROM rule_sku_regions WHERE shop = $1)
+                AND NOT EXISTS (SELECT 1 FROM reconcile_runs
+                                WHERE shop = $1 AND catalog_run = $2) AS "eligible!""#,
+            shop.as_str(),
+            run,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+    if !eligible {
+        return Ok(None);
+    }
+    let (chunks, rx) = mpsc::channel(IN_FLIGHT);
+    let buf = || {
+        let mut b = BytesMut::with_capacity(CHUNK + (CHUNK >> 3));
+        b.put_slice(HEADER);
+        b
+    };
+    Ok(Some(Direct {
+        chunks: Some(chunks),
+        writer: tokio::spawn(write(tx, rx)),
+        bufs: [buf(), buf(), buf(), buf()],
+        pending: [0; 4],
+        counts: StagedCounts::default(),
+        shop: shop.as_str().to_owned(),
+        written_by: merge::written_by(run),
+    }))
+}
+
+/// The writer task: each chunk as one COPY into its live table.
+async fn write(
+    mut tx: Transaction<'static, Postgres>,
+    mut chunks: mpsc::Receiver<Chunk>,
+) -> Result<Written, sqlx::Error> {
+    let mut rows = [0u64; 4];
+    while let Some(c) = chunks.recv().await {
+        let mut copy = tx.copy_in_raw(COPIES[c.kind]).await?;
+        copy.send(c.bytes).await?;
+        rows[c.kind] += copy.finish().await?;
+    }
+    Ok((tx, rows))
+}
+
+impl Drop for Direct {
+    /// An abandoned load (an error, a cancel) stops its writer; the transaction rolls back.
+    fn drop(&mut self) {
+        self.writer.abort();
+    }
+}
+
+impl Direct {
+    /// Rows read so far.
+    pub fn counts(&self) -> StagedCounts {
+        self.counts
+    }
+
+    /// Encodes `record` into its kind's buffer and hands a full buffer to the writer.
+    pub async fn write(&mut self, record: &Record<'_>) -> Result<(), DirectError> {
+        let (shop, by) = (self.shop.as_str(), self.written_by.as_str());
+        let (k, count) = match record {
+            Record::Product(p) => {
+                Row::start(&mut self.bufs[0], 11)
+                    .text(shop)
+                    .int8(p.id)
+                    .text(p.gid)
+                    .opt_text(p.title.as_deref())
+                    .opt_text(p.handle.as_deref())
+                    .opt_text(p.status.as_deref())
+                    .opt_text(p.vendor.as_deref())
+                    .opt_text(p.product_type.as_deref())
+                    .opt_text(p.tags.as_deref())
+                    .timestamptz(p.updated_at)
+                    .text(by);
+                (0, &mut self.counts.products)
+            }
+            Record::Variant(v) => {
+                Row::start(&mut self.bufs[1], 12)
+                    .text(shop)
+                    .int8(v.id)
+                    .int8(v.product_id)
+                    .opt_text(v.sku.as_deref())
+                    .opt_text(v.barcode.as_deref())
+                    .opt_text(v.title.as_deref())
+                    .opt_numeric(v.price)
+                    .opt_numeric(v.compare_at_price)
+                    .opt_int4(v.position)
+                    .opt_int8(v.inventory_item_id)
+                    .timestamptz(v.updated_at)
+                    .text(by);
+                (1, &mut self.counts.variants)
+            }
+            Record::InventoryLevel(l) => {
+                Row::start(&mut self.bufs[2], 7)
+                    .text(shop)
+                    .int8(l.inventory_item_id)
+                    .int8(l.location_id)
+                    .opt_int4(l.available)
+                    .timestamptz(l.updated_at)
+                    .int8(0)
+                    .text(by);
+                (2, &mut self.counts.inventory_levels)
+            }
+            Record::Metafield(m) => {
+                Row::start(&mut self.bufs[3], 9)
+                    .text(shop)
+                    .int8(m.id)
+                    .text(m.owner_type)
+                    .int8(m.owner_id)
+                    .text(&m.namespace)
+                    .text(&m.key)
+                    .text(&m.kind)
+                    .text(&m.value)
+                    .text(by);
+                (3, &mut self.counts.metafields)
+            }
+        };
+        *count += 1;
+        self.pending[k] += 1;
+        if self.bufs[k].len() >= CHUNK {
+            self.send(k).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends kind `k`'s buffered rows, if any, as one COPY; a writer that has stopped answers
+    /// with its error.
+    async fn send(&mut self, k: usize) -> Result<(), DirectError> {
+        if self.pending[k] == 0 {
+            return Ok(());
+        }
+        self.pending[k] = 0;
+        let buf = &mut self.bufs[k];
+        buf.put_i16(-1);
+        let bytes = buf.split().freeze();
+        buf.put_slice(HEADER);
+        let sent = match &self.chunks {
+            Some(chunks) => chunks.send(Chunk { kind: k, bytes }).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The writer dropped its end: it returned its error.
+        self.chunks = None;
+        (&mut self.writer).await??;
+        unreachable!("the COPY writer ended while chunks could still be sent")
+    }
+
+    /// Sends the last rows, waits for every COPY, checks PostgreSQL counted what was read, and
+    /// deletes the variants whose product is not in the export.
+    pub async fn finish(mut self) -> Result<Loaded, DirectError> {
+        for k in 0..KINDS.len() {
+            self.send(k).await?;
+        }
+        self.chunks = None;
+        let (mut tx, rows) = (&mut self.writer).await??;
+        let staged = self.counts;
+        let read = [
+            staged.products,
+            staged.variants,
+            staged.inventory_levels,
+            staged.metafields,
+        ];
+        if rows != read {
+            return Err(DirectError::Count {
+                written: rows,
+                read,
+            });
+        }
+        let orphans = sqlx::query!(
+            "DELETE FROM variants v
+             WHERE v.shop = $1 AND v.written_by = $2
+               AND NOT EXISTS (SELECT 1 FROM products p
+                               WHERE p.shop = $1 AND p.id = v.product_id AND p.written_by = $2)",
+            self.shop,
+            self.written_by,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let only = |inserted| TableChanges {
+            inserted,
+            ..TableChanges::default()
+        };
+        Ok(Loaded {
+            tx,
+            staged,
+            merged: MergeSummary {
+                products: only(rows[0]),
+                variants: only(rows[1] - orphans),
+                inventory_levels: only(rows[2]),
+                metafields: only(rows[3]),
+            },
+        })
+    }
+}
