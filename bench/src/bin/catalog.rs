@@ -60,6 +60,9 @@ struct Report {
     vmhwm_kb: u64,
     /// CPU time (user + system) of the importing process.
     cpu_s: f64,
+    /// Loaded straight into the live tables (no staging): the stage is the load, the merge
+    /// its checks.
+    direct: bool,
 }
 
 fn main() -> Result<()> {
@@ -148,6 +151,7 @@ fn import(sim_url: &str, db_url: &str, wal_compression: Option<&str>) -> Result<
             bytes: out.run.bytes_read as u64,
             vmhwm_kb: 0,
             cpu_s: 0.0,
+            direct: out.run.direct == Some(true),
         })
     })?;
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -167,7 +171,8 @@ fn import(sim_url: &str, db_url: &str, wal_compression: Option<&str>) -> Result<
             r.lines,
             r.bytes,
             vmhwm_kb,
-            cpu_seconds("/proc/self/stat")?
+            cpu_seconds("/proc/self/stat")?,
+            r.direct
         ])
     );
     Ok(())
@@ -284,7 +289,7 @@ async fn import_once(sim: &Simulator, bench: &Bench) -> Result<Report> {
     if !out.status.success() {
         bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let v: (i64, f64, f64, f64, u64, u64, u64, f64) = serde_json::from_slice(&out.stdout)?;
+    let v: (i64, f64, f64, f64, u64, u64, u64, f64, bool) = serde_json::from_slice(&out.stdout)?;
     Ok(Report {
         run: v.0,
         total_s: v.1,
@@ -294,6 +299,7 @@ async fn import_once(sim: &Simulator, bench: &Bench) -> Result<Report> {
         bytes: v.5,
         vmhwm_kb: v.6,
         cpu_s: v.7,
+        direct: v.8,
     })
 }
 
@@ -484,14 +490,27 @@ fn report(
         "| (a2) `psql \\copy` CSV → live, indexed tables of the empty shop (live floor) | {live:.2} | {:.0} | – | – | 1.00 |",
         rows / live
     );
+    // The first resync of the empty shop loads the live tables directly, unless it met a
+    // webhook's row (the bench sends none) and went through staging.
+    let (stage_name, merge_name) = if done.iter().all(|r| r.initial.report.direct) {
+        (
+            "resync direct load: download + parse + binary COPY → live tables",
+            "resync checks and commit (same transaction), empty shop",
+        )
+    } else {
+        (
+            "resync stage: download + parse + binary COPY → staging",
+            "resync merge (one transaction, empty shop)",
+        )
+    };
     println!(
-        "| resync stage: download + parse + binary COPY → staging | {stage:.2} | {:.0} | {:.0} | {:.2}× | – |",
+        "| {stage_name} | {stage:.2} | {:.0} | {:.0} | {:.2}× | – |",
         rows / stage,
         bytes / 1e6 / stage,
         stage / copy
     );
     println!(
-        "| resync merge (one transaction, empty shop) | {merge:.2} | {:.0} | – | – | – |",
+        "| {merge_name} | {merge:.2} | {:.0} | – | – | – |",
         rows / merge
     );
     println!(
@@ -564,10 +583,19 @@ fn report(
     println!();
     println!("| goal (1M variants) | measured | |");
     println!("|---|---|---|");
+    // A direct initial load has no staging step: the unchanged resync's stage is judged.
+    let (staged, which) = if done.iter().all(|r| r.initial.report.direct) {
+        (
+            med(&|r| r.unchanged.report.stage_s),
+            " (the unchanged resync's)",
+        )
+    } else {
+        (stage, "")
+    };
     println!(
-        "| stage ≤ 1.5× staging \\copy | {:.2}× | {} |",
-        stage / copy,
-        met(stage <= 1.5 * copy)
+        "| stage{which} ≤ 1.5× staging \\copy | {:.2}× | {} |",
+        staged / copy,
+        met(staged <= 1.5 * copy)
     );
     println!(
         "| initial resync total ≤ 1.1× live \\copy | {initial_ratio:.2}× | {} |",

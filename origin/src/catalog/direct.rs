@@ -278,6 +278,12 @@ impl Direct {
                 read,
             });
         }
+        // The tables were filled moments ago in this transaction (no statistics): an
+        // anti-join by nested loop probes the products index once per variant (2.5 s at 1M
+        // variants, against 0.55 s hashed).
+        sqlx::query!("SET LOCAL enable_nestloop = off")
+            .execute(&mut *tx)
+            .await?;
         let orphans = sqlx::query!(
             "DELETE FROM variants v
              WHERE v.shop = $1 AND v.written_by = $2
