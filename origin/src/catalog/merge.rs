@@ -40,9 +40,10 @@
 //! unique violation, and the runner runs the whole merge again. Tables are visited in the
 //! handlers' order (products, then variants) to keep lock order consistent.
 //!
-//! A shop with no catalog row at all (its first resync) is loaded by plain `INSERT … SELECT`s
-//! ([`load_empty`]): nothing to compare, update or delete, which saves the anti-joins and the
-//! delete-missing scans over the rows just inserted. A webhook's row appearing meanwhile makes
+//! A shop with no catalog row at all is usually loaded without staging (`super::direct`); one
+//! staged anyway (it has a rule or a linked reconciliation) is loaded by plain `INSERT …
+//! SELECT`s ([`load_empty`]): nothing to compare, update or delete, which saves the anti-joins
+//! and the delete-missing scans over the rows just inserted. A webhook's row appearing meanwhile makes
 //! an INSERT fail on its key, and the retried merge takes the guarded path.
 
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,8 @@
 //! `bulkOperationRunQuery`, waits for it (polling, woken early by [`runs::bulk_finished`]
 //! from the `bulk_operations/finish` webhook), downloads the JSONL as a stream, parses each
 //! line into a typed record ([`jsonl`]), writes it by binary COPY into the run's staging tables
-//! ([`copy`]), then merges staging into the live tables in one transaction ([`merge`]).
+//! ([`copy`]), then merges staging into the live tables in one transaction ([`merge`]); a
+//! shop with no catalog yet is loaded straight into the live tables instead ([`direct`]).
 //! [`driver`] makes sure one process at a time drives a run (the others watch it).
 //! [`cli`] is `origin catalog resync`; [`admin`] the HTTP routes; [`background`] drives the
 //! server's runs, resumes them at start-up and adopts runs whose driver died; `run_metrics`
