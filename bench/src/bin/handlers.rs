@@ -4,6 +4,9 @@
 //! written by two plain multi-row `INSERT … VALUES` statements with no guards, in one committed
 //! transaction, into the same tables.
 //!
+//! The same history of a second order goes through the workers' set path
+//! (`handlers::apply_set_in_batch`, a set of one event), timed the same way.
+//!
 //! Two passes: durable commits, then `synchronous_commit = off`, which leaves out the WAL flush
 //! (shared with every other process on the machine, so the noisiest part) and shows the
 //! handlers' own cost. Needs `DATABASE_URL` (the xtask sets it); works in a scratch database
@@ -57,6 +60,22 @@ async fn timed_apply(conn: &mut PgConnection, event: &InboxEvent, expect: Outcom
     anyhow::ensure!(
         outcome == expect,
         "{}: {outcome:?}, expected {expect:?}",
+        event.topic
+    );
+    Ok(secs)
+}
+
+/// Applies `event` as the workers apply a batch's order events (`apply_set_in_batch`, here a
+/// set of one) in a committed transaction; seconds taken.
+async fn timed_set(conn: &mut PgConnection, event: &InboxEvent) -> Result<f64> {
+    let t = Instant::now();
+    let mut tx = conn.begin().await?;
+    let results = handlers::apply_set_in_batch(&mut tx, &[event]).await?;
+    tx.commit().await?;
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        matches!(results.as_slice(), [Ok(v)] if v.outcome() == Outcome::Applied),
+        "{} as a set: {results:?}",
         event.topic
     );
     Ok(secs)
@@ -153,6 +172,7 @@ async fn main() -> Result<()> {
     // orders/paid sends), a newer version with every line changed (another seed, same line
     // ids), and the create again, late.
     let mut rounds = Vec::with_capacity(ROUNDS);
+    let mut set_rounds = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS as u64 {
         let id = 6_000_000_000_000 + round;
         let n = round as i64 * 10;
@@ -170,7 +190,19 @@ async fn main() -> Result<()> {
             webhook_id: format!("late-{round}"),
             ..create.clone()
         };
+        // The same history for another order, applied through the workers' set path.
+        let id = 7_000_000_000_000 + round;
+        let set_create = event(n + 5, "orders/create", &order(&spec(round, id, T1)))?;
+        let mut set_paid = order(&spec(round, id, T2));
+        set_paid["financial_status"] = "paid".into();
+        let set_paid = event(n + 6, "orders/paid", &set_paid)?;
+        let set_edited = event(
+            n + 7,
+            "orders/updated",
+            &order(&spec(round + 1_000, id, T3)),
+        )?;
         rounds.push([create, paid, edited, late]);
+        set_rounds.push([set_create, set_paid, set_edited]);
     }
     let payload_bytes = rounds[0][0].payload.len();
     println!(
@@ -190,8 +222,10 @@ async fn main() -> Result<()> {
         sqlx::query(&format!("SET synchronous_commit = {setting}"))
             .execute(&mut conn)
             .await?;
-        let mut samples: [Vec<f64>; 6] = Default::default();
-        for [create, paid, edited, late] in &rounds {
+        let mut samples: [Vec<f64>; 9] = Default::default();
+        for ([create, paid, edited, late], [set_create, set_paid, set_edited]) in
+            rounds.iter().zip(&set_rounds)
+        {
             samples[0].push(
                 timed_reference(&mut conn, "reference.myshopify.com", &create.payload, false)
                     .await?,
@@ -203,12 +237,15 @@ async fn main() -> Result<()> {
             samples[3].push(timed_apply(&mut conn, paid, Outcome::Applied).await?);
             samples[4].push(timed_apply(&mut conn, edited, Outcome::Applied).await?);
             samples[5].push(timed_apply(&mut conn, late, Outcome::Stale).await?);
+            samples[6].push(timed_set(&mut conn, set_create).await?);
+            samples[7].push(timed_set(&mut conn, set_paid).await?);
+            samples[8].push(timed_set(&mut conn, set_edited).await?);
         }
         let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM order_lines WHERE shop = $1")
             .bind(SHOP)
             .fetch_one(&mut conn)
             .await?;
-        anyhow::ensure!(lines == (ROUNDS * LINES) as i64, "{lines} lines stored");
+        anyhow::ensure!(lines == (2 * ROUNDS * LINES) as i64, "{lines} lines stored");
 
         let medians = samples.map(median);
         let reference = medians[0];
@@ -222,6 +259,9 @@ async fn main() -> Result<()> {
             "apply orders/paid (newer, lines unchanged)",
             "apply orders/updated (newer, all 500 lines changed)",
             "apply stale orders/create (guard rejects)",
+            "set path (workers' batch): orders/create",
+            "set path: orders/paid (lines unchanged)",
+            "set path: orders/updated (all 500 lines changed)",
         ]
         .into_iter()
         .zip(medians)
