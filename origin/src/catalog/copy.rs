@@ -55,6 +55,18 @@ impl StagedCounts {
     pub fn total(&self) -> u64 {
         self.products + self.variants + self.inventory_levels + self.metafields
     }
+
+    /// Counts `record`; returns its kind's place in [`KINDS`].
+    pub(super) fn add(&mut self, record: &Record<'_>) -> usize {
+        let (k, count) = match record {
+            Record::Product(_) => (0, &mut self.products),
+            Record::Variant(_) => (1, &mut self.variants),
+            Record::InventoryLevel(_) => (2, &mut self.inventory_levels),
+            Record::Metafield(_) => (3, &mut self.metafields),
+        };
+        *count += 1;
+        k
+    }
 }
 
 struct Stream {
@@ -91,10 +103,10 @@ fn columns(kind: &str) -> &'static str {
 
 /// One row in PostgreSQL's binary COPY format: a field count, then each field as its length
 /// (-1 for NULL) and its bytes in the type's binary form.
-pub(super) struct Row<'b>(&'b mut BytesMut);
+struct Row<'b>(&'b mut BytesMut);
 
 impl Row<'_> {
-    pub(super) fn start(buf: &mut BytesMut, fields: i16) -> Row<'_> {
+    fn start(buf: &mut BytesMut, fields: i16) -> Row<'_> {
         buf.put_i16(fields);
         Row(buf)
     }
@@ -104,20 +116,20 @@ impl Row<'_> {
         self
     }
 
-    pub(super) fn int8(&mut self, v: i64) -> &mut Self {
+    fn int8(&mut self, v: i64) -> &mut Self {
         self.0.put_i32(8);
         self.0.put_i64(v);
         self
     }
 
-    pub(super) fn opt_int8(&mut self, v: Option<i64>) -> &mut Self {
+    fn opt_int8(&mut self, v: Option<i64>) -> &mut Self {
         match v {
             Some(v) => self.int8(v),
             None => self.null(),
         }
     }
 
-    pub(super) fn opt_int4(&mut self, v: Option<i32>) -> &mut Self {
+    fn opt_int4(&mut self, v: Option<i32>) -> &mut Self {
         match v {
             Some(v) => {
                 self.0.put_i32(4);
@@ -130,13 +142,13 @@ impl Row<'_> {
 
     /// `text` (UTF-8 bytes). Never longer than its JSONL line, which `jsonl::parse` caps
     /// below 2 GiB, so the length fits.
-    pub(super) fn text(&mut self, v: &str) -> &mut Self {
+    fn text(&mut self, v: &str) -> &mut Self {
         self.0.put_i32(v.len() as i32);
         self.0.put_slice(v.as_bytes());
         self
     }
 
-    pub(super) fn opt_text(&mut self, v: Option<&str>) -> &mut Self {
+    fn opt_text(&mut self, v: Option<&str>) -> &mut Self {
         match v {
             Some(v) => self.text(v),
             None => self.null(),
@@ -144,7 +156,7 @@ impl Row<'_> {
     }
 
     /// `timestamptz`: microseconds since PostgreSQL's epoch.
-    pub(super) fn timestamptz(&mut self, t: OffsetDateTime) -> &mut Self {
+    fn timestamptz(&mut self, t: OffsetDateTime) -> &mut Self {
         let us = t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond()) - PG_EPOCH_US;
         self.int8(us)
     }
@@ -153,7 +165,7 @@ impl Row<'_> {
     /// 4 after the point): base-10000 digits from the integer part's most significant group,
     /// then the fraction as one group, the text's fraction length as the display scale.
     /// PostgreSQL strips the zero groups this leaves (`numeric_recv`).
-    pub(super) fn opt_numeric(&mut self, v: Option<&str>) -> &mut Self {
+    fn opt_numeric(&mut self, v: Option<&str>) -> &mut Self {
         let Some(v) = v else {
             return self.null();
         };
@@ -192,10 +204,38 @@ impl Row<'_> {
 /// Appends `record` to `buf` as one row of its kind's staging table in PostgreSQL's binary
 /// COPY format (what [`Staging::write`] sends).
 pub fn encode(record: &Record<'_>, buf: &mut BytesMut) {
+    encode_row(record, None, buf);
+}
+
+/// The live tables' rows (`direct`): the shop first and the writer (`written_by`) last, prices
+/// as `numeric`; a level carries `source_digest` 0 instead of its variant.
+pub(super) struct Live<'a> {
+    /// The shop's domain.
+    pub shop: &'a str,
+    /// The run, as `written_by` records it.
+    pub written_by: &'a str,
+}
+
+/// Appends `record` to `buf` as one row of its kind's live table (`Live`'s column order).
+pub(super) fn encode_live(record: &Record<'_>, live: &Live<'_>, buf: &mut BytesMut) {
+    encode_row(record, Some(live), buf);
+}
+
+fn encode_row(record: &Record<'_>, live: Option<&Live<'_>>, buf: &mut BytesMut) {
+    let extra = if live.is_some() { 2 } else { 0 };
+    let fields = match record {
+        Record::Product(_) => 9,
+        Record::Variant(_) => 10,
+        Record::InventoryLevel(_) => 5,
+        Record::Metafield(_) => 7,
+    };
+    let mut row = Row::start(buf, fields + extra);
+    if let Some(l) = live {
+        row.text(l.shop);
+    }
     match record {
         Record::Product(p) => {
-            Row::start(buf, 9)
-                .int8(p.id)
+            row.int8(p.id)
                 .text(p.gid)
                 .opt_text(p.title.as_deref())
                 .opt_text(p.handle.as_deref())
@@ -206,29 +246,34 @@ pub fn encode(record: &Record<'_>, buf: &mut BytesMut) {
                 .timestamptz(p.updated_at);
         }
         Record::Variant(v) => {
-            Row::start(buf, 10)
-                .int8(v.id)
+            row.int8(v.id)
                 .int8(v.product_id)
                 .opt_text(v.sku.as_deref())
                 .opt_text(v.barcode.as_deref())
-                .opt_text(v.title.as_deref())
-                .opt_text(v.price)
-                .opt_text(v.compare_at_price)
-                .opt_int4(v.position)
+                .opt_text(v.title.as_deref());
+            if live.is_some() {
+                row.opt_numeric(v.price).opt_numeric(v.compare_at_price);
+            } else {
+                row.opt_text(v.price).opt_text(v.compare_at_price);
+            }
+            row.opt_int4(v.position)
                 .opt_int8(v.inventory_item_id)
                 .timestamptz(v.updated_at);
         }
         Record::InventoryLevel(l) => {
-            Row::start(buf, 5)
-                .int8(l.variant_id)
-                .int8(l.inventory_item_id)
+            if live.is_none() {
+                row.int8(l.variant_id);
+            }
+            row.int8(l.inventory_item_id)
                 .int8(l.location_id)
                 .opt_int4(l.available)
                 .timestamptz(l.updated_at);
+            if live.is_some() {
+                row.int8(0);
+            }
         }
         Record::Metafield(m) => {
-            Row::start(buf, 7)
-                .int8(m.id)
+            row.int8(m.id)
                 .text(m.owner_type)
                 .int8(m.owner_id)
                 .text(&m.namespace)
@@ -236,6 +281,9 @@ pub fn encode(record: &Record<'_>, buf: &mut BytesMut) {
                 .text(&m.kind)
                 .text(&m.value);
         }
+    }
+    if let Some(l) = live {
+        row.text(l.written_by);
     }
 }
 
@@ -330,13 +378,7 @@ impl Staging {
 
     /// Encodes `record` into its table's COPY stream.
     pub async fn write(&mut self, record: &Record<'_>) -> Result<(), tokio_postgres::Error> {
-        let (k, count) = match record {
-            Record::Product(_) => (0, &mut self.counts.products),
-            Record::Variant(_) => (1, &mut self.counts.variants),
-            Record::InventoryLevel(_) => (2, &mut self.counts.inventory_levels),
-            Record::Metafield(_) => (3, &mut self.counts.metafields),
-        };
-        *count += 1;
+        let k = self.counts.add(record);
         let stream = &mut self.streams[k];
         encode(record, &mut stream.buf);
         stream.flush_full().await

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use wholesail_webhook::ShopDomain;
 
-use super::copy::{Row, StagedCounts, HEADER, KINDS};
+use super::copy::{encode_live, Live, StagedCounts, HEADER, KINDS};
 use super::jsonl::Record;
 use super::merge::{self, MergeSummary, TableChanges};
 
@@ -167,65 +167,12 @@ impl Direct {
 
     /// Encodes `record` into its kind's buffer and hands a full buffer to the writer.
     pub async fn write(&mut self, record: &Record<'_>) -> Result<(), DirectError> {
-        let (shop, by) = (self.shop.as_str(), self.written_by.as_str());
-        let (k, count) = match record {
-            Record::Product(p) => {
-                Row::start(&mut self.bufs[0], 11)
-                    .text(shop)
-                    .int8(p.id)
-                    .text(p.gid)
-                    .opt_text(p.title.as_deref())
-                    .opt_text(p.handle.as_deref())
-                    .opt_text(p.status.as_deref())
-                    .opt_text(p.vendor.as_deref())
-                    .opt_text(p.product_type.as_deref())
-                    .opt_text(p.tags.as_deref())
-                    .timestamptz(p.updated_at)
-                    .text(by);
-                (0, &mut self.counts.products)
-            }
-            Record::Variant(v) => {
-                Row::start(&mut self.bufs[1], 12)
-                    .text(shop)
-                    .int8(v.id)
-                    .int8(v.product_id)
-                    .opt_text(v.sku.as_deref())
-                    .opt_text(v.barcode.as_deref())
-                    .opt_text(v.title.as_deref())
-                    .opt_numeric(v.price)
-                    .opt_numeric(v.compare_at_price)
-                    .opt_int4(v.position)
-                    .opt_int8(v.inventory_item_id)
-                    .timestamptz(v.updated_at)
-                    .text(by);
-                (1, &mut self.counts.variants)
-            }
-            Record::InventoryLevel(l) => {
-                Row::start(&mut self.bufs[2], 7)
-                    .text(shop)
-                    .int8(l.inventory_item_id)
-                    .int8(l.location_id)
-                    .opt_int4(l.available)
-                    .timestamptz(l.updated_at)
-                    .int8(0)
-                    .text(by);
-                (2, &mut self.counts.inventory_levels)
-            }
-            Record::Metafield(m) => {
-                Row::start(&mut self.bufs[3], 9)
-                    .text(shop)
-                    .int8(m.id)
-                    .text(m.owner_type)
-                    .int8(m.owner_id)
-                    .text(&m.namespace)
-                    .text(&m.key)
-                    .text(&m.kind)
-                    .text(&m.value)
-                    .text(by);
-                (3, &mut self.counts.metafields)
-            }
+        let k = self.counts.add(record);
+        let live = Live {
+            shop: &self.shop,
+            written_by: &self.written_by,
         };
-        *count += 1;
+        encode_live(record, &live, &mut self.bufs[k]);
         self.pending[k] += 1;
         if self.bufs[k].len() >= CHUNK {
             self.send(k).await?;
