@@ -830,15 +830,17 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
         access_token: Some(SecretString::from(DEFAULT_TOKEN)),
         poll_secs: 1,
     };
-    let out = cli::resync(
-        pool.clone(),
-        copy_config(&pool),
-        &wholesail_origin::shops::Shops::default(),
-        Settings::default(),
-        args(),
-    )
-    .await
-    .unwrap();
+    let shops = wholesail_origin::shops::Shops::default();
+    let resync = || {
+        cli::resync(
+            pool.clone(),
+            copy_config(&pool),
+            &shops,
+            Settings::default(),
+            args(),
+        )
+    };
+    let out = resync().await.unwrap();
     let line = cli::summary(&out);
     let counts = spec.counts(Selection::ALL);
     assert!(
@@ -867,15 +869,7 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
     assert!(stored.merge_ms.is_some_and(|m| m >= 0), "merge_ms");
     assert_eq!(stored.direct, Some(true));
     // A shop with a catalog stages and merges.
-    let again = cli::resync(
-        pool.clone(),
-        copy_config(&pool),
-        &wholesail_origin::shops::Shops::default(),
-        Settings::default(),
-        args(),
-    )
-    .await
-    .unwrap();
+    let again = resync().await.unwrap();
     let line = cli::summary(&again);
     assert!(
         line.contains("inserted 0, updated 0, deleted 0")
