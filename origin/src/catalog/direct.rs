@@ -26,7 +26,7 @@ use wholesail_webhook::ShopDomain;
 
 use super::copy::{encode_live, Live, StagedCounts, HEADER, KINDS};
 use super::jsonl::Record;
-use super::merge::{self, MergeSummary, TableChanges};
+use super::merge::{self, MergeSummary};
 
 /// Bytes of encoded rows per COPY statement.
 pub const CHUNK: usize = 1024 * 1024;
@@ -79,7 +79,6 @@ pub struct Direct {
     chunks: Option<mpsc::Sender<Chunk>>,
     writer: JoinHandle<Result<Written, sqlx::Error>>,
     bufs: [BytesMut; 4],
-    pending: [u64; 4],
     counts: StagedCounts,
     shop: String,
     written_by: String,
@@ -131,7 +130,6 @@ pub async fn begin(
         chunks: Some(chunks),
         writer: tokio::spawn(write(tx, rx)),
         bufs: [buf(), buf(), buf(), buf()],
-        pending: [0; 4],
         counts: StagedCounts::default(),
         shop: shop.as_str().to_owned(),
         written_by: merge::written_by(run),
@@ -160,11 +158,6 @@ impl Drop for Direct {
 }
 
 impl Direct {
-    /// Rows read so far.
-    pub fn counts(&self) -> StagedCounts {
-        self.counts
-    }
-
     /// Encodes `record` into its kind's buffer and hands a full buffer to the writer.
     pub async fn write(&mut self, record: &Record<'_>) -> Result<(), DirectError> {
         let k = self.counts.add(record);
@@ -173,7 +166,6 @@ impl Direct {
             written_by: &self.written_by,
         };
         encode_live(record, &live, &mut self.bufs[k]);
-        self.pending[k] += 1;
         if self.bufs[k].len() >= CHUNK {
             self.send(k).await?;
         }
@@ -183,11 +175,10 @@ impl Direct {
     /// Sends kind `k`'s buffered rows, if any, as one COPY; a writer that has stopped answers
     /// with its error.
     async fn send(&mut self, k: usize) -> Result<(), DirectError> {
-        if self.pending[k] == 0 {
+        let buf = &mut self.bufs[k];
+        if buf.len() == HEADER.len() {
             return Ok(());
         }
-        self.pending[k] = 0;
-        let buf = &mut self.bufs[k];
         buf.put_i16(-1);
         let bytes = buf.split().freeze();
         buf.put_slice(HEADER);
@@ -242,19 +233,11 @@ impl Direct {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let only = |inserted| TableChanges {
-            inserted,
-            ..TableChanges::default()
-        };
+        let [products, variants, levels, metafields] = rows;
         Ok(Loaded {
             tx,
             staged,
-            merged: MergeSummary {
-                products: only(rows[0]),
-                variants: only(rows[1] - orphans),
-                inventory_levels: only(rows[2]),
-                metafields: only(rows[3]),
-            },
+            merged: MergeSummary::inserted([products, variants - orphans, levels, metafields]),
         })
     }
 }

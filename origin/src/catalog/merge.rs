@@ -78,6 +78,20 @@ pub struct MergeSummary {
 }
 
 impl MergeSummary {
+    /// Rows inserted by table, in [`KINDS`] order, and nothing else (a first load).
+    pub(super) fn inserted([products, variants, inventory_levels, metafields]: [u64; 4]) -> Self {
+        let only = |inserted| TableChanges {
+            inserted,
+            ..TableChanges::default()
+        };
+        MergeSummary {
+            products: only(products),
+            variants: only(variants),
+            inventory_levels: only(inventory_levels),
+            metafields: only(metafields),
+        }
+    }
+
     /// Totals over all tables.
     pub fn total(&self) -> TableChanges {
         let all = [
@@ -400,16 +414,7 @@ async fn load_empty(
             .await?
             .rows_affected();
     }
-    let only = |inserted| TableChanges {
-        inserted,
-        ..TableChanges::default()
-    };
-    Ok(MergeSummary {
-        products: only(inserted[0]),
-        variants: only(inserted[1]),
-        inventory_levels: only(inserted[2]),
-        metafields: only(inserted[3]),
-    })
+    Ok(MergeSummary::inserted(inserted))
 }
 
 /// Products from staging table `sp`: insert new, update changed (guarded), tombstone missing

@@ -150,14 +150,14 @@ fn retryable(e: &sqlx::Error) -> bool {
 }
 
 /// Where an import writes the export's records.
-enum Sink {
+enum Sink<'a> {
     /// The run's staging tables, merged afterwards.
-    Staging(Staging),
+    Staging(&'a mut Staging),
     /// The live tables of a shop with no catalog yet.
-    Direct(Direct),
+    Direct(&'a mut Direct),
 }
 
-impl Sink {
+impl Sink<'_> {
     async fn write(&mut self, record: &jsonl::Record<'_>) -> Result<(), RunError> {
         match self {
             Sink::Staging(s) => s.write(record).await?,
@@ -670,12 +670,10 @@ impl Runner {
                 other => return other,
             }
         }
-        let mut staging = Sink::Staging(Staging::open(&self.copy, id, attempt).await?);
-        self.read_export(id, attempt, op, client, progress, &mut staging)
+        let mut staging = Staging::open(&self.copy, id, attempt).await?;
+        let sink = Sink::Staging(&mut staging);
+        self.read_export(id, attempt, op, client, progress, sink)
             .await?;
-        let Sink::Staging(staging) = staging else {
-            unreachable!("opened as staging")
-        };
         let written = staging.finish().await?;
         let stage_time = started.elapsed();
         // A webhook that commits a conflicting row mid-merge (unique violation, deadlock)
@@ -715,15 +713,12 @@ impl Runner {
         op: &BulkOperation,
         client: &AdminClient,
         progress: &(dyn Fn(Progress) + Sync),
-        direct: Direct,
+        mut direct: Direct,
     ) -> Result<Outcome, RunError> {
         let started = Instant::now();
-        let mut sink = Sink::Direct(direct);
-        self.read_export(id, attempt, op, client, progress, &mut sink)
+        let sink = Sink::Direct(&mut direct);
+        self.read_export(id, attempt, op, client, progress, sink)
             .await?;
-        let Sink::Direct(direct) = sink else {
-            unreachable!("opened as direct")
-        };
         let stage_time = started.elapsed();
         let mut loaded = direct.finish().await?;
         let total = loaded.merged.total();
@@ -762,7 +757,7 @@ impl Runner {
         op: &BulkOperation,
         client: &AdminClient,
         progress: &(dyn Fn(Progress) + Sync),
-        sink: &mut Sink,
+        mut sink: Sink<'_>,
     ) -> Result<(), RunError> {
         let url = op
             .url
