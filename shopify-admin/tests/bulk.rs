@@ -111,6 +111,63 @@ async fn a_bulk_export_streams_exactly_the_generated_catalog() {
     );
 }
 
+/// Every byte of `op`'s result.
+async fn download_all(client: &AdminClient, op: &BulkOperation) -> Vec<u8> {
+    let mut reader = client
+        .download_jsonl(op.url.as_deref().unwrap(), &[])
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    while let Some(line) = reader.next_line().await.unwrap() {
+        bytes.extend_from_slice(line.bytes);
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
+#[tokio::test]
+async fn a_result_written_while_its_operation_ran_is_served_from_that_file() {
+    let dir = std::env::temp_dir().join(format!("sim-results-{}", std::process::id()));
+    let sim = simulator(|c| {
+        c.shops[0].catalog = CatalogSpec::new(7, 300);
+        c.bulk.child_order = ChildOrder::Scattered { window: 100 };
+        c.bulk.result_dir = Some(dir.clone());
+    })
+    .await;
+    let client = client(&sim);
+    let first = run_to_end(&client).await;
+    let second = run_to_end(&client).await;
+    assert_eq!(second.status, BulkStatus::Completed);
+    // The shop's newer result replaced the older file.
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let numeric = |op: &BulkOperation| op.id.rsplit('/').next().unwrap().to_owned();
+    assert!(files[0]
+        .to_string_lossy()
+        .ends_with(&format!("-{}.jsonl", numeric(&second))));
+    let mut on_disk = std::fs::read(&files[0]).unwrap();
+    let truth = sim.bulk_ground_truth(DEFAULT_SHOP, &second.id).unwrap();
+    assert_eq!(on_disk.len() as u64, truth.bytes);
+    // The older operation's file is gone: its result is generated again, the same bytes.
+    let generated = download_all(&client, &first).await;
+    assert_eq!(generated, on_disk);
+    // The newer one is read from its file: a byte changed there is what the client gets.
+    let at = on_disk
+        .windows(9)
+        .position(|w| w == b"\"title\":\"")
+        .unwrap()
+        + 9;
+    on_disk[at] = if on_disk[at] == b'Z' { b'Y' } else { b'Z' };
+    std::fs::write(&files[0], &on_disk).unwrap();
+    let served = download_all(&client, &second).await;
+    assert_eq!(served, on_disk);
+    assert_ne!(served, generated);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test]
 async fn a_sixth_concurrent_bulk_query_is_refused() {
     let sim = simulator(|c| c.bulk.duration = Duration::from_secs(3)).await;

@@ -104,6 +104,8 @@ pub struct BulkOperation {
     pub duration: Duration,
     /// The result of an `orders` query, taken when it was created (`None`: the catalog).
     pub export: Option<Arc<Export>>,
+    /// The catalog result written while the operation ran (`BulkConfig::result_dir`).
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// A result computed when the operation was created.

@@ -158,24 +158,36 @@ impl CatalogSpec {
     /// Streams the whole JSONL once and returns its counts, size and SHA-256: what an import
     /// of this export must have seen.
     pub fn ground_truth(&self, selection: Selection, order: ChildOrder) -> GroundTruth {
+        self.render(selection, order, &mut std::io::sink())
+            .expect("writing to io::sink cannot fail")
+    }
+
+    /// Streams the whole JSONL once into `out` and returns what [`Self::ground_truth`] does.
+    pub fn render(
+        &self,
+        selection: Selection,
+        order: ChildOrder,
+        out: &mut impl std::io::Write,
+    ) -> std::io::Result<GroundTruth> {
         let mut stream = self.jsonl(selection, order);
         let mut buf = Vec::with_capacity(CHUNK + 4096);
         let mut sha = Sha256::new();
         let mut bytes = 0u64;
-        while stream.fill(&mut buf, CHUNK) {
+        let mut more = true;
+        while more {
+            more = stream.fill(&mut buf, CHUNK);
             sha.update(&buf);
+            out.write_all(&buf)?;
             bytes += buf.len() as u64;
             buf.clear();
         }
-        sha.update(&buf);
-        bytes += buf.len() as u64;
         let counts = stream.rows.counts;
-        GroundTruth {
+        Ok(GroundTruth {
             counts,
             lines: counts.total(),
             bytes,
             sha256: hex::encode(sha.finalize()),
-        }
+        })
     }
 
     fn variant_count(&self, i: u64) -> u64 {

@@ -68,6 +68,10 @@ pub struct BulkConfig {
     pub max_concurrent: usize,
     /// Child order of `groupObjects: false` results (`true` always groups).
     pub child_order: ChildOrder,
+    /// Where a catalog export without an injected fault is written while its operation runs
+    /// (as Shopify does: the file exists once the operation completes), and served from;
+    /// `None` generates the file again while serving it. One file per shop is kept.
+    pub result_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for BulkConfig {
@@ -77,6 +81,7 @@ impl Default for BulkConfig {
             duration: Duration::from_millis(300),
             max_concurrent: 5,
             child_order: ChildOrder::Scattered { window: 1000 },
+            result_dir: None,
         }
     }
 }

@@ -901,6 +901,7 @@ fn run_bulk(st: &Arc<Shared>, shop: &mut Shop, op: &Operation, version: &str) ->
         truth: None,
         duration: st.config.bulk.duration,
         export,
+        file: None,
     };
     let answer = b.to_json(&result_base(st, &shop.domain));
     tokio::spawn(run_lifecycle(st.clone(), shop.domain.clone(), b.clone()));
@@ -940,9 +941,18 @@ async fn run_lifecycle(st: Arc<Shared>, domain: String, op: BulkOperation) {
     };
     let truth = tokio::task::spawn_blocking({
         let op = op.clone();
-        move || match &op.export {
-            Some(export) => export.truth(),
-            None => op.spec.ground_truth(op.selection, op.order),
+        let dir = st.config.bulk.result_dir.clone();
+        let domain = domain.clone();
+        move || match (&op.export, dir) {
+            (Some(export), _) => (export.truth(), None),
+            (None, Some(dir)) if op.fault.is_none() => match render_file(&op, &dir, &domain) {
+                Ok((truth, path)) => (truth, Some(path)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "bulk result not written; served as generated");
+                    (op.spec.ground_truth(op.selection, op.order), None)
+                }
+            },
+            (None, _) => (op.spec.ground_truth(op.selection, op.order), None),
         }
     });
     tokio::time::sleep(st.config.bulk.created_for).await;
@@ -951,8 +961,13 @@ async fn run_lifecycle(st: Arc<Shared>, domain: String, op: BulkOperation) {
             o.status = BulkStatus::Running;
         }
     });
-    let Ok(truth) = truth.await else { return };
-    update(&mut |o| o.truth = Some(truth.clone()));
+    let Ok((truth, file)) = truth.await else {
+        return;
+    };
+    update(&mut |o| {
+        o.truth = Some(truth.clone());
+        o.file.clone_from(&file);
+    });
     let remaining = op.duration.saturating_sub(op.created.elapsed());
     tokio::time::sleep(remaining).await;
     let mut finished = None;
@@ -975,6 +990,28 @@ async fn run_lifecycle(st: Arc<Shared>, domain: String, op: BulkOperation) {
         body.to_string().into_bytes(),
     )
     .await;
+}
+
+/// Writes `op`'s catalog result to `<dir>/<domain>-<id>.jsonl`, after removing the shop's
+/// earlier results; returns what it holds and where.
+fn render_file(
+    op: &BulkOperation,
+    dir: &std::path::Path,
+    domain: &str,
+) -> std::io::Result<(crate::catalog::GroundTruth, std::path::PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let prefix = format!("{domain}-");
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    let path = dir.join(format!("{prefix}{}.jsonl", op.id));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    let truth = op.spec.render(op.selection, op.order, &mut out)?;
+    std::io::Write::flush(&mut out)?;
+    Ok((truth, path))
 }
 
 async fn download(
@@ -1018,6 +1055,15 @@ async fn download(
     let (true, Some(op)) = (servable, op) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    // The file written while the operation ran; gone once a newer one replaced it, and then
+    // generated again, byte for byte the same.
+    if let (false, Some(path)) = (partial, &op.file) {
+        if let Ok(file) = tokio::fs::File::open(path).await {
+            return jsonl_response(Body::from_stream(
+                tokio_util::io::ReaderStream::with_capacity(file, crate::catalog::CHUNK),
+            ));
+        }
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
     tokio::task::spawn_blocking(move || {
         crate::bulk::write_result(&op, partial, |chunk| tx.blocking_send(chunk).is_ok());
@@ -1027,7 +1073,12 @@ async fn download(
             .await
             .map(|chunk| (Ok::<_, std::io::Error>(Bytes::from(chunk)), rx))
     });
-    let mut resp = Body::from_stream(stream).into_response();
+    jsonl_response(Body::from_stream(stream))
+}
+
+/// `body` as a JSONL response.
+fn jsonl_response(body: Body) -> Response {
+    let mut resp = body.into_response();
     resp.headers_mut().insert(
         "Content-Type",
         HeaderValue::from_static("application/jsonl"),

@@ -23,9 +23,13 @@
 //!
 //! The importer is this binary re-executed with `--import` (the library's
 //! `catalog::Runner::resync`, the code behind `origin catalog resync`), so its peak RSS is its
-//! own; the simulator (generating the JSONL while serving it, ~1.6 s CPU per GB) runs in this
-//! parent process on the same 2 cores. Needs `DATABASE_URL`; works in a scratch database
-//! `wholesail_bench_catalog`. Medians of `--rounds` (default 3).
+//! own. The simulator runs in this parent process on the same 2 cores; as Shopify does, it
+//! writes each export to a file while the bulk operation runs (~1.6 s CPU per GB, before the
+//! import starts) and serves that file, so the import shares the cores with PostgreSQL only,
+//! as the `\copy` floors do. `--generate-while-serving` has it generate the JSONL again while
+//! the import downloads it (the earlier setup: the generator's CPU competes with the import).
+//! Needs `DATABASE_URL`; works in a scratch database `wholesail_bench_catalog`. Medians of
+//! `--rounds` (default 3).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -72,6 +76,7 @@ fn main() -> Result<()> {
     }
     let (mut variants, mut rounds) = (1_000_000u64, 3usize);
     let mut wal_compression = None;
+    let mut generate_while_serving = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num =
@@ -82,8 +87,9 @@ fn main() -> Result<()> {
             "--wal-compression" => {
                 wal_compression = Some(it.next().context("a wal_compression method")?.clone())
             }
+            "--generate-while-serving" => generate_while_serving = true,
             other => {
-                bail!("unknown argument {other:?}; usage: catalog [--variants N] [--rounds R] [--wal-compression M]")
+                bail!("unknown argument {other:?}; usage: catalog [--variants N] [--rounds R] [--wal-compression M] [--generate-while-serving]")
             }
         }
     }
@@ -92,6 +98,7 @@ fn main() -> Result<()> {
     let bench = Bench {
         db_url,
         wal_compression,
+        generate_while_serving,
     };
     tokio::runtime::Runtime::new()?.block_on(run(&base, &bench, variants, rounds.max(1)))
 }
@@ -101,6 +108,8 @@ struct Bench {
     db_url: String,
     /// `wal_compression` for the importer's connections (`None`: the server's setting).
     wal_compression: Option<String>,
+    /// The simulator generates each export while serving it instead of writing it first.
+    generate_while_serving: bool,
 }
 
 /// `--import <simulator url> <database url> [wal_compression]`: one resync of the simulator's
@@ -334,10 +343,15 @@ async fn run(base: &str, bench: &Bench, variants: u64, rounds: usize) -> Result<
         "catalog: {} products, {} variants, {} inventory levels, {} metafields; {expected_changed} rows differ in the 1% export",
         counts.products, counts.variants, counts.inventory_levels, counts.metafields
     );
+    let dir = std::env::temp_dir().join("wholesail-catalog-bench");
+    std::fs::create_dir_all(&dir)?;
     let mut config = SimulatorConfig::default();
     config.shops[0].catalog = small.clone();
     config.bulk.duration = Duration::from_millis(100);
     config.bulk.child_order = ChildOrder::Scattered { window: 1000 };
+    if !bench.generate_while_serving {
+        config.bulk.result_dir = Some(dir.join("results"));
+    }
     let sim = Simulator::start(config).await?;
 
     // (b) memory at N/10.
@@ -351,8 +365,6 @@ async fn run(base: &str, bench: &Bench, variants: u64, rounds: usize) -> Result<
 
     // The resyncs at N and (a) the floors, psql \copy of the same rows as CSV, interleaved
     // round by round (the machine is shared and noisy).
-    let dir = std::env::temp_dir().join("wholesail-catalog-bench");
-    std::fs::create_dir_all(&dir)?;
     let csv_bytes = write_csv(&big, &dir)?;
     let mut done = Vec::new();
     for r in 0..rounds {
@@ -403,6 +415,14 @@ async fn run(base: &str, bench: &Bench, variants: u64, rounds: usize) -> Result<
             .wal_compression
             .as_deref()
             .unwrap_or("the server's setting")
+    );
+    println!(
+        "the simulator's export: {}",
+        if bench.generate_while_serving {
+            "generated while the import downloads it"
+        } else {
+            "written while the bulk operation ran, served from the file"
+        }
     );
     report(
         &done,

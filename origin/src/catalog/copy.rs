@@ -371,11 +371,6 @@ impl Staging {
         })
     }
 
-    /// Rows written so far.
-    pub fn counts(&self) -> StagedCounts {
-        self.counts
-    }
-
     /// Encodes `record` into its table's COPY stream.
     pub async fn write(&mut self, record: &Record<'_>) -> Result<(), tokio_postgres::Error> {
         let k = self.counts.add(record);
