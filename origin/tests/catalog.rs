@@ -662,7 +662,7 @@ async fn the_direct_first_load_writes_the_rows_the_staged_load_writes(pool: PgPo
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn the_direct_load_encodes_prices_as_postgresql_reads_them_and_drops_orphan_variants(
+async fn the_direct_load_encodes_prices_as_postgresql_reads_them_and_drops_only_orphan_variants(
     pool: PgPool,
 ) {
     let shop = common::domain(DEFAULT_SHOP);
@@ -692,6 +692,12 @@ async fn the_direct_load_encodes_prices_as_postgresql_reads_them_and_drops_orpha
     }
     // A variant whose product is not in the export: the merge never writes one.
     lines.push(br#"{"id":"gid://shopify/ProductVariant/999","price":"1.00","updatedAt":"2026-01-01T00:00:00Z","__parentId":"gid://shopify/Product/8"}"#.to_vec());
+    // A variant read before its product: kept.
+    lines.push(br#"{"id":"gid://shopify/ProductVariant/998","price":"1.00","updatedAt":"2026-01-01T00:00:00Z","__parentId":"gid://shopify/Product/9"}"#.to_vec());
+    lines.push(
+        br#"{"id":"gid://shopify/Product/9","title":"Q","updatedAt":"2026-01-01T00:00:00Z"}"#
+            .to_vec(),
+    );
     let mut direct = direct::begin(&pool, 1, &shop)
         .await
         .unwrap()
@@ -703,8 +709,8 @@ async fn the_direct_load_encodes_prices_as_postgresql_reads_them_and_drops_orpha
             .unwrap();
     }
     let mut loaded = direct.finish().await.unwrap();
-    assert_eq!(loaded.staged.variants, prices.len() as u64 + 1);
-    assert_eq!(loaded.merged.variants.inserted, prices.len() as u64);
+    assert_eq!(loaded.staged.variants, prices.len() as u64 + 2);
+    assert_eq!(loaded.merged.variants.inserted, prices.len() as u64 + 1);
     for (i, p) in prices.iter().enumerate() {
         let (price, compare_at, want): (String, String, String) = sqlx::query_as(
             "SELECT price::text, compare_at_price::text, $3::numeric::text FROM variants
@@ -722,11 +728,11 @@ async fn the_direct_load_encodes_prices_as_postgresql_reads_them_and_drops_orpha
             "{p}"
         );
     }
-    let orphan: i64 = sqlx::query_scalar("SELECT count(*) FROM variants WHERE id = 999")
-        .fetch_one(&mut *loaded.tx)
+    let kept: Vec<i64> = sqlx::query_scalar("SELECT id FROM variants WHERE id IN (998, 999)")
+        .fetch_all(&mut *loaded.tx)
         .await
         .unwrap();
-    assert_eq!(orphan, 0);
+    assert_eq!(kept, [998]);
     // Until it commits, nobody else sees the rows.
     assert!(snapshot(&pool).await.is_empty());
     // A shop that has rows is not loaded directly.
