@@ -11,8 +11,8 @@
 //! writer task, so parsing and PostgreSQL's inserts overlap; memory is the buffers and the
 //! chunks in flight, plus the ids of the export's products (8 bytes and change each). At the
 //! end the variants whose product is not in the export are deleted (the merge never writes
-//! them): the load knows which product ids its variants named without reading them, so this is
-//! one index lookup per such product, none in a consistent export. The caller then marks the
+//! them): the load remembers the product ids its variants named that no product line had, so
+//! this is one index lookup per such id, none in a consistent export. The caller then marks the
 //! run completed in the same transaction ([`Loaded`]). Readers see nothing until it commits.
 //!
 //! A webhook committing a row under one of the export's keys makes a COPY fail with a unique
