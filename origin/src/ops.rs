@@ -104,6 +104,16 @@ pub fn recorder() -> PrometheusHandle {
                     crate::slo::BUCKETS,
                 )
                 .expect("bucket list is not empty")
+                // A large catalog's stage or merge runs for minutes (~25 s per million
+                // variants on 2 cores): the default buckets end at 300 s.
+                .set_buckets_for_metric(
+                    Matcher::Prefix("wholesail_catalog_".into()),
+                    &[
+                        0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0,
+                        3600.0, 7200.0,
+                    ],
+                )
+                .expect("bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (embedding); ours then only renders.

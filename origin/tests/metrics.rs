@@ -430,5 +430,12 @@ async fn a_completed_catalog_run_is_counted_with_its_rows_and_times(pool: PgPool
         line(&format!("wholesail_catalog_merge_seconds_count{{{shop}}}")),
         1.0
     );
+    // Catalog durations have buckets up to two hours (the default ones end at 300 s).
+    assert_eq!(
+        line(&format!(
+            "wholesail_catalog_stage_seconds_bucket{{{shop},le=\"7200\"}}"
+        )),
+        1.0
+    );
     assert!(line(&format!("wholesail_catalog_rows_per_second{{{shop}}}")) > 0.0);
 }
