@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{client, simulator};
 use serde_json::Value;
 use shopify_simulator::{BulkFault, CatalogSpec, ChildOrder, DEFAULT_SHOP};
-use wholesail_shopify_admin::bulk::{BulkOperation, BulkStatus};
+use wholesail_shopify_admin::bulk::{BulkOperation, BulkStatus, JsonlReader};
 use wholesail_shopify_admin::{AdminClient, AdminError};
 
 const CATALOG_QUERY: &str = r#"
@@ -26,6 +26,11 @@ const CATALOG_QUERY: &str = r#"
     } }
   }
 }"#;
+
+/// The download of a result `url` the operation reported.
+async fn open(client: &AdminClient, url: Option<&str>) -> JsonlReader {
+    client.download_jsonl(url.unwrap(), &[]).await.unwrap()
+}
 
 async fn run_to_end(client: &AdminClient) -> BulkOperation {
     let op = client.bulk_run_query(CATALOG_QUERY, false).await.unwrap();
@@ -75,10 +80,7 @@ async fn a_bulk_export_streams_exactly_the_generated_catalog() {
     assert_eq!(done.root_object_count, truth.counts.products);
     assert_eq!(done.file_size, Some(truth.bytes));
 
-    let mut reader = client
-        .download_jsonl(done.url.as_deref().unwrap(), &[])
-        .await
-        .unwrap();
+    let mut reader = open(&client, done.url.as_deref()).await;
     let mut seen = HashSet::new();
     let (mut products, mut variants, mut levels, mut metafields, mut lines) = (0, 0, 0, 0, 0);
     while let Some(line) = reader.next_line().await.unwrap() {
@@ -113,10 +115,7 @@ async fn a_bulk_export_streams_exactly_the_generated_catalog() {
 
 /// Every byte of `op`'s result.
 async fn download_all(client: &AdminClient, op: &BulkOperation) -> Vec<u8> {
-    let mut reader = client
-        .download_jsonl(op.url.as_deref().unwrap(), &[])
-        .await
-        .unwrap();
+    let mut reader = open(client, op.url.as_deref()).await;
     let mut bytes = Vec::new();
     while let Some(line) = reader.next_line().await.unwrap() {
         bytes.extend_from_slice(line.bytes);
@@ -200,10 +199,7 @@ async fn a_failed_operation_reports_its_error_code_and_partial_data() {
     assert_eq!(op.status, BulkStatus::Failed);
     assert_eq!(op.error_code.as_deref(), Some("INTERNAL_SERVER_ERROR"));
     assert!(op.url.is_none());
-    let mut reader = client
-        .download_jsonl(op.partial_data_url.as_deref().unwrap(), &[])
-        .await
-        .unwrap();
+    let mut reader = open(&client, op.partial_data_url.as_deref()).await;
     let mut n = 0;
     while reader.next_line().await.unwrap().is_some() {
         n += 1;
@@ -218,10 +214,7 @@ async fn a_truncated_file_ends_in_an_unterminated_line() {
     let client = client(&sim);
     let op = run_to_end(&client).await;
     assert_eq!(op.status, BulkStatus::Completed);
-    let mut reader = client
-        .download_jsonl(op.url.as_deref().unwrap(), &[])
-        .await
-        .unwrap();
+    let mut reader = open(&client, op.url.as_deref()).await;
     let mut last = None;
     while let Some(line) = reader.next_line().await.unwrap() {
         last = Some((
@@ -241,10 +234,7 @@ async fn a_corrupt_line_is_found_at_its_line_number() {
     sim.inject_bulk_fault(DEFAULT_SHOP, BulkFault::CorruptLine { line: 7 });
     let client = client(&sim);
     let op = run_to_end(&client).await;
-    let mut reader = client
-        .download_jsonl(op.url.as_deref().unwrap(), &[])
-        .await
-        .unwrap();
+    let mut reader = open(&client, op.url.as_deref()).await;
     let mut bad = Vec::new();
     while let Some(line) = reader.next_line().await.unwrap() {
         if serde_json::from_slice::<Value>(line.bytes).is_err() {
@@ -313,10 +303,7 @@ async fn before_2026_01_one_bulk_query_runs_at_a_time_and_output_is_grouped() {
         .await
         .unwrap();
     // Grouped: every child's parent is the latest product or variant line.
-    let mut reader = client
-        .download_jsonl(done.url.as_deref().unwrap(), &[])
-        .await
-        .unwrap();
+    let mut reader = open(&client, done.url.as_deref()).await;
     let (mut product, mut variant) = (String::new(), String::new());
     while let Some(line) = reader.next_line().await.unwrap() {
         let v: Value = serde_json::from_slice(line.bytes).unwrap();

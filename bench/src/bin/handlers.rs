@@ -50,32 +50,39 @@ fn spec(seed: u64, id: u64, updated_at: &str) -> OrderSpec {
     }
 }
 
-/// Applies `event` in a committed transaction, as the worker does; seconds taken.
-async fn timed_apply(conn: &mut PgConnection, event: &InboxEvent, expect: Outcome) -> Result<f64> {
-    let t = Instant::now();
-    let mut tx = conn.begin().await?;
-    let outcome = handlers::apply(&mut tx, event).await?;
-    tx.commit().await?;
-    let secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        outcome == expect,
-        "{}: {outcome:?}, expected {expect:?}",
-        event.topic
-    );
-    Ok(secs)
+/// How the workers apply an event.
+#[derive(Clone, Copy)]
+enum Path {
+    /// One event (`handlers::apply`).
+    Event,
+    /// A batch's order events as a set (`handlers::apply_set_in_batch`), here a set of one.
+    Set,
 }
 
-/// Applies `event` as the workers apply a batch's order events (`apply_set_in_batch`, here a
-/// set of one) in a committed transaction; seconds taken.
-async fn timed_set(conn: &mut PgConnection, event: &InboxEvent) -> Result<f64> {
+/// Applies `event` by `path` in a committed transaction, as the worker does; seconds taken.
+async fn timed(
+    conn: &mut PgConnection,
+    event: &InboxEvent,
+    path: Path,
+    expect: Outcome,
+) -> Result<f64> {
     let t = Instant::now();
     let mut tx = conn.begin().await?;
-    let results = handlers::apply_set_in_batch(&mut tx, &[event]).await?;
+    let outcome = match path {
+        Path::Event => Ok(handlers::apply(&mut tx, event).await?),
+        Path::Set => match handlers::apply_set_in_batch(&mut tx, &[event])
+            .await?
+            .as_slice()
+        {
+            [Ok(v)] => Ok(v.outcome()),
+            other => Err(format!("{other:?}")),
+        },
+    };
     tx.commit().await?;
     let secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(
-        matches!(results.as_slice(), [Ok(v)] if v.outcome() == Outcome::Applied),
-        "{} as a set: {results:?}",
+        outcome.as_ref() == Ok(&expect),
+        "{}: {outcome:?}, expected {expect:?}",
         event.topic
     );
     Ok(secs)
@@ -233,13 +240,13 @@ async fn main() -> Result<()> {
             samples[1].push(
                 timed_reference(&mut conn, "parsed.myshopify.com", &create.payload, true).await?,
             );
-            samples[2].push(timed_apply(&mut conn, create, Outcome::Applied).await?);
-            samples[3].push(timed_apply(&mut conn, paid, Outcome::Applied).await?);
-            samples[4].push(timed_apply(&mut conn, edited, Outcome::Applied).await?);
-            samples[5].push(timed_apply(&mut conn, late, Outcome::Stale).await?);
-            samples[6].push(timed_set(&mut conn, set_create).await?);
-            samples[7].push(timed_set(&mut conn, set_paid).await?);
-            samples[8].push(timed_set(&mut conn, set_edited).await?);
+            samples[2].push(timed(&mut conn, create, Path::Event, Outcome::Applied).await?);
+            samples[3].push(timed(&mut conn, paid, Path::Event, Outcome::Applied).await?);
+            samples[4].push(timed(&mut conn, edited, Path::Event, Outcome::Applied).await?);
+            samples[5].push(timed(&mut conn, late, Path::Event, Outcome::Stale).await?);
+            samples[6].push(timed(&mut conn, set_create, Path::Set, Outcome::Applied).await?);
+            samples[7].push(timed(&mut conn, set_paid, Path::Set, Outcome::Applied).await?);
+            samples[8].push(timed(&mut conn, set_edited, Path::Set, Outcome::Applied).await?);
         }
         let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM order_lines WHERE shop = $1")
             .bind(SHOP)
