@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use wholesail_webhook::ShopDomain;
 
 use super::copy::{encode_live, Live, StagedCounts, HEADER, KINDS};
+use super::digest::ProductDigests;
 use super::jsonl::Record;
 use super::merge::{self, MergeSummary};
 
@@ -128,6 +129,7 @@ pub async fn begin(
     if !eligible {
         return Ok(None);
     }
+    super::scope::see_marks(&mut tx, shop.as_str()).await?;
     let (chunks, rx) = mpsc::channel(IN_FLIGHT);
     let buf = || {
         let mut b = BytesMut::with_capacity(CHUNK + (CHUNK >> 3));
@@ -215,9 +217,10 @@ impl Direct {
         unreachable!("the COPY writer ended while chunks could still be sent")
     }
 
-    /// Sends the last rows, waits for every COPY, checks PostgreSQL counted what was read, and
-    /// deletes the variants whose product is not in the export.
-    pub async fn finish(mut self) -> Result<Loaded, DirectError> {
+    /// Sends the last rows, waits for every COPY, checks PostgreSQL counted what was read,
+    /// deletes the variants whose product is not in the export, stores the export's `digests`
+    /// and deletes the marks seen when the load began.
+    pub async fn finish(mut self, digests: Option<&ProductDigests>) -> Result<Loaded, DirectError> {
         for k in 0..KINDS.len() {
             self.send(k).await?;
         }
@@ -252,6 +255,8 @@ impl Direct {
             .await?
             .rows_affected();
         }
+        super::scope::replace_digests(&mut tx, &self.shop, digests).await?;
+        super::scope::forget_seen_marks(&mut tx, &self.shop).await?;
         let [products, variants, levels, metafields] = rows;
         Ok(Loaded {
             tx,

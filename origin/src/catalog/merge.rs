@@ -52,6 +52,8 @@ use time::OffsetDateTime;
 use wholesail_webhook::ShopDomain;
 
 use super::copy::{table, StagedCounts, KINDS};
+use super::digest::ProductDigests;
+use super::scope::{self, Scope};
 
 /// What the merge did to one table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +77,10 @@ pub struct MergeSummary {
     pub inventory_levels: TableChanges,
     /// `catalog_metafields`.
     pub metafields: TableChanges,
+    /// Exported products left out of the comparison: their digest matched the last merge's
+    /// and nothing but a resync wrote their rows since (`scope`).
+    #[serde(default)]
+    pub unchanged_products: u64,
 }
 
 impl MergeSummary {
@@ -89,6 +95,7 @@ impl MergeSummary {
             variants: only(variants),
             inventory_levels: only(inventory_levels),
             metafields: only(metafields),
+            unchanged_products: 0,
         }
     }
 
@@ -198,6 +205,13 @@ impl Diff {
         self.inserts + self.updates + self.deletes == 0
     }
 
+    /// Whether `written` covers every difference (else some row still differs, or was
+    /// written by someone else meanwhile).
+    fn resolved_by(&self, written: &TableChanges) -> bool {
+        (written.inserted + written.updated + written.deleted) as i64
+            == self.inserts + self.updates + self.deletes
+    }
+
     /// The rows of `action`, as a subquery read in place of the staging table.
     fn of(&self, action: char) -> String {
         format!("(SELECT * FROM {} WHERE action = '{action}')", self.table)
@@ -280,7 +294,8 @@ async fn staged_rows(
 
 /// Merges the staging tables of attempt `attempt` of run `run` into the live tables of
 /// `shop`, on `conn` (inside the caller's transaction); returns the rows it found staged and
-/// what it did. `snapshot` is the bulk operation's `createdAt`. The staged counts and the
+/// what it did. `snapshot` is the bulk operation's `createdAt`; `digests` the export's
+/// per-product digests, which narrow the comparison ([`scope`]). The staged counts and the
 /// empty-export guard are read from the staging tables in this transaction; the shop's lock
 /// ([`crate::shop_lock`]) is held shared, and a redacted shop is refused.
 pub async fn merge(
@@ -289,6 +304,7 @@ pub async fn merge(
     attempt: i32,
     shop: &ShopDomain,
     snapshot: OffsetDateTime,
+    digests: Option<&ProductDigests>,
 ) -> Result<(StagedCounts, MergeSummary), MergeError> {
     // Ordered against shop/redact like every event: a redaction waits for this merge, and a
     // merge after a redaction writes nothing.
@@ -328,19 +344,49 @@ pub async fn merge(
         return Err(MergeError::ReportOnly);
     }
     let by = written_by(run);
-    if shop_is_empty(conn, shop).await? {
+    let empty = shop_is_empty(conn, shop).await?;
+    // A reconciliation compares everything; an empty shop has nothing to compare.
+    let scope = scope::prepare(
+        conn,
+        shop.as_str(),
+        digests,
+        linked.is_some() || empty,
+        &sv,
+        &sl,
+    )
+    .await?;
+    if empty {
         let summary = load_empty(conn, [&sp, &sv, &sl, &sm], shop, &by).await?;
+        scope::settle(conn, shop.as_str(), &scope, digests, &[]).await?;
         return Ok((staged, summary));
     }
-    let (products, tombstoned_variants) = products(conn, &sp, shop, snapshot, &by).await?;
-    let mut variants = variants(conn, &sp, &sv, shop, snapshot, &by).await?;
-    variants.deleted += tombstoned_variants;
-    let summary = MergeSummary {
-        products,
-        variants,
-        inventory_levels: inventory_levels(conn, &sl, shop, snapshot, &by).await?,
-        metafields: metafields(conn, &sm, shop, &by).await?,
+    let mut unresolved = Vec::new();
+    let mut summary = MergeSummary {
+        unchanged_products: scope.unchanged,
+        ..MergeSummary::default()
     };
+    if !scope.is_empty() {
+        let (products, tombstoned_variants, resolved) =
+            products(conn, &sp, &scope, shop, snapshot, &by).await?;
+        unresolved.extend((!resolved).then_some("products"));
+        let (mut variants, resolved) =
+            variants(conn, &sp, &sv, &scope, shop, snapshot, &by).await?;
+        unresolved.extend((!resolved).then_some("variants"));
+        variants.deleted += tombstoned_variants;
+        let (inventory_levels, resolved) =
+            inventory_levels(conn, &sl, &scope, shop, snapshot, &by).await?;
+        unresolved.extend((!resolved).then_some("inventory_levels"));
+        let (metafields, resolved) = metafields(conn, &sm, &scope, shop, &by).await?;
+        unresolved.extend((!resolved).then_some("metafields"));
+        summary = MergeSummary {
+            products,
+            variants,
+            inventory_levels,
+            metafields,
+            ..summary
+        };
+    }
+    scope::settle(conn, shop.as_str(), &scope, digests, &unresolved).await?;
     Ok((staged, summary))
 }
 
@@ -422,11 +468,13 @@ async fn load_empty(
 async fn products(
     conn: &mut PgConnection,
     sp: &str,
+    scope: &Scope,
     shop: &ShopDomain,
     snapshot: OffsetDateTime,
     written_by: &str,
-) -> Result<(TableChanges, u64), sqlx::Error> {
+) -> Result<(TableChanges, u64, bool), sqlx::Error> {
     let mut c = TableChanges::default();
+    let compared = scope.rows("products");
     // A tombstone is never updated, and never missing again.
     let diff = Diff::classify(
         conn,
@@ -436,10 +484,10 @@ async fn products(
                         AS action,
                     coalesce(s.id, t.id) AS id, s.gid, s.title, s.handle, s.status, s.vendor,
                     s.product_type, s.tags, s.updated_at
-             FROM {sp} s
+             FROM (SELECT * FROM {sp} WHERE {compared}) s
              FULL JOIN (SELECT id, admin_graphql_api_id, title, handle, status, vendor,
                                product_type, tags, source_updated_at, deleted_at
-                        FROM products WHERE shop = $1) t ON t.id = s.id
+                        FROM products WHERE shop = $1 AND {compared}) t ON t.id = s.id
              WHERE t.id IS NULL OR (t.deleted_at IS NULL AND (
                    s.id IS NULL
                    OR (t.admin_graphql_api_id, t.title, t.handle, t.status, t.vendor,
@@ -452,7 +500,7 @@ async fn products(
     )
     .await?;
     if diff.is_empty() {
-        return Ok((c, 0));
+        return Ok((c, 0, true));
     }
     nested_loops(conn, true).await?;
     let (su, si, sd) = (diff.of('u'), diff.of('i'), diff.of('d'));
@@ -509,7 +557,7 @@ async fn products(
         tombstoned_variants = row.get::<i64, _>(1) as u64;
     }
     nested_loops(conn, false).await?;
-    Ok((c, tombstoned_variants))
+    Ok((c, tombstoned_variants, diff.resolved_by(&c)))
 }
 
 /// Variants from staging table `sv`, for the products whose live row is at the export's
@@ -518,11 +566,13 @@ async fn variants(
     conn: &mut PgConnection,
     sp: &str,
     sv: &str,
+    scope: &Scope,
     shop: &ShopDomain,
     snapshot: OffsetDateTime,
     written_by: &str,
-) -> Result<TableChanges, sqlx::Error> {
+) -> Result<(TableChanges, bool), sqlx::Error> {
     let mut c = TableChanges::default();
+    let compared = scope.rows("variants");
     let diff = Diff::classify(
         conn,
         "variants",
@@ -531,10 +581,10 @@ async fn variants(
                         AS action,
                     coalesce(v.id, t.id) AS id, v.product_id, v.sku, v.barcode, v.title,
                     v.price, v.compare_at_price, v.position, v.inventory_item_id, v.updated_at
-             FROM {sv} v
+             FROM (SELECT * FROM {sv} WHERE {compared}) v
              FULL JOIN (SELECT id, product_id, sku, barcode, title, price, compare_at_price,
                                position, inventory_item_id, source_updated_at
-                        FROM variants WHERE shop = $1) t ON t.id = v.id
+                        FROM variants WHERE shop = $1 AND {compared}) t ON t.id = v.id
              WHERE t.id IS NULL OR v.id IS NULL
                 OR (t.product_id, t.sku, t.barcode, t.title, t.price, t.compare_at_price,
                     t.position, t.inventory_item_id, t.source_updated_at)
@@ -550,7 +600,7 @@ async fn variants(
     // estimated at a few rows, and a nested loop over it was quadratic (measured: a 1% resync
     // of 1M variants took 199 s instead of seconds).
     if diff.is_empty() {
-        return Ok(c);
+        return Ok((c, true));
     }
     let (su, si, sd) = (diff.of('u'), diff.of('i'), diff.of('d'));
     let owned = format!(
@@ -604,18 +654,20 @@ async fn variants(
         .await?
         .rows_affected();
     }
-    Ok(c)
+    Ok((c, diff.resolved_by(&c)))
 }
 
 /// Inventory levels from staging table `sl`: each row guarded by its own `updated_at`.
 async fn inventory_levels(
     conn: &mut PgConnection,
     sl: &str,
+    scope: &Scope,
     shop: &ShopDomain,
     snapshot: OffsetDateTime,
     written_by: &str,
-) -> Result<TableChanges, sqlx::Error> {
+) -> Result<(TableChanges, bool), sqlx::Error> {
     let mut c = TableChanges::default();
+    let compared = scope.rows("inventory_levels");
     let diff = Diff::classify(
         conn,
         "inventory_levels",
@@ -625,9 +677,9 @@ async fn inventory_levels(
                     coalesce(l.inventory_item_id, t.inventory_item_id) AS inventory_item_id,
                     coalesce(l.location_id, t.location_id) AS location_id,
                     l.available, l.updated_at
-             FROM {sl} l
+             FROM (SELECT * FROM {sl} WHERE {compared}) l
              FULL JOIN (SELECT inventory_item_id, location_id, available, source_updated_at
-                        FROM inventory_levels WHERE shop = $1) t
+                        FROM inventory_levels WHERE shop = $1 AND {compared}) t
                ON t.inventory_item_id = l.inventory_item_id AND t.location_id = l.location_id
              WHERE t.inventory_item_id IS NULL OR l.inventory_item_id IS NULL
                 OR (t.available, t.source_updated_at)
@@ -637,7 +689,7 @@ async fn inventory_levels(
     )
     .await?;
     if diff.is_empty() {
-        return Ok(c);
+        return Ok((c, true));
     }
     nested_loops(conn, true).await?;
     let (su, si, sd) = (diff.of('u'), diff.of('i'), diff.of('d'));
@@ -681,7 +733,7 @@ async fn inventory_levels(
         .rows_affected();
     }
     nested_loops(conn, false).await?;
-    Ok(c)
+    Ok((c, diff.resolved_by(&c)))
 }
 
 /// Metafields from staging table `sm`: only resyncs write them; the export is the whole
@@ -689,10 +741,12 @@ async fn inventory_levels(
 async fn metafields(
     conn: &mut PgConnection,
     sm: &str,
+    scope: &Scope,
     shop: &ShopDomain,
     written_by: &str,
-) -> Result<TableChanges, sqlx::Error> {
+) -> Result<(TableChanges, bool), sqlx::Error> {
     let mut c = TableChanges::default();
+    let compared = scope.rows("metafields");
     let diff = Diff::classify(
         conn,
         "metafields",
@@ -703,9 +757,9 @@ async fn metafields(
                     coalesce(m.owner_id, t.owner_id) AS owner_id,
                     coalesce(m.namespace, t.namespace) AS namespace,
                     coalesce(m.key, t.key) AS key, m.id, m.type, m.value
-             FROM {sm} m
+             FROM (SELECT * FROM {sm} WHERE {compared}) m
              FULL JOIN (SELECT owner_type, owner_id, namespace, key, metafield_id, type, value
-                        FROM catalog_metafields WHERE shop = $1) t
+                        FROM catalog_metafields WHERE shop = $1 AND {compared}) t
                ON t.owner_type = m.owner_type AND t.owner_id = m.owner_id
                   AND t.namespace = m.namespace AND t.key = m.key
              WHERE t.owner_id IS NULL OR m.owner_id IS NULL
@@ -715,7 +769,7 @@ async fn metafields(
     )
     .await?;
     if diff.is_empty() {
-        return Ok(c);
+        return Ok((c, true));
     }
     nested_loops(conn, true).await?;
     let (su, si, sd) = (diff.of('u'), diff.of('i'), diff.of('d'));
@@ -758,5 +812,5 @@ async fn metafields(
         .rows_affected();
     }
     nested_loops(conn, false).await?;
-    Ok(c)
+    Ok((c, diff.resolved_by(&c)))
 }

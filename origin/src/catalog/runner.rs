@@ -20,6 +20,7 @@ use wholesail_shopify_admin::{AdminClient, AdminError};
 use wholesail_webhook::ShopDomain;
 
 use super::copy::{self, StagedCounts, Staging};
+use super::digest::{Digests, ProductDigests};
 use super::direct::{self, Direct, DirectError};
 use super::driver::{self, Lease, Take};
 use super::jsonl::{self, LineError};
@@ -672,7 +673,8 @@ impl Runner {
         }
         let mut staging = Staging::open(&self.copy, id, attempt).await?;
         let sink = Sink::Staging(&mut staging);
-        self.read_export(id, attempt, op, client, progress, sink)
+        let digests = self
+            .read_export(id, attempt, op, client, progress, sink)
             .await?;
         let written = staging.finish().await?;
         let stage_time = started.elapsed();
@@ -682,7 +684,15 @@ impl Runner {
         let (run, staged, merged, total) = loop {
             tries += 1;
             match self
-                .merge_and_complete(id, attempt, shop, snapshot, &written, stage_time)
+                .merge_and_complete(
+                    id,
+                    attempt,
+                    shop,
+                    snapshot,
+                    &written,
+                    digests.as_ref(),
+                    stage_time,
+                )
                 .await
             {
                 Err(RunError::Merge(MergeError::Database(e)) | RunError::Database(e))
@@ -717,10 +727,11 @@ impl Runner {
     ) -> Result<Outcome, RunError> {
         let started = Instant::now();
         let sink = Sink::Direct(&mut direct);
-        self.read_export(id, attempt, op, client, progress, sink)
+        let digests = self
+            .read_export(id, attempt, op, client, progress, sink)
             .await?;
         let stage_time = started.elapsed();
-        let mut loaded = direct.finish().await?;
+        let mut loaded = direct.finish(digests.as_ref()).await?;
         let total = loaded.merged.total();
         complete(
             &mut loaded.tx,
@@ -749,7 +760,8 @@ impl Runner {
         ))
     }
 
-    /// Streams the export into `sink`, reporting progress, and checks it is complete.
+    /// Streams the export into `sink`, reporting progress, and checks it is complete; returns
+    /// its per-product digests ([`Digests`]).
     async fn read_export(
         &self,
         id: i64,
@@ -758,7 +770,7 @@ impl Runner {
         client: &AdminClient,
         progress: &(dyn Fn(Progress) + Sync),
         mut sink: Sink<'_>,
-    ) -> Result<(), RunError> {
+    ) -> Result<Option<ProductDigests>, RunError> {
         let url = op
             .url
             .as_deref()
@@ -772,6 +784,7 @@ impl Runner {
             ..Progress::default()
         };
         let mut last_report = Instant::now();
+        let mut digests = Digests::default();
         while let Some(line) = reader.next_line().await? {
             p.lines = line.number;
             if !line.terminated {
@@ -787,6 +800,7 @@ impl Runner {
                 continue;
             }
             let record = jsonl::parse(line.number, line.bytes)?;
+            digests.add(&record, line.bytes);
             sink.write(&record).await?;
             // The clock is read every 64 lines, not on every line.
             if line.number % 64 == 0 && last_report.elapsed() >= self.settings.progress_interval {
@@ -813,7 +827,8 @@ impl Runner {
             });
         }
         progress(p);
-        self.report(id, attempt, p).await
+        self.report(id, attempt, p).await?;
+        Ok(digests.finish())
     }
 
     /// The merge and the run's `completed` status, in one transaction; refused when the
@@ -825,11 +840,13 @@ impl Runner {
         shop: &ShopDomain,
         snapshot: OffsetDateTime,
         written: &StagedCounts,
+        digests: Option<&ProductDigests>,
         stage_time: Duration,
     ) -> Result<(Run, StagedCounts, MergeSummary, merge::TableChanges), RunError> {
         let started = Instant::now();
         let mut tx = self.pool.begin().await?;
-        let (staged, merged) = match merge::merge(&mut tx, id, attempt, shop, snapshot).await {
+        let merged = merge::merge(&mut tx, id, attempt, shop, snapshot, digests).await;
+        let (staged, merged) = match merged {
             // The findings commit; the run ends without merging.
             Err(MergeError::ReportOnly) => {
                 sqlx::query!(

@@ -241,6 +241,12 @@ pub(super) async fn redact_shop(
     // after the previous one waited for concurrent writers' row locks, so lines or variants a
     // writer committed meanwhile are seen and deleted with their parent (never left orphaned).
     let mut deleted = serde_json::Map::new();
+    // The catalog's deletes are not marked for the next resync (`catalog_dirty`): there is
+    // none after a redaction (the shop's marks and digests go too). Off again after, for the
+    // batch's next events.
+    sqlx::query!("SET LOCAL wholesail.catalog_writer = 'on'")
+        .execute(&mut *conn)
+        .await?;
     for table in OPERATIONAL_TABLES {
         let rows = sqlx::query(&format!("DELETE FROM {table} WHERE shop = $1"))
             .bind(&event.shop)
@@ -263,6 +269,15 @@ pub(super) async fn redact_shop(
     .execute(&mut *conn)
     .await?;
     let elsewhere = personal_data::erase_shop(conn, event).await?;
+    sqlx::query!("SET LOCAL wholesail.catalog_writer = 'off'")
+        .execute(&mut *conn)
+        .await?;
+    for table in ["catalog_digests", "catalog_dirty"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE shop = $1"))
+            .bind(&event.shop)
+            .execute(&mut *conn)
+            .await?;
+    }
     let details = json!({
         "action": "shop_data_deleted",
         "rows_deleted": deleted,
