@@ -1695,4 +1695,163 @@ async fn a_webhook_committing_a_newer_level_mid_merge_is_not_overwritten(pool: P
     .unwrap();
     assert_eq!((available, by.as_str()), (777, "webhook:test"));
     assert_eq!(out.merged.inventory_levels.updated, 0, "{:?}", out.merged);
+    // The level still differs from the export: it is marked, so the next resync compares it
+    // whatever the digests say.
+    assert!(marks(&pool, "inventory_item_id", item).await > 0);
+}
+
+/// Marks of the default shop (`catalog_dirty`) naming `column` = `id`.
+async fn marks(pool: &PgPool, column: &str, id: i64) -> i64 {
+    sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM catalog_dirty WHERE shop = $1 AND {column} = $2"
+    ))
+    .bind(DEFAULT_SHOP)
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(pool: PgPool) {
+    let spec = CatalogSpec::new(41, 40);
+    let products = spec.counts(Selection::ALL).products;
+    let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 50 }, 50).await;
+    let (r, c) = (runner(&pool), client(&sim));
+    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    let digests: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_digests WHERE shop = $1")
+        .bind(DEFAULT_SHOP)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        digests as u64, products,
+        "the first load stores a digest per product"
+    );
+    // The same export: every product's digest matches, nothing is compared or written.
+    let same = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(same.merged.unchanged_products, products);
+    assert_eq!(same.merged.total(), Default::default());
+    // Changes that never reached Shopify's export (an operator's SQL, a webhook whose revert
+    // was lost), keeping each row's version: the export still has the old values.
+    let variant = CatalogSpec::variant_id(2, 0) as i64;
+    sqlx::query("UPDATE variants SET price = 999 WHERE shop = $1 AND id = $2")
+        .bind(DEFAULT_SHOP)
+        .bind(variant)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (item, location): (i64, i64) = sqlx::query_as(
+        "UPDATE inventory_levels SET available = available + 100, written_by = 'webhook:test'
+         WHERE (shop, inventory_item_id, location_id) = (
+             SELECT shop, inventory_item_id, location_id FROM inventory_levels
+             WHERE shop = $1 ORDER BY 2, 3 LIMIT 1)
+         RETURNING inventory_item_id, location_id",
+    )
+    .bind(DEFAULT_SHOP)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(marks(&pool, "variant_id", variant).await, 1);
+    assert_eq!(marks(&pool, "inventory_item_id", item).await, 1);
+    let healed = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(
+        live(&pool).await,
+        expected(&spec),
+        "the marked rows are put back"
+    );
+    assert_eq!(healed.merged.variants.updated, 1, "{:?}", healed.merged);
+    assert_eq!(
+        healed.merged.inventory_levels.updated, 1,
+        "{:?}",
+        healed.merged
+    );
+    assert_eq!(healed.merged.total().updated, 2, "{:?}", healed.merged);
+    assert_eq!(
+        marks(&pool, "inventory_item_id", item).await,
+        0,
+        "{location}"
+    );
+    assert_eq!(marks(&pool, "variant_id", variant).await, 0);
+    // A drifted export: only its changed products are compared, and it lands exactly.
+    let mut drifted = spec.clone();
+    drifted.drift = std::sync::Arc::new(shopify_simulator::CatalogDrift {
+        changed_percent: 5,
+        ..Default::default()
+    });
+    sim.set_catalog(DEFAULT_SHOP, drifted.clone());
+    let out = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(live(&pool).await, expected(&drifted));
+    assert_eq!(out.merged.total().updated, rows_differing(&spec, &drifted));
+    assert!(
+        out.merged.unchanged_products > 0 && out.merged.unchanged_products < products,
+        "{:?}",
+        out.merged
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_dirty WHERE shop = $1")
+        .bind(DEFAULT_SHOP)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "every difference was written: no mark is left");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_rows_of_variants_a_webhook_deleted_go_with_the_next_resync(pool: PgPool) {
+    let spec = CatalogSpec::new(43, 20);
+    let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
+    let (r, c) = (runner(&pool), client(&sim));
+    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    // products/delete: a tombstone and the variants removed; their inventory levels and the
+    // metafields of the product and its variants stay behind, as the handler leaves them.
+    let pid = CatalogSpec::product_id(3) as i64;
+    sqlx::query(
+        "UPDATE products SET deleted_at = now(), written_by = 'webhook:test'
+         WHERE shop = $1 AND id = $2",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(pid)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let items: Vec<i64> = sqlx::query_scalar(
+        "DELETE FROM variants WHERE shop = $1 AND product_id = $2 RETURNING inventory_item_id",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(pid)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(!items.is_empty());
+    // The export no longer has the product: it is in neither side of the digests.
+    let mut gone = spec.clone();
+    gone.drift = std::sync::Arc::new(shopify_simulator::CatalogDrift {
+        deleted: [pid as u64].into(),
+        ..Default::default()
+    });
+    sim.set_catalog(DEFAULT_SHOP, gone.clone());
+    let out = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(live(&pool).await, expected(&gone), "{:?}", out.merged);
+    assert!(out.merged.inventory_levels.deleted > 0, "{:?}", out.merged);
+    assert!(out.merged.metafields.deleted > 0, "{:?}", out.merged);
+    assert_eq!(
+        out.merged.unchanged_products,
+        gone.counts(Selection::ALL).products
+    );
 }
