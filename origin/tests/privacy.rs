@@ -88,6 +88,72 @@ async fn shop_redact_waits_for_an_event_in_flight_and_leaves_none_of_its_rows(po
     );
 }
 
+/// `shop/redact` over a catalog that webhooks wrote (so marked for the next resync) and a
+/// resync digested: no catalog row, mark or digest of the shop is left, and a write later in
+/// the same transaction (the batch's next event) is marked again.
+#[sqlx::test(migrations = "../migrations")]
+async fn shop_redact_leaves_no_catalog_row_mark_or_digest(pool: PgPool) {
+    let catalog = "INSERT INTO products (shop, id, title, source_updated_at, written_by)
+         VALUES ($1, 7, 'Crate', now(), 'inbox:1');
+         INSERT INTO variants (shop, id, product_id, inventory_item_id, written_by)
+         VALUES ($1, 40, 7, 45, 'inbox:1');
+         INSERT INTO inventory_levels (shop, inventory_item_id, location_id, available,
+                                       source_updated_at, source_digest, written_by)
+         VALUES ($1, 45, 1, 3, now(), 0, 'inbox:2');
+         INSERT INTO catalog_digests (shop, product_id, digest) VALUES ($1, 7, 99)"
+        .replace("$1", &format!("'{SHOP}'"));
+    sqlx::raw_sql(&catalog).execute(&pool).await.unwrap();
+    assert_eq!(
+        rows_of_shop(&pool, "catalog_dirty").await,
+        3,
+        "one mark per write"
+    );
+    let redact = common::inbox_event(
+        SHOP,
+        2,
+        "shop/redact",
+        &json!({"shop_id": 954889, "shop_domain": SHOP}),
+    );
+    let mut tx = pool.begin().await.unwrap();
+    assert_eq!(
+        handlers::apply(&mut tx, &redact).await.unwrap(),
+        Outcome::Applied
+    );
+    for table in [
+        "products",
+        "variants",
+        "inventory_levels",
+        "catalog_dirty",
+        "catalog_digests",
+    ] {
+        let rows: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE shop = $1"))
+                .bind(SHOP)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        assert_eq!(rows, 0, "{table} of the shop");
+    }
+    sqlx::raw_sql(
+        "INSERT INTO inventory_levels (shop, inventory_item_id, location_id, available,
+                                       source_updated_at, source_digest, written_by)
+         VALUES ('other.myshopify.com', 45, 1, 3, now(), 0, 'inbox:3');
+         DELETE FROM inventory_levels WHERE shop = 'other.myshopify.com'",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let marks: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM catalog_dirty WHERE shop = 'other.myshopify.com'")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(
+        marks, 2,
+        "the insert and the delete after the redaction are marked"
+    );
+}
+
 const EMAIL: &str = "purchasing@northwind.example";
 const PHONE: &str = "+16145550199";
 const OTHER_EMAIL: &str = "someone-else@northwind.example";
