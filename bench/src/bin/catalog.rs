@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use bytes::BytesMut;
 use secrecy::SecretString;
 use shopify_simulator::catalog::{Owner, Row, RowCounts};
@@ -47,6 +47,7 @@ use shopify_simulator::{
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use wholesail_bench::{median, scratch_database};
+use wholesail_origin::catalog::digest::Digests;
 use wholesail_origin::catalog::{copy, jsonl, Runner, Settings};
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
 
@@ -360,8 +361,12 @@ async fn run(base: &str, bench: &Bench, variants: u64, rounds: usize) -> Result<
     eprintln!("N/10 import: {small_report:?}");
 
     // (c) the importer's own work on the same file: parse + encode, in process, no I/O.
-    let (parse_s, parse_bytes) = parse_and_encode(&big)?;
-    eprintln!("parse + encode in process: {parse_s:.2} s CPU for {parse_bytes} bytes");
+    let (parse_s, digest_s, parse_bytes) = parse_and_encode(&big)?;
+    eprintln!(
+        "parse + encode in process: {parse_s:.2} s CPU for {parse_bytes} bytes; \
+         + per-product digests: {digest_s:.2} s ({:.2}×)",
+        digest_s / parse_s
+    );
 
     // The resyncs at N and (a) the floors, psql \copy of the same rows as CSV, interleaved
     // round by round (the machine is shared and noisy).
@@ -429,8 +434,11 @@ async fn run(base: &str, bench: &Bench, variants: u64, rounds: usize) -> Result<
         &counts,
         expected_changed,
         csv_bytes,
-        parse_s,
-        parse_bytes,
+        &InProcess {
+            parse_s,
+            digest_s,
+            bytes: parse_bytes,
+        },
         rounds,
     )?;
 
@@ -473,16 +481,30 @@ fn met(ok: bool) -> &'static str {
     }
 }
 
+/// The importer's CPU on the whole export, in process (`parse_and_encode`).
+struct InProcess {
+    /// Parse + encode, CPU seconds.
+    parse_s: f64,
+    /// The same with the per-product digests.
+    digest_s: f64,
+    /// The export's bytes.
+    bytes: u64,
+}
+
 /// Prints the rounds' medians as tables, with the goals.
 fn report(
     done: &[Round],
     counts: &RowCounts,
     expected_changed: u64,
     csv_bytes: u64,
-    parse_s: f64,
-    parse_bytes: u64,
+    in_process: &InProcess,
     rounds: usize,
 ) -> Result<()> {
+    let &InProcess {
+        parse_s,
+        digest_s,
+        bytes: parse_bytes,
+    } = in_process;
     let med = |f: &dyn Fn(&Round) -> f64| median(done.iter().map(f).collect());
     let copy = med(&|r| r.copy_stage);
     let live = med(&|r| r.copy_live);
@@ -545,6 +567,12 @@ fn report(
         rows / parse_s,
         parse_bytes as f64 / 1e6 / parse_s,
         parse_s / copy
+    );
+    println!(
+        "| (c) the same + per-product digests (XXH3 per line, variant → product map; CPU s) | {digest_s:.2} | {:.0} | {:.0} | {:.2}× | – |",
+        rows / digest_s,
+        parse_bytes as f64 / 1e6 / digest_s,
+        digest_s / copy
     );
     let paired = |f: &dyn Fn(&Round) -> f64| -> String {
         done.iter()
@@ -665,7 +693,9 @@ fn changed_rows(before: &CatalogSpec, after: &CatalogSpec) -> u64 {
 /// Parses every line of `spec`'s export and encodes it as binary COPY rows, the text
 /// generated beforehand (1 GB in memory at 1M variants); returns the CPU seconds of the
 /// parsing thread (less disturbed by other work on the machine than wall time) and the bytes.
-fn parse_and_encode(spec: &CatalogSpec) -> Result<(f64, u64)> {
+/// CPU seconds of parsing and encoding every line of `spec`'s export, then of the same with
+/// the per-product digests the importer also sums (a second pass), and the export's bytes.
+fn parse_and_encode(spec: &CatalogSpec) -> Result<(f64, f64, u64)> {
     let mut stream = spec.jsonl(Selection::ALL, ChildOrder::Scattered { window: 1000 });
     let mut chunks = Vec::new();
     loop {
@@ -682,15 +712,25 @@ fn parse_and_encode(spec: &CatalogSpec) -> Result<(f64, u64)> {
         .filter(|l| !l.is_empty())
         .collect();
     let mut rows = BytesMut::with_capacity(8 << 20);
-    let start = cpu_seconds("/proc/thread-self/stat")?;
-    for (n, l) in lines.iter().enumerate() {
-        copy::encode(&jsonl::parse(n as u64 + 1, l)?, &mut rows);
-        if rows.len() > 4 << 20 {
-            rows.clear();
+    let mut took = [0.0; 2];
+    for (pass, took) in took.iter_mut().enumerate() {
+        let mut digests = (pass == 1).then(Digests::default);
+        let start = cpu_seconds("/proc/thread-self/stat")?;
+        for (n, l) in lines.iter().enumerate() {
+            let record = jsonl::parse(n as u64 + 1, l)?;
+            if let Some(d) = &mut digests {
+                d.add(&record, l);
+            }
+            copy::encode(&record, &mut rows);
+            if rows.len() > 4 << 20 {
+                rows.clear();
+            }
         }
+        let summed = digests.and_then(Digests::finish);
+        *took = cpu_seconds("/proc/thread-self/stat")? - start;
+        ensure!(pass == 0 || summed.is_some(), "the export's lines were not all attributed");
     }
-    let took = cpu_seconds("/proc/thread-self/stat")? - start;
-    Ok((took, chunks.iter().map(|c| c.len() as u64).sum()))
+    Ok((took[0], took[1], chunks.iter().map(|c| c.len() as u64).sum()))
 }
 
 const KINDS: [&str; 4] = ["products", "variants", "inventory_levels", "metafields"];

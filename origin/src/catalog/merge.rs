@@ -333,12 +333,20 @@ pub async fn merge(
     sqlx::query!("SET LOCAL enable_nestloop = off")
         .execute(&mut *conn)
         .await?;
-    for t in [&sp, &sv, &sl, &sm] {
-        sqlx::query(&format!("ANALYZE {t}"))
-            .execute(&mut *conn)
-            .await?;
+    let staging = [&sp, &sv, &sl, &sm];
+    // A reconciliation run linked to this catalog run records what follows would change; it
+    // reads the whole staging tables.
+    let reconciled = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM reconcile_runs WHERE shop = $1 AND catalog_run = $2)
+             AS "linked!""#,
+        shop.as_str(),
+        run,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if reconciled {
+        analyze(conn, staging).await?;
     }
-    // A reconciliation run linked to this catalog run records what follows would change.
     let linked = crate::reconcile::catalog::capture(conn, shop, run, attempt, snapshot).await?;
     if linked.is_some_and(|l| l.mode == crate::reconcile::runs::Mode::Report) {
         return Err(MergeError::ReportOnly);
@@ -355,6 +363,9 @@ pub async fn merge(
         &sl,
     )
     .await?;
+    if !reconciled && !scope.is_empty() {
+        analyze(conn, staging).await?;
+    }
     if empty {
         let summary = load_empty(conn, [&sp, &sv, &sl, &sm], shop, &by).await?;
         scope::settle(conn, shop.as_str(), &scope, digests, &[]).await?;
@@ -388,6 +399,17 @@ pub async fn merge(
     }
     scope::settle(conn, shop.as_str(), &scope, digests, &unresolved).await?;
     Ok((staged, summary))
+}
+
+/// Analyses the staging tables: the statements joining them are planned from their real
+/// sizes (they were filled moments ago, without statistics).
+async fn analyze(conn: &mut PgConnection, staging: [&String; 4]) -> Result<(), sqlx::Error> {
+    for t in staging {
+        sqlx::query(&format!("ANALYZE {t}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Whether `shop` has no catalog row at all: no product (not even a tombstone), variant,

@@ -150,6 +150,12 @@ fn retryable(e: &sqlx::Error) -> bool {
         .is_some_and(|c| matches!(c.as_ref(), "23505" | "40P01" | "40001"))
 }
 
+/// What a staged import read: the rows written by kind and the export's digests.
+struct Imported {
+    written: StagedCounts,
+    digests: Option<ProductDigests>,
+}
+
 /// Where an import writes the export's records.
 enum Sink<'a> {
     /// The run's staging tables, merged afterwards.
@@ -676,7 +682,10 @@ impl Runner {
         let digests = self
             .read_export(id, attempt, op, client, progress, sink)
             .await?;
-        let written = staging.finish().await?;
+        let imported = Imported {
+            written: staging.finish().await?,
+            digests,
+        };
         let stage_time = started.elapsed();
         // A webhook that commits a conflicting row mid-merge (unique violation, deadlock)
         // rolls the merge back; the staged rows are still there, so it is simply run again.
@@ -684,15 +693,7 @@ impl Runner {
         let (run, staged, merged, total) = loop {
             tries += 1;
             match self
-                .merge_and_complete(
-                    id,
-                    attempt,
-                    shop,
-                    snapshot,
-                    &written,
-                    digests.as_ref(),
-                    stage_time,
-                )
+                .merge_and_complete(id, attempt, shop, snapshot, &imported, stage_time)
                 .await
             {
                 Err(RunError::Merge(MergeError::Database(e)) | RunError::Database(e))
@@ -839,13 +840,14 @@ impl Runner {
         attempt: i32,
         shop: &ShopDomain,
         snapshot: OffsetDateTime,
-        written: &StagedCounts,
-        digests: Option<&ProductDigests>,
+        imported: &Imported,
         stage_time: Duration,
     ) -> Result<(Run, StagedCounts, MergeSummary, merge::TableChanges), RunError> {
         let started = Instant::now();
         let mut tx = self.pool.begin().await?;
+        let digests = imported.digests.as_ref();
         let merged = merge::merge(&mut tx, id, attempt, shop, snapshot, digests).await;
+        let written = &imported.written;
         let (staged, merged) = match merged {
             // The findings commit; the run ends without merging.
             Err(MergeError::ReportOnly) => {
