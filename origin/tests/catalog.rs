@@ -877,8 +877,12 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
     // A shop with a catalog stages and merges.
     let again = resync().await.unwrap();
     let line = cli::summary(&again);
+    let products = counts.products;
     assert!(
         line.contains("inserted 0, updated 0, deleted 0")
+            && line.contains(&format!(
+                "{products} of {products} products unchanged since the last resync"
+            ))
             && line.contains(" (stage ")
             && line.contains(", merge "),
         "{line}"

@@ -728,9 +728,16 @@ fn parse_and_encode(spec: &CatalogSpec) -> Result<(f64, f64, u64)> {
         }
         let summed = digests.and_then(Digests::finish);
         *took = cpu_seconds("/proc/thread-self/stat")? - start;
-        ensure!(pass == 0 || summed.is_some(), "the export's lines were not all attributed");
+        ensure!(
+            pass == 0 || summed.is_some(),
+            "the export's lines were not all attributed"
+        );
     }
-    Ok((took[0], took[1], chunks.iter().map(|c| c.len() as u64).sum()))
+    Ok((
+        took[0],
+        took[1],
+        chunks.iter().map(|c| c.len() as u64).sum(),
+    ))
 }
 
 const KINDS: [&str; 4] = ["products", "variants", "inventory_levels", "metafields"];

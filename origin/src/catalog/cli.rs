@@ -254,9 +254,10 @@ pub async fn resync(
     Ok(result?)
 }
 
-/// The final summary line: inserted / updated / deleted, then the whole duration and its
-/// two phases (stage: download + parse + COPY into staging; merge: the one transaction; for
-/// a direct load, the load while downloading and the checks after it).
+/// The final summary line: inserted / updated / deleted, the products left out of the
+/// comparison (unchanged since the last resync), then the whole duration and its two phases
+/// (stage: download + parse + COPY into staging; merge: the one transaction; for a direct
+/// load, the load while downloading and the checks after it).
 pub fn summary(o: &Outcome) -> String {
     let t = o.merged.total();
     let (stage, merge) = match o.run.direct {
@@ -266,6 +267,7 @@ pub fn summary(o: &Outcome) -> String {
     format!(
         "catalog run {} for {}: {} rows imported ({}); inserted {}, updated {}, deleted {} \
          (products {}/{}/{}, variants {}/{}/{}, inventory levels {}/{}/{}, metafields {}/{}/{}); \
+         {} of {} products unchanged since the last resync (not compared); \
          import + merge {} ({stage} {}, {merge} {})",
         o.run.id,
         o.run.shop,
@@ -286,6 +288,8 @@ pub fn summary(o: &Outcome) -> String {
         o.merged.metafields.inserted,
         o.merged.metafields.updated,
         o.merged.metafields.deleted,
+        o.merged.unchanged_products,
+        o.staged.products,
         HumanDuration(o.import_time),
         HumanDuration(o.stage_time),
         HumanDuration(o.merge_time),

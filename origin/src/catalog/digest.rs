@@ -5,8 +5,8 @@
 //! of the product and of its variants. A sum does not depend on where the lines sit in an
 //! ungrouped export (children anywhere after their parent), and any change to any field of any
 //! line changes it. Levels and variant metafields name their variant, not the product, so the
-//! variants' products are kept in a map while the export is read (~35 MB at a million
-//! variants). XXH3's output is fixed by its specification: digests stored by one version
+//! variants' products are kept in a map while the export is read (16 bytes a variant, ~34 MB
+//! at a million once grown). XXH3's output is fixed by its specification: digests stored by one version
 //! compare with those of the next.
 
 use rustc_hash::FxHashMap;
@@ -17,11 +17,14 @@ use super::jsonl::Record;
 /// The digests being summed.
 #[derive(Default)]
 pub struct Digests {
-    /// Each variant's product.
-    variant_products: FxHashMap<i64, i64>,
-    /// Each product's sum so far.
-    sums: FxHashMap<i64, u64>,
-    /// Lines whose product is unknown: a child read before its variant.
+    /// Each product's place in `sums`.
+    products: FxHashMap<i64, u32>,
+    /// Each product's id and sum so far.
+    sums: Vec<(i64, u64)>,
+    /// Each variant's product (its place in `sums`) and a 32-bit hash of its inventory item.
+    variants: FxHashMap<i64, (u32, u32)>,
+    /// Lines whose product is unknown (a child read before its variant), or levels whose
+    /// inventory item is not their variant's.
     unattributed: u64,
 }
 
@@ -34,26 +37,50 @@ pub struct ProductDigests {
     pub digests: Vec<i64>,
 }
 
+/// A 32-bit hash of an inventory item id (`None`: no item).
+fn item_hash(item: Option<i64>) -> u32 {
+    item.map_or(0, |i| {
+        ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+    })
+}
+
 impl Digests {
     /// Adds `line`, read as `record`, to its product's digest.
     pub fn add(&mut self, record: &Record<'_>, line: &[u8]) {
-        let product = match record {
-            Record::Product(p) => Some(p.id),
+        let place = match record {
+            Record::Product(p) => Some(self.place(p.id)),
             Record::Variant(v) => {
-                self.variant_products.insert(v.id, v.product_id);
-                Some(v.product_id)
+                let place = self.place(v.product_id);
+                self.variants
+                    .insert(v.id, (place, item_hash(v.inventory_item_id)));
+                Some(place)
             }
-            Record::InventoryLevel(l) => self.variant_products.get(&l.variant_id).copied(),
-            Record::Metafield(m) if m.owner_type == "Product" => Some(m.owner_id),
-            Record::Metafield(m) => self.variant_products.get(&m.owner_id).copied(),
+            // The merge finds a product's levels through its variants' items, so a level of
+            // another item than its variant's leaves the digests unusable.
+            Record::InventoryLevel(l) => match self.variants.get(&l.variant_id) {
+                Some(&(place, item)) if item == item_hash(Some(l.inventory_item_id)) => Some(place),
+                _ => None,
+            },
+            Record::Metafield(m) if m.owner_type == "Product" => Some(self.place(m.owner_id)),
+            Record::Metafield(m) => self.variants.get(&m.owner_id).map(|&(place, _)| place),
         };
-        match product {
+        match place {
             Some(p) => {
-                let sum = self.sums.entry(p).or_default();
+                let sum = &mut self.sums[p as usize].1;
                 *sum = sum.wrapping_add(xxh3_64(line));
             }
             None => self.unattributed += 1,
         }
+    }
+
+    /// Product `id`'s place in `sums`, given one when first seen.
+    fn place(&mut self, id: i64) -> u32 {
+        let next = self.sums.len() as u32;
+        let place = *self.products.entry(id).or_insert(next);
+        if place == next {
+            self.sums.push((id, 0));
+        }
+        place
     }
 
     /// The digests, or `None` when some line could not be given to a product (the merge then
@@ -62,19 +89,13 @@ impl Digests {
         if self.unattributed > 0 {
             tracing::warn!(
                 lines = self.unattributed,
-                "catalog export: children before their variant; every product is compared"
+                "catalog export: children before their variant, or levels of another item than \
+                 their variant's; every product is compared"
             );
             return None;
         }
-        let mut d = ProductDigests {
-            products: Vec::with_capacity(self.sums.len()),
-            digests: Vec::with_capacity(self.sums.len()),
-        };
-        for (product, sum) in self.sums {
-            d.products.push(product);
-            d.digests.push(sum as i64);
-        }
-        Some(d)
+        let (products, digests) = self.sums.into_iter().map(|(p, s)| (p, s as i64)).unzip();
+        Some(ProductDigests { products, digests })
     }
 }
 
@@ -124,7 +145,10 @@ mod tests {
     }
 
     #[test]
-    fn a_child_before_its_variant_gives_no_digests() {
+    fn a_child_before_its_variant_or_a_level_of_another_item_gives_no_digests() {
         assert_eq!(digests(&[LINES[0], LINES[2], LINES[1]]), None);
+        let other = String::from_utf8_lossy(LINES[2]).replace("=45", "=46");
+        assert_eq!(digests(&[LINES[0], LINES[1], other.as_bytes()]), None);
+        assert!(digests(&[LINES[0], LINES[1], LINES[2]]).is_some());
     }
 }

@@ -161,9 +161,12 @@ impl Diff {
         conn: &mut PgConnection,
         kind: &str,
         select: &str,
+        scope: &Scope,
         shop: &ShopDomain,
     ) -> Result<Diff, sqlx::Error> {
         let table = format!("catalog_diff_{kind}");
+        // A narrowed comparison may probe the live table's index for each key in scope.
+        nested_loops(conn, scope.is_narrowed()).await?;
         let rows = sqlx::query(&format!(
             "CREATE TEMPORARY TABLE {table} ON COMMIT DROP AS {select}"
         ))
@@ -171,6 +174,7 @@ impl Diff {
         .execute(&mut *conn)
         .await?
         .rows_affected();
+        nested_loops(conn, false).await?;
         let mut diff = Diff {
             table,
             inserts: 0,
@@ -333,7 +337,7 @@ pub async fn merge(
     sqlx::query!("SET LOCAL enable_nestloop = off")
         .execute(&mut *conn)
         .await?;
-    let staging = [&sp, &sv, &sl, &sm];
+    let staging = [sp.as_str(), &sv, &sl, &sm];
     // A reconciliation run linked to this catalog run records what follows would change; it
     // reads the whole staging tables.
     let reconciled = sqlx::query_scalar!(
@@ -345,7 +349,7 @@ pub async fn merge(
     .fetch_one(&mut *conn)
     .await?;
     if reconciled {
-        analyze(conn, staging).await?;
+        scope::analyze(conn, staging).await?;
     }
     let linked = crate::reconcile::catalog::capture(conn, shop, run, attempt, snapshot).await?;
     if linked.is_some_and(|l| l.mode == crate::reconcile::runs::Mode::Report) {
@@ -354,18 +358,8 @@ pub async fn merge(
     let by = written_by(run);
     let empty = shop_is_empty(conn, shop).await?;
     // A reconciliation compares everything; an empty shop has nothing to compare.
-    let scope = scope::prepare(
-        conn,
-        shop.as_str(),
-        digests,
-        linked.is_some() || empty,
-        &sv,
-        &sl,
-    )
-    .await?;
-    if !reconciled && !scope.is_empty() {
-        analyze(conn, staging).await?;
-    }
+    let full = linked.is_some() || empty;
+    let scope = scope::prepare(conn, shop.as_str(), digests, full, reconciled, staging).await?;
     if empty {
         let summary = load_empty(conn, [&sp, &sv, &sl, &sm], shop, &by).await?;
         scope::settle(conn, shop.as_str(), &scope, digests, &[]).await?;
@@ -399,17 +393,6 @@ pub async fn merge(
     }
     scope::settle(conn, shop.as_str(), &scope, digests, &unresolved).await?;
     Ok((staged, summary))
-}
-
-/// Analyses the staging tables: the statements joining them are planned from their real
-/// sizes (they were filled moments ago, without statistics).
-async fn analyze(conn: &mut PgConnection, staging: [&String; 4]) -> Result<(), sqlx::Error> {
-    for t in staging {
-        sqlx::query(&format!("ANALYZE {t}"))
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Whether `shop` has no catalog row at all: no product (not even a tombstone), variant,
@@ -518,6 +501,7 @@ async fn products(
                       (s.gid, s.title, s.handle, s.status, s.vendor, s.product_type, s.tags,
                        s.updated_at)))"
         ),
+        scope,
         shop,
     )
     .await?;
@@ -615,6 +599,7 @@ async fn variants(
                     v.compare_at_price::numeric, v.position, v.inventory_item_id,
                     v.updated_at)"
         ),
+        scope,
         shop,
     )
     .await?;
@@ -707,6 +692,7 @@ async fn inventory_levels(
                 OR (t.available, t.source_updated_at)
                    IS DISTINCT FROM (l.available, l.updated_at)"
         ),
+        scope,
         shop,
     )
     .await?;
@@ -787,6 +773,7 @@ async fn metafields(
              WHERE t.owner_id IS NULL OR m.owner_id IS NULL
                 OR (t.metafield_id, t.type, t.value) IS DISTINCT FROM (m.id, m.type, m.value)"
         ),
+        scope,
         shop,
     )
     .await?;

@@ -32,6 +32,11 @@ pub(super) struct Scope {
 }
 
 impl Scope {
+    /// Whether only part of the catalog is compared.
+    pub(super) fn is_narrowed(&self) -> bool {
+        self.narrowed
+    }
+
     /// Whether nothing at all is compared (narrowed to nothing).
     pub(super) fn is_empty(&self) -> bool {
         self.narrowed && self.sizes == [0; 3]
@@ -117,18 +122,37 @@ pub(super) async fn replace_digests(
     Ok(())
 }
 
+/// Analyses the staging tables: the statements joining them are planned from their real
+/// sizes (they were filled moments ago, without statistics).
+pub(super) async fn analyze(
+    conn: &mut PgConnection,
+    staging: [&str; 4],
+) -> Result<(), sqlx::Error> {
+    for t in staging {
+        sqlx::query(&format!("ANALYZE {t}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Sees the marks and, unless `full` (or without digests), narrows the comparison to what may
-/// differ. `sv` / `sl`: the run's staged variants and levels.
+/// differ; `staging`: the run's tables `[products, variants, levels, metafields]`, analysed
+/// here (unless `analysed` already) when anything is compared.
 pub(super) async fn prepare(
     conn: &mut PgConnection,
     shop: &str,
     digests: Option<&ProductDigests>,
     full: bool,
-    sv: &str,
-    sl: &str,
+    analysed: bool,
+    staging: [&str; 4],
 ) -> Result<Scope, sqlx::Error> {
+    let sv = staging[1];
     let marks = see_marks(conn, shop).await?;
     let Some(d) = digests.filter(|_| !full) else {
+        if !analysed {
+            analyze(conn, staging).await?;
+        }
         return Ok(Scope {
             narrowed: false,
             unchanged: 0,
@@ -165,8 +189,6 @@ pub(super) async fn prepare(
             "CREATE TEMPORARY TABLE catalog_scope_items ON COMMIT DROP AS
              SELECT inventory_item_id AS id FROM {sv}
              WHERE id IN (SELECT id FROM catalog_scope_variants) AND inventory_item_id IS NOT NULL
-             UNION SELECT inventory_item_id FROM {sl}
-                   WHERE variant_id IN (SELECT id FROM catalog_scope_variants)
              UNION SELECT inventory_item_id FROM variants
                    WHERE shop = $1 AND id IN (SELECT id FROM catalog_scope_variants)
                      AND inventory_item_id IS NOT NULL
@@ -181,20 +203,25 @@ pub(super) async fn prepare(
         .enumerate()
     {
         sizes[i] = run(conn, sql, shop).await?;
-        // No product differs and nothing was marked: nothing else can be in scope.
-        if sizes[0] == 0 && marks == 0 {
-            break;
+        if i == 0 {
+            // No product differs and nothing was marked: nothing else can be in scope.
+            if sizes[0] == 0 && marks == 0 {
+                return Ok(Scope {
+                    narrowed: true,
+                    unchanged: d.products.len() as u64,
+                    sizes,
+                });
+            }
+            // From here on every table is analysed, so the planner may probe the live tables'
+            // indexes for a small scope instead of hashing them whole.
+            analyze(conn, staging).await?;
+            sqlx::query!("SET LOCAL enable_nestloop = on")
+                .execute(&mut *conn)
+                .await?;
         }
         sqlx::query(&format!("ANALYZE catalog_scope_{table}"))
             .execute(&mut *conn)
             .await?;
-    }
-    if sizes == [0; 3] {
-        return Ok(Scope {
-            narrowed: true,
-            unchanged: d.products.len() as u64,
-            sizes,
-        });
     }
     sqlx::query(
         "CREATE TEMPORARY TABLE catalog_scope_owners ON COMMIT DROP AS
