@@ -161,12 +161,9 @@ impl Diff {
         conn: &mut PgConnection,
         kind: &str,
         select: &str,
-        scope: &Scope,
         shop: &ShopDomain,
     ) -> Result<Diff, sqlx::Error> {
         let table = format!("catalog_diff_{kind}");
-        // A narrowed comparison may probe the live table's index for each key in scope.
-        nested_loops(conn, scope.is_narrowed()).await?;
         let rows = sqlx::query(&format!(
             "CREATE TEMPORARY TABLE {table} ON COMMIT DROP AS {select}"
         ))
@@ -174,7 +171,6 @@ impl Diff {
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        nested_loops(conn, false).await?;
         let mut diff = Diff {
             table,
             inserts: 0,
@@ -501,7 +497,6 @@ async fn products(
                       (s.gid, s.title, s.handle, s.status, s.vendor, s.product_type, s.tags,
                        s.updated_at)))"
         ),
-        scope,
         shop,
     )
     .await?;
@@ -599,7 +594,6 @@ async fn variants(
                     v.compare_at_price::numeric, v.position, v.inventory_item_id,
                     v.updated_at)"
         ),
-        scope,
         shop,
     )
     .await?;
@@ -692,7 +686,6 @@ async fn inventory_levels(
                 OR (t.available, t.source_updated_at)
                    IS DISTINCT FROM (l.available, l.updated_at)"
         ),
-        scope,
         shop,
     )
     .await?;
@@ -773,7 +766,6 @@ async fn metafields(
              WHERE t.owner_id IS NULL OR m.owner_id IS NULL
                 OR (t.metafield_id, t.type, t.value) IS DISTINCT FROM (m.id, m.type, m.value)"
         ),
-        scope,
         shop,
     )
     .await?;

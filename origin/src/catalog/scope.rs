@@ -21,6 +21,12 @@ use sqlx::PgConnection;
 
 use super::digest::ProductDigests;
 
+/// The widest scope, as a share of the export's products, still compared narrowed: the
+/// comparison scans both sides whole either way (hash joins; nested loops are off, see
+/// `merge`) and only joins fewer rows, so at 28% of the products (a 1% resync of 1M variants)
+/// narrowing cost more than it saved (merge 16.2 s against 9–11 s, `BENCHMARKS.md`).
+const WIDEST: f64 = 0.2;
+
 /// What the merge compares.
 pub(super) struct Scope {
     /// False: every row.
@@ -32,11 +38,6 @@ pub(super) struct Scope {
 }
 
 impl Scope {
-    /// Whether only part of the catalog is compared.
-    pub(super) fn is_narrowed(&self) -> bool {
-        self.narrowed
-    }
-
     /// Whether nothing at all is compared (narrowed to nothing).
     pub(super) fn is_empty(&self) -> bool {
         self.narrowed && self.sizes == [0; 3]
@@ -212,12 +213,16 @@ pub(super) async fn prepare(
                     sizes,
                 });
             }
-            // From here on every table is analysed, so the planner may probe the live tables'
-            // indexes for a small scope instead of hashing them whole.
+            // A scope this wide saves less than narrowing costs: compare everything.
+            if sizes[0] as f64 > WIDEST * d.products.len() as f64 {
+                analyze(conn, staging).await?;
+                return Ok(Scope {
+                    narrowed: false,
+                    unchanged: 0,
+                    sizes: [0; 3],
+                });
+            }
             analyze(conn, staging).await?;
-            sqlx::query!("SET LOCAL enable_nestloop = on")
-                .execute(&mut *conn)
-                .await?;
         }
         sqlx::query(&format!("ANALYZE catalog_scope_{table}"))
             .execute(&mut *conn)
