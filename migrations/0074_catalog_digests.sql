@@ -76,42 +76,23 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER products_catalog_dirty_insert AFTER INSERT ON products
-    FOR EACH ROW WHEN (coalesce(NEW.written_by, '') NOT LIKE 'catalog\_run:%')
-    EXECUTE FUNCTION catalog_mark_row();
-CREATE TRIGGER products_catalog_dirty_update AFTER UPDATE ON products
-    FOR EACH ROW WHEN (coalesce(NEW.written_by, '') NOT LIKE 'catalog\_run:%'
-                       OR NEW.written_by IS NOT DISTINCT FROM OLD.written_by)
-    EXECUTE FUNCTION catalog_mark_row();
-CREATE TRIGGER products_catalog_dirty_delete AFTER DELETE ON products
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION catalog_mark_deleted();
-
-CREATE TRIGGER variants_catalog_dirty_insert AFTER INSERT ON variants
-    FOR EACH ROW WHEN (coalesce(NEW.written_by, '') NOT LIKE 'catalog\_run:%')
-    EXECUTE FUNCTION catalog_mark_row();
-CREATE TRIGGER variants_catalog_dirty_update AFTER UPDATE ON variants
-    FOR EACH ROW WHEN (coalesce(NEW.written_by, '') NOT LIKE 'catalog\_run:%'
-                       OR NEW.written_by IS NOT DISTINCT FROM OLD.written_by)
-    EXECUTE FUNCTION catalog_mark_row();
-CREATE TRIGGER variants_catalog_dirty_delete AFTER DELETE ON variants
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION catalog_mark_deleted();
-
-CREATE TRIGGER inventory_levels_catalog_dirty_insert AFTER INSERT ON inventory_levels
-    FOR EACH ROW WHEN (coalesce(NEW.written_by, '') NOT LIKE 'catalog\_run:%')
-    EXECUTE FUNCTION catalog_mark_row();
-CREATE TRIGGER inventory_levels_catalog_dirty_update AFTER UPDATE ON inventory_levels
-    FOR EACH ROW WHEN (coalesce(NEW.written_by, '') NOT LIKE 'catalog\_run:%'
-                       OR NEW.written_by IS NOT DISTINCT FROM OLD.written_by)
-    EXECUTE FUNCTION catalog_mark_row();
-CREATE TRIGGER inventory_levels_catalog_dirty_delete AFTER DELETE ON inventory_levels
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION catalog_mark_deleted();
-
-CREATE TRIGGER catalog_metafields_catalog_dirty_insert AFTER INSERT ON catalog_metafields
-    FOR EACH ROW WHEN (coalesce(NEW.written_by, '') NOT LIKE 'catalog\_run:%')
-    EXECUTE FUNCTION catalog_mark_row();
-CREATE TRIGGER catalog_metafields_catalog_dirty_update AFTER UPDATE ON catalog_metafields
-    FOR EACH ROW WHEN (coalesce(NEW.written_by, '') NOT LIKE 'catalog\_run:%'
-                       OR NEW.written_by IS NOT DISTINCT FROM OLD.written_by)
-    EXECUTE FUNCTION catalog_mark_row();
-CREATE TRIGGER catalog_metafields_catalog_dirty_delete AFTER DELETE ON catalog_metafields
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION catalog_mark_deleted();
+-- The same three triggers on each catalog table.
+DO $$
+DECLARE
+    t text;
+    resync_row text := $w$coalesce(NEW.written_by, '') NOT LIKE 'catalog\_run:%'$w$;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['products', 'variants', 'inventory_levels', 'catalog_metafields']
+    LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I FOR EACH ROW WHEN (%s)
+                        EXECUTE FUNCTION catalog_mark_row()',
+                       t || '_catalog_dirty_insert', t, resync_row);
+        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %I FOR EACH ROW
+                        WHEN (%s OR NEW.written_by IS NOT DISTINCT FROM OLD.written_by)
+                        EXECUTE FUNCTION catalog_mark_row()',
+                       t || '_catalog_dirty_update', t, resync_row);
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %I REFERENCING OLD TABLE AS gone
+                        FOR EACH STATEMENT EXECUTE FUNCTION catalog_mark_deleted()',
+                       t || '_catalog_dirty_delete', t);
+    END LOOP;
+END $$;

@@ -1587,6 +1587,28 @@ async fn rows_missing_from_the_export_are_deleted_only_up_to_the_snapshot(pool: 
     assert_eq!(left, [2], "the older missing level goes, the newer stays");
 }
 
+/// What `products/delete` does to product `pid`: a tombstone (titled `deleted`, written by
+/// `webhook:test`) and its variants removed; returns their inventory items.
+async fn delete_product_by_webhook(pool: &PgPool, pid: i64) -> Vec<i64> {
+    sqlx::query(
+        "UPDATE products SET deleted_at = now(), title = 'deleted', written_by = 'webhook:test'
+         WHERE shop = $1 AND id = $2",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(pid)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query_scalar(
+        "DELETE FROM variants WHERE shop = $1 AND product_id = $2 RETURNING inventory_item_id",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(pid)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_tombstoned_product_stays_deleted_when_the_export_still_has_it(pool: PgPool) {
     let spec = CatalogSpec::new(23, 20);
@@ -1597,21 +1619,7 @@ async fn a_tombstoned_product_stays_deleted_when_the_export_still_has_it(pool: P
         .unwrap();
     // products/delete after the export was taken: a tombstone, its variants gone.
     let pid = CatalogSpec::product_id(3) as i64;
-    sqlx::query(
-        "UPDATE products SET deleted_at = now(), title = 'deleted', written_by = 'webhook:test'
-         WHERE shop = $1 AND id = $2",
-    )
-    .bind(DEFAULT_SHOP)
-    .bind(pid)
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("DELETE FROM variants WHERE shop = $1 AND product_id = $2")
-        .bind(DEFAULT_SHOP)
-        .bind(pid)
-        .execute(&pool)
-        .await
-        .unwrap();
+    delete_product_by_webhook(&pool, pid).await;
     let out = r
         .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
         .await
@@ -1852,24 +1860,7 @@ async fn the_rows_of_variants_a_webhook_deleted_go_with_the_next_resync(pool: Pg
     // products/delete: a tombstone and the variants removed; their inventory levels and the
     // metafields of the product and its variants stay behind, as the handler leaves them.
     let pid = CatalogSpec::product_id(3) as i64;
-    sqlx::query(
-        "UPDATE products SET deleted_at = now(), written_by = 'webhook:test'
-         WHERE shop = $1 AND id = $2",
-    )
-    .bind(DEFAULT_SHOP)
-    .bind(pid)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let items: Vec<i64> = sqlx::query_scalar(
-        "DELETE FROM variants WHERE shop = $1 AND product_id = $2 RETURNING inventory_item_id",
-    )
-    .bind(DEFAULT_SHOP)
-    .bind(pid)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert!(!items.is_empty());
+    assert!(!delete_product_by_webhook(&pool, pid).await.is_empty());
     // The export no longer has the product: it is in neither side of the digests.
     let mut gone = spec.clone();
     gone.drift = std::sync::Arc::new(shopify_simulator::CatalogDrift {
