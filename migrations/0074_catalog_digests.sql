@@ -15,12 +15,14 @@ CREATE TABLE catalog_digests (
 -- SQL): one mark per written product, variant, inventory item or metafield owner. The next
 -- merge compares the marked rows whatever the digests say, then deletes the marks it saw;
 -- the rows it could not make equal to the export (a newer webhook kept) are marked again.
+-- Repeated marks older than an hour are compacted to one (`catalog::marks`).
 CREATE TABLE catalog_dirty (
     shop               text   NOT NULL,
     mark_id            bigint GENERATED ALWAYS AS IDENTITY,
     product_id         bigint,
     variant_id         bigint,
     inventory_item_id  bigint,
+    marked_at          timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (shop, mark_id)
 );
 

@@ -246,6 +246,11 @@ pub async fn serve(
         config.inbox,
         shutdown.clone(),
     ));
+    let catalog_marks = tokio::spawn(catalog::marks::run(
+        pool.clone(),
+        catalog::marks::INTERVAL,
+        shutdown.clone(),
+    ));
     let (draft_routes, draft_loops) =
         draft_orders::start(&state, config.draft_orders, worker_id(), shutdown.clone());
     let salesforce = start_salesforce(&state, &config.salesforce, shutdown.clone()).await?;
@@ -289,6 +294,9 @@ pub async fn serve(
     }
     if let Err(e) = catalog_adopt.await {
         tracing::error!(error = %e, "catalog adoption task failed");
+    }
+    if let Err(e) = catalog_marks.await {
+        tracing::error!(error = %e, "catalog marks compaction task failed");
     }
     if let Some(Err(e)) = match salesforce {
         Some(task) => Some(task.await),

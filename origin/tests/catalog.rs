@@ -1880,3 +1880,51 @@ async fn the_rows_of_variants_a_webhook_deleted_go_with_the_next_resync(pool: Pg
         gone.counts(Selection::ALL).products
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn repeated_marks_older_than_an_hour_are_compacted_to_the_newest(pool: PgPool) {
+    // Item 45 marked three times and item 46 once, two hours ago; item 47 twice just now;
+    // item 48 once two hours ago and once now.
+    sqlx::query(
+        "INSERT INTO catalog_dirty (shop, inventory_item_id, marked_at)
+         SELECT $1, item, now() - age
+         FROM unnest(ARRAY[45, 45, 45, 46, 47, 47, 48, 48]::int8[],
+                     ARRAY['2 hours', '2 hours', '2 hours', '2 hours', '0', '0', '2 hours',
+                           '0']::interval[]) AS m(item, age)",
+    )
+    .bind(DEFAULT_SHOP)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let newest_45: i64 = sqlx::query_scalar(
+        "SELECT max(mark_id) FROM catalog_dirty WHERE shop = $1 AND inventory_item_id = 45",
+    )
+    .bind(DEFAULT_SHOP)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let compacted = wholesail_origin::catalog::marks::compact(&pool)
+        .await
+        .unwrap();
+    assert_eq!(compacted, 2);
+    let left: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT inventory_item_id, count(*) FROM catalog_dirty WHERE shop = $1
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(DEFAULT_SHOP)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, [(45, 1), (46, 1), (47, 2), (48, 2)]);
+    assert_eq!(
+        marks(&pool, "mark_id", newest_45).await,
+        1,
+        "the newest is kept"
+    );
+    assert_eq!(
+        wholesail_origin::catalog::marks::compact(&pool)
+            .await
+            .unwrap(),
+        0
+    );
+}

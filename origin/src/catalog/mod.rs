@@ -12,8 +12,8 @@
 //! shop with no catalog yet is loaded straight into the live tables instead ([`direct`]).
 //! [`driver`] makes sure one process at a time drives a run (the others watch it).
 //! [`cli`] is `origin catalog resync`; [`admin`] the HTTP routes; [`background`] drives the
-//! server's runs, resumes them at start-up and adopts runs whose driver died; `run_metrics`
-//! counts how runs end. See `README.md` here.
+//! server's runs, resumes them at start-up and adopts runs whose driver died; [`marks`]
+//! compacts the write marks between resyncs; `run_metrics` counts how runs end. See `README.md` here.
 
 pub mod admin;
 pub mod background;
@@ -23,6 +23,7 @@ pub mod digest;
 pub mod direct;
 pub mod driver;
 pub mod jsonl;
+pub mod marks;
 pub mod merge;
 mod run_metrics;
 pub mod runner;
