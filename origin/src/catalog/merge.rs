@@ -22,6 +22,10 @@
 //! - Catalog-written inventory levels carry `source_digest` 0: a webhook with the same
 //!   `updated_at` rewrites the same values once (harmless), a newer one wins as usual.
 //!
+//! Only what may differ is compared ([`scope`]): the products whose digest in this export
+//! differs from the last merge's, or whose rows something other than a resync wrote since (a
+//! mark), with their variants, inventory items and metafields. The rest is left out whole.
+//!
 //! Each table is compared with its staging table **once** ([`Diff`]): one `FULL JOIN` of the
 //! staged rows with the shop's live rows classifies every key as new, differing or missing,
 //! into a temporary table dropped at commit (empty when nothing changed). The guarded
