@@ -6,8 +6,8 @@
 //! ungrouped export (children anywhere after their parent), and any change to any field of any
 //! line changes it. Levels and variant metafields name their variant, not the product, so the
 //! variants' products are kept in a map while the export is read (16 bytes a variant, ~34 MB
-//! at a million once grown). XXH3's output is fixed by its specification: digests stored by one version
-//! compare with those of the next.
+//! at a million once grown). XXH3's output is fixed by its specification: digests stored by
+//! one version compare with those of the next.
 
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::xxh3_64;
