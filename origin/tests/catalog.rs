@@ -62,6 +62,21 @@ fn runner(pool: &PgPool) -> Runner {
 
 fn no_progress(_: Progress) {}
 
+/// A simulator serving `spec` (children in `order`), a runner and a client, after a first
+/// resync has loaded the catalog.
+async fn loaded(
+    pool: &PgPool,
+    spec: &CatalogSpec,
+    order: ChildOrder,
+) -> (Simulator, Runner, AdminClient) {
+    let sim = simulator(spec.clone(), order, 50).await;
+    let (r, c) = (runner(pool), client(&sim));
+    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    (sim, r, c)
+}
+
 /// What the live tables should hold for `spec`: (products, variants with price, levels, metafields).
 #[derive(Debug, PartialEq, Default)]
 struct Catalog {
@@ -1532,11 +1547,7 @@ async fn a_resync_writes_exactly_the_changed_rows_and_leaves_the_others_untouche
 #[sqlx::test(migrations = "../migrations")]
 async fn rows_missing_from_the_export_are_deleted_only_up_to_the_snapshot(pool: PgPool) {
     let spec = CatalogSpec::new(19, 20);
-    let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
-    let (r, c) = (runner(&pool), client(&sim));
-    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let (_sim, r, c) = loaded(&pool, &spec, ChildOrder::Grouped).await;
     let pid = CatalogSpec::product_id(0) as i64;
     // Rows the export lacks: written by webhooks before the export started (old) and after it
     // (a version newer than any snapshot).
@@ -1612,11 +1623,7 @@ async fn delete_product_by_webhook(pool: &PgPool, pid: i64) -> Vec<i64> {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_tombstoned_product_stays_deleted_when_the_export_still_has_it(pool: PgPool) {
     let spec = CatalogSpec::new(23, 20);
-    let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
-    let (r, c) = (runner(&pool), client(&sim));
-    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let (_sim, r, c) = loaded(&pool, &spec, ChildOrder::Grouped).await;
     // products/delete after the export was taken: a tombstone, its variants gone.
     let pid = CatalogSpec::product_id(3) as i64;
     delete_product_by_webhook(&pool, pid).await;
@@ -1651,11 +1658,7 @@ async fn a_tombstoned_product_stays_deleted_when_the_export_still_has_it(pool: P
 #[sqlx::test(migrations = "../migrations")]
 async fn a_webhook_committing_a_newer_level_mid_merge_is_not_overwritten(pool: PgPool) {
     let spec = CatalogSpec::new(31, 20);
-    let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
-    let (r, c) = (runner(&pool), client(&sim));
-    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let (_sim, r, c) = loaded(&pool, &spec, ChildOrder::Grouped).await;
     let (item, location): (i64, i64) = sqlx::query_as(
         "SELECT inventory_item_id, location_id FROM inventory_levels WHERE shop = $1
          ORDER BY 1, 2 LIMIT 1",
@@ -1728,11 +1731,7 @@ async fn marks(pool: &PgPool, column: &str, id: i64) -> i64 {
 async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(pool: PgPool) {
     let spec = CatalogSpec::new(41, 40);
     let products = spec.counts(Selection::ALL).products;
-    let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 50 }, 50).await;
-    let (r, c) = (runner(&pool), client(&sim));
-    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let (sim, r, c) = loaded(&pool, &spec, ChildOrder::Scattered { window: 50 }).await;
     let digests: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_digests WHERE shop = $1")
         .bind(DEFAULT_SHOP)
         .fetch_one(&pool)
@@ -1852,11 +1851,7 @@ async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(
 #[sqlx::test(migrations = "../migrations")]
 async fn the_rows_of_variants_a_webhook_deleted_go_with_the_next_resync(pool: PgPool) {
     let spec = CatalogSpec::new(43, 20);
-    let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
-    let (r, c) = (runner(&pool), client(&sim));
-    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let (sim, r, c) = loaded(&pool, &spec, ChildOrder::Grouped).await;
     // products/delete: a tombstone and the variants removed; their inventory levels and the
     // metafields of the product and its variants stay behind, as the handler leaves them.
     let pid = CatalogSpec::product_id(3) as i64;
