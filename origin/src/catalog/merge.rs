@@ -338,19 +338,8 @@ pub async fn merge(
         .execute(&mut *conn)
         .await?;
     let staging = [sp.as_str(), &sv, &sl, &sm];
-    // A reconciliation run linked to this catalog run records what follows would change; it
-    // reads the whole staging tables.
-    let reconciled = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM reconcile_runs WHERE shop = $1 AND catalog_run = $2)
-             AS "linked!""#,
-        shop.as_str(),
-        run,
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    if reconciled {
-        scope::analyze(conn, staging).await?;
-    }
+    // A reconciliation run linked to this catalog run records what follows would change (it
+    // analyses the staging tables first).
     let linked = crate::reconcile::catalog::capture(conn, shop, run, attempt, snapshot).await?;
     if linked.is_some_and(|l| l.mode == crate::reconcile::runs::Mode::Report) {
         return Err(MergeError::ReportOnly);
@@ -359,7 +348,8 @@ pub async fn merge(
     let empty = shop_is_empty(conn, shop).await?;
     // A reconciliation compares everything; an empty shop has nothing to compare.
     let full = linked.is_some() || empty;
-    let scope = scope::prepare(conn, shop.as_str(), digests, full, reconciled, staging).await?;
+    let analysed = linked.is_some();
+    let scope = scope::prepare(conn, shop.as_str(), digests, full, analysed, staging).await?;
     if empty {
         let summary = load_empty(conn, [&sp, &sv, &sl, &sm], shop, &by).await?;
         scope::settle(conn, shop.as_str(), &scope, digests, &[]).await?;

@@ -28,7 +28,7 @@ pub mod merge;
 mod run_metrics;
 pub mod runner;
 pub mod runs;
-mod scope;
+pub(crate) mod scope;
 
 pub use runner::{Outcome, Progress, RunError, Runner, Settings};
 pub use runs::{bulk_finished, Run};

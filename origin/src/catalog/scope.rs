@@ -125,7 +125,7 @@ pub(super) async fn replace_digests(
 
 /// Analyses the staging tables: the statements joining them are planned from their real
 /// sizes (they were filled moments ago, without statistics).
-pub(super) async fn analyze(
+pub(crate) async fn analyze(
     conn: &mut PgConnection,
     staging: [&str; 4],
 ) -> Result<(), sqlx::Error> {

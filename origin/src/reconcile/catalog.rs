@@ -232,7 +232,9 @@ pub async fn capture(
     let Some(linked) = linked else {
         return Ok(None);
     };
-    let [sp, sv, sl, _] = KINDS.map(|k| table(catalog_run, attempt, k));
+    let [sp, sv, sl, sm] = KINDS.map(|k| table(catalog_run, attempt, k));
+    // The checks join the whole staging tables, filled moments ago: analysed first.
+    crate::catalog::scope::analyze(conn, [&sp, &sv, &sl, &sm]).await?;
     let heal = linked.mode == Mode::Heal;
     let mut counts = Counts::default();
     let mut units = 0i64;
