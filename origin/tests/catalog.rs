@@ -892,11 +892,12 @@ async fn cli_resync_prints_a_summary_of_inserted_updated_deleted(pool: PgPool) {
     // A shop with a catalog stages and merges.
     let again = resync().await.unwrap();
     let line = cli::summary(&again);
-    let products = counts.products;
+    let (products, variants) = (counts.products, counts.variants);
     assert!(
         line.contains("inserted 0, updated 0, deleted 0")
             && line.contains(&format!(
-                "{products} of {products} products unchanged since the last resync"
+                "{products} of {products} products and {variants} of {variants} variants \
+                 unchanged since the last resync"
             ))
             && line.contains(" (stage ")
             && line.contains(", merge "),
@@ -1730,7 +1731,10 @@ async fn marks(pool: &PgPool, column: &str, id: i64) -> i64 {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(pool: PgPool) {
     let spec = CatalogSpec::new(41, 40);
-    let products = spec.counts(Selection::ALL).products;
+    let (products, variants) = {
+        let counts = spec.counts(Selection::ALL);
+        (counts.products, counts.variants)
+    };
     let (sim, r, c) = loaded(&pool, &spec, ChildOrder::Scattered { window: 50 }).await;
     let digests: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_digests WHERE shop = $1")
         .bind(DEFAULT_SHOP)
@@ -1824,22 +1828,88 @@ async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(
     assert_eq!(live(&pool).await, expected(&stock));
     assert_eq!(out.merged.total().updated, 2, "{:?}", out.merged);
     assert_eq!(out.merged.unchanged_products, products - 2);
-    // 5% of rows changed reaches most products: the merge compares everything (narrowing a
-    // scope that wide costs more than it saves), and lands exactly.
-    let mut drifted = stock.clone();
-    drifted.drift = std::sync::Arc::new(shopify_simulator::CatalogDrift {
-        changed_percent: 5,
-        levels: stock.drift.levels.clone(),
+    assert_eq!(
+        out.merged.unchanged_variants,
+        variants - 2,
+        "one variant each"
+    );
+    // A product whose digest was stored without its own and variant digests (before they
+    // existed) has every variant compared when its digest differs.
+    let first = CatalogSpec::product_id(0) as i64;
+    sqlx::query(
+        "UPDATE catalog_digests SET own = NULL, variant_ids = NULL, variant_digests = NULL
+         WHERE shop = $1 AND product_id = $2",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(first)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut restocked = stock.clone();
+    let mut levels = stock.drift.levels.clone();
+    // The first of the two changed levels: product 0's (its items come first).
+    for level in levels.values_mut().take(1) {
+        level.0 = 4343;
+    }
+    restocked.drift = std::sync::Arc::new(shopify_simulator::CatalogDrift {
+        levels,
         ..Default::default()
     });
-    sim.set_catalog(DEFAULT_SHOP, drifted.clone());
+    sim.set_catalog(DEFAULT_SHOP, restocked.clone());
+    let out = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(live(&pool).await, expected(&restocked));
+    assert_eq!(out.merged.total().updated, 1, "{:?}", out.merged);
+    let of_first: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM variants WHERE shop = $1 AND product_id = $2")
+            .bind(DEFAULT_SHOP)
+            .bind(first)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(out.merged.unchanged_variants, variants - of_first as u64);
+    let stock = restocked;
+    // 5% of rows changed reaches most products but few variants: only those variants (with
+    // their levels and metafields) are compared, and the export lands exactly.
+    let drift = |base: &CatalogSpec, percent| {
+        let mut drifted = base.clone();
+        drifted.drift = std::sync::Arc::new(shopify_simulator::CatalogDrift {
+            changed_percent: percent,
+            levels: stock.drift.levels.clone(),
+            ..Default::default()
+        });
+        sim.set_catalog(DEFAULT_SHOP, drifted.clone());
+        drifted
+    };
+    let drifted = drift(&stock, 5);
     let out = r
         .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
         .await
         .unwrap();
     assert_eq!(live(&pool).await, expected(&drifted));
     assert_eq!(out.merged.total().updated, rows_differing(&stock, &drifted));
-    assert_eq!(out.merged.unchanged_products, 0, "{:?}", out.merged);
+    assert!(
+        out.merged.unchanged_variants > variants / 2 && out.merged.unchanged_variants < variants,
+        "{:?}",
+        out.merged
+    );
+    // 40% reaches most variants: the merge compares everything (narrowing a scope that wide
+    // costs more than it saves), and lands exactly.
+    let wide = drift(&drifted, 40);
+    let out = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(live(&pool).await, expected(&wide));
+    assert_eq!(out.merged.total().updated, rows_differing(&drifted, &wide));
+    assert_eq!(
+        (out.merged.unchanged_products, out.merged.unchanged_variants),
+        (0, 0),
+        "{:?}",
+        out.merged
+    );
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_dirty WHERE shop = $1")
         .bind(DEFAULT_SHOP)
         .fetch_one(&pool)

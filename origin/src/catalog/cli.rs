@@ -267,7 +267,8 @@ pub fn summary(o: &Outcome) -> String {
     format!(
         "catalog run {} for {}: {} rows imported ({}); inserted {}, updated {}, deleted {} \
          (products {}/{}/{}, variants {}/{}/{}, inventory levels {}/{}/{}, metafields {}/{}/{}); \
-         {} of {} products unchanged since the last resync (not compared); \
+         {} of {} products and {} of {} variants unchanged since the last resync (not \
+         compared); \
          import + merge {} ({stage} {}, {merge} {})",
         o.run.id,
         o.run.shop,
@@ -290,6 +291,8 @@ pub fn summary(o: &Outcome) -> String {
         o.merged.metafields.deleted,
         o.merged.unchanged_products,
         o.staged.products,
+        o.merged.unchanged_variants,
+        o.staged.variants,
         HumanDuration(o.import_time),
         HumanDuration(o.stage_time),
         HumanDuration(o.merge_time),

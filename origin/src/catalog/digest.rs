@@ -1,40 +1,91 @@
-//! Per-product digests of an export, computed while it is read.
+//! Per-product and per-variant digests of an export, computed while it is read.
 //!
-//! A product's digest is the wrapping sum of the XXH3-64 hashes of its subtree's lines, as
-//! Shopify wrote them: the product, its variants, their inventory levels, and the metafields
-//! of the product and of its variants. A sum does not depend on where the lines sit in an
-//! ungrouped export (children anywhere after their parent), and any change to any field of any
-//! line changes it. Levels and variant metafields name their variant, not the product, so the
-//! variants' products are kept in a map while the export is read (16 bytes a variant, ~34 MB
-//! at a million once grown). XXH3's output is fixed by its specification: digests stored by
-//! one version compare with those of the next.
+//! A variant's digest is the wrapping sum of the XXH3-64 hashes of its lines as Shopify wrote
+//! them: the variant, its inventory levels and its metafields. A product's *own* digest sums
+//! its line and its metafields'; its digest sums its own and its variants' (the whole
+//! subtree). A sum does not depend on where the lines sit in an ungrouped export (children
+//! anywhere after their parent), and any change to any field of any line changes it. Levels
+//! and variant metafields name their variant, not the product, so the variants are kept while
+//! the export is read (24 bytes each, plus a 5-byte slot of the index finding them by id: ~41
+//! MB at a million variants, less than a `HashMap` holding the same while it grows). XXH3's
+//! output is fixed by its specification: digests stored by one version compare with those of
+//! the next.
 
+use hashbrown::HashTable;
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::jsonl::Record;
+
+/// A variant as its lines are summed.
+struct Variant {
+    id: i64,
+    /// Its product's place in `Digests::sums`.
+    product: u32,
+    /// A 32-bit hash of its inventory item.
+    item: u32,
+    /// Its lines' digest so far.
+    sum: u64,
+}
 
 /// The digests being summed.
 #[derive(Default)]
 pub struct Digests {
     /// Each product's place in `sums`.
     products: FxHashMap<i64, u32>,
-    /// Each product's id and sum so far.
+    /// Each product's id and own sum so far.
     sums: Vec<(i64, u64)>,
-    /// Each variant's product (its place in `sums`) and a 32-bit hash of its inventory item.
-    variants: FxHashMap<i64, (u32, u32)>,
+    /// The variants, in the order first read.
+    variants: Vec<Variant>,
+    /// Each variant's place in `variants`, found by the hash of its id.
+    index: HashTable<u32>,
     /// Lines whose product is unknown (a child read before its variant), or levels whose
     /// inventory item is not their variant's.
     unattributed: u64,
 }
 
-/// The export's digests, by product id (two arrays, as the merge binds them).
+/// The export's digests, by product (arrays, as the merge binds them).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ProductDigests {
     /// Product ids.
     pub products: Vec<i64>,
-    /// Their digests, as PostgreSQL `bigint`s.
+    /// Their subtrees' digests, as PostgreSQL `bigint`s.
     pub digests: Vec<i64>,
+    /// Their own digests (the product's line and its metafields).
+    pub owns: Vec<i64>,
+    /// Each product's variants are `variants[firsts[i] - 1 ..= lasts[i] - 1]` (PostgreSQL's
+    /// 1-based, inclusive array slice bounds; `lasts[i] < firsts[i]`: none).
+    pub firsts: Vec<i32>,
+    /// See `firsts`.
+    pub lasts: Vec<i32>,
+    /// The variants' ids, by product then id.
+    pub variants: Vec<i64>,
+    /// Their digests.
+    pub variant_digests: Vec<i64>,
+}
+
+impl ProductDigests {
+    /// The variants of the product at `place` in `products`: (ids, digests).
+    pub fn variants_of(&self, place: usize) -> (&[i64], &[i64]) {
+        let range = self.firsts[place] as usize - 1..self.lasts[place] as usize;
+        (&self.variants[range.clone()], &self.variant_digests[range])
+    }
+
+    /// The digests of the products at `places` only.
+    pub fn only(&self, places: impl IntoIterator<Item = usize>) -> ProductDigests {
+        let mut out = ProductDigests::default();
+        for place in places {
+            let (ids, sums) = self.variants_of(place);
+            out.products.push(self.products[place]);
+            out.digests.push(self.digests[place]);
+            out.owns.push(self.owns[place]);
+            out.firsts.push(out.variants.len() as i32 + 1);
+            out.variants.extend_from_slice(ids);
+            out.variant_digests.extend_from_slice(sums);
+            out.lasts.push(out.variants.len() as i32);
+        }
+        out
+    }
 }
 
 /// A 32-bit hash of an inventory item id (`None`: no item).
@@ -44,31 +95,52 @@ fn item_hash(item: Option<i64>) -> u32 {
     })
 }
 
+/// The index's hash of a variant id.
+fn id_hash(id: i64) -> u64 {
+    (id as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(26)
+}
+
 impl Digests {
-    /// Adds `line`, read as `record`, to its product's digest.
+    /// Adds `line`, read as `record`, to its variant's or product's digest.
     pub fn add(&mut self, record: &Record<'_>, line: &[u8]) {
-        let place = match record {
-            Record::Product(p) => Some(self.place(p.id)),
+        let hash = xxh3_64(line);
+        let sum = match record {
+            Record::Product(p) => {
+                let at = self.place(p.id) as usize;
+                Some(&mut self.sums[at].1)
+            }
             Record::Variant(v) => {
-                let place = self.place(v.product_id);
-                self.variants
-                    .insert(v.id, (place, item_hash(v.inventory_item_id)));
-                Some(place)
+                let product = self.place(v.product_id);
+                let item = item_hash(v.inventory_item_id);
+                let variant = match self.variant(v.id) {
+                    Some(at) => at,
+                    None => self.push_variant(v.id),
+                };
+                let variant = &mut self.variants[variant];
+                (variant.product, variant.item) = (product, item);
+                Some(&mut variant.sum)
             }
-            // The merge finds a product's levels through its variants' items, so a level of
+            // The merge finds a variant's levels through its inventory item, so a level of
             // another item than its variant's leaves the digests unusable.
-            Record::InventoryLevel(l) => match self.variants.get(&l.variant_id) {
-                Some(&(place, item)) if item == item_hash(Some(l.inventory_item_id)) => Some(place),
-                _ => None,
-            },
-            Record::Metafield(m) if m.owner_type == "Product" => Some(self.place(m.owner_id)),
-            Record::Metafield(m) => self.variants.get(&m.owner_id).map(|&(place, _)| place),
-        };
-        match place {
-            Some(p) => {
-                let sum = &mut self.sums[p as usize].1;
-                *sum = sum.wrapping_add(xxh3_64(line));
+            Record::InventoryLevel(l) => {
+                let item = item_hash(Some(l.inventory_item_id));
+                self.variant(l.variant_id)
+                    .map(|at| &mut self.variants[at])
+                    .filter(|v| v.item == item)
+                    .map(|v| &mut v.sum)
             }
+            Record::Metafield(m) if m.owner_type == "Product" => {
+                let at = self.place(m.owner_id) as usize;
+                Some(&mut self.sums[at].1)
+            }
+            Record::Metafield(m) => self
+                .variant(m.owner_id)
+                .map(|at| &mut self.variants[at].sum),
+        };
+        match sum {
+            Some(sum) => *sum = sum.wrapping_add(hash),
             None => self.unattributed += 1,
         }
     }
@@ -83,6 +155,29 @@ impl Digests {
         place
     }
 
+    /// Variant `id`'s place in `variants`, if read.
+    fn variant(&self, id: i64) -> Option<usize> {
+        self.index
+            .find(id_hash(id), |&at| self.variants[at as usize].id == id)
+            .map(|&at| at as usize)
+    }
+
+    /// Appends variant `id` (not read before); returns its place.
+    fn push_variant(&mut self, id: i64) -> usize {
+        let at = self.variants.len();
+        let variants = &self.variants;
+        self.index.insert_unique(id_hash(id), at as u32, |&v| {
+            id_hash(variants[v as usize].id)
+        });
+        self.variants.push(Variant {
+            id,
+            product: 0,
+            item: 0,
+            sum: 0,
+        });
+        at
+    }
+
     /// The digests, or `None` when some line could not be given to a product (the merge then
     /// compares everything).
     pub fn finish(self) -> Option<ProductDigests> {
@@ -94,54 +189,111 @@ impl Digests {
             );
             return None;
         }
-        let (products, digests) = self.sums.into_iter().map(|(p, s)| (p, s as i64)).unzip();
-        Some(ProductDigests { products, digests })
+        let Digests {
+            sums, mut variants, ..
+        } = self;
+        variants.sort_unstable_by_key(|v| (v.product, v.id));
+        let mut out = ProductDigests {
+            products: Vec::with_capacity(sums.len()),
+            digests: Vec::with_capacity(sums.len()),
+            owns: Vec::with_capacity(sums.len()),
+            firsts: Vec::with_capacity(sums.len()),
+            lasts: Vec::with_capacity(sums.len()),
+            variants: Vec::with_capacity(variants.len()),
+            variant_digests: Vec::with_capacity(variants.len()),
+        };
+        let mut next = variants.iter().peekable();
+        for (place, (id, own)) in sums.into_iter().enumerate() {
+            let mut sum = own;
+            out.firsts.push(out.variants.len() as i32 + 1);
+            while let Some(v) = next.next_if(|v| v.product as usize == place) {
+                sum = sum.wrapping_add(v.sum);
+                out.variants.push(v.id);
+                out.variant_digests.push(v.sum as i64);
+            }
+            out.lasts.push(out.variants.len() as i32);
+            out.products.push(id);
+            out.digests.push(sum as i64);
+            out.owns.push(own as i64);
+        }
+        Some(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::super::jsonl;
     use super::*;
 
-    const LINES: [&[u8]; 5] = [
+    const LINES: [&[u8]; 6] = [
         br#"{"id":"gid://shopify/Product/7","title":"T","updatedAt":"2026-01-01T00:00:00Z"}"#,
         br#"{"id":"gid://shopify/ProductVariant/40","price":"1.50","inventoryItem":{"id":"gid://shopify/InventoryItem/45"},"updatedAt":"2026-01-01T00:00:00Z","__parentId":"gid://shopify/Product/7"}"#,
         br#"{"id":"gid://shopify/InventoryLevel/600?inventory_item_id=45","location":{"id":"gid://shopify/Location/600"},"quantities":[{"name":"available","quantity":4}],"updatedAt":"2026-01-01T00:00:00Z","__parentId":"gid://shopify/ProductVariant/40"}"#,
         br#"{"id":"gid://shopify/Metafield/30","namespace":"wholesail","key":"moq","type":"number_integer","value":"12","__parentId":"gid://shopify/ProductVariant/40"}"#,
         br#"{"id":"gid://shopify/Product/8","title":"U","updatedAt":"2026-01-01T00:00:00Z"}"#,
+        br#"{"id":"gid://shopify/ProductVariant/39","price":"2.00","updatedAt":"2026-01-01T00:00:00Z","__parentId":"gid://shopify/Product/7"}"#,
     ];
 
-    fn digests(lines: &[&[u8]]) -> Option<ProductDigests> {
+    /// Each product's (digest, own digest, [(variant, digest)]).
+    type ByProduct = BTreeMap<i64, (i64, i64, Vec<(i64, i64)>)>;
+
+    fn digests(lines: &[&[u8]]) -> Option<ByProduct> {
         let mut d = Digests::default();
         for (n, line) in lines.iter().enumerate() {
             d.add(&jsonl::parse(n as u64 + 1, line).unwrap(), line);
         }
-        d.finish().map(|mut d| {
-            let mut pairs: Vec<_> = d.products.drain(..).zip(d.digests.drain(..)).collect();
-            pairs.sort();
-            (d.products, d.digests) = pairs.into_iter().unzip();
-            d
-        })
+        let d = d.finish()?;
+        Some(
+            (0..d.products.len())
+                .map(|i| {
+                    let (ids, sums) = d.variants_of(i);
+                    let variants = ids.iter().copied().zip(sums.iter().copied()).collect();
+                    (d.products[i], (d.digests[i], d.owns[i], variants))
+                })
+                .collect(),
+        )
+    }
+
+    fn sum(lines: &[&[u8]]) -> i64 {
+        lines.iter().fold(0u64, |s, l| s.wrapping_add(xxh3_64(l))) as i64
     }
 
     #[test]
-    fn a_products_digest_covers_its_subtree_in_any_order_and_nothing_else() {
+    fn digests_cover_each_subtree_in_any_order_and_nothing_else() {
         let all = digests(&LINES).unwrap();
-        assert_eq!(all.products, [7, 8]);
-        let sum = LINES[..4]
-            .iter()
-            .fold(0u64, |s, l| s.wrapping_add(xxh3_64(l)));
-        assert_eq!(all.digests[0], sum as i64);
-        assert_eq!(all.digests[1], xxh3_64(LINES[4]) as i64);
+        let variant_40 = sum(&LINES[1..4]);
+        let variant_39 = sum(&[LINES[5]]);
+        assert_eq!(
+            all[&7],
+            (
+                sum(&[LINES[0], LINES[1], LINES[2], LINES[3], LINES[5]]),
+                sum(&[LINES[0]]),
+                vec![(39, variant_39), (40, variant_40)]
+            )
+        );
+        assert_eq!(all[&8], (sum(&[LINES[4]]), sum(&[LINES[4]]), vec![]));
         // Children anywhere after their variant: the same digests.
-        let reordered = digests(&[LINES[0], LINES[4], LINES[1], LINES[3], LINES[2]]).unwrap();
+        let reordered =
+            digests(&[LINES[5], LINES[0], LINES[4], LINES[1], LINES[3], LINES[2]]).unwrap();
         assert_eq!(reordered, all);
-        // One changed quantity changes its product's digest only.
+        // One changed quantity changes its variant's digest and its product's, nothing else.
         let changed = String::from_utf8_lossy(LINES[2]).replace(r#"quantity":4"#, r#"quantity":5"#);
-        let after = digests(&[LINES[0], LINES[1], changed.as_bytes(), LINES[3], LINES[4]]).unwrap();
-        assert_ne!(after.digests[0], all.digests[0]);
-        assert_eq!(after.digests[1], all.digests[1]);
+        let lines = [
+            LINES[0],
+            LINES[1],
+            changed.as_bytes(),
+            LINES[3],
+            LINES[4],
+            LINES[5],
+        ];
+        let after = digests(&lines).unwrap();
+        assert_ne!(after[&7].0, all[&7].0);
+        assert_eq!(after[&7].1, all[&7].1, "the product's own digest");
+        assert_ne!(after[&7].2[1], all[&7].2[1]);
+        assert_eq!(after[&7].2[0], all[&7].2[0], "the other variant");
+        assert_eq!(after[&8], all[&8]);
     }
 
     #[test]

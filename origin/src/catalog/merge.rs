@@ -85,6 +85,11 @@ pub struct MergeSummary {
     /// and nothing but a resync wrote their rows since (`scope`).
     #[serde(default)]
     pub unchanged_products: u64,
+    /// Exported variants left out of the comparison: their digest (their line, inventory
+    /// levels and metafields) matched the last merge's, or their product's did, and nothing
+    /// but a resync wrote their rows since.
+    #[serde(default)]
+    pub unchanged_variants: u64,
 }
 
 impl MergeSummary {
@@ -100,6 +105,7 @@ impl MergeSummary {
             inventory_levels: only(inventory_levels),
             metafields: only(metafields),
             unchanged_products: 0,
+            unchanged_variants: 0,
         }
     }
 
@@ -358,6 +364,7 @@ pub async fn merge(
     let mut unresolved = Vec::new();
     let mut summary = MergeSummary {
         unchanged_products: scope.unchanged,
+        unchanged_variants: scope.unchanged_variants,
         ..MergeSummary::default()
     };
     if !scope.is_empty() {

@@ -17,6 +17,7 @@
 //! webhooks while the merge ran were not seen and stay. A linked reconciliation, or an export
 //! whose lines could not all be given a product, compares everything (and stores what it can).
 
+use rustc_hash::FxHashMap;
 use sqlx::PgConnection;
 
 use super::digest::ProductDigests;
@@ -31,10 +32,17 @@ const WIDEST: f64 = 0.2;
 pub(super) struct Scope {
     /// False: every row.
     narrowed: bool,
-    /// Exported products known equal and left out (0 when not narrowed).
+    /// Exported products whose whole subtree is known equal and left out (0 when not
+    /// narrowed).
     pub unchanged: u64,
+    /// Exported variants known equal and left out (0 when not narrowed).
+    pub unchanged_variants: u64,
     /// Products, variants and inventory items in scope (when narrowed).
     sizes: [u64; 3],
+    /// The exported products whose digest differed (places in the export's digests).
+    differing: Vec<usize>,
+    /// The products whose digest differed and that the export no longer has.
+    gone: Vec<i64>,
 }
 
 impl Scope {
@@ -110,16 +118,40 @@ pub(super) async fn replace_digests(
 ) -> Result<(), sqlx::Error> {
     run(conn, "DELETE FROM catalog_digests WHERE shop = $1", shop).await?;
     if let Some(d) = digests {
-        sqlx::query!(
-            "INSERT INTO catalog_digests (shop, product_id, digest)
-             SELECT $1, * FROM unnest($2::int8[], $3::int8[])",
-            shop,
-            &d.products,
-            &d.digests,
-        )
-        .execute(&mut *conn)
-        .await?;
+        store_digests(conn, shop, d).await?;
     }
+    Ok(())
+}
+
+/// Stores `digests` (their products' rows inserted, or replaced where the product's digest
+/// changed or its own and variant digests were not stored yet).
+async fn store_digests(
+    conn: &mut PgConnection,
+    shop: &str,
+    d: &ProductDigests,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO catalog_digests AS d (shop, product_id, digest, own, variant_ids,
+                                           variant_digests)
+         SELECT $1, s.product_id, s.digest, s.own, ($7::int8[])[s.first:s.last],
+                ($8::int8[])[s.first:s.last]
+         FROM unnest($2::int8[], $3::int8[], $4::int8[], $5::int4[], $6::int4[])
+              AS s(product_id, digest, own, first, last)
+         ON CONFLICT (shop, product_id) DO UPDATE
+         SET digest = EXCLUDED.digest, own = EXCLUDED.own, variant_ids = EXCLUDED.variant_ids,
+             variant_digests = EXCLUDED.variant_digests
+         WHERE d.digest <> EXCLUDED.digest OR d.own IS NULL OR d.variant_ids IS NULL",
+        shop,
+        &d.products,
+        &d.digests,
+        &d.owns,
+        &d.firsts,
+        &d.lasts,
+        &d.variants,
+        &d.variant_digests,
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -137,6 +169,45 @@ pub(crate) async fn analyze(
     Ok(())
 }
 
+/// A product whose digest differs from the stored one (or either is missing), with what was
+/// stored for it.
+#[derive(sqlx::FromRow)]
+struct Differing {
+    id: i64,
+    own: Option<i64>,
+    variant_ids: Option<Vec<i64>>,
+    variant_digests: Option<Vec<i64>>,
+}
+
+/// The variants whose digest differs between `staged` and `stored` (ids and digests; staged
+/// sorted by id), or that only one side has, into `out`; returns how many are staged.
+fn differing_variants(
+    (ids, sums): (&[i64], &[i64]),
+    stored: (&[i64], &[i64]),
+    out: &mut Vec<i64>,
+) -> u64 {
+    let mut old: Vec<(i64, i64)> = stored
+        .0
+        .iter()
+        .copied()
+        .zip(stored.1.iter().copied())
+        .collect();
+    old.sort_unstable();
+    let mut old = old.into_iter().peekable();
+    let mut staged = 0;
+    for (&id, &sum) in ids.iter().zip(sums) {
+        while let Some((gone, _)) = old.next_if(|&(o, _)| o < id) {
+            out.push(gone);
+        }
+        if old.next_if(|&(o, _)| o == id).map(|(_, s)| s) != Some(sum) {
+            out.push(id);
+            staged += 1;
+        }
+    }
+    out.extend(old.map(|(gone, _)| gone));
+    staged
+}
+
 /// Sees the marks and, unless `full` (or without digests), narrows the comparison to what may
 /// differ; `staging`: the run's tables `[products, variants, levels, metafields]`, analysed
 /// here (unless `analysed` already) when anything is compared.
@@ -150,42 +221,97 @@ pub(super) async fn prepare(
 ) -> Result<Scope, sqlx::Error> {
     let sv = staging[1];
     let marks = see_marks(conn, shop).await?;
+    let everything = Scope {
+        narrowed: false,
+        unchanged: 0,
+        unchanged_variants: 0,
+        sizes: [0; 3],
+        differing: Vec::new(),
+        gone: Vec::new(),
+    };
     let Some(d) = digests.filter(|_| !full) else {
         if !analysed {
             analyze(conn, staging).await?;
         }
-        return Ok(Scope {
-            narrowed: false,
-            unchanged: 0,
-            sizes: [0; 3],
-        });
+        return Ok(everything);
     };
-    sqlx::query!(
-        "CREATE TEMPORARY TABLE catalog_staged_digests ON COMMIT DROP AS
-         SELECT * FROM unnest($1::int8[], $2::int8[]) AS d(product_id, digest)",
-        &d.products,
-        &d.digests,
-    )
-    .execute(&mut *conn)
-    .await?;
-    let statements = [
-        "CREATE TEMPORARY TABLE catalog_scope_products ON COMMIT DROP AS
-         SELECT coalesce(s.product_id, t.id) AS id
-         FROM catalog_staged_digests s
-         FULL JOIN (SELECT p.id, d.digest FROM products p
+    // The products whose subtree differs, with their stored own and variant digests.
+    let differing: Vec<Differing> = sqlx::query_as(
+        "SELECT coalesce(s.product_id, t.id) AS id, t.own, t.variant_ids, t.variant_digests
+         FROM unnest($2::int8[], $3::int8[]) AS s(product_id, digest)
+         FULL JOIN (SELECT p.id, d.digest, d.own, d.variant_ids, d.variant_digests
+                    FROM products p
                     LEFT JOIN catalog_digests d ON d.shop = p.shop AND d.product_id = p.id
                     WHERE p.shop = $1 AND p.deleted_at IS NULL) t ON t.id = s.product_id
-         WHERE s.product_id IS NULL OR t.id IS NULL OR s.digest <> t.digest
-            OR t.digest IS NULL
+         WHERE s.product_id IS NULL OR t.id IS NULL OR t.digest IS NULL
+            OR s.digest <> t.digest",
+    )
+    .bind(shop)
+    .bind(&d.products)
+    .bind(&d.digests)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Within them: the product's own row and metafields when its own digest differs, and
+    // each variant whose digest differs; every live variant of a product whose variant
+    // digests were not stored (`whole`).
+    let places: FxHashMap<i64, usize> = d
+        .products
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i))
+        .collect();
+    let (mut products, mut variants, mut whole) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut staged_products, mut staged_variants) = (0u64, 0u64);
+    let (mut written, mut gone) = (Vec::new(), Vec::new());
+    for p in &differing {
+        let place = places.get(&p.id).copied();
+        match place {
+            Some(i) => written.push(i),
+            None => gone.push(p.id),
+        }
+        staged_products += place.is_some() as u64;
+        if p.own.is_none() || place.map(|i| d.owns[i]) != p.own {
+            products.push(p.id);
+        }
+        let staged = place.map_or((&[][..], &[][..]), |i| d.variants_of(i));
+        staged_variants += match (&p.variant_ids, &p.variant_digests) {
+            (Some(ids), Some(sums)) => differing_variants(staged, (ids, sums), &mut variants),
+            _ => {
+                whole.push(p.id);
+                variants.extend_from_slice(staged.0);
+                staged.0.len() as u64
+            }
+        };
+    }
+    let scope = Scope {
+        narrowed: true,
+        unchanged: d.products.len() as u64 - staged_products,
+        unchanged_variants: d.variants.len() as u64 - staged_variants,
+        sizes: [products.len() as u64, variants.len() as u64, 0],
+        differing: written,
+        gone,
+    };
+    // Nothing differs and nothing was marked: nothing is compared.
+    if products.is_empty() && variants.is_empty() && whole.is_empty() && marks == 0 {
+        return Ok(scope);
+    }
+    // A scope this wide saves less than narrowing costs: compare everything.
+    let wide = |n: usize, of: usize| n as f64 > WIDEST * of.max(1) as f64;
+    if wide(products.len(), d.products.len()) || wide(variants.len(), d.variants.len()) {
+        analyze(conn, staging).await?;
+        return Ok(everything);
+    }
+    analyze(conn, staging).await?;
+    let statements = [
+        "CREATE TEMPORARY TABLE catalog_scope_products ON COMMIT DROP AS
+         SELECT unnest($2::int8[]) AS id
          UNION SELECT product_id FROM catalog_seen_marks WHERE product_id IS NOT NULL"
             .to_owned(),
-        format!(
-            "CREATE TEMPORARY TABLE catalog_scope_variants ON COMMIT DROP AS
-             SELECT id FROM {sv} WHERE product_id IN (SELECT id FROM catalog_scope_products)
-             UNION SELECT id FROM variants
-                   WHERE shop = $1 AND product_id IN (SELECT id FROM catalog_scope_products)
-             UNION SELECT variant_id FROM catalog_seen_marks WHERE variant_id IS NOT NULL"
-        ),
+        "CREATE TEMPORARY TABLE catalog_scope_variants ON COMMIT DROP AS
+         SELECT unnest($2::int8[]) AS id
+         UNION SELECT id FROM variants WHERE shop = $1 AND product_id = ANY($3::int8[])
+         UNION SELECT variant_id FROM catalog_seen_marks WHERE variant_id IS NOT NULL"
+            .to_owned(),
         format!(
             "CREATE TEMPORARY TABLE catalog_scope_items ON COMMIT DROP AS
              SELECT inventory_item_id AS id FROM {sv}
@@ -198,32 +324,19 @@ pub(super) async fn prepare(
         ),
     ];
     let mut sizes = [0; 3];
-    for (i, (sql, table)) in statements
+    for (i, ((sql, table), ids)) in statements
         .iter()
         .zip(["products", "variants", "items"])
+        .zip([&products, &variants, &Vec::new()])
         .enumerate()
     {
-        sizes[i] = run(conn, sql, shop).await?;
-        if i == 0 {
-            // No product differs and nothing was marked: nothing else can be in scope.
-            if sizes[0] == 0 && marks == 0 {
-                return Ok(Scope {
-                    narrowed: true,
-                    unchanged: d.products.len() as u64,
-                    sizes,
-                });
-            }
-            // A scope this wide saves less than narrowing costs: compare everything.
-            if sizes[0] as f64 > WIDEST * d.products.len() as f64 {
-                analyze(conn, staging).await?;
-                return Ok(Scope {
-                    narrowed: false,
-                    unchanged: 0,
-                    sizes: [0; 3],
-                });
-            }
-            analyze(conn, staging).await?;
-        }
+        sizes[i] = sqlx::query(sql)
+            .bind(shop)
+            .bind(ids)
+            .bind(&whole)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
         sqlx::query(&format!("ANALYZE catalog_scope_{table}"))
             .execute(&mut *conn)
             .await?;
@@ -238,30 +351,21 @@ pub(super) async fn prepare(
     sqlx::query("ANALYZE catalog_scope_owners")
         .execute(&mut *conn)
         .await?;
-    // Temporary tables: checked at run time, not by the `query!` macros.
-    let unchanged: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM catalog_staged_digests s
-         WHERE NOT EXISTS (SELECT 1 FROM catalog_scope_products p WHERE p.id = s.product_id)",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
     tracing::debug!(
         products = sizes[0],
         variants = sizes[1],
         items = sizes[2],
-        unchanged,
+        unchanged = scope.unchanged,
+        unchanged_variants = scope.unchanged_variants,
         "catalog merge: compared in scope"
     );
-    Ok(Scope {
-        narrowed: true,
-        unchanged: unchanged as u64,
-        sizes,
-    })
+    Ok(Scope { sizes, ..scope })
 }
 
-/// After the merge's writes: replaces the digests of the products in scope (all of them when
-/// not narrowed) with this export's, deletes the marks seen, and marks the differing rows of
-/// the `unresolved` kinds (tables whose differences were not all written) again.
+/// After the merge's writes: stores this export's digests of the products whose digest
+/// differed (all of them when not narrowed) and deletes those of products gone from it,
+/// deletes the marks seen, and marks the differing rows of the `unresolved` kinds (tables
+/// whose differences were not all written) again.
 pub(super) async fn settle(
     conn: &mut PgConnection,
     shop: &str,
@@ -269,42 +373,35 @@ pub(super) async fn settle(
     digests: Option<&ProductDigests>,
     unresolved: &[&str],
 ) -> Result<(), sqlx::Error> {
-    if scope.narrowed {
-        run(
-            conn,
-            "DELETE FROM catalog_digests
-             WHERE shop = $1 AND product_id IN (SELECT id FROM catalog_scope_products)",
-            shop,
-        )
-        .await?;
-        run(
-            conn,
-            "INSERT INTO catalog_digests (shop, product_id, digest)
-             SELECT $1, product_id, digest FROM catalog_staged_digests
-             WHERE product_id IN (SELECT id FROM catalog_scope_products)",
-            shop,
-        )
-        .await?;
-    } else if let Some(d) = digests {
-        // Every product was compared: the digests that changed are written, the others kept
-        // (a 1% resync changes about a quarter of them; rewriting all doubled its digest WAL).
-        sqlx::query!(
-            "WITH s AS (SELECT * FROM unnest($2::int8[], $3::int8[]) AS s(product_id, digest)),
-             gone AS (DELETE FROM catalog_digests d
-                      WHERE d.shop = $1
-                        AND NOT EXISTS (SELECT 1 FROM s WHERE s.product_id = d.product_id))
-             INSERT INTO catalog_digests AS d (shop, product_id, digest)
-             SELECT $1, product_id, digest FROM s
-             ON CONFLICT (shop, product_id) DO UPDATE SET digest = EXCLUDED.digest
-             WHERE d.digest <> EXCLUDED.digest",
-            shop,
-            &d.products,
-            &d.digests,
-        )
-        .execute(&mut *conn)
-        .await?;
-    } else {
-        replace_digests(conn, shop, None).await?;
+    match digests {
+        Some(d) if scope.narrowed => {
+            // Only a product whose digest differed can have changed or gone.
+            store_digests(conn, shop, &d.only(scope.differing.iter().copied())).await?;
+            sqlx::query!(
+                "DELETE FROM catalog_digests WHERE shop = $1 AND product_id = ANY($2::int8[])",
+                shop,
+                &scope.gone,
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        Some(d) => {
+            // Every product was compared: the digests that changed are written, the others
+            // kept (a 1% resync changes about a quarter of them; rewriting all doubled its
+            // digest WAL).
+            store_digests(conn, shop, d).await?;
+            sqlx::query!(
+                "WITH s AS (SELECT unnest($2::int8[]) AS product_id)
+                 DELETE FROM catalog_digests d
+                 WHERE d.shop = $1
+                   AND NOT EXISTS (SELECT 1 FROM s WHERE s.product_id = d.product_id)",
+                shop,
+                &d.products,
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        None => replace_digests(conn, shop, None).await?,
     }
     forget_seen_marks(conn, shop).await?;
     for kind in unresolved {
