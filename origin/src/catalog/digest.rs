@@ -190,8 +190,13 @@ impl Digests {
             return None;
         }
         let Digests {
-            sums, mut variants, ..
+            sums,
+            mut variants,
+            index,
+            products,
+            ..
         } = self;
+        drop((index, products));
         variants.sort_unstable_by_key(|v| (v.product, v.id));
         let mut out = ProductDigests {
             products: Vec::with_capacity(sums.len()),
@@ -199,19 +204,18 @@ impl Digests {
             owns: Vec::with_capacity(sums.len()),
             firsts: Vec::with_capacity(sums.len()),
             lasts: Vec::with_capacity(sums.len()),
-            variants: Vec::with_capacity(variants.len()),
-            variant_digests: Vec::with_capacity(variants.len()),
+            variants: variants.iter().map(|v| v.id).collect(),
+            variant_digests: variants.iter().map(|v| v.sum as i64).collect(),
         };
-        let mut next = variants.iter().peekable();
+        let mut at = 0;
         for (place, (id, own)) in sums.into_iter().enumerate() {
             let mut sum = own;
-            out.firsts.push(out.variants.len() as i32 + 1);
-            while let Some(v) = next.next_if(|v| v.product as usize == place) {
+            out.firsts.push(at as i32 + 1);
+            while let Some(v) = variants.get(at).filter(|v| v.product as usize == place) {
                 sum = sum.wrapping_add(v.sum);
-                out.variants.push(v.id);
-                out.variant_digests.push(v.sum as i64);
+                at += 1;
             }
-            out.lasts.push(out.variants.len() as i32);
+            out.lasts.push(at as i32);
             out.products.push(id);
             out.digests.push(sum as i64);
             out.owns.push(own as i64);

@@ -1,31 +1,37 @@
-//! Which rows a resync's merge compares with the export, from per-product digests
+//! Which rows a resync's merge compares with the export, from the export's digests
 //! ([`super::digest`]) and the marks of what was written since the last resync
 //! (`catalog_dirty`, `migrations/0074_catalog_digests.sql`).
 //!
-//! A product is in scope when its digest in this export differs from the one stored at the
-//! last merge (or either is missing: new, gone, never merged), or when something other than a
-//! resync wrote one of its rows since (a mark). Its variants (staged or live), their inventory
-//! items, and the metafields of both are in scope with it, as are marked variants and items
-//! (a variant a webhook deleted leaves its levels behind). Everything else is known equal: its
+//! Two levels. A product whose digest (its whole subtree) equals the one stored at the last
+//! merge is left out whole. For a product whose digest differs (or either side is missing:
+//! new, gone, never merged), its own row and metafields are compared when its own digest
+//! differs, and each of its variants (with its inventory item's levels and its metafields)
+//! when the variant's digest differs or only one side has it; a product stored without
+//! variant digests has all its live variants compared. Marked products (their row and
+//! metafields), marked variants and marked items (a variant a webhook deleted leaves its
+//! levels behind) are compared whatever the digests say. Everything else is known equal: its
 //! lines are the ones the last merge made live, and nothing has written its rows since. So a
-//! resync of an unchanged catalog compares 125,000 digests instead of 4 million rows.
+//! resync of an unchanged catalog compares 125,000 digests instead of 4 million rows, and one
+//! with 1% of its rows changed compares ~4% of the variants instead of the ~28% of products
+//! those rows touch.
 //!
-//! After the writes ([`settle`]) the digests of the products in scope are replaced with this
-//! export's, the marks the merge saw are deleted, and the rows of a table whose differences
-//! were not all written (a newer webhook kept, a tombstone, a delete past the snapshot) are
-//! marked again, so the next merge compares them whatever the digests say. Marks written by
-//! webhooks while the merge ran were not seen and stay. A linked reconciliation, or an export
-//! whose lines could not all be given a product, compares everything (and stores what it can).
+//! After the writes ([`settle`]) the digests of the products whose digest differed are
+//! replaced with this export's, the marks the merge saw are deleted, and the rows of a table
+//! whose differences were not all written (a newer webhook kept, a tombstone, a delete past the
+//! snapshot) are marked again, so the next merge compares them whatever the digests say.
+//! Marks written by webhooks while the merge ran were not seen and stay. A linked
+//! reconciliation, or an export whose lines could not all be given a product, compares
+//! everything (and stores what it can).
 
 use rustc_hash::FxHashMap;
 use sqlx::PgConnection;
 
 use super::digest::ProductDigests;
 
-/// The widest scope, as a share of the export's products, still compared narrowed: the
-/// comparison scans both sides whole either way (hash joins; nested loops are off, see
-/// `merge`) and only joins fewer rows, so at 28% of the products (a 1% resync of 1M variants)
-/// narrowing cost more than it saved (merge 16.2 s against 9–11 s, `BENCHMARKS.md`).
+/// The widest scope, as a share of the export's products or variants, still compared
+/// narrowed: the comparison scans both sides whole either way (hash joins; nested loops are
+/// off, see `merge`) and only joins fewer rows, so at 28% of the products narrowing cost more
+/// than it saved (merge 16.2 s against 9–11 s, `BENCHMARKS.md`).
 const WIDEST: f64 = 0.2;
 
 /// What the merge compares.
@@ -118,7 +124,24 @@ pub(super) async fn replace_digests(
 ) -> Result<(), sqlx::Error> {
     run(conn, "DELETE FROM catalog_digests WHERE shop = $1", shop).await?;
     if let Some(d) = digests {
-        store_digests(conn, shop, d).await?;
+        store_all(conn, shop, d).await?;
+    }
+    Ok(())
+}
+
+/// Products whose digests are stored by one statement: their arrays bound at once stay
+/// small (10,000 products of 8 variants: ~2 MB), however large the catalog.
+const STORED_AT_ONCE: usize = 10_000;
+
+/// Stores every product's digests in `d`, [`STORED_AT_ONCE`] products a statement.
+async fn store_all(
+    conn: &mut PgConnection,
+    shop: &str,
+    d: &ProductDigests,
+) -> Result<(), sqlx::Error> {
+    for first in (0..d.products.len()).step_by(STORED_AT_ONCE) {
+        let last = (first + STORED_AT_ONCE).min(d.products.len());
+        store_digests(conn, shop, &d.only(first..last)).await?;
     }
     Ok(())
 }
@@ -376,7 +399,8 @@ pub(super) async fn settle(
     match digests {
         Some(d) if scope.narrowed => {
             // Only a product whose digest differed can have changed or gone.
-            store_digests(conn, shop, &d.only(scope.differing.iter().copied())).await?;
+            let differing = d.only(scope.differing.iter().copied());
+            store_all(conn, shop, &differing).await?;
             sqlx::query!(
                 "DELETE FROM catalog_digests WHERE shop = $1 AND product_id = ANY($2::int8[])",
                 shop,
@@ -389,7 +413,7 @@ pub(super) async fn settle(
             // Every product was compared: the digests that changed are written, the others
             // kept (a 1% resync changes about a quarter of them; rewriting all doubled its
             // digest WAL).
-            store_digests(conn, shop, d).await?;
+            store_all(conn, shop, d).await?;
             sqlx::query!(
                 "WITH s AS (SELECT unnest($2::int8[]) AS product_id)
                  DELETE FROM catalog_digests d
