@@ -165,19 +165,24 @@ struct Diff {
 }
 
 impl Diff {
-    /// Runs `select` (`$1` = shop; it yields the columns above) into the diff table and
-    /// analyses it, so the statements reading it are planned from its real size.
+    /// Runs `select` (`$1` = shop, `$2` and `$3` the scope's keys of `kind`; it yields the
+    /// columns above) into the diff table and analyses it, so the statements reading it are
+    /// planned from its real size.
     async fn classify(
         conn: &mut PgConnection,
         kind: &str,
         select: &str,
         shop: &ShopDomain,
+        scope: &Scope,
     ) -> Result<Diff, sqlx::Error> {
         let table = format!("catalog_diff_{kind}");
+        let (keys, more) = scope.keys(kind);
         let rows = sqlx::query(&format!(
             "CREATE TEMPORARY TABLE {table} ON COMMIT DROP AS {select}"
         ))
         .bind(shop)
+        .bind(keys)
+        .bind(more)
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -499,6 +504,7 @@ async fn products(
                        s.updated_at)))"
         ),
         shop,
+        scope,
     )
     .await?;
     if diff.is_empty() {
@@ -596,6 +602,7 @@ async fn variants(
                     v.updated_at)"
         ),
         shop,
+        scope,
     )
     .await?;
     // Nested loops stay off here: the ownership subquery's equality on two timestamps is
@@ -688,6 +695,7 @@ async fn inventory_levels(
                    IS DISTINCT FROM (l.available, l.updated_at)"
         ),
         shop,
+        scope,
     )
     .await?;
     if diff.is_empty() {
@@ -768,6 +776,7 @@ async fn metafields(
                 OR (t.metafield_id, t.type, t.value) IS DISTINCT FROM (m.id, m.type, m.value)"
         ),
         shop,
+        scope,
     )
     .await?;
     if diff.is_empty() {
