@@ -588,11 +588,13 @@ async fn variants(
             "SELECT CASE WHEN t.id IS NULL THEN 'i' WHEN v.id IS NULL THEN 'd' ELSE 'u' END
                         AS action,
                     coalesce(v.id, t.id) AS id, v.product_id, v.sku, v.barcode, v.title,
-                    v.price, v.compare_at_price, v.position, v.inventory_item_id, v.updated_at
+                    v.price, v.compare_at_price, v.position, v.inventory_item_id, v.updated_at,
+                    sp.updated_at AS product_updated_at
              FROM (SELECT * FROM {sv} WHERE {compared}) v
              FULL JOIN (SELECT id, product_id, sku, barcode, title, price, compare_at_price,
                                position, inventory_item_id, source_updated_at
                         FROM variants WHERE shop = $1 AND {compared}) t ON t.id = v.id
+             LEFT JOIN {sp} sp ON sp.id = v.product_id
              WHERE t.id IS NULL OR v.id IS NULL
                 OR (t.product_id, t.sku, t.barcode, t.title, t.price, t.compare_at_price,
                     t.position, t.inventory_item_id, t.source_updated_at)
@@ -605,17 +607,25 @@ async fn variants(
         scope,
     )
     .await?;
-    // Nested loops stay off here: the ownership subquery's equality on two timestamps is
-    // estimated at a few rows, and a nested loop over it was quadratic (measured: a 1% resync
-    // of 1M variants took 199 s instead of seconds).
     if diff.is_empty() {
         return Ok((c, true));
     }
     let (su, si, sd) = (diff.of('u'), diff.of('i'), diff.of('d'));
+    // A staged variant is written only under a live product at the export's version (its
+    // staged `updatedAt`, carried in the diff): one index probe per written row, so nested
+    // loops are safe for the update and the insert (the diff is analysed, the live tables are
+    // probed by key) and save scanning every live variant.
+    let at_export_version = "EXISTS (SELECT 1 FROM products p
+                WHERE p.shop = $1 AND p.id = v.product_id AND p.deleted_at IS NULL
+                  AND p.source_updated_at = v.product_updated_at)";
+    // A live variant is deleted only under such a product. Nested loops stay off for this
+    // subquery: its equality on two timestamps is estimated at a few rows, and a nested loop
+    // over it was quadratic (measured: a 1% resync of 1M variants took 199 s).
     let owned = format!(
         "SELECT s.id FROM {sp} s JOIN products p ON p.shop = $1 AND p.id = s.id
          WHERE p.deleted_at IS NULL AND p.source_updated_at = s.updated_at"
     );
+    nested_loops(conn, true).await?;
     (c.inserted, c.updated) = update_then_insert(
         conn,
         &diff,
@@ -627,7 +637,7 @@ async fn variants(
                  inventory_item_id = v.inventory_item_id, source_updated_at = v.updated_at,
                  written_by = $2
              FROM {su} v
-             WHERE t.shop = $1 AND t.id = v.id AND v.product_id IN ({owned})
+             WHERE t.shop = $1 AND t.id = v.id AND {at_export_version}
                AND (t.source_updated_at IS NULL OR t.source_updated_at <= v.updated_at)
                AND (t.product_id, t.sku, t.barcode, t.title, t.price, t.compare_at_price,
                     t.position, t.inventory_item_id, t.source_updated_at)
@@ -644,13 +654,14 @@ async fn variants(
                     v.compare_at_price::numeric, v.position, v.inventory_item_id, v.updated_at,
                     $2
              FROM {si} v
-             WHERE v.product_id IN ({owned})
+             WHERE {at_export_version}
                AND NOT EXISTS (SELECT 1 FROM variants t WHERE t.shop = $1 AND t.id = v.id)"
         ),
         shop,
         written_by,
     )
     .await?;
+    nested_loops(conn, false).await?;
     if diff.deletes > 0 {
         c.deleted = sqlx::query(&format!(
             "DELETE FROM variants t USING {sd} d
