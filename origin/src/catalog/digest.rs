@@ -71,6 +71,23 @@ impl ProductDigests {
         (&self.variants[range.clone()], &self.variant_digests[range])
     }
 
+    /// The places of the products in consecutive batches of at most `variants` variants each
+    /// (a product with more is a batch of its own).
+    pub fn batches(&self, variants: usize) -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut first = 0;
+        while first < self.products.len() {
+            let start = self.firsts[first] as usize;
+            let mut last = first + 1;
+            while last < self.products.len() && self.lasts[last] as usize + 1 - start <= variants {
+                last += 1;
+            }
+            out.push(first..last);
+            first = last;
+        }
+        out
+    }
+
     /// The digests of the products at `places` only.
     pub fn only(&self, places: impl IntoIterator<Item = usize>) -> ProductDigests {
         let mut out = ProductDigests::default();
@@ -298,6 +315,21 @@ mod tests {
         assert_ne!(after[&7].2[1], all[&7].2[1]);
         assert_eq!(after[&7].2[0], all[&7].2[0], "the other variant");
         assert_eq!(after[&8], all[&8]);
+    }
+
+    #[test]
+    fn batches_hold_at_most_so_many_variants_and_every_product_once() {
+        // Products with 3, 0, 2, 5 and 1 variants.
+        let d = ProductDigests {
+            products: vec![1, 2, 3, 4, 5],
+            firsts: vec![1, 4, 4, 6, 11],
+            lasts: vec![3, 3, 5, 10, 11],
+            ..Default::default()
+        };
+        assert_eq!(d.batches(5), [0..3, 3..4, 4..5]);
+        assert_eq!(d.batches(4), [0..2, 2..3, 3..4, 4..5]);
+        assert_eq!(d.batches(100), [0..5]);
+        assert_eq!(ProductDigests::default().batches(5), []);
     }
 
     #[test]
