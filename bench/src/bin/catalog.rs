@@ -569,7 +569,7 @@ fn report(
         parse_s / copy
     );
     println!(
-        "| (c) the same + per-product digests (XXH3 per line, variant → product map; CPU s) | {digest_s:.2} | {:.0} | {:.0} | {:.2}× | – |",
+        "| (c) the same + digests (XXH3 per line, summed per variant and product; CPU s) | {digest_s:.2} | {:.0} | {:.0} | {:.2}× | – |",
         rows / digest_s,
         parse_bytes as f64 / 1e6 / digest_s,
         digest_s / copy
