@@ -1599,6 +1599,68 @@ async fn rows_missing_from_the_export_are_deleted_only_up_to_the_snapshot(pool: 
     assert_eq!(left, [2], "the older missing level goes, the newer stays");
 }
 
+#[sqlx::test(migrations = "../migrations")]
+async fn a_variant_the_export_no_longer_has_is_found_by_its_products_stored_digests(pool: PgPool) {
+    let spec = CatalogSpec::new(23, 20);
+    let counts = spec.counts(Selection::ALL);
+    let (_sim, r, c) = loaded(&pool, &spec, ChildOrder::Grouped).await;
+    // As if the last merged export had one more variant of product 0, with a level, deleted at
+    // Shopify since without a webhook: its rows are a resync's (no mark), and the product's
+    // stored digests name it.
+    let pid = CatalogSpec::product_id(0) as i64;
+    sqlx::query(
+        "WITH v AS (
+             INSERT INTO variants (shop, id, product_id, sku, inventory_item_id,
+                                   source_updated_at, written_by)
+             VALUES ($1, 7, $2, 'GONE', 77, '2001-01-01T00:00:00Z', 'catalog_run:1'))
+         INSERT INTO inventory_levels (shop, inventory_item_id, location_id, available,
+                                       source_updated_at, source_digest, written_by)
+         VALUES ($1, 77, 1, 5, '2001-01-01T00:00:00Z', 0, 'catalog_run:1')",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(pid)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE catalog_digests
+         SET digest = digest + 1, variant_ids = variant_ids || 7::int8,
+             variant_digests = variant_digests || 42::int8
+         WHERE shop = $1 AND product_id = $2",
+    )
+    .bind(DEFAULT_SHOP)
+    .bind(pid)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let marked: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_dirty WHERE shop = $1")
+        .bind(DEFAULT_SHOP)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(marked, 0, "a resync's rows are not marked");
+    let out = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(live(&pool).await, expected(&spec));
+    assert_eq!(out.merged.variants.deleted, 1, "{:?}", out.merged);
+    assert_eq!(out.merged.inventory_levels.deleted, 1, "{:?}", out.merged);
+    assert_eq!(out.merged.total().updated, 0, "{:?}", out.merged);
+    assert_eq!(
+        (out.merged.unchanged_products, out.merged.unchanged_variants),
+        (counts.products - 1, counts.variants),
+        "only the gone variant is compared"
+    );
+    // The product's digests are the export's again: the next resync compares nothing.
+    let again = r
+        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(again.merged.unchanged_products, counts.products);
+    assert_eq!(again.merged.total(), Default::default());
+}
+
 /// What `products/delete` does to product `pid`: a tombstone (titled `deleted`, written by
 /// `webhook:test`) and its variants removed; returns their inventory items.
 async fn delete_product_by_webhook(pool: &PgPool, pid: i64) -> Vec<i64> {

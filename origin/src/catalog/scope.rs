@@ -270,16 +270,21 @@ pub(super) async fn prepare(
         }
         return Ok(everything);
     };
-    // The products whose subtree differs, with their stored own and variant digests.
+    // The products whose subtree differs, then their stored own and variant digests (read
+    // by key for those only: the comparison itself joins narrow rows).
     let differing: Vec<Differing> = sqlx::query_as(
-        "SELECT coalesce(s.product_id, t.id) AS id, t.own, t.variant_ids, t.variant_digests
-         FROM unnest($2::int8[], $3::int8[]) AS s(product_id, digest)
-         FULL JOIN (SELECT p.id, d.digest, d.own, d.variant_ids, d.variant_digests
-                    FROM products p
-                    LEFT JOIN catalog_digests d ON d.shop = p.shop AND d.product_id = p.id
-                    WHERE p.shop = $1 AND p.deleted_at IS NULL) t ON t.id = s.product_id
-         WHERE s.product_id IS NULL OR t.id IS NULL OR t.digest IS NULL
-            OR s.digest <> t.digest",
+        "WITH differing AS (
+             SELECT coalesce(s.product_id, t.id) AS id
+             FROM unnest($2::int8[], $3::int8[]) AS s(product_id, digest)
+             FULL JOIN (SELECT p.id, d.digest
+                        FROM products p
+                        LEFT JOIN catalog_digests d ON d.shop = p.shop AND d.product_id = p.id
+                        WHERE p.shop = $1 AND p.deleted_at IS NULL) t ON t.id = s.product_id
+             WHERE s.product_id IS NULL OR t.id IS NULL OR t.digest IS NULL
+                OR s.digest <> t.digest)
+         SELECT f.id, d.own, d.variant_ids, d.variant_digests
+         FROM differing f
+         LEFT JOIN catalog_digests d ON d.shop = $1 AND d.product_id = f.id",
     )
     .bind(shop)
     .bind(&d.products)
