@@ -364,7 +364,7 @@ async fn run(base: &str, bench: &Bench, variants: u64, rounds: usize) -> Result<
     let (parse_s, digest_s, parse_bytes) = parse_and_encode(&big)?;
     eprintln!(
         "parse + encode in process: {parse_s:.2} s CPU for {parse_bytes} bytes; \
-         + per-product digests: {digest_s:.2} s ({:.2}×)",
+         + digests: {digest_s:.2} s ({:.2}×)",
         digest_s / parse_s
     );
 
@@ -485,7 +485,7 @@ fn met(ok: bool) -> &'static str {
 struct InProcess {
     /// Parse + encode, CPU seconds.
     parse_s: f64,
-    /// The same with the per-product digests.
+    /// The same with the digests.
     digest_s: f64,
     /// The export's bytes.
     bytes: u64,
@@ -694,7 +694,7 @@ fn changed_rows(before: &CatalogSpec, after: &CatalogSpec) -> u64 {
 /// generated beforehand (1 GB in memory at 1M variants); returns the CPU seconds of the
 /// parsing thread (less disturbed by other work on the machine than wall time) and the bytes.
 /// CPU seconds of parsing and encoding every line of `spec`'s export, then of the same with
-/// the per-product digests the importer also sums (a second pass), and the export's bytes.
+/// the digests the importer also sums (a second pass), and the export's bytes.
 fn parse_and_encode(spec: &CatalogSpec) -> Result<(f64, f64, u64)> {
     let mut stream = spec.jsonl(Selection::ALL, ChildOrder::Scattered { window: 1000 });
     let mut chunks = Vec::new();

@@ -310,7 +310,7 @@ async fn staged_rows(
 /// Merges the staging tables of attempt `attempt` of run `run` into the live tables of
 /// `shop`, on `conn` (inside the caller's transaction); returns the rows it found staged and
 /// what it did. `snapshot` is the bulk operation's `createdAt`; `digests` the export's
-/// per-product digests, which narrow the comparison ([`scope`]). The staged counts and the
+/// digests, which narrow the comparison ([`scope`]). The staged counts and the
 /// empty-export guard are read from the staging tables in this transaction; the shop's lock
 /// ([`crate::shop_lock`]) is held shared, and a redacted shop is refused.
 pub async fn merge(

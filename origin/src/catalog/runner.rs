@@ -762,7 +762,7 @@ impl Runner {
     }
 
     /// Streams the export into `sink`, reporting progress, and checks it is complete; returns
-    /// its per-product digests ([`Digests`]).
+    /// its digests ([`Digests`]).
     async fn read_export(
         &self,
         id: i64,
