@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use wholesail_origin::catalog::merge::MergeError;
 use wholesail_origin::catalog::runs::{self, RunStatus};
 use wholesail_origin::catalog::{direct, jsonl};
-use wholesail_origin::catalog::{Progress, RunError, Runner, Settings};
+use wholesail_origin::catalog::{Outcome, Progress, RunError, Runner, Settings};
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
 
 mod common;
@@ -62,6 +62,13 @@ fn runner(pool: &PgPool) -> Runner {
 
 fn no_progress(_: Progress) {}
 
+/// A resync of the default shop by `r` through `c`, which must succeed.
+async fn resync(r: &Runner, c: &AdminClient) -> Outcome {
+    r.resync(c, &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap()
+}
+
 /// A simulator serving `spec` (children in `order`), a runner and a client, after a first
 /// resync has loaded the catalog.
 async fn loaded(
@@ -71,9 +78,7 @@ async fn loaded(
 ) -> (Simulator, Runner, AdminClient) {
     let sim = simulator(spec.clone(), order, 50).await;
     let (r, c) = (runner(pool), client(&sim));
-    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    resync(&r, &c).await;
     (sim, r, c)
 }
 
@@ -259,15 +264,10 @@ async fn resync_after_a_revision_inserts_updates_and_deletes_to_the_new_ground_t
     let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 300 }, 50).await;
     let r = runner(&pool);
     let c = client(&sim);
-    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    resync(&r, &c).await;
     let next = spec.at_revision(1);
     sim.set_catalog(DEFAULT_SHOP, next.clone());
-    let out = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let out = resync(&r, &c).await;
     assert_eq!(live(&pool).await, expected(&next));
     let m = out.merged;
     assert!(m.products.inserted > 0 && m.products.deleted > 0, "{m:?}");
@@ -290,10 +290,7 @@ async fn resync_after_a_revision_inserts_updates_and_deletes_to_the_new_ground_t
     .unwrap();
     assert_eq!(tombstones as u64, m.products.deleted);
     // The same export again changes nothing.
-    let again = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let again = resync(&r, &c).await;
     let t = again.merged.total();
     assert_eq!((t.inserted, t.updated, t.deleted), (0, 0, 0));
     assert!(sim.throttled(DEFAULT_SHOP).is_empty());
@@ -329,9 +326,7 @@ async fn failed_file(
     let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 100 }, 50).await;
     let r = runner(&pool);
     let c = client(&sim);
-    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    resync(&r, &c).await;
     let before = snapshot(&pool).await;
     let next = spec.at_revision(1);
     sim.set_catalog(DEFAULT_SHOP, next.clone());
@@ -468,9 +463,7 @@ async fn webhook_versions_newer_than_the_export_are_not_overwritten(pool: PgPool
     let sim = simulator(spec.clone(), ChildOrder::Grouped, 50).await;
     let r = runner(&pool);
     let c = client(&sim);
-    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    resync(&r, &c).await;
     // A products/update webhook applied after the export: newer version, new title, one
     // variant less.
     let (pid, vid): (i64, i64) =
@@ -494,9 +487,7 @@ async fn webhook_versions_newer_than_the_export_are_not_overwritten(pool: PgPool
         .execute(&pool)
         .await
         .unwrap();
-    r.resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    resync(&r, &c).await;
     let title: String =
         sqlx::query_scalar("SELECT title FROM products WHERE shop = $1 AND id = $2")
             .bind(DEFAULT_SHOP)
@@ -1499,10 +1490,7 @@ async fn a_resync_writes_exactly_the_changed_rows_and_leaves_the_others_untouche
     let spec = CatalogSpec::new(17, 150);
     let sim = simulator(spec.clone(), ChildOrder::Scattered { window: 200 }, 50).await;
     let (r, c) = (runner(&pool), client(&sim));
-    let first = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let first = resync(&r, &c).await;
     let mut drifted = spec.clone();
     drifted.drift = std::sync::Arc::new(shopify_simulator::CatalogDrift {
         changed_percent: 5,
@@ -1514,10 +1502,7 @@ async fn a_resync_writes_exactly_the_changed_rows_and_leaves_the_others_untouche
         "the drift changes rows of every kind: {changed}"
     );
     sim.set_catalog(DEFAULT_SHOP, drifted.clone());
-    let out = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let out = resync(&r, &c).await;
     assert_eq!(live(&pool).await, expected(&drifted));
     let t = out.merged.total();
     assert_eq!((t.inserted, t.updated, t.deleted), (0, changed, 0));
@@ -1537,10 +1522,7 @@ async fn a_resync_writes_exactly_the_changed_rows_and_leaves_the_others_untouche
         counts.total() - changed
     );
     // The same export again writes nothing.
-    let again = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let again = resync(&r, &c).await;
     assert_eq!(again.merged.total(), Default::default());
     assert_eq!(written_by_run(&pool, again.run.id).await, 0);
 }
@@ -1576,10 +1558,7 @@ async fn rows_missing_from_the_export_are_deleted_only_up_to_the_snapshot(pool: 
         .await
         .unwrap();
     }
-    let out = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let out = resync(&r, &c).await;
     assert_eq!(out.merged.variants.deleted, 1, "{:?}", out.merged);
     assert_eq!(out.merged.inventory_levels.deleted, 1, "{:?}", out.merged);
     let left: Vec<i64> =
@@ -1639,10 +1618,7 @@ async fn a_variant_the_export_no_longer_has_is_found_by_its_products_stored_dige
         .await
         .unwrap();
     assert_eq!(marked, 0, "a resync's rows are not marked");
-    let out = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let out = resync(&r, &c).await;
     assert_eq!(live(&pool).await, expected(&spec));
     assert_eq!(out.merged.variants.deleted, 1, "{:?}", out.merged);
     assert_eq!(out.merged.inventory_levels.deleted, 1, "{:?}", out.merged);
@@ -1653,10 +1629,7 @@ async fn a_variant_the_export_no_longer_has_is_found_by_its_products_stored_dige
         "only the gone variant is compared"
     );
     // The product's digests are the export's again: the next resync compares nothing.
-    let again = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let again = resync(&r, &c).await;
     assert_eq!(again.merged.unchanged_products, counts.products);
     assert_eq!(again.merged.total(), Default::default());
 }
@@ -1690,10 +1663,7 @@ async fn a_tombstoned_product_stays_deleted_when_the_export_still_has_it(pool: P
     // products/delete after the export was taken: a tombstone, its variants gone.
     let pid = CatalogSpec::product_id(3) as i64;
     delete_product_by_webhook(&pool, pid).await;
-    let out = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let out = resync(&r, &c).await;
     let (deleted, title, by): (bool, String, String) = sqlx::query_as(
         "SELECT deleted_at IS NOT NULL, title, written_by FROM products
          WHERE shop = $1 AND id = $2",
@@ -1808,10 +1778,7 @@ async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(
         "the first load stores a digest per product"
     );
     // The same export: every product's digest matches, nothing is compared or written.
-    let same = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let same = resync(&r, &c).await;
     assert_eq!(same.merged.unchanged_products, products);
     assert_eq!(same.merged.total(), Default::default());
     // Changes that never reached Shopify's export (an operator's SQL, a webhook whose revert
@@ -1836,10 +1803,7 @@ async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(
     .unwrap();
     assert_eq!(marks(&pool, "variant_id", variant).await, 1);
     assert_eq!(marks(&pool, "inventory_item_id", item).await, 1);
-    let healed = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let healed = resync(&r, &c).await;
     assert_eq!(
         live(&pool).await,
         expected(&spec),
@@ -1883,10 +1847,7 @@ async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(
         ..Default::default()
     });
     sim.set_catalog(DEFAULT_SHOP, stock.clone());
-    let out = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let out = resync(&r, &c).await;
     assert_eq!(live(&pool).await, expected(&stock));
     assert_eq!(out.merged.total().updated, 2, "{:?}", out.merged);
     assert_eq!(out.merged.unchanged_products, products - 2);
@@ -1918,10 +1879,7 @@ async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(
         ..Default::default()
     });
     sim.set_catalog(DEFAULT_SHOP, restocked.clone());
-    let out = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let out = resync(&r, &c).await;
     assert_eq!(live(&pool).await, expected(&restocked));
     assert_eq!(out.merged.total().updated, 1, "{:?}", out.merged);
     let of_first: i64 =
@@ -1946,10 +1904,7 @@ async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(
         drifted
     };
     let drifted = drift(&stock, 5);
-    let out = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let out = resync(&r, &c).await;
     assert_eq!(live(&pool).await, expected(&drifted));
     assert_eq!(out.merged.total().updated, rows_differing(&stock, &drifted));
     assert!(
@@ -1960,10 +1915,7 @@ async fn a_resync_compares_only_what_changed_in_the_export_or_was_written_since(
     // 40% reaches most variants: the merge compares everything (narrowing a scope that wide
     // costs more than it saves), and lands exactly.
     let wide = drift(&drifted, 40);
-    let out = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let out = resync(&r, &c).await;
     assert_eq!(live(&pool).await, expected(&wide));
     assert_eq!(out.merged.total().updated, rows_differing(&drifted, &wide));
     assert_eq!(
@@ -1995,10 +1947,7 @@ async fn the_rows_of_variants_a_webhook_deleted_go_with_the_next_resync(pool: Pg
         ..Default::default()
     });
     sim.set_catalog(DEFAULT_SHOP, gone.clone());
-    let out = r
-        .resync(&c, &common::domain(DEFAULT_SHOP), &no_progress)
-        .await
-        .unwrap();
+    let out = resync(&r, &c).await;
     assert_eq!(live(&pool).await, expected(&gone), "{:?}", out.merged);
     assert!(out.merged.inventory_levels.deleted > 0, "{:?}", out.merged);
     assert!(out.merged.metafields.deleted > 0, "{:?}", out.merged);

@@ -29,9 +29,9 @@ use sqlx::PgConnection;
 use super::digest::ProductDigests;
 
 /// The widest scope, as a share of the export's products or variants, still compared
-/// narrowed: the comparison scans both sides whole either way (hash joins; nested loops are
-/// off, see `merge`) and only joins fewer rows, so at 28% of the products narrowing cost more
-/// than it saved (merge 16.2 s against 9–11 s, `BENCHMARKS.md`).
+/// narrowed: a narrowed comparison still reads each staging table whole, so a scope of 28% of
+/// the products (session 15) cost more than comparing everything (merge 16.2 s against
+/// 9–11 s, `BENCHMARKS.md`).
 const WIDEST: f64 = 0.2;
 
 /// What the merge compares.
