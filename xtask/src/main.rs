@@ -29,6 +29,7 @@ mod http;
 mod pg_tls;
 mod postgres;
 mod prometheus;
+mod prune;
 mod service;
 mod setup;
 mod shell;

@@ -182,6 +182,7 @@ pub(crate) fn init_and_start(
         "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp {settings}"
     );
     let log = format!("{dir}/server.log");
+    prepare_log(&log)?;
     pg(
         bin,
         "pg_ctl",
@@ -197,6 +198,29 @@ pub(crate) fn init_and_start(
             bail!("PostgreSQL did not answer within 30 s; see {log}");
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// A server log larger than this is moved aside (replacing the previous one) at start,
+/// so a long-lived cluster's log cannot fill the disk.
+const LOG_LIMIT: u64 = 64 << 20;
+
+/// Makes the server log at `log` writable by the server and bounded: one larger than
+/// [`LOG_LIMIT`] becomes `<log>.1`, and as root an existing log is given to `postgres`
+/// (a log created or emptied by another user made `pg_ctl start` fail).
+fn prepare_log(log: &str) -> Result<()> {
+    let Ok(meta) = std::fs::metadata(log) else {
+        return Ok(());
+    };
+    if meta.len() > LOG_LIMIT {
+        std::fs::rename(log, format!("{log}.1"))
+            .with_context(|| format!("moving the large server log {log} aside"))?;
+        return Ok(());
+    }
+    if is_root() {
+        run(&mut cmd("chown", &["postgres:postgres", log]))
+            .with_context(|| format!("giving {log} to the `postgres` user"))?;
     }
     Ok(())
 }
@@ -255,4 +279,50 @@ pub fn recreate_database(name: &str) -> Result<String> {
     )?;
     query(&admin, &format!("CREATE DATABASE {name}"))?;
     Ok(format!("{base}/{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("xtask-postgres-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path.with_extension("log.1"));
+        path.to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_log_over_the_limit_is_moved_aside_at_start() {
+        let path = log("large.log");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(LOG_LIMIT + 1)
+            .unwrap();
+        prepare_log(&path).unwrap();
+        assert!(!Path::new(&path).exists());
+        let aside = std::fs::metadata(format!("{path}.1")).unwrap();
+        assert_eq!(aside.len(), LOG_LIMIT + 1);
+    }
+
+    #[test]
+    fn a_small_log_is_kept_and_as_root_given_to_postgres() {
+        let path = log("small.log");
+        std::fs::write(&path, "x").unwrap();
+        prepare_log(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x");
+        if is_root() {
+            let owner = output(&mut cmd("stat", &["-c", "%U", &path]));
+            assert_eq!(owner.as_deref(), Some("postgres"));
+        }
+    }
+
+    #[test]
+    fn a_missing_log_is_left_to_the_server() {
+        let path = log("missing.log");
+        prepare_log(&path).unwrap();
+        assert!(!Path::new(&path).exists());
+    }
 }

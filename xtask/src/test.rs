@@ -3,14 +3,15 @@
 use anyhow::Result;
 
 use crate::shell::{self, cmd};
-use crate::{chaos, edge, function, fuzz, pg_tls, postgres, prometheus, setup, sqlx_data};
+use crate::{chaos, edge, function, fuzz, pg_tls, postgres, prometheus, prune, setup, sqlx_data};
 
-/// Runs setup, formatting, the check that `.sqlx/` is current, clippy, the Prometheus rules'
+/// Prunes the build cache when its disk runs low, then runs setup, formatting, the check that `.sqlx/` is current, clippy, the Prometheus rules'
 /// promtool tests, the workspace tests against a local PostgreSQL (the console's browser
 /// test, `origin/tests/console_browser.rs`, among them: Chromium from setup), the edge
 /// worker's tests in workerd, the Function's wasm build, each fuzz target briefly and the
 /// chaos test.
 pub fn run() -> Result<()> {
+    prune::if_low_on_disk(&shell::target_dir())?;
     setup::run()?;
     shell::run(&mut cmd("cargo", &["fmt", "--all", "--check"]))?;
     let url = postgres::ensure()?;
