@@ -232,6 +232,10 @@ pub struct CatalogConfig {
     /// `*.domain` for subdomains); a result on the shop's own Admin API origin (the simulator
     /// in development: a `[[shops]]` `url`) is always allowed.
     pub result_hosts: Vec<String>,
+    /// `wal_compression` for the merge's transaction (`lz4`, `zstd`, `pglz`), applied when
+    /// the role may set it (a superuser, or `GRANT SET ON PARAMETER wal_compression`) and
+    /// the server supports the method; empty: the server's setting.
+    pub wal_compression: String,
 }
 
 impl Default for CatalogConfig {
@@ -242,6 +246,7 @@ impl Default for CatalogConfig {
             result_hosts: wholesail_shopify_admin::bulk::SHOPIFY_RESULT_HOSTS
                 .map(String::from)
                 .to_vec(),
+            wal_compression: "lz4".to_owned(),
         }
     }
 }
@@ -252,6 +257,7 @@ impl CatalogConfig {
         crate::catalog::Settings {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
             result_hosts: self.result_hosts.clone(),
+            wal_compression: Some(self.wal_compression.clone()).filter(|m| !m.is_empty()),
             ..crate::catalog::Settings::default()
         }
     }

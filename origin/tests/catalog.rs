@@ -12,10 +12,11 @@ use shopify_simulator::{
     DEFAULT_TOKEN,
 };
 use sqlx::PgPool;
+use wholesail_origin::catalog::copy::StagedCounts;
 use wholesail_origin::catalog::merge::MergeError;
 use wholesail_origin::catalog::runs::{self, RunStatus};
 use wholesail_origin::catalog::{direct, jsonl};
-use wholesail_origin::catalog::{Outcome, Progress, RunError, Runner, Settings};
+use wholesail_origin::catalog::{merge, Outcome, Progress, RunError, Runner, Settings};
 use wholesail_shopify_admin::{AdminClient, AdminConfig};
 
 mod common;
@@ -515,7 +516,8 @@ async fn until_merge_waits_on(pool: &PgPool, statement: &str) {
     loop {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity
-             WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'",
+             WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'
+               AND datname = current_database()",
         )
         .bind(statement)
         .fetch_one(pool)
@@ -1634,6 +1636,44 @@ async fn a_variant_the_export_no_longer_has_is_found_by_its_products_stored_dige
     assert_eq!(again.merged.total(), Default::default());
 }
 
+#[sqlx::test(migrations = "../migrations")]
+async fn digests_emptied_by_a_crash_make_the_next_resync_compare_everything(pool: PgPool) {
+    let spec = CatalogSpec::new(23, 20);
+    let counts = spec.counts(Selection::ALL);
+    let (sim, r, c) = loaded(&pool, &spec, ChildOrder::Grouped).await;
+    // The digests are unlogged: crash recovery (like a standby's promotion or a restore from a
+    // base backup) leaves their table empty while the live rows it recovers stay.
+    let persistence: String = sqlx::query_scalar(
+        "SELECT relpersistence::text FROM pg_class WHERE oid = 'catalog_digests'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(persistence, "u");
+    sqlx::query("TRUNCATE catalog_digests")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut drifted = spec.clone();
+    drifted.drift = std::sync::Arc::new(shopify_simulator::CatalogDrift {
+        changed_percent: 5,
+        ..Default::default()
+    });
+    sim.set_catalog(DEFAULT_SHOP, drifted.clone());
+    let out = resync(&r, &c).await;
+    assert_eq!(live(&pool).await, expected(&drifted));
+    assert_eq!(out.merged.total().updated, rows_differing(&spec, &drifted));
+    assert_eq!(
+        (out.merged.unchanged_products, out.merged.unchanged_variants),
+        (0, 0),
+        "without digests every product is compared"
+    );
+    // The resync stored them again: the next one compares nothing.
+    let again = resync(&r, &c).await;
+    assert_eq!(again.merged.unchanged_products, counts.products);
+    assert_eq!(again.merged.total(), Default::default());
+}
+
 /// What `products/delete` does to product `pid`: a tombstone (titled `deleted`, written by
 /// `webhook:test`) and its variants removed; returns their inventory items.
 async fn delete_product_by_webhook(pool: &PgPool, pid: i64) -> Vec<i64> {
@@ -1746,6 +1786,101 @@ async fn a_webhook_committing_a_newer_level_mid_merge_is_not_overwritten(pool: P
     // The level still differs from the export: it is marked, so the next resync compares it
     // whatever the digests say.
     assert!(marks(&pool, "inventory_item_id", item).await > 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_merge_counts_staging_tables_that_do_not_hold_what_was_copied(pool: PgPool) {
+    let spec = CatalogSpec::new(17, 20);
+    let _loaded = loaded(&pool, &spec, ChildOrder::Grouped).await;
+    // The staging tables of a run 9999, holding the live products and variants as if copied.
+    sqlx::raw_sql(
+        "CREATE UNLOGGED TABLE catalog_stage_9999_1_products (LIKE catalog_stage_products);
+         CREATE UNLOGGED TABLE catalog_stage_9999_1_variants (LIKE catalog_stage_variants);
+         CREATE UNLOGGED TABLE catalog_stage_9999_1_inventory_levels
+             (LIKE catalog_stage_inventory_levels);
+         CREATE UNLOGGED TABLE catalog_stage_9999_1_metafields (LIKE catalog_stage_metafields);
+         INSERT INTO catalog_stage_9999_1_products (id, gid, title, updated_at)
+             SELECT id, admin_graphql_api_id, title, source_updated_at FROM products;
+         INSERT INTO catalog_stage_9999_1_variants (id, product_id, updated_at)
+             SELECT id, product_id, source_updated_at FROM variants;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let counts = spec.counts(Selection::ALL);
+    let copied = StagedCounts {
+        products: counts.products,
+        variants: counts.variants,
+        ..Default::default()
+    };
+    let merged = |copied: StagedCounts| {
+        let pool = pool.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            let shop = common::domain(DEFAULT_SHOP);
+            let now = time::OffsetDateTime::now_utc();
+            let (staged, _) = merge::merge(&mut tx, 9999, 1, &shop, now, None, &copied)
+                .await
+                .unwrap();
+            tx.rollback().await.unwrap();
+            staged
+        }
+    };
+    assert_eq!(merged(copied).await, copied);
+    // One table emptied since (an operator's TRUNCATE; a crash empties them all): the merge
+    // counts every table, and the runner refuses counts that differ from the copied ones.
+    sqlx::query("TRUNCATE catalog_stage_9999_1_variants")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        merged(copied).await,
+        StagedCounts {
+            variants: 0,
+            ..copied
+        }
+    );
+    // Rows where none were copied show the same way.
+    sqlx::query(
+        "INSERT INTO catalog_stage_9999_1_metafields VALUES (1, 'Product', 1, 'n', 'k', 't', 'v')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let found = merged(copied).await;
+    assert_eq!((found.variants, found.metafields), (0, 1));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_merge_compresses_its_wal_only_where_the_server_and_the_role_allow(pool: PgPool) {
+    let setting = "SELECT current_setting('wal_compression')";
+    let server: String = sqlx::query_scalar(setting).fetch_one(&pool).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    assert!(merge::compress_wal(&mut tx, "lz4").await.unwrap());
+    let set: String = sqlx::query_scalar(setting)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(set, "lz4");
+    tx.rollback().await.unwrap();
+    // A method the server does not know, or a role that may not set it: the server's
+    // setting stays and the transaction goes on.
+    let mut tx = pool.begin().await.unwrap();
+    assert!(!merge::compress_wal(&mut tx, "snappy").await.unwrap());
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE wholesail_no_wal_{0}; SET LOCAL ROLE wholesail_no_wal_{0}",
+        std::process::id()
+    ))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    assert!(!merge::compress_wal(&mut tx, "lz4").await.unwrap());
+    let kept: String = sqlx::query_scalar(setting)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(kept, server);
+    tx.rollback().await.unwrap();
 }
 
 /// Marks of the default shop (`catalog_dirty`) naming `column` = `id`.

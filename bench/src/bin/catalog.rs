@@ -14,8 +14,9 @@
 //!   before each resync) beside the initial load's.
 //!   The WAL's full-page images and records (`pg_stat_wal`, cluster-wide) are reported beside
 //!   its bytes: after the `CHECKPOINT`, the first change to each page logs the whole page.
-//!   `--wal-compression <lz4|zstd|pglz>` sets the server's `wal_compression` on the importer's
-//!   connections only (a superuser setting; off unless asked, and printed in the header).
+//!   The merge compresses its WAL as origin's `catalog.wal_compression` says (default `lz4`;
+//!   the bench connects as a superuser, so it may); `--wal-compression <lz4|zstd|pglz|off>`
+//!   sets another method, `off` leaves the server's setting (printed in the header).
 //! - **(b) memory**: peak RSS (`VmHWM`) of the importing process at N/10 and N variants.
 //! - **(c) the importer's own work**: parsing the same JSONL and encoding its binary COPY rows
 //!   in process, without HTTP or PostgreSQL (what the stage would cost on an idle machine with
@@ -60,6 +61,8 @@ struct Report {
     total_s: f64,
     stage_s: f64,
     merge_s: f64,
+    /// After a direct load's commit: analysing the live tables (not in `total_s`).
+    analyze_s: f64,
     lines: u64,
     bytes: u64,
     vmhwm_kb: u64,
@@ -107,7 +110,7 @@ fn main() -> Result<()> {
 /// Where the importer children connect, and how.
 struct Bench {
     db_url: String,
-    /// `wal_compression` for the importer's connections (`None`: the server's setting).
+    /// `--wal-compression` (`None`: origin's default; `off`: the server's setting).
     wal_compression: Option<String>,
     /// The simulator generates each export while serving it instead of writing it first.
     generate_while_serving: bool,
@@ -116,7 +119,6 @@ struct Bench {
 /// `--import <simulator url> <database url> [wal_compression]`: one resync of the simulator's
 /// shop.
 fn import(sim_url: &str, db_url: &str, wal_compression: Option<&str>) -> Result<()> {
-    let wal_compression = wal_compression.map(str::to_owned);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -124,25 +126,20 @@ fn import(sim_url: &str, db_url: &str, wal_compression: Option<&str>) -> Result<
     let report = rt.block_on(async {
         let pool = PgPoolOptions::new()
             .max_connections(2)
-            .after_connect(move |conn, _| {
-                let set = wal_compression
-                    .as_ref()
-                    .map(|m| format!("SET wal_compression = '{m}'"));
-                Box::pin(async move {
-                    if let Some(set) = set {
-                        sqlx::query(&set).execute(conn).await?;
-                    }
-                    Ok(())
-                })
-            })
             .connect(db_url)
             .await?;
+        let defaults = Settings::default();
         let runner = Runner::from_url(
             pool,
             db_url,
             Settings {
                 poll_interval: Duration::from_millis(100),
-                ..Settings::default()
+                wal_compression: match wal_compression {
+                    None => defaults.wal_compression.clone(),
+                    Some("off") => None,
+                    Some(m) => Some(m.to_owned()),
+                },
+                ..defaults
             },
         )?;
         let client = AdminClient::new(AdminConfig::new(
@@ -157,6 +154,7 @@ fn import(sim_url: &str, db_url: &str, wal_compression: Option<&str>) -> Result<
             total_s: out.import_time.as_secs_f64(),
             stage_s: out.stage_time.as_secs_f64(),
             merge_s: out.merge_time.as_secs_f64(),
+            analyze_s: out.analyze_time.as_secs_f64(),
             lines: out.run.lines_read as u64,
             bytes: out.run.bytes_read as u64,
             vmhwm_kb: 0,
@@ -182,7 +180,8 @@ fn import(sim_url: &str, db_url: &str, wal_compression: Option<&str>) -> Result<
             r.bytes,
             vmhwm_kb,
             cpu_seconds("/proc/self/stat")?,
-            r.direct
+            r.direct,
+            r.analyze_s
         ])
     );
     Ok(())
@@ -299,7 +298,8 @@ async fn import_once(sim: &Simulator, bench: &Bench) -> Result<Report> {
     if !out.status.success() {
         bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let v: (i64, f64, f64, f64, u64, u64, u64, f64, bool) = serde_json::from_slice(&out.stdout)?;
+    let v: (i64, f64, f64, f64, u64, u64, u64, f64, bool, f64) =
+        serde_json::from_slice(&out.stdout)?;
     Ok(Report {
         run: v.0,
         total_s: v.1,
@@ -310,6 +310,7 @@ async fn import_once(sim: &Simulator, bench: &Bench) -> Result<Report> {
         vmhwm_kb: v.6,
         cpu_s: v.7,
         direct: v.8,
+        analyze_s: v.9,
     })
 }
 
@@ -415,11 +416,12 @@ async fn run(base: &str, bench: &Bench, variants: u64, rounds: usize) -> Result<
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "wal_compression on the importer's connections: {}",
-        bench
-            .wal_compression
-            .as_deref()
-            .unwrap_or("the server's setting")
+        "wal_compression of the merge (origin's catalog.wal_compression): {}",
+        match bench.wal_compression.as_deref() {
+            None => "origin's default (lz4)",
+            Some("off") => "the server's setting",
+            Some(m) => m,
+        }
     );
     println!(
         "the simulator's export: {}",
@@ -562,6 +564,12 @@ fn report(
         total / copy,
         total / live
     );
+    let analyze = med(&|r| r.initial.report.analyze_s);
+    if analyze > 0.0 {
+        println!(
+            "| after the commit (the catalog already live): ANALYZE of the live tables | {analyze:.2} | – | – | – | – |"
+        );
+    }
     println!(
         "| (c) parse + binary-COPY encode only, in process (no I/O; CPU s) | {parse_s:.2} | {:.0} | {:.0} | {:.2}× | – |",
         rows / parse_s,

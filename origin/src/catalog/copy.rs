@@ -37,6 +37,15 @@ pub fn table(run: i64, attempt: i32, kind: &str) -> String {
     format!("catalog_stage_{run}_{attempt}_{kind}")
 }
 
+/// What [`Staging::finish`] counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Staged {
+    /// Rows this process encoded and sent.
+    pub written: StagedCounts,
+    /// Rows the server's COPYs stored.
+    pub copied: StagedCounts,
+}
+
 /// Rows staged by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct StagedCounts {
@@ -51,6 +60,16 @@ pub struct StagedCounts {
 }
 
 impl StagedCounts {
+    /// The counts given in [`KINDS`] order.
+    pub(super) fn from_kinds([products, variants, inventory_levels, metafields]: [u64; 4]) -> Self {
+        StagedCounts {
+            products,
+            variants,
+            inventory_levels,
+            metafields,
+        }
+    }
+
     /// All rows.
     pub fn total(&self) -> u64 {
         self.products + self.variants + self.inventory_levels + self.metafields
@@ -379,14 +398,19 @@ impl Staging {
         stream.flush_full().await
     }
 
-    /// Ends every COPY (the rows become visible) and returns the counts.
-    pub async fn finish(mut self) -> Result<StagedCounts, tokio_postgres::Error> {
-        for s in &mut self.streams {
+    /// Ends every COPY (the rows become visible); returns the rows written and the rows
+    /// the server says each COPY stored.
+    pub async fn finish(mut self) -> Result<Staged, tokio_postgres::Error> {
+        let mut copied = [0; 4];
+        for (s, n) in self.streams.iter_mut().zip(&mut copied) {
             s.buf.put_i16(-1);
             s.sink.send(s.buf.split().freeze()).await?;
-            s.sink.as_mut().finish().await?;
+            *n = s.sink.as_mut().finish().await?;
         }
-        Ok(self.counts)
+        Ok(Staged {
+            written: self.counts,
+            copied: StagedCounts::from_kinds(copied),
+        })
     }
 }
 

@@ -21,6 +21,7 @@
 //! download, where a staged import holds one only for its merge.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -160,6 +161,22 @@ async fn write(
         rows[c.kind] += copy.finish().await?;
     }
     Ok((tx, rows))
+}
+
+/// Analyses the live catalog tables after a direct load of run `run` committed: they were
+/// filled without statistics, and until autovacuum gets to them the planner misjudges every
+/// statement on them (a resync right after the first load read all 1M live variants through
+/// a bitmap of the shop's rows to find 40,000 by id). Returns the time it took; a failure is
+/// logged and left to autovacuum.
+pub async fn analyze_live(pool: &PgPool, run: i64) -> Duration {
+    let started = Instant::now();
+    if let Err(e) = sqlx::query!("ANALYZE products, variants, inventory_levels, catalog_metafields")
+        .execute(pool)
+        .await
+    {
+        tracing::warn!(run, error = %e, "analysing the catalog tables after the direct load failed");
+    }
+    started.elapsed()
 }
 
 impl Drop for Direct {

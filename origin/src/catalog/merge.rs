@@ -233,19 +233,39 @@ impl Diff {
     }
 }
 
-/// Allows or forbids nested loops for the rest of the transaction. Statements that join a
-/// small, analysed diff with a live table by its key want them (an index probe per row instead
-/// of hashing the whole table); the others keep them off (see [`merge`]).
-async fn nested_loops(conn: &mut PgConnection, on: bool) -> Result<(), sqlx::Error> {
-    if on {
-        sqlx::query!("SET LOCAL enable_nestloop = on")
-            .execute(conn)
-            .await?;
-    } else {
-        sqlx::query!("SET LOCAL enable_nestloop = off")
-            .execute(conn)
+/// A diff under this share of its live table's rows is written by index probes.
+const PROBED: f64 = 0.05;
+
+/// Lets the statements writing `diff` into the live table `live` join it by key: nested loops
+/// allowed and, when the diff is under [`PROBED`] of the table's estimated rows, hash joins
+/// forbidden (an index probe per row). The planner's default page costs price probes into a
+/// cached table above hashing all of it: 20,000 level updates of 2M took 0.75 s hashed and
+/// 0.30 s probed (`BENCHMARKS.md`).
+async fn join_by_key(conn: &mut PgConnection, diff: &Diff, live: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!("SET LOCAL enable_nestloop = on")
+        .execute(&mut *conn)
+        .await?;
+    let rows: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
+        .bind(live)
+        .fetch_one(&mut *conn)
+        .await?;
+    if ((diff.inserts + diff.updates + diff.deletes) as f64) < PROBED * rows as f64 {
+        sqlx::query!("SET LOCAL enable_hashjoin = off")
+            .execute(&mut *conn)
             .await?;
     }
+    Ok(())
+}
+
+/// Back to whole-table joins for the rest of the transaction: nested loops off, hash joins on
+/// (see [`merge`]).
+async fn join_whole(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!("SET LOCAL enable_nestloop = off")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query!("SET LOCAL enable_hashjoin = on")
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -285,13 +305,57 @@ async fn update_then_insert(
     Ok((inserted, updated))
 }
 
-/// Rows in the staging tables `[products, variants, inventory levels, metafields]`, read by
-/// the merge's own transaction: what it merges, whatever the driver believes it wrote.
+/// Compresses this transaction's WAL with `method` (`SET LOCAL wal_compression`) when the
+/// role may set it and the server has the method; returns whether it did. A merge's updates
+/// after a checkpoint log whole pages, which `lz4` shrinks ~3.5× (`BENCHMARKS.md`).
+pub async fn compress_wal(conn: &mut PgConnection, method: &str) -> Result<bool, sqlx::Error> {
+    let set = sqlx::query_scalar!(
+        r#"SELECT set_config('wal_compression', $1, true) IS NOT NULL AS "set!"
+           FROM pg_settings
+           WHERE name = 'wal_compression' AND $1 = ANY(enumvals)
+             AND has_parameter_privilege('wal_compression', 'SET')"#,
+        method
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some();
+    if !set {
+        tracing::debug!(
+            method,
+            "catalog merge: wal_compression left as the server sets it (not permitted or not \
+             supported)"
+        );
+    }
+    Ok(set)
+}
+
+/// Rows in the staging tables `[products, variants, inventory levels, metafields]`, as this
+/// transaction sees them: `copied` (what the stage's COPYs stored) when the products number
+/// as many and each other table is empty exactly when nothing was copied into it (a crash
+/// empties every unlogged table, a `TRUNCATE` one: either shows), else every table counted.
 async fn staged_rows(
     conn: &mut PgConnection,
     tables: &[String; 4],
+    copied: &StagedCounts,
 ) -> Result<StagedCounts, sqlx::Error> {
     let [p, v, l, m] = tables;
+    let (products, variants, levels, metafields): (i64, bool, bool, bool) =
+        sqlx::query_as(&format!(
+            "SELECT (SELECT count(*) FROM {p}), EXISTS (SELECT FROM {v}),
+                    EXISTS (SELECT FROM {l}), EXISTS (SELECT FROM {m})"
+        ))
+        .fetch_one(&mut *conn)
+        .await?;
+    if products as u64 == copied.products
+        && (variants, levels, metafields)
+            == (
+                copied.variants > 0,
+                copied.inventory_levels > 0,
+                copied.metafields > 0,
+            )
+    {
+        return Ok(*copied);
+    }
     let row = sqlx::query(&format!(
         "SELECT (SELECT count(*) FROM {p}), (SELECT count(*) FROM {v}),
                 (SELECT count(*) FROM {l}), (SELECT count(*) FROM {m})"
@@ -299,19 +363,15 @@ async fn staged_rows(
     .fetch_one(&mut *conn)
     .await?;
     let n = |i: usize| row.get::<i64, _>(i) as u64;
-    Ok(StagedCounts {
-        products: n(0),
-        variants: n(1),
-        inventory_levels: n(2),
-        metafields: n(3),
-    })
+    Ok(StagedCounts::from_kinds([n(0), n(1), n(2), n(3)]))
 }
 
 /// Merges the staging tables of attempt `attempt` of run `run` into the live tables of
 /// `shop`, on `conn` (inside the caller's transaction); returns the rows it found staged and
 /// what it did. `snapshot` is the bulk operation's `createdAt`; `digests` the export's
-/// digests, which narrow the comparison ([`scope`]). The staged counts and the
-/// empty-export guard are read from the staging tables in this transaction; the shop's lock
+/// digests, which narrow the comparison ([`scope`]); `copied` the rows the stage's COPYs
+/// stored. The staged counts (checked against the staging tables, [`staged_rows`]) and the
+/// empty-export guard are read in this transaction; the shop's lock
 /// ([`crate::shop_lock`]) is held shared, and a redacted shop is refused.
 pub async fn merge(
     conn: &mut PgConnection,
@@ -320,6 +380,7 @@ pub async fn merge(
     shop: &ShopDomain,
     snapshot: OffsetDateTime,
     digests: Option<&ProductDigests>,
+    copied: &StagedCounts,
 ) -> Result<(StagedCounts, MergeSummary), MergeError> {
     // Ordered against shop/redact like every event: a redaction waits for this merge, and a
     // merge after a redaction writes nothing.
@@ -328,7 +389,7 @@ pub async fn merge(
         return Err(MergeError::ShopRedacted);
     }
     let tables = KINDS.map(|k| table(run, attempt, k));
-    let staged = staged_rows(conn, &tables).await?;
+    let staged = staged_rows(conn, &tables, copied).await?;
     let [sp, sv, sl, sm] = tables;
     if staged.products == 0 {
         let live = sqlx::query_scalar!(
@@ -346,6 +407,12 @@ pub async fn merge(
     // unanalysed table, which is quadratic in the catalog size (measured: 277 s instead of
     // seconds for 425k rows).
     sqlx::query!("SET LOCAL enable_nestloop = off")
+        .execute(&mut *conn)
+        .await?;
+    // Some of these statements are estimated far above their cost (a staging table without
+    // statistics): JIT compiling them took longer than running them (the 1% resync's variants
+    // comparison at 1M: 0.48 s with JIT, 0.17 s without).
+    sqlx::query!("SET LOCAL jit = off")
         .execute(&mut *conn)
         .await?;
     let staging = [sp.as_str(), &sv, &sl, &sm];
@@ -510,7 +577,7 @@ async fn products(
     if diff.is_empty() {
         return Ok((c, 0, true));
     }
-    nested_loops(conn, true).await?;
+    join_by_key(conn, &diff, "products").await?;
     let (su, si, sd) = (diff.of('u'), diff.of('i'), diff.of('d'));
     (c.inserted, c.updated) = update_then_insert(
         conn,
@@ -564,7 +631,7 @@ async fn products(
         c.deleted = row.get::<i64, _>(0) as u64;
         tombstoned_variants = row.get::<i64, _>(1) as u64;
     }
-    nested_loops(conn, false).await?;
+    join_whole(conn).await?;
     Ok((c, tombstoned_variants, diff.resolved_by(&c)))
 }
 
@@ -581,6 +648,7 @@ async fn variants(
 ) -> Result<(TableChanges, bool), sqlx::Error> {
     let mut c = TableChanges::default();
     let compared = scope.rows("variants");
+    let staged = scope.staged("variants", sv);
     let diff = Diff::classify(
         conn,
         "variants",
@@ -590,7 +658,7 @@ async fn variants(
                     coalesce(v.id, t.id) AS id, v.product_id, v.sku, v.barcode, v.title,
                     v.price, v.compare_at_price, v.position, v.inventory_item_id, v.updated_at,
                     sp.updated_at AS product_updated_at
-             FROM (SELECT * FROM {sv} WHERE {compared}) v
+             FROM {staged} v
              FULL JOIN (SELECT id, product_id, sku, barcode, title, price, compare_at_price,
                                position, inventory_item_id, source_updated_at
                         FROM variants WHERE shop = $1 AND {compared}) t ON t.id = v.id
@@ -625,7 +693,7 @@ async fn variants(
         "SELECT s.id FROM {sp} s JOIN products p ON p.shop = $1 AND p.id = s.id
          WHERE p.deleted_at IS NULL AND p.source_updated_at = s.updated_at"
     );
-    nested_loops(conn, true).await?;
+    join_by_key(conn, &diff, "variants").await?;
     (c.inserted, c.updated) = update_then_insert(
         conn,
         &diff,
@@ -661,7 +729,7 @@ async fn variants(
         written_by,
     )
     .await?;
-    nested_loops(conn, false).await?;
+    join_whole(conn).await?;
     if diff.deletes > 0 {
         c.deleted = sqlx::query(&format!(
             "DELETE FROM variants t USING {sd} d
@@ -712,7 +780,7 @@ async fn inventory_levels(
     if diff.is_empty() {
         return Ok((c, true));
     }
-    nested_loops(conn, true).await?;
+    join_by_key(conn, &diff, "inventory_levels").await?;
     let (su, si, sd) = (diff.of('u'), diff.of('i'), diff.of('d'));
     (c.inserted, c.updated) = update_then_insert(
         conn,
@@ -753,7 +821,7 @@ async fn inventory_levels(
         .await?
         .rows_affected();
     }
-    nested_loops(conn, false).await?;
+    join_whole(conn).await?;
     Ok((c, diff.resolved_by(&c)))
 }
 
@@ -793,7 +861,7 @@ async fn metafields(
     if diff.is_empty() {
         return Ok((c, true));
     }
-    nested_loops(conn, true).await?;
+    join_by_key(conn, &diff, "catalog_metafields").await?;
     let (su, si, sd) = (diff.of('u'), diff.of('i'), diff.of('d'));
     (c.inserted, c.updated) = update_then_insert(
         conn,
@@ -833,6 +901,6 @@ async fn metafields(
         .await?
         .rows_affected();
     }
-    nested_loops(conn, false).await?;
+    join_whole(conn).await?;
     Ok((c, diff.resolved_by(&c)))
 }

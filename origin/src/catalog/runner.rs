@@ -235,6 +235,7 @@ fn completed(
         import_time: stage_time + merge_time,
         stage_time,
         merge_time,
+        analyze_time: Duration::ZERO,
     }
 }
 
@@ -251,6 +252,9 @@ pub struct Settings {
     /// Hosts the bulk result may be downloaded from (https only); results served by the shop's
     /// own Admin API origin (the simulator in development) are always allowed.
     pub result_hosts: Vec<String>,
+    /// `wal_compression` for the merge's transaction, when the role may set it
+    /// ([`merge::compress_wal`]); `None`: the server's setting.
+    pub wal_compression: Option<String>,
 }
 
 impl Default for Settings {
@@ -260,6 +264,7 @@ impl Default for Settings {
             bulk_timeout: Duration::from_secs(6 * 3600),
             progress_interval: Duration::from_secs(1),
             result_hosts: SHOPIFY_RESULT_HOSTS.map(String::from).to_vec(),
+            wal_compression: Some("lz4".to_owned()),
         }
     }
 }
@@ -292,6 +297,9 @@ pub struct Outcome {
     pub stage_time: Duration,
     /// Of which: the merge transaction.
     pub merge_time: Duration,
+    /// After a direct load's commit (not in `import_time`): analysing the live tables it
+    /// filled ([`direct::analyze_live`]); zero otherwise.
+    pub analyze_time: Duration,
 }
 
 impl Outcome {
@@ -306,6 +314,7 @@ impl Outcome {
             import_time: stage_time + merge_time,
             stage_time,
             merge_time,
+            analyze_time: Duration::ZERO,
             run,
         }
     }
@@ -682,8 +691,15 @@ impl Runner {
         let digests = self
             .read_export(id, attempt, op, client, progress, sink)
             .await?;
+        let staged = staging.finish().await?;
+        if staged.copied != staged.written {
+            return Err(RunError::StagingMismatch {
+                written: staged.written,
+                found: staged.copied,
+            });
+        }
         let imported = Imported {
-            written: staging.finish().await?,
+            written: staged.written,
             digests,
         };
         let stage_time = started.elapsed();
@@ -747,18 +763,22 @@ impl Runner {
         .await?;
         loaded.tx.commit().await?;
         let merge_time = started.elapsed() - stage_time;
+        let analyze_time = direct::analyze_live(&self.pool, id).await;
         let run = runs::get(&self.pool, id)
             .await?
             .ok_or(RunError::Superseded(id))?;
-        Ok(completed(
-            shop,
-            run,
-            loaded.staged,
-            loaded.merged,
-            total,
-            stage_time,
-            merge_time,
-        ))
+        Ok(Outcome {
+            analyze_time,
+            ..completed(
+                shop,
+                run,
+                loaded.staged,
+                loaded.merged,
+                total,
+                stage_time,
+                merge_time,
+            )
+        })
     }
 
     /// Streams the export into `sink`, reporting progress, and checks it is complete; returns
@@ -845,9 +865,12 @@ impl Runner {
     ) -> Result<(Run, StagedCounts, MergeSummary, merge::TableChanges), RunError> {
         let started = Instant::now();
         let mut tx = self.pool.begin().await?;
+        if let Some(method) = &self.settings.wal_compression {
+            merge::compress_wal(&mut tx, method).await?;
+        }
         let digests = imported.digests.as_ref();
-        let merged = merge::merge(&mut tx, id, attempt, shop, snapshot, digests).await;
         let written = &imported.written;
+        let merged = merge::merge(&mut tx, id, attempt, shop, snapshot, digests, written).await;
         let (staged, merged) = match merged {
             // The findings commit; the run ends without merging.
             Err(MergeError::ReportOnly) => {

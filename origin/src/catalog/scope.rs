@@ -34,6 +34,9 @@ use super::digest::ProductDigests;
 /// 9–11 s, `BENCHMARKS.md`).
 const WIDEST: f64 = 0.2;
 
+/// The temp table of the staged variants a narrowed merge compares.
+const SCOPED_VARIANTS: &str = "catalog_scope_variants";
+
 /// What the merge compares.
 pub(super) struct Scope {
     /// False: every row.
@@ -73,6 +76,15 @@ impl Scope {
                   OR (owner_type = 'ProductVariant' AND owner_id = ANY($3)))"
             }
         }
+    }
+
+    /// The staged rows of `kind` compared, from its staging table `staging`: a temp table
+    /// of them for the variants when narrowed (filled by [`prepare`]).
+    pub(super) fn staged(&self, kind: &str, staging: &str) -> String {
+        if self.narrowed && kind == "variants" {
+            return SCOPED_VARIANTS.to_owned();
+        }
+        format!("(SELECT * FROM {staging} WHERE {})", self.rows(kind))
     }
 
     /// The ids [`Scope::rows`] compares for `kind` (`$2`, `$3`; empty when not narrowed).
@@ -368,9 +380,18 @@ pub(super) async fn prepare(
     .bind(&whole)
     .fetch_one(&mut *conn)
     .await?;
+    // The staged variants compared, read from their staging table once: for their items
+    // here and for the variants' comparison ([`Scope::staged`]).
+    sqlx::query(&format!(
+        "CREATE TEMPORARY TABLE {SCOPED_VARIANTS} ON COMMIT DROP AS
+         SELECT * FROM {sv} WHERE id = ANY($1)"
+    ))
+    .bind(&variants)
+    .execute(&mut *conn)
+    .await?;
     let items: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT array(SELECT inventory_item_id FROM {sv}
-                      WHERE id = ANY($2) AND inventory_item_id IS NOT NULL
+        "SELECT array(SELECT inventory_item_id FROM {SCOPED_VARIANTS}
+                      WHERE inventory_item_id IS NOT NULL
                       UNION SELECT inventory_item_id FROM variants
                             WHERE shop = $1 AND id = ANY($2) AND inventory_item_id IS NOT NULL
                       UNION SELECT inventory_item_id FROM catalog_seen_marks
