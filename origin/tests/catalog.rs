@@ -716,7 +716,7 @@ async fn the_direct_load_encodes_prices_as_postgresql_reads_them_and_drops_only_
             .await
             .unwrap();
     }
-    let mut loaded = direct.finish().await.unwrap();
+    let mut loaded = direct.finish(None).await.unwrap();
     assert_eq!(loaded.staged.variants, prices.len() as u64 + 2);
     assert_eq!(loaded.merged.variants.inserted, prices.len() as u64 + 1);
     for (i, p) in prices.iter().enumerate() {

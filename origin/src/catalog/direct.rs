@@ -21,6 +21,7 @@
 //! download, where a staged import holds one only for its merge.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -29,6 +30,7 @@ use tokio::task::JoinHandle;
 use wholesail_webhook::ShopDomain;
 
 use super::copy::{encode_live, Live, StagedCounts, HEADER, KINDS};
+use super::digest::ProductDigests;
 use super::jsonl::Record;
 use super::merge::{self, MergeSummary};
 
@@ -164,15 +166,17 @@ async fn write(
 /// Analyses the live catalog tables after a direct load of run `run` committed: they were
 /// filled without statistics, and until autovacuum gets to them the planner misjudges every
 /// statement on them (a resync right after the first load read all 1M live variants through
-/// a bitmap of the shop's rows to find 40,000 by id). A failure is logged and left to
-/// autovacuum.
-pub async fn analyze_live(pool: &PgPool, run: i64) {
+/// a bitmap of the shop's rows to find 40,000 by id). Returns the time it took; a failure is
+/// logged and left to autovacuum.
+pub async fn analyze_live(pool: &PgPool, run: i64) -> Duration {
+    let started = Instant::now();
     if let Err(e) = sqlx::query!("ANALYZE products, variants, inventory_levels, catalog_metafields")
         .execute(pool)
         .await
     {
         tracing::warn!(run, error = %e, "analysing the catalog tables after the direct load failed");
     }
+    started.elapsed()
 }
 
 impl Drop for Direct {
@@ -233,7 +237,7 @@ impl Direct {
     /// Sends the last rows, waits for every COPY, checks PostgreSQL counted what was read,
     /// deletes the variants whose product is not in the export, stores the export's `digests`
     /// and deletes the marks seen when the load began.
-    pub async fn finish(mut self) -> Result<Loaded, DirectError> {
+    pub async fn finish(mut self, digests: Option<&ProductDigests>) -> Result<Loaded, DirectError> {
         for k in 0..KINDS.len() {
             self.send(k).await?;
         }
@@ -268,7 +272,7 @@ impl Direct {
             .await?
             .rows_affected();
         }
-        super::scope::forget_digests(&mut tx, &self.shop).await?;
+        super::scope::replace_digests(&mut tx, &self.shop, digests).await?;
         super::scope::forget_seen_marks(&mut tx, &self.shop).await?;
         let [products, variants, levels, metafields] = rows;
         Ok(Loaded {

@@ -26,7 +26,6 @@ use super::driver::{self, Lease, Take};
 use super::jsonl::{self, LineError};
 use super::merge::{self, MergeError, MergeSummary};
 use super::runs::{self, Run, RunStatus, FINISHED_CHANNEL};
-use super::scope;
 use crate::pg_tls::{PgConnect, PgTlsError};
 
 /// The bulk query: products, their variants with inventory levels per location, and the
@@ -236,7 +235,7 @@ fn completed(
         import_time: stage_time + merge_time,
         stage_time,
         merge_time,
-        after_commit_time: Duration::ZERO,
+        analyze_time: Duration::ZERO,
     }
 }
 
@@ -298,9 +297,9 @@ pub struct Outcome {
     pub stage_time: Duration,
     /// Of which: the merge transaction.
     pub merge_time: Duration,
-    /// After a direct load's commit (not in `import_time`: the catalog is live): storing its
-    /// digests and analysing the tables it filled ([`direct::analyze_live`]); zero otherwise.
-    pub after_commit_time: Duration,
+    /// After a direct load's commit (not in `import_time`): analysing the live tables it
+    /// filled ([`direct::analyze_live`]); zero otherwise.
+    pub analyze_time: Duration,
 }
 
 impl Outcome {
@@ -315,7 +314,7 @@ impl Outcome {
             import_time: stage_time + merge_time,
             stage_time,
             merge_time,
-            after_commit_time: Duration::ZERO,
+            analyze_time: Duration::ZERO,
             run,
         }
     }
@@ -749,7 +748,7 @@ impl Runner {
             .read_export(id, attempt, op, client, progress, sink)
             .await?;
         let stage_time = started.elapsed();
-        let mut loaded = direct.finish().await?;
+        let mut loaded = direct.finish(digests.as_ref()).await?;
         let total = loaded.merged.total();
         complete(
             &mut loaded.tx,
@@ -764,20 +763,12 @@ impl Runner {
         .await?;
         loaded.tx.commit().await?;
         let merge_time = started.elapsed() - stage_time;
-        let after_commit = Instant::now();
-        if let Some(d) = &digests {
-            if let Err(e) = scope::store_loaded(&self.pool, shop.as_str(), d).await {
-                tracing::warn!(run = id, error = %e,
-                    "storing the direct load's digests failed: the next resync compares everything");
-            }
-        }
-        direct::analyze_live(&self.pool, id).await;
-        let after_commit_time = after_commit.elapsed();
+        let analyze_time = direct::analyze_live(&self.pool, id).await;
         let run = runs::get(&self.pool, id)
             .await?
             .ok_or(RunError::Superseded(id))?;
         Ok(Outcome {
-            after_commit_time,
+            analyze_time,
             ..completed(
                 shop,
                 run,

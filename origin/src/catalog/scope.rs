@@ -141,23 +141,17 @@ pub(super) async fn forget_seen_marks(
     Ok(())
 }
 
-/// Deletes every digest of `shop` (a load that writes its whole catalog anew).
-pub(super) async fn forget_digests(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
-    run(conn, "DELETE FROM catalog_digests WHERE shop = $1", shop).await?;
-    Ok(())
-}
-
-/// Stores the digests of the export a direct load committed, in a transaction of their own:
-/// a product without a digest is only compared in full by the next resync, and a write since
-/// the load is marked, so they may follow the commit.
-pub(super) async fn store_loaded(
-    pool: &sqlx::PgPool,
+/// Replaces every digest of `shop` with `digests` (a load that wrote the whole export).
+pub(super) async fn replace_digests(
+    conn: &mut PgConnection,
     shop: &str,
-    d: &ProductDigests,
+    digests: Option<&ProductDigests>,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    store_all(&mut tx, shop, d).await?;
-    tx.commit().await
+    run(conn, "DELETE FROM catalog_digests WHERE shop = $1", shop).await?;
+    if let Some(d) = digests {
+        store_all(conn, shop, d).await?;
+    }
+    Ok(())
 }
 
 /// Variants whose digests are stored by one statement: the arrays bound at once stay under
@@ -461,7 +455,7 @@ pub(super) async fn settle(
             .execute(&mut *conn)
             .await?;
         }
-        None => forget_digests(conn, shop).await?,
+        None => replace_digests(conn, shop, None).await?,
     }
     forget_seen_marks(conn, shop).await?;
     for kind in unresolved {
