@@ -320,7 +320,7 @@ pub async fn compress_wal(conn: &mut PgConnection, method: &str) -> Result<bool,
     .await?
     .is_some();
     if !set {
-        tracing::debug!(
+        tracing::info!(
             method,
             "catalog merge: wal_compression left as the server sets it (not permitted or not \
              supported)"
