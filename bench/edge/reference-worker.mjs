@@ -56,7 +56,7 @@ function fromBase64(s) {
   }
 }
 
-async function verify(body, hmacHeader, secrets) {
+export async function verify(body, hmacHeader, secrets) {
   const digest = fromBase64(hmacHeader ?? "");
   if (!digest || digest.length !== 32) return false;
   for (const secret of secrets) {
@@ -65,11 +65,11 @@ async function verify(body, hmacHeader, secrets) {
   return false;
 }
 
-const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+export const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
 
 // One count per outcome, the Rust worker's shape (edge/src/count.rs): a data point when the
 // dataset is bound, else a log line.
-function count(env, { outcome, reason, topic = "", shop = "", payload = "", bytes = 0, webhookId = "" }) {
+export function count(env, { outcome, reason, topic = "", shop = "", payload = "", bytes = 0, webhookId = "" }) {
   if (!env.EDGE_COUNTS) {
     console.log(JSON.stringify({
       level: "info", event: "count", stage: "intake", outcome, reason, topic, shop, payload, bytes,

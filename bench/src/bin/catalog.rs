@@ -423,9 +423,12 @@ async fn run(base: &str, bench: &Bench, variants: u64, rounds: usize) -> Result<
     println!(
         "wal_compression of the merge (origin's catalog.wal_compression): {}",
         match bench.wal_compression.as_deref() {
-            None => "origin's default (lz4)",
-            Some("off") => "the server's setting",
-            Some(m) => m,
+            None => format!(
+                "origin's default ({})",
+                Settings::default().wal_compression.unwrap_or_default()
+            ),
+            Some("off") => "the server's setting".to_owned(),
+            Some(m) => m.to_owned(),
         }
     );
     println!(

@@ -549,6 +549,7 @@ async fn products(
 ) -> Result<(TableChanges, u64, bool), sqlx::Error> {
     let mut c = TableChanges::default();
     let compared = scope.rows("products");
+    let staged = scope.staged("products", sp);
     // A tombstone is never updated, and never missing again.
     let diff = Diff::classify(
         conn,
@@ -558,7 +559,7 @@ async fn products(
                         AS action,
                     coalesce(s.id, t.id) AS id, s.gid, s.title, s.handle, s.status, s.vendor,
                     s.product_type, s.tags, s.updated_at
-             FROM (SELECT * FROM {sp} WHERE {compared}) s
+             FROM {staged} s
              FULL JOIN (SELECT id, admin_graphql_api_id, title, handle, status, vendor,
                                product_type, tags, source_updated_at, deleted_at
                         FROM products WHERE shop = $1 AND {compared}) t ON t.id = s.id
@@ -756,6 +757,7 @@ async fn inventory_levels(
 ) -> Result<(TableChanges, bool), sqlx::Error> {
     let mut c = TableChanges::default();
     let compared = scope.rows("inventory_levels");
+    let staged = scope.staged("inventory_levels", sl);
     let diff = Diff::classify(
         conn,
         "inventory_levels",
@@ -765,7 +767,7 @@ async fn inventory_levels(
                     coalesce(l.inventory_item_id, t.inventory_item_id) AS inventory_item_id,
                     coalesce(l.location_id, t.location_id) AS location_id,
                     l.available, l.updated_at
-             FROM (SELECT * FROM {sl} WHERE {compared}) l
+             FROM {staged} l
              FULL JOIN (SELECT inventory_item_id, location_id, available, source_updated_at
                         FROM inventory_levels WHERE shop = $1 AND {compared}) t
                ON t.inventory_item_id = l.inventory_item_id AND t.location_id = l.location_id
@@ -836,6 +838,7 @@ async fn metafields(
 ) -> Result<(TableChanges, bool), sqlx::Error> {
     let mut c = TableChanges::default();
     let compared = scope.rows("metafields");
+    let staged = scope.staged("metafields", sm);
     let diff = Diff::classify(
         conn,
         "metafields",
@@ -846,7 +849,7 @@ async fn metafields(
                     coalesce(m.owner_id, t.owner_id) AS owner_id,
                     coalesce(m.namespace, t.namespace) AS namespace,
                     coalesce(m.key, t.key) AS key, m.id, m.type, m.value
-             FROM (SELECT * FROM {sm} WHERE {compared}) m
+             FROM {staged} m
              FULL JOIN (SELECT owner_type, owner_id, namespace, key, metafield_id, type, value
                         FROM catalog_metafields WHERE shop = $1 AND {compared}) t
                ON t.owner_type = m.owner_type AND t.owner_id = m.owner_id

@@ -78,8 +78,9 @@ impl Scope {
         }
     }
 
-    /// The staged rows of `kind` compared, from its staging table `staging`: a temp table
-    /// of them for the variants when narrowed (filled by [`prepare`]).
+    /// The staged rows of `kind` compared, from its staging table `staging`: its rows
+    /// [`Scope::rows`] keeps, or for the variants when narrowed the temp table [`prepare`]
+    /// filled with them.
     pub(super) fn staged(&self, kind: &str, staging: &str) -> String {
         if self.narrowed && kind == "variants" {
             return SCOPED_VARIANTS.to_owned();
