@@ -716,7 +716,7 @@ async fn the_direct_load_encodes_prices_as_postgresql_reads_them_and_drops_only_
             .await
             .unwrap();
     }
-    let mut loaded = direct.finish(None).await.unwrap();
+    let mut loaded = direct.finish().await.unwrap();
     assert_eq!(loaded.staged.variants, prices.len() as u64 + 2);
     assert_eq!(loaded.merged.variants.inserted, prices.len() as u64 + 1);
     for (i, p) in prices.iter().enumerate() {
@@ -1672,6 +1672,128 @@ async fn digests_emptied_by_a_crash_make_the_next_resync_compare_everything(pool
     let again = resync(&r, &c).await;
     assert_eq!(again.merged.unchanged_products, counts.products);
     assert_eq!(again.merged.total(), Default::default());
+}
+
+/// The digests a resync computes of `spec`'s export.
+fn export_digests(spec: &CatalogSpec) -> wholesail_origin::catalog::digest::ProductDigests {
+    let mut file = Vec::new();
+    spec.jsonl(Selection::ALL, ChildOrder::Grouped)
+        .fill(&mut file, usize::MAX);
+    let mut digests = wholesail_origin::catalog::digest::Digests::default();
+    for (n, line) in file.split(|b| *b == b'\n').enumerate() {
+        if !line.is_empty() {
+            digests.add(&jsonl::parse(n as u64 + 1, line).unwrap(), line);
+        }
+    }
+    digests.finish().expect("every line has its product")
+}
+
+/// The shop's stored digests, one line per product.
+async fn stored_digests(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT d::text FROM catalog_digests d WHERE shop = $1 ORDER BY product_id")
+        .bind(DEFAULT_SHOP)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_direct_loads_late_digests_never_replace_a_newer_runs(pool: PgPool) {
+    let spec = CatalogSpec::new(29, 20);
+    let counts = spec.counts(Selection::ALL);
+    let (sim, r, c) = loaded(&pool, &spec, ChildOrder::Grouped).await;
+    let first = latest_run(&pool).await;
+    assert_eq!(first.direct, Some(true), "the first resync loaded directly");
+    // The direct load stored its export's digests after its commit: a resync of the same
+    // export compares nothing.
+    assert_eq!(stored_digests(&pool).await.len() as u64, counts.products);
+    assert_eq!(
+        resync(&r, &c).await.merged.unchanged_products,
+        counts.products
+    );
+    // A newer run merges a revision that drops a product and changes others; the first load's
+    // digests, arriving only now (as if its process had stalled between its commit and them),
+    // must not replace the newer run's: they would mark the dropped product unchanged.
+    let revised = spec.at_revision(1);
+    sim.set_catalog(DEFAULT_SHOP, revised.clone());
+    resync(&r, &c).await;
+    let after_newer = stored_digests(&pool).await;
+    let shop = common::domain(DEFAULT_SHOP);
+    let late = direct::store_digests(&pool, &shop, first.id, &export_digests(&spec)).await;
+    assert_eq!(late, Some(direct::LoadedDigests::Superseded));
+    assert_eq!(stored_digests(&pool).await, after_newer);
+    // The latest run's own digests, stored again, are taken (nothing newer completed).
+    sqlx::query("TRUNCATE catalog_digests")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let newest = latest_run(&pool).await;
+    let again = direct::store_digests(&pool, &shop, newest.id, &export_digests(&revised)).await;
+    assert_eq!(again, Some(direct::LoadedDigests::Stored));
+    assert_eq!(stored_digests(&pool).await, after_newer);
+    // The revision again compares nothing, and the next one lands exactly.
+    assert_eq!(
+        resync(&r, &c).await.merged.unchanged_products,
+        revised.counts(Selection::ALL).products
+    );
+    let next = spec.at_revision(2);
+    sim.set_catalog(DEFAULT_SHOP, next.clone());
+    resync(&r, &c).await;
+    assert_eq!(live(&pool).await, expected(&next));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_direct_loads_late_digests_are_not_stored_for_a_redacted_shop(pool: PgPool) {
+    let spec = CatalogSpec::new(31, 10);
+    let (_sim, _r, _c) = loaded(&pool, &spec, ChildOrder::Grouped).await;
+    let run = latest_run(&pool).await;
+    sqlx::query("TRUNCATE catalog_digests")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO shops (shop, redacted_at) VALUES ($1, now())
+         ON CONFLICT (shop) DO UPDATE SET redacted_at = now()",
+    )
+    .bind(DEFAULT_SHOP)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let shop = common::domain(DEFAULT_SHOP);
+    let late = direct::store_digests(&pool, &shop, run.id, &export_digests(&spec)).await;
+    assert_eq!(late, Some(direct::LoadedDigests::Redacted));
+    assert!(stored_digests(&pool).await.is_empty());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_merge_waits_for_the_shops_digests_lock(pool: PgPool) {
+    let spec = CatalogSpec::new(37, 10);
+    let (sim, r, c) = loaded(&pool, &spec, ChildOrder::Grouped).await;
+    let revised = spec.at_revision(1);
+    sim.set_catalog(DEFAULT_SHOP, revised.clone());
+    // Held as a direct load's late digests hold it.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('wholesail-catalog-digests:' || $1, 0))",
+    )
+    .bind(DEFAULT_SHOP)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let merging = tokio::spawn(async move { resync(&r, &c).await });
+    until_merge_waits_on(
+        &pool,
+        "pg_advisory_xact_lock(hashtextextended('wholesail-catalog-digests:'",
+    )
+    .await;
+    assert_eq!(
+        live(&pool).await,
+        expected(&spec),
+        "nothing merged while it waits"
+    );
+    holder.commit().await.unwrap();
+    merging.await.unwrap();
+    assert_eq!(live(&pool).await, expected(&revised));
 }
 
 /// What `products/delete` does to product `pid`: a tombstone (titled `deleted`, written by

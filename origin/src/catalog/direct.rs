@@ -21,7 +21,6 @@
 //! download, where a staged import holds one only for its merge.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -33,6 +32,7 @@ use super::copy::{encode_live, Live, StagedCounts, HEADER, KINDS};
 use super::digest::ProductDigests;
 use super::jsonl::Record;
 use super::merge::{self, MergeSummary};
+pub use super::scope::LoadedDigests;
 
 /// Bytes of encoded rows per COPY statement.
 pub const CHUNK: usize = 1024 * 1024;
@@ -163,20 +163,43 @@ async fn write(
     Ok((tx, rows))
 }
 
+/// Stores the digests of the export direct load `run` of `shop` committed, after its commit
+/// (see [`LoadedDigests`] for what may stop it): 0.5 s of work at 1M variants that the
+/// catalog's readers need not wait for. A failure is logged: the next resync then compares
+/// everything.
+pub async fn store_digests(
+    pool: &PgPool,
+    shop: &ShopDomain,
+    run: i64,
+    digests: &ProductDigests,
+) -> Option<LoadedDigests> {
+    match super::scope::store_loaded(pool, shop, run, digests).await {
+        Ok(stored) => {
+            if stored != LoadedDigests::Stored {
+                tracing::info!(run, ?stored, "the direct load's digests were not stored");
+            }
+            Some(stored)
+        }
+        Err(e) => {
+            tracing::warn!(run, error = %e,
+                "storing the direct load's digests failed: the next resync compares everything");
+            None
+        }
+    }
+}
+
 /// Analyses the live catalog tables after a direct load of run `run` committed: they were
 /// filled without statistics, and until autovacuum gets to them the planner misjudges every
 /// statement on them (a resync right after the first load read all 1M live variants through
-/// a bitmap of the shop's rows to find 40,000 by id). Returns the time it took; a failure is
-/// logged and left to autovacuum.
-pub async fn analyze_live(pool: &PgPool, run: i64) -> Duration {
-    let started = Instant::now();
+/// a bitmap of the shop's rows to find 40,000 by id). A failure is logged and left to
+/// autovacuum.
+pub async fn analyze_live(pool: &PgPool, run: i64) {
     if let Err(e) = sqlx::query!("ANALYZE products, variants, inventory_levels, catalog_metafields")
         .execute(pool)
         .await
     {
         tracing::warn!(run, error = %e, "analysing the catalog tables after the direct load failed");
     }
-    started.elapsed()
 }
 
 impl Drop for Direct {
@@ -235,9 +258,9 @@ impl Direct {
     }
 
     /// Sends the last rows, waits for every COPY, checks PostgreSQL counted what was read,
-    /// deletes the variants whose product is not in the export, stores the export's `digests`
-    /// and deletes the marks seen when the load began.
-    pub async fn finish(mut self, digests: Option<&ProductDigests>) -> Result<Loaded, DirectError> {
+    /// deletes the variants whose product is not in the export, the shop's digests (the export's
+    /// are stored after the commit, [`store_digests`]) and the marks seen when the load began.
+    pub async fn finish(mut self) -> Result<Loaded, DirectError> {
         for k in 0..KINDS.len() {
             self.send(k).await?;
         }
@@ -272,7 +295,8 @@ impl Direct {
             .await?
             .rows_affected();
         }
-        super::scope::replace_digests(&mut tx, &self.shop, digests).await?;
+        super::scope::lock_digests(&mut tx, &self.shop).await?;
+        super::scope::forget_digests(&mut tx, &self.shop).await?;
         super::scope::forget_seen_marks(&mut tx, &self.shop).await?;
         let [products, variants, levels, metafields] = rows;
         Ok(Loaded {

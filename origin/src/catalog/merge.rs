@@ -388,6 +388,9 @@ pub async fn merge(
     if crate::shop_lock::is_redacted(conn, shop).await? {
         return Err(MergeError::ShopRedacted);
     }
+    // Read and written below; a direct load's digests stored after its commit wait for this
+    // merge and then see it completed ([`scope::store_loaded`]).
+    scope::lock_digests(conn, shop.as_str()).await?;
     let tables = KINDS.map(|k| table(run, attempt, k));
     let staged = staged_rows(conn, &tables, copied).await?;
     let [sp, sv, sl, sm] = tables;

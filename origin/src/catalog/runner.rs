@@ -235,7 +235,7 @@ fn completed(
         import_time: stage_time + merge_time,
         stage_time,
         merge_time,
-        analyze_time: Duration::ZERO,
+        after_commit_time: Duration::ZERO,
     }
 }
 
@@ -297,9 +297,10 @@ pub struct Outcome {
     pub stage_time: Duration,
     /// Of which: the merge transaction.
     pub merge_time: Duration,
-    /// After a direct load's commit (not in `import_time`): analysing the live tables it
+    /// After a direct load's commit (not in `import_time`: the catalog is live and the run
+    /// completed): storing its digests ([`direct::store_digests`]) and analysing the tables it
     /// filled ([`direct::analyze_live`]); zero otherwise.
-    pub analyze_time: Duration,
+    pub after_commit_time: Duration,
 }
 
 impl Outcome {
@@ -314,7 +315,7 @@ impl Outcome {
             import_time: stage_time + merge_time,
             stage_time,
             merge_time,
-            analyze_time: Duration::ZERO,
+            after_commit_time: Duration::ZERO,
             run,
         }
     }
@@ -748,7 +749,7 @@ impl Runner {
             .read_export(id, attempt, op, client, progress, sink)
             .await?;
         let stage_time = started.elapsed();
-        let mut loaded = direct.finish(digests.as_ref()).await?;
+        let mut loaded = direct.finish().await?;
         let total = loaded.merged.total();
         complete(
             &mut loaded.tx,
@@ -763,12 +764,17 @@ impl Runner {
         .await?;
         loaded.tx.commit().await?;
         let merge_time = started.elapsed() - stage_time;
-        let analyze_time = direct::analyze_live(&self.pool, id).await;
+        let after_commit = Instant::now();
+        if let Some(d) = &digests {
+            direct::store_digests(&self.pool, shop, id, d).await;
+        }
+        direct::analyze_live(&self.pool, id).await;
+        let after_commit_time = after_commit.elapsed();
         let run = runs::get(&self.pool, id)
             .await?
             .ok_or(RunError::Superseded(id))?;
         Ok(Outcome {
-            analyze_time,
+            after_commit_time,
             ..completed(
                 shop,
                 run,

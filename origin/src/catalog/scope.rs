@@ -26,6 +26,8 @@
 use rustc_hash::FxHashMap;
 use sqlx::PgConnection;
 
+use wholesail_webhook::ShopDomain;
+
 use super::digest::ProductDigests;
 
 /// The widest scope, as a share of the export's products or variants, still compared
@@ -142,17 +144,70 @@ pub(super) async fn forget_seen_marks(
     Ok(())
 }
 
-/// Replaces every digest of `shop` with `digests` (a load that wrote the whole export).
-pub(super) async fn replace_digests(
-    conn: &mut PgConnection,
-    shop: &str,
-    digests: Option<&ProductDigests>,
-) -> Result<(), sqlx::Error> {
-    run(conn, "DELETE FROM catalog_digests WHERE shop = $1", shop).await?;
-    if let Some(d) = digests {
-        store_all(conn, shop, d).await?;
-    }
+/// Takes `shop`'s digests lock for this transaction: every writer of its digests (a merge, a
+/// direct load and the digests it stores after its commit, [`store_loaded`]) holds it while it
+/// reads and writes them, so a direct load's late digests never land beside a newer merge's.
+/// Webhooks never take it (they mark what they write instead).
+pub(super) async fn lock_digests(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('wholesail-catalog-digests:' || $1, 0))",
+        shop
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
+}
+
+/// Deletes every digest of `shop` (a load that writes its whole catalog anew).
+pub(super) async fn forget_digests(conn: &mut PgConnection, shop: &str) -> Result<(), sqlx::Error> {
+    run(conn, "DELETE FROM catalog_digests WHERE shop = $1", shop).await?;
+    Ok(())
+}
+
+/// What became of the digests a direct load stores after its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadedDigests {
+    /// Stored: the next resync compares only what they and the marks leave.
+    Stored,
+    /// Not stored: a newer run of the shop completed first, and its digests stand.
+    Superseded,
+    /// Not stored: the shop was redacted meanwhile.
+    Redacted,
+}
+
+/// Stores the digests of the export direct load `run` committed, in a transaction of its
+/// own, so the catalog is live before they are written. It holds the shop's lock (shared, so
+/// a redaction waits and webhooks do not) and its digests lock, and stores nothing when the
+/// shop was redacted or a newer run of the shop completed since (that run's digests describe
+/// the catalog now; the older export's would hide its changes). A webhook write since the load
+/// is marked, and the next merge compares it whatever the digests say; a crash before this
+/// commits leaves no digest, and the next resync compares everything.
+pub(super) async fn store_loaded(
+    pool: &sqlx::PgPool,
+    shop: &ShopDomain,
+    run: i64,
+    d: &ProductDigests,
+) -> Result<LoadedDigests, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    crate::shop_lock::shared(&mut tx, shop).await?;
+    lock_digests(&mut tx, shop.as_str()).await?;
+    if crate::shop_lock::is_redacted(&mut tx, shop).await? {
+        return Ok(LoadedDigests::Redacted);
+    }
+    let newer = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM catalog_runs
+                          WHERE shop = $1 AND id > $2 AND status = 'completed') AS "newer!""#,
+        shop.as_str(),
+        run,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if newer {
+        return Ok(LoadedDigests::Superseded);
+    }
+    store_all(&mut tx, shop.as_str(), d).await?;
+    tx.commit().await?;
+    Ok(LoadedDigests::Stored)
 }
 
 /// Variants whose digests are stored by one statement: the arrays bound at once stay under
@@ -456,7 +511,7 @@ pub(super) async fn settle(
             .execute(&mut *conn)
             .await?;
         }
-        None => replace_digests(conn, shop, None).await?,
+        None => forget_digests(conn, shop).await?,
     }
     forget_seen_marks(conn, shop).await?;
     for kind in unresolved {
