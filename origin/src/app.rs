@@ -149,7 +149,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 pub fn api_routes(state: AppState, max_body_bytes: usize, http: &HttpConfig) -> Router {
     Router::new()
         .merge(intake::routes(
-            intake::Intake::from(&state),
+            intake::Intake::start(&state),
             max_body_bytes,
             http,
         ))

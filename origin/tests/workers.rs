@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -341,12 +342,13 @@ async fn invalid_payload_is_a_dead_letter_at_once_and_others_in_the_batch_still_
     assert_eq!(table_rows(&pool, "orders").await, 1);
 }
 
-#[sqlx::test(migrations = "../migrations")]
-async fn notify_wakes_the_workers_without_waiting_for_the_poll(pool: PgPool) {
-    let url = database_url(&pool);
-    let origin = Origin::spawn(&url, &[("WHOLESAIL_WORKER__POLL_INTERVAL_MS", "60000")]);
-    // The workers listen before they go idle on the (60 s) poll: wait for the LISTEN, not a
-    // guessed time.
+/// An origin whose workers poll only every 60 s, once they listen for wake-ups: they go idle
+/// on the poll after the LISTEN, so wait for it, not a guessed time.
+async fn listening_origin(pool: &PgPool) -> Origin {
+    let origin = Origin::spawn(
+        &database_url(pool),
+        &[("WHOLESAIL_WORKER__POLL_INTERVAL_MS", "60000")],
+    );
     eventually(Duration::from_secs(10), "the inbox LISTEN", || async {
         let listening: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity
@@ -356,12 +358,18 @@ async fn notify_wakes_the_workers_without_waiting_for_the_poll(pool: PgPool) {
             "LISTEN \"{}\"",
             wholesail_origin::pipeline::inbox::CHANNEL
         ))
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
         listening > 0
     })
     .await;
+    origin
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn notify_wakes_the_workers_without_waiting_for_the_poll(pool: PgPool) {
+    let origin = listening_origin(&pool).await;
     let started = std::time::Instant::now();
     post_events(&origin, "wake", 1, &["n.myshopify.com"]).await;
     eventually(
@@ -371,6 +379,31 @@ async fn notify_wakes_the_workers_without_waiting_for_the_poll(pool: PgPool) {
     )
     .await;
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_burst_of_single_events_is_applied_without_waiting_for_the_poll(pool: PgPool) {
+    // Intake's wake-ups are coalesced (one NOTIFY per 5 ms at most): the last events of a
+    // burst, stored after the workers drained the first ones, must still get one.
+    let origin = listening_origin(&pool).await;
+    let url = origin.url("/internal/webhooks");
+    let sends = (0..200).map(|i| {
+        let url = url.clone();
+        async move {
+            let body = envelope(&format!("burst-{i}"), "b.myshopify.com", 5_000 + i);
+            assert_eq!(post_signed(&url, &body).await.status(), 200);
+        }
+    });
+    futures_util::stream::iter(sends)
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    eventually(
+        Duration::from_secs(20),
+        "every event of the burst done well before the poll",
+        || async { count(&pool, "done").await == 200 },
+    )
+    .await;
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -202,7 +202,7 @@ pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Vec<i64>, sqlx::Er
     .fetch_all(&mut *tx)
     .await?;
     if !ids.is_empty() {
-        inbox::notify(&mut tx).await?;
+        inbox::notify(&mut *tx).await?;
     }
     tx.commit().await?;
     metrics::counter!("wholesail_dead_letters_replayed_total").increment(ids.len() as u64);

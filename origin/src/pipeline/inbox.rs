@@ -126,10 +126,10 @@ pub enum Stored {
 pub const EDGE_DLQ_REASON: &str =
     "received from the edge dead-letter queue: origin did not accept it within the edge's retries";
 
-/// Inserts `events` with one multi-row statement, deduplicated on the webhook id, and
-/// notifies the workers in the same statement when a due row was added. Returns one
+/// Inserts `events` with one statement, deduplicated on the webhook id. Returns one
 /// [`Stored`] per event, in order (the second of two events with the same id in one call is a
-/// duplicate).
+/// duplicate). The caller wakes the workers when one was stored [`Stored::Pending`]
+/// ([`super::wake::Wake`], or [`notify`]).
 ///
 /// A body replayed for another shop or as a delete ([`crate::pipeline::body_guard`]) is stored
 /// quarantined with the reason. When PostgreSQL refuses the statement for a value it cannot
@@ -292,8 +292,8 @@ async fn insert_in_savepoint(
 
 /// The inbox insert of [`insert_rows`] around `$rows`, the `FROM` item that names the rows
 /// `u(w, e, s, t, v, tr, r, st, b, p, raw, status, err, h, del)` from parameters `$1`–`$13`,
-/// `$15` and `$17` (`$14` is the source, `$16` the channel): one statement text for both the
-/// one-row and the many-row form.
+/// `$15` and `$16` (`$14` is the source): one statement text for both the one-row and the
+/// many-row form.
 macro_rules! insert_inbox {
     ($rows:literal, $($arg:expr),+ $(,)?) => {
         sqlx::query!(
@@ -328,23 +328,17 @@ macro_rules! insert_inbox {
                  ORDER BY w
                  ON CONFLICT (shop, webhook_id) DO NOTHING
                  RETURNING webhook_id, status
-             ),
-             -- The workers' wake-up, delivered at commit: once, and only if a due row went in.
-             woke AS (
-                 SELECT count(*) AS n FROM (
-                     SELECT pg_notify($16::text, '') FROM ins
-                     WHERE ins.status = 'pending' LIMIT 1
-                 ) sent
              )
              SELECT ins.webhook_id AS "webhook_id!", ins.status AS "status!: InboxStatus"
-             FROM ins, woke"#,
+             FROM ins"#,
             $($arg),+
         )
     };
 }
 
-/// Inserts `rows` with one statement, with a `NOTIFY` on [`CHANNEL`] in the same statement if
-/// a due row went in; returns the rows that were new, with the status they were stored in.
+/// Inserts `rows` with one statement; returns the rows that were new, with the status they
+/// were stored in. It wakes no worker: the caller does once it has committed
+/// ([`super::wake`]).
 /// The statement is also the body guard ([`body_guard`]): a JSON row whose body an accepted
 /// row of another shop (or, for a delete topic, of another topic) already has is stored
 /// quarantined with the reason. It reads committed rows and the transaction's own, not the
@@ -365,7 +359,7 @@ async fn insert_rows(
         let inserted = insert_inbox!(
             "(VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::timestamptz,
                       $7::timestamptz, $8::text, $9::int8, $10::text, $11::bytea, $12::text,
-                      $13::text, $15::bytea, $17::bool))
+                      $13::text, $15::bytea, $16::bool))
                   AS u(w, e, s, t, v, tr, r, st, b, p, raw, status, err, h, del)",
             e.webhook_id.as_str(),
             e.event_id.as_deref(),
@@ -382,7 +376,6 @@ async fn insert_rows(
             row.error.as_deref(),
             source.as_str(),
             &e.body_sha256[..],
-            CHANNEL,
             is_delete_topic(&e.topic),
         )
         .fetch_all(conn)
@@ -429,7 +422,7 @@ async fn insert_rows(
     let inserted = insert_inbox!(
         "UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
                 $7::timestamptz[], $8::text[], $9::int8[], $10::text[], $11::bytea[],
-                $12::text[], $13::text[], $15::bytea[], $17::bool[])
+                $12::text[], $13::text[], $15::bytea[], $16::bool[])
               AS u(w, e, s, t, v, tr, r, st, b, p, raw, status, err, h, del)",
         &webhook_ids as &[&str],
         &event_ids as &[Option<&str>],
@@ -446,7 +439,6 @@ async fn insert_rows(
         &errors as &[Option<&str>],
         source.as_str(),
         &digests as &[&[u8]],
-        CHANNEL,
         &deletes as &[bool],
     )
     .fetch_all(conn)
@@ -457,8 +449,9 @@ async fn insert_rows(
         .collect())
 }
 
-/// Signals waiting workers; delivered when the transaction commits.
-pub(crate) async fn notify(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+/// Signals waiting workers; delivered when the transaction of `conn` commits (at once on a
+/// pool).
+pub(crate) async fn notify<'c>(conn: impl sqlx::PgExecutor<'c>) -> Result<(), sqlx::Error> {
     sqlx::query!("SELECT pg_notify($1, '') AS sent", CHANNEL)
         .fetch_one(conn)
         .await?;

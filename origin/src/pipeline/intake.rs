@@ -3,7 +3,7 @@
 //! - `POST /internal/webhooks`: an [`EnvelopeBatch`] (or one [`Envelope`]) from the edge,
 //!   signed with `X-Wholesail-Signature`. Each envelope is parsed on its own, so one bad item
 //!   is rejected with its reason while the others are stored; all rows go in one statement
-//!   (one transaction) that also wakes the workers.
+//!   (one transaction), after which the workers are woken ([`Wake`], coalesced).
 //! - `POST /internal/dead-letters`: the same body from the edge's dead-letter queue; rows are
 //!   stored as dead letters for an operator to inspect and replay.
 //! - `POST /webhooks/shopify`: direct mode without the edge: Shopify's HMAC, stripping here.
@@ -39,6 +39,7 @@ use wholesail_webhook::{
 use crate::config::HttpConfig;
 use crate::http_error::ApiError;
 use crate::pipeline::inbox::{self, Body, NewEvent, Source, Stored};
+use crate::pipeline::wake::Wake;
 use crate::state::AppState;
 
 /// Why an intake request was refused as a whole.
@@ -91,15 +92,28 @@ pub struct Intake {
     pub keyring: Arc<Keyring>,
     /// Shopify secrets for direct mode, when configured.
     pub shopify: Option<Arc<ShopifySecrets>>,
+    /// Wakes the workers after a due row was stored.
+    pub wake: Wake,
 }
 
-impl From<&AppState> for Intake {
-    fn from(state: &AppState) -> Self {
+impl Intake {
+    /// The intake of `state`, with its wake-up task started ([`Wake::start`]).
+    pub fn start(state: &AppState) -> Self {
         Intake {
             pool: state.pool.clone(),
             keyring: state.keyring.clone(),
             shopify: state.shopify.clone(),
+            wake: Wake::start(state.pool.clone()),
         }
+    }
+
+    /// Inserts `events` ([`inbox::insert`]) and wakes the workers if one is due.
+    async fn store(&self, source: Source, events: &[NewEvent]) -> Result<Vec<Stored>, sqlx::Error> {
+        let stored = inbox::insert(&self.pool, source, events).await?;
+        if stored.contains(&Stored::Pending) {
+            self.wake.wake();
+        }
+        Ok(stored)
     }
 }
 
@@ -218,7 +232,7 @@ async fn envelopes(
             }
         }
     }
-    let stored = inbox::insert(&app.pool, source, &events).await?;
+    let stored = app.store(source, &events).await?;
     for ((slot, event), stored) in slots.iter().zip(&events).zip(&stored) {
         if *stored == Stored::Duplicate {
             results[*slot].status = ItemStatus::Duplicate;
@@ -404,7 +418,9 @@ pub async fn shopify_direct(
         body_sha256,
         body,
     };
-    let stored = inbox::insert(&app.pool, Source::Direct, std::slice::from_ref(&event)).await?;
+    let stored = app
+        .store(Source::Direct, std::slice::from_ref(&event))
+        .await?;
     log_stored(Source::Direct, &event, stored[0]);
     Ok(StatusCode::OK)
 }

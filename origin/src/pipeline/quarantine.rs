@@ -84,7 +84,7 @@ pub async fn replay(pool: &PgPool, filter: &Filter) -> Result<Replayed, sqlx::Er
         }
     }
     if !out.replayed.is_empty() {
-        inbox::notify(&mut tx).await?;
+        inbox::notify(&mut *tx).await?;
     }
     tx.commit().await?;
     metrics::counter!("wholesail_quarantine_replayed_total").increment(out.replayed.len() as u64);

@@ -458,11 +458,11 @@ async fn settle_batch(
         Mode::Report => vec![None; found.len()],
         Mode::Heal => {
             let events: Vec<NewEvent> = found.iter().map(|(_, e)| event(shop, client, e)).collect();
-            inbox::insert(pool, Source::Reconcile, &events)
-                .await?
-                .into_iter()
-                .map(Some)
-                .collect()
+            let stored = inbox::insert(pool, Source::Reconcile, &events).await?;
+            if stored.contains(&Stored::Pending) {
+                inbox::notify(pool).await?;
+            }
+            stored.into_iter().map(Some).collect()
         }
     };
     for ((d, e), stored) in found.iter().zip(stored) {
