@@ -13,7 +13,8 @@
 //! end the variants whose product is not in the export are deleted (the merge never writes
 //! them): the load remembers the product ids its variants named that no product line had, so
 //! this is one index lookup per such id, none in a consistent export. The caller then marks the
-//! run completed in the same transaction ([`Loaded`]). Readers see nothing until it commits.
+//! run completed in the same transaction ([`Loaded`]). Readers see nothing until it commits;
+//! the export's digests are stored after it ([`store_digests`]).
 //!
 //! A webhook committing a row under one of the export's keys makes a COPY fail with a unique
 //! violation (one still in flight makes it wait): the runner then imports the file again

@@ -25,7 +25,6 @@
 
 use rustc_hash::FxHashMap;
 use sqlx::PgConnection;
-
 use wholesail_webhook::ShopDomain;
 
 use super::digest::ProductDigests;

@@ -297,8 +297,7 @@ async fn insert_in_savepoint(
 macro_rules! insert_inbox {
     ($rows:literal, $($arg:expr),+ $(,)?) => {
         sqlx::query!(
-            r#"WITH ins AS (
-                 INSERT INTO inbox (webhook_id, event_id, shop, topic, api_version, triggered_at,
+            r#"INSERT INTO inbox (webhook_id, event_id, shop, topic, api_version, triggered_at,
                                     received_at, stripping, original_bytes, payload, raw_body,
                                     status, last_error, source, body_sha256)
                  SELECT w, e, s, t, v, tr, r, st, b,
@@ -327,10 +326,7 @@ macro_rules! insert_inbox {
                  -- other's uncommitted keys in the same order instead of deadlocking.
                  ORDER BY w
                  ON CONFLICT (shop, webhook_id) DO NOTHING
-                 RETURNING webhook_id, status
-             )
-             SELECT ins.webhook_id AS "webhook_id!", ins.status AS "status!: InboxStatus"
-             FROM ins"#,
+                 RETURNING webhook_id, status AS "status: InboxStatus""#,
             $($arg),+
         )
     };
@@ -338,17 +334,17 @@ macro_rules! insert_inbox {
 
 /// Inserts `rows` with one statement; returns the rows that were new, with the status they
 /// were stored in. It wakes no worker: the caller does once it has committed
-/// ([`super::wake`]).
-/// The statement is also the body guard ([`body_guard`]): a JSON row whose body an accepted
-/// row of another shop (or, for a delete topic, of another topic) already has is stored
-/// quarantined with the reason. It reads committed rows and the transaction's own, not the
-/// statement's: [`body_guard::rounds`] keeps rows sharing a digest in separate statements.
+/// ([`super::wake`]). The statement is also the body guard ([`body_guard`]): a JSON row whose
+/// body an accepted row of another shop (or, for a delete topic, of another topic) already
+/// has is stored quarantined with the reason. It reads committed rows and the transaction's
+/// own, not the statement's: [`body_guard::rounds`] keeps rows sharing a digest in separate
+/// statements.
 ///
 /// One row (a direct-mode webhook, a queue batch of one when traffic is light, a replay one
-/// by one) binds scalars in a `VALUES` row; more bind arrays to `UNNEST`. The forms differ for the planner: the array
-/// form's generic plan assumes 10 rows, so PostgreSQL re-planned it on every call (0.32 ms of
-/// planning against 0.28 ms of execution for one row, `BENCHMARKS.md`), while the one-row form
-/// is planned once per connection.
+/// by one) binds scalars in a `VALUES` row; more bind arrays to `UNNEST`. The forms differ
+/// for the planner: the array form's generic plan assumes 10 rows, so PostgreSQL re-planned
+/// it on every call (0.32 ms of planning against 0.28 ms of execution for one row,
+/// `BENCHMARKS.md`), while the one-row form is planned once per connection.
 async fn insert_rows(
     conn: &mut PgConnection,
     source: Source,
