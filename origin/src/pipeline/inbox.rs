@@ -290,12 +290,12 @@ async fn insert_in_savepoint(
     }
 }
 
-/// The inbox insert of [`insert_rows`] around `$rows`, the `FROM` item that names the rows
-/// `u(w, e, s, t, v, tr, r, st, b, p, raw, status, err, h, del)` from parameters `$1`–`$13`,
-/// `$15` and `$16` (`$14` is the source): one statement text for both the one-row and the
-/// many-row form.
+/// The inbox insert of [`insert_rows`] on `$conn` around `$rows`, the `FROM` item that names
+/// the rows `u(w, e, s, t, v, tr, r, st, b, p, raw, status, err, h, del)` from parameters
+/// `$1`–`$13`, `$15` and `$16` (`$14` is the source): one statement text for both the one-row
+/// and the many-row form. Evaluates to the new rows' webhook ids and statuses (`?` on error).
 macro_rules! insert_inbox {
-    ($rows:literal, $($arg:expr),+ $(,)?) => {
+    ($conn:expr, $rows:literal, $($arg:expr),+ $(,)?) => {
         sqlx::query!(
             r#"INSERT INTO inbox (webhook_id, event_id, shop, topic, api_version, triggered_at,
                                     received_at, stripping, original_bytes, payload, raw_body,
@@ -329,6 +329,11 @@ macro_rules! insert_inbox {
                  RETURNING webhook_id, status AS "status: InboxStatus""#,
             $($arg),+
         )
+        .fetch_all($conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.webhook_id, row.status))
+        .collect()
     };
 }
 
@@ -352,7 +357,8 @@ async fn insert_rows(
 ) -> Result<Vec<(String, InboxStatus)>, sqlx::Error> {
     if let [row] = rows {
         let e = row.event;
-        let inserted = insert_inbox!(
+        return Ok(insert_inbox!(
+            conn,
             "(VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::timestamptz,
                       $7::timestamptz, $8::text, $9::int8, $10::text, $11::bytea, $12::text,
                       $13::text, $15::bytea, $16::bool))
@@ -373,13 +379,7 @@ async fn insert_rows(
             source.as_str(),
             &e.body_sha256[..],
             is_delete_topic(&e.topic),
-        )
-        .fetch_all(conn)
-        .await?;
-        return Ok(inserted
-            .into_iter()
-            .map(|row| (row.webhook_id, row.status))
-            .collect());
+        ));
     }
     let n = rows.len();
     let mut webhook_ids = Vec::with_capacity(n);
@@ -415,7 +415,8 @@ async fn insert_rows(
         digests.push(&e.body_sha256[..]);
         deletes.push(is_delete_topic(&e.topic));
     }
-    let inserted = insert_inbox!(
+    Ok(insert_inbox!(
+        conn,
         "UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
                 $7::timestamptz[], $8::text[], $9::int8[], $10::text[], $11::bytea[],
                 $12::text[], $13::text[], $15::bytea[], $16::bool[])
@@ -436,13 +437,7 @@ async fn insert_rows(
         source.as_str(),
         &digests as &[&[u8]],
         &deletes as &[bool],
-    )
-    .fetch_all(conn)
-    .await?;
-    Ok(inserted
-        .into_iter()
-        .map(|row| (row.webhook_id, row.status))
-        .collect())
+    ))
 }
 
 /// Signals waiting workers; delivered when the transaction of `conn` commits (at once on a
