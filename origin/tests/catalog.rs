@@ -669,6 +669,83 @@ async fn the_direct_first_load_writes_the_rows_the_staged_load_writes(pool: PgPo
     );
 }
 
+/// Records the key of every row inserted into `table` from now on, in insertion order (a row
+/// trigger writing to `inserted_keys`).
+async fn log_inserted_keys(pool: &PgPool, table: &str, key: &str) {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS inserted_keys (
+             seq bigserial PRIMARY KEY, tbl text NOT NULL, a bigint NOT NULL, b bigint NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION log_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             INSERT INTO inserted_keys (tbl, a, b) SELECT '{table}', k.* FROM (SELECT {key}
+                 FROM (SELECT NEW.*) AS r) AS k;
+             RETURN NULL;
+         END $$;
+         CREATE TRIGGER log_{table} AFTER INSERT ON {table}
+             FOR EACH ROW EXECUTE FUNCTION log_{table}();"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// How many times a key is lower than the one before it.
+fn descents(keys: &[(i64, i64)]) -> usize {
+    keys.windows(2).filter(|w| w[1] < w[0]).count()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_direct_load_inserts_each_chunk_in_primary_key_order(pool: PgPool) {
+    // Each kind fits one COPY chunk; the export scatters the children.
+    let spec = CatalogSpec::new(5, 60);
+    let order = ChildOrder::Scattered { window: 200 };
+    let exported: Vec<(i64, i64)> = spec
+        .rows(Selection::ALL, order)
+        .filter_map(|row| match row {
+            Row::InventoryLevel(l) => Some((l.inventory_item_id as i64, l.location_id as i64)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        descents(&exported) > 10,
+        "the export's levels are out of key order"
+    );
+    let tables = [
+        ("products", "r.id, 0"),
+        ("variants", "r.id, 0"),
+        ("inventory_levels", "r.inventory_item_id, r.location_id"),
+        (
+            "catalog_metafields",
+            "(r.owner_type <> 'Product')::int, r.owner_id",
+        ),
+    ];
+    for (table, key) in tables {
+        log_inserted_keys(&pool, table, key).await;
+    }
+    let sim = simulator(spec.clone(), order, 20).await;
+    let run = runner(&pool)
+        .resync(&client(&sim), &common::domain(DEFAULT_SHOP), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(run.run.direct, Some(true));
+    assert_eq!(live(&pool).await, expected(&spec));
+    for (table, _) in tables {
+        let keys: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT a, b FROM inserted_keys WHERE tbl = $1 ORDER BY seq")
+                .bind(table)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert!(keys.len() > 1, "{table}");
+        assert_eq!(descents(&keys), 0, "{table} inserted out of key order");
+    }
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn the_direct_load_encodes_prices_as_postgresql_reads_them_and_drops_only_orphan_variants(
     pool: PgPool,

@@ -7,8 +7,9 @@
 //! redacted, has no catalog row, no B2B rule (the stock trigger must see a level's variant,
 //! which a chunked load may not have written yet) and no linked reconciliation run; otherwise
 //! the runner stages as usual. Each kind's rows are encoded into a buffer of its own and, once
-//! it holds [`CHUNK`] bytes, sent as one binary `COPY … FROM STDIN` into the live table by a
-//! writer task, so parsing and PostgreSQL's inserts overlap; memory is the buffers and the
+//! it holds [`CHUNK`] bytes, sent in key order ([`KeyOrdered`]) as one binary `COPY … FROM
+//! STDIN` into the live table by a writer task, so parsing and PostgreSQL's inserts overlap;
+//! memory is the buffers and the
 //! chunks in flight, plus the ids of the export's products (8 bytes and change each). At the
 //! end the variants whose product is not in the export are deleted (the merge never writes
 //! them): the load remembers the product ids its variants named that no product line had, so
@@ -23,15 +24,16 @@
 
 use std::collections::HashSet;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use wholesail_webhook::ShopDomain;
 
-use super::copy::{encode_live, Live, StagedCounts, HEADER, KINDS};
+use super::copy::{encode_live, Live, StagedCounts, KINDS};
 use super::digest::ProductDigests;
 use super::jsonl::Record;
+use super::key_order::{self, KeyOrdered};
 use super::merge::{self, MergeSummary};
 pub use super::scope::LoadedDigests;
 
@@ -85,7 +87,7 @@ struct Chunk {
 pub struct Direct {
     chunks: Option<mpsc::Sender<Chunk>>,
     writer: JoinHandle<Result<Written, sqlx::Error>>,
-    bufs: [BytesMut; 4],
+    bufs: [KeyOrdered; 4],
     counts: StagedCounts,
     /// Ids of the products read so far.
     products: HashSet<i64>,
@@ -133,11 +135,7 @@ pub async fn begin(
     }
     super::scope::see_marks(&mut tx, shop.as_str()).await?;
     let (chunks, rx) = mpsc::channel(IN_FLIGHT);
-    let buf = || {
-        let mut b = BytesMut::with_capacity(CHUNK + (CHUNK >> 3));
-        b.put_slice(HEADER);
-        b
-    };
+    let buf = || KeyOrdered::new(CHUNK + (CHUNK >> 3));
     Ok(Some(Direct {
         chunks: Some(chunks),
         writer: tokio::spawn(write(tx, rx)),
@@ -228,7 +226,9 @@ impl Direct {
             shop: &self.shop,
             written_by: &self.written_by,
         };
-        encode_live(record, &live, &mut self.bufs[k]);
+        self.bufs[k].push(key_order::key(record), |buf| {
+            encode_live(record, &live, buf)
+        });
         if self.bufs[k].len() >= CHUNK {
             self.send(k).await?;
         }
@@ -238,13 +238,10 @@ impl Direct {
     /// Sends kind `k`'s buffered rows, if any, as one COPY; a writer that has stopped answers
     /// with its error.
     async fn send(&mut self, k: usize) -> Result<(), DirectError> {
-        let buf = &mut self.bufs[k];
-        if buf.len() == HEADER.len() {
+        if self.bufs[k].is_empty() {
             return Ok(());
         }
-        buf.put_i16(-1);
-        let bytes = buf.split().freeze();
-        buf.put_slice(HEADER);
+        let bytes = self.bufs[k].take();
         let sent = match &self.chunks {
             Some(chunks) => chunks.send(Chunk { kind: k, bytes }).await.is_ok(),
             None => false,

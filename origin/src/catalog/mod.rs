@@ -23,6 +23,7 @@ pub mod digest;
 pub mod direct;
 pub mod driver;
 pub mod jsonl;
+mod key_order;
 pub mod marks;
 pub mod merge;
 mod run_metrics;
