@@ -17,6 +17,10 @@ const BENCHES: &[(&str, &str)] = &[
         "edge worker in workerd: ack latency and throughput vs a JavaScript worker",
     ),
     (
+        "edge-parse",
+        "one pass over an order body in wasm (V8): the edge's stripper, serde_json's and simd-json's parses vs JSON.parse",
+    ),
+    (
         "rules",
         "Shopify Function: wasm size, native µs per cart, wasm instructions per line vs the limit",
     ),
@@ -81,6 +85,7 @@ pub fn run(args: &[&str]) -> Result<()> {
         "matching" => bench_bin("matching", rest),
         "rules" => function::build_and_check().and_then(|()| bench_bin("rules", rest)),
         "edge" => edge::bench(),
+        "edge-parse" => edge::bench_parse(),
         "shopify" => shell::run(&mut cmd(
             "cargo",
             &[

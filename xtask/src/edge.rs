@@ -60,6 +60,65 @@ pub fn bench() -> Result<()> {
     )
 }
 
+/// `cargo xtask bench edge-parse`: the passes of `bench/wasm-parse` (the edge's stripper,
+/// serde_json's and simd-json's validating parses) built for wasm with SIMD and timed in V8 on
+/// 1- and 500-line orders, beside JavaScript's `JSON.parse` of the same bodies.
+pub fn bench_parse() -> Result<()> {
+    let fixtures = write_fixtures()?;
+    let out = target_dir().join("wasm-parse");
+    shell::run(
+        cmd(
+            "cargo",
+            &[
+                "build",
+                "--release",
+                "-p",
+                "wholesail-wasm-parse",
+                "--target",
+                "wasm32-unknown-unknown",
+            ],
+        )
+        .env("CARGO_TARGET_DIR", &out)
+        .env("RUSTFLAGS", "-C target-feature=+simd128")
+        .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
+    )?;
+    let wasm = out.join("wasm32-unknown-unknown/release/wholesail_wasm_parse.wasm");
+    let pkg = out.join("pkg");
+    let mut bindgen = Command::new(wasm_bindgen_bin());
+    bindgen
+        .args(["--target", "nodejs", "--out-dir"])
+        .arg(&pkg)
+        .arg(&wasm);
+    shell::run(&mut bindgen)?;
+    let glue = pkg.join("wholesail_wasm_parse_bg.wasm");
+    let mut opt = Command::new(root().join("node_modules/.bin/wasm-opt"));
+    opt.args([
+        "-O3",
+        "--enable-simd",
+        "--enable-bulk-memory",
+        "--enable-nontrapping-float-to-int",
+        "--enable-sign-ext",
+        "-o",
+    ])
+    .arg(&glue)
+    .arg(&glue);
+    shell::run(&mut opt)?;
+    let (pkg, fixtures) = (
+        pkg.to_str().context("target dir is not UTF-8")?,
+        fixtures.to_str().context("target dir is not UTF-8")?,
+    );
+    shell::run(&mut node(&[
+        "timeout",
+        "600",
+        "node",
+        "bench/wasm-parse/run.mjs",
+        pkg,
+        &format!("{fixtures}/order-1.json"),
+        &format!("{fixtures}/order-500.json"),
+    ]))
+}
+
 /// Writes the simulator's order bodies the tests and the benchmark send.
 fn write_fixtures() -> Result<PathBuf> {
     let dir = target_dir().join("edge-fixtures");
