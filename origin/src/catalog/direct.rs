@@ -9,13 +9,13 @@
 //! the runner stages as usual. Each kind's rows are encoded into a buffer of its own and, once
 //! it holds [`CHUNK`] bytes, sent in key order ([`KeyOrdered`]) as one binary `COPY … FROM
 //! STDIN` into the live table by a writer task, so parsing and PostgreSQL's inserts overlap;
-//! memory is the buffers and the
-//! chunks in flight, plus the ids of the export's products (8 bytes and change each). At the
-//! end the variants whose product is not in the export are deleted (the merge never writes
-//! them): the load remembers the product ids its variants named that no product line had, so
-//! this is one index lookup per such id, none in a consistent export. The caller then marks the
-//! run completed in the same transaction ([`Loaded`]). Readers see nothing until it commits;
-//! the export's digests are stored after it ([`store_digests`]).
+//! memory is the buffers and the chunks in flight, plus the ids of the export's products (8
+//! bytes and change each). At the end the variants whose product is not in the export are
+//! deleted (the merge never writes them): the load remembers the product ids its variants
+//! named that no product line had, so this is one index lookup per such id, none in a
+//! consistent export. The caller then marks the run completed in the same transaction
+//! ([`Loaded`]). Readers see nothing until it commits; the export's digests are stored after it
+//! ([`store_digests`]).
 //!
 //! A webhook committing a row under one of the export's keys makes a COPY fail with a unique
 //! violation (one still in flight makes it wait): the runner then imports the file again
