@@ -69,6 +69,7 @@ pub const METRICS: &[Metric] = &[
     counter("wholesail_http_shed_total", &[], "Requests refused with 503 because the HTTP concurrency limit was reached."),
     counter("wholesail_intake_signatures_total", &["version"], "Edge envelopes accepted, by signature version (v1, v2)."),
     counter("wholesail_intake_events_total", &["source", "result"], "Webhooks received, by route and result: accepted, duplicate, quarantined, dead_letter, rejected."),
+    counter("wholesail_intake_wakeups_total", &["result"], "NOTIFYs intake sent to wake the workers (coalesced: at most one per 5 ms), by result: sent, failed (the rows wait for the workers' poll)."),
     gauge("wholesail_inbox_depth", &["status"], "Inbox rows by status (pending, processing, dead, quarantined), read at scrape time."),
     gauge("wholesail_inbox_lag_seconds", &[], "How long the oldest due pending inbox row has waited."),
     counter("wholesail_inbox_purged_total", &["reason"], "Inbox rows deleted: retention or redacted_shop."),

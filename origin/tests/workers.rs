@@ -502,6 +502,7 @@ async fn health_and_metrics_report_the_inbox(pool: PgPool) {
         "wholesail_inbox_depth{status=\"pending\"} 0",
         "wholesail_inbox_lag_seconds",
         "wholesail_intake_events_total{source=\"edge\",result=\"accepted\"} 5",
+        "wholesail_intake_wakeups_total{result=\"sent\"}",
         "wholesail_handler_duration_seconds_bucket",
         "wholesail_processing_lag_seconds_count 5",
         "wholesail_event_attempts_bucket",

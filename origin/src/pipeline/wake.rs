@@ -32,11 +32,7 @@ impl Wake {
     pub fn start(pool: PgPool) -> Wake {
         Self::start_with(INTERVAL, move || {
             let pool = pool.clone();
-            async move {
-                if let Err(e) = inbox::notify(&pool).await {
-                    tracing::warn!(error = %e, "waking the workers failed: they find the rows on their next poll");
-                }
-            }
+            async move { notify(&pool).await }
         })
     }
 
@@ -63,6 +59,18 @@ impl Wake {
         // the process's shutdown.
         let _ = self.asked.try_send(());
     }
+}
+
+/// One `NOTIFY`, counted in `wholesail_intake_wakeups_total` by result; a failure is logged.
+async fn notify(pool: &PgPool) {
+    let result = match inbox::notify(pool).await {
+        Ok(()) => "sent",
+        Err(e) => {
+            tracing::warn!(error = %e, "waking the workers failed: they find the rows on their next poll");
+            "failed"
+        }
+    };
+    metrics::counter!("wholesail_intake_wakeups_total", "result" => result).increment(1);
 }
 
 #[cfg(test)]
@@ -142,5 +150,38 @@ mod tests {
             (90..=102).contains(&n),
             "{n} NOTIFYs for 2,000 wake-ups over 100 intervals"
         );
+    }
+
+    /// The wake-ups counted by `notify` through `pool`, as a scrape renders them.
+    fn counted_notifies(pool_url: &str, times: usize) -> String {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let scrape = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .acquire_timeout(Duration::from_millis(200))
+                    .connect_lazy(pool_url)
+                    .unwrap();
+                for _ in 0..times {
+                    notify(&pool).await;
+                }
+            })
+        });
+        scrape.render()
+    }
+
+    #[test]
+    fn a_wake_up_that_fails_is_counted_as_failed() {
+        // Nothing listens on port 1: every NOTIFY fails to get a connection.
+        let scrape = counted_notifies("postgres://wholesail@127.0.0.1:1/none", 2);
+        assert!(
+            scrape.contains("wholesail_intake_wakeups_total{result=\"failed\"} 2"),
+            "{scrape}"
+        );
+        assert!(!scrape.contains("result=\"sent\""), "{scrape}");
     }
 }
