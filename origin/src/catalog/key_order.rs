@@ -5,10 +5,10 @@
 //! of key order. PostgreSQL inserts a key above every other one on the rightmost leaf without
 //! descending the B-tree, and splits that leaf leaving it fillfactor-full; any other insert
 //! descends from the root and splits pages in half. Loading the benchmark's 1M-variant rows in
-//! export order took 1.31× as long as in key order and left the indexes 1.34× as large; sorted
-//! chunk by chunk (one COPY's rows each) 1.04× (`BENCHMARKS.md`, #17 session 19). So each
-//! chunk's rows are sorted by key before they are sent; a chunk already in order is sent as it
-//! was written.
+//! export order took 1.31–1.39× as long as in key order and left the indexes 1.34× as large;
+//! sorted chunk by chunk (one COPY's rows each) 1.03–1.05× (`BENCHMARKS.md`, #17 session 19).
+//! So each chunk's rows are sorted by key before they are sent; a chunk already in order is
+//! sent as it was written.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
